@@ -1,0 +1,63 @@
+# relion-qsub: developer and site targets. `make demo` and `make test` are the two commands a newcomer needs;
+# both install what they need (Debian packages via apt-get when run as root, Python packages via pip).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TESTBED := testbed/testbed
+PYTEST_ARGS ?=
+
+.PHONY: all deps install test test-fast lint format testbed-up testbed-down testbed-status testbed-logs demo bench clean
+
+all: install
+
+# Debian packages: Slurm, munge, PMIx, OpenMPI, RELION, Lmod. Idempotent and quick when all are present.
+deps:
+	$(TESTBED) deps
+
+# The development venv with an editable install and the dev tools.
+install: deps $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+testbed-up: deps
+	$(TESTBED) up
+
+testbed-down:
+	$(TESTBED) down
+
+testbed-status:
+	$(TESTBED) status
+
+testbed-logs:
+	$(TESTBED) logs
+
+# All tests, real cluster included: a real-cluster test that cannot reach the testbed fails instead of skipping.
+test: install testbed-up
+	source <($(TESTBED) env) && RELION_QSUB_REQUIRE_SLURM=1 $(BIN)/pytest $(PYTEST_ARGS)
+
+# Pure tests only (no cluster): quick feedback while editing.
+test-fast: install
+	$(BIN)/pytest -m 'not slurm' $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check relion_qsub tests
+	$(BIN)/ruff format --check relion_qsub tests
+	$(BIN)/mypy
+
+format: install
+	$(BIN)/ruff format relion_qsub tests
+	$(BIN)/ruff check --fix relion_qsub tests
+
+demo: install testbed-up
+	source <($(TESTBED) env) && PATH="$(CURDIR)/bin:$$PATH" demo/run
+
+bench: install
+	$(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

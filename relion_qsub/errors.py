@@ -1,0 +1,75 @@
+"""One exception hierarchy; each class carries the sysexits(3) code the CLI exits with.
+
+Messages are one sentence that names the input and the fix. Causes are chained with ``raise ... from``
+so that ``-v`` shows the whole story while the default output stays one line.
+"""
+
+from __future__ import annotations
+
+# sysexits.h values; python's os.EX_* exist only on Unix and not on every build, so spell them out.
+EX_OK = 0
+EX_USAGE = 64  # command line usage error
+EX_DATAERR = 65  # input data was incorrect (the script)
+EX_NOINPUT = 66  # input file missing or unreadable
+EX_UNAVAILABLE = 69  # a service (sbatch, slurmctld) is unavailable
+EX_SOFTWARE = 70  # internal error: a bug in relion-qsub
+EX_OSERR = 71  # system error (fork failed, ...)
+EX_CANTCREAT = 73  # cannot create an output file
+EX_IOERR = 74  # input/output error
+EX_TEMPFAIL = 75  # temporary failure; the user may retry
+EX_CONFIG = 78  # configuration error (the site profile)
+
+
+class RelionQsubError(Exception):
+    """Base of every error relion-qsub reports to a user."""
+
+    exit_code: int = EX_SOFTWARE
+
+
+class UsageError(RelionQsubError):
+    exit_code = EX_USAGE
+
+
+class ScriptError(RelionQsubError):
+    """The submission script cannot be submitted as it is (and no rule can repair it)."""
+
+    exit_code = EX_DATAERR
+
+
+class InputError(RelionQsubError):
+    exit_code = EX_NOINPUT
+
+
+class ProfileError(RelionQsubError):
+    """The site profile is malformed: names the file, the key and what is expected."""
+
+    exit_code = EX_CONFIG
+
+
+class CommandError(RelionQsubError):
+    """An external command (sbatch, squeue, srun) failed or could not be run."""
+
+    exit_code = EX_UNAVAILABLE
+
+    def __init__(self, message: str, *, returncode: int | None = None, stderr: str = "") -> None:
+        super().__init__(message)
+        self.returncode = returncode
+        self.stderr = stderr
+
+
+class CommandTimeout(CommandError):
+    """The command did not answer in time. For sbatch the job may nevertheless exist."""
+
+    exit_code = EX_TEMPFAIL
+
+
+class TransientError(CommandError):
+    """A failure that is listed as retryable (controller timeouts and the like)."""
+
+    exit_code = EX_TEMPFAIL
+
+
+class LayoutError(RelionQsubError):
+    """The job's Slurm environment does not describe a layout relion-launch can run."""
+
+    exit_code = EX_DATAERR
