@@ -1,0 +1,282 @@
+"""The sbatch option table and a getopt_long-faithful option parser.
+
+sbatch parses every ``#SBATCH`` line with getopt_long(3) over the same table as its command line
+(src/sbatch/opt.c, src/common/slurm_opt.c), so this module mirrors getopt_long rather than argparse:
+  * a long option matches exactly, or by an unambiguous prefix (``--part=gpu`` is ``--partition``);
+  * a required argument is attached (``--time=1:00``) or the next word (``--time 1:00``);
+  * an optional argument is only ever attached (``--exclusive=user``; ``--exclusive user`` is an error);
+  * short options cluster (``-HQ``) and take attached or next-word arguments (``-N2``, ``-N 2``).
+Options are identified by name after this lookup, never by substring matching of the raw text.
+
+The table is sbatch(1) of Slurm 22.05; ``tests/test_options_cluster.py`` checks every entry against the real sbatch.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+
+class Arg(enum.Enum):
+    NONE = 0
+    REQUIRED = 1
+    OPTIONAL = 2
+
+
+NONE, REQUIRED, OPTIONAL = Arg.NONE, Arg.REQUIRED, Arg.OPTIONAL
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str
+    short: str | None
+    arg: Arg
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("account", 'A', REQUIRED),
+    Option("acctg-freq", None, REQUIRED),
+    Option("array", 'a', REQUIRED),
+    Option("batch", None, REQUIRED),
+    Option("bb", None, REQUIRED),
+    Option("bbf", None, REQUIRED),
+    Option("begin", 'b', REQUIRED),
+    Option("chdir", 'D', REQUIRED),
+    Option("cluster-constraint", None, REQUIRED),
+    Option("clusters", 'M', REQUIRED),
+    Option("comment", None, REQUIRED),
+    Option("constraint", 'C', REQUIRED),
+    Option("container", None, REQUIRED),
+    Option("contiguous", None, NONE),
+    Option("core-spec", 'S', REQUIRED),
+    Option("cores-per-socket", None, REQUIRED),
+    Option("cpu-freq", None, REQUIRED),
+    Option("cpus-per-gpu", None, REQUIRED),
+    Option("cpus-per-task", 'c', REQUIRED),
+    Option("deadline", None, REQUIRED),
+    Option("delay-boot", None, REQUIRED),
+    Option("dependency", 'd', REQUIRED),
+    Option("distribution", 'm', REQUIRED),
+    Option("error", 'e', REQUIRED),
+    Option("exclude", 'x', REQUIRED),
+    Option("exclusive", None, OPTIONAL),
+    Option("export", None, REQUIRED),
+    Option("export-file", None, REQUIRED),
+    Option("extra-node-info", 'B', REQUIRED),
+    Option("get-user-env", None, OPTIONAL),
+    Option("gid", None, REQUIRED),
+    Option("gpu-bind", None, REQUIRED),
+    Option("gpu-freq", None, REQUIRED),
+    Option("gpus", 'G', REQUIRED),
+    Option("gpus-per-node", None, REQUIRED),
+    Option("gpus-per-socket", None, REQUIRED),
+    Option("gpus-per-task", None, REQUIRED),
+    Option("gres", None, REQUIRED),
+    Option("gres-flags", None, REQUIRED),
+    Option("help", 'h', NONE),
+    Option("hint", None, REQUIRED),
+    Option("hold", 'H', NONE),
+    Option("ignore-pbs", None, NONE),
+    Option("input", 'i', REQUIRED),
+    Option("job-name", 'J', REQUIRED),
+    Option("kill-on-invalid-dep", None, REQUIRED),
+    Option("licenses", 'L', REQUIRED),
+    Option("mail-type", None, REQUIRED),
+    Option("mail-user", None, REQUIRED),
+    Option("mcs-label", None, REQUIRED),
+    Option("mem", None, REQUIRED),
+    Option("mem-bind", None, REQUIRED),
+    Option("mem-per-cpu", None, REQUIRED),
+    Option("mem-per-gpu", None, REQUIRED),
+    Option("mincpus", None, REQUIRED),
+    Option("network", None, REQUIRED),
+    Option("nice", None, OPTIONAL),
+    Option("no-kill", 'k', OPTIONAL),
+    Option("no-requeue", None, NONE),
+    Option("nodefile", 'F', REQUIRED),
+    Option("nodelist", 'w', REQUIRED),
+    Option("nodes", 'N', REQUIRED),
+    Option("ntasks", 'n', REQUIRED),
+    Option("ntasks-per-core", None, REQUIRED),
+    Option("ntasks-per-gpu", None, REQUIRED),
+    Option("ntasks-per-node", None, REQUIRED),
+    Option("ntasks-per-socket", None, REQUIRED),
+    Option("open-mode", None, REQUIRED),
+    Option("output", 'o', REQUIRED),
+    Option("overcommit", 'O', NONE),
+    Option("oversubscribe", 's', NONE),
+    Option("parsable", None, NONE),
+    Option("partition", 'p', REQUIRED),
+    Option("power", None, REQUIRED),
+    Option("prefer", None, REQUIRED),
+    Option("priority", None, REQUIRED),
+    Option("profile", None, REQUIRED),
+    Option("propagate", None, OPTIONAL),
+    Option("qos", 'q', REQUIRED),
+    Option("quiet", 'Q', NONE),
+    Option("reboot", None, NONE),
+    Option("requeue", None, NONE),
+    Option("reservation", None, REQUIRED),
+    Option("signal", None, REQUIRED),
+    Option("sockets-per-node", None, REQUIRED),
+    Option("spread-job", None, NONE),
+    Option("switches", None, REQUIRED),
+    Option("test-only", None, NONE),
+    Option("thread-spec", None, REQUIRED),
+    Option("threads-per-core", None, REQUIRED),
+    Option("time", 't', REQUIRED),
+    Option("time-min", None, REQUIRED),
+    Option("tmp", None, REQUIRED),
+    Option("uid", None, REQUIRED),
+    Option("usage", None, NONE),
+    Option("use-min-nodes", None, NONE),
+    Option("verbose", 'v', NONE),
+    Option("version", 'V', NONE),
+    Option("wait", 'W', NONE),
+    Option("wait-all-nodes", None, REQUIRED),
+    Option("wckey", None, REQUIRED),
+    Option("wrap", None, REQUIRED),
+)
+
+BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
+BY_SHORT: dict[str, Option] = {o.short: o for o in OPTIONS if o.short}
+
+
+class Lookup(enum.Enum):
+    EXACT = "exact"
+    PREFIX = "prefix"
+    AMBIGUOUS = "ambiguous"
+    UNKNOWN = "unknown"
+
+
+def lookup_long(name: str) -> tuple[Lookup, tuple[Option, ...]]:
+    """Resolve a long option name (without ``--``) the way getopt_long does."""
+    exact = BY_NAME.get(name)
+    if exact is not None:
+        return Lookup.EXACT, (exact,)
+    matches = tuple(o for o in OPTIONS if o.name.startswith(name)) if name else ()
+    if len(matches) == 1:
+        return Lookup.PREFIX, matches
+    if matches:
+        return Lookup.AMBIGUOUS, matches
+    return Lookup.UNKNOWN, ()
+
+
+def edit_distance(a: str, b: str) -> int:
+    """Optimal-string-alignment distance: insertions, deletions, substitutions and adjacent swaps cost 1."""
+    previous2: list[int] = []
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        current = [i] + [0] * len(b)
+        for j, cb in enumerate(b, 1):
+            cost = 0 if ca == cb else 1
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                current[j] = min(current[j], previous2[j - 2] + 1)
+        previous2, previous = previous, current
+    return previous[-1]
+
+
+def nearest(name: str, limit: int = 3, names: Iterable[str] | None = None) -> list[tuple[int, str]]:
+    """The option names closest to ``name``, as (distance, name), closest first, at most ``limit``."""
+    pool = names if names is not None else BY_NAME
+    ranked = sorted((edit_distance(name, candidate), candidate) for candidate in pool)
+    return ranked[:limit]
+
+
+def unique_correction(name: str, max_distance: int) -> Option | None:
+    """The one option within ``max_distance`` edits of ``name``, or None if there are none or several."""
+    close = [candidate for distance, candidate in nearest(name, limit=3) if distance <= max_distance]
+    return BY_NAME[close[0]] if len(close) == 1 else None
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """One option as written in a directive.
+
+    ``option`` is None when sbatch would reject the word: an unknown or ambiguous option, or a stray
+    non-option word. ``spelled`` keeps the user's text (``--exlusive``, ``-N``, ``--part``) for messages.
+    """
+
+    spelled: str
+    option: Option | None
+    value: str | None = None
+    problem: str | None = None  # why sbatch would reject it (None when it is fine)
+    guess: Option | None = None  # for an unknown option: the unique near option, if any
+
+    @property
+    def name(self) -> str | None:
+        return self.option.name if self.option else None
+
+
+def _parse_long(word: str, rest: list[str], max_distance: int) -> Parsed:
+    body = word[2:]
+    name, eq, attached = body.partition("=")
+    value = attached if eq else None
+    word = "--" + name
+    kind, matches = lookup_long(name)
+    if kind is Lookup.AMBIGUOUS:
+        shown = ", ".join("--" + o.name for o in matches[:4])
+        return Parsed(word, None, value, f"option '--{name}' is ambiguous (could be {shown})")
+    if kind is Lookup.UNKNOWN:
+        guess = unique_correction(name, max_distance)
+        # A misspelt option that takes an argument swallows the next word as getopt would have, had it been
+        # spelt right; otherwise "--constrain x2695" would leave "x2695" behind as a stray word.
+        if guess is not None and value is None and guess.arg is REQUIRED and rest and not rest[0].startswith("-"):
+            value = rest.pop(0)
+        return Parsed(word, None, value, f"unrecognized option '--{name}'", guess)
+    option = matches[0]
+    if option.arg is NONE and value is not None:
+        return Parsed(word, option, value, f"option '--{option.name}' doesn't allow an argument")
+    if option.arg is REQUIRED and value is None:
+        if not rest:
+            return Parsed(word, option, None, f"option '--{option.name}' requires an argument")
+        value = rest.pop(0)
+    return Parsed(word, option, value)
+
+
+def _parse_short_cluster(word: str, rest: list[str]) -> list[Parsed]:
+    out: list[Parsed] = []
+    i = 1
+    while i < len(word):
+        letter = word[i]
+        option = BY_SHORT.get(letter)
+        if option is None:
+            out.append(Parsed("-" + letter, None, None, f"invalid option -- '{letter}'"))
+            i += 1
+            continue
+        tail = word[i + 1 :]
+        if option.arg is NONE:
+            out.append(Parsed("-" + letter, option))
+            i += 1
+            continue
+        if tail:
+            out.append(Parsed("-" + letter, option, tail))
+        elif option.arg is REQUIRED:
+            if rest:
+                out.append(Parsed("-" + letter, option, rest.pop(0)))
+            else:
+                out.append(Parsed("-" + letter, option, None, f"option requires an argument -- '{letter}'"))
+        else:
+            out.append(Parsed("-" + letter, option))
+        break
+    return out
+
+
+def parse_words(words: Sequence[str], max_distance: int = 2) -> list[Parsed]:
+    """Parse the words of one directive line (or a command line) into options, in order."""
+    rest = list(words)
+    out: list[Parsed] = []
+    while rest:
+        word = rest.pop(0)
+        if word == "--":
+            out.extend(Parsed(w, None, None, f"Invalid directive found in batch script: {w}") for w in rest)
+            break
+        if word.startswith("--"):
+            out.append(_parse_long(word, rest, max_distance))
+        elif word.startswith("-") and word != "-":
+            out.extend(_parse_short_cluster(word, rest))
+        else:
+            out.append(Parsed(word, None, None, f"Invalid directive found in batch script: {word}"))
+    return out
