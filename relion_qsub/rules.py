@@ -1,0 +1,592 @@
+"""Normalisation rules: small pure functions from a script to a script plus the changes they made.
+
+Each rule has a name and a one-line reason, both shown to the user with every change it reports. What a rule does
+when it fires is the site's policy (``site.Site.action``): "fix" repairs and says so, "warn" repairs where a repair
+exists (and otherwise only says so), "error" refuses the script with the fix in one sentence, "off" does nothing.
+Rules are idempotent: normalising a normalised script changes nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+
+from .options import BY_NAME, REQUIRED, Parsed, nearest, parse_words
+from .parse import Kind, Line, Script, directive_line, lookalikes
+from .site import Site
+
+FIXED, WARNING, ERROR = "fixed", "warning", "error"
+
+# RELION's placeholders (RelionJob::saveJobSubmissionScript); an XXXextraNXXX whose RELION_QSUB_EXTRAn is unset
+# stays in the script literally.
+PLACEHOLDER = re.compile(
+    r"XXX(?:mpinodes|threads|cores|dedicated|nodes|name|errfile|outfile|queue|command|extra\d+)XXX"
+)
+MEMORY = ("mem", "mem-per-cpu", "mem-per-gpu")
+# relion_refine(_mpi) is the only RELION program that takes --scratch_dir (RELION 3.1-5.0).
+REFINE = re.compile(r"(?:(?<=^)|(?<=[\s`/]))relion_refine(?:_mpi)?(?=[\s`;]|$)`?")
+
+
+@dataclass(frozen=True)
+class Change:
+    rule: str
+    action: str  # FIXED, WARNING or ERROR
+    line: int  # line number in the original script; 0 when it concerns the whole script
+    message: str
+    reason: str
+
+    def __str__(self) -> str:
+        where = f"line {self.line}: " if self.line else ""
+        return f"{self.action}: {where}{self.message} [{self.rule}: {self.reason}]"
+
+
+@dataclass(frozen=True)
+class Context:
+    site: Site
+    cli_options: tuple[Parsed, ...] = ()  # sbatch options given on relion-qsub's command line: they win
+
+    def cli_value(self, name: str) -> str | None:
+        found = [p.value for p in self.cli_options if p.name == name]
+        return found[-1] if found else None
+
+    def cli_has(self, name: str) -> bool:
+        return any(p.name == name for p in self.cli_options)
+
+
+@dataclass
+class Report:
+    """What one rule found, written against its policy."""
+
+    rule: str
+    reason: str
+    action: str
+    changes: list[Change] = field(default_factory=list)
+
+    def fixed(self, line: int, message: str) -> None:
+        self.changes.append(Change(self.rule, WARNING if self.action == "warn" else FIXED, line, message, self.reason))
+
+    def problem(self, line: int, message: str) -> None:
+        """A finding with no repair: an error or a warning, as the policy says."""
+        self.changes.append(Change(self.rule, ERROR if self.action == "error" else WARNING, line, message, self.reason))
+
+    @property
+    def repairs(self) -> bool:
+        return self.action in ("fix", "warn")
+
+
+RuleFunc = Callable[[Script, Context, Report], Script]
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    check: str  # the site policy key
+    reason: str
+    func: RuleFunc
+
+
+RULES: list[Rule] = []
+
+
+def rule(name: str, check: str, reason: str) -> Callable[[RuleFunc], RuleFunc]:
+    def register(func: RuleFunc) -> RuleFunc:
+        RULES.append(Rule(name, check, reason, func))
+        return func
+
+    return register
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+
+def _rewrite(script: Script, visit: Callable[[Line, Parsed], list[Parsed] | None]) -> Script:
+    """Apply ``visit`` to each directive option; it returns None to keep it or the options to put instead.
+
+    A directive left with no option disappears (its trailing comment, if any, stays as a comment line).
+    """
+    lines: list[Line] = []
+    for line in script.lines:
+        if line.kind is not Kind.DIRECTIVE:
+            lines.append(line)
+            continue
+        kept: list[Parsed] = []
+        touched = False
+        for parsed in line.options:
+            result = visit(line, parsed)
+            if result is None:
+                kept.append(parsed)
+            else:
+                kept.extend(result)
+                touched = True
+        if not touched:
+            lines.append(line)
+        elif kept:
+            lines.append(line.with_options(kept))
+        elif line.comment:
+            lines.append(replace(line, kind=Kind.COMMENT, text=line.comment, options=()))
+    return script.replace_lines(lines)
+
+
+def _append_directive(script: Script, options: Sequence[Parsed]) -> Script:
+    """Add a directive after the last one (or after the shebang): sbatch reads only the leading block."""
+    lines = list(script.lines)
+    last = max((i for i, _ in script.directives()), default=0 if lines and lines[0].kind is Kind.SHEBANG else -1)
+    lines.insert(last + 1, directive_line(options))
+    return script.replace_lines(lines)
+
+
+def _option(name: str, value: str | None) -> Parsed:
+    return Parsed(f"--{name}", BY_NAME[name], value)
+
+
+def effective(script: Script, ctx: Context, name: str) -> str | None:
+    """The value sbatch will use for ``name``: the command line wins over the script, the last directive wins."""
+    if ctx.cli_has(name):
+        return ctx.cli_value(name)
+    return script.last(name)
+
+
+def present(script: Script, ctx: Context, name: str) -> bool:
+    return ctx.cli_has(name) or script.has(name)
+
+
+def _int(value: str | None) -> int | None:
+    """An integer option value; a node range "2-4" counts as its minimum."""
+    if value is None:
+        return None
+    match = re.match(r"\s*(\d+)", value)
+    return int(match.group(1)) if match else None
+
+
+@dataclass(frozen=True)
+class Gres:
+    name: str
+    type: str | None
+    count: int | None
+    text: str
+
+    @classmethod
+    def parse(cls, text: str) -> Gres:
+        # --gres=name[[:type]:count]; a count may carry a K/M/G suffix, which we keep verbatim.
+        parts = text.split(":")
+        count = int(parts[-1]) if len(parts) > 1 and parts[-1].isdigit() else None
+        if count is not None:
+            parts = parts[:-1]
+        return cls(parts[0], parts[1] if len(parts) > 1 else None, count, text)
+
+    def render(self) -> str:
+        return ":".join([self.name, *([self.type] if self.type else []), *([str(self.count)] if self.count else [])])
+
+
+def gres_entries(script: Script, ctx: Context) -> list[Gres]:
+    value = effective(script, ctx, "gres")
+    if not value or value == "none":
+        return []
+    return [Gres.parse(item) for item in value.split(",") if item]
+
+
+def _body_lines(script: Script) -> Iterable[tuple[int, Line]]:
+    for index in range(script.body_start, len(script.lines)):
+        yield index, script.lines[index]
+
+
+def _set_body_line(script: Script, index: int, text: str) -> Script:
+    lines = list(script.lines)
+    lines[index] = replace(lines[index], text=text)
+    return script.replace_lines(lines)
+
+
+# ---------------------------------------------------------------------------------------------- rules
+
+
+@rule("ignored-directive", "ignored_directive", "sbatch reads #SBATCH only at column 0, before the first command")
+def ignored_directives(script: Script, ctx: Context, report: Report) -> Script:
+    for line in lookalikes(script):
+        where = "after the first command" if line.kind is Kind.BODY else "not written exactly '#SBATCH' at column 0"
+        report.problem(line.number, f"{line.text.strip()!r} is {where}, so sbatch ignores it; move it into the "
+                       "directive block at the top")
+    return script
+
+
+@rule("unfilled-placeholder", "unfilled_placeholder",
+      "RELION leaves XXXextraNXXX in the script when RELION_QSUB_EXTRAn is not set")
+def unfilled_directives(script: Script, ctx: Context, report: Report) -> Script:
+    def visit(line: Line, parsed: Parsed) -> list[Parsed] | None:
+        text = parsed.spelled + (parsed.value or "")
+        match = PLACEHOLDER.search(text)
+        if match is None:
+            return None
+        if report.repairs:
+            report.fixed(line.number, f"dropped {text!r}: RELION did not fill {match.group()} "
+                         f"(set RELION_QSUB_{match.group()[3:-3].upper()} in RELION's environment to use it)")
+            return []
+        report.problem(line.number, f"RELION did not fill {match.group()} in {text!r}")
+        return None
+
+    return _rewrite(script, visit)
+
+
+@rule("empty-directive", "empty_directive", "an option with no value makes sbatch fail (e.g. --gres= is an "
+      "invalid TRES specification, relion issue 877)")
+def empty_directives(script: Script, ctx: Context, report: Report) -> Script:
+    def visit(line: Line, parsed: Parsed) -> list[Parsed] | None:
+        if parsed.option is None or parsed.option.arg is not REQUIRED or parsed.value is None:
+            return None
+        if parsed.value.strip():
+            return None
+        report.fixed(line.number, f"dropped the empty '--{parsed.option.name}=' (the GUI field was left empty)")
+        return []
+
+    out = _rewrite(script, visit)
+    bare = [line for _, line in out.directives() if not line.options and not line.comment]
+    if bare and report.repairs:
+        # sbatch itself ignores a bare "#SBATCH"; drop them so that the script says only what it means.
+        for line in bare:
+            report.fixed(line.number, "dropped an empty '#SBATCH' line (the GUI field was left empty)")
+        out = out.replace_lines([line for line in out.lines if all(line is not b for b in bare)])
+    return out
+
+
+@rule("typo", "typo", "sbatch stops at the first unknown option ('unrecognized option')")
+def typos(script: Script, ctx: Context, report: Report) -> Script:
+    def visit(line: Line, parsed: Parsed) -> list[Parsed] | None:
+        if parsed.problem is None:
+            return None
+        if parsed.guess is not None and report.repairs:
+            report.fixed(line.number, f"'{parsed.spelled}' is not an sbatch option; read it as '--{parsed.guess.name}'")
+            return [Parsed(f"--{parsed.guess.name}", parsed.guess, parsed.value)]
+        hint = ""
+        if parsed.spelled.startswith("--") and parsed.option is None and "ambiguous" not in parsed.problem:
+            close = [f"--{name}" for _, name in nearest(parsed.spelled[2:], 3)]
+            hint = f"; did you mean {' or '.join(close)}?"
+        elif "requires an argument" in parsed.problem:
+            hint = "; give it a value or remove it"
+        elif parsed.spelled and not parsed.spelled.startswith("-"):
+            hint = "; every word in an SBATCH Directives box must be an option (--name=value)"
+        report.changes.append(Change(report.rule, ERROR, line.number, f"{parsed.problem}{hint}", report.reason))
+        return None
+
+    return _rewrite(script, visit)
+
+
+_EMPTY_FLAG = re.compile(r"(?<!\S)--[A-Za-z][\w-]*=(?=\s|$)")
+_UNFILLED_FLAG = re.compile(r"(?<!\S)--[A-Za-z][\w-]*=\S*XXX\w+XXX\S*(?=\s|$)")
+
+
+@rule("launcher-options", "empty_directive", "the launcher line repeats GUI fields (--mem-per-cpu=XXXextra2XXX): "
+      "an empty or unfilled value makes srun fail")
+def launcher_options(script: Script, ctx: Context, report: Report) -> Script:
+    launchers = (*ctx.site.launchers, "srun")
+    for index, line in _body_lines(script):
+        if not any(word in line.text for word in launchers):
+            continue
+        text = line.text
+        for pattern in (_EMPTY_FLAG, _UNFILLED_FLAG):
+            for match in pattern.finditer(text):
+                report.fixed(line.number, f"removed {match.group()!r} from the launcher line (no value)")
+            text = pattern.sub("", text)
+        if text != line.text:
+            script = _set_body_line(script, index, re.sub(r"(?<=\S)  +(?=\S)", " ", text))
+    return script
+
+
+@rule("body-placeholder", "unfilled_placeholder", "a command with RELION's XXX...XXX left in cannot run")
+def body_placeholders(script: Script, ctx: Context, report: Report) -> Script:
+    for _, line in _body_lines(script):
+        match = PLACEHOLDER.search(line.text)
+        if match:
+            name = match.group()[3:-3]
+            fix = (f"set RELION_QSUB_{name.upper()} in RELION's environment (module load relion-qsub) or remove it "
+                   "from the template") if name.startswith("extra") else "the template is not one RELION filled"
+            report.changes.append(Change(report.rule, ERROR, line.number,
+                                         f"{match.group()} is unfilled in a command: {fix}", report.reason))
+    return script
+
+
+@rule("memory", "memory_conflict", "Slurm refuses --mem together with --mem-per-cpu or --mem-per-gpu")
+def memory(script: Script, ctx: Context, report: Report) -> Script:
+    cli = [name for name in MEMORY if ctx.cli_has(name)]
+    if cli:
+        # Memory options are checked together (sbatch: "--mem, --mem-per-cpu, and --mem-per-gpu are mutually
+        # exclusive"), so a command-line one must replace, not override, the script's.
+        def drop_all(line: Line, parsed: Parsed) -> list[Parsed] | None:
+            if parsed.name not in MEMORY:
+                return None
+            report.fixed(line.number, f"dropped --{parsed.name}={parsed.value}: --{cli[-1]} is given on the command line")
+            return []
+
+        return _rewrite(script, drop_all)
+    has = {name: script.has(name) for name in MEMORY}
+    drop: set[str] = set()
+    if has["mem"] and (has["mem-per-cpu"] or has["mem-per-gpu"]):
+        drop.add("mem")
+    if has["mem-per-cpu"] and has["mem-per-gpu"]:
+        drop.add("mem-per-gpu")  # RELION's "Memory Per Thread" is --mem-per-cpu: keep the GUI's value
+    if not drop:
+        return script
+    kept = "--mem-per-cpu" if has["mem-per-cpu"] else "--mem-per-gpu"
+
+    def visit(line: Line, parsed: Parsed) -> list[Parsed] | None:
+        if parsed.name not in drop:
+            return None
+        report.fixed(line.number, f"dropped --{parsed.name}={parsed.value}: {kept} is set")
+        return []
+
+    return _rewrite(script, visit)
+
+
+@rule("gres", "duplicate_gres", "with several --gres sbatch keeps only the last, silently losing the others")
+def merge_gres(script: Script, ctx: Context, report: Report) -> Script:
+    found = [(index, parsed) for index, _, parsed in script.options() if parsed.name == "gres"]
+    if len(found) < 2 and not any("," in (p.value or "") and _has_duplicates(p.value or "") for _, p in found):
+        return script
+    merged: dict[tuple[str, str | None], Gres] = {}
+    for _, parsed in found:
+        for item in (parsed.value or "").split(","):
+            if not item or item == "none":
+                continue
+            gres = Gres.parse(item)
+            key = (gres.name, gres.type)
+            old = merged.get(key)
+            if old is not None and old.count != gres.count:
+                keep = gres if (gres.count or 0) > (old.count or 0) else old
+                report.fixed(0, f"--gres asks for {old.text} and {gres.text}; keeping the larger, {keep.text}")
+                gres = keep
+            merged[key] = gres
+    # "gpu:4" next to "gpu:p100:4": the typed request says more; keep it.
+    for (name, kind) in list(merged):
+        if kind is None and any(n == name and t is not None for n, t in merged):
+            report.fixed(0, f"dropped untyped {merged[(name, None)].text}: a typed {name} request is also given")
+            del merged[(name, None)]
+    value = ",".join(g.render() for g in merged.values())
+    if len(found) > 1:
+        report.fixed(found[0][1].option and script.lines[found[0][0]].number or 0,
+                     f"merged {len(found)} --gres directives into --gres={value}")
+    first = found[0][1]
+
+    def visit(line: Line, parsed: Parsed) -> list[Parsed] | None:
+        if parsed.name != "gres":
+            return None
+        return [_option("gres", value)] if parsed is first else []
+
+    return _rewrite(script, visit)
+
+
+def _has_duplicates(value: str) -> bool:
+    keys = [(g.name, g.type) for g in map(Gres.parse, filter(None, value.split(",")))]
+    names_typed = {g[0] for g in keys if g[1] is not None}
+    return len(keys) != len(set(keys)) or any(t is None and n in names_typed for n, t in keys)
+
+
+def _set_gres(script: Script, entries: Sequence[Gres]) -> Script:
+    value = ",".join(g.render() for g in entries)
+    if not script.has("gres"):
+        return _append_directive(script, [_option("gres", value)])
+    done = False
+
+    def visit(line: Line, parsed: Parsed) -> list[Parsed] | None:
+        nonlocal done
+        if parsed.name != "gres":
+            return None
+        if done:
+            return []
+        done = True
+        return [_option("gres", value)]
+
+    return _rewrite(script, visit)
+
+
+_SCRATCH_ARG = re.compile(r"(?<!\S)--scratch_dir(?:=|\s+)(\"[^\"]*\"|'[^']*'|\S+)")
+
+
+@rule("scratch", "scratch_inject", "relion_refine copies particles to --scratch_dir; without it every rank reads "
+      "the shared filesystem (and a scratch path without the job id is shared by jobs on a node, relion issue 455)")
+def scratch(script: Script, ctx: Context, report: Report) -> Script:
+    site = ctx.site.scratch
+    entries = gres_entries(script, ctx)
+    has_gres = any(g.name == site.gres for g in entries)
+    for index, line in _body_lines(script):
+        match = REFINE.search(line.text)
+        if match is None:
+            continue
+        if "--preread_images" in line.text.split():
+            if _SCRATCH_ARG.search(line.text):
+                report.problem(line.number, "--scratch_dir is ignored with --preread_images (RELION reads the "
+                               "particles into memory instead)")
+            continue
+        arg = _SCRATCH_ARG.search(line.text)
+        if arg is None:
+            if has_gres and ctx.site.action("scratch_inject") != "off":
+                text = line.text[: match.end()] + f" --scratch_dir {site.job_dir}" + line.text[match.end() :]
+                script = _set_body_line(script, index, text)
+                report.fixed(line.number, f"added --scratch_dir {site.job_dir} to {match.group().strip('`')}: the "
+                             f"job allocates {site.gres}")
+            elif not has_gres and ctx.site.action("scratch_missing") != "off":
+                report.changes.append(Change(
+                    "scratch", ERROR if ctx.site.action("scratch_missing") == "error" else WARNING, line.number,
+                    f"no local scratch: add {site.gres}:N (GB, at least the particle data) to Gres and "
+                    f"{site.job_dir} to 'Copy particles to scratch directory'", report.reason))
+            continue
+        path = arg.group(1).strip("\"'")
+        if "SLURM_JOB_ID" not in path and ctx.site.action("scratch_job_id") != "off":
+            report.changes.append(Change(
+                "scratch", ERROR if ctx.site.action("scratch_job_id") == "error" else WARNING, line.number,
+                f"--scratch_dir {path} has no $SLURM_JOB_ID: two jobs on one node would wipe each other's copy; "
+                f"use {site.job_dir}", report.reason))
+        under_root = path == site.root or path.startswith(site.root.rstrip("/") + "/")
+        if under_root and not has_gres and ctx.site.action("scratch_gres") != "off":
+            entries = [*entries, Gres(site.gres, None, site.min_gb, f"{site.gres}:{site.min_gb}")]
+            has_gres = True
+            script = _set_gres(script, entries)
+            report.changes.append(Change(
+                "scratch", WARNING, line.number,
+                f"--scratch_dir is under {site.root} but no {site.gres} was allocated: added "
+                f"--gres {site.gres}:{site.min_gb} (the site minimum; allocate more for large data sets)",
+                report.reason))
+    return script
+
+
+@rule("layout", "ntasks_mismatch", "the MPI layout must add up: --ntasks = --nodes x --ntasks-per-node")
+def layout(script: Script, ctx: Context, report: Report) -> Script:
+    ntasks = _int(effective(script, ctx, "ntasks"))
+    nodes = _int(effective(script, ctx, "nodes"))
+    per_node = _int(effective(script, ctx, "ntasks-per-node"))
+    if ntasks is not None and nodes is not None and per_node is not None and ntasks != nodes * per_node:
+        report.problem(0, f"--ntasks={ntasks} but --nodes={nodes} x --ntasks-per-node={per_node} = "
+                       f"{nodes * per_node}: set 'Number of MPI procs' to {nodes * per_node} or change the "
+                       "SBATCH Directives")
+    return script
+
+
+def _gpu(script: Script, ctx: Context) -> Gres | None:
+    return next((g for g in gres_entries(script, ctx) if g.name == "gpu"), None)
+
+
+def _tasks_per_node(script: Script, ctx: Context) -> int | None:
+    per_node = _int(effective(script, ctx, "ntasks-per-node"))
+    if per_node is None and _int(effective(script, ctx, "nodes")) == 1:
+        per_node = _int(effective(script, ctx, "ntasks"))
+    return per_node
+
+
+@rule("gpu-tasks", "tasks_per_gpu", "more ranks on a node than its GPUs + 1 leader overload the GPUs "
+      "(CudaCustomAllocator out of memory; MotionCor2 'All GPUs are in use')")
+def gpu_tasks(script: Script, ctx: Context, report: Report) -> Script:
+    gpu, per_node = _gpu(script, ctx), _tasks_per_node(script, ctx)
+    if gpu and gpu.count and per_node and per_node > gpu.count + 1:
+        report.problem(0, f"{per_node} tasks per node but {gpu.count} GPUs per node: use at most {gpu.count + 1} "
+                       f"(--ntasks-per-node={gpu.count + 1} with 'Number of MPI procs' = nodes x {gpu.count + 1})")
+    return script
+
+
+@rule("gpu-threads", "threads_per_gpu", "too many threads per GPU hang the node (seed: k80 1, p100 2, v100/a100 4)")
+def gpu_threads(script: Script, ctx: Context, report: Report) -> Script:
+    gpu = _gpu(script, ctx)
+    threads = _int(effective(script, ctx, "cpus-per-task"))
+    if gpu is None or gpu.type is None or threads is None:
+        return script
+    limit = ctx.site.gpu_safe_threads.get(gpu.type)
+    if limit is not None and threads > limit:
+        report.problem(0, f"{threads} threads per MPI rank on {gpu.type} GPUs; the safe limit is {limit}: set "
+                       f"'Number of threads' to {limit} or fewer")
+    return script
+
+
+@rule("plus-one", "plus_one_launcher", "homogeneous+1 (odd --ntasks-per-node > 2 on several GPU nodes) needs the "
+      "launcher that puts the leader rank alone-extra on the first node")
+def plus_one(script: Script, ctx: Context, report: Report) -> Script:
+    per_node, nodes = _int(effective(script, ctx, "ntasks-per-node")), _int(effective(script, ctx, "nodes"))
+    if _gpu(script, ctx) is None or per_node is None or nodes is None or nodes < 2 or per_node <= 2 or per_node % 2 == 0:
+        return script
+    body = "\n".join(script.body())
+    if any(word in body for word in (*ctx.site.launchers, "add_extra_MPI_task")):
+        return script
+    for _, line in _body_lines(script):
+        if REFINE.search(line.text) or "_mpi" in line.text:
+            report.problem(line.number, "this MPI command is not started through ${RELION_STD_LAUNCHER}: the leader "
+                           "rank will take a GPU slot; start it with ${RELION_STD_LAUNCHER}")
+            break
+    return script
+
+
+@rule("partition", "gpu_partition", "GPUs exist only in the site's GPU partitions")
+def partition(script: Script, ctx: Context, report: Report) -> Script:
+    site = ctx.site
+    name = effective(script, ctx, "partition")
+    gpu = _gpu(script, ctx)
+    if not name or not site.partitions:
+        return script
+    chosen = [p.strip() for p in name.split(",") if p.strip()]
+    unknown = [p for p in chosen if p not in site.partitions]
+    if unknown:
+        action = site.action("unknown_partition")
+        if action != "off":
+            report.changes.append(Change(
+                "partition", ERROR if action == "error" else WARNING, 0,
+                f"partition {unknown[0]!r} is not one of this site's: set 'Queue name' to one of "
+                f"{', '.join(sorted(site.partitions))}", report.reason))
+        return script
+    if gpu is None:
+        return script
+    for part_name in chosen:
+        part = site.partitions[part_name]
+        if not part.gpu_types:
+            report.problem(0, f"--gres={gpu.text} asks for GPUs but partition {part_name!r} has none: set 'Queue "
+                           f"name' to {' or '.join(site.gpu_partitions()) or 'a GPU partition'}")
+        elif gpu.type and gpu.type not in part.gpu_types:
+            report.problem(0, f"partition {part_name!r} has no {gpu.type} GPUs: use one of "
+                           f"{', '.join(part.gpu_types)}")
+        elif gpu.count and part.gpus_per_node and gpu.count > part.gpus_per_node:
+            report.problem(0, f"--gres={gpu.text} asks for {gpu.count} GPUs per node; partition {part_name!r} nodes "
+                           f"have {part.gpus_per_node}")
+    return script
+
+
+_GPU_FLAG = re.compile(r"(?<!\S)--gpu(?=\s|=|$)")
+
+
+@rule("gpu-gres", "gpu_without_gres", "RELION started with --gpu on a job that allocates no GPU fails "
+      "('no CUDA-capable device')")
+def gpu_without_gres(script: Script, ctx: Context, report: Report) -> Script:
+    if _gpu(script, ctx) is not None or effective(script, ctx, "gpus") or effective(script, ctx, "gpus-per-node"):
+        return script
+    for _, line in _body_lines(script):
+        if "relion_" in line.text and _GPU_FLAG.search(line.text):
+            report.problem(line.number, "the command uses --gpu but the job allocates no GPU: add gpu:TYPE:N to "
+                           "Gres (and a GPU 'Queue name'), or set 'Use GPU acceleration?' to No")
+            break
+    return script
+
+
+# ---------------------------------------------------------------------------------------------- driver
+
+
+@dataclass(frozen=True)
+class Result:
+    script: Script
+    changes: tuple[Change, ...]
+
+    @property
+    def errors(self) -> list[Change]:
+        return [c for c in self.changes if c.action == ERROR]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def normalise(script: Script, ctx: Context) -> Result:
+    changes: list[Change] = []
+    for r in RULES:
+        action = ctx.site.action(r.check)
+        if action == "off":
+            continue
+        report = Report(r.name, r.reason, action)
+        script = r.func(script, ctx, report)
+        changes.extend(report.changes)
+    return Result(script, tuple(changes))
+
+
+def parse_cli_options(words: Sequence[str], max_distance: int = 2) -> tuple[Parsed, ...]:
+    return tuple(parse_words(words, max_distance))
