@@ -9,9 +9,56 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .errors import EX_SOFTWARE, RelionQsubError
+from .errors import EX_DATAERR, EX_OK, EX_SOFTWARE, EX_USAGE, RelionQsubError
 
+if TYPE_CHECKING:
+
+    from .rules import Change
+    from .submit import Prepared
+
+PROG = "relion-qsub"
+
+USAGE = f"""\
+usage: {PROG} [--site PROFILE] [-q] [-v] SCRIPT [SBATCH_OPTION ...]
+       {PROG} check [--diff] [--site PROFILE] [-v] SCRIPT [SBATCH_OPTION ...]
+       {PROG} --version | --help"""
+
+HELP = f"""{USAGE}
+
+Normalise a RELION-filled batch script and submit it with sbatch, exactly once.
+
+RELION runs "<Queue submit command> <jobdir>/run_submit.script"; set the Queue submit command (or
+RELION_QSUB_COMMAND) to {PROG}. The script is parsed as sbatch parses it, repaired where the repair is certain
+(empty GUI fields, --exlusive, --mem next to --mem-per-cpu, several --gres, missing --scratch_dir), checked
+(MPI layout, threads per GPU, partitions) and written to <jobdir>/run_submit.slurm; RELION's own script is never
+changed. Every submission appends a JSON line to <jobdir>/relion-qsub.jsonl. If the job cannot be submitted, the
+reason goes to <jobdir>/run.err and RELION_JOB_EXIT_FAILURE is created, so the GUI does not show "Running" forever.
+
+commands:
+  SCRIPT [SBATCH_OPTION ...]   submit; options after SCRIPT go to sbatch and win over the script's directives
+  check SCRIPT                 print the normalised script on stdout, the report on stderr; submit nothing;
+                               exit 0 when it would submit, 65 when it would not
+
+options:
+  --site PROFILE   site profile: a name ({", ".join(sorted(p.stem for p in (Path(__file__).parent / "profiles").glob("*.toml")))}) or a .toml path;
+                   default $RELION_QSUB_SITE, else biowulf
+  --diff           (check) also print a unified diff of the changes on stderr
+  -q, --quiet      do not print fixes and warnings (errors are always printed)
+  -v, --verbose    tracebacks on errors
+  --version        print the version
+  -h, --help       this help
+
+examples:
+  {PROG} Class2D/job012/run_submit.script          what RELION runs
+  {PROG} check --diff Class2D/job012/run_submit.script
+  {PROG} myjob.sh --partition=quick                  standalone, like sbatch, the extra option wins
+  RELION_QSUB_SITE=/etc/relion-qsub/site.toml {PROG} check job.sh
+
+exit status: sbatch's own when sbatch ran; otherwise 64 usage, 65 the script cannot be submitted as it is,
+66 no such script, 69 sbatch unavailable, 75 temporary failure (retries exhausted), 78 bad site profile."""
 
 def _guarded(prog: str, verbose: bool, body: Callable[[], int]) -> int:
     try:
@@ -26,21 +73,167 @@ def _guarded(prog: str, verbose: bool, body: Callable[[], int]) -> int:
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
-        return 0
-    except Exception as exc:  # a bug: say so in one line, keep the traceback for -v
+        return EX_OK
+    except Exception as exc:  # a bug: one line by default, the traceback with -v
         if verbose:
             raise
         print(f"{prog}: internal error: {exc!r} (run with -v for the traceback)", file=sys.stderr)
         return EX_SOFTWARE
 
+class _Args:
+    command: str = "submit"
+    script: str | None = None
+    sbatch_args: list[str]
+    site: str | None = None
+    diff: bool = False
+    quiet: bool = False
+    verbose: bool = False
+
+    def __init__(self) -> None:
+        self.sbatch_args = []
+
+def parse_qsub_args(argv: Sequence[str]) -> _Args | int:
+    """Options before SCRIPT are ours; everything after SCRIPT is sbatch's (like sbatch's own script arguments).
+
+    Hand-rolled rather than argparse: argparse would try to interpret the sbatch options after SCRIPT, and its
+    import alone costs more than the whole submit path.
+    """
+    args = _Args()
+    rest = list(argv)
+    if rest and rest[0] == "check":
+        args.command = "check"
+        rest.pop(0)
+    while rest:
+        word = rest.pop(0)
+        if word in ("-h", "--help"):
+            print(HELP)
+            return EX_OK
+        if word == "--version":
+            from . import __version__
+
+            print(f"{PROG} {__version__}")
+            return EX_OK
+        if word in ("-v", "--verbose"):
+            args.verbose = True
+        elif word in ("-q", "--quiet"):
+            args.quiet = True
+        elif word == "--diff" and args.command == "check":
+            args.diff = True
+        elif word == "--site" or word.startswith("--site="):
+            if "=" in word:
+                args.site = word.split("=", 1)[1]
+            elif rest:
+                args.site = rest.pop(0)
+            else:
+                return _usage("--site needs a profile name or path")
+        elif word == "--":
+            if not rest:
+                return _usage("no SCRIPT given")
+            args.script = rest.pop(0)
+            break
+        elif word.startswith("-") and word != "-":
+            return _usage(f"unknown option {word!r} before SCRIPT (sbatch options go after SCRIPT)")
+        else:
+            args.script = word
+            break
+    if args.script is None:
+        return _usage("no SCRIPT given")
+    args.sbatch_args = rest
+    return args
+
+def _usage(message: str) -> int:
+    print(f"{USAGE}\n{PROG}: error: {message}", file=sys.stderr)
+    return EX_USAGE
+
+def print_report(changes: Sequence[Change], quiet: bool) -> None:
+    for change in changes:
+        if quiet and change.action != "error":
+            continue
+        print(f"{PROG}: {change}", file=sys.stderr)
+
+def _diff(prepared: Prepared) -> str:
+    import difflib
+
+    return "".join(
+        difflib.unified_diff(
+            prepared.original.splitlines(keepends=True),
+            prepared.text.splitlines(keepends=True),
+            fromfile=str(prepared.source),
+            tofile=str(prepared.output),
+        )
+    )
+
+def _check(args: _Args) -> int:
+    from . import site as site_mod
+    from .submit import prepare
+
+    assert args.script is not None
+    site = site_mod.load(args.site)
+    prepared = prepare(Path(args.script), args.sbatch_args, site)
+    sys.stdout.write(prepared.text)
+    sys.stdout.flush()
+    print_report(prepared.result.changes, args.quiet)
+    if args.diff:
+        sys.stderr.write(_diff(prepared))
+    if not prepared.result.ok:
+        n = len(prepared.result.errors)
+        print(f"{PROG}: {n} error{'s' if n > 1 else ''}: this script would not be submitted", file=sys.stderr)
+        return EX_DATAERR
+    return EX_OK
+
+def _submit(args: _Args) -> int:
+    from . import site as site_mod
+    from . import submit as sub
+
+    assert args.script is not None
+    source = Path(args.script)
+    site = site_mod.load(args.site)
+    jobdir = sub.relion_jobdir(source)
+    try:
+        prepared = sub.prepare(source, args.sbatch_args, site)
+    except RelionQsubError as exc:
+        if jobdir is not None and jobdir.is_dir():
+            sub.mark_failed(jobdir, str(exc))
+        raise
+    print_report(prepared.result.changes, args.quiet)
+    errors = prepared.result.errors
+    if errors:
+        reason = f"{len(errors)} error(s) in {source}, first: {errors[0].message}"
+        sub.record(prepared, {"submitted": False, "error": reason})
+        if prepared.jobdir is not None:
+            sub.mark_failed(prepared.jobdir, reason)
+        print(f"{PROG}: not submitted; fix the errors above and run the job again", file=sys.stderr)
+        return EX_DATAERR
+    sub.write_output(prepared)
+    try:
+        submission = sub.submit(site, prepared)
+    except RelionQsubError as exc:
+        stderr = getattr(exc, "stderr", "")
+        if stderr:
+            sys.stderr.write(stderr if stderr.endswith("\n") else stderr + "\n")
+        sub.record(prepared, {"submitted": False, "error": str(exc)})
+        if prepared.jobdir is not None:
+            sub.mark_failed(prepared.jobdir, str(exc))
+        returncode = getattr(exc, "returncode", None)
+        if returncode:
+            print(f"{PROG}: error: {exc}", file=sys.stderr)
+            return int(returncode)
+        raise
+    sys.stdout.write(submission.stdout)
+    sys.stderr.write(submission.stderr)
+    sub.record(prepared, {"submitted": True, "job_id": submission.job_id, "sbatch_argv": submission.argv,
+                          "token": submission.token, "attempts": submission.attempts})
+    return submission.returncode
 
 def qsub_main(argv: Sequence[str] | None = None) -> int:
-    from .qsub_cli import main
-
-    return main(list(sys.argv[1:] if argv is None else argv))
-
+    parsed = parse_qsub_args(list(sys.argv[1:] if argv is None else argv))
+    if isinstance(parsed, int):
+        return parsed
+    args = parsed
+    return _guarded(PROG, args.verbose, lambda: _check(args) if args.command == "check" else _submit(args))
 
 def launch_main(argv: Sequence[str] | None = None) -> int:
     from .launch import main
 
     return main(list(sys.argv[1:] if argv is None else argv))
+

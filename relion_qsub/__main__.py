@@ -1,0 +1,5 @@
+import sys
+
+from .cli import qsub_main
+
+sys.exit(qsub_main())

@@ -1,0 +1,252 @@
+"""Submission: write the normalised script beside RELION's, run sbatch exactly once, record what happened.
+
+Split as submitit does: ``prepare`` (read, normalise, decide where the result goes), ``sbatch_argv`` (build the
+command), ``parse_job_id`` (read its answer), ``submit`` (run it with retries), ``record``/``mark_failed`` (tell the
+job dir). RELION's own ``run_submit.script`` is never modified.
+
+Exactly once: sbatch does not retry "Socket timed out on send/recv operation", and after such a timeout the job may
+exist nevertheless (the controller got the request, the answer was lost). Each submission therefore carries a unique
+token in ``--comment``; before any retry we ask squeue whether a job with that token exists, and only resubmit when
+squeue answers that it does not.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import proc, rules
+from .errors import CommandError, CommandTimeout, InputError, ScriptError, TransientError
+from .parse import parse
+from .site import Site
+
+LOG_NAME = "relion-qsub.jsonl"
+_JOB_DIR = re.compile(r"job\d{3,}")
+_SUBMITTED = re.compile(r"Submitted batch job (\d+)")
+
+
+@dataclass(frozen=True)
+class Prepared:
+    source: Path
+    original: str
+    result: rules.Result
+    output: Path
+    jobdir: Path | None
+    cli_args: tuple[str, ...]
+
+    @property
+    def text(self) -> str:
+        return self.result.script.render()
+
+
+def output_path(source: Path) -> Path:
+    """Where the normalised script goes: ``run_submit.script`` -> ``run_submit.slurm``, else ``<name>.slurm``."""
+    if source.suffix == ".script":
+        return source.with_suffix(".slurm")
+    return source.with_name(source.name + ".slurm")
+
+
+def relion_jobdir(source: Path) -> Path | None:
+    """The RELION job directory (``<Type>/jobNNN/``) the script belongs to, if it is RELION's."""
+    parent = source.parent
+    if source.name == "run_submit.script" or _JOB_DIR.fullmatch(parent.name):
+        return parent
+    return None
+
+
+def read_script(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise InputError(f"{path}: no such file; give the path of the batch script to submit") from exc
+    except IsADirectoryError as exc:
+        raise InputError(f"{path}: is a directory; give the path of the batch script to submit") from exc
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read it ({exc.strerror})") from exc
+    if b"\0" in data:
+        raise ScriptError(f"{path}: is a binary file, not a batch script")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ScriptError(f"{path}: is not UTF-8 text (byte {exc.start}); save it as UTF-8") from exc
+
+
+def prepare(source: Path, cli_args: Sequence[str], site: Site) -> Prepared:
+    original = read_script(source)
+    ctx = rules.Context(site, rules.parse_cli_options(cli_args, site.typo_distance))
+    bad = [p for p in ctx.cli_options if p.problem]
+    if bad:
+        from .errors import UsageError
+
+        raise UsageError(f"sbatch option on the command line: {bad[0].problem}")
+    result = rules.normalise(parse(original, str(source), site.typo_distance), ctx)
+    return Prepared(source, original, result, output_path(source), relion_jobdir(source), tuple(cli_args))
+
+
+def write_output(prepared: Prepared) -> None:
+    """Write the normalised script atomically (a reader never sees half a script)."""
+    tmp = prepared.output.with_name(f".{prepared.output.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(prepared.text, encoding="utf-8")
+        os.replace(tmp, prepared.output)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        from .errors import EX_CANTCREAT
+
+        error = ScriptError(f"{prepared.output}: cannot write the normalised script ({exc.strerror})")
+        error.exit_code = EX_CANTCREAT
+        raise error from exc
+
+
+def new_token() -> str:
+    return f"relion-qsub:{os.getpid():x}{os.urandom(6).hex()}"
+
+
+def comment_with_token(user_comment: str | None, token: str) -> str:
+    return f"{user_comment} [{token}]" if user_comment else token
+
+
+def sbatch_argv(site: Site, prepared: Prepared, token: str) -> list[str]:
+    """sbatch [user's extra options] --comment=TOKEN SCRIPT.
+
+    The command line wins over the script's directives and, for a repeated option, the last one wins: the tagged
+    ``--comment`` goes last and carries the user's own comment (from the command line or the script) along.
+    """
+    cli = rules.Context(site, rules.parse_cli_options(prepared.cli_args))
+    user_comment = cli.cli_value("comment") if cli.cli_has("comment") else prepared.result.script.last("comment")
+    tag = f"--comment={comment_with_token(user_comment, token)}"
+    return [site.submit.sbatch, *prepared.cli_args, tag, str(prepared.output)]
+
+
+def parse_job_id(stdout: str) -> str | None:
+    match = _SUBMITTED.search(stdout)
+    return match.group(1) if match else None
+
+
+def find_by_token(site: Site, token: str, runner: Callable[..., proc.Result] = proc.run) -> str | None:
+    """The id of the job carrying ``token``, or None if squeue says there is none. Raises if squeue fails."""
+    result = runner(
+        [site.submit.squeue, "--noheader", "--states=all", f"--user={os.getuid()}", "--format=%i|%k"],
+        timeout=site.submit.timeout,
+    )
+    if result.returncode != 0:
+        raise TransientError(f"squeue failed: {_last_line(result.stderr)}", returncode=result.returncode,
+                             stderr=result.stderr)
+    for row in result.stdout.splitlines():
+        job_id, _, comment = row.partition("|")
+        if token in comment:
+            return job_id.strip()
+    return None
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else "(no message)"
+
+
+@dataclass
+class Submission:
+    argv: list[str]
+    token: str
+    job_id: str | None = None
+    returncode: int = 0
+    stdout: str = ""
+    stderr: str = ""
+    attempts: list[dict[str, object]] = field(default_factory=list)
+
+
+def submit(
+    site: Site,
+    prepared: Prepared,
+    *,
+    runner: Callable[..., proc.Result] = proc.run,
+    sleep: Callable[[float], None] = time.sleep,
+    token: str | None = None,
+) -> Submission:
+    """Run sbatch, retrying only listed transient failures, never creating a second job."""
+    token = token or new_token()
+    sub = Submission(sbatch_argv(site, prepared, token), token)
+    transient = site.submit.transient
+    for attempt in range(1, site.submit.attempts + 1):
+        try:
+            result = runner(sub.argv, timeout=site.submit.timeout)
+        except CommandTimeout as exc:
+            why = str(exc)
+            sub.attempts.append({"attempt": attempt, "error": why})
+        else:
+            sub.returncode, sub.stdout, sub.stderr = result.returncode, result.stdout, result.stderr
+            if result.returncode == 0:
+                sub.job_id = parse_job_id(result.stdout)
+                sub.attempts.append({"attempt": attempt, "returncode": 0, "job_id": sub.job_id})
+                return sub
+            why = _last_line(result.stderr)
+            sub.attempts.append({"attempt": attempt, "returncode": result.returncode, "error": why})
+            if not any(pattern in result.stderr for pattern in transient):
+                raise CommandError(f"sbatch refused the job: {why}", returncode=result.returncode,
+                                   stderr=result.stderr)
+        # A transient failure: the job may exist although sbatch did not say so. Ask before trying again.
+        if attempt == site.submit.attempts:
+            break
+        sleep(site.submit.backoff[min(attempt, len(site.submit.backoff)) - 1] if site.submit.backoff else 0)
+        try:
+            found = find_by_token(site, token, runner)
+        except CommandError as exc:
+            # Without an answer we cannot rule out a job: resubmitting could make two. Say so, do not guess.
+            raise TransientError(
+                f"sbatch failed ({why}) and squeue could not say whether the job exists ({exc}); look for "
+                f"comment {token} in `squeue --me --format=%i,%k` before submitting again"
+            ) from exc
+        if found is not None:
+            sub.job_id, sub.returncode = found, 0
+            sub.stdout = f"Submitted batch job {found}\n"
+            sub.attempts.append({"attempt": attempt, "found_by_token": found})
+            return sub
+    raise TransientError(f"sbatch failed {site.submit.attempts} times, last: {why}; the job was not submitted",
+                         returncode=sub.returncode, stderr=sub.stderr)
+
+
+def _sha256(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def record(prepared: Prepared, entry: dict[str, object]) -> Path:
+    """Append one JSON line to the log beside the script (the job dir for RELION jobs)."""
+    import json
+
+    log = prepared.source.parent / LOG_NAME
+    line = {
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "original": str(prepared.source),
+        "original_sha256": _sha256(prepared.original),
+        "normalised": str(prepared.output),
+        "normalised_sha256": _sha256(prepared.text),
+        "changes": [
+            {"rule": c.rule, "action": c.action, "line": c.line, "message": c.message} for c in prepared.result.changes
+        ],
+        **entry,
+    }
+    try:
+        with open(log, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(line, sort_keys=False) + "\n")
+    except OSError as exc:
+        print(f"relion-qsub: warning: cannot append to {log}: {exc.strerror}", file=sys.stderr)
+    return log
+
+
+def mark_failed(jobdir: Path, reason: str) -> None:
+    """Tell RELION the job failed: without this the GUI shows a rejected job as "Running" forever."""
+    if any((jobdir / name).exists() for name in ("RELION_JOB_EXIT_SUCCESS", "RELION_JOB_EXIT_ABORTED")):
+        return
+    try:
+        with open(jobdir / "run.err", "a", encoding="utf-8") as fh:
+            fh.write(f"relion-qsub: job not submitted: {reason}\n")
+        (jobdir / "RELION_JOB_EXIT_FAILURE").touch()
+    except OSError as exc:
+        print(f"relion-qsub: warning: cannot mark {jobdir} as failed: {exc.strerror}", file=sys.stderr)
