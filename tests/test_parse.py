@@ -1,0 +1,123 @@
+"""The script model: sbatch's tokenizer, getopt_long semantics, byte-for-byte round trips."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from relion_qsub.options import BY_NAME, edit_distance, lookup_long, nearest, parse_words
+from relion_qsub.parse import Kind, lookalikes, parse, quote_word, split_words
+
+
+@pytest.mark.parametrize(
+    ("text", "words", "comment"),
+    [
+        (" --ntasks=4 -N 2", ["--ntasks=4", "-N", "2"], None),
+        (' --comment="a b#c" -J x\\ y # hi', ["--comment=a b#c", "-J", "x y"], "# hi"),
+        (" --job-name='two words'", ["--job-name=two words"], None),
+        ("--time=1:00", ["--time=1:00"], None),  # "#SBATCH--time=1:00"
+        (" --gres=gpu:p100:4#comment", ["--gres=gpu:p100:4"], "#comment"),
+        ("   ", [], None),
+        (' --x="say \\"hi\\""', ['--x=say "hi"'], None),
+    ],
+)
+def test_split_words_like_sbatch(text: str, words: list[str], comment: str | None) -> None:
+    assert split_words(text) == (words, comment)
+
+
+def test_unterminated_quote_is_a_clear_error() -> None:
+    with pytest.raises(Exception, match="unterminated"):
+        split_words(' --comment="oops')
+
+
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\0"), max_size=30))
+def test_quote_word_round_trips(word: str) -> None:
+    assert split_words(" " + quote_word(word)) == ([word], None)
+
+
+def test_getopt_long_prefixes_and_ambiguity() -> None:
+    assert lookup_long("partition")[0].value == "exact"
+    kind, (option,) = lookup_long("part")
+    assert (kind.value, option.name) == ("prefix", "partition")
+    assert lookup_long("ntasks-per")[0].value == "ambiguous"
+    assert lookup_long("exlusive")[0].value == "unknown"
+
+
+def test_parse_words_short_long_and_values() -> None:
+    got = [(p.name, p.value) for p in parse_words(["-N2", "-n", "8", "--time", "1:00", "--exclusive", "-HQ"])]
+    assert got == [("nodes", "2"), ("ntasks", "8"), ("time", "1:00"), ("exclusive", None), ("hold", None),
+                   ("quiet", None)]
+
+
+def test_optional_argument_is_only_attached() -> None:
+    parsed = parse_words(["--exclusive", "user"])
+    assert parsed[0].name == "exclusive" and parsed[0].value is None
+    assert parsed[1].option is None and "Invalid directive" in (parsed[1].problem or "")
+    assert parse_words(["--exclusive=user"])[0].value == "user"
+
+
+def test_unknown_option_gets_a_unique_guess() -> None:
+    (typo,) = parse_words(["--exlusive"])
+    assert typo.option is None and typo.guess is not None and typo.guess.name == "exclusive"
+    (far,) = parse_words(["--frobnicate"])
+    assert far.guess is None
+
+
+def test_misspelt_option_taking_a_value_swallows_it() -> None:
+    (p,) = parse_words(["--ntask-per-node", "5"])
+    assert p.guess is not None and p.guess.name == "ntasks-per-node" and p.value == "5"
+
+
+def test_edit_distance() -> None:
+    assert edit_distance("exlusive", "exclusive") == 1
+    assert edit_distance("ab", "ba") == 1
+    assert nearest("exlusive", 1) == [(1, "exclusive")]
+
+
+def test_every_table_entry_resolves_to_itself() -> None:
+    for name in BY_NAME:
+        assert lookup_long(name)[1][0].name == name
+
+
+SCRIPT = """#!/bin/bash
+#SBATCH --ntasks=4 -N 2 # two nodes
+#SBATCH--time=1:00
+
+# a comment
+  #SBATCH --indented-is-ignored
+#SBATCH --gres=
+srun hostname
+#SBATCH --after-the-first-command
+"""
+
+
+def test_parse_kinds_and_round_trip() -> None:
+    script = parse(SCRIPT)
+    assert script.render() == SCRIPT
+    kinds = [line.kind for line in script.lines]
+    assert kinds == [Kind.SHEBANG, Kind.DIRECTIVE, Kind.DIRECTIVE, Kind.COMMENT, Kind.COMMENT, Kind.COMMENT,
+                     Kind.DIRECTIVE, Kind.BODY, Kind.BODY]
+    assert script.last("ntasks") == "4" and script.last("time") == "1:00" and script.last("gres") == ""
+    assert [line.number for line in lookalikes(script)] == [6, 9]
+
+
+@pytest.mark.parametrize("text", ["", "\n", "no newline at end", "#!/bin/sh\r\n#SBATCH -n 1\r\nhostname\r\n",
+                                  "#SBATCH -J a\x0bb\nx\n", "\n\n#SBATCH -n1\n\n"])
+def test_round_trip_edge_cases(text: str) -> None:
+    assert parse(text).render() == text
+
+
+@given(st.text(max_size=300))
+def test_any_text_round_trips(text: str) -> None:
+    try:
+        script = parse(text)
+    except Exception as exc:  # only the documented error for unbalanced quotes
+        assert "unterminated" in str(exc)
+        return
+    assert script.render() == text
+
+
+def test_lines_after_the_first_command_are_body() -> None:
+    script = parse("#!/bin/bash\necho hi\n#SBATCH -n 4\n")
+    assert not list(script.directives())

@@ -1,0 +1,189 @@
+"""Each normalisation rule on the smallest script that shows it; policies; idempotence."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from relion_qsub import site as site_mod
+from relion_qsub.parse import parse
+from relion_qsub.rules import Context, normalise, parse_cli_options
+
+BIOWULF = site_mod.load("biowulf")
+HEAD = "#!/bin/bash\n"
+LAUNCH = "${RELION_STD_LAUNCHER} `which relion_refine_mpi` --o Class2D/job001/run --i p.star --gpu \"\" " \
+         "--pipeline_control Class2D/job001/\n"
+
+
+def run(text: str, site: site_mod.Site = BIOWULF, cli: list[str] | None = None):  # type: ignore[no-untyped-def]
+    result = normalise(parse(text), Context(site, parse_cli_options(cli or [])))
+    again = normalise(result.script, Context(site, parse_cli_options(cli or [])))
+    # Idempotent: a normalised script needs no further repair.
+    assert again.script.render() == result.script.render()
+    assert [c for c in again.changes if c.action == "fixed"] == []
+    return result
+
+
+def actions(result) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+    return [(c.rule, c.action) for c in result.changes]
+
+
+def test_clean_script_is_untouched() -> None:
+    text = HEAD + "#SBATCH --ntasks=4 --partition=norm --time=1:00:00\nsrun hostname\n"
+    result = run(text)
+    assert result.script.render() == text and result.changes == ()
+
+
+def test_empty_values_and_bare_directives_are_dropped() -> None:
+    result = run(HEAD + "#SBATCH --ntasks=4\n#SBATCH --gres=\n#SBATCH --time=\n#SBATCH \n#SBATCH --mem-per-cpu=\nhostname\n")
+    assert result.script.render() == HEAD + "#SBATCH --ntasks=4\nhostname\n"
+    assert {a for a in actions(result)} == {("empty-directive", "fixed")}
+    assert len(result.changes) == 4
+
+
+def test_unfilled_placeholder_in_a_directive_is_dropped_with_a_warning() -> None:
+    result = run(HEAD + "#SBATCH --time=XXXextra1XXX\n#SBATCH XXXextra4XXX\nhostname\n")
+    assert result.script.render() == HEAD + "hostname\n"
+    assert actions(result) == [("unfilled-placeholder", "warning")] * 2
+    assert "RELION_QSUB_EXTRA1" in result.changes[0].message
+
+
+def test_unfilled_placeholder_in_the_body_is_an_error() -> None:
+    result = run(HEAD + "#SBATCH -n 1\nrelion_refine XXXextra7XXX\n")
+    assert not result.ok and "RELION_QSUB_EXTRA7" in result.errors[0].message
+
+
+def test_exlusive_is_repaired() -> None:
+    result = run(HEAD + "#SBATCH --nodes=4 --ntasks-per-node=5 --exlusive\nhostname\n")
+    assert result.script.render() == HEAD + "#SBATCH --nodes=4 --ntasks-per-node=5 --exclusive\nhostname\n"
+    assert actions(result) == [("typo", "fixed")]
+
+
+def test_far_typo_is_an_error_naming_the_nearest_options() -> None:
+    result = run(HEAD + "#SBATCH --frobnicate\nhostname\n")
+    assert not result.ok
+    message = result.errors[0].message
+    assert "--frobnicate" in message and "did you mean" in message
+
+
+def test_ambiguous_prefix_is_an_error() -> None:
+    result = run(HEAD + "#SBATCH --ntasks-per=5\nhostname\n")
+    assert "ambiguous" in result.errors[0].message
+
+
+def test_stray_word_is_an_error() -> None:
+    result = run(HEAD + "#SBATCH gpu:p100:4\nhostname\n")
+    assert "Invalid directive" in result.errors[0].message
+
+
+def test_mem_next_to_mem_per_cpu_is_dropped() -> None:
+    result = run(HEAD + "#SBATCH --mem-per-cpu=4g\n#SBATCH --mem=100g\nhostname\n")
+    assert result.script.render() == HEAD + "#SBATCH --mem-per-cpu=4g\nhostname\n"
+    assert actions(result) == [("memory", "fixed")]
+
+
+def test_memory_on_the_command_line_replaces_the_scripts() -> None:
+    result = run(HEAD + "#SBATCH --mem-per-cpu=4g\nhostname\n", cli=["--mem=10g"])
+    assert result.script.render() == HEAD + "hostname\n"
+
+
+def test_empty_launcher_memory_is_removed_from_the_body() -> None:
+    text = HEAD + "#SBATCH -n 4\n${RELION_STD_LAUNCHER} --mem-per-cpu= `which relion_run_ctffind_mpi` --i x\n"
+    result = run(text)
+    assert result.script.body() == ["${RELION_STD_LAUNCHER} `which relion_run_ctffind_mpi` --i x"]
+    text = HEAD + "#SBATCH -n 4\n${RELION_STD_LAUNCHER} --mem-per-cpu=XXXextra2XXX relion_x_mpi\n"
+    assert run(text).script.body() == ["${RELION_STD_LAUNCHER} relion_x_mpi"]
+
+
+def test_several_gres_are_merged() -> None:
+    result = run(HEAD + "#SBATCH --gres=lscratch:200\n#SBATCH --gres=gpu:p100:4 -p gpu\nhostname\n")
+    # A line a rule touched is rendered anew in the long form.
+    assert result.script.render() == HEAD + "#SBATCH --gres=lscratch:200,gpu:p100:4\n#SBATCH --partition=gpu\nhostname\n"
+
+
+def test_duplicate_gres_keep_the_larger_and_the_typed() -> None:
+    result = run(HEAD + "#SBATCH --gres=lscratch:200,gpu:4\n#SBATCH --gres=lscratch:400,gpu:p100:4 -p gpu\nx\n")
+    assert result.script.last("gres") == "lscratch:400,gpu:p100:4"
+
+
+def test_scratch_dir_is_injected_when_lscratch_is_allocated() -> None:
+    text = HEAD + "#SBATCH -p gpu --gres=lscratch:400,gpu:p100:4 -c 2\n" + LAUNCH
+    (line,) = run(text).script.body()
+    assert "`which relion_refine_mpi` --scratch_dir /lscratch/$SLURM_JOB_ID --o" in line
+
+
+def test_no_scratch_injection_with_preread_images() -> None:
+    text = HEAD + "#SBATCH -p gpu --gres=lscratch:400,gpu:p100:4 -c 2\n" + LAUNCH.replace("--gpu", "--preread_images --gpu")
+    assert "--scratch_dir" not in run(text).script.body()[0]
+
+
+def test_scratch_dir_without_gres_gets_the_site_minimum() -> None:
+    text = HEAD + "#SBATCH -p norm\nrelion_refine --o x --scratch_dir /lscratch/$SLURM_JOB_ID\n"
+    result = run(text)
+    assert result.script.last("gres") == "lscratch:5"
+
+
+def test_scratch_dir_without_job_id_warns() -> None:
+    text = HEAD + "#SBATCH -p norm --gres=lscratch:50\nrelion_refine --o x --scratch_dir /lscratch\n"
+    assert ("scratch", "warning") in actions(run(text))
+
+
+def test_ntasks_must_equal_nodes_times_tasks_per_node() -> None:
+    result = run(HEAD + "#SBATCH --ntasks=16 --nodes=4 --ntasks-per-node=5\nhostname\n")
+    assert not result.ok and "20" in result.errors[0].message
+
+
+def test_too_many_threads_per_gpu_is_an_error() -> None:
+    result = run(HEAD + "#SBATCH -p gpu --gres=gpu:k80:4 --cpus-per-task=2\nhostname\n")
+    assert not result.ok and "k80" in result.errors[0].message and "1" in result.errors[0].message
+
+
+def test_policy_can_turn_an_error_into_a_warning() -> None:
+    lenient = dataclasses.replace(BIOWULF, policy={**BIOWULF.policy, "threads_per_gpu": "warn"})
+    result = run(HEAD + "#SBATCH -p gpu --gres=gpu:k80:4 --cpus-per-task=2\nhostname\n", site=lenient)
+    assert result.ok and ("gpu-threads", "warning") in actions(result)
+
+
+def test_more_tasks_per_node_than_gpus_plus_one_warns() -> None:
+    result = run(HEAD + "#SBATCH -p gpu --gres=gpu:p100:4 -N 2 --ntasks-per-node=8 -n 16\nhostname\n")
+    assert ("gpu-tasks", "warning") in actions(result)
+
+
+def test_homogeneous_plus_one_needs_the_launcher() -> None:
+    head = HEAD + "#SBATCH -p gpu --gres=gpu:p100:4 -N 2 --ntasks-per-node=5 -n 10 -c 2\n"
+    bare = run(head + "srun relion_refine_mpi --o x --gpu\n")
+    assert ("plus-one", "warning") in actions(bare)
+    assert ("plus-one", "warning") not in actions(run(head + LAUNCH))
+
+
+def test_gpu_gres_in_a_cpu_partition_is_an_error() -> None:
+    result = run(HEAD + "#SBATCH -p multinode --gres=gpu:p100:4\nhostname\n")
+    assert not result.ok and "'multinode' has none" in result.errors[0].message
+    assert result.errors[0].message.endswith("set 'Queue name' to gpu")
+
+
+def test_unknown_gpu_type_in_partition_is_an_error() -> None:
+    assert not run(HEAD + "#SBATCH -p gpu --gres=gpu:h100:4\nhostname\n").ok
+
+
+def test_gpu_flag_without_gpu_gres_is_an_error() -> None:
+    assert not run(HEAD + "#SBATCH -p norm\n" + LAUNCH).ok
+
+
+def test_unknown_partition_follows_policy() -> None:
+    assert ("partition", "warning") in actions(run(HEAD + "#SBATCH -p nosuch\nhostname\n"))
+    testbed = site_mod.load("testbed")
+    assert not run(HEAD + "#SBATCH -p nosuch\nhostname\n", site=testbed).ok
+
+
+def test_directive_after_first_command_warns() -> None:
+    result = run(HEAD + "hostname\n#SBATCH --ntasks=4\n")
+    assert actions(result) == [("ignored-directive", "warning")]
+
+
+def test_every_rule_can_be_turned_off() -> None:
+    off = dataclasses.replace(BIOWULF, policy={k: "off" for k in BIOWULF.policy})
+    text = HEAD + "#SBATCH --gres= --exlusive\nhostname\n"
+    result = normalise(parse(text), Context(off))
+    assert result.changes == () and result.script.render() == text
