@@ -1,0 +1,173 @@
+"""Submission failure paths, with sbatch/squeue faked by pytest-subprocess (the real path is in test_qsub_cluster)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from pytest_subprocess import FakeProcess
+
+from relion_qsub import site as site_mod
+from relion_qsub import submit as sub
+from relion_qsub.cli import qsub_main
+from relion_qsub.errors import EX_DATAERR, CommandError, TransientError
+
+SITE = dataclasses.replace(
+    site_mod.load("testbed"),
+    submit=dataclasses.replace(site_mod.load("testbed").submit, timeout=0.2, attempts=3, backoff=(0.0,)),
+)
+TOKEN = "relion-qsub:test0token"
+SCRIPT = "#!/bin/bash\n#SBATCH --ntasks=1 --partition=norm\n#SBATCH --gres=\nhostname\n"
+
+
+@pytest.fixture
+def jobdir(tmp_path: Path) -> Path:
+    d = tmp_path / "Class2D" / "job007"
+    d.mkdir(parents=True)
+    (d / "run_submit.script").write_text(SCRIPT)
+    return d
+
+
+def prepared(jobdir: Path) -> sub.Prepared:
+    p = sub.prepare(jobdir / "run_submit.script", [], SITE)
+    sub.write_output(p)
+    return p
+
+
+def sbatch_cmd(p: sub.Prepared) -> list[str]:
+    return ["sbatch", f"--comment={TOKEN}", str(p.output)]
+
+
+def no_answer(process: object) -> None:
+    """sbatch that does not answer within the timeout (as subprocess.run reports it)."""
+    raise subprocess.TimeoutExpired("sbatch", 0.2)
+
+
+SQUEUE = ["squeue", "--noheader", "--states=all", FakeProcess.any(), "--format=%i|%k"]
+
+
+def test_success_passes_the_job_id(fp: FakeProcess, jobdir: Path) -> None:
+    p = prepared(jobdir)
+    fp.register(sbatch_cmd(p), stdout="Submitted batch job 42\n")
+    s = sub.submit(SITE, p, token=TOKEN, sleep=lambda _: None)
+    assert (s.job_id, s.returncode, len(s.attempts)) == ("42", 0, 1)
+
+
+def test_timeout_then_success_submits_once_more_only_after_squeue_says_no_job(fp: FakeProcess, jobdir: Path) -> None:
+    p = prepared(jobdir)
+    fp.register(sbatch_cmd(p), callback=no_answer)
+    fp.register(SQUEUE, stdout="11|someone else's job\n")
+    fp.register(sbatch_cmd(p), stdout="Submitted batch job 43\n")
+    s = sub.submit(SITE, p, token=TOKEN, sleep=lambda _: None)
+    assert s.job_id == "43"
+    assert fp.call_count(sbatch_cmd(p)) == 2
+
+
+def test_timeout_but_job_exists_is_not_submitted_again(fp: FakeProcess, jobdir: Path) -> None:
+    p = prepared(jobdir)
+    fp.register(sbatch_cmd(p), stderr="sbatch: error: Socket timed out on send/recv operation\n", returncode=1)
+    fp.register(SQUEUE, stdout=f"44|{TOKEN}\n")
+    s = sub.submit(SITE, p, token=TOKEN, sleep=lambda _: None)
+    assert s.job_id == "44" and s.stdout == "Submitted batch job 44\n"
+    assert fp.call_count(sbatch_cmd(p)) == 1
+
+
+def test_squeue_failure_after_a_timeout_never_risks_a_second_job(fp: FakeProcess, jobdir: Path) -> None:
+    p = prepared(jobdir)
+    fp.register(sbatch_cmd(p), stderr="sbatch: error: Socket timed out on send/recv operation\n", returncode=1)
+    fp.register(SQUEUE, stderr="squeue: error: Unable to contact slurm controller\n", returncode=1)
+    with pytest.raises(TransientError, match="could not say whether the job exists"):
+        sub.submit(SITE, p, token=TOKEN, sleep=lambda _: None)
+    assert fp.call_count(sbatch_cmd(p)) == 1
+
+
+def test_retries_are_bounded(fp: FakeProcess, jobdir: Path) -> None:
+    p = prepared(jobdir)
+    error = "sbatch: error: Batch job submission failed: Unable to contact slurm controller (connect failure)\n"
+    fp.register(sbatch_cmd(p), stderr=error, returncode=1, occurrences=3)
+    fp.register(SQUEUE, stdout="", occurrences=2)
+    with pytest.raises(TransientError, match="failed 3 times"):
+        sub.submit(SITE, p, token=TOKEN, sleep=lambda _: None)
+
+
+def test_permanent_rejection_is_not_retried(fp: FakeProcess, jobdir: Path) -> None:
+    p = prepared(jobdir)
+    fp.register(sbatch_cmd(p), stderr="sbatch: error: invalid partition specified: nosuch\n", returncode=1)
+    with pytest.raises(CommandError, match="invalid partition specified") as info:
+        sub.submit(SITE, p, token=TOKEN, sleep=lambda _: None)
+    assert info.value.returncode == 1 and fp.call_count(sbatch_cmd(p)) == 1
+
+
+def test_missing_sbatch_is_a_clear_error(jobdir: Path) -> None:
+    nowhere = dataclasses.replace(SITE, submit=dataclasses.replace(SITE.submit, sbatch="/nonexistent/sbatch"))
+    p = prepared(jobdir)
+    with pytest.raises(CommandError, match="command not found"):
+        sub.submit(nowhere, p, token=TOKEN)
+
+
+def test_user_comment_is_kept_beside_the_token(jobdir: Path) -> None:
+    (jobdir / "run_submit.script").write_text(SCRIPT.replace("--ntasks=1", "--ntasks=1 --comment=mine"))
+    p = sub.prepare(jobdir / "run_submit.script", [], SITE)
+    assert sub.sbatch_argv(SITE, p, TOKEN)[-2] == f"--comment=mine [{TOKEN}]"
+    p = sub.prepare(jobdir / "run_submit.script", ["--comment=cli"], SITE)
+    assert sub.sbatch_argv(SITE, p, TOKEN)[-3:] == ["--comment=cli", f"--comment=cli [{TOKEN}]", str(p.output)]
+
+
+def write_site(tmp_path: Path, sbatch: str) -> Path:
+    profile = tmp_path / "site.toml"
+    testbed = (Path(site_mod.PROFILE_DIR) / "testbed.toml").read_text()
+    profile.write_text(testbed.replace("[submit]\n", f'[submit]\nsbatch = "{sbatch}"\n'))
+    return profile
+
+
+def test_cli_rejected_job_marks_relion_job_failed(fp: FakeProcess, jobdir: Path, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    profile = write_site(tmp_path, "sbatch")
+    fp.register(["sbatch", fp.any()], stderr="sbatch: error: invalid partition specified: norm\n", returncode=1)
+    monkeypatch.chdir(jobdir.parent.parent)
+    rc = qsub_main(["--site", str(profile), "Class2D/job007/run_submit.script"])
+    assert rc == 1  # sbatch's own exit code
+    assert (jobdir / "RELION_JOB_EXIT_FAILURE").exists()
+    assert "invalid partition specified" in (jobdir / "run.err").read_text()
+    assert (jobdir / "run_submit.script").read_text() == SCRIPT  # RELION's script is never modified
+    (entry,) = [json.loads(line) for line in (jobdir / sub.LOG_NAME).read_text().splitlines()]
+    assert entry["submitted"] is False and entry["changes"][0]["rule"] == "empty-directive"
+    assert "invalid partition specified" in capsys.readouterr().err
+
+
+def test_cli_script_with_errors_is_not_submitted(fp: FakeProcess, jobdir: Path, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    (jobdir / "run_submit.script").write_text(SCRIPT.replace("--ntasks=1", "--ntasks=1 --frobnicate"))
+    monkeypatch.chdir(jobdir.parent.parent)
+    rc = qsub_main(["--site", "testbed", "Class2D/job007/run_submit.script"])
+    assert rc == EX_DATAERR and fp.calls == type(fp.calls)()
+    assert (jobdir / "RELION_JOB_EXIT_FAILURE").exists()
+    assert "frobnicate" in (jobdir / "run.err").read_text()
+
+
+def test_cli_success_logs_job_id(fp: FakeProcess, jobdir: Path, monkeypatch: pytest.MonkeyPatch,
+                                 capsys: pytest.CaptureFixture[str]) -> None:
+    fp.register(["sbatch", fp.any()], stdout="Submitted batch job 99\n")
+    monkeypatch.chdir(jobdir.parent.parent)
+    assert qsub_main(["--site", "testbed", "Class2D/job007/run_submit.script"]) == 0
+    assert capsys.readouterr().out == "Submitted batch job 99\n"
+    entry = json.loads((jobdir / sub.LOG_NAME).read_text())
+    assert entry["job_id"] == "99" and entry["normalised"].endswith("run_submit.slurm")
+    assert entry["sbatch_argv"][-1].endswith("run_submit.slurm")
+    assert not (jobdir / "RELION_JOB_EXIT_FAILURE").exists()
+
+
+def test_cli_check_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = tmp_path / "good.sh"
+    good.write_text(SCRIPT)
+    assert qsub_main(["check", "--diff", "--site", "testbed", str(good)]) == 0
+    out, err = capsys.readouterr()
+    assert "--gres=" not in out and "-#SBATCH --gres=" in err and not (tmp_path / "good.sh.slurm").exists()
+    assert qsub_main(["check", str(tmp_path / "missing.sh")]) == 66
+    assert "no such file" in capsys.readouterr().err
+    assert qsub_main(["check"]) == 64
+    assert qsub_main(["--bogus", "x.sh"]) == 64
