@@ -59,3 +59,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     ):
         report.outcome = "failed"
         report.longrepr = f"real-cluster test skipped in a run that requires the cluster: {report.longrepr}"
+
+
+@pytest.fixture(scope="session")
+def testbed_dir() -> Path:
+    """State dir of the running testbed: slurm.conf, logs, per-node dirs ``nodes/<name>/lscratch``."""
+    from slurmtools import testbed_dir as _testbed_dir
+
+    path = _testbed_dir()
+    if not (path / "slurm.conf").is_file():
+        pytest.fail(f"no testbed state in {path}: run `make testbed-up`", pytrace=False)
+    return path
