@@ -139,7 +139,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("wrap", None, REQUIRED),
 )
 
+# Long names sbatch accepts besides the table's (slurm_opt.c); they resolve to the canonical option.
+ALIASES: dict[str, str] = {"tasks-per-node": "ntasks-per-node"}
+
 BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
+_ALL_NAMES: dict[str, Option] = {**BY_NAME, **{alias: BY_NAME[name] for alias, name in ALIASES.items()}}
 BY_SHORT: dict[str, Option] = {o.short: o for o in OPTIONS if o.short}
 
 
@@ -152,10 +156,10 @@ class Lookup(enum.Enum):
 
 def lookup_long(name: str) -> tuple[Lookup, tuple[Option, ...]]:
     """Resolve a long option name (without ``--``) the way getopt_long does."""
-    exact = BY_NAME.get(name)
+    exact = _ALL_NAMES.get(name)
     if exact is not None:
         return Lookup.EXACT, (exact,)
-    matches = tuple(o for o in OPTIONS if o.name.startswith(name)) if name else ()
+    matches = tuple({o.name: o for n, o in _ALL_NAMES.items() if n.startswith(name)}.values()) if name else ()
     if len(matches) == 1:
         return Lookup.PREFIX, matches
     if matches:
