@@ -64,7 +64,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
 @pytest.fixture(scope="session")
 def testbed_dir() -> Path:
     """State dir of the running testbed: slurm.conf, logs, per-node dirs ``nodes/<name>/lscratch``."""
-    from slurmtools import testbed_dir as _testbed_dir
+    from tests.slurmtools import testbed_dir as _testbed_dir
 
     path = _testbed_dir()
     if not (path / "slurm.conf").is_file():

@@ -10,7 +10,17 @@ import shutil
 from pathlib import Path
 
 import pytest
-from slurmtools import JobResult, is_finished, job_env, run, sbatch, submit_and_wait, wait_for_job, wait_until
+
+from tests.slurmtools import (
+    JobResult,
+    is_finished,
+    job_env,
+    run,
+    sbatch,
+    submit_and_wait,
+    wait_for_job,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slurm
 
