@@ -484,12 +484,20 @@ def gpu_tasks(script: Script, ctx: Context, report: Report) -> Script:
 def gpu_threads(script: Script, ctx: Context, report: Report) -> Script:
     gpu = _gpu(script, ctx)
     threads = _int(effective(script, ctx, "cpus-per-task"))
-    if gpu is None or gpu.type is None or threads is None:
+    ranks = _int(effective(script, ctx, "ntasks")) or 1
+    if gpu is None or gpu.type is None or not gpu.count or threads is None or ranks < 2:
+        # A single process (VDAM, InitialModel, subtomogram de novo) spreads its threads over every GPU of the
+        # node; the seed recommends 16-64 threads there. The per-GPU limit is about MPI ranks, one GPU each.
         return script
     limit = ctx.site.gpu_safe_threads.get(gpu.type)
-    if limit is not None and threads > limit:
-        report.problem(0, f"{threads} threads per MPI rank on {gpu.type} GPUs; the safe limit is {limit}: set "
-                       f"'Number of threads' to {limit} or fewer")
+    workers = _tasks_per_node(script, ctx) or ranks
+    if workers > gpu.count:
+        workers -= 1  # the leader rank of a homogeneous+1 layout gets no GPU
+    per_gpu = -(-threads // max(1, gpu.count // max(1, workers)))
+    if limit is not None and per_gpu > limit:
+        report.problem(0, f"{threads} threads per MPI rank put {per_gpu} threads on each {gpu.type} GPU; the safe "
+                       f"limit is {limit}: set 'Number of threads' to {limit * max(1, gpu.count // max(1, workers))}"
+                       " or fewer")
     return script
 
 

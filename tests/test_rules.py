@@ -135,13 +135,13 @@ def test_ntasks_must_equal_nodes_times_tasks_per_node() -> None:
 
 
 def test_too_many_threads_per_gpu_is_an_error() -> None:
-    result = run(HEAD + "#SBATCH -p gpu --gres=gpu:k80:4 --cpus-per-task=2\nhostname\n")
+    result = run(HEAD + "#SBATCH -p gpu --gres=gpu:k80:4 -n 8 --cpus-per-task=2\nhostname\n")
     assert not result.ok and "k80" in result.errors[0].message and "1" in result.errors[0].message
 
 
 def test_policy_can_turn_an_error_into_a_warning() -> None:
     lenient = dataclasses.replace(BIOWULF, policy={**BIOWULF.policy, "threads_per_gpu": "warn"})
-    result = run(HEAD + "#SBATCH -p gpu --gres=gpu:k80:4 --cpus-per-task=2\nhostname\n", site=lenient)
+    result = run(HEAD + "#SBATCH -p gpu --gres=gpu:k80:4 -n 8 --cpus-per-task=2\nhostname\n", site=lenient)
     assert result.ok and ("gpu-threads", "warning") in actions(result)
 
 
@@ -187,3 +187,8 @@ def test_every_rule_can_be_turned_off() -> None:
     text = HEAD + "#SBATCH --gres= --exlusive\nhostname\n"
     result = normalise(parse(text), Context(off))
     assert result.changes == () and result.script.render() == text
+
+
+def test_single_process_gpu_jobs_may_use_many_threads() -> None:
+    # The seed's VDAM / subtomogram de novo rows: 1 process, 16-64 threads over 4 GPUs.
+    assert run(HEAD + "#SBATCH -p gpu --gres=gpu:k80:4 -n 1 --cpus-per-task=16\nhostname\n").ok
