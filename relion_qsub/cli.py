@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 from .errors import EX_DATAERR, EX_OK, EX_SOFTWARE, EX_USAGE, RelionQsubError
 
 if TYPE_CHECKING:
-
     from .rules import Change
     from .submit import Prepared
 
@@ -26,12 +25,12 @@ usage: {PROG} [--site PROFILE] [-q] [-v] SCRIPT [SBATCH_OPTION ...]
        {PROG} check [--diff] [--site PROFILE] [-v] SCRIPT [SBATCH_OPTION ...]
        {PROG} --version | --help"""
 
-HELP = f"""{USAGE}
+HELP = """{usage}
 
 Normalise a RELION-filled batch script and submit it with sbatch, exactly once.
 
 RELION runs "<Queue submit command> <jobdir>/run_submit.script"; set the Queue submit command (or
-RELION_QSUB_COMMAND) to {PROG}. The script is parsed as sbatch parses it, repaired where the repair is certain
+RELION_QSUB_COMMAND) to {prog}. The script is parsed as sbatch parses it, repaired where the repair is certain
 (empty GUI fields, --exlusive, --mem next to --mem-per-cpu, several --gres, missing --scratch_dir), checked
 (MPI layout, threads per GPU, partitions) and written to <jobdir>/run_submit.slurm; RELION's own script is never
 changed. Every submission appends a JSON line to <jobdir>/relion-qsub.jsonl. If the job cannot be submitted, the
@@ -43,7 +42,7 @@ commands:
                                exit 0 when it would submit, 65 when it would not
 
 options:
-  --site PROFILE   site profile: a name ({", ".join(sorted(p.stem for p in (Path(__file__).parent / "profiles").glob("*.toml")))}) or a .toml path;
+  --site PROFILE   site profile: a name ({profiles}) or a .toml path;
                    default $RELION_QSUB_SITE, else biowulf
   --diff           (check) also print a unified diff of the changes on stderr
   -q, --quiet      do not print fixes and warnings (errors are always printed)
@@ -52,13 +51,21 @@ options:
   -h, --help       this help
 
 examples:
-  {PROG} Class2D/job012/run_submit.script          what RELION runs
-  {PROG} check --diff Class2D/job012/run_submit.script
-  {PROG} myjob.sh --partition=quick                  standalone, like sbatch, the extra option wins
-  RELION_QSUB_SITE=/etc/relion-qsub/site.toml {PROG} check job.sh
+  {prog} Class2D/job012/run_submit.script          what RELION runs
+  {prog} check --diff Class2D/job012/run_submit.script
+  {prog} myjob.sh --partition=quick                  standalone, like sbatch, the extra option wins
+  RELION_QSUB_SITE=/etc/relion-qsub/site.toml {prog} check job.sh
 
 exit status: sbatch's own when sbatch ran; otherwise 64 usage, 65 the script cannot be submitted as it is,
 66 no such script, 69 sbatch unavailable, 75 temporary failure (retries exhausted), 78 bad site profile."""
+
+
+def help_text() -> str:
+    from .site import PROFILE_DIR
+
+    profiles = ", ".join(sorted(p.stem for p in PROFILE_DIR.glob("*.toml")))
+    return HELP.format(usage=USAGE, prog=PROG, profiles=profiles)
+
 
 def _guarded(prog: str, verbose: bool, body: Callable[[], int]) -> int:
     try:
@@ -80,6 +87,7 @@ def _guarded(prog: str, verbose: bool, body: Callable[[], int]) -> int:
         print(f"{prog}: internal error: {exc!r} (run with -v for the traceback)", file=sys.stderr)
         return EX_SOFTWARE
 
+
 class _Args:
     command: str = "submit"
     script: str | None = None
@@ -91,6 +99,7 @@ class _Args:
 
     def __init__(self) -> None:
         self.sbatch_args = []
+
 
 def parse_qsub_args(argv: Sequence[str]) -> _Args | int:
     """Options before SCRIPT are ours; everything after SCRIPT is sbatch's (like sbatch's own script arguments).
@@ -106,7 +115,7 @@ def parse_qsub_args(argv: Sequence[str]) -> _Args | int:
     while rest:
         word = rest.pop(0)
         if word in ("-h", "--help"):
-            print(HELP)
+            print(help_text())
             return EX_OK
         if word == "--version":
             from . import __version__
@@ -141,15 +150,18 @@ def parse_qsub_args(argv: Sequence[str]) -> _Args | int:
     args.sbatch_args = rest
     return args
 
+
 def _usage(message: str) -> int:
     print(f"{USAGE}\n{PROG}: error: {message}", file=sys.stderr)
     return EX_USAGE
+
 
 def print_report(changes: Sequence[Change], quiet: bool) -> None:
     for change in changes:
         if quiet and change.action != "error":
             continue
         print(f"{PROG}: {change}", file=sys.stderr)
+
 
 def _diff(prepared: Prepared) -> str:
     import difflib
@@ -162,6 +174,7 @@ def _diff(prepared: Prepared) -> str:
             tofile=str(prepared.output),
         )
     )
+
 
 def _check(args: _Args) -> int:
     from . import site as site_mod
@@ -180,6 +193,7 @@ def _check(args: _Args) -> int:
         print(f"{PROG}: {n} error{'s' if n > 1 else ''}: this script would not be submitted", file=sys.stderr)
         return EX_DATAERR
     return EX_OK
+
 
 def _submit(args: _Args) -> int:
     from . import site as site_mod
@@ -221,9 +235,18 @@ def _submit(args: _Args) -> int:
         raise
     sys.stdout.write(submission.stdout)
     sys.stderr.write(submission.stderr)
-    sub.record(prepared, {"submitted": True, "job_id": submission.job_id, "sbatch_argv": submission.argv,
-                          "token": submission.token, "attempts": submission.attempts})
+    sub.record(
+        prepared,
+        {
+            "submitted": True,
+            "job_id": submission.job_id,
+            "sbatch_argv": submission.argv,
+            "token": submission.token,
+            "attempts": submission.attempts,
+        },
+    )
     return submission.returncode
+
 
 def qsub_main(argv: Sequence[str] | None = None) -> int:
     parsed = parse_qsub_args(list(sys.argv[1:] if argv is None else argv))
@@ -232,8 +255,8 @@ def qsub_main(argv: Sequence[str] | None = None) -> int:
     args = parsed
     return _guarded(PROG, args.verbose, lambda: _check(args) if args.command == "check" else _submit(args))
 
+
 def launch_main(argv: Sequence[str] | None = None) -> int:
     from .launch import main
 
     return main(list(sys.argv[1:] if argv is None else argv))
-

@@ -200,17 +200,26 @@ def _set_body_line(script: Script, index: int, text: str) -> Script:
 # ---------------------------------------------------------------------------------------------- rules
 
 
-@rule("ignored-directive", "ignored_directive", "sbatch reads #SBATCH only at column 0, before the first command")
+@rule(
+    "ignored-directive",
+    "ignored_directive",
+    "sbatch reads #SBATCH only at column 0, before the first command",
+)
 def ignored_directives(script: Script, ctx: Context, report: Report) -> Script:
     for line in lookalikes(script):
         where = "after the first command" if line.kind is Kind.BODY else "not written exactly '#SBATCH' at column 0"
-        report.problem(line.number, f"{line.text.strip()!r} is {where}, so sbatch ignores it; move it into the "
-                       "directive block at the top")
+        report.problem(
+            line.number,
+            f"{line.text.strip()!r} is {where}, so sbatch ignores it; move it into the directive block at the top",
+        )
     return script
 
 
-@rule("unfilled-placeholder", "unfilled_placeholder",
-      "RELION leaves XXXextraNXXX in the script when RELION_QSUB_EXTRAn is not set")
+@rule(
+    "unfilled-placeholder",
+    "unfilled_placeholder",
+    "RELION leaves XXXextraNXXX in the script when RELION_QSUB_EXTRAn is not set",
+)
 def unfilled_directives(script: Script, ctx: Context, report: Report) -> Script:
     def visit(line: Line, parsed: Parsed) -> list[Parsed] | None:
         text = parsed.spelled + (parsed.value or "")
@@ -218,8 +227,11 @@ def unfilled_directives(script: Script, ctx: Context, report: Report) -> Script:
         if match is None:
             return None
         if report.repairs:
-            report.fixed(line.number, f"dropped {text!r}: RELION did not fill {match.group()} "
-                         f"(set RELION_QSUB_{match.group()[3:-3].upper()} in RELION's environment to use it)")
+            report.fixed(
+                line.number,
+                f"dropped {text!r}: RELION did not fill {match.group()} "
+                f"(set RELION_QSUB_{match.group()[3:-3].upper()} in RELION's environment to use it)",
+            )
             return []
         report.problem(line.number, f"RELION did not fill {match.group()} in {text!r}")
         return None
@@ -227,8 +239,11 @@ def unfilled_directives(script: Script, ctx: Context, report: Report) -> Script:
     return _rewrite(script, visit)
 
 
-@rule("empty-directive", "empty_directive", "an option with no value makes sbatch fail (e.g. --gres= is an "
-      "invalid TRES specification, relion issue 877)")
+@rule(
+    "empty-directive",
+    "empty_directive",
+    "an option with no value makes sbatch fail (e.g. --gres= is an invalid TRES specification, relion issue 877)",
+)
 def empty_directives(script: Script, ctx: Context, report: Report) -> Script:
     def visit(line: Line, parsed: Parsed) -> list[Parsed] | None:
         if parsed.option is None or parsed.option.arg is not REQUIRED or parsed.value is None:
@@ -274,8 +289,11 @@ _EMPTY_FLAG = re.compile(r"(?<!\S)--[A-Za-z][\w-]*=(?=\s|$)")
 _UNFILLED_FLAG = re.compile(r"(?<!\S)--[A-Za-z][\w-]*=\S*XXX\w+XXX\S*(?=\s|$)")
 
 
-@rule("launcher-options", "empty_directive", "the launcher line repeats GUI fields (--mem-per-cpu=XXXextra2XXX): "
-      "an empty or unfilled value makes srun fail")
+@rule(
+    "launcher-options",
+    "empty_directive",
+    "the launcher line repeats GUI fields (--mem-per-cpu=XXXextra2XXX): an empty or unfilled value makes srun fail",
+)
 def launcher_options(script: Script, ctx: Context, report: Report) -> Script:
     launchers = (*ctx.site.launchers, "srun")
     for index, line in _body_lines(script):
@@ -297,10 +315,23 @@ def body_placeholders(script: Script, ctx: Context, report: Report) -> Script:
         match = PLACEHOLDER.search(line.text)
         if match:
             name = match.group()[3:-3]
-            fix = (f"set RELION_QSUB_{name.upper()} in RELION's environment (module load relion-qsub) or remove it "
-                   "from the template") if name.startswith("extra") else "the template is not one RELION filled"
-            report.changes.append(Change(report.rule, ERROR, line.number,
-                                         f"{match.group()} is unfilled in a command: {fix}", report.reason))
+            fix = (
+                (
+                    f"set RELION_QSUB_{name.upper()} in RELION's environment (module load relion-qsub) or remove it "
+                    "from the template"
+                )
+                if name.startswith("extra")
+                else "the template is not one RELION filled"
+            )
+            report.changes.append(
+                Change(
+                    report.rule,
+                    ERROR,
+                    line.number,
+                    f"{match.group()} is unfilled in a command: {fix}",
+                    report.reason,
+                )
+            )
     return script
 
 
@@ -313,7 +344,10 @@ def memory(script: Script, ctx: Context, report: Report) -> Script:
         def drop_all(line: Line, parsed: Parsed) -> list[Parsed] | None:
             if parsed.name not in MEMORY:
                 return None
-            report.fixed(line.number, f"dropped --{parsed.name}={parsed.value}: --{cli[-1]} is given on the command line")
+            report.fixed(
+                line.number,
+                f"dropped --{parsed.name}={parsed.value}: --{cli[-1]} is given on the command line",
+            )
             return []
 
         return _rewrite(script, drop_all)
@@ -355,14 +389,16 @@ def merge_gres(script: Script, ctx: Context, report: Report) -> Script:
                 gres = keep
             merged[key] = gres
     # "gpu:4" next to "gpu:p100:4": the typed request says more; keep it.
-    for (name, kind) in list(merged):
+    for name, kind in list(merged):
         if kind is None and any(n == name and t is not None for n, t in merged):
             report.fixed(0, f"dropped untyped {merged[(name, None)].text}: a typed {name} request is also given")
             del merged[(name, None)]
     value = ",".join(g.render() for g in merged.values())
     if len(found) > 1:
-        report.fixed(found[0][1].option and script.lines[found[0][0]].number or 0,
-                     f"merged {len(found)} --gres directives into --gres={value}")
+        report.fixed(
+            (found[0][1].option and script.lines[found[0][0]].number) or 0,
+            f"merged {len(found)} --gres directives into --gres={value}",
+        )
     first = found[0][1]
 
     def visit(line: Line, parsed: Parsed) -> list[Parsed] | None:
@@ -400,8 +436,12 @@ def _set_gres(script: Script, entries: Sequence[Gres]) -> Script:
 _SCRATCH_ARG = re.compile(r"(?<!\S)--scratch_dir(?:=|\s+)(\"[^\"]*\"|'[^']*'|\S+)")
 
 
-@rule("scratch", "scratch_inject", "relion_refine copies particles to --scratch_dir; without it every rank reads "
-      "the shared filesystem (and a scratch path without the job id is shared by jobs on a node, relion issue 455)")
+@rule(
+    "scratch",
+    "scratch_inject",
+    "relion_refine copies particles to --scratch_dir; without it every rank reads "
+    "the shared filesystem (and a scratch path without the job id is shared by jobs on a node, relion issue 455)",
+)
 def scratch(script: Script, ctx: Context, report: Report) -> Script:
     site = ctx.site.scratch
     entries = gres_entries(script, ctx)
@@ -412,38 +452,59 @@ def scratch(script: Script, ctx: Context, report: Report) -> Script:
             continue
         if "--preread_images" in line.text.split():
             if _SCRATCH_ARG.search(line.text):
-                report.problem(line.number, "--scratch_dir is ignored with --preread_images (RELION reads the "
-                               "particles into memory instead)")
+                report.problem(
+                    line.number,
+                    "--scratch_dir is ignored with --preread_images (RELION reads the particles into memory instead)",
+                )
             continue
         arg = _SCRATCH_ARG.search(line.text)
         if arg is None:
             if has_gres and ctx.site.action("scratch_inject") != "off":
                 text = line.text[: match.end()] + f" --scratch_dir {site.job_dir}" + line.text[match.end() :]
                 script = _set_body_line(script, index, text)
-                report.fixed(line.number, f"added --scratch_dir {site.job_dir} to {match.group().strip('`')}: the "
-                             f"job allocates {site.gres}")
+                report.fixed(
+                    line.number,
+                    f"added --scratch_dir {site.job_dir} to {match.group().strip('`')}: the job allocates {site.gres}",
+                )
             elif not has_gres and ctx.site.action("scratch_missing") != "off":
-                report.changes.append(Change(
-                    "scratch", ERROR if ctx.site.action("scratch_missing") == "error" else WARNING, line.number,
-                    f"no local scratch: add {site.gres}:N (GB, at least the particle data) to Gres and "
-                    f"{site.job_dir} to 'Copy particles to scratch directory'", report.reason))
+                report.changes.append(
+                    Change(
+                        "scratch",
+                        ERROR if ctx.site.action("scratch_missing") == "error" else WARNING,
+                        line.number,
+                        f"no local scratch: add {site.gres}:N (GB, at least the particle data) to Gres and "
+                        f"{site.job_dir} to 'Copy particles to scratch directory'",
+                        report.reason,
+                    )
+                )
             continue
         path = arg.group(1).strip("\"'")
         if "SLURM_JOB_ID" not in path and ctx.site.action("scratch_job_id") != "off":
-            report.changes.append(Change(
-                "scratch", ERROR if ctx.site.action("scratch_job_id") == "error" else WARNING, line.number,
-                f"--scratch_dir {path} has no $SLURM_JOB_ID: two jobs on one node would wipe each other's copy; "
-                f"use {site.job_dir}", report.reason))
+            report.changes.append(
+                Change(
+                    "scratch",
+                    ERROR if ctx.site.action("scratch_job_id") == "error" else WARNING,
+                    line.number,
+                    f"--scratch_dir {path} has no $SLURM_JOB_ID: two jobs on one node would wipe each other's copy; "
+                    f"use {site.job_dir}",
+                    report.reason,
+                )
+            )
         under_root = path == site.root or path.startswith(site.root.rstrip("/") + "/")
         if under_root and not has_gres and ctx.site.action("scratch_gres") != "off":
             entries = [*entries, Gres(site.gres, None, site.min_gb, f"{site.gres}:{site.min_gb}")]
             has_gres = True
             script = _set_gres(script, entries)
-            report.changes.append(Change(
-                "scratch", WARNING, line.number,
-                f"--scratch_dir is under {site.root} but no {site.gres} was allocated: added "
-                f"--gres {site.gres}:{site.min_gb} (the site minimum; allocate more for large data sets)",
-                report.reason))
+            report.changes.append(
+                Change(
+                    "scratch",
+                    WARNING,
+                    line.number,
+                    f"--scratch_dir is under {site.root} but no {site.gres} was allocated: added "
+                    f"--gres {site.gres}:{site.min_gb} (the site minimum; allocate more for large data sets)",
+                    report.reason,
+                )
+            )
     return script
 
 
@@ -453,9 +514,12 @@ def layout(script: Script, ctx: Context, report: Report) -> Script:
     nodes = _int(effective(script, ctx, "nodes"))
     per_node = _int(effective(script, ctx, "ntasks-per-node"))
     if ntasks is not None and nodes is not None and per_node is not None and ntasks != nodes * per_node:
-        report.problem(0, f"--ntasks={ntasks} but --nodes={nodes} x --ntasks-per-node={per_node} = "
-                       f"{nodes * per_node}: set 'Number of MPI procs' to {nodes * per_node} or change the "
-                       "SBATCH Directives")
+        report.problem(
+            0,
+            f"--ntasks={ntasks} but --nodes={nodes} x --ntasks-per-node={per_node} = "
+            f"{nodes * per_node}: set 'Number of MPI procs' to {nodes * per_node} or change the "
+            "SBATCH Directives",
+        )
     return script
 
 
@@ -470,17 +534,28 @@ def _tasks_per_node(script: Script, ctx: Context) -> int | None:
     return per_node
 
 
-@rule("gpu-tasks", "tasks_per_gpu", "more ranks on a node than its GPUs + 1 leader overload the GPUs "
-      "(CudaCustomAllocator out of memory; MotionCor2 'All GPUs are in use')")
+@rule(
+    "gpu-tasks",
+    "tasks_per_gpu",
+    "more ranks on a node than its GPUs + 1 leader overload the GPUs "
+    "(CudaCustomAllocator out of memory; MotionCor2 'All GPUs are in use')",
+)
 def gpu_tasks(script: Script, ctx: Context, report: Report) -> Script:
     gpu, per_node = _gpu(script, ctx), _tasks_per_node(script, ctx)
     if gpu and gpu.count and per_node and per_node > gpu.count + 1:
-        report.problem(0, f"{per_node} tasks per node but {gpu.count} GPUs per node: use at most {gpu.count + 1} "
-                       f"(--ntasks-per-node={gpu.count + 1} with 'Number of MPI procs' = nodes x {gpu.count + 1})")
+        report.problem(
+            0,
+            f"{per_node} tasks per node but {gpu.count} GPUs per node: use at most {gpu.count + 1} "
+            f"(--ntasks-per-node={gpu.count + 1} with 'Number of MPI procs' = nodes x {gpu.count + 1})",
+        )
     return script
 
 
-@rule("gpu-threads", "threads_per_gpu", "too many threads per GPU hang the node (seed: k80 1, p100 2, v100/a100 4)")
+@rule(
+    "gpu-threads",
+    "threads_per_gpu",
+    "too many threads per GPU hang the node (seed: k80 1, p100 2, v100/a100 4)",
+)
 def gpu_threads(script: Script, ctx: Context, report: Report) -> Script:
     gpu = _gpu(script, ctx)
     threads = _int(effective(script, ctx, "cpus-per-task"))
@@ -495,25 +570,42 @@ def gpu_threads(script: Script, ctx: Context, report: Report) -> Script:
         workers -= 1  # the leader rank of a homogeneous+1 layout gets no GPU
     per_gpu = -(-threads // max(1, gpu.count // max(1, workers)))
     if limit is not None and per_gpu > limit:
-        report.problem(0, f"{threads} threads per MPI rank put {per_gpu} threads on each {gpu.type} GPU; the safe "
-                       f"limit is {limit}: set 'Number of threads' to {limit * max(1, gpu.count // max(1, workers))}"
-                       " or fewer")
+        report.problem(
+            0,
+            f"{threads} threads per MPI rank put {per_gpu} threads on each {gpu.type} GPU; the safe "
+            f"limit is {limit}: set 'Number of threads' to {limit * max(1, gpu.count // max(1, workers))}"
+            " or fewer",
+        )
     return script
 
 
-@rule("plus-one", "plus_one_launcher", "homogeneous+1 (odd --ntasks-per-node > 2 on several GPU nodes) needs the "
-      "launcher that puts the leader rank alone-extra on the first node")
+@rule(
+    "plus-one",
+    "plus_one_launcher",
+    "homogeneous+1 (odd --ntasks-per-node > 2 on several GPU nodes) needs the "
+    "launcher that puts the leader rank alone-extra on the first node",
+)
 def plus_one(script: Script, ctx: Context, report: Report) -> Script:
     per_node, nodes = _int(effective(script, ctx, "ntasks-per-node")), _int(effective(script, ctx, "nodes"))
-    if _gpu(script, ctx) is None or per_node is None or nodes is None or nodes < 2 or per_node <= 2 or per_node % 2 == 0:
+    if (
+        _gpu(script, ctx) is None
+        or per_node is None
+        or nodes is None
+        or nodes < 2
+        or per_node <= 2
+        or per_node % 2 == 0
+    ):
         return script
     body = "\n".join(script.body())
     if any(word in body for word in (*ctx.site.launchers, "add_extra_MPI_task")):
         return script
     for _, line in _body_lines(script):
         if REFINE.search(line.text) or "_mpi" in line.text:
-            report.problem(line.number, "this MPI command is not started through ${RELION_STD_LAUNCHER}: the leader "
-                           "rank will take a GPU slot; start it with ${RELION_STD_LAUNCHER}")
+            report.problem(
+                line.number,
+                "this MPI command is not started through ${RELION_STD_LAUNCHER}: the leader "
+                "rank will take a GPU slot; start it with ${RELION_STD_LAUNCHER}",
+            )
             break
     return script
 
@@ -530,39 +622,56 @@ def partition(script: Script, ctx: Context, report: Report) -> Script:
     if unknown:
         action = site.action("unknown_partition")
         if action != "off":
-            report.changes.append(Change(
-                "partition", ERROR if action == "error" else WARNING, 0,
-                f"partition {unknown[0]!r} is not one of this site's: set 'Queue name' to one of "
-                f"{', '.join(sorted(site.partitions))}", report.reason))
+            report.changes.append(
+                Change(
+                    "partition",
+                    ERROR if action == "error" else WARNING,
+                    0,
+                    f"partition {unknown[0]!r} is not one of this site's: set 'Queue name' to one of "
+                    f"{', '.join(sorted(site.partitions))}",
+                    report.reason,
+                )
+            )
         return script
     if gpu is None:
         return script
     for part_name in chosen:
         part = site.partitions[part_name]
         if not part.gpu_types:
-            report.problem(0, f"--gres={gpu.text} asks for GPUs but partition {part_name!r} has none: set 'Queue "
-                           f"name' to {' or '.join(site.gpu_partitions()) or 'a GPU partition'}")
+            report.problem(
+                0,
+                f"--gres={gpu.text} asks for GPUs but partition {part_name!r} has none: set 'Queue "
+                f"name' to {' or '.join(site.gpu_partitions()) or 'a GPU partition'}",
+            )
         elif gpu.type and gpu.type not in part.gpu_types:
-            report.problem(0, f"partition {part_name!r} has no {gpu.type} GPUs: use one of "
-                           f"{', '.join(part.gpu_types)}")
+            report.problem(0, f"partition {part_name!r} has no {gpu.type} GPUs: use one of {', '.join(part.gpu_types)}")
         elif gpu.count and part.gpus_per_node and gpu.count > part.gpus_per_node:
-            report.problem(0, f"--gres={gpu.text} asks for {gpu.count} GPUs per node; partition {part_name!r} nodes "
-                           f"have {part.gpus_per_node}")
+            report.problem(
+                0,
+                f"--gres={gpu.text} asks for {gpu.count} GPUs per node; partition {part_name!r} nodes "
+                f"have {part.gpus_per_node}",
+            )
     return script
 
 
 _GPU_FLAG = re.compile(r"(?<!\S)--gpu(?=\s|=|$)")
 
 
-@rule("gpu-gres", "gpu_without_gres", "RELION started with --gpu on a job that allocates no GPU fails "
-      "('no CUDA-capable device')")
+@rule(
+    "gpu-gres",
+    "gpu_without_gres",
+    "RELION started with --gpu on a job that allocates no GPU fails ('no CUDA-capable device')",
+)
 def gpu_without_gres(script: Script, ctx: Context, report: Report) -> Script:
     if _gpu(script, ctx) is not None or effective(script, ctx, "gpus") or effective(script, ctx, "gpus-per-node"):
         return script
     for _, line in _body_lines(script):
         if "relion_" in line.text and _GPU_FLAG.search(line.text):
-            report.problem(line.number, "the command uses --gpu but the job allocates no GPU: add gpu:TYPE:N to "
-                           "Gres (and a GPU 'Queue name'), or set 'Use GPU acceleration?' to No")
+            report.problem(
+                line.number,
+                "the command uses --gpu but the job allocates no GPU: add gpu:TYPE:N to "
+                "Gres (and a GPU 'Queue name'), or set 'Use GPU acceleration?' to No",
+            )
             break
     return script
 

@@ -113,13 +113,13 @@ class _Reader:
             raise self._fail(key, "a table", value)
         return _Reader(self.path, value, f"{self.prefix}{key}.")
 
-    def str(self, key: str, default: str, choices: tuple[str, ...] = ()) -> str:
+    def text(self, key: str, default: str, choices: tuple[str, ...] = ()) -> str:
         value = self.data.get(key, default)
         if not isinstance(value, str) or (choices and value not in choices):
             raise self._fail(key, "one of " + ", ".join(choices) if choices else "a string", value)
         return value
 
-    def int(self, key: str, default: int, minimum: int = 0) -> int:
+    def integer(self, key: str, default: int, minimum: int = 0) -> int:
         value = self.data.get(key, default)
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             raise self._fail(key, f"a whole number >= {minimum}", value)
@@ -154,9 +154,9 @@ def from_mapping(data: Mapping[str, Any], path: str) -> Site:
     for name in parts.keys():
         p = parts.table(name)
         types = p.strings("gpu_types", ())
-        partitions[name] = Partition(name, types, p.int("gpus_per_node", 4 if types else 0))
+        partitions[name] = Partition(name, types, p.integer("gpus_per_node", 4 if types else 0))
     gpu_types = top.table("gpu_types")
-    safe = {name: gpu_types.table(name).int("safe_threads", 1, minimum=1) for name in gpu_types.keys()}
+    safe = {name: gpu_types.table(name).integer("safe_threads", 1, minimum=1) for name in gpu_types.keys()}
     for part in partitions.values():
         for t in part.gpu_types:
             if t not in safe:
@@ -165,8 +165,10 @@ def from_mapping(data: Mapping[str, Any], path: str) -> Site:
                 )
     s = top.table("scratch")
     scratch = Scratch(
-        s.str("gres", "lscratch"), s.str("root", "/lscratch"), s.str("job_dir", "/lscratch/$SLURM_JOB_ID"),
-        s.int("min_gb", 5),
+        s.text("gres", "lscratch"),
+        s.text("root", "/lscratch"),
+        s.text("job_dir", "/lscratch/$SLURM_JOB_ID"),
+        s.integer("min_gb", 5),
     )
     pol = top.table("policy")
     policy = dict(DEFAULT_POLICY)
@@ -175,17 +177,27 @@ def from_mapping(data: Mapping[str, Any], path: str) -> Site:
             continue
         if key not in DEFAULT_POLICY:
             raise ProfileError(f"{path}: policy.{key}: unknown check; known: {', '.join(sorted(DEFAULT_POLICY))}")
-        policy[key] = pol.str(key, "warn", ACTIONS)
+        policy[key] = pol.text(key, "warn", ACTIONS)
     sub = top.table("submit")
     submit = Submit(
-        sub.str("sbatch", "sbatch"), sub.str("squeue", "squeue"), sub.number("timeout", 60.0),
-        sub.int("attempts", 4, minimum=1), sub.numbers("backoff", (2.0, 5.0, 15.0)),
+        sub.text("sbatch", "sbatch"),
+        sub.text("squeue", "squeue"),
+        sub.number("timeout", 60.0),
+        sub.integer("attempts", 4, minimum=1),
+        sub.numbers("backoff", (2.0, 5.0, 15.0)),
         sub.strings("transient", DEFAULT_TRANSIENT),
     )
     return Site(
-        name=top.str("name", Path(path).stem), path=path, partitions=partitions, gpu_safe_threads=safe,
-        scratch=scratch, policy=policy, typo_distance=pol.int("typo_distance", 2),
-        launchers=top.strings("launchers", ("RELION_STD_LAUNCHER", "relion-launch")), submit=submit, raw=data,
+        name=top.text("name", Path(path).stem),
+        path=path,
+        partitions=partitions,
+        gpu_safe_threads=safe,
+        scratch=scratch,
+        policy=policy,
+        typo_distance=pol.integer("typo_distance", 2),
+        launchers=top.strings("launchers", ("RELION_STD_LAUNCHER", "relion-launch")),
+        submit=submit,
+        raw=data,
     )
 
 

@@ -135,8 +135,9 @@ def find_by_token(site: Site, token: str, runner: Callable[..., proc.Result] = p
         timeout=site.submit.timeout,
     )
     if result.returncode != 0:
-        raise TransientError(f"squeue failed: {_last_line(result.stderr)}", returncode=result.returncode,
-                             stderr=result.stderr)
+        raise TransientError(
+            f"squeue failed: {_last_line(result.stderr)}", returncode=result.returncode, stderr=result.stderr
+        )
     for row in result.stdout.splitlines():
         job_id, _, comment = row.partition("|")
         if token in comment:
@@ -187,8 +188,7 @@ def submit(
             why = _last_line(result.stderr)
             sub.attempts.append({"attempt": attempt, "returncode": result.returncode, "error": why})
             if not any(pattern in result.stderr for pattern in transient):
-                raise CommandError(f"sbatch refused the job: {why}", returncode=result.returncode,
-                                   stderr=result.stderr)
+                raise CommandError(f"sbatch refused the job: {why}", returncode=result.returncode, stderr=result.stderr)
         # A transient failure: the job may exist although sbatch did not say so. Ask before trying again.
         if attempt == site.submit.attempts:
             break
@@ -206,8 +206,11 @@ def submit(
             sub.stdout = f"Submitted batch job {found}\n"
             sub.attempts.append({"attempt": attempt, "found_by_token": found})
             return sub
-    raise TransientError(f"sbatch failed {site.submit.attempts} times, last: {why}; the job was not submitted",
-                         returncode=sub.returncode, stderr=sub.stderr)
+    raise TransientError(
+        f"sbatch failed {site.submit.attempts} times, last: {why}; the job was not submitted",
+        returncode=sub.returncode,
+        stderr=sub.stderr,
+    )
 
 
 def _sha256(text: str) -> str:

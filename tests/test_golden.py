@@ -43,15 +43,20 @@ def test_golden(script: Path) -> None:
         golden.write_text(actual)
         return
     if not golden.exists():
-        pytest.fail(f"no golden file {golden.relative_to(HERE.parent)}; record it: RELION_QSUB_RERECORD=1 "
-                    f".venv/bin/pytest tests/test_golden.py -k {script.stem}")
+        pytest.fail(
+            f"no golden file {golden.relative_to(HERE.parent)}; record it: RELION_QSUB_RERECORD=1 "
+            f".venv/bin/pytest tests/test_golden.py -k {script.stem}"
+        )
     expected = golden.read_text()
     if actual != expected:
-        diff = "".join(difflib.unified_diff(expected.splitlines(True), actual.splitlines(True),
-                                            f"golden/{golden.name}", "now"))
-        pytest.fail(f"normalised {script.name} differs from its golden file:\n{diff}\nIf intended, re-record: "
-                    f"RELION_QSUB_RERECORD=1 .venv/bin/pytest tests/test_golden.py -k {script.stem}",
-                    pytrace=False)
+        diff = "".join(
+            difflib.unified_diff(expected.splitlines(True), actual.splitlines(True), f"golden/{golden.name}", "now")
+        )
+        pytest.fail(
+            f"normalised {script.name} differs from its golden file:\n{diff}\nIf intended, re-record: "
+            f"RELION_QSUB_RERECORD=1 .venv/bin/pytest tests/test_golden.py -k {script.stem}",
+            pytrace=False,
+        )
 
 
 @pytest.mark.parametrize("script", CORPUS, ids=[p.stem for p in CORPUS])

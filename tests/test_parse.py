@@ -46,8 +46,14 @@ def test_getopt_long_prefixes_and_ambiguity() -> None:
 
 def test_parse_words_short_long_and_values() -> None:
     got = [(p.name, p.value) for p in parse_words(["-N2", "-n", "8", "--time", "1:00", "--exclusive", "-HQ"])]
-    assert got == [("nodes", "2"), ("ntasks", "8"), ("time", "1:00"), ("exclusive", None), ("hold", None),
-                   ("quiet", None)]
+    assert got == [
+        ("nodes", "2"),
+        ("ntasks", "8"),
+        ("time", "1:00"),
+        ("exclusive", None),
+        ("hold", None),
+        ("quiet", None),
+    ]
 
 
 def test_optional_argument_is_only_attached() -> None:
@@ -96,14 +102,32 @@ def test_parse_kinds_and_round_trip() -> None:
     script = parse(SCRIPT)
     assert script.render() == SCRIPT
     kinds = [line.kind for line in script.lines]
-    assert kinds == [Kind.SHEBANG, Kind.DIRECTIVE, Kind.DIRECTIVE, Kind.COMMENT, Kind.COMMENT, Kind.COMMENT,
-                     Kind.DIRECTIVE, Kind.BODY, Kind.BODY]
+    assert kinds == [
+        Kind.SHEBANG,
+        Kind.DIRECTIVE,
+        Kind.DIRECTIVE,
+        Kind.COMMENT,
+        Kind.COMMENT,
+        Kind.COMMENT,
+        Kind.DIRECTIVE,
+        Kind.BODY,
+        Kind.BODY,
+    ]
     assert script.last("ntasks") == "4" and script.last("time") == "1:00" and script.last("gres") == ""
     assert [line.number for line in lookalikes(script)] == [6, 9]
 
 
-@pytest.mark.parametrize("text", ["", "\n", "no newline at end", "#!/bin/sh\r\n#SBATCH -n 1\r\nhostname\r\n",
-                                  "#SBATCH -J a\x0bb\nx\n", "\n\n#SBATCH -n1\n\n"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "\n",
+        "no newline at end",
+        "#!/bin/sh\r\n#SBATCH -n 1\r\nhostname\r\n",
+        "#SBATCH -J a\x0bb\nx\n",
+        "\n\n#SBATCH -n1\n\n",
+    ],
+)
 def test_round_trip_edge_cases(text: str) -> None:
     assert parse(text).render() == text
 

@@ -103,8 +103,10 @@ def test_every_option_in_our_table_is_known_to_this_sbatch(tmp_path: Path) -> No
         if option.name in ("help", "usage", "version", "wait", "wrap", "test-only", "parsable"):
             continue
         word = f"--{option.name}=1" if option.arg is REQUIRED else f"--{option.name}"
-        proc = subprocess.run(["sbatch", "--test-only", word, str(script)], capture_output=True, text=True,
-                              timeout=30)
-        assert "unrecognized option" not in proc.stderr and "invalid option" not in proc.stderr, (word, proc.stderr)
+        proc = subprocess.run(["sbatch", "--test-only", word, str(script)], capture_output=True, text=True, timeout=30)
+        assert "unrecognized option" not in proc.stderr and "invalid option" not in proc.stderr, (
+            word,
+            proc.stderr,
+        )
     proc = subprocess.run(["sbatch", "--test-only", "--exlusive", str(script)], capture_output=True, text=True)
     assert "unrecognized option" in proc.stderr  # the check above can fail

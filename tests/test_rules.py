@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 
-import pytest
-
 from relion_qsub import site as site_mod
 from relion_qsub.parse import parse
 from relion_qsub.rules import Context, normalise, parse_cli_options
 
 BIOWULF = site_mod.load("biowulf")
 HEAD = "#!/bin/bash\n"
-LAUNCH = "${RELION_STD_LAUNCHER} `which relion_refine_mpi` --o Class2D/job001/run --i p.star --gpu \"\" " \
-         "--pipeline_control Class2D/job001/\n"
+LAUNCH = (
+    '${RELION_STD_LAUNCHER} `which relion_refine_mpi` --o Class2D/job001/run --i p.star --gpu "" '
+    "--pipeline_control Class2D/job001/\n"
+)
 
 
 def run(text: str, site: site_mod.Site = BIOWULF, cli: list[str] | None = None):  # type: ignore[no-untyped-def]
@@ -36,7 +36,9 @@ def test_clean_script_is_untouched() -> None:
 
 
 def test_empty_values_and_bare_directives_are_dropped() -> None:
-    result = run(HEAD + "#SBATCH --ntasks=4\n#SBATCH --gres=\n#SBATCH --time=\n#SBATCH \n#SBATCH --mem-per-cpu=\nhostname\n")
+    result = run(
+        HEAD + "#SBATCH --ntasks=4\n#SBATCH --gres=\n#SBATCH --time=\n#SBATCH \n#SBATCH --mem-per-cpu=\nhostname\n"
+    )
     assert result.script.render() == HEAD + "#SBATCH --ntasks=4\nhostname\n"
     assert {a for a in actions(result)} == {("empty-directive", "fixed")}
     assert len(result.changes) == 4
@@ -99,7 +101,9 @@ def test_empty_launcher_memory_is_removed_from_the_body() -> None:
 def test_several_gres_are_merged() -> None:
     result = run(HEAD + "#SBATCH --gres=lscratch:200\n#SBATCH --gres=gpu:p100:4 -p gpu\nhostname\n")
     # A line a rule touched is rendered anew in the long form.
-    assert result.script.render() == HEAD + "#SBATCH --gres=lscratch:200,gpu:p100:4\n#SBATCH --partition=gpu\nhostname\n"
+    assert (
+        result.script.render() == HEAD + "#SBATCH --gres=lscratch:200,gpu:p100:4\n#SBATCH --partition=gpu\nhostname\n"
+    )
 
 
 def test_duplicate_gres_keep_the_larger_and_the_typed() -> None:
@@ -114,7 +118,11 @@ def test_scratch_dir_is_injected_when_lscratch_is_allocated() -> None:
 
 
 def test_no_scratch_injection_with_preread_images() -> None:
-    text = HEAD + "#SBATCH -p gpu --gres=lscratch:400,gpu:p100:4 -c 2\n" + LAUNCH.replace("--gpu", "--preread_images --gpu")
+    text = (
+        HEAD
+        + "#SBATCH -p gpu --gres=lscratch:400,gpu:p100:4 -c 2\n"
+        + LAUNCH.replace("--gpu", "--preread_images --gpu")
+    )
     assert "--scratch_dir" not in run(text).script.body()[0]
 
 

@@ -113,7 +113,11 @@ def test_user_comment_is_kept_beside_the_token(jobdir: Path) -> None:
     p = sub.prepare(jobdir / "run_submit.script", [], SITE)
     assert sub.sbatch_argv(SITE, p, TOKEN)[-2] == f"--comment=mine [{TOKEN}]"
     p = sub.prepare(jobdir / "run_submit.script", ["--comment=cli"], SITE)
-    assert sub.sbatch_argv(SITE, p, TOKEN)[-3:] == ["--comment=cli", f"--comment=cli [{TOKEN}]", str(p.output)]
+    assert sub.sbatch_argv(SITE, p, TOKEN)[-3:] == [
+        "--comment=cli",
+        f"--comment=cli [{TOKEN}]",
+        str(p.output),
+    ]
 
 
 def write_site(tmp_path: Path, sbatch: str) -> Path:
@@ -123,9 +127,13 @@ def write_site(tmp_path: Path, sbatch: str) -> Path:
     return profile
 
 
-def test_cli_rejected_job_marks_relion_job_failed(fp: FakeProcess, jobdir: Path, tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch,
-                                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_rejected_job_marks_relion_job_failed(
+    fp: FakeProcess,
+    jobdir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     profile = write_site(tmp_path, "sbatch")
     fp.register(["sbatch", fp.any()], stderr="sbatch: error: invalid partition specified: norm\n", returncode=1)
     monkeypatch.chdir(jobdir.parent.parent)
@@ -139,8 +147,9 @@ def test_cli_rejected_job_marks_relion_job_failed(fp: FakeProcess, jobdir: Path,
     assert "invalid partition specified" in capsys.readouterr().err
 
 
-def test_cli_script_with_errors_is_not_submitted(fp: FakeProcess, jobdir: Path, tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_script_with_errors_is_not_submitted(
+    fp: FakeProcess, jobdir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (jobdir / "run_submit.script").write_text(SCRIPT.replace("--ntasks=1", "--ntasks=1 --frobnicate"))
     monkeypatch.chdir(jobdir.parent.parent)
     rc = qsub_main(["--site", "testbed", "Class2D/job007/run_submit.script"])
@@ -149,8 +158,9 @@ def test_cli_script_with_errors_is_not_submitted(fp: FakeProcess, jobdir: Path, 
     assert "frobnicate" in (jobdir / "run.err").read_text()
 
 
-def test_cli_success_logs_job_id(fp: FakeProcess, jobdir: Path, monkeypatch: pytest.MonkeyPatch,
-                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_success_logs_job_id(
+    fp: FakeProcess, jobdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     fp.register(["sbatch", fp.any()], stdout="Submitted batch job 99\n")
     monkeypatch.chdir(jobdir.parent.parent)
     assert qsub_main(["--site", "testbed", "Class2D/job007/run_submit.script"]) == 0

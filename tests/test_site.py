@@ -1,0 +1,48 @@
+"""Site profiles: the packaged ones load; a bad one is refused naming the file, the key and what is expected."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from relion_qsub import site
+from relion_qsub.errors import ProfileError
+
+
+def test_packaged_profiles_load() -> None:
+    biowulf = site.load("biowulf")
+    assert biowulf.gpu_safe_threads == {"k80": 1, "p100": 2, "v100": 4, "v100x": 4, "a100": 4}
+    assert biowulf.scratch.min_gb == 5 and biowulf.gpu_partitions() == ["gpu"]
+    assert site.load("testbed").partitions["gpu"].gpu_types == ("p100",)
+
+
+def test_environment_selects_the_profile() -> None:
+    assert site.resolve(None, {"RELION_QSUB_SITE": "testbed"}).name == "testbed.toml"
+    assert site.resolve(None, {}).name == "biowulf.toml"
+    assert site.resolve("/etc/x.toml", {}) == Path("/etc/x.toml")
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ("[policy]\nthreads_per_gpu = 'eror'\n", "policy.threads_per_gpu: expected one of error, warn, fix, off"),
+        ("[policy]\nnosuch = 'warn'\n", "policy.nosuch: unknown check"),
+        ("[scratch]\nmin_gb = -1\n", "scratch.min_gb: expected a whole number >= 0"),
+        ("[partitions.gpu]\ngpu_types = ['h100']\n", "GPU type 'h100' has no [gpu_types.h100] table"),
+        ("[submit]\nbackoff = 'x'\n", "submit.backoff: expected a list of numbers"),
+        ("partitions = 3\n", "partitions: expected a table"),
+        ("this is = not toml [\n", "not valid TOML"),
+    ],
+)
+def test_bad_profile_names_file_key_and_expectation(tmp_path: Path, toml: str, message: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(toml)
+    with pytest.raises(ProfileError) as info:
+        site.load(str(path))
+    assert str(path) in str(info.value) and message in str(info.value)
+
+
+def test_missing_profile_lists_the_known_ones() -> None:
+    with pytest.raises(ProfileError, match="biowulf, testbed"):
+        site.load("nosuch")
