@@ -248,8 +248,34 @@ def _submit(args: _Args) -> int:
     return submission.returncode
 
 
+# Subcommands beyond submit/check, each in its own module with its own argparse (off the submit path):
+# ``main(argv: list[str]) -> int``, imported only when called.
+SUBCOMMANDS = {
+    "templates": "relion_qsub.templates",
+    "recommend": "relion_qsub.recommend",
+    "module": "relion_qsub.module",
+    "doctor": "relion_qsub.doctor",
+}
+
+
+def _subcommand(name: str, argv: list[str]) -> int:
+    import importlib
+
+    verbose = "-v" in argv or "--verbose" in argv
+    try:
+        module = importlib.import_module(SUBCOMMANDS[name])
+    except ModuleNotFoundError as exc:
+        if exc.name != SUBCOMMANDS[name]:
+            raise
+        return _usage(f"'{name}' is not available in this version")
+    return _guarded(f"{PROG} {name}", verbose, lambda: int(module.main(argv)))
+
+
 def qsub_main(argv: Sequence[str] | None = None) -> int:
-    parsed = parse_qsub_args(list(sys.argv[1:] if argv is None else argv))
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words and words[0] in SUBCOMMANDS:
+        return _subcommand(words[0], words[1:])
+    parsed = parse_qsub_args(words)
     if isinstance(parsed, int):
         return parsed
     args = parsed
