@@ -724,6 +724,8 @@ def supervise(
             ) from exc
         except PermissionError as exc:
             raise CommandError(f"{argv[0]}: not executable ({exc.strerror})") from exc
+        except OSError as exc:
+            raise CommandError(f"{argv[0]}: cannot run it ({exc.strerror})") from exc
         if child.stderr is not None:
             sink = stderr if stderr is not None else sys.stderr.buffer
             for line in child.stderr:

@@ -171,9 +171,7 @@ def tasks_per_node(env: Mapping[str, str], nnodes: int) -> tuple[int, ...]:
         try:
             counts = tuple(int(c) for c in hostlist.parse_slurm_tasks_per_node(raw))
         except (hostlist.BadHostlist, ValueError) as exc:
-            raise LayoutError(
-                f"SLURM_TASKS_PER_NODE={raw!r} is not Slurm's 'count(xrepeat),...' form ({exc})"
-            ) from exc
+            raise LayoutError(f"SLURM_TASKS_PER_NODE={raw!r} is not Slurm's 'count(xrepeat),...' form ({exc})") from exc
         if len(counts) != nnodes:
             raise LayoutError(
                 f"SLURM_TASKS_PER_NODE={raw!r} describes {len(counts)} nodes but the job has {nnodes}; "
@@ -322,11 +320,7 @@ def plus_one_ranks(nnodes: int, k: int) -> int:
 
 def _plus_one_fits(shape: JobShape, k: int) -> bool:
     cap = shape.capacity
-    return (
-        cap[0] >= k
-        and all(c >= k - 1 for c in cap[1:])
-        and shape.ntasks >= plus_one_ranks(len(shape.nodes), k)
-    )
+    return cap[0] >= k and all(c >= k - 1 for c in cap[1:]) and shape.ntasks >= plus_one_ranks(len(shape.nodes), k)
 
 
 def _homogeneous_fits(shape: JobShape, k: int) -> bool:
@@ -387,8 +381,7 @@ def _plan_plus_one(env: Mapping[str, str], options: LayoutOptions, shape: JobSha
     clash = _layout_option(options.srun_options)
     if clash:
         raise LayoutError(
-            f"srun option {clash} conflicts with the homogeneous+1 hostfile; drop it or use --mode "
-            "homogeneous"
+            f"srun option {clash} conflicts with the homogeneous+1 hostfile; drop it or use --mode homogeneous"
         )
     lines = plus_one_lines(nodes, k)
     ranks = len(lines)
@@ -456,9 +449,7 @@ def _plan_homogeneous(env: Mapping[str, str], options: LayoutOptions, shape: Job
     _check_ntasks(options, ranks, "homogeneous")
     bind = options.gpu_bind and bool(gpus)
     # Block distribution (srun's default): ranks 0..k-1 on the first node, and so on; local id = rank % k.
-    rank_gpus: tuple[str | None, ...] = (
-        _bound_gpus([r % k for r in range(ranks)], gpus) if bind else (None,) * ranks
-    )
+    rank_gpus: tuple[str | None, ...] = _bound_gpus([r % k for r in range(ranks)], gpus) if bind else (None,) * ranks
     reason = f"homogeneous: {ranks} ranks = {n} node{'s' if n > 1 else ''} × {k} ranks per node"
     if bind:
         reason += ", each rank gets one GPU of its node" + _gpu_note(k, len(gpus))

@@ -1,0 +1,522 @@
+"""relion-launch without a cluster: option parsing, the RELION command, srun's reports, the pipeline files, and
+whole runs against a small fake srun script (a real process on PATH) or pytest-subprocess where a scripted srun
+is the right tool. Real srun runs are in test_launch_cluster.py."""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+import types
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from relion_qsub import launch
+from relion_qsub.errors import CommandError, InputError, UsageError
+from relion_qsub.launch import (
+    Outcome,
+    Pipeline,
+    RankFailure,
+    load_env_file,
+    parse_args,
+    parse_cancel,
+    parse_task_end,
+    particle_bytes,
+    relion_args,
+    verdict,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+LAUNCHER = ROOT / "bin" / "relion-launch"
+
+JOB_ENV = {
+    "SLURM_JOB_ID": "4242",
+    "SLURM_JOB_NODELIST": "cn[1-2]",
+    "SLURM_JOB_NUM_NODES": "2",
+    "SLURM_NTASKS": "10",
+    "SLURM_NTASKS_PER_NODE": "5",
+    "SLURM_TASKS_PER_NODE": "5(x2)",
+    "SLURM_JOB_GPUS": "0,1,2,3",
+    "CUDA_VISIBLE_DEVICES": "0,1,2,3",
+    "SLURM_CPUS_PER_TASK": "2",
+}
+
+
+# ------------------------------------------------------------------------------------------------ options
+
+
+def test_options_up_to_the_first_word_then_the_command_untouched() -> None:
+    inv = parse_args(["--mem-per-cpu=4g", "-p", "gpu", "--mpi", "pmix", "/bin/relion_refine_mpi", "--o", "-n", "3"])
+    assert inv.srun_options == ["--mem-per-cpu=4g", "-p", "gpu", "--mpi=pmix"]
+    assert inv.command == ["/bin/relion_refine_mpi", "--o", "-n", "3"]
+    assert inv.ntasks is None
+
+
+def test_empty_and_placeholder_values_are_dropped_with_a_warning() -> None:
+    inv = parse_args(["--mem-per-cpu=", "--time", "XXXextra1XXX", "--gres=", "cmd"])
+    assert inv.srun_options == [] and inv.command == ["cmd"]
+    assert len(inv.warnings) == 3
+    assert "dropping --mem-per-cpu=" in inv.warnings[0]
+    assert "XXXextra1XXX" in inv.warnings[1]
+
+
+def test_own_options_and_separator() -> None:
+    inv = parse_args(["-v", "--dry-run", "--env-file", "x.env", "--mode=homogeneous", "--no-gpu-bind", "-n4", "--"])
+    assert inv.verbose and inv.dry_run and inv.env_file == "x.env" and inv.mode == "homogeneous"
+    assert not inv.gpu_bind and inv.ntasks == 4 and inv.command == []
+    assert parse_args(["--ntasks=2", "--", "--weird-program"]).command == ["--weird-program"]
+    assert parse_args(["-n", "3", "x"]).ntasks == 3
+    assert parse_args(["--ntasks", "5", "x"]).ntasks == 5
+
+
+def test_short_option_forms() -> None:
+    inv = parse_args(["-K1", "-lu", "-pgpu", "-c", "2", "-Q", "cmd"])
+    assert inv.srun_options == ["-K1", "-lu", "-pgpu", "-c", "2", "-Q"]
+    assert inv.command == ["cmd"]
+
+
+def test_unexpanded_which_gives_a_clear_error() -> None:
+    # `which relion_refine_mpi` found nothing: the command starts with RELION's own options
+    with pytest.raises(UsageError, match=r"'--o' is not an srun option.*which relion_"):
+        parse_args(["--mem-per-cpu=4g", "--o", "Class2D/job001/run", "--i", "particles.star"])
+    with pytest.raises(UsageError, match="-n/--ntasks needs a whole number"):
+        parse_args(["-n", "lots", "cmd"])
+    with pytest.raises(UsageError, match="--partition needs a value"):
+        parse_args(["--partition"])
+    with pytest.raises(UsageError, match="takes no value"):
+        parse_args(["--label=yes", "cmd"])
+
+
+def test_relion_args() -> None:
+    r = relion_args(
+        ["/x/relion_refine_mpi", "--i", "p.star", "--gpu", "", "--j", "3", "--scratch_dir", "/lscratch/1",
+         "--pipeline_control", "Class2D/job001/", "--keep_free_scratch", "2"]
+    )  # fmt: skip
+    assert r.program == "relion_refine_mpi" and r.input_star == "p.star" and r.threads == 3
+    assert r.gpu == "" and r.scratch_dir == "/lscratch/1" and r.pipeline_control == "Class2D/job001/"
+    assert r.keep_free_scratch_gb == 2
+    assert relion_args(["p", "--gpu", "--j", "x"]).gpu == ""
+    assert relion_args(["p", "--gpu", "0:1"]).gpu == "0:1"
+    assert relion_args(["p"]).gpu is None and relion_args(["p"]).threads is None
+
+
+def test_env_file_forms(tmp_path: Path) -> None:
+    f = tmp_path / "job.env"
+    f.write_text(
+        "# saved with env | sort\nSLURM_JOB_ID=7\nexport A='x y'\nB=\"q\"\nEMPTY=\n"
+        "BASH_FUNC_module%%=() {  eval x\n  echo y\n}\nC=a=b\n"
+    )
+    assert load_env_file(str(f)) == {"SLURM_JOB_ID": "7", "A": "x y", "B": "q", "EMPTY": "", "C": "a=b"}
+    f.write_text("A=1\nthis is not a variable\n")
+    with pytest.raises(InputError, match=r"job.env:2: expected KEY=VALUE"):
+        load_env_file(str(f))
+    with pytest.raises(InputError, match="cannot read --env-file"):
+        load_env_file(str(tmp_path / "missing.env"))
+
+
+# ------------------------------------------------------------------------------------------------ srun's reports
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (b"srun: error: cn2: task 6: Exited with exit code 3\n", RankFailure(6, "cn2", 3, "Exited with exit code 3")),
+        (b"srun: error: cn1: tasks 0-4: Terminated\n", RankFailure(0, "cn1", 143, "Terminated")),
+        (b"srun: error: cn2: tasks 5,7-8: Killed\n", RankFailure(5, "cn2", 137, "Killed")),
+        (
+            b"srun: error: cn[1-2]: tasks 3,9: Segmentation fault (core dumped)\n",
+            RankFailure(3, "cn[1-2]", 139, "Segmentation fault (core dumped)"),
+        ),
+        (b"task 3: Exited with exit code 9\n", None),  # a rank's own output, not srun's report
+        (b"srun: error: cn1: task 0: Something new\n", None),
+        (b"srun: Job step aborted: Waiting up to 32 seconds for job step to finish.\n", None),
+    ],
+)
+def test_parse_task_end(line: bytes, expected: RankFailure | None) -> None:
+    assert parse_task_end(line) == expected
+
+
+def test_parse_cancel() -> None:
+    assert parse_cancel(b"slurmstepd: error: *** STEP 5.0 ON cn1 CANCELLED AT 2026-11-25T02:38:53 ***\n") == "scancel"
+    line = b"slurmstepd: error: *** JOB 5 ON cn1 CANCELLED AT 2026-11-25T02:38:53 DUE TO TIME LIMIT ***\n"
+    assert parse_cancel(line) == "time limit"
+    assert parse_cancel(b"hello\n") is None
+
+
+def test_verdict() -> None:
+    assert verdict(Outcome(0), "p") == (0, None)
+    code, reason = verdict(Outcome(143, RankFailure(6, "cn2", 3, "Exited with exit code 3")), "relion_refine_mpi")
+    assert code == 3 and reason is not None and "rank 6 on cn2 failed first" in reason
+    code, reason = verdict(Outcome(143, RankFailure(0, "cn1", 143, "Terminated"), None, "scancel"), "p")
+    assert code == 143 and reason is not None and "cancelled (scancel)" in reason
+    code, reason = verdict(Outcome(137, None, signal.SIGTERM, "time limit"), "p")
+    assert code == 143 and reason is not None and "SIGTERM (time limit)" in reason
+    assert verdict(Outcome(1), "p")[0] == 1
+    assert verdict(Outcome(-9), "p")[0] == 137
+
+
+# ------------------------------------------------------------------------------------------------ pipeline files
+
+
+def test_mark_failure_writes_file_and_reason(tmp_path: Path) -> None:
+    jobdir = tmp_path / "Class2D" / "job001"
+    jobdir.mkdir(parents=True)
+    (jobdir / "run.err").write_text("earlier\n")
+    p = Pipeline(f"{jobdir}/")
+    assert p.mark_failure("rank 3 on cn2 failed first")
+    assert (jobdir / "RELION_JOB_EXIT_FAILURE").exists()
+    lines = (jobdir / "run.err").read_text().splitlines()
+    assert lines[0] == "earlier" and lines[1].startswith("relion-launch: rank 3 on cn2 failed first")
+    assert len(lines) == 2
+    assert not p.mark_failure("again")  # once only
+    assert len((jobdir / "run.err").read_text().splitlines()) == 2
+
+
+@pytest.mark.parametrize("existing", ["RELION_JOB_EXIT_SUCCESS", "RELION_JOB_EXIT_ABORTED", "RELION_JOB_EXIT_FAILURE"])
+def test_mark_failure_never_overwrites_relions_own_file(tmp_path: Path, existing: str) -> None:
+    (tmp_path / existing).write_text("relion's")
+    assert not Pipeline(str(tmp_path)).mark_failure("x")
+    assert (tmp_path / existing).read_text() == "relion's"
+    assert [p.name for p in tmp_path.iterdir()] == [existing]
+
+
+def test_mark_failure_without_job_dir(tmp_path: Path) -> None:
+    assert not Pipeline(None).mark_failure("x")
+    assert not Pipeline(str(tmp_path / "nope")).mark_failure("x")
+
+
+# ------------------------------------------------------------------------------------------------ preflight
+
+
+def test_particle_bytes_sums_the_referenced_stacks(tmp_path: Path) -> None:
+    (tmp_path / "Extract").mkdir()
+    (tmp_path / "Extract" / "a.mrcs").write_bytes(b"x" * 1000)
+    (tmp_path / "Extract" / "b.mrcs").write_bytes(b"x" * 500)
+    star = tmp_path / "particles.star"
+    star.write_text(
+        "data_particles\nloop_\n_rlnImageName #1\n"
+        "000001@Extract/a.mrcs\n000002@Extract/a.mrcs\n000001@Extract/b.mrcs\n000001@Extract/gone.mrcs\n"
+    )
+    assert particle_bytes("particles.star", tmp_path) == 1500
+    assert particle_bytes("run_it025_optimiser.star", tmp_path) is None
+    assert particle_bytes(None, tmp_path) is None
+
+
+def test_scratch_warning_when_particles_do_not_fit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import psutil
+
+    (tmp_path / "s.mrcs").write_bytes(b"x" * 4096)
+    (tmp_path / "p.star").write_text("1@s.mrcs\n")
+    usage = types.SimpleNamespace(total=10**12, used=0, free=2000, percent=0.0)
+    monkeypatch.setattr(psutil, "disk_usage", lambda path: usage)
+    r = relion_args(["relion_refine_mpi", "--i", "p.star", "--scratch_dir", str(tmp_path / "not" / "yet")])
+    text, warnings = launch.scratch_check(r, tmp_path)
+    assert text is not None and "free" in text
+    assert len(warnings) == 1 and "RELION will read the rest from the project directory" in warnings[0]
+
+
+def test_launch_module_imports_psutil_lazily() -> None:
+    code = "import sys, relion_qsub.launch; sys.exit('psutil' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+# ------------------------------------------------------------------------------------------------ whole runs
+
+
+FAKE_SRUN = r"""#!/bin/sh
+# A stand-in for srun: records what it was given, then behaves as $FAKE_SRUN_MODE says.
+out=$FAKE_SRUN_DIR
+printf '%s\n' "$@" > "$out/argv"
+env > "$out/env"
+if [ -n "$SLURM_HOSTFILE" ]; then
+  cp "$SLURM_HOSTFILE" "$out/hostfile"
+  stat -c %a "$SLURM_HOSTFILE" > "$out/hostfile.mode"
+  stat -c %a "$(dirname "$SLURM_HOSTFILE")" > "$out/dir.mode"
+fi
+case $FAKE_SRUN_MODE in
+  ok) echo "ranks ran"; exit 0 ;;
+  fail)
+    echo "srun: error: cn2: task 6: Exited with exit code 3" >&2
+    echo "srun: launch/slurm: _step_signal: Terminating StepId=4242.0" >&2
+    echo "srun: error: cn1: tasks 0-4: Terminated" >&2
+    exit 143 ;;
+  step) echo "srun: error: Unable to create step for job 4242: More processors requested than permitted" >&2
+    exit 1 ;;
+  hang) trap 'echo TERM > "$out/got-term"; exit 143' TERM; echo started > "$out/started"
+    while :; do sleep 0.05; done ;;
+esac
+"""
+
+
+@pytest.fixture
+def fake_srun(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    srun = bindir / "srun"
+    srun.write_text(FAKE_SRUN)
+    srun.chmod(0o755)
+    record = tmp_path / "record"
+    record.mkdir()
+    for key in list(os.environ):
+        if key.startswith("SLURM_") or key == "CUDA_VISIBLE_DEVICES":
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_SRUN_DIR", str(record))
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    for key, value in JOB_ENV.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "Class2D" / "job001").mkdir(parents=True)
+    yield record
+
+
+def relion_cmd(*extra: str) -> list[str]:
+    return ["/usr/bin/relion_refine_mpi", "--o", "Class2D/job001/run", "--j", "2", "--gpu", "", *extra,
+            "--pipeline_control", "Class2D/job001/"]  # fmt: skip
+
+
+def test_run_plus_one_success(
+    fake_srun: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.setenv("FAKE_SRUN_MODE", "ok")
+    assert launch.main(["--mem-per-cpu=", *relion_cmd()]) == 0
+    out, err = capfd.readouterr()
+    assert out.splitlines()[0].startswith("relion-launch: homogeneous+1 | ranks 9 | ranks/node 5,4")
+    assert "running 9 ranks (1 leader + 2 nodes × 4 workers) of the 10 tasks allocated" in out
+    assert "ranks ran" in out
+    assert "dropping --mem-per-cpu=" in err
+    argv = (fake_srun / "argv").read_text().splitlines()
+    assert argv[:3] == ["-K1", "-n", "9"] and argv[3:5] == ["/bin/sh", "-c"]
+    assert argv[-len(relion_cmd()) :] == relion_cmd()
+    assert (fake_srun / "hostfile").read_text() == "cn1\n" * 5 + "cn2\n" * 4
+    assert (fake_srun / "hostfile.mode").read_text().strip() == "600"
+    assert (fake_srun / "dir.mode").read_text().strip() == "700"
+    env = dict(line.split("=", 1) for line in (fake_srun / "env").read_text().splitlines() if "=" in line)
+    assert env["SLURM_DISTRIBUTION"] == "arbitrary" and "SLURM_NTASKS_PER_NODE" not in env
+    assert env["SLURM_HOSTFILE"].startswith(str(tmp_path / "tmp" / "relion-launch.4242."))
+    assert list((tmp_path / "tmp").iterdir()) == []  # the private dir is gone afterwards
+    assert not (tmp_path / "Class2D" / "job001" / "RELION_JOB_EXIT_FAILURE").exists()
+
+
+def test_run_failed_rank_gives_its_code_and_marks_failure(
+    fake_srun: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.setenv("FAKE_SRUN_MODE", "fail")
+    assert launch.main(relion_cmd()) == 3
+    _, err = capfd.readouterr()
+    assert "srun: error: cn2: task 6: Exited with exit code 3" in err  # passed through
+    jobdir = tmp_path / "Class2D" / "job001"
+    assert (jobdir / "RELION_JOB_EXIT_FAILURE").exists()
+    reason = (jobdir / "run.err").read_text()
+    assert reason.count("\n") == 1 and "rank 6 on cn2 failed first (Exited with exit code 3)" in reason
+
+
+def test_run_srun_cannot_create_step(
+    fake_srun: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.setenv("FAKE_SRUN_MODE", "step")
+    assert launch.main(relion_cmd()) == 1
+    assert "relion_refine_mpi ended with exit code 1" in (tmp_path / "Class2D/job001/run.err").read_text()
+
+
+def test_srun_missing_is_exit_69(
+    fake_srun: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # no fake needed: a PATH without srun gives the real FileNotFoundError
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    assert launch.main(relion_cmd()) == 69
+    err = capfd.readouterr().err
+    assert "relion-launch: error: srun: command not found" in err
+    assert len([line for line in err.splitlines() if "error" in line]) == 1
+
+
+def test_scripted_srun_with_pytest_subprocess(
+    fake_srun: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str], fp: object
+) -> None:
+    """pytest-subprocess for an exact srun script: a signal report and the argv relion-launch builds."""
+    from pytest_subprocess import FakeProcess
+
+    assert isinstance(fp, FakeProcess)
+    monkeypatch.setenv("SLURM_NTASKS_PER_NODE", "4")
+    monkeypatch.setenv("SLURM_NTASKS", "8")
+    monkeypatch.setenv("SLURM_TASKS_PER_NODE", "4(x2)")
+    fp.register(
+        ["srun", fp.any()],
+        stderr=[
+            b"srun: error: cn1: task 2: Segmentation fault (core dumped)",
+            b"srun: error: cn[1-2]: tasks 0-1,3-7: Killed",
+        ],
+        returncode=143,
+    )
+    assert launch.main(["--no-gpu-bind", *relion_cmd()]) == 139
+    call = list(fp.calls[0])
+    assert call[:7] == ["srun", "-K1", "-N", "2", "--ntasks-per-node=4", "-n", "8"]
+    assert call[7:] == relion_cmd()  # --no-gpu-bind: no wrapper
+    assert "Segmentation fault" in capfd.readouterr().err
+
+
+def test_explicit_gpu_ids_turn_binding_off(
+    fake_srun: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    cmd = ["/usr/bin/relion_refine_mpi", "--gpu", "0:1:2:3"]
+    assert launch.main(["--dry-run", *cmd]) == 0
+    out = capfd.readouterr().out
+    assert "GPU binding is off (the command names GPU ids: --gpu 0:1:2:3)" in out
+    monkeypatch.setenv("RELION_LAUNCH_GPU_BIND", "0")
+    assert launch.main(["--dry-run", "/usr/bin/relion_refine_mpi"]) == 0
+    assert "RELION_LAUNCH_GPU_BIND=0" in capfd.readouterr().out
+
+
+def test_dry_run_with_env_file(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    f = tmp_path / "job.env"
+    f.write_text("".join(f"{k}={v}\n" for k, v in JOB_ENV.items()))
+    assert launch.main(["--dry-run", "--env-file", str(f), *relion_cmd()]) == 0
+    out = capfd.readouterr().out
+    assert "mode:      homogeneous+1" in out
+    assert "argv:      srun -K1 -n 9 <gpu-bind wrapper: /bin/sh -c ..., leader=cn1> /usr/bin/relion_refine_mpi" in out
+    assert "hostfile (9 lines):" in out
+    assert "rank 0      cn1              GPU none (leader)" in out
+    assert "rank 8      cn2              GPU 3" in out
+
+
+def test_dry_run_large_plan_is_clipped(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    f = tmp_path / "job.env"
+    env = dict(JOB_ENV, SLURM_JOB_NODELIST="cn[0001-1000]", SLURM_JOB_NUM_NODES="1000",
+               SLURM_NTASKS="5000", SLURM_TASKS_PER_NODE="5(x1000)")  # fmt: skip
+    f.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+    assert launch.main(["--dry-run", "--env-file", str(f), "relion_refine_mpi"]) == 0
+    out = capfd.readouterr().out
+    assert "hostfile (4001 lines):" in out and "more)" in out and len(out.splitlines()) < 200
+
+
+def test_usage_errors_are_one_line_with_sysexits(
+    fake_srun: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    assert launch.main([]) == 64
+    assert capfd.readouterr().err.startswith("relion-launch: error: no command given")
+    assert launch.main(["--env-file", "x", "cmd"]) == 64
+    capfd.readouterr()
+    monkeypatch.setenv("SLURM_TASKS_PER_NODE", "5(x3)")
+    assert launch.main(["--dry-run", "cmd"]) == 65
+    err = capfd.readouterr().err
+    assert err.count("\n") == 1 and "SLURM_TASKS_PER_NODE='5(x3)' describes 3 nodes" in err
+    assert launch.main(["-v", "--dry-run", "cmd"]) == 65
+    assert "Traceback" in capfd.readouterr().err
+    assert launch.main(["--mode", "zigzag", "--dry-run", "cmd"]) == 64
+
+
+def test_help(capfd: pytest.CaptureFixture[str]) -> None:
+    assert launch.main(["--help"]) == 0
+    out = capfd.readouterr().out
+    assert "usage: relion-launch" in out and "Examples:" in out and "--mem-per-cpu=XXXextra2XXX" in out
+
+
+# ------------------------------------------------------------------------------------- signals (real processes)
+
+
+def _start_launcher(env: dict[str, str], *args: str, cwd: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [str(LAUNCHER), *args], env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def _wait_for(path: Path, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.02)
+
+
+def test_sigterm_is_forwarded_and_marks_failure(fake_srun: Path, tmp_path: Path) -> None:
+    env = dict(os.environ, FAKE_SRUN_MODE="hang")
+    proc = _start_launcher(env, *relion_cmd(), cwd=tmp_path)
+    _wait_for(fake_srun / "started")
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 143, err
+    assert (fake_srun / "got-term").exists()  # srun got the signal to pass on
+    jobdir = tmp_path / "Class2D" / "job001"
+    assert (jobdir / "RELION_JOB_EXIT_FAILURE").exists()
+    assert "got SIGTERM" in (jobdir / "run.err").read_text()
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_sigterm_keeps_relions_success(fake_srun: Path, tmp_path: Path) -> None:
+    jobdir = tmp_path / "Class2D" / "job001"
+    (jobdir / "RELION_JOB_EXIT_SUCCESS").touch()
+    proc = _start_launcher(dict(os.environ, FAKE_SRUN_MODE="hang"), *relion_cmd(), cwd=tmp_path)
+    _wait_for(fake_srun / "started")
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=10)
+    assert proc.returncode == 143
+    assert sorted(p.name for p in jobdir.iterdir()) == ["RELION_JOB_EXIT_SUCCESS"]
+
+
+# ------------------------------------------------------------------------------------------------ local (no allocation)
+
+
+@pytest.fixture
+def local_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for key in list(os.environ):
+        if key.startswith(("SLURM_", "RELION_")):
+            monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_local_single_rank_runs_the_program(local_env: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    prog = local_env / "relion_fake"
+    prog.write_text('#!/bin/sh\necho "args: $*"\nexit 5\n')
+    prog.chmod(0o755)
+    assert launch.main([str(prog), "--j", "1"]) == 5
+    out = capfd.readouterr().out
+    assert "relion-launch: local | ranks 1" in out and "args: --j 1" in out
+
+
+def test_local_mpi_uses_relion_mpirun(
+    local_env: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    mpirun = local_env / "my-mpirun"
+    mpirun.write_text('#!/bin/sh\necho "mpirun: $*"\n')
+    mpirun.chmod(0o755)
+    monkeypatch.setenv("RELION_MPIRUN", f"{mpirun} --oversubscribe")
+    monkeypatch.setenv("RELION_LAUNCH_NP", "2")
+    assert launch.main(["relion_refine_mpi", "--j", "1"]) == 0
+    assert "mpirun: --oversubscribe -n 2 relion_refine_mpi --j 1" in capfd.readouterr().out
+
+
+def test_local_cpu_check(local_env: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    cpus = len(os.sched_getaffinity(0))
+    assert launch.main(["-n", str(cpus + 1), "relion_refine_mpi", "--j", "4"]) == 64
+    err = capfd.readouterr().err
+    assert f"need {(cpus + 1) * 4} CPUs but this node has {cpus} usable" in err
+
+
+def test_local_missing_mpirun(
+    local_env: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("RELION_MPIRUN", str(local_env / "no-such-mpirun"))
+    assert launch.main(["-n", "2", "relion_refine_mpi"]) == 69
+    assert "command not found; check the command (or RELION_MPIRUN)" in capfd.readouterr().err
+
+
+def test_bin_wrapper_reaches_launch_main(tmp_path: Path) -> None:
+    proc = subprocess.run([str(LAUNCHER), "--help"], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0 and "usage: relion-launch" in proc.stdout
+
+
+def test_supervise_reports_unrunnable_programs_as_command_errors(tmp_path: Path) -> None:
+    text = tmp_path / "notes.txt"
+    text.write_text("not a program\n")
+    with pytest.raises(CommandError, match="not executable"):
+        launch.supervise([str(text)], {}, scan_srun=False, on_kill=lambda s: None)
+    text.chmod(0o755)  # executable but no #! line and not ELF
+    with pytest.raises(CommandError, match="cannot run it"):
+        launch.supervise([str(text)], {}, scan_srun=False, on_kill=lambda s: None)
+    assert LAUNCHER.exists() and os.stat(LAUNCHER).st_mode & stat.S_IXUSR
