@@ -13,25 +13,21 @@ The table is sbatch(1) of Slurm 22.05; ``tests/test_options_cluster.py`` checks 
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+
+# What an option takes, as getopt_long's has_arg. Plain ints and slotted classes rather than enum/dataclasses:
+# this module is on the submit path, where start-up time is the budget (see benchmarks/bench_check.py).
+NONE, REQUIRED, OPTIONAL = 0, 1, 2
 
 
-class Arg(enum.Enum):
-    NONE = 0
-    REQUIRED = 1
-    OPTIONAL = 2
-
-
-NONE, REQUIRED, OPTIONAL = Arg.NONE, Arg.REQUIRED, Arg.OPTIONAL
-
-
-@dataclass(frozen=True)
 class Option:
-    name: str
-    short: str | None
-    arg: Arg
+    __slots__ = ("arg", "name", "short")
+
+    def __init__(self, name: str, short: str | None, arg: int) -> None:
+        self.name, self.short, self.arg = name, short, arg
+
+    def __repr__(self) -> str:
+        return f"Option({self.name!r}, {self.short!r}, {self.arg})"
 
 
 OPTIONS: tuple[Option, ...] = (
@@ -147,24 +143,20 @@ _ALL_NAMES: dict[str, Option] = {**BY_NAME, **{alias: BY_NAME[name] for alias, n
 BY_SHORT: dict[str, Option] = {o.short: o for o in OPTIONS if o.short}
 
 
-class Lookup(enum.Enum):
-    EXACT = "exact"
-    PREFIX = "prefix"
-    AMBIGUOUS = "ambiguous"
-    UNKNOWN = "unknown"
+EXACT, PREFIX, AMBIGUOUS, UNKNOWN = "exact", "prefix", "ambiguous", "unknown"
 
 
-def lookup_long(name: str) -> tuple[Lookup, tuple[Option, ...]]:
+def lookup_long(name: str) -> tuple[str, tuple[Option, ...]]:
     """Resolve a long option name (without ``--``) the way getopt_long does."""
     exact = _ALL_NAMES.get(name)
     if exact is not None:
-        return Lookup.EXACT, (exact,)
+        return EXACT, (exact,)
     matches = tuple({o.name: o for n, o in _ALL_NAMES.items() if n.startswith(name)}.values()) if name else ()
     if len(matches) == 1:
-        return Lookup.PREFIX, matches
+        return PREFIX, matches
     if matches:
-        return Lookup.AMBIGUOUS, matches
-    return Lookup.UNKNOWN, ()
+        return AMBIGUOUS, matches
+    return UNKNOWN, ()
 
 
 def edit_distance(a: str, b: str) -> int:
@@ -195,7 +187,6 @@ def unique_correction(name: str, max_distance: int) -> Option | None:
     return BY_NAME[close[0]] if len(close) == 1 else None
 
 
-@dataclass(frozen=True)
 class Parsed:
     """One option as written in a directive.
 
@@ -203,11 +194,20 @@ class Parsed:
     non-option word. ``spelled`` keeps the user's text (``--exlusive``, ``-N``, ``--part``) for messages.
     """
 
-    spelled: str
-    option: Option | None
-    value: str | None = None
-    problem: str | None = None  # why sbatch would reject it (None when it is fine)
-    guess: Option | None = None  # for an unknown option: the unique near option, if any
+    __slots__ = ("guess", "option", "problem", "spelled", "value")
+
+    def __init__(
+        self,
+        spelled: str,
+        option: Option | None,
+        value: str | None = None,
+        problem: str | None = None,  # why sbatch would reject it (None when it is fine)
+        guess: Option | None = None,  # for an unknown option: the unique near option, if any
+    ) -> None:
+        self.spelled, self.option, self.value, self.problem, self.guess = spelled, option, value, problem, guess
+
+    def __repr__(self) -> str:
+        return f"Parsed({self.spelled!r}, {self.name!r}, {self.value!r}, problem={self.problem!r})"
 
     @property
     def name(self) -> str | None:
@@ -220,10 +220,10 @@ def _parse_long(word: str, rest: list[str], max_distance: int) -> Parsed:
     value = attached if eq else None
     word = "--" + name
     kind, matches = lookup_long(name)
-    if kind is Lookup.AMBIGUOUS:
+    if kind == AMBIGUOUS:
         shown = ", ".join("--" + o.name for o in matches[:4])
         return Parsed(word, None, value, f"option '--{name}' is ambiguous (could be {shown})")
-    if kind is Lookup.UNKNOWN:
+    if kind == UNKNOWN:
         guess = unique_correction(name, max_distance)
         # A misspelt option that takes an argument swallows the next word as getopt would have, had it been
         # spelt right; otherwise "--constrain x2695" would leave "x2695" behind as a stray word.

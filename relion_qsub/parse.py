@@ -12,10 +12,8 @@ script identical. Only lines a rule touched are rendered anew (``#SBATCH --name=
 
 from __future__ import annotations
 
-import enum
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, replace
 
 from .errors import ScriptError
 from .options import Parsed, parse_words
@@ -25,7 +23,9 @@ MAGIC = "#SBATCH"
 _LOOKALIKE = re.compile(r"^\s*#\s*sbatch\b", re.IGNORECASE)
 
 
-class Kind(enum.Enum):
+class Kind:
+    """What a line is to sbatch (plain strings: no enum import on the submit path)."""
+
     SHEBANG = "shebang"
     DIRECTIVE = "directive"
     COMMENT = "comment"  # a blank or comment line inside the directive block
@@ -88,38 +88,66 @@ def render_option(parsed: Parsed) -> str:
     return quote_word(f"{name}={parsed.value}")
 
 
-@dataclass(frozen=True)
 class Line:
-    kind: Kind
-    text: str  # without the line terminator
-    end: str  # "\n", "\r\n" or "" for a last line without a newline
-    options: tuple[Parsed, ...] = ()  # for DIRECTIVE lines
-    comment: str | None = None  # a directive's trailing "# ..." text
-    number: int = 0  # 1-based line number in the original script; 0 for lines a rule added
+    """One line of the script; immutable by convention (rules build new lines with the ``with_*`` methods)."""
+
+    __slots__ = ("comment", "end", "kind", "number", "options", "text")
+
+    def __init__(
+        self,
+        kind: str,
+        text: str,  # without the line terminator
+        end: str,  # "\n", "\r\n" or "" for a last line without a newline
+        options: tuple[Parsed, ...] = (),  # for DIRECTIVE lines
+        comment: str | None = None,  # a directive's trailing "# ..." text
+        number: int = 0,  # 1-based line number in the original script; 0 for lines a rule added
+    ) -> None:
+        self.kind, self.text, self.end, self.options, self.comment, self.number = (
+            kind,
+            text,
+            end,
+            options,
+            comment,
+            number,
+        )
+
+    def __repr__(self) -> str:
+        return f"Line({self.kind}, {self.text!r}, line {self.number})"
+
+    def with_text(self, text: str) -> Line:
+        return Line(self.kind, text, self.end, self.options, self.comment, self.number)
 
     def with_options(self, options: Sequence[Parsed]) -> Line:
         """This directive with other options; its text is rendered anew (the user's comment is kept)."""
         text = " ".join([MAGIC, *(render_option(p) for p in options)])
         if self.comment:
             text += "  " + self.comment
-        return replace(self, text=text, options=tuple(options))
+        return Line(self.kind, text, self.end, tuple(options), self.comment, self.number)
+
+    def as_comment(self) -> Line:
+        """A directive whose options all went away, leaving the user's trailing comment."""
+        return Line(Kind.COMMENT, self.comment or "", self.end, (), None, self.number)
 
 
 def directive_line(options: Sequence[Parsed], end: str = "\n") -> Line:
     return Line(Kind.DIRECTIVE, "", end).with_options(options)
 
 
-@dataclass(frozen=True)
 class Script:
-    lines: tuple[Line, ...]
-    path: str | None = field(default=None, compare=False)
+    __slots__ = ("lines", "path")
+
+    def __init__(self, lines: tuple[Line, ...], path: str | None = None) -> None:
+        self.lines, self.path = lines, path
+
+    def __repr__(self) -> str:
+        return f"Script({self.path!r}, {len(self.lines)} lines)"
 
     def render(self) -> str:
         return "".join(line.text + line.end for line in self.lines)
 
     def directives(self) -> Iterator[tuple[int, Line]]:
         for index, line in enumerate(self.lines):
-            if line.kind is Kind.DIRECTIVE:
+            if line.kind == Kind.DIRECTIVE:
                 yield index, line
 
     def options(self) -> Iterator[tuple[int, int, Parsed]]:
@@ -144,7 +172,7 @@ class Script:
     def body_start(self) -> int:
         """Index of the first body line (len(lines) when there is none)."""
         for index, line in enumerate(self.lines):
-            if line.kind is Kind.BODY:
+            if line.kind == Kind.BODY:
                 return index
         return len(self.lines)
 
@@ -152,7 +180,7 @@ class Script:
         return [line.text for line in self.lines[self.body_start :]]
 
     def replace_lines(self, lines: Sequence[Line]) -> Script:
-        return replace(self, lines=tuple(lines))
+        return Script(tuple(lines), self.path)
 
 
 def _lines(text: str) -> list[tuple[str, str]]:
@@ -192,8 +220,8 @@ def lookalikes(script: Script) -> list[Line]:
     """Lines that look like directives but that sbatch ignores (indented, lower case, or after the first command)."""
     found = []
     for line in script.lines:
-        if line.kind is Kind.DIRECTIVE:
+        if line.kind == Kind.DIRECTIVE:
             continue
-        if _LOOKALIKE.match(line.text) and not (line.kind is Kind.COMMENT and line.text.startswith(MAGIC)):
+        if _LOOKALIKE.match(line.text) and not (line.kind == Kind.COMMENT and line.text.startswith(MAGIC)):
             found.append(line)
     return found

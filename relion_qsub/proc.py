@@ -7,19 +7,19 @@ package calls ``subprocess`` directly. argv is always a list: no shell, nothing 
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 from .errors import CommandError, CommandTimeout
 
 
-@dataclass(frozen=True)
 class Result:
-    argv: tuple[str, ...]
-    returncode: int
-    stdout: str
-    stderr: str
+    __slots__ = ("argv", "returncode", "stderr", "stdout")
+
+    def __init__(self, argv: tuple[str, ...], returncode: int, stdout: str, stderr: str) -> None:
+        self.argv, self.returncode, self.stdout, self.stderr = argv, returncode, stdout, stderr
+
+    def __repr__(self) -> str:
+        return f"Result({list(self.argv)!r}, returncode={self.returncode})"
 
 
 def run(
@@ -33,6 +33,9 @@ def run(
 
     A non-zero exit status is *not* an exception here: callers decide what the status means.
     """
+    # subprocess is imported here, not at the top: `relion-qsub check` never runs a command and need not pay for it.
+    import subprocess
+
     argv = tuple(argv)
     try:
         proc = subprocess.run(  # noqa: S603 - argv is a list built by us, never a shell string

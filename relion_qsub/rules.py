@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
 
 from .options import BY_NAME, REQUIRED, Parsed, nearest, parse_words
 from .parse import Kind, Line, Script, directive_line, lookalikes
@@ -28,23 +27,45 @@ MEMORY = ("mem", "mem-per-cpu", "mem-per-gpu")
 REFINE = re.compile(r"(?:(?<=^)|(?<=[\s`/]))relion_refine(?:_mpi)?(?=[\s`;]|$)`?")
 
 
-@dataclass(frozen=True)
+# Slotted classes, not dataclasses: importing dataclasses (and with it inspect) would cost the submit path more
+# start-up time than all of its work (benchmarks/bench_check.py).
+
+
 class Change:
-    rule: str
-    action: str  # FIXED, WARNING or ERROR
-    line: int  # line number in the original script; 0 when it concerns the whole script
-    message: str
-    reason: str
+    __slots__ = ("action", "line", "message", "reason", "rule")
+
+    def __init__(self, rule: str, action: str, line: int, message: str, reason: str) -> None:
+        self.rule = rule
+        self.action = action  # FIXED, WARNING or ERROR
+        self.line = line  # line number in the original script; 0 when it concerns the whole script
+        self.message = message
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return f"Change({self.rule!r}, {self.action!r}, {self.line}, {self.message!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Change):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def _key(self) -> tuple[str, str, int, str]:
+        return (self.rule, self.action, self.line, self.message)
 
     def __str__(self) -> str:
         where = f"line {self.line}: " if self.line else ""
         return f"{self.action}: {where}{self.message} [{self.rule}: {self.reason}]"
 
 
-@dataclass(frozen=True)
 class Context:
-    site: Site
-    cli_options: tuple[Parsed, ...] = ()  # sbatch options given on relion-qsub's command line: they win
+    __slots__ = ("cli_options", "site")
+
+    def __init__(self, site: Site, cli_options: tuple[Parsed, ...] = ()) -> None:
+        self.site = site
+        self.cli_options = cli_options  # sbatch options given on relion-qsub's command line: they win
 
     def cli_value(self, name: str) -> str | None:
         found = [p.value for p in self.cli_options if p.name == name]
@@ -54,14 +75,14 @@ class Context:
         return any(p.name == name for p in self.cli_options)
 
 
-@dataclass
 class Report:
     """What one rule found, written against its policy."""
 
-    rule: str
-    reason: str
-    action: str
-    changes: list[Change] = field(default_factory=list)
+    __slots__ = ("action", "changes", "reason", "rule")
+
+    def __init__(self, rule: str, reason: str, action: str) -> None:
+        self.rule, self.reason, self.action = rule, reason, action
+        self.changes: list[Change] = []
 
     def fixed(self, line: int, message: str) -> None:
         self.changes.append(Change(self.rule, WARNING if self.action == "warn" else FIXED, line, message, self.reason))
@@ -78,12 +99,14 @@ class Report:
 RuleFunc = Callable[[Script, Context, Report], Script]
 
 
-@dataclass(frozen=True)
 class Rule:
-    name: str
-    check: str  # the site policy key
-    reason: str
-    func: RuleFunc
+    __slots__ = ("check", "func", "name", "reason")
+
+    def __init__(self, name: str, check: str, reason: str, func: RuleFunc) -> None:
+        self.name = name
+        self.check = check  # the site policy key
+        self.reason = reason
+        self.func = func
 
 
 RULES: list[Rule] = []
@@ -107,7 +130,7 @@ def _rewrite(script: Script, visit: Callable[[Line, Parsed], list[Parsed] | None
     """
     lines: list[Line] = []
     for line in script.lines:
-        if line.kind is not Kind.DIRECTIVE:
+        if line.kind != Kind.DIRECTIVE:
             lines.append(line)
             continue
         kept: list[Parsed] = []
@@ -124,14 +147,14 @@ def _rewrite(script: Script, visit: Callable[[Line, Parsed], list[Parsed] | None
         elif kept:
             lines.append(line.with_options(kept))
         elif line.comment:
-            lines.append(replace(line, kind=Kind.COMMENT, text=line.comment, options=()))
+            lines.append(line.as_comment())
     return script.replace_lines(lines)
 
 
 def _append_directive(script: Script, options: Sequence[Parsed]) -> Script:
     """Add a directive after the last one (or after the shebang): sbatch reads only the leading block."""
     lines = list(script.lines)
-    last = max((i for i, _ in script.directives()), default=0 if lines and lines[0].kind is Kind.SHEBANG else -1)
+    last = max((i for i, _ in script.directives()), default=0 if lines and lines[0].kind == Kind.SHEBANG else -1)
     lines.insert(last + 1, directive_line(options))
     return script.replace_lines(lines)
 
@@ -159,12 +182,14 @@ def _int(value: str | None) -> int | None:
     return int(match.group(1)) if match else None
 
 
-@dataclass(frozen=True)
 class Gres:
-    name: str
-    type: str | None
-    count: int | None
-    text: str
+    __slots__ = ("count", "name", "text", "type")
+
+    def __init__(self, name: str, type: str | None, count: int | None, text: str) -> None:
+        self.name, self.type, self.count, self.text = name, type, count, text
+
+    def __repr__(self) -> str:
+        return f"Gres({self.text!r})"
 
     @classmethod
     def parse(cls, text: str) -> Gres:
@@ -193,7 +218,7 @@ def _body_lines(script: Script) -> Iterable[tuple[int, Line]]:
 
 def _set_body_line(script: Script, index: int, text: str) -> Script:
     lines = list(script.lines)
-    lines[index] = replace(lines[index], text=text)
+    lines[index] = lines[index].with_text(text)
     return script.replace_lines(lines)
 
 
@@ -207,7 +232,7 @@ def _set_body_line(script: Script, index: int, text: str) -> Script:
 )
 def ignored_directives(script: Script, ctx: Context, report: Report) -> Script:
     for line in lookalikes(script):
-        where = "after the first command" if line.kind is Kind.BODY else "not written exactly '#SBATCH' at column 0"
+        where = "after the first command" if line.kind == Kind.BODY else "not written exactly '#SBATCH' at column 0"
         report.problem(
             line.number,
             f"{line.text.strip()!r} is {where}, so sbatch ignores it; move it into the directive block at the top",
@@ -679,10 +704,11 @@ def gpu_without_gres(script: Script, ctx: Context, report: Report) -> Script:
 # ---------------------------------------------------------------------------------------------- driver
 
 
-@dataclass(frozen=True)
 class Result:
-    script: Script
-    changes: tuple[Change, ...]
+    __slots__ = ("changes", "script")
+
+    def __init__(self, script: Script, changes: tuple[Change, ...]) -> None:
+        self.script, self.changes = script, changes
 
     @property
     def errors(self) -> list[Change]:

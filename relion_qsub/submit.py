@@ -17,7 +17,6 @@ import re
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import proc, rules
@@ -30,14 +29,22 @@ _JOB_DIR = re.compile(r"job\d{3,}")
 _SUBMITTED = re.compile(r"Submitted batch job (\d+)")
 
 
-@dataclass(frozen=True)
 class Prepared:
-    source: Path
-    original: str
-    result: rules.Result
-    output: Path
-    jobdir: Path | None
-    cli_args: tuple[str, ...]
+    """A script read and normalised, and where its normalised form goes."""
+
+    __slots__ = ("cli_args", "jobdir", "original", "output", "result", "source")
+
+    def __init__(
+        self,
+        source: Path,
+        original: str,
+        result: rules.Result,
+        output: Path,
+        jobdir: Path | None,
+        cli_args: tuple[str, ...],
+    ) -> None:
+        self.source, self.original, self.result = source, original, result
+        self.output, self.jobdir, self.cli_args = output, jobdir, cli_args
 
     @property
     def text(self) -> str:
@@ -150,15 +157,16 @@ def _last_line(text: str) -> str:
     return lines[-1].strip() if lines else "(no message)"
 
 
-@dataclass
 class Submission:
-    argv: list[str]
-    token: str
-    job_id: str | None = None
-    returncode: int = 0
-    stdout: str = ""
-    stderr: str = ""
-    attempts: list[dict[str, object]] = field(default_factory=list)
+    """What happened to one submission: the argv, the token, sbatch's answer and every attempt."""
+
+    def __init__(self, argv: list[str], token: str) -> None:
+        self.argv, self.token = argv, token
+        self.job_id: str | None = None
+        self.returncode = 0
+        self.stdout = ""
+        self.stderr = ""
+        self.attempts: list[dict[str, object]] = []
 
 
 def submit(

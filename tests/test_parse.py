@@ -37,11 +37,11 @@ def test_quote_word_round_trips(word: str) -> None:
 
 
 def test_getopt_long_prefixes_and_ambiguity() -> None:
-    assert lookup_long("partition")[0].value == "exact"
+    assert lookup_long("partition")[0] == "exact"
     kind, (option,) = lookup_long("part")
-    assert (kind.value, option.name) == ("prefix", "partition")
-    assert lookup_long("ntasks-per")[0].value == "ambiguous"
-    assert lookup_long("exlusive")[0].value == "unknown"
+    assert (kind, option.name) == ("prefix", "partition")
+    assert lookup_long("ntasks-per")[0] == "ambiguous"
+    assert lookup_long("exlusive")[0] == "unknown"
 
 
 def test_parse_words_short_long_and_values() -> None:
