@@ -1,0 +1,56 @@
+"""Benchmark (not a test): `relion-qsub check` on a typical RELION script versus `python -c pass`.
+
+Target (issue 4): the check costs at most 1.3x an empty interpreter start with the same interpreter, i.e. the
+submit path adds next to nothing to what RELION's "Run" click already costs. Run: `.venv/bin/python
+benchmarks/bench_check.py [N]`. Both commands run N times alternately; the medians are compared.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TYPICAL = ROOT / "tests" / "corpus" / "class2d_gpu_v100.script"
+
+
+def timed(argv: list[str], env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, check=False)
+    return time.perf_counter() - start
+
+
+def main() -> int:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 60
+    python = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv").exists() else sys.executable
+    env = dict(os.environ, RELION_QSUB_PYTHON=python)
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "Class2D" / "job012" / "run_submit.script"
+        script.parent.mkdir(parents=True)
+        script.write_text(TYPICAL.read_text())
+        commands = {
+            "python -c pass": [python, "-c", "pass"],
+            "bin/relion-qsub check": [str(ROOT / "bin" / "relion-qsub"), "check", str(script)],
+            "python -m relion_qsub check": [python, "-s", "-m", "relion_qsub", "check", str(script)],
+        }
+        times: dict[str, list[float]] = {name: [] for name in commands}
+        for argv in commands.values():  # warm the page cache and the .pyc files
+            timed(argv, env)
+        for _ in range(n):
+            for name, argv in commands.items():
+                times[name].append(timed(argv, env))
+    base = statistics.median(times["python -c pass"])
+    print(f"{'command':32s} {'median ms':>10s} {'ratio':>7s}   ({n} runs each, {python})")
+    for name, samples in times.items():
+        median = statistics.median(samples)
+        print(f"{name:32s} {median * 1000:10.1f} {median / base:7.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
