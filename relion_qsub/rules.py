@@ -471,37 +471,21 @@ def scratch(script: Script, ctx: Context, report: Report) -> Script:
     site = ctx.site.scratch
     entries = gres_entries(script, ctx)
     has_gres = any(g.name == site.gres for g in entries)
-    for index, line in _body_lines(script):
-        match = REFINE.search(line.text)
-        if match is None:
-            continue
+    refines = [(i, line, m) for i, line in _body_lines(script) if (m := REFINE.search(line.text)) is not None]
+    missing: list[tuple[int, Line, re.Match[str]]] = []
+    # First the commands that name a scratch dir (they may add the lscratch gres), then those that do not (they
+    # get one injected if the job has lscratch): in this order one pass reaches the fixed point.
+    for index, line, match in refines:
+        arg = _SCRATCH_ARG.search(line.text)
         if "--preread_images" in line.text.split():
-            if _SCRATCH_ARG.search(line.text):
+            if arg is not None:
                 report.problem(
                     line.number,
                     "--scratch_dir is ignored with --preread_images (RELION reads the particles into memory instead)",
                 )
             continue
-        arg = _SCRATCH_ARG.search(line.text)
         if arg is None:
-            if has_gres and ctx.site.action("scratch_inject") != "off":
-                text = line.text[: match.end()] + f" --scratch_dir {site.job_dir}" + line.text[match.end() :]
-                script = _set_body_line(script, index, text)
-                report.fixed(
-                    line.number,
-                    f"added --scratch_dir {site.job_dir} to {match.group().strip('`')}: the job allocates {site.gres}",
-                )
-            elif not has_gres and ctx.site.action("scratch_missing") != "off":
-                report.changes.append(
-                    Change(
-                        "scratch",
-                        ERROR if ctx.site.action("scratch_missing") == "error" else WARNING,
-                        line.number,
-                        f"no local scratch: add {site.gres}:N (GB, at least the particle data) to Gres and "
-                        f"{site.job_dir} to 'Copy particles to scratch directory'",
-                        report.reason,
-                    )
-                )
+            missing.append((index, line, match))
             continue
         path = arg.group(1).strip("\"'")
         if "SLURM_JOB_ID" not in path and ctx.site.action("scratch_job_id") != "off":
@@ -527,6 +511,26 @@ def scratch(script: Script, ctx: Context, report: Report) -> Script:
                     line.number,
                     f"--scratch_dir is under {site.root} but no {site.gres} was allocated: added "
                     f"--gres {site.gres}:{site.min_gb} (the site minimum; allocate more for large data sets)",
+                    report.reason,
+                )
+            )
+    for _, line, match in missing:
+        if has_gres and ctx.site.action("scratch_inject") != "off":
+            text = line.text[: match.end()] + f" --scratch_dir {site.job_dir}" + line.text[match.end() :]
+            # Find the line again by identity: adding the gres directive above may have moved it.
+            script = _set_body_line(script, script.lines.index(line), text)
+            report.fixed(
+                line.number,
+                f"added --scratch_dir {site.job_dir} to {match.group().strip('`')}: the job allocates {site.gres}",
+            )
+        elif not has_gres and ctx.site.action("scratch_missing") != "off":
+            report.changes.append(
+                Change(
+                    "scratch",
+                    ERROR if ctx.site.action("scratch_missing") == "error" else WARNING,
+                    line.number,
+                    f"no local scratch: add {site.gres}:N (GB, at least the particle data) to Gres and "
+                    f"{site.job_dir} to 'Copy particles to scratch directory'",
                     report.reason,
                 )
             )

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from relion_qsub import site as site_mod
 from relion_qsub.parse import parse
@@ -200,3 +204,64 @@ def test_every_rule_can_be_turned_off() -> None:
 def test_single_process_gpu_jobs_may_use_many_threads() -> None:
     # The seed's VDAM / subtomogram de novo rows: 1 process, 16-64 threads over 4 GPUs.
     assert run(HEAD + "#SBATCH -p gpu --gres=gpu:k80:4 -n 1 --cpus-per-task=16\nhostname\n").ok
+
+
+WORDS = [
+    "--ntasks=4",
+    "-n",
+    "8",
+    "--nodes=2",
+    "-N2",
+    "--ntasks-per-node=5",
+    "--exlusive",
+    "--exclusive",
+    "--gres=",
+    "--gres=lscratch:200",
+    "--gres=gpu:p100:4",
+    "--gres=gpu:4,lscratch:50",
+    "--mem=4g",
+    "--mem-per-cpu=2g",
+    "--mem-per-gpu=8g",
+    "--time=",
+    "-t",
+    "1:00:00",
+    "--partition=gpu",
+    "-p",
+    "norm",
+    "--cpus-per-task=4",
+    "-c",
+    "XXXextra4XXX",
+    "--comment='a b'",
+    "--frobnicate",
+    "--part=gpu",
+    "#",
+    "--ntasks-per",
+    "--constraint=x2695",
+]
+BODIES = [
+    "hostname",
+    '${RELION_STD_LAUNCHER} --mem-per-cpu= `which relion_refine_mpi` --o x --gpu "" --pipeline_control d/',
+    "srun relion_refine_mpi --o x --scratch_dir /lscratch/$SLURM_JOB_ID",
+    "relion_refine --o x --preread_images --scratch_dir /tmp/s",
+    "echo XXXcommandXXX",
+]
+
+
+@given(
+    st.lists(st.lists(st.sampled_from(WORDS), max_size=4), max_size=8),
+    st.lists(st.sampled_from(BODIES), min_size=1, max_size=3),
+    st.sampled_from(["biowulf", "testbed"]),
+)
+@settings(max_examples=int(os.environ.get("RELION_QSUB_FUZZ_EXAMPLES", "300")), deadline=None)
+def test_any_script_normalises_idempotently_and_never_crashes(
+    directives: list[list[str]], body: list[str], profile: str
+) -> None:
+    text = HEAD + "".join("#SBATCH " + " ".join(words) + "\n" for words in directives) + "\n".join(body) + "\n"
+    chosen = site_mod.load(profile)
+    result = run(text, site=chosen)  # asserts idempotence
+    for change in result.changes:
+        assert change.message and "\n" not in change.message  # one line each
+    if result.ok:
+        # What we would submit has no problem sbatch would stop at.
+        assert all(p.problem is None for _, _, p in result.script.options())
+        assert not any(p.value == "" for _, _, p in result.script.options())
