@@ -750,7 +750,7 @@ def verdict(outcome: Outcome, program: str) -> tuple[int, str | None]:
     if outcome.signal is not None:
         name = signal.Signals(outcome.signal).name
         why = f" ({outcome.cancel})" if outcome.cancel else ""
-        return 128 + outcome.signal, f"{PROG} got {name}{why}: the job is being ended; {program} was stopped"
+        return 128 + outcome.signal, f"got {name}{why}: the job is being ended; {program} was stopped"
     f = outcome.failure
     if f is not None:
         if outcome.cancel and f.code == 128 + signal.SIGTERM:
@@ -851,7 +851,7 @@ def _launch(plan: Plan, rargs: RelionArgs, env: Mapping[str, str], directory: st
 
     def on_kill(signum: int) -> None:
         name = signal.Signals(signum).name
-        pipeline.mark_failure(f"{PROG} got {name} (time limit or scancel) while {rargs.program} was running")
+        pipeline.mark_failure(f"got {name} (time limit or scancel) while {rargs.program} was running")
 
     outcome = supervise(plan.argv, step_env, scan_srun=plan.mode is not Mode.LOCAL, on_kill=on_kill)
     code, reason = verdict(outcome, rargs.program)
