@@ -1,0 +1,410 @@
+"""One job dir: RELION's view (RELION_JOB_EXIT_* files) against Slurm's, and how the job ended.
+
+RELION learns a job's fate only from ``RELION_JOB_EXIT_SUCCESS|FAILURE|ABORTED`` in the job dir; when Slurm kills a
+job (time limit, memory, node failure, scancel) nothing writes one, and the GUI shows "Running" forever. The job id
+comes from ``relion-qsub.jsonl`` (one line per submission). Slurm is asked with ``scontrol show job`` (it forgets a
+job MinJobAge, default 300 s, after the end), then ``sacct`` (absent without accounting, as on the testbed).
+
+``run.err`` patterns are the seed's "Known problems" and Slurm's own kill messages.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import proc
+from .doctor import Finding
+from .errors import CommandError, RelionQsubError
+
+EXIT_FILES = {
+    "RELION_JOB_EXIT_SUCCESS": "success",
+    "RELION_JOB_EXIT_FAILURE": "failure",
+    "RELION_JOB_EXIT_ABORTED": "aborted",
+}
+ENDED = frozenset(
+    {
+        "BOOT_FAIL",
+        "CANCELLED",
+        "COMPLETED",
+        "COMPLETING",  # the batch script has ended; only the epilog runs
+        "DEADLINE",
+        "FAILED",
+        "NODE_FAIL",
+        "OUT_OF_MEMORY",
+        "PREEMPTED",
+        "TIMEOUT",
+    }
+)
+TAIL_BYTES = 4 << 20  # run.err can be large; the endings are at its end
+KEEP_FREE_GB = 10  # relion_refine's --keep_free_scratch default
+
+
+@dataclass(frozen=True)
+class SlurmView:
+    job_id: str
+    state: str  # "RUNNING", "TIMEOUT", ...; "" when Slurm has no record
+    reason: str = ""
+    exit_code: str = ""
+    nodes: str = ""
+    time_limit: str = ""
+    source: str = "scontrol"  # "scontrol", "sacct" or "none"
+
+    @property
+    def known(self) -> bool:
+        return bool(self.state)
+
+    @property
+    def ended(self) -> bool:
+        return not self.known or self.state in ENDED
+
+
+# ---- pure parsing and judging ---------------------------------------------------------------------------------
+
+
+def relion_state(names: set[str]) -> str:
+    """ "running" when no RELION_JOB_EXIT_* file exists (RELION's own rule), else success/failure/aborted."""
+    for name, state in EXIT_FILES.items():
+        if name in names:
+            return state
+    return "running"
+
+
+def last_job_id(log_text: str) -> str | None:
+    """The job id of the last submission recorded in relion-qsub.jsonl (damaged lines are skipped)."""
+    job_id = None
+    for line in log_text.splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and entry.get("job_id"):
+            job_id = str(entry["job_id"])
+    return job_id
+
+
+_FIELD = re.compile(r"(?:^|\s)([A-Za-z][\w:/]*)=")
+
+
+def parse_scontrol(text: str) -> dict[str, str]:
+    """``scontrol show job -o`` as a dict; values may hold spaces (Command, WorkDir), the first of a key wins."""
+    info: dict[str, str] = {}
+    matches = list(_FIELD.finditer(text.strip()))
+    for i, match in enumerate(matches):
+        end = matches[i + 1].start() if i + 1 < len(matches) else len(text.strip())
+        info.setdefault(match.group(1), text.strip()[match.end() : end].strip())
+    return info
+
+
+def view_from_scontrol(job_id: str, info: dict[str, str]) -> SlurmView:
+    return SlurmView(
+        job_id,
+        info.get("JobState", "").split()[0] if info.get("JobState") else "",
+        info.get("Reason", ""),
+        info.get("ExitCode", ""),
+        info.get("NodeList", ""),
+        info.get("TimeLimit", ""),
+    )
+
+
+def view_from_sacct(job_id: str, text: str) -> SlurmView | None:
+    """``sacct -X -n -P -o State,ExitCode,NodeList,Timelimit``: "CANCELLED by 0|0:15|cn5|00:05:00"."""
+    for line in text.splitlines():
+        parts = line.split("|")
+        if len(parts) >= 4 and parts[0].strip():
+            return SlurmView(job_id, parts[0].split()[0], "", parts[1], parts[2], parts[3], "sacct")
+    return None
+
+
+@dataclass(frozen=True)
+class Pattern:
+    kind: str
+    needle: re.Pattern[str]
+    what: str
+    fix: str
+
+
+# Order matters: the first pattern matching a line claims it (CudaCustomAllocator before the generic GPU message).
+PATTERNS = (
+    Pattern(
+        "timeout",
+        re.compile(r"DUE TO TIME LIMIT"),
+        "Slurm killed the job at its time limit",
+        "ask for more time (--time) and continue from the last iteration (Continue now, or --continue)",
+    ),
+    Pattern(
+        "oom",
+        # slurmstepd: "Detected 1 oom-kill event(s)... killed by the cgroup out-of-memory handler"; the kernel:
+        # "Out of memory: Killed process". Not "out of memory" with spaces: that is RELION's GPU message.
+        re.compile(r"oom[-_]kill|out-of-memory handler|Out of memory: Kill"),
+        "the job ran out of host memory (killed by the out-of-memory handler)",
+        "ask for more memory per CPU (--mem-per-cpu), fewer MPI ranks per node, or turn off pre-reading into RAM",
+    ),
+    Pattern(
+        "cancelled",
+        re.compile(r"CANCELLED AT"),
+        "the job was cancelled (scancel by you or an admin, or a failed node)",
+        "run it again, continuing from its last iteration if it has one",
+    ),
+    Pattern(
+        "gpu-threads",
+        re.compile(r"CudaCustomAllocator out of memory"),
+        "too many threads or MPI ranks per GPU (seed: Overburdening the GPUs)",
+        "use fewer threads per GPU, and no more MPI ranks than GPUs",
+    ),
+    Pattern(
+        "gpu-memory",
+        re.compile(r"out of memory", re.IGNORECASE),
+        "not enough GPU memory (seed: Not enough GPU memory)",
+        "fewer classes, a smaller pool or box size, a GPU with more memory, or run on CPUs",
+    ),
+    Pattern(
+        "bad-image",
+        re.compile(r"FFTW plans cannot be created"),
+        "an empty or corrupted input micrograph (seed: Corrupted micrographs)",
+        "run `relion-qsub doctor` on the project to find it, then leave it out with a Select job",
+    ),
+    Pattern(
+        "bad-alloc",
+        re.compile(r"std::bad_alloc"),
+        "a corrupt or blank image, or not enough memory (seed: Corrupt or blank image)",
+        "run `relion-qsub doctor` on the project to find damaged micrographs; if none, ask for more memory",
+    ),
+    Pattern(
+        "scratch-full",
+        re.compile(r"No space left on device|Got completion with error 12"),
+        "local scratch (or the disk written to) is full (seed: Not enough local scratch space)",
+        "ask for more lscratch (--gres=lscratch:N) or do not copy particles to scratch",
+    ),
+    Pattern(
+        "gpus-busy",
+        re.compile(r"All GPUs are in use"),
+        "MotionCor2: more than one MPI rank or thread per GPU",
+        "one MPI rank per GPU and one thread per GPU for MotionCor2",
+    ),
+    Pattern(
+        "rank-died",
+        re.compile(r"srun: error: \S+: tasks? [\d,-]+: (Exited with exit code|Aborted|Segmentation fault|Killed)"),
+        "an MPI rank died; RELION's leader rank may wait for it forever (seed: Zombification)",
+        "if the job makes no progress, scancel it and continue from its last iteration",
+    ),
+    Pattern(
+        "not-submitted",
+        re.compile(r"^relion-qsub: job not submitted: "),
+        "relion-qsub did not submit the job",
+        "fix the script error named on this line and run the job again",
+    ),
+)
+
+
+def scan_err(text: str) -> list[tuple[int, Pattern, str]]:
+    """(line number, pattern, the line) for the first line matching each kind of ending."""
+    seen: set[str] = set()
+    hits = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        for pattern in PATTERNS:
+            if pattern.needle.search(line):
+                if pattern.kind not in seen:
+                    seen.add(pattern.kind)
+                    hits.append((number, pattern, line.strip()))
+                break
+    return hits
+
+
+SLURM_ENDINGS: dict[str, tuple[str, str, str]] = {
+    # state -> (level, what, fix); the what is completed with the exit code / reason.
+    "TIMEOUT": ("error", "hit its time limit", PATTERNS[0].fix),
+    "OUT_OF_MEMORY": ("error", "ran out of memory", PATTERNS[1].fix),
+    "NODE_FAIL": ("error", "a node failed", "run it again, continuing from its last iteration"),
+    "BOOT_FAIL": ("error", "its node did not boot", "run it again"),
+    "PREEMPTED": ("error", "was preempted", "run it again, continuing from its last iteration"),
+    "DEADLINE": ("error", "missed its deadline", "run it again with a later --deadline"),
+    "FAILED": ("error", "exited with an error", "read run.err and run.out for the cause"),
+    "CANCELLED": ("warning", "was cancelled", PATTERNS[2].fix),
+}
+STATE_KIND = {"TIMEOUT": "timeout", "OUT_OF_MEMORY": "oom", "CANCELLED": "cancelled"}
+
+
+def judge(where: str, relion: str, slurm: SlurmView | None) -> list[tuple[str, str, str]]:
+    """(level, what, fix) for RELION's view against Slurm's."""
+    out: list[tuple[str, str, str]] = []
+    if slurm is None:
+        if relion == "running":
+            out.append(
+                (
+                    "warning",
+                    "no RELION_JOB_EXIT_* file (RELION shows it running) and no Slurm job id in relion-qsub.jsonl",
+                    "if it is not running any more, create RELION_JOB_EXIT_FAILURE in the job dir",
+                )
+            )
+        else:
+            out.append(("ok", f"RELION: {relion}; no Slurm job id recorded", ""))
+        return out
+    state = slurm.state or "no record"
+    detail = ", ".join(
+        x
+        for x in (
+            f"exit code {slurm.exit_code}" if slurm.exit_code and slurm.exit_code != "0:0" else "",
+            f"reason {slurm.reason}" if slurm.reason and slurm.reason != "None" else "",
+        )
+        if x
+    )
+    slurm_text = f"Slurm job {slurm.job_id} {state}" + (f" ({detail})" if detail else "")
+    if not slurm.known:
+        slurm_text = f"Slurm no longer knows job {slurm.job_id} (it forgets ended jobs; sacct unavailable)"
+    if relion == "running" and slurm.ended:
+        out.append(
+            (
+                "error",
+                f"RELION thinks running, Slurm says ended: {slurm_text}",
+                "mark it failed so RELION moves on (--fix creates RELION_JOB_EXIT_FAILURE)",
+            )
+        )
+    elif relion == "running":
+        out.append(("ok", f"running: {slurm_text}" + (f" on {slurm.nodes}" if slurm.nodes else ""), ""))
+    elif not slurm.ended:
+        out.append(
+            (
+                "warning",
+                f"RELION says {relion} but {slurm_text} is still alive",
+                f"if it makes no progress (seed: Zombification), scancel {slurm.job_id}",
+            )
+        )
+    else:
+        out.append(("ok", f"RELION: {relion}; {slurm_text}", ""))
+    ending = SLURM_ENDINGS.get(slurm.state)
+    if ending is not None:
+        level, what, fix = ending
+        limit = f" of {slurm.time_limit}" if slurm.state == "TIMEOUT" and slurm.time_limit else ""
+        out.append((level, f"Slurm: job {slurm.job_id} {what}{limit}" + (f" ({detail})" if detail else ""), fix))
+    return out
+
+
+# ---- I/O ------------------------------------------------------------------------------------------------------
+
+
+Runner = Callable[..., proc.Result]
+
+
+def query_slurm(job_id: str, runner: Runner = proc.run, timeout: float = 30) -> SlurmView:
+    """Slurm's view of the job; ``state == ""`` when neither scontrol nor sacct know it."""
+    try:
+        result = runner(["scontrol", "show", "job", "-o", job_id], timeout=timeout)
+    except CommandError:
+        result = None
+    if result is not None and result.returncode == 0 and "JobState=" in result.stdout:
+        return view_from_scontrol(job_id, parse_scontrol(result.stdout.splitlines()[0]))
+    try:  # the controller forgot the job: accounting, where there is any
+        acct = runner(
+            ["sacct", "-j", job_id, "-X", "-n", "-P", "-o", "State,ExitCode,NodeList,Timelimit"], timeout=timeout
+        )
+    except CommandError:
+        return SlurmView(job_id, "", source="none")
+    view = view_from_sacct(job_id, acct.stdout) if acct.returncode == 0 else None
+    return view or SlurmView(job_id, "", source="none")
+
+
+def _tail(path: Path) -> tuple[str, int]:
+    """The last TAIL_BYTES of a file and how many lines come before them (so line numbers stay true)."""
+    with open(path, "rb") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        start = max(0, size - TAIL_BYTES)
+        skipped = 0
+        fh.seek(0)
+        while fh.tell() < start:
+            chunk = fh.read(min(1 << 20, start - fh.tell()))
+            if not chunk:
+                break
+            skipped += chunk.count(b"\n")
+        data = fh.read()
+    if start:  # the cut falls inside a line: drop its end, count it as skipped
+        cut = data.find(b"\n")
+        data, skipped = data[cut + 1 :], skipped + 1
+    return data.decode("utf-8", errors="replace"), skipped
+
+
+def mark_ended(job_dir: Path, reason: str) -> str:
+    """RELION_JOB_EXIT_FAILURE plus a line in run.err saying why (as submit.mark_failed, with doctor's wording)."""
+    if any((job_dir / name).exists() for name in ("RELION_JOB_EXIT_SUCCESS", "RELION_JOB_EXIT_ABORTED")):
+        return "left alone: RELION already wrote its own exit file"
+    with open(job_dir / "run.err", "a", encoding="utf-8") as fh:
+        fh.write(f"relion-qsub doctor: marked failed: {reason}\n")
+    (job_dir / "RELION_JOB_EXIT_FAILURE").touch()
+    return "created RELION_JOB_EXIT_FAILURE (and a line in run.err)"
+
+
+def scratch_finding(where: str, slurm: SlurmView) -> Finding:
+    """Best effort: the job's scratch dir from the site profile, if this host sees it (i.e. on the node)."""
+    from . import site as site_mod
+
+    try:
+        template = site_mod.load(None).scratch.job_dir
+    except RelionQsubError as exc:
+        return Finding("warning", where, f"scratch not checked: {exc}", check="job")
+    path = template.replace("${SLURM_JOB_ID}", slurm.job_id).replace("$SLURM_JOB_ID", slurm.job_id)
+    if not os.path.isdir(path):
+        return Finding(
+            "ok",
+            where,
+            f"scratch {path} is not visible from this host",
+            f"look on the node: srun --jobid={slurm.job_id} --overlap df -h {path}",
+            "job",
+        )
+    import psutil
+
+    usage = psutil.disk_usage(path)
+    free_gb = usage.free / 1e9
+    what = f"scratch {path}: {usage.used / 1e9:.1f} GB used, {free_gb:.1f} GB free ({usage.percent:.0f}% full)"
+    if free_gb < KEEP_FREE_GB:
+        return Finding(
+            "warning",
+            where,
+            what,
+            f"RELION keeps {KEEP_FREE_GB} GB free (--keep_free_scratch) and reads the rest from the project disk",
+            "job",
+        )
+    return Finding("ok", where, what, check="job")
+
+
+def check(project: Path, job_dir: Path, runner: Runner = proc.run) -> list[Finding]:
+    from .submit import LOG_NAME
+
+    try:
+        where = str(job_dir.relative_to(project)) + "/"
+    except ValueError:
+        where = str(job_dir) + "/"
+    names = set(os.listdir(job_dir))
+    relion = relion_state(names)
+    job_id = None
+    if LOG_NAME in names:
+        job_id = last_job_id((job_dir / LOG_NAME).read_text(encoding="utf-8", errors="replace"))
+    slurm = query_slurm(job_id, runner) if job_id else None
+    findings: list[Finding] = []
+    for level, what, fix in judge(where, relion, slurm):
+        repair = None
+        if what.startswith("RELION thinks running") and slurm is not None:
+            repair = _marker(job_dir, f"Slurm job {slurm.job_id} ended ({slurm.state or 'no record'}) without one")
+        findings.append(Finding(level, where, what, fix, "job", repair=repair))
+    kinds = {STATE_KIND.get(slurm.state, "")} if slurm else set()
+    if "run.err" in names:
+        text, offset = _tail(job_dir / "run.err")
+        for number, pattern, line in scan_err(text):
+            if pattern.kind in kinds:
+                continue  # Slurm already said so
+            if pattern.kind == "rank-died" and (slurm is None or slurm.ended):
+                continue  # only a zombie while the job still runs
+            level = "warning" if pattern.kind == "rank-died" else "error"
+            findings.append(
+                Finding(level, f"{where}run.err:{number + offset}", f"{pattern.what}: {line[:160]}", pattern.fix, "job")
+            )
+    if slurm is not None and slurm.state == "RUNNING":
+        findings.append(scratch_finding(where, slurm))
+    return findings
+
+
+def _marker(job_dir: Path, reason: str) -> Callable[[], str]:
+    return lambda: mark_ended(job_dir, reason)

@@ -1,0 +1,338 @@
+"""The project's ``default_pipeline.star`` and ``.relion_lock`` (the seed's last two project-level problems).
+
+What RELION 3.1.3 does, verified with ``relion_pipeliner --addJob`` on damaged copies:
+
+- a nodes loop without ``_rlnPipeLineNodeType`` -> "PipeLine::read: cannot find name or type in pipeline_nodes
+  table" (the seed's message; pipeliner.cpp checks each table's columns only when it has rows);
+- a row with more or fewer values than the loop has labels -> "Error in line: ...";
+- no ``data_pipeline_general`` -> the job counter stays 1 and the next job clashes with job001;
+- an empty file is read as a pipeline without jobs: RELION silently numbers the next job job001 again;
+- every failed read leaves ``.relion_lock/`` behind, and the next RELION then waits for it forever
+  ("WARNING: trying to read pipeline.star, but directory .relion_lock exists").
+
+RELION writes a copy of the whole pipeline into every new job dir (``<Type>/jobNNN/default_pipeline.star``): the
+newest readable copy is the seed's fix ("copying a default_pipeline.star file from the latest run job").
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import starfile
+from .doctor import Finding
+
+PIPELINE = "default_pipeline.star"
+LOCK = ".relion_lock"
+_JOB_NAME = re.compile(r"(?:^|/)job(\d+)/?$")
+
+# The columns PipeLine::read needs per table (RELION 4/5 write *Label variants of type and status).
+# Each entry: (table, RELION's message when missing, alternatives per required column).
+REQUIRED: tuple[tuple[str, str, tuple[tuple[str, ...], ...]], ...] = (
+    (
+        "pipeline_nodes",
+        "cannot find name or type in pipeline_nodes table",
+        (("rlnPipeLineNodeName",), ("rlnPipeLineNodeType", "rlnPipeLineNodeTypeLabel")),
+    ),
+    (
+        "pipeline_processes",
+        "cannot find name or type in pipeline_processes table",
+        (
+            ("rlnPipeLineProcessName",),
+            ("rlnPipeLineProcessAlias",),
+            ("rlnPipeLineProcessType", "rlnPipeLineProcessTypeLabel"),
+            ("rlnPipeLineProcessStatus", "rlnPipeLineProcessStatusLabel"),
+        ),
+    ),
+    (
+        "pipeline_input_edges",
+        "cannot find procname or fromnodename in pipeline_edges table",
+        (("rlnPipeLineEdgeProcess",), ("rlnPipeLineEdgeFromNode",)),
+    ),
+    (
+        "pipeline_output_edges",
+        "cannot find procname or tonodename in pipeline_edges table",
+        (("rlnPipeLineEdgeProcess",), ("rlnPipeLineEdgeToNode",)),
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Problem:
+    level: str
+    what: str
+
+
+def job_number(name: str) -> int | None:
+    match = _JOB_NAME.search(name.rstrip("/") + "/")
+    return int(match.group(1)) if match else None
+
+
+def judge_pipeline(text: str, disk_jobs: Iterable[str] = ()) -> list[Problem]:
+    """What RELION would make of this pipeline text; ``disk_jobs`` are the ``<Type>/jobNNN`` dirs that exist."""
+    disk = sorted(disk_jobs)
+    star = starfile.parse(text)
+    problems: list[Problem] = []
+    if not star.blocks:
+        if disk:
+            return [
+                Problem(
+                    "error",
+                    f"no pipeline tables ({len(text)} bytes): RELION reads it as a project without jobs and numbers "
+                    f"the next job job001 again, beside the {len(disk)} job dir(s) on disk",
+                )
+            ]
+        return [Problem("warning", "no pipeline tables: an empty project")]
+    for line, message in star.problems:
+        problems.append(Problem("error", f"line {line}: {message} (RELION: 'Error in line')"))
+    general = star.block("pipeline_general")
+    counter: int | None = None
+    if general is None:
+        problems.append(
+            Problem(
+                "error", "no data_pipeline_general block: RELION's job counter restarts at 1 and clashes with job001"
+            )
+        )
+    else:
+        raw = general.pairs.get("rlnPipeLineJobCounter")
+        if raw is None or not raw.lstrip("-").isdigit() or int(raw) < 0:
+            problems.append(
+                Problem("error", f"bad or missing _rlnPipeLineJobCounter ({raw!r}) in data_pipeline_general")
+            )
+        else:
+            counter = int(raw)
+    for table, message, columns in REQUIRED:
+        block = star.block(table)
+        if block is None or not block.rows:
+            continue
+        missing = [alts[0] for alts in columns if not any(a in block.labels for a in alts)]
+        if missing:
+            cols = ", ".join("_" + m for m in missing)
+            problems.append(Problem("error", f"RELION: 'PipeLine::read: {message}' (data_{table} lacks {cols})"))
+    processes = star.block("pipeline_processes")
+    names = processes.column("rlnPipeLineProcessName") if processes else []
+    numbers = [n for n in (job_number(name) for name in names + disk) if n is not None]
+    if counter is not None and numbers and counter <= max(numbers):
+        problems.append(
+            Problem(
+                "error",
+                f"_rlnPipeLineJobCounter is {counter} but job{max(numbers):03d} exists: RELION would reuse the "
+                f"number of an existing job",
+            )
+        )
+    listed = {name.rstrip("/") for name in names}
+    unlisted = [d for d in disk if d not in listed]
+    if names and unlisted:
+        problems.append(
+            Problem(
+                "warning",
+                f"{len(unlisted)} job dir(s) on disk missing from the pipeline (first: {unlisted[0]}); a truncated "
+                "file loses the last jobs",
+            )
+        )
+    if names and star.block("pipeline_nodes") is None:
+        problems.append(Problem("warning", "processes but no data_pipeline_nodes table: the file may be truncated"))
+    return problems
+
+
+def disk_jobs(project: Path) -> list[str]:
+    """``<Type>/jobNNN`` dirs of the project (real dirs only: RELION's aliases are symlinks to them)."""
+    found = []
+    for path in project.glob("*/job[0-9]*"):
+        if job_number(path.name) is not None and path.is_dir() and not path.is_symlink():
+            found.append(f"{path.parent.name}/{path.name}")
+    return sorted(found)
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+
+
+def best_copy(project: Path, jobs: list[str]) -> tuple[Path, list[Problem]] | None:
+    """The newest ``<Type>/jobNNN/default_pipeline.star`` RELION can read, or None."""
+    copies = [project / job / PIPELINE for job in jobs]
+    dated = []
+    for copy in copies:
+        try:
+            dated.append((copy.stat().st_mtime, job_number(copy.parent.name) or 0, copy))
+        except OSError:
+            continue
+    for _, _, copy in sorted(dated, reverse=True):
+        text = _read(copy)
+        if text is None:
+            continue
+        problems = judge_pipeline(text, [])
+        if not any(p.level == "error" for p in problems) and starfile.parse(text).blocks:
+            return copy, problems
+    return None
+
+
+def restore_pipeline(project: Path, source: Path) -> str:
+    """Back the broken file up (never deleted), then put the copy in place atomically."""
+    target = project / PIPELINE
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    backup_note = ""
+    if target.exists():
+        backup = target.with_name(f"{PIPELINE}.broken-{stamp}")
+        shutil.copy2(target, backup)
+        backup_note = f"; the broken file is kept as {backup.name}"
+    tmp = target.with_name(f".{PIPELINE}.doctor-{os.getpid()}.tmp")
+    shutil.copyfile(source, tmp)
+    os.replace(tmp, target)
+    return f"copied {source.relative_to(project)} to {PIPELINE}{backup_note}"
+
+
+# ---- the lock -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Holder:
+    pid: int
+    name: str
+
+
+def relion_processes(project: Path) -> list[Holder]:
+    """This user's live RELION processes (name relion*) whose working directory is the project."""
+    import psutil  # lazily: only the doctor needs it
+
+    here = os.path.realpath(project)
+    uid = os.getuid()
+    holders = []
+    for proc in psutil.process_iter(["pid", "name", "uids", "cwd"]):
+        info = proc.info
+        name = info.get("name") or ""
+        uids = info.get("uids")
+        if not name.startswith("relion") or uids is None or uids.real != uid or proc.pid == os.getpid():
+            continue
+        cwd = info.get("cwd")
+        if cwd and os.path.realpath(cwd) == here:
+            holders.append(Holder(proc.pid, name))
+    return holders
+
+
+def judge_lock(age_seconds: float, holders: list[Holder]) -> Problem:
+    age = _age(age_seconds)
+    if holders:
+        who = ", ".join(f"{h.name} (pid {h.pid})" for h in holders)
+        return Problem("warning", f"held {age} by a live RELION in this project: {who}")
+    return Problem(
+        "error",
+        f"stale: made {age} ago and no RELION process of yours runs in this project; RELION waits for it "
+        "forever ('trying to read pipeline.star, but directory .relion_lock exists')",
+    )
+
+
+def _age(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.0f} h"
+    return f"{seconds / 86400:.0f} days"
+
+
+def remove_lock(project: Path) -> str:
+    """Remove a stale lock made by RELION (only ``lock_*`` files inside); anything else is renamed, not deleted."""
+    lock = project / LOCK
+    if not lock.is_dir() or lock.is_symlink():
+        moved = lock.with_name(f"{LOCK}.stale-{time.strftime('%Y%m%d-%H%M%S')}")
+        os.rename(lock, moved)
+        return f"renamed it to {moved.name} (not a plain directory)"
+    entries = list(lock.iterdir())
+    if all(e.name.startswith("lock_") and e.is_file() and not e.is_symlink() for e in entries):
+        for entry in entries:
+            entry.unlink()
+        lock.rmdir()
+        return "removed it"
+    moved = lock.with_name(f"{LOCK}.stale-{time.strftime('%Y%m%d-%H%M%S')}")
+    os.rename(lock, moved)
+    return f"renamed it to {moved.name} (it holds files RELION does not write)"
+
+
+# ---- the check ------------------------------------------------------------------------------------------------
+
+
+def check(project: Path) -> list[Finding]:
+    findings: list[Finding] = []
+    lock = project / LOCK
+    holders: list[Holder] = []
+    if os.path.lexists(lock):
+        holders = relion_processes(project)
+        try:
+            age = time.time() - lock.lstat().st_mtime
+        except OSError:
+            age = 0.0
+        verdict = judge_lock(age, holders)
+        if verdict.level == "error":
+            findings.append(
+                Finding(
+                    "error",
+                    LOCK,
+                    verdict.what,
+                    "remove it (`rm -rf .relion_lock`, or --fix)",
+                    "lock",
+                    repair=lambda: remove_lock(project),
+                )
+            )
+        else:
+            findings.append(
+                Finding("warning", LOCK, verdict.what, "close that RELION before changing the project", "lock")
+            )
+    else:
+        findings.append(Finding("ok", LOCK, "no lock", check="lock"))
+
+    jobs = disk_jobs(project)
+    path = project / PIPELINE
+    text = _read(path)
+    if text is None:
+        if jobs:
+            problems = [Problem("error", f"missing or unreadable, but {len(jobs)} job dir(s) exist")]
+        else:
+            return [
+                *findings,
+                Finding("warning", PIPELINE, "missing: not a RELION project directory?", check="pipeline"),
+            ]
+    else:
+        problems = judge_pipeline(text, jobs)
+    if not problems:
+        findings.append(Finding("ok", PIPELINE, f"readable ({len(jobs)} job dir(s))", check="pipeline"))
+        return findings
+    broken = any(p.level == "error" for p in problems)
+    fix, repair = "", None
+    if broken:
+        best = best_copy(project, jobs)
+        if best is None:
+            fix = "no readable job copy (<Type>/jobNNN/default_pipeline.star) found; rebuild it by hand"
+        elif holders:
+            fix = f"close RELION (pid {holders[0].pid}), then copy {best[0].relative_to(project)} over it"
+        else:
+            source = best[0]
+            fix = f"copy the newest readable job copy {source.relative_to(project)} over it (--fix; backup kept)"
+            repair = _restorer(project, source)
+    for problem in problems:
+        if problem.level == "error":
+            findings.append(Finding("error", PIPELINE, problem.what, fix, "pipeline", repair=repair))
+        else:
+            findings.append(Finding(problem.level, PIPELINE, problem.what, check="pipeline"))
+    return findings
+
+
+def _restorer(project: Path, source: Path) -> Callable[[], str]:
+    """One restore shared by every error of the file: the first call copies, later calls report the same."""
+    done: list[str] = []
+
+    def repair() -> str:
+        if not done:
+            done.append(restore_pipeline(project, source))
+        return done[0]
+
+    return repair
