@@ -52,6 +52,7 @@ class SlurmView:
     exit_code: str = ""
     nodes: str = ""
     time_limit: str = ""
+    tres_per_node: str = ""
     source: str = "scontrol"  # "scontrol", "sacct" or "none"
 
     @property
@@ -108,6 +109,7 @@ def view_from_scontrol(job_id: str, info: dict[str, str]) -> SlurmView:
         info.get("ExitCode", ""),
         info.get("NodeList", ""),
         info.get("TimeLimit", ""),
+        info.get("TresPerNode", ""),
     )
 
 
@@ -116,7 +118,7 @@ def view_from_sacct(job_id: str, text: str) -> SlurmView | None:
     for line in text.splitlines():
         parts = line.split("|")
         if len(parts) >= 4 and parts[0].strip():
-            return SlurmView(job_id, parts[0].split()[0], "", parts[1], parts[2], parts[3], "sacct")
+            return SlurmView(job_id, parts[0].split()[0], "", parts[1], parts[2], parts[3], source="sacct")
     return None
 
 
@@ -337,37 +339,87 @@ def mark_ended(job_dir: Path, reason: str) -> str:
     return "created RELION_JOB_EXIT_FAILURE (and a line in run.err)"
 
 
-def scratch_finding(where: str, slurm: SlurmView) -> Finding:
-    """Best effort: the job's scratch dir from the site profile, if this host sees it (i.e. on the node)."""
+def parse_df(text: str) -> tuple[int, int] | None:
+    """(used, available) KiB from ``df -Pk PATH`` (POSIX format: one header line, then one line per filesystem)."""
+    lines = [line.split() for line in text.strip().splitlines()[1:]]
+    for words in lines:
+        if len(words) >= 6 and words[2].isdigit() and words[3].isdigit():
+            return int(words[2]), int(words[3])
+    return None
+
+
+def parse_du(text: str) -> int | None:
+    """KiB from ``du -sk PATH``."""
+    words = text.split()
+    return int(words[0]) if words and words[0].isdigit() else None
+
+
+def lscratch_gb(tres_per_node: str, gres: str = "lscratch") -> int | None:
+    """The scratch gres the job holds per node, from scontrol's TresPerNode ("gres:gpu:p100:4,gres:lscratch:10")."""
+    match = re.search(rf"(?:^|,)(?:gres[:/])?{re.escape(gres)}[:=](\d+)", tres_per_node)
+    return int(match.group(1)) if match else None
+
+
+def judge_scratch(
+    path: str, job_kib: int | None, free_kib: int, allocated_gb: int | None, place: str
+) -> tuple[str, str, str]:
+    """Scratch of a running job: RELION stops copying to it below --keep_free_scratch (10 GB) and reads the rest
+    from the project disk, and a write beyond the disk is the seed's "Not enough local scratch space"."""
+    gb = 1 << 20  # KiB per GiB
+    used = f"{job_kib / gb:.1f} GB used by the job, " if job_kib is not None else ""
+    what = f"scratch {path} {place}: {used}{free_kib / gb:.1f} GB free"
+    if allocated_gb is not None:
+        what += f" (lscratch:{allocated_gb} requested)"
+    if free_kib / gb < KEEP_FREE_GB:
+        return (
+            "warning",
+            what,
+            f"under RELION's --keep_free_scratch ({KEEP_FREE_GB} GB): the rest is read from the project disk; "
+            "ask for more lscratch next time",
+        )
+    if allocated_gb and job_kib is not None and job_kib / gb > 0.9 * allocated_gb:
+        return ("warning", what, "the job has used 90% of its lscratch; ask for more next time")
+    return ("ok", what, "")
+
+
+def scratch_finding(where: str, slurm: SlurmView, runner: Runner = proc.run) -> Finding:
+    """Best effort: the job's scratch dir (site profile's job_dir), here if visible, else on its first node."""
     from . import site as site_mod
 
     try:
-        template = site_mod.load(None).scratch.job_dir
+        scratch = site_mod.load(None).scratch
     except RelionQsubError as exc:
         return Finding("warning", where, f"scratch not checked: {exc}", check="job")
-    path = template.replace("${SLURM_JOB_ID}", slurm.job_id).replace("$SLURM_JOB_ID", slurm.job_id)
-    if not os.path.isdir(path):
+    path = scratch.job_dir.replace("${SLURM_JOB_ID}", slurm.job_id).replace("$SLURM_JOB_ID", slurm.job_id)
+    allocated = lscratch_gb(slurm.tres_per_node, scratch.gres)
+    if os.path.isdir(path):
+        import psutil  # lazily: only this check needs it
+
+        free = psutil.disk_usage(path).free // 1024
+        level, what, fix = judge_scratch(path, None, free, allocated, "on this host")
+        return Finding(level, where, what, fix, "job")
+    # Scratch is node-local: ask on the node, inside the job's allocation (--overlap: beside the running step).
+    on_node = ["srun", f"--jobid={slurm.job_id}", "--overlap", "-N1", "-n1", "--quiet"]
+    df: proc.Result | None
+    du: proc.Result | None
+    try:
+        df = runner([*on_node, "df", "-Pk", path], timeout=20)
+        du = runner([*on_node, "du", "-sk", path], timeout=20) if df.returncode == 0 else None
+    except CommandError:
+        df = du = None
+    parsed = parse_df(df.stdout) if df is not None and df.returncode == 0 else None
+    if parsed is None:
         return Finding(
             "ok",
             where,
-            f"scratch {path} is not visible from this host",
+            f"scratch {path} not visible from this host and not measured on the node",
             f"look on the node: srun --jobid={slurm.job_id} --overlap df -h {path}",
             "job",
         )
-    import psutil
-
-    usage = psutil.disk_usage(path)
-    free_gb = usage.free / 1e9
-    what = f"scratch {path}: {usage.used / 1e9:.1f} GB used, {free_gb:.1f} GB free ({usage.percent:.0f}% full)"
-    if free_gb < KEEP_FREE_GB:
-        return Finding(
-            "warning",
-            where,
-            what,
-            f"RELION keeps {KEEP_FREE_GB} GB free (--keep_free_scratch) and reads the rest from the project disk",
-            "job",
-        )
-    return Finding("ok", where, what, check="job")
+    job_kib = parse_du(du.stdout) if du is not None and du.returncode == 0 else None
+    node = f"on {slurm.nodes.split(',')[0]}" if slurm.nodes else "on the node"
+    level, what, fix = judge_scratch(path, job_kib, parsed[1], allocated, node)
+    return Finding(level, where, what, fix, "job")
 
 
 def check(project: Path, job_dir: Path, runner: Runner = proc.run) -> list[Finding]:
@@ -402,7 +454,7 @@ def check(project: Path, job_dir: Path, runner: Runner = proc.run) -> list[Findi
                 Finding(level, f"{where}run.err:{number + offset}", f"{pattern.what}: {line[:160]}", pattern.fix, "job")
             )
     if slurm is not None and slurm.state == "RUNNING":
-        findings.append(scratch_finding(where, slurm))
+        findings.append(scratch_finding(where, slurm, runner))
     return findings
 
 

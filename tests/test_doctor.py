@@ -459,12 +459,16 @@ def test_live_lock_is_left_alone(relion_fake: tuple[Path, subprocess.Popen[bytes
 
 
 class FakeSlurm:
-    def __init__(self, scontrol: str | None = None, sacct: str | None = None) -> None:
-        self.scontrol, self.sacct = scontrol, sacct
+    def __init__(self, scontrol: str | None = None, sacct: str | None = None, srun: dict[str, str] | None = None):
+        self.scontrol, self.sacct, self.srun = scontrol, sacct, srun
         self.calls: list[list[str]] = []
 
     def __call__(self, argv: list[str], timeout: float | None = None) -> proc.Result:
         self.calls.append(list(argv))
+        if argv[0] == "srun":
+            if self.srun is None:
+                return proc.Result(tuple(argv), 1, "", "srun: error: Unable to confirm allocation\n")
+            return proc.Result(tuple(argv), 0, self.srun[argv[argv.index("--quiet") + 1]], "")
         if argv[0] == "scontrol":
             if self.scontrol is None:
                 return proc.Result(tuple(argv), 1, "", "slurm_load_jobs error: Invalid job id specified\n")
@@ -478,7 +482,7 @@ def scontrol_line(job_id: str, state: str, reason: str = "None", exit_code: str 
     return (
         f"JobId={job_id} JobName=run_submit.slurm UserId=me(0) JobState={state} Reason={reason} "
         f"ExitCode={exit_code} TimeLimit=00:05:00 NodeList=cn5 Command=/p q/Class2D/job001/run_submit.slurm "
-        "WorkDir=/p q StdErr=/p q/Class2D/job001/run.err\n"
+        "WorkDir=/p q StdErr=/p q/Class2D/job001/run.err TresPerNode=gres:gpu:p100:4,gres:lscratch:10\n"
     )
 
 
@@ -581,7 +585,7 @@ def test_zombie_rank_only_while_running(job_dir: Path, tmp_path: Path, monkeypat
     findings = doctor_job.check(job_dir.parent.parent, job_dir, runner=FakeSlurm(scontrol_line("42", "RUNNING")))
     assert findings[0].level == "ok" and findings[0].what == "running: Slurm job 42 RUNNING on cn5"
     assert findings[1].level == "warning" and "Zombification" in findings[1].what
-    assert findings[2].what.startswith(f"scratch {scratch}/42: ") and "GB free" in findings[2].what
+    assert findings[2].what.startswith(f"scratch {scratch}/42 on this host: ") and "GB free" in findings[2].what
     ended = doctor_job.check(job_dir.parent.parent, job_dir, runner=FakeSlurm(scontrol_line("42", "COMPLETED")))
     assert not any("Zombification" in f.what for f in ended)
 
@@ -606,3 +610,34 @@ def test_fix_never_overrides_relions_own_exit_file(job_dir: Path) -> None:
     (job_dir / "RELION_JOB_EXIT_SUCCESS").touch()
     assert doctor_job.mark_ended(job_dir, "x").startswith("left alone")
     assert not (job_dir / "RELION_JOB_EXIT_FAILURE").exists()
+
+
+DF = """Filesystem     1024-blocks     Used Available Capacity Mounted on
+/dev/vda         264212084 23210616  {avail}      22% /lscratch
+"""
+
+
+@pytest.mark.parametrize(
+    ("avail_gb", "du_gb", "level", "fix"),
+    [(80, 1, "ok", ""), (5, 1, "warning", "--keep_free_scratch"), (80, 9.5, "warning", "90% of its lscratch")],
+)
+def test_scratch_measured_on_the_node(
+    job_dir: Path, monkeypatch: pytest.MonkeyPatch, avail_gb: int, du_gb: float, level: str, fix: str
+) -> None:
+    monkeypatch.setenv("RELION_QSUB_SITE", "testbed")  # scratch job_dir /lscratch/$SLURM_JOB_ID, gres lscratch
+    srun = {"df": DF.format(avail=avail_gb << 20), "du": f"{int(du_gb * (1 << 20))}\t/lscratch/42\n"}
+    fake = FakeSlurm(scontrol_line("42", "RUNNING"), srun=srun)
+    finding = doctor_job.check(job_dir.parent.parent, job_dir, runner=fake)[-1]
+    assert ["srun", "--jobid=42", "--overlap", "-N1", "-n1", "--quiet", "df", "-Pk", "/lscratch/42"] in fake.calls
+    assert finding.what == (
+        f"scratch /lscratch/42 on cn5: {du_gb:.1f} GB used by the job, {avail_gb:.1f} GB free (lscratch:10 requested)"
+    )
+    assert finding.level == level and fix in finding.fix
+
+
+def test_scratch_not_reachable(job_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RELION_QSUB_SITE", "testbed")
+    finding = doctor_job.check(job_dir.parent.parent, job_dir, runner=FakeSlurm(scontrol_line("42", "RUNNING")))[-1]
+    assert finding.level == "ok" and "not measured" in finding.what and "srun --jobid=42 --overlap" in finding.fix
+    assert doctor_job.lscratch_gb("gres/gpu:p100=4,gres/lscratch=200") == 200
+    assert doctor_job.lscratch_gb("gres:gpu:4") is None

@@ -1,0 +1,121 @@
+"""relion-qsub doctor against real jobs on the testbed: submitted through bin/relion-qsub, ended by Slurm without a
+RELION_JOB_EXIT_* file (what a kill by Slurm looks like to RELION), then diagnosed and marked failed.
+
+Time-limit and out-of-memory endings are not waited for here (a 1-minute limit is too slow); test_doctor.py feeds
+their messages through run.err and scontrol text instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.slurmtools import cancel, job_info, wait_for_job, wait_until
+
+pytestmark = pytest.mark.slurm
+
+ROOT = Path(__file__).resolve().parent.parent
+QSUB = str(ROOT / "bin" / "relion-qsub")
+
+# What RELION would write for a one-process job, but the body never runs a relion_* program, so nothing writes
+# RELION_JOB_EXIT_*: to RELION the job stays "Running".
+SCRIPT = """#!/bin/bash
+#SBATCH --partition=norm --time=0:05:00 --ntasks=1 --mem-per-cpu=100
+#SBATCH --error=Class2D/job001/run.err
+#SBATCH --output=Class2D/job001/run.out
+echo started
+{body}
+"""
+
+
+PIPELINE = """
+data_pipeline_general
+
+_rlnPipeLineJobCounter 2
+
+data_pipeline_processes
+
+loop_
+_rlnPipeLineProcessName #1
+_rlnPipeLineProcessAlias #2
+_rlnPipeLineProcessType #3
+_rlnPipeLineProcessStatus #4
+Class2D/job001/ None 8 0
+"""
+
+
+def qsub(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_") or k == "SLURM_CONF"}
+    env["RELION_QSUB_SITE"] = "testbed"
+    return subprocess.run([QSUB, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+
+
+def submit(project: Path, body: str) -> str:
+    job = project / "Class2D" / "job001"
+    job.mkdir(parents=True)
+    (project / "default_pipeline.star").write_text(PIPELINE)
+    (job / "run_submit.script").write_text(SCRIPT.format(body=body))
+    proc = qsub("Class2D/job001/run_submit.script", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    job_id = proc.stdout.split()[-1]
+    assert json.loads((job / "relion-qsub.jsonl").read_text().splitlines()[-1])["job_id"] == job_id
+    return job_id
+
+
+def doctor(project: Path, *args: str) -> tuple[int, list[str]]:
+    proc = qsub("doctor", str(project), "--job", "Class2D/job001", "--no-images", *args, cwd=project)
+    return proc.returncode, proc.stdout.splitlines()
+
+
+def test_cancelled_job_relion_thinks_running_then_fixed(tmp_path: Path) -> None:
+    job_id = submit(tmp_path, "sleep 120")
+    try:
+        wait_until("the job runs", lambda: job_info(job_id).get("JobState") == "RUNNING", timeout=60)
+        code, lines = doctor(tmp_path)
+        assert code == 0, lines
+        assert f"ok: Class2D/job001/: running: Slurm job {job_id} RUNNING on cn" in "\n".join(lines)
+        # measured on the node through srun --overlap: the testbed's /lscratch is per-node, invisible here
+        assert any(
+            line.startswith(f"ok: Class2D/job001/: scratch /lscratch/{job_id} on cn5: 0.0 GB used by the job, ")
+            for line in lines
+        ), lines
+    finally:
+        cancel(job_id)
+    assert wait_for_job(job_id, timeout=60)["JobState"] == "CANCELLED"
+    code, lines = doctor(tmp_path)
+    assert code == 65, lines
+    assert any(
+        line.startswith(f"error: Class2D/job001/: RELION thinks running, Slurm says ended: Slurm job {job_id} CANCEL")
+        and "--fix creates RELION_JOB_EXIT_FAILURE" in line
+        for line in lines
+    ), lines
+    assert any(line.startswith(f"warning: Class2D/job001/: Slurm: job {job_id} was cancelled") for line in lines)
+    assert not (tmp_path / "Class2D/job001/RELION_JOB_EXIT_FAILURE").exists()  # nothing changed without --fix
+
+    code, lines = doctor(tmp_path, "--fix")
+    assert code == 0, lines
+    assert (tmp_path / "Class2D/job001/RELION_JOB_EXIT_FAILURE").exists()
+    assert f"Slurm job {job_id} ended (CANCELLED)" in (tmp_path / "Class2D/job001/run.err").read_text()
+    code, lines = doctor(tmp_path, "--json")
+    doc = json.loads("\n".join(lines))
+    assert code == 0
+    assert doc["findings"][-2]["what"] == f"RELION: failure; Slurm job {job_id} CANCELLED (exit code 0:15)"
+
+
+def test_finished_without_exit_file(tmp_path: Path) -> None:
+    job_id = submit(tmp_path, "exit 3")
+    info = wait_for_job(job_id, timeout=60)
+    assert info["JobState"] == "FAILED"
+    code, lines = doctor(tmp_path, "--fix")
+    assert code == 65, lines  # marked failed, but the job's own failure stays an error
+    assert any(
+        line.startswith(f"ok: Class2D/job001/: RELION thinks running, Slurm says ended: Slurm job {job_id} FAILED")
+        and "fixed: created RELION_JOB_EXIT_FAILURE" in line
+        for line in lines
+    ), lines
+    assert any(line.startswith(f"error: Class2D/job001/: Slurm: job {job_id} exited with an error") for line in lines)
+    assert (tmp_path / "Class2D/job001/RELION_JOB_EXIT_FAILURE").exists()
