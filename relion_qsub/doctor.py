@@ -21,8 +21,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
-from .errors import EX_DATAERR, EX_OK, InputError
+from .errors import EX_DATAERR, EX_OK, InputError, UsageError
 
 PROG = "relion-qsub doctor"
 LEVELS = ("ok", "warning", "error")
@@ -89,8 +90,14 @@ def summary_line(findings: Sequence[Finding], project: str, scanned: int, second
     return text
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        """One line and exit 64 (sysexits), like every relion-qsub usage error, instead of argparse's exit 2."""
+        raise UsageError(f"{message} (see {PROG} --help)")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=PROG,
         description="Find the known RELION problems in a project (pipeline file, lock, damaged micrographs, "
         "jobs RELION shows as running that Slurm has ended) and say how to fix each.",
@@ -142,7 +149,10 @@ def resolve_dirs(project: str | None, jobs: Sequence[str], cwd: Path) -> tuple[P
 
 
 def main(argv: list[str]) -> int:
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # --help
+        return int(exc.code or 0)
     start = time.perf_counter()
     project, job_dirs = resolve_dirs(args.project, args.job, Path.cwd())
 

@@ -449,7 +449,8 @@ def check(project: Path, job_dir: Path, runner: Runner = proc.run) -> list[Findi
                 continue  # Slurm already said so
             if pattern.kind == "rank-died" and (slurm is None or slurm.ended):
                 continue  # only a zombie while the job still runs
-            level = "warning" if pattern.kind == "rank-died" else "error"
+            # A job RELION saw succeed recovered from whatever the line says: a warning, not an error.
+            level = "warning" if pattern.kind == "rank-died" or relion == "success" else "error"
             findings.append(
                 Finding(level, f"{where}run.err:{number + offset}", f"{pattern.what}: {line[:160]}", pattern.fix, "job")
             )

@@ -304,6 +304,9 @@ def test_cli_user_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert qsub_main(["doctor", str(tmp_path), "--job", "Class2D/job009"]) == EX_NOINPUT
     err = capsys.readouterr().err
     assert "relion-qsub doctor: error: Class2D/job009: no such job directory" in err
+    assert qsub_main(["doctor", "--bogus"]) == 64
+    assert "relion-qsub doctor: error: unrecognized arguments: --bogus" in capsys.readouterr().err
+    assert qsub_main(["doctor", "--help"]) == EX_OK and "--fix" in capsys.readouterr().out
 
 
 # ---- the pipeline file ----------------------------------------------------------------------------------------
@@ -604,6 +607,13 @@ def test_judge_matrix() -> None:
     assert doctor_job.judge("j/", "success", done) == [("ok", "RELION: success; Slurm job 7 COMPLETED", "")]
     cancelled = doctor_job.judge("j/", "failure", doctor_job.SlurmView("7", "CANCELLED", exit_code="0:15"))
     assert [level for level, _, _ in cancelled] == ["ok", "warning"]
+
+
+def test_run_err_of_a_successful_job_only_warns(job_dir: Path) -> None:
+    (job_dir / "RELION_JOB_EXIT_SUCCESS").touch()
+    (job_dir / "run.err").write_text(SEED_ERRORS["gpu-threads"] + "\n")
+    findings = doctor_job.check(job_dir.parent.parent, job_dir, runner=FakeSlurm(scontrol_line("42", "COMPLETED")))
+    assert [f.level for f in findings] == ["ok", "warning"]
 
 
 def test_fix_never_overrides_relions_own_exit_file(job_dir: Path) -> None:
