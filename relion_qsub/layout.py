@@ -414,6 +414,7 @@ def _plan_plus_one(env: Mapping[str, str], options: LayoutOptions, shape: JobSha
     elif gpus:
         reason += _bind_off_note(options)
     env_set = {"SLURM_HOSTFILE": options.hostfile_path, "SLURM_DISTRIBUTION": "arbitrary"}
+    env_set.update(_cpus_per_task(env, options))
     # An srun input variable (same as --ntasks-per-node): beside a hostfile srun warns and ignores it.
     unset = tuple(v for v in ("SLURM_NTASKS_PER_NODE",) if v in env)
     argv = [options.srun, "-K1", *options.srun_options, "-n", str(ranks)]
@@ -469,7 +470,7 @@ def _plan_homogeneous(env: Mapping[str, str], options: LayoutOptions, shape: Job
         gpus=gpus,
         rank_gpus=rank_gpus,
         leader_node=None,
-        env_set={},
+        env_set=_cpus_per_task(env, options),
         env_unset=unset,
         argv=tuple(argv),
         reason=reason,
@@ -513,12 +514,27 @@ def _plan_heterogeneous(env: Mapping[str, str], options: LayoutOptions, shape: J
         gpus=shape.gpus,
         rank_gpus=(None,) * ranks,
         leader_node=None,
-        env_set={},
+        env_set=_cpus_per_task(env, options),
         env_unset=unset,
         argv=tuple(argv),
         reason=reason,
         warnings=tuple(warnings),
     )
+
+
+def _cpus_per_task(env: Mapping[str, str], options: LayoutOptions) -> dict[str, str]:
+    """Carry the job's --cpus-per-task into the step (RELION's --j threads need those CPUs).
+
+    Slurm 22.05's srun no longer reads SLURM_CPUS_PER_TASK (22.05 release notes; SRUN_CPUS_PER_TASK is the new
+    input variable), so on a site that binds tasks to CPUs each rank would get one CPU. On the testbed
+    (task/none) the step holds the same CPUs with or without it: setting it is harmless where not needed.
+    """
+    cpt = env.get("SLURM_CPUS_PER_TASK", "").strip()
+    if not cpt.isdigit() or env.get("SRUN_CPUS_PER_TASK", "").strip():
+        return {}
+    if any(o == "-c" or o.startswith(("-c", "--cpus-per-task")) for o in options.srun_options):
+        return {}
+    return {"SRUN_CPUS_PER_TASK": cpt}
 
 
 def _clear_stale_hostfile(env: Mapping[str, str], warnings: list[str]) -> tuple[str, ...]:

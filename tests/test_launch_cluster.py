@@ -176,7 +176,12 @@ def _heterogeneous(ranks: dict[int, Rank], nodes: list[str]) -> None:
 
 
 CASES = [
-    Case("homogeneous+1 2 GPU nodes", (*GPU, "-N2", "--ntasks-per-node=5"), ("--mem-per-cpu=",), _plus_one),
+    Case(
+        "homogeneous+1 2 GPU nodes",
+        (*GPU, "-N2", "--ntasks-per-node=5", "--cpus-per-task=2"),  # 10 of 16 cores per node; SRUN_CPUS_PER_TASK=2
+        ("--mem-per-cpu=",),
+        _plus_one,
+    ),
     Case("homogeneous+1 1 GPU node", (*GPU, "-N1", "--ntasks-per-node=5"), (), _plus_one_single),
     Case("homogeneous+1 no binding", (*GPU, "-N2", "--ntasks-per-node=5"), ("--no-gpu-bind",), _plus_one_unbound),
     Case("homogeneous GPU", (*GPU, "-N2", "--ntasks-per-node=4"), ("--mem-per-cpu=500",), _homogeneous_gpu),

@@ -356,6 +356,15 @@ def test_hostfile_text_and_step_environment() -> None:
     assert env["SLURM_NTASKS_PER_NODE"] == "5"  # the input mapping is untouched
 
 
+def test_cpus_per_task_is_carried_into_the_step() -> None:
+    env = slurm_env(2, 5, SLURM_CPUS_PER_TASK="2")
+    assert plan(env).env_set["SRUN_CPUS_PER_TASK"] == "2"
+    assert plan(dict(env, SLURM_TASKS_PER_NODE="5,5", SLURM_NTASKS="7")).env_set == {"SRUN_CPUS_PER_TASK": "2"}
+    assert "SRUN_CPUS_PER_TASK" not in plan(env, srun_options=("-c4",)).env_set
+    assert "SRUN_CPUS_PER_TASK" not in plan(env, srun_options=("--cpus-per-task=4",)).env_set
+    assert "SRUN_CPUS_PER_TASK" not in plan(dict(env, SRUN_CPUS_PER_TASK="3")).env_set
+
+
 def test_job_shape_reads_capacity_and_tasks_separately() -> None:
     shape = job_shape(slurm_env(2, 5, ntasks=9))
     assert shape.capacity == (5, 5) and shape.ntasks == 9 and shape.k == 5
