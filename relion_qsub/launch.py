@@ -422,6 +422,8 @@ def _describe_argv(argv: Sequence[str]) -> str:
 
 
 def _rank_nodes(plan: Plan) -> list[str | None]:
+    if plan.mode is Mode.LOCAL:
+        return ["(this node)"] * plan.ranks
     if plan.hostfile_lines:
         return list(plan.hostfile_lines)
     if plan.mode is Mode.HOMOGENEOUS:

@@ -491,6 +491,12 @@ def test_local_mpi_uses_relion_mpirun(
     assert "mpirun: --oversubscribe -n 2 relion_refine_mpi --j 1" in capfd.readouterr().out
 
 
+def test_local_dry_run(local_env: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    assert launch.main(["--dry-run", "-n", "3", "relion_refine_mpi", "--j", "2"]) == 0
+    out = capfd.readouterr().out
+    assert "argv:      mpirun -n 3 relion_refine_mpi --j 2" in out and "rank 2      (this node)" in out
+
+
 def test_local_cpu_check(local_env: Path, capfd: pytest.CaptureFixture[str]) -> None:
     cpus = len(os.sched_getaffinity(0))
     assert launch.main(["-n", str(cpus + 1), "relion_refine_mpi", "--j", "4"]) == 64
