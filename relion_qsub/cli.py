@@ -40,6 +40,7 @@ commands:
   SCRIPT [SBATCH_OPTION ...]   submit; options after SCRIPT go to sbatch and win over the script's directives
   check SCRIPT                 print the normalised script on stdout, the report on stderr; submit nothing;
                                exit 0 when it would submit, 65 when it would not
+  templates | recommend | module  site tools (build templates, recommended GUI values, modulefiles): see --help
   doctor [PROJECT_DIR]         find RELION's known problems (damaged images, pipeline, lock, ended jobs); --help
 
 options:

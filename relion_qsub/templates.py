@@ -1,0 +1,229 @@
+"""`relion-qsub templates build`: RELION queue templates rendered from the site profile.
+
+What Biowulf keeps by hand (``common.sh``, one directory per job type with ``01_tiny.sh`` ... ``05_xlarge.sh``,
+``x2695_exclusive.sh``, ``lscratch_mon.sh``) generated for any site from its profile, with Jinja2 sources from the
+top-level ``templates/`` directory (``StrictUndefined``: a missing value is an error, never an empty string).
+
+RELION reads a template line by line and replaces only its own placeholders (XXXmpinodesXXX, XXXthreadsXXX,
+XXXqueueXXX, XXXextraNXXX, XXXnameXXX, XXXerrfileXXX, XXXoutfileXXX, XXXcommandXXX, ...; pipeline_jobs.cpp,
+``saveJobSubmissionScript``). A line holding XXXcommandXXX is repeated once per command of the job, and a command
+that is not a RELION MPI program is written bare, without the launcher prefix; so the launcher line holds nothing
+but ``${RELION_STD_LAUNCHER} [options] XXXcommandXXX``. Output is deterministic: same profile, same bytes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import site as site_mod
+from .errors import InputError, ProfileError, UsageError
+
+if TYPE_CHECKING:
+    import jinja2
+
+SOURCES = Path(__file__).resolve().parent.parent / "templates"
+MONITOR = "lscratch_mon.sh"
+MONITOR_LOG = "scratch_usage.log"
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """One output file and how RELION is meant to fill it (for the tests and the index)."""
+
+    path: str  # relative to the output directory
+    text: str
+    kind: str  # common | size | exclusive | monitor | index
+    mpi: int | None = None  # the request a fully filled template fixes (None: RELION's Running tab decides)
+    threads: int | None = None
+    recipe: str = ""
+    node_type: str = ""
+
+    @property
+    def executable(self) -> bool:
+        return self.kind == "monitor"
+
+
+def _environment(sources: Path) -> jinja2.Environment:
+    import jinja2  # lazily: only this subcommand needs it
+
+    if not (sources / "common.sh.j2").is_file():
+        raise InputError(f"template sources not found in {sources}: reinstall relion-qsub (the templates/ directory)")
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(sources)),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,  # shell scripts, not HTML
+    )
+
+
+def launch_line(site: site_mod.Site, memory: str | None) -> str:
+    """``${RELION_STD_LAUNCHER} [--mem-per-cpu=...]``: the prefix RELION keeps only for RELION MPI commands."""
+    line = "${" + site.launcher.variable + "}"
+    if site.launcher.memory_option and memory:
+        line += f" --mem-per-cpu={memory}"
+    return line
+
+
+def monitor_line(site: site_mod.Site, install_dir: str) -> str:
+    """Start lscratch_mon.sh in the background, logging into the job directory (RELION fills XXXnameXXX)."""
+    if site.scratch.monitor_interval <= 0:
+        return ""
+    script = shlex.quote(f"{install_dir.rstrip('/')}/{MONITOR}")
+    return (
+        f"# Log local scratch use every {site.scratch.monitor_interval} s into <jobdir>{MONITOR_LOG}.\n"
+        f"[ -x {script} ] && {script} XXXnameXXX{MONITOR_LOG} {site.scratch.monitor_interval} &"
+    )
+
+
+def field_directive(field: site_mod.GuiField) -> str:
+    """``--time=XXXextra1XXX`` for an option field, the bare placeholder for an SBATCH Directives box."""
+    return f"--{field.option}={field.placeholder}" if field.option else field.placeholder
+
+
+def size_directives(size: site_mod.Size) -> list[str]:
+    lines = []
+    if size.walltime:
+        lines.append(f"--time={size.walltime}")
+    lines.append(f"--mem-per-cpu={size.memory}")
+    if size.gres:
+        lines.append(f"--gres={size.gres}")
+    if size.directives:
+        lines.append(size.directives)
+    return lines
+
+
+def exclusive_directives(site: site_mod.Site, node: site_mod.NodeType) -> list[str]:
+    """Whole nodes: --exclusive alone gives neither all memory nor the scratch disk (seed), so ask for both."""
+    lines = []
+    time_field = site.field_for("time")
+    if time_field is not None:
+        lines.append(field_directive(time_field))
+    if node.constraint:
+        lines.append(f"--constraint={node.constraint}")
+    lines.append("--exclusive")
+    # --mem-per-cpu (the site's memory policy: never --mem) x every CPU of the node = the node's memory.
+    lines.append(f"--mem-per-cpu={node.mem_per_cpu_mb}M")
+    if node.scratch_gb:
+        lines.append(f"--gres={site.scratch.gres}:{node.scratch_gb}")
+    return lines
+
+
+def plan(site: site_mod.Site, install_dir: str, sources: Path = SOURCES) -> list[Rendered]:
+    """Every file of the template tree, rendered, in a stable order."""
+    if not site.fields:
+        raise ProfileError(f"{site.path}: fields: missing; add [[fields]] tables (Walltime, Memory, Gres, ...)")
+    env = _environment(sources)
+    monitor = monitor_line(site, install_dir)
+    memory_field = site.field_for("mem-per-cpu")
+    base: dict[str, Any] = {"site": site, "fields": site.fields, "monitor": monitor, "scratch": site.scratch}
+    out = [
+        Rendered(
+            "common.sh",
+            env.get_template("common.sh.j2").render(
+                base,
+                field_directives=[field_directive(f) for f in site.fields],
+                launch=launch_line(site, memory_field.placeholder if memory_field else None),
+            ),
+            "common",
+        )
+    ]
+    sized = []
+    for tset in site.template_sets:
+        recipe = site.recipes[tset.recipe]
+        node = site.node_types[tset.node_type]
+        row = recipe.row(tset.node_type)
+        for size in tset.sizes:
+            name = f"{tset.directory}/{size.filename}"
+            text = env.get_template("size.sh.j2").render(
+                base,
+                recipe=recipe,
+                recipe_has_threads=row.threads is not None,
+                node=node,
+                row=row,
+                size=size,
+                name=name,
+                source=recipe.source or f"recipe {recipe.key}",
+                directives=size_directives(size),
+                launch=launch_line(site, None if size.memory == site.memory.whole_node else size.memory),
+            )
+            out.append(Rendered(name, text, "size", size.mpi, size.threads, recipe.key, node.name))
+            sized.append({"name": name, "recipe": recipe.key, "node": node.name, "size": size})
+    exclusive = []
+    for node_name in site.exclusive:
+        node = site.node_types[node_name]
+        name = f"{node_name}_exclusive.sh"
+        text = env.get_template("exclusive.sh.j2").render(
+            base,
+            node=node,
+            time_field=site.field_for("time"),
+            directives=exclusive_directives(site, node),
+            launch=launch_line(site, f"{node.mem_per_cpu_mb}M"),
+        )
+        out.append(Rendered(name, text, "exclusive", node_type=node_name))
+        exclusive.append(name)
+    interval = site.scratch.monitor_interval
+    mon = env.get_template("lscratch_mon.sh.j2").render(
+        base, interval=interval or 60, job_dir=site.scratch.job_dir, root=site.scratch.root
+    )
+    out.append(Rendered(MONITOR, mon, "monitor"))
+    index = env.get_template("README.md.j2").render(base, exclusive=exclusive, sized=sized, interval=interval)
+    out.append(Rendered("README.md", index, "index"))
+    return out
+
+
+def write(rendered: Sequence[Rendered], out: Path) -> list[Path]:
+    """Write the tree under ``out``; files not in the tree are left alone (the directory may be shared)."""
+    written = []
+    for item in rendered:
+        path = out / item.path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(item.text)
+            path.chmod(0o755 if item.executable else 0o644)
+        except OSError as exc:
+            raise InputError(f"cannot write {path}: {exc.strerror}; choose another --out directory") from exc
+        written.append(path)
+    return written
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="relion-qsub templates",
+        description="Render RELION queue templates (common.sh, one directory per job type with 01_tiny.sh ... "
+        "05_xlarge.sh, <node>_exclusive.sh, lscratch_mon.sh) from a site profile.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    build = sub.add_parser("build", help="render the template tree into --out")
+    build.add_argument("--site", help="site profile: a name or a .toml path (default $RELION_QSUB_SITE, else biowulf)")
+    build.add_argument("--out", required=True, type=Path, help="output directory (created)")
+    build.add_argument(
+        "--install-dir",
+        help="where the templates will live, for the path of lscratch_mon.sh inside them (default: --out)",
+    )
+    build.add_argument("-v", "--verbose", action="store_true", help="tracebacks on errors")
+    build.add_argument("-q", "--quiet", action="store_true", help="do not list the files written")
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # argparse printed the usage
+        return int(exc.code or 0) and 64
+    site = site_mod.load(args.site)
+    out: Path = args.out
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file; give a directory")
+    install_dir = args.install_dir or str(out.resolve())
+    written = write(plan(site, install_dir), out)
+    if not args.quiet:
+        for path in written:
+            print(path)
+    return 0

@@ -1,0 +1,126 @@
+"""`relion-qsub recommend`: the seed's memory formulas, fit warnings, CLI output; bad new profile sections."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from relion_qsub import recommend, site
+from relion_qsub.errors import ProfileError, UsageError
+
+ROOT = Path(__file__).resolve().parent.parent
+QSUB = str(ROOT / "bin" / "relion-qsub")
+BIOWULF = site.load("biowulf")
+
+
+def qsub(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([QSUB, "recommend", *args], capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_seed_formulas() -> None:
+    # seed: "3710 * 3838 * (49 + 2 + 1) * 4, or ~ 2.7 GB"
+    assert recommend.motion_bytes(3710, 3838, 49, 1) == 3710 * 3838 * 52 * 4
+    assert round(recommend.motion_bytes(3710, 3838, 49, 1) / 1e9, 1) == 3.0  # 2.96e9 B = 2.76 GiB
+    assert round(recommend.motion_bytes(3710, 3838, 49, 1) / recommend.GIB, 1) == 2.8
+    # seed: "100,000 particles of box size 350 pixels would need ~43 GB of RAM per MPI task" (45.6 GiB exactly)
+    assert recommend.preread_bytes(100_000, 350) == 100_000 * 350 * 350 * 4
+
+
+def test_memory_units() -> None:
+    assert site.memory_mb("4200m") == 4200 and site.memory_mb("20g") == 20480 and site.memory_mb("500") == 500
+    assert site.memory_mb("0") == 0 and site.memory_mb("1t") == 1024 * 1024 and site.memory_mb("lots") is None
+
+
+def test_table_is_copyable_and_json_matches() -> None:
+    text = qsub("class_gpu", "--node-type", "p100")
+    assert text.returncode == 0, text.stderr
+    assert (
+        "  Number of MPI procs:  20\n" in text.stdout
+        and "  Gres:                 lscratch:650,gpu:p100:4\n" in text.stdout
+    )
+    assert "Which GPUs to use:                    (leave blank)" in text.stdout
+    data = json.loads(qsub("class_gpu", "--node-type", "p100", "--json").stdout)
+    assert len(data) == 1 and data[0]["running"]["Number of threads:"] == "2" and data[0]["warnings"] == []
+
+
+def test_preread_that_does_not_fit_warns() -> None:
+    data = json.loads(qsub("vdam", "--node-type", "p100", "--particles", "1000000", "--box", "400", "--json").stdout)
+    assert any("does not fit a p100 node" in w for w in data[0]["warnings"])
+    ok = json.loads(qsub("vdam", "--node-type", "p100", "--particles", "10000", "--box", "200", "--json").stdout)
+    assert ok[0]["warnings"] == [] and "per MPI task" in ok[0]["estimates"][0]
+
+
+def test_motion_correction_over_allocation_warns() -> None:
+    # 16g x 1 thread = 16 GiB per task; 8k x 8k x 200 frames needs ~51 GiB.
+    data = json.loads(
+        qsub(
+            "motcorrel",
+            "--node-type",
+            "x2695",
+            "--threads",
+            "1",
+            "--width",
+            "8000",
+            "--height",
+            "8000",
+            "--frames",
+            "200",
+            "--json",
+        ).stdout
+    )
+    warnings = data[0]["warnings"]
+    assert any("motion correction needs" in w and "it gets 16.0 GiB" in w for w in warnings), warnings
+
+
+def test_request_beyond_the_node_warns() -> None:
+    data = json.loads(qsub("Class2D_gpu", "--mpi", "20", "--threads", "8", "--json").stdout)
+    warnings = " | ".join(data[0]["warnings"])
+    assert "p100 GPUs hang above 2" in warnings
+    cpu = json.loads(qsub("refine", "--node-type", "x2695", "--threads", "64", "--mpi", "64", "--json").stdout)
+    text = " | ".join(cpu[0]["warnings"])
+    assert "64 threads per MPI proc but a x2695 node has 56 CPUs" in text and "not what this recipe recommends" in text
+
+
+def test_jobtype_lookup() -> None:
+    recipe, node = recommend.find_recipe(BIOWULF, "class2d_gpu", None)
+    assert (recipe.key, node) == ("class_gpu", "p100")
+    assert recommend.find_recipe(BIOWULF, "Class2D", "x2695")[0].key == "class_cpu"
+    with pytest.raises(UsageError, match="matches class_gpu, class_cpu"):
+        recommend.find_recipe(BIOWULF, "Class2D", None)
+    with pytest.raises(UsageError, match=r"no recipe 'nosuch'.*known: motioncor2"):
+        recommend.find_recipe(BIOWULF, "nosuch", None)
+
+
+def test_cli_errors_are_one_line() -> None:
+    proc = qsub("class_gpu", "--node-type", "h100")
+    assert proc.returncode == 64 and proc.stderr.count("\n") == 1 and "known: k80" in proc.stderr
+    assert qsub("--list").stdout.startswith("recipes in site profile biowulf:")
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ("[queue]\nuse = 'Yes please'\n", "queue.use: expected one of yes, no, true, false"),
+        ("[limits]\nnr_mpi = 128\n", "limits.nr_mpi: expected a whole number <= 127 (RELION stores it in a char"),
+        ("[limits]\nnr_threads = 0\n", "limits.nr_threads: expected a whole number >= 1"),
+        ("[partitions.gpu]\n[node_types.a]\npartition = 'gpux'\ncpus = 4\nmemory = '1g'\n", "node_types.a.partition"),
+        ("[partitions.gpu]\n[node_types.a]\npartition = 'gpu'\nmemory = '1g'\n", "node_types.a.cpus: missing"),
+        ("[partitions.gpu]\n[node_types.a]\npartition = 'gpu'\ncpus = 4\nmemory = 'lots'\n", "node_types.a.memory"),
+        ("[[fields]]\noption = 'time'\n", "fields[1].label"),
+        ("[tools]\nctfind = '/x'\n", "tools.ctfind: expected one of ctffind"),
+        ("[recipes.x.rows.h100]\nqueue = 'gpu'\n", "recipes.x.rows.h100: expected a node type"),
+        ("[recipes.x.rows.any]\nmpi = 'lots'\nqueue = 'q'\n", "recipes.x.rows.any.mpi: expected a number of MPI"),
+        ("[recipes.x.rows.any]\nmpi = 2\n", "recipes.x.rows.any.queue"),
+        ("[job_templates.D]\nrecipe = 'nosuch'\n", "job_templates.D.recipe: expected one of the [recipes]"),
+        ("[launcher]\nvariable = 'RELION STD'\n", "launcher.variable: expected an environment variable name"),
+    ],
+)
+def test_bad_new_sections_name_file_key_and_expectation(tmp_path: Path, toml: str, message: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(toml)
+    with pytest.raises(ProfileError) as info:
+        site.load(str(path))
+    assert str(path) in str(info.value) and message in str(info.value)

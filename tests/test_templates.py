@@ -1,0 +1,200 @@
+"""`relion-qsub templates build`: golden files, RELION's fill of every template passes `relion-qsub check`, the
+size templates' Running-tab guard, the scratch monitor, StrictUndefined.
+
+Golden files: ``tests/golden_templates/<profile>/`` hold the whole tree rendered for install dir
+``/opt/relion-qsub/templates``. When a change is intended, re-record with
+    RELION_QSUB_RERECORD=1 .venv/bin/pytest tests/test_templates.py -k golden
+and review ``git diff tests/golden_templates`` before committing.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from relion_qsub import site as site_mod
+from relion_qsub.errors import InputError
+from relion_qsub.parse import parse
+from relion_qsub.rules import Context, normalise
+from relion_qsub.templates import SOURCES, plan
+from tests.templatecases import INSTALL_DIR, cases, fill_case, render, write_project
+
+ROOT = Path(__file__).resolve().parent.parent
+GOLDEN = ROOT / "tests" / "golden_templates"
+QSUB = str(ROOT / "bin" / "relion-qsub")
+PROFILES = ("biowulf", "testbed")
+SITES = {name: site_mod.load(name) for name in PROFILES}
+RENDERED = {name: render(site) for name, site in SITES.items()}
+CASES = [(name, case) for name in PROFILES for case in cases(SITES[name], RENDERED[name])]
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_golden(profile: str) -> None:
+    golden = GOLDEN / profile
+    rendered = {r.path: r.text for r in RENDERED[profile]}
+    rerecord = f"RELION_QSUB_RERECORD=1 .venv/bin/pytest tests/test_templates.py -k 'golden and {profile}'"
+    if os.environ.get("RELION_QSUB_RERECORD") == "1":
+        shutil.rmtree(golden, ignore_errors=True)
+        for path, text in rendered.items():
+            (golden / path).parent.mkdir(parents=True, exist_ok=True)
+            (golden / path).write_text(text)
+        return
+    recorded = {str(p.relative_to(golden)): p.read_text() for p in sorted(golden.rglob("*")) if p.is_file()}
+    problems = []
+    for path in sorted(set(rendered) | set(recorded)):
+        if path not in recorded:
+            problems.append(f"new file {path} (not in the golden tree)")
+        elif path not in rendered:
+            problems.append(f"file {path} is no longer generated")
+        elif rendered[path] != recorded[path]:
+            diff = difflib.unified_diff(
+                recorded[path].splitlines(True), rendered[path].splitlines(True), f"golden/{path}", "now"
+            )
+            problems.append("".join(diff))
+    if problems:
+        pytest.fail("\n".join(problems) + f"\nIf intended, re-record: {rerecord}", pytrace=False)
+
+
+def test_output_is_deterministic() -> None:
+    again = plan(site_mod.load("biowulf"), INSTALL_DIR)
+    assert [(r.path, r.text) for r in again] == [(r.path, r.text) for r in RENDERED["biowulf"]]
+
+
+def test_tree_has_the_seeds_shape() -> None:
+    paths = {r.path for r in RENDERED["biowulf"]}
+    assert {"common.sh", "x2695_exclusive.sh", "x2680_exclusive.sh", "lscratch_mon.sh", "README.md"} <= paths
+    for directory in ("Class2D_gpu", "Class3D_cpu", "MotionCor2", "MotCorRel", "Refine3D_cpu", "Polish", "GCTF"):
+        assert {f"{directory}/{n:02d}_{s}.sh" for n, s in enumerate(site_mod.SIZE_NAMES, 1)} <= paths
+    common = next(r.text for r in RENDERED["biowulf"] if r.path == "common.sh")
+    # The seed's common.sh directives and launcher line, in that order.
+    for line in (
+        "#SBATCH --ntasks=XXXmpinodesXXX",
+        "#SBATCH --time=XXXextra1XXX",
+        "#SBATCH --mem-per-cpu=XXXextra2XXX",
+        "#SBATCH --gres=XXXextra3XXX",
+        "#SBATCH XXXextra6XXX",
+        "${RELION_STD_LAUNCHER} --mem-per-cpu=XXXextra2XXX XXXcommandXXX",
+    ):
+        assert line + "\n" in common
+
+
+@pytest.mark.parametrize(("profile", "case"), CASES, ids=[f"{p}:{c.name}" for p, c in CASES])
+def test_relion_filled_template_passes_check(profile: str, case: object) -> None:
+    from tests.templatecases import Case
+
+    assert isinstance(case, Case)
+    script = fill_case(case, RENDERED[profile])
+    result = normalise(parse(script, case.name), Context(SITES[profile]))
+    assert result.ok, [str(e) for e in result.errors]
+    assert not re.search(r"XXX\w+XXX", result.script.render()), "a RELION placeholder is left"
+
+
+def test_check_cli_accepts_filled_templates(tmp_path: Path) -> None:
+    picked = [c for p, c in CASES if p == "testbed"][::9]
+    for case in picked:
+        path = write_project(case, fill_case(case, RENDERED["testbed"]), tmp_path)
+        proc = subprocess.run(
+            [QSUB, "check", "--site", "testbed", str(path.relative_to(tmp_path))],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert proc.returncode == 0, (case.name, proc.stderr)
+
+
+def _bash(script: Path, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    environ = {"PATH": os.environ["PATH"], "HOME": str(cwd), **env}
+    return subprocess.run(["bash", str(script)], cwd=cwd, env=environ, capture_output=True, text=True, timeout=30)
+
+
+def test_size_template_refuses_a_different_running_tab(tmp_path: Path) -> None:
+    from tests.relionfill import fill
+
+    rendered = RENDERED["testbed"]
+    text = next(r.text for r in rendered if r.path == "Class2D_gpu/01_tiny.sh")
+    jobdir = "Class2D/job001/"
+    (tmp_path / jobdir).mkdir(parents=True)
+    command = "`which relion_refine_mpi` --o Class2D/job001/run --pipeline_control Class2D/job001/"
+    wrong = tmp_path / "wrong.sh"
+    wrong.write_text(fill(text, jobdir=jobdir, commands=[command], mpi=4, threads=2, queue="gpu"))
+    proc = _bash(wrong, tmp_path, RELION_STD_LAUNCHER="echo")
+    assert proc.returncode == 1
+    assert "asks for 5 MPI procs x 2 threads but RELION's Running tab says 4 x 2" in proc.stderr
+    assert (tmp_path / jobdir / "RELION_JOB_EXIT_FAILURE").exists()
+    (tmp_path / jobdir / "RELION_JOB_EXIT_FAILURE").unlink()
+    right = tmp_path / "right.sh"
+    right.write_text(fill(text, jobdir=jobdir, commands=[command], mpi=5, threads=2, queue="gpu"))
+    proc = _bash(right, tmp_path, RELION_STD_LAUNCHER="echo")
+    assert proc.returncode == 0 and "relion_refine_mpi" in proc.stdout
+    assert not (tmp_path / jobdir / "RELION_JOB_EXIT_FAILURE").exists()
+
+
+def test_scratch_monitor_logs_over_time_and_stops_with_its_parent(tmp_path: Path) -> None:
+    monitor = tmp_path / "lscratch_mon.sh"
+    monitor.write_text(next(r.text for r in RENDERED["testbed"] if r.path == "lscratch_mon.sh"))
+    monitor.chmod(0o755)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    (scratch / "particles.mrcs").write_bytes(b"\0" * 200_000)
+    log = tmp_path / "usage.log"
+    started = time.monotonic()
+    proc = subprocess.run(
+        ["bash", "-c", f"{monitor} {log} 1 & sleep 2.5"],
+        env={"PATH": os.environ["PATH"], "RELION_QSUB_SCRATCH": str(scratch)},
+        timeout=30,
+        check=True,
+    )
+    assert proc.returncode == 0
+    deadline = started + 10
+    while time.monotonic() < deadline and len(log.read_text().splitlines()) < 4:
+        time.sleep(0.2)
+    lines = log.read_text().splitlines()
+    assert lines[0].startswith("# time host used_kib free_kib dir")
+    samples = [line.split() for line in lines[1:]]
+    assert len(samples) >= 2 and all(int(s[2]) >= 190 and s[4] == str(scratch) for s in samples)
+    time.sleep(1.5)  # the parent shell is gone: no more samples
+    assert len(log.read_text().splitlines()) <= len(lines) + 1
+
+
+def test_strict_undefined_refuses_a_missing_value(tmp_path: Path) -> None:
+    import jinja2
+
+    sources = tmp_path / "templates"
+    shutil.copytree(SOURCES, sources)
+    (sources / "common.sh.j2").write_text("#!/bin/bash\n#SBATCH --time={{ site.walltime_typo }}\n")
+    with pytest.raises(jinja2.UndefinedError):
+        plan(SITES["testbed"], INSTALL_DIR, sources)
+    with pytest.raises(InputError, match="template sources not found"):
+        plan(SITES["testbed"], INSTALL_DIR, tmp_path / "nowhere")
+
+
+def test_build_cli_writes_the_tree(tmp_path: Path) -> None:
+    out = tmp_path / "tree"
+    proc = subprocess.run(
+        [QSUB, "templates", "build", "--site", "testbed", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "Class2D_gpu" / "01_tiny.sh").is_file() and os.access(out / "lscratch_mon.sh", os.X_OK)
+    assert f"[ -x {out.resolve()}/lscratch_mon.sh ]" in (out / "common.sh").read_text()
+    assert len(proc.stdout.splitlines()) == len(RENDERED["testbed"])
+    bad = subprocess.run(
+        [QSUB, "templates", "build", "--site", "nosuch", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert bad.returncode == 78 and bad.stderr.count("\n") == 1 and "nosuch" in bad.stderr
