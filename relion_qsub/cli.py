@@ -69,7 +69,8 @@ def help_text() -> str:
     return HELP.format(usage=USAGE, prog=PROG, profiles=profiles)
 
 
-def _guarded(prog: str, verbose: bool, body: Callable[[], int]) -> int:
+def guarded(prog: str, verbose: bool, body: Callable[[], int]) -> int:
+    """Run a command's body: user errors as one line with their sysexits code, bugs as one line (-v: traceback)."""
     try:
         return body()
     except RelionQsubError as exc:
@@ -270,7 +271,7 @@ def _subcommand(name: str, argv: list[str]) -> int:
         if exc.name != SUBCOMMANDS[name]:
             raise
         return _usage(f"'{name}' is not available in this version")
-    return _guarded(f"{PROG} {name}", verbose, lambda: int(module.main(argv)))
+    return guarded(f"{PROG} {name}", verbose, lambda: int(module.main(argv)))
 
 
 def qsub_main(argv: Sequence[str] | None = None) -> int:
@@ -281,7 +282,7 @@ def qsub_main(argv: Sequence[str] | None = None) -> int:
     if isinstance(parsed, int):
         return parsed
     args = parsed
-    return _guarded(PROG, args.verbose, lambda: _check(args) if args.command == "check" else _submit(args))
+    return guarded(PROG, args.verbose, lambda: _check(args) if args.command == "check" else _submit(args))
 
 
 def launch_main(argv: Sequence[str] | None = None) -> int:

@@ -28,7 +28,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO
 
-from .errors import EX_SOFTWARE, CommandError, InputError, LayoutError, RelionQsubError, UsageError
+from .errors import CommandError, InputError, LayoutError, UsageError
 from .layout import (
     GPU_BIND_SCRIPT,
     HOSTFILE_PLACEHOLDER,
@@ -874,23 +874,9 @@ def _prescan_verbose(argv: Sequence[str]) -> bool:
 
 def main(argv: list[str]) -> int:
     """Entry point of bin/relion-launch (via cli.launch_main): errors as one line with their sysexits code."""
-    verbose = _prescan_verbose(argv)
-    try:
-        return run(parse_args(argv))
-    except RelionQsubError as exc:
-        if verbose:
-            import traceback
+    from .cli import guarded
 
-            traceback.print_exc()
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        return 130
-    except Exception as exc:  # a bug: one line, the traceback with -v
-        if verbose:
-            raise
-        print(f"{PROG}: internal error: {exc!r} (run with -v for the traceback)", file=sys.stderr)
-        return EX_SOFTWARE
+    return guarded(PROG, _prescan_verbose(argv), lambda: run(parse_args(argv)))
 
 
 if __name__ == "__main__":  # pragma: no cover
