@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TESTBED := testbed/testbed
 PYTEST_ARGS ?=
 
-.PHONY: all deps install test test-fast lint format testbed-up testbed-down testbed-status testbed-logs demo bench clean
+.PHONY: all deps install site-install test test-fast lint format testbed-up testbed-down testbed-status testbed-logs demo bench clean
 
 all: install
 
@@ -23,6 +23,17 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
+
+# Site installation, the way an admin installs relion-qsub once for a cluster (README: "Site installation"):
+#   make site-install PREFIX=/usr/local/apps MODULEDIR=/usr/local/modulefiles SITE=biowulf
+# writes PREFIX/relion-qsub/<version>/ (bin/, the package, templates/ sources, share/templates/ rendered from the
+# site profile, etc/<site>.toml, venv/ with the runtime dependencies) and MODULEDIR/relion-qsub/<version>.lua (Lmod)
+# and MODULEDIR/relion-qsub/<version> (Environment Modules, Tcl). Nothing is written outside PREFIX and MODULEDIR.
+# `make install` (no PREFIX) stays the developer venv.
+SITE ?= biowulf
+site-install: $(VENV)/.installed
+	@test -n "$(PREFIX)" -a -n "$(MODULEDIR)" || { echo "usage: make site-install PREFIX=DIR MODULEDIR=DIR [SITE=name|profile.toml]" >&2; exit 64; }
+	bin/relion-qsub module install --site "$(SITE)" --prefix "$(PREFIX)" --moduledir "$(MODULEDIR)"
 
 testbed-up: deps
 	$(TESTBED) up

@@ -1,0 +1,262 @@
+"""`relion-qsub module`: environment modulefiles (Lmod Lua, Environment Modules Tcl) from the site profile, and
+`relion-qsub module install`: the site tree an admin installs once.
+
+The module puts ``<prefix>/bin`` on PATH and sets every variable RELION's GUI reads for queued jobs (see
+pipeline_jobs.cpp / gui_jobwindow.cpp): RELION_QSUB_COMMAND, RELION_QSUB_TEMPLATE, RELION_QSUB_EXTRA_COUNT,
+RELION_QSUB_EXTRAn (+ _DEFAULT, _HELP), RELION_QUEUE_USE, RELION_QUEUE_NAME, RELION_QSUB_NRMPI,
+RELION_QSUB_NRTHREADS, RELION_MPI_MAX, RELION_THREAD_MAX, RELION_MINIMUM_DEDICATED,
+RELION_ALLOW_CHANGE_MINIMUM_DEDICATED, RELION_ERROR_LOCAL_MPI, RELION_MPIRUN, RELION_SCRATCH_DIR, the tool paths,
+and the site's RELION_STD_LAUNCHER (expanded by the job shell, not by RELION) and RELION_QSUB_SITE (this profile).
+
+Values RELION would silently mangle are refused: RELION_QUEUE_USE other than yes/no/true/false (anything else reads
+as "no"), RELION_QSUB_NRMPI / NRTHREADS above 127 (stored in a char, they wrap to negative numbers), line breaks.
+
+Site tree (``install``): ``<PREFIX>/relion-qsub/<version>/`` holds ``bin/``, ``relion_qsub/``, ``templates/`` (the
+Jinja2 sources), ``share/templates/`` (the rendered templates), ``etc/<site>.toml`` and ``venv/`` (the runtime
+dependencies; bin/relion-qsub uses it); ``<MODULEDIR>/relion-qsub/<version>.lua`` and ``<version>`` (Tcl). Nothing
+else is written (pip runs with --no-cache-dir).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__
+from . import site as site_mod
+from .errors import CommandError, InputError, ProfileError, UsageError
+
+NAME = "relion-qsub"
+SOURCE_ROOT = Path(__file__).resolve().parent.parent
+RUNTIME_REQUIREMENTS = ("jinja2>=3.1", "python-hostlist>=2.0", "psutil>=5.9")  # pyproject.toml [project] dependencies
+
+
+def template_dir(prefix: str) -> str:
+    return f"{prefix.rstrip('/')}/share/templates"
+
+
+def profile_path(prefix: str, site: site_mod.Site) -> str:
+    return f"{prefix.rstrip('/')}/etc/{site.name}.toml"
+
+
+def variables(site: site_mod.Site, prefix: str) -> list[tuple[str, str]]:
+    """Every variable the module sets, in a stable order (PATH is prepended separately)."""
+    limits = site.limits
+    out = [
+        ("RELION_QSUB_COMMAND", site.queue.command),
+        ("RELION_QSUB_TEMPLATE", f"{template_dir(prefix)}/common.sh"),
+        ("RELION_QSUB_SITE", profile_path(prefix, site)),
+        ("RELION_QUEUE_USE", site.queue.use),
+        ("RELION_QUEUE_NAME", site.queue.name),
+        ("RELION_QSUB_NRMPI", str(limits.nr_mpi)),
+        ("RELION_QSUB_NRTHREADS", str(limits.nr_threads)),
+        ("RELION_MPI_MAX", str(limits.mpi_max)),
+        ("RELION_THREAD_MAX", str(limits.thread_max)),
+        ("RELION_MINIMUM_DEDICATED", str(limits.minimum_dedicated)),
+        ("RELION_ALLOW_CHANGE_MINIMUM_DEDICATED", "true" if limits.allow_change_dedicated else "false"),
+        ("RELION_ERROR_LOCAL_MPI", str(limits.error_local_mpi)),
+        ("RELION_MPIRUN", limits.mpirun),
+        (site.launcher.variable, site.launcher.command),
+        ("RELION_SCRATCH_DIR", site.scratch.job_dir),
+        ("RELION_QSUB_EXTRA_COUNT", str(len(site.fields))),
+    ]
+    for f in site.fields:
+        out += [
+            (f"RELION_QSUB_EXTRA{f.number}", f.label),
+            (f"RELION_QSUB_EXTRA{f.number}_DEFAULT", f.default),
+            (f"RELION_QSUB_EXTRA{f.number}_HELP", f.help),
+        ]
+    out += [(site_mod.TOOL_VARIABLES[key], path) for key, path in site.tools.items()]
+    # An empty value is left unset: RELION reads an unset and an empty _DEFAULT/_HELP alike, and Lmod and
+    # Environment Modules treat setenv "" differently.
+    return [(name, value) for name, value in out if value]
+
+
+def validate(site: site_mod.Site, values: Sequence[tuple[str, str]]) -> None:
+    """Refuse what RELION would read differently from what the profile says."""
+    where = site.path
+    if site.queue.use not in site_mod.QUEUE_USE_WORDS:
+        raise ProfileError(
+            f"{where}: queue.use: RELION reads only yes, no, true or false (anything else is 'no'), got "
+            f"{site.queue.use!r}"
+        )
+    for key, value in (("nr_mpi", site.limits.nr_mpi), ("nr_threads", site.limits.nr_threads)):
+        if not 1 <= value <= site_mod.RELION_CHAR_MAX:
+            raise ProfileError(f"{where}: limits.{key}: RELION stores it in a char, so {value} would wrap; use 1..127")
+    if site.limits.nr_mpi > site.limits.mpi_max or site.limits.nr_threads > site.limits.thread_max:
+        raise ProfileError(f"{where}: limits: nr_mpi/nr_threads must not exceed mpi_max/thread_max")
+    for name, value in values:
+        if any(c in value for c in "\n\r\0"):
+            raise ProfileError(f"{where}: the value of {name} has a line break; environment values must be one line")
+    if not site.queue.command.strip():
+        raise ProfileError(f"{where}: queue.command: empty; RELION would run nothing (use relion-qsub)")
+
+
+def lua_string(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+def tcl_string(value: str) -> str:
+    """A Tcl double-quoted word with every substitution character escaped ($SLURM_JOB_ID stays literal)."""
+    out = "".join("\\" + c if c in '\\"$[]{}' else c for c in value)
+    return f'"{out}"'
+
+
+def help_lines(site: site_mod.Site, prefix: str) -> list[str]:
+    fields = ", ".join(f.label for f in site.fields)
+    return [
+        f"relion-qsub {__version__}: RELION's queue submission for Slurm at site {site.name}.",
+        "",
+        "After `module load`, RELION (relion, relion_pipeliner) submits queued jobs through relion-qsub:",
+        "  Queue submit command  relion-qsub (checks and repairs the script, then sbatch)",
+        f"  Submission script     {template_dir(prefix)}/common.sh",
+        f"  Queue name            {site.queue.name or '(type one)'};  extra fields: {fields}",
+        f"  Launcher              ${{{site.launcher.variable}}} = {site.launcher.command} (runs RELION's MPI command)",
+        f"Ready-made templates per job type and size: {template_dir(prefix)}/ (see its README.md).",
+        "Recommended Running-tab values: relion-qsub recommend --list; relion-qsub recommend JOBTYPE --node-type T",
+        "Check a filled script without submitting: relion-qsub check <jobdir>/run_submit.script",
+    ]
+
+
+def render_lua(site: site_mod.Site, prefix: str) -> str:
+    values = variables(site, prefix)
+    validate(site, values)
+    help_text = "\n".join(help_lines(site, prefix))
+    if "]]" in help_text:
+        raise ProfileError(f"{site.path}: the module help must not contain ']]'")
+    lines = [
+        f"-- relion-qsub {__version__} for site {site.name}: generated by `relion-qsub module`; do not edit.",
+        f"help([[\n{help_text}\n]])",
+        f'whatis("Name: {NAME}")',
+        f'whatis("Version: {__version__}")',
+        'whatis("Category: cryo-EM, batch submission")',
+        f"whatis({lua_string(f'Description: RELION queue submission for Slurm (site {site.name})')})",
+        # One relion-qsub at a time: Lmod swaps members of a family instead of stacking them.
+        'family("relion_qsub")',  # a family name becomes part of LMOD_FAMILY_<NAME>: no hyphen
+        f'prepend_path("PATH", {lua_string(prefix.rstrip("/") + "/bin")})',
+    ]
+    lines += [f"setenv({lua_string(name)}, {lua_string(value)})" for name, value in values]
+    return "\n".join(lines) + "\n"
+
+
+def render_tcl(site: site_mod.Site, prefix: str) -> str:
+    values = variables(site, prefix)
+    validate(site, values)
+    lines = [
+        "#%Module1.0",
+        f"## relion-qsub {__version__} for site {site.name}: generated by `relion-qsub module`; do not edit.",
+        "proc ModulesHelp { } {",
+        *[f"    puts stderr {tcl_string(line)}" for line in help_lines(site, prefix)],
+        "}",
+        f"module-whatis {tcl_string(f'Name: {NAME}')}",
+        f"module-whatis {tcl_string(f'Version: {__version__}')}",
+        f"module-whatis {tcl_string('Category: cryo-EM, batch submission')}",
+        f"module-whatis {tcl_string(f'Description: RELION queue submission for Slurm (site {site.name})')}",
+        f"conflict {NAME}",  # one relion-qsub version at a time
+        f"prepend-path PATH {tcl_string(prefix.rstrip('/') + '/bin')}",
+    ]
+    lines += [f"setenv {name} {tcl_string(value)}" for name, value in values]
+    return "\n".join(lines) + "\n"
+
+
+def render(site: site_mod.Site, prefix: str, fmt: str) -> str:
+    if fmt == "lua":
+        return render_lua(site, prefix)
+    if fmt == "tcl":
+        return render_tcl(site, prefix)
+    raise UsageError(f"--format {fmt!r}: use lua (Lmod) or tcl (Environment Modules)")
+
+
+# ---------------------------------------------------------------------------------------------- site install
+
+
+def _copy_tree(src: Path, dest: Path) -> None:
+    shutil.copytree(src, dest, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+
+
+def _run(argv: list[str], what: str) -> None:
+    # argv is a list built here (venv python, pip, fixed requirements), never a shell string.
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=900, check=False)  # noqa: S603
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [""]
+        raise CommandError(f"{what} failed ({' '.join(argv[:3])} ...): {tail[0]}", returncode=None)
+
+
+def install(site: site_mod.Site, prefix_root: Path, moduledir: Path, python: str = sys.executable) -> Path:
+    """The site tree: PREFIX/relion-qsub/<version>/ and MODULEDIR/relion-qsub/<version>{.lua,}."""
+    from .templates import plan, write
+
+    if not (SOURCE_ROOT / "bin" / "relion-qsub").is_file() or not (SOURCE_ROOT / "templates").is_dir():
+        raise InputError(f"{SOURCE_ROOT} is not a relion-qsub source tree (bin/, templates/): install from a checkout")
+    dest = (prefix_root / NAME / __version__).absolute()
+    lua = render_lua(site, str(dest))  # validate before writing anything
+    tcl = render_tcl(site, str(dest))
+    for name in ("bin", "relion_qsub", "templates"):
+        _copy_tree(SOURCE_ROOT / name, dest / name)
+    (dest / "etc").mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(site.path, profile_path(str(dest), site))
+    write(plan(site, template_dir(str(dest))), Path(template_dir(str(dest))))
+    venv = dest / "venv"
+    if not (venv / "bin" / "python").exists():
+        _run([python, "-m", "venv", str(venv)], "creating the venv")
+    env_pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-cache-dir"]
+    _run([*env_pip, "--disable-pip-version-check", *RUNTIME_REQUIREMENTS], "installing the runtime dependencies")
+    modules = moduledir / NAME
+    modules.mkdir(parents=True, exist_ok=True)
+    (modules / f"{__version__}.lua").write_text(lua)
+    (modules / __version__).write_text(tcl)
+    return dest
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="relion-qsub module",
+        description="Write an environment modulefile (Lmod Lua or Environment Modules Tcl) from a site profile, or "
+        "install the whole site tree (install).",
+        epilog="examples:\n"
+        "  relion-qsub module --site biowulf --format lua --prefix /usr/local/apps/relion-qsub/0.1.0\n"
+        "  relion-qsub module install --site mysite.toml --prefix /usr/local/apps --moduledir /usr/local/modulefiles",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("action", nargs="?", choices=["write", "install"], default="write")
+    p.add_argument("--site", help="site profile: a name or a .toml path (default $RELION_QSUB_SITE, else biowulf)")
+    p.add_argument("--format", choices=["lua", "tcl"], default="lua", help="write: Lmod (lua) or Environment Modules")
+    p.add_argument(
+        "--prefix",
+        help="write: the installed relion-qsub directory (default: this one); install: the root, "
+        "the tree goes to PREFIX/relion-qsub/<version>",
+    )
+    p.add_argument("--moduledir", type=Path, help="install: where modulefiles go (MODULEDIR/relion-qsub/<version>)")
+    p.add_argument("-o", "--output", type=Path, help="write: the modulefile (default: stdout)")
+    p.add_argument("-v", "--verbose", action="store_true", help="tracebacks on errors")
+    return p
+
+
+def main(argv: Sequence[str]) -> int:
+    try:
+        args = _parser().parse_args(list(argv))
+    except SystemExit as exc:
+        return int(exc.code or 0) and 64
+    site = site_mod.load(args.site)
+    if args.action == "install":
+        if not args.prefix or args.moduledir is None:
+            raise UsageError("install needs --prefix DIR and --moduledir DIR")
+        dest = install(site, Path(args.prefix), args.moduledir)
+        print(f"installed {dest}; module: {args.moduledir / NAME / __version__}(.lua)")
+        return 0
+    prefix = os.path.abspath(args.prefix) if args.prefix else str(SOURCE_ROOT)
+    text = render(site, prefix, args.format)
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        try:
+            args.output.write_text(text)
+        except OSError as exc:
+            raise InputError(f"cannot write {args.output}: {exc.strerror}") from exc
+    return 0
