@@ -85,9 +85,9 @@ def validate(site: site_mod.Site, values: Sequence[tuple[str, str]]) -> None:
             f"{where}: queue.use: RELION reads only yes, no, true or false (anything else is 'no'), got "
             f"{site.queue.use!r}"
         )
-    for key, value in (("nr_mpi", site.limits.nr_mpi), ("nr_threads", site.limits.nr_threads)):
-        if not 1 <= value <= site_mod.RELION_CHAR_MAX:
-            raise ProfileError(f"{where}: limits.{key}: RELION stores it in a char, so {value} would wrap; use 1..127")
+    for key, number in (("nr_mpi", site.limits.nr_mpi), ("nr_threads", site.limits.nr_threads)):
+        if not 1 <= number <= site_mod.RELION_CHAR_MAX:
+            raise ProfileError(f"{where}: limits.{key}: RELION stores it in a char, so {number} would wrap; use 1..127")
     if site.limits.nr_mpi > site.limits.mpi_max or site.limits.nr_threads > site.limits.thread_max:
         raise ProfileError(f"{where}: limits: nr_mpi/nr_threads must not exceed mpi_max/thread_max")
     for name, value in values:
