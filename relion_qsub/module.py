@@ -182,7 +182,9 @@ def _copy_tree(src: Path, dest: Path) -> None:
 
 def _run(argv: list[str], what: str) -> None:
     # argv is a list built here (venv python, pip, fixed requirements), never a shell string.
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=900, check=False)  # noqa: S603
+    # pip (also the one ensurepip runs) must not write its cache or version check into $HOME: only PREFIX is ours.
+    env = {**os.environ, "PIP_NO_CACHE_DIR": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=900, check=False, env=env)  # noqa: S603
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [""]
         raise CommandError(f"{what} failed ({' '.join(argv[:3])} ...): {tail[0]}", returncode=None)
