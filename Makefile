@@ -56,13 +56,13 @@ test-fast: install
 	$(BIN)/pytest -m 'not slurm' $(PYTEST_ARGS)
 
 lint: install
-	$(BIN)/ruff check relion_qsub tests
-	$(BIN)/ruff format --check relion_qsub tests
+	$(BIN)/ruff check relion_qsub tests benchmarks
+	$(BIN)/ruff format --check relion_qsub tests benchmarks
 	$(BIN)/mypy
 
 format: install
-	$(BIN)/ruff format relion_qsub tests
-	$(BIN)/ruff check --fix relion_qsub tests
+	$(BIN)/ruff format relion_qsub tests benchmarks
+	$(BIN)/ruff check --fix relion_qsub tests benchmarks
 
 demo: install testbed-up
 	source <($(TESTBED) env) && PATH="$(CURDIR)/bin:$$PATH" demo/run

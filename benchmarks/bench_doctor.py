@@ -97,7 +97,7 @@ def main() -> None:
 
         cli = [str(ROOT / "bin" / "relion-qsub"), "doctor", str(root)]
         runs = max(3, repeats // 2)
-        whole = median_time(lambda: subprocess.run(cli, capture_output=True, check=False), runs)  # noqa: S603
+        whole = median_time(lambda: subprocess.run(cli, capture_output=True, check=False), runs)
         print(f"whole CLI (python start-up included): {whole * 1000:.0f} ms = {n / whole:,.0f} files/s")
 
         handler = shutil.which("relion_image_handler")
@@ -113,7 +113,7 @@ def main() -> None:
                 files.append(path)
             start = time.perf_counter()
             for path in files:
-                subprocess.run([handler, "--stats", "--i", str(path)], capture_output=True, check=False)  # noqa: S603
+                subprocess.run([handler, "--stats", "--i", str(path)], capture_output=True, check=False)
             per = (time.perf_counter() - start) / len(files)
             print(
                 f"relion_image_handler --stats: {per * 1000:.0f} ms per 1 MB image = {1 / per:,.0f} files/s "

@@ -130,7 +130,7 @@ def main() -> int:
 
             def python_process(proc_env: dict[str, str] = proc_env, hostfile: str = hostfile) -> None:
                 argv = [python, "-s", "-c", PYTHON_STEP, str(ROOT), hostfile]
-                subprocess.run(argv, env=proc_env, check=True)  # noqa: S603 - our own list argv
+                subprocess.run(argv, env=proc_env, check=True)
 
             rows.append((shape, "python process (start + layout + write)", median_ms(python_process, n), ""))
             if not have_scontrol:
@@ -139,10 +139,10 @@ def main() -> int:
             bash_env = dict(proc_env, SLURM_CONF=conf, TMPDIR=str(tmp))
 
             def bash(bash_env: dict[str, str] = bash_env) -> None:
-                out = subprocess.run(["bash", "-c", BASH], env=bash_env, capture_output=True, text=True, check=True)  # noqa: S603
+                out = subprocess.run(["bash", "-c", BASH], env=bash_env, capture_output=True, text=True, check=True)
                 os.unlink(out.stdout.strip())
 
-            check = subprocess.run(["bash", "-c", BASH], env=bash_env, capture_output=True, text=True, check=True)  # noqa: S603
+            check = subprocess.run(["bash", "-c", BASH], env=bash_env, capture_output=True, text=True, check=True)
             produced = Path(check.stdout.strip()).read_text()
             same = produced == in_process()
             os.unlink(check.stdout.strip())

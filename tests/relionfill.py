@@ -114,9 +114,7 @@ def fill(
     values (1 for a job type without MPI or threads); ``extras`` maps N to the value of the GUI field N,
     for the fields that exist.
     """
-    table = placeholders(
-        jobdir=jobdir, mpi=mpi, threads=threads, queue=queue, dedicated=dedicated, extras=extras
-    )
+    table = placeholders(jobdir=jobdir, mpi=mpi, threads=threads, queue=queue, dedicated=dedicated, extras=extras)
     out: list[str] = []
     for raw in _template_lines(template):
         line = raw

@@ -101,9 +101,7 @@ def test_mpi_relion_command_gets_the_line_everything_else_is_bare() -> None:
     template = "before\n${RELION_STD_LAUNCHER} --mem-per-cpu=XXXextra2XXX XXXcommandXXX\nafter\n"
     jobdir = "MultiBody/job030/"
     commands = [
-        relion_command(
-            "relion_refine", "--continue x_optimiser.star --o MultiBody/job030/run", jobdir=jobdir, mpi=3
-        ),
+        relion_command("relion_refine", "--continue x_optimiser.star --o MultiBody/job030/run", jobdir=jobdir, mpi=3),
         relion_command(
             "relion_flex_analyse",
             "--PCA_orient --o MultiBody/job030/analyse",
@@ -172,9 +170,7 @@ def test_lines_are_split_like_getline() -> None:
 def test_placeholders_are_applied_in_std_map_order() -> None:
     # An extra's value is expanded further by the placeholders sorting after XXXextraNXXX, not earlier ones.
     extras = {1: "n=XXXnameXXX q=XXXqueueXXX c=XXXcoresXXX", 10: "<XXXextra1XXX>", 2: "<XXXextra10XXX>"}
-    got = fill(
-        "XXXextra1XXX|XXXextra10XXX|XXXextra2XXX\n", jobdir="J/", commands=[], queue="gpu", extras=extras
-    )
+    got = fill("XXXextra1XXX|XXXextra10XXX|XXXextra2XXX\n", jobdir="J/", commands=[], queue="gpu", extras=extras)
     assert got == "n=J/ q=gpu c=XXXcoresXXX|<n=J/ q=gpu c=XXXcoresXXX>|<XXXextra10XXX>\n\n"
 
 
@@ -348,9 +344,7 @@ def run_relion(pipeliner: str, project: Path, case: Case) -> RelionRun:
         ]
 
     def run(argv: list[str]) -> str:
-        proc = subprocess.run(
-            argv, cwd=project, env=env, capture_output=True, text=True, timeout=60, check=False
-        )
+        proc = subprocess.run(argv, cwd=project, env=env, capture_output=True, text=True, timeout=60, check=False)
         assert proc.returncode == 0, f"{argv}: {proc.stdout}\n{proc.stderr}"
         return proc.stdout + proc.stderr
 

@@ -119,9 +119,7 @@ def test_resources_are_enforced_at_submission(options: list[str], accepted: bool
     ],
     ids=["multinode", "gpu-nodelist"],
 )
-def test_multinode_job_runs_on_requested_nodes(
-    tmp_path: Path, options: list[str], expected: set[str]
-) -> None:
+def test_multinode_job_runs_on_requested_nodes(tmp_path: Path, options: list[str], expected: set[str]) -> None:
     script = """#!/bin/bash
 set -eu
 echo "NODELIST $SLURM_JOB_NODELIST"
@@ -254,6 +252,4 @@ exit 1
     info = wait_for_job(job_id, timeout=JOB_TIMEOUT)
     assert (info["JobState"], info["ExitCode"]) == ("COMPLETED", "0:0"), info
     # The epilog removes the dirs when the job ends (it may still be running just after the job's last state).
-    wait_until(
-        "the epilog removed the job's scratch dirs", lambda: not any(p.exists() for p in backing.values())
-    )
+    wait_until("the epilog removed the job's scratch dirs", lambda: not any(p.exists() for p in backing.values()))

@@ -56,9 +56,7 @@ class Entry:
         )
 
 
-def biowulf(
-    walltime: str, mem: str, gres: str = "", d4: str = "", d5: str = "", d6: str = ""
-) -> dict[int, str]:
+def biowulf(walltime: str, mem: str, gres: str = "", d4: str = "", d5: str = "", d6: str = "") -> dict[int, str]:
     """Biowulf's six extra fields: Walltime, Memory Per Thread, Gres, three SBATCH Directives boxes."""
     return {1: walltime, 2: mem, 3: gres, 4: d4, 5: d5, 6: d6}
 
@@ -163,9 +161,7 @@ def polish(jobdir: str, mpi: int, threads: int) -> tuple[str, ...]:
     return (relion_command("relion_motion_refine", args, jobdir=jobdir, mpi=mpi),)
 
 
-def vdam_class2d(
-    jobdir: str, threads: int, *, scratch: bool = True, preread: bool = False
-) -> tuple[str, ...]:
+def vdam_class2d(jobdir: str, threads: int, *, scratch: bool = True, preread: bool = False) -> tuple[str, ...]:
     """RELION 4.0 Class2D with VDAM: 1 MPI process, so the serial binary."""
     args = (
         f"--o {jobdir}run --grad --class_inactivity_threshold 0.1 --grad_write_iter 10 --iter 200"
@@ -535,9 +531,7 @@ def _seed_examples() -> list[Entry]:
             mpi=32,
             threads=2,
             queue="gpu",
-            extras=biowulf(
-                "1-00:00:00", "0", "lscratch:200,gpu:p100:4", "--nodes=8 --ntasks-per-node=4 --exclusive"
-            ),
+            extras=biowulf("1-00:00:00", "0", "lscratch:200,gpu:p100:4", "--nodes=8 --ntasks-per-node=4 --exclusive"),
         ),
         Entry(
             name="seed_homogeneous_plus1",
@@ -548,9 +542,7 @@ def _seed_examples() -> list[Entry]:
             mpi=40,
             threads=2,
             queue="gpu",
-            extras=biowulf(
-                "1-00:00:00", "0", "lscratch:200,gpu:p100:4", "--nodes=8 --ntasks-per-node=5 --exclusive"
-            ),
+            extras=biowulf("1-00:00:00", "0", "lscratch:200,gpu:p100:4", "--nodes=8 --ntasks-per-node=5 --exclusive"),
         ),
     ]
 
