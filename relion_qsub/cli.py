@@ -10,10 +10,11 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from .errors import EX_DATAERR, EX_OK, EX_SOFTWARE, EX_USAGE, RelionQsubError
 
+# Not `from typing import TYPE_CHECKING`: importing typing alone costs the submit path ~2 ms (mypy knows this idiom).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .rules import Change
     from .submit import Prepared

@@ -27,7 +27,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__
+from . import __version__, profile
 from . import site as site_mod
 from .errors import CommandError, InputError, ProfileError, UsageError
 
@@ -71,7 +71,7 @@ def variables(site: site_mod.Site, prefix: str) -> list[tuple[str, str]]:
             (f"RELION_QSUB_EXTRA{f.number}_DEFAULT", f.default),
             (f"RELION_QSUB_EXTRA{f.number}_HELP", f.help),
         ]
-    out += [(site_mod.TOOL_VARIABLES[key], path) for key, path in site.tools.items()]
+    out += [(profile.TOOL_VARIABLES[key], path) for key, path in site.tools.items()]
     # An empty value is left unset: RELION reads an unset and an empty _DEFAULT/_HELP alike, and Lmod and
     # Environment Modules treat setenv "" differently.
     return [(name, value) for name, value in out if value]
@@ -80,13 +80,13 @@ def variables(site: site_mod.Site, prefix: str) -> list[tuple[str, str]]:
 def validate(site: site_mod.Site, values: Sequence[tuple[str, str]]) -> None:
     """Refuse what RELION would read differently from what the profile says."""
     where = site.path
-    if site.queue.use not in site_mod.QUEUE_USE_WORDS:
+    if site.queue.use not in profile.QUEUE_USE_WORDS:
         raise ProfileError(
             f"{where}: queue.use: RELION reads only yes, no, true or false (anything else is 'no'), got "
             f"{site.queue.use!r}"
         )
     for key, number in (("nr_mpi", site.limits.nr_mpi), ("nr_threads", site.limits.nr_threads)):
-        if not 1 <= number <= site_mod.RELION_CHAR_MAX:
+        if not 1 <= number <= profile.RELION_CHAR_MAX:
             raise ProfileError(f"{where}: limits.{key}: RELION stores it in a char, so {number} would wrap; use 1..127")
     if site.limits.nr_mpi > site.limits.mpi_max or site.limits.nr_threads > site.limits.thread_max:
         raise ProfileError(f"{where}: limits: nr_mpi/nr_threads must not exceed mpi_max/thread_max")
@@ -245,7 +245,9 @@ def main(argv: Sequence[str]) -> int:
         args = _parser().parse_args(list(argv))
     except SystemExit as exc:
         return int(exc.code or 0) and 64
-    site = site_mod.load(args.site)
+    # An install writes nothing outside PREFIX and MODULEDIR: not even the profile cache in the admin's home.
+    environ = {**os.environ, "RELION_QSUB_NO_CACHE": "1"} if args.action == "install" else os.environ
+    site = site_mod.load(args.site, environ)
     if args.action == "install":
         if not args.prefix or args.moduledir is None:
             raise UsageError("install needs --prefix DIR and --moduledir DIR")

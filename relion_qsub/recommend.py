@@ -19,7 +19,8 @@ from typing import Any
 
 from . import site as site_mod
 from .errors import UsageError
-from .site import NodeType, Recipe, Row, Site
+from .profile import NodeType, Recipe, Row, memory_mb
+from .site import Site
 
 GIB = 1024**3
 _PER_NODE = re.compile(r"--ntasks-per-node[= ](\d+)")
@@ -82,7 +83,7 @@ def memory_per_task_mb(site: Site, row: Row, node: NodeType | None, threads: int
     """What Slurm gives one MPI task: Memory Per Thread x threads, or the node's share with the whole-node value."""
     if row.memory == site.memory.whole_node and "--exclusive" in row.directives.split():
         return node.memory_mb // per_node if node else None
-    value = site_mod.memory_mb(row.memory) if row.memory else None
+    value = memory_mb(row.memory) if row.memory else None
     return value * threads if value is not None else None
 
 

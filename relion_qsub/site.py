@@ -1,22 +1,40 @@
 """The site profile: what a cluster's partitions, GPUs and scratch look like, and what relion-qsub enforces.
 
-A profile is a TOML file read with tomllib (stdlib: nothing heavy on the submit path). The packaged profiles live in
+A profile is a TOML file read with tomllib. The packaged profiles live in
 ``relion_qsub/profiles/``; ``biowulf`` (the NIH values from the seed page) is the default. A site selects its own with
 ``--site NAME|PATH`` or ``RELION_QSUB_SITE`` (set by the environment module). Errors name the file, the key and
 what is expected.
+
+This module is on the submit path (``relion-qsub`` as RELION's Queue submit command, ``relion-qsub check``), so it
+reads only what the rules need and stays cheap to import: slotted value classes instead of dataclasses, no typing at
+run time, and the parsed TOML cached (``load``). The sections for templates, recommendations and the environment
+module are parsed on first use, by ``relion_qsub.profile`` (``Site.profile``).
 """
 
 from __future__ import annotations
 
 import os
-import re
-import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from .errors import ProfileError
+
+# Not `from typing import TYPE_CHECKING`: importing typing alone costs the submit path ~2 ms (mypy knows this idiom).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from .profile import (
+        GuiField,
+        Launcher,
+        Limits,
+        MemoryPolicy,
+        NodeType,
+        Profile,
+        Queue,
+        Recipe,
+        TemplateSet,
+    )
 
 PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
 DEFAULT_PROFILE = "biowulf"
@@ -54,242 +72,135 @@ DEFAULT_TRANSIENT = (
 )
 
 
-@dataclass(frozen=True)
-class Partition:
-    name: str
-    gpu_types: tuple[str, ...] = ()
-    gpus_per_node: int = 0
+class _Value:
+    """A small immutable-by-convention record: equality, repr and ``replace`` over its ``__slots__``.
+
+    (What a frozen dataclass gives, without importing dataclasses and inspect on the submit path.)
+    """
+
+    __slots__: tuple[str, ...] = ()
+
+    def _items(self) -> tuple[tuple[str, Any], ...]:
+        return tuple((name, getattr(self, name)) for name in self.__slots__ if not name.startswith("_"))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Value) and type(self) is type(other) and self._items() == other._items()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self._items())})"
+
+    def replace(self, **changes: Any) -> Any:
+        return type(self)(**{**dict(self._items()), **changes})
 
 
-@dataclass(frozen=True)
-class Scratch:
-    gres: str = "lscratch"
-    root: str = "/lscratch"
-    job_dir: str = "/lscratch/$SLURM_JOB_ID"
-    min_gb: int = 5
-    monitor_interval: int = 0  # seconds between lscratch_mon.sh samples in generated templates; 0: not started
+class Partition(_Value):
+    __slots__ = ("gpu_types", "gpus_per_node", "name")
+
+    def __init__(self, name: str, gpu_types: tuple[str, ...] = (), gpus_per_node: int = 0) -> None:
+        self.name, self.gpu_types, self.gpus_per_node = name, gpu_types, gpus_per_node
 
 
-@dataclass(frozen=True)
-class Submit:
-    sbatch: str = "sbatch"
-    squeue: str = "squeue"
-    timeout: float = 60.0
-    attempts: int = 4
-    backoff: tuple[float, ...] = (2.0, 5.0, 15.0)
-    transient: tuple[str, ...] = DEFAULT_TRANSIENT
+class Scratch(_Value):
+    __slots__ = ("gres", "job_dir", "min_gb", "monitor_interval", "root")
+
+    def __init__(
+        self,
+        gres: str = "lscratch",
+        root: str = "/lscratch",
+        job_dir: str = "/lscratch/$SLURM_JOB_ID",
+        min_gb: int = 5,
+        monitor_interval: int = 0,  # seconds between lscratch_mon.sh samples in generated templates; 0: not started
+    ) -> None:
+        self.gres, self.root, self.job_dir, self.min_gb = gres, root, job_dir, min_gb
+        self.monitor_interval = monitor_interval
 
 
-# ---------------------------------------------------------------------------------------------- issue 6/7 sections
-# Everything below is read by `relion-qsub templates|recommend|module`, never by the submit path's rules.
+class Submit(_Value):
+    __slots__ = ("attempts", "backoff", "sbatch", "squeue", "timeout", "transient")
 
-# RELION reads RELION_QSUB_NRMPI / RELION_QSUB_NRTHREADS into a `char` (pipeline_jobs.cpp): 128 wraps to -128.
-RELION_CHAR_MAX = 127
-# RELION_QUEUE_USE: RELION compares the text with these words only (anything else reads as "no").
-QUEUE_USE_WORDS = ("yes", "no", "true", "false")
-# Size templates: <NN>_<name>.sh, as in Biowulf's template tree (01_tiny.sh ... 05_xlarge.sh).
-SIZE_NAMES = ("tiny", "small", "medium", "large", "xlarge")
-# [tools] key -> the variable RELION reads for the default of that program's "executable" box.
-TOOL_VARIABLES = {
-    "ctffind": "RELION_CTFFIND_EXECUTABLE",
-    "gctf": "RELION_GCTF_EXECUTABLE",
-    "motioncor2": "RELION_MOTIONCOR2_EXECUTABLE",
-    "resmap": "RELION_RESMAP_EXECUTABLE",
-    "topaz": "RELION_TOPAZ_EXECUTABLE",
-    "python": "RELION_PYTHON_EXECUTABLE",
-}
-_MEMORY = re.compile(r"^(\d+)([KkMmGgTt]?)$")
-_MEMORY_FACTOR = {"k": 1 / 1024, "m": 1, "g": 1024, "t": 1024 * 1024, "": 1}
+    def __init__(
+        self,
+        sbatch: str = "sbatch",
+        squeue: str = "squeue",
+        timeout: float = 60.0,
+        attempts: int = 4,
+        backoff: tuple[float, ...] = (2.0, 5.0, 15.0),
+        transient: tuple[str, ...] = DEFAULT_TRANSIENT,
+    ) -> None:
+        self.sbatch, self.squeue, self.timeout = sbatch, squeue, timeout
+        self.attempts, self.backoff, self.transient = attempts, backoff, transient
 
 
-def memory_mb(text: str) -> int | None:
-    """A Slurm memory size (``20g``, ``4200m``, ``500`` = MB, ``0``) in MiB; None when it is not one."""
-    match = _MEMORY.match(text.strip())
-    if match is None:
-        return None
-    return int(int(match.group(1)) * _MEMORY_FACTOR[match.group(2).lower()])
+# The rich sections a Site hands out from its Profile (templates, recommend, module).
+_RICH = (
+    "node_types",
+    "fields",
+    "limits",
+    "queue",
+    "launcher",
+    "memory",
+    "tools",
+    "recipes",
+    "template_sets",
+    "exclusive",
+)
 
 
-@dataclass(frozen=True)
-class NodeType:
-    """One kind of node a job can ask for: where it is (partition, constraint) and what it has."""
+class Site(_Value):
+    __slots__ = (
+        "_profile",
+        "gpu_safe_threads",
+        "launchers",
+        "name",
+        "partitions",
+        "path",
+        "policy",
+        "raw",
+        "scratch",
+        "submit",
+        "typo_distance",
+    )
 
-    name: str
-    partition: str
-    cpus: int
-    memory_mb: int
-    constraint: str = ""
-    gpu_type: str = ""
-    gpus: int = 0
-    safe_threads: int = 0  # threads per GPU before the node hangs (0: no GPUs)
-    scratch_gb: int = 0
-    description: str = ""
+    def __init__(
+        self,
+        name: str,
+        path: str,
+        partitions: Mapping[str, Partition] | None = None,
+        gpu_safe_threads: Mapping[str, int] | None = None,
+        scratch: Scratch | None = None,
+        policy: Mapping[str, str] | None = None,
+        typo_distance: int = 2,
+        launchers: tuple[str, ...] = ("RELION_STD_LAUNCHER", "relion-launch"),
+        submit: Submit | None = None,
+        raw: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.name, self.path = name, path
+        self.partitions: Mapping[str, Partition] = partitions or {}
+        self.gpu_safe_threads: Mapping[str, int] = gpu_safe_threads or {}
+        self.scratch = scratch or Scratch()
+        self.policy: Mapping[str, str] = policy if policy is not None else dict(DEFAULT_POLICY)
+        self.typo_distance = typo_distance
+        self.launchers = launchers
+        self.submit = submit or Submit()
+        self.raw: Mapping[str, Any] = raw or {}
+        self._profile: Profile | None = None
 
-    @property
-    def has_gpus(self) -> bool:
-        return self.gpus > 0
+    def _items(self) -> tuple[tuple[str, Any], ...]:
+        return tuple(item for item in super()._items() if item[0] != "raw")
 
-    @property
-    def mem_per_cpu_mb(self) -> int:
-        return self.memory_mb // max(1, self.cpus)
+    def replace(self, **changes: Any) -> Site:
+        """A copy with other values; rich keys (``queue=``, ``limits=`` ...) replace parts of the profile."""
+        rich = {key: changes.pop(key) for key in list(changes) if key in _RICH}
+        new = Site(**{**dict(self._items()), "raw": self.raw, **changes})
+        if rich:
+            import dataclasses
 
-
-@dataclass(frozen=True)
-class GuiField:
-    """RELION's extra Running-tab field N (RELION_QSUB_EXTRAn, _DEFAULT, _HELP) and the sbatch option it fills."""
-
-    number: int
-    label: str
-    option: str = ""  # "time", "mem-per-cpu", "gres", ...; "" = a bare "#SBATCH XXXextraNXXX" directives box
-    default: str = ""
-    help: str = ""
-
-    @property
-    def placeholder(self) -> str:
-        return f"XXXextra{self.number}XXX"
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Running-tab defaults and limits (RELION_QSUB_NRMPI ... RELION_MPIRUN)."""
-
-    nr_mpi: int = 1
-    nr_threads: int = 1
-    mpi_max: int = 64  # RELION's default slider maximum
-    thread_max: int = 16
-    minimum_dedicated: int = 1
-    allow_change_dedicated: bool = False
-    error_local_mpi: int = 32
-    mpirun: str = "mpirun"
-
-
-@dataclass(frozen=True)
-class Queue:
-    use: str = "yes"
-    name: str = ""
-    command: str = "relion-qsub"
-
-
-@dataclass(frozen=True)
-class Launcher:
-    """How templates start RELION's command: ``${<variable>} [--mem-per-cpu=...] XXXcommandXXX``."""
-
-    variable: str = "RELION_STD_LAUNCHER"
-    command: str = "relion-launch"  # the module's value of the variable
-    memory_option: bool = False  # repeat Memory Per Thread on the launcher line (Biowulf's common.sh does)
-
-
-@dataclass(frozen=True)
-class MemoryPolicy:
-    whole_node: str = "0"  # Memory Per Thread that means "all of the node" with --exclusive (seed NOTE 5)
-    default: str = "4g"
-
-
-@dataclass(frozen=True)
-class Mpi:
-    """'Number of MPI procs' as a recommendation gives it: one value, a list of choices or a range."""
-
-    value: int
-    choices: tuple[int, ...] = ()
-    low: int = 0
-    high: int = 0
-
-    def text(self) -> str:
-        if self.choices:
-            return ", ".join(map(str, self.choices[:-1])) + f" or {self.choices[-1]}"
-        if self.high:
-            return f"{self.low}-{self.high}"
-        return str(self.value)
-
-    def allows(self, n: int) -> bool:
-        if self.choices:
-            return n in self.choices
-        if self.high:
-            return self.low <= n <= self.high
-        return n == self.value
-
-
-@dataclass(frozen=True)
-class Row:
-    """The Running-tab values one recommendation gives for one node type."""
-
-    node_type: str
-    mpi: Mpi
-    threads: int | None  # None: the job type has no "Number of threads" box
-    queue: str
-    walltime: str = ""
-    memory: str = ""
-    gres: str = ""
-    directives: str = ""
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """A recommended-parameters entry: a job type's GUI values (other tabs) and its Running tab per node type."""
-
-    key: str
-    title: str
-    relion_job: str
-    tabs: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
-    rows: Mapping[str, Row] = field(default_factory=dict)
-    notes: tuple[str, ...] = ()
-    source: str = ""
-
-    def row(self, node_type: str | None) -> Row:
-        if node_type is None:
-            return next(iter(self.rows.values()))
-        return self.rows.get(node_type) or self.rows["any"]
-
-
-@dataclass(frozen=True)
-class Size:
-    """One fully filled template (``01_tiny.sh`` ...): the recipe row with the size's values."""
-
-    name: str
-    index: int
-    mpi: int
-    threads: int
-    walltime: str
-    memory: str
-    gres: str
-    directives: str
-
-    @property
-    def filename(self) -> str:
-        return f"{self.index:02d}_{self.name}.sh"
-
-
-@dataclass(frozen=True)
-class TemplateSet:
-    directory: str
-    recipe: str
-    node_type: str
-    sizes: tuple[Size, ...]
-
-
-@dataclass(frozen=True)
-class Site:
-    name: str
-    path: str
-    partitions: Mapping[str, Partition] = field(default_factory=dict)
-    gpu_safe_threads: Mapping[str, int] = field(default_factory=dict)
-    scratch: Scratch = Scratch()
-    policy: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_POLICY))
-    typo_distance: int = 2
-    launchers: tuple[str, ...] = ("RELION_STD_LAUNCHER", "relion-launch")
-    submit: Submit = Submit()
-    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
-    # What the environment module, the template generator and `relion-qsub recommend` read (issues 6 and 7).
-    node_types: Mapping[str, NodeType] = field(default_factory=dict)
-    fields: tuple[GuiField, ...] = ()
-    limits: Limits = Limits()
-    queue: Queue = Queue()
-    launcher: Launcher = Launcher()
-    memory: MemoryPolicy = MemoryPolicy()
-    tools: Mapping[str, str] = field(default_factory=dict)
-    recipes: Mapping[str, Recipe] = field(default_factory=dict)
-    template_sets: tuple[TemplateSet, ...] = ()
-    exclusive: tuple[str, ...] = ()
+            new._profile = dataclasses.replace(self.profile, **rich)
+        else:
+            new._profile = self._profile
+        return new
 
     def action(self, check: str) -> str:
         return self.policy.get(check, DEFAULT_POLICY.get(check, "warn"))
@@ -297,44 +208,93 @@ class Site:
     def gpu_partitions(self) -> list[str]:
         return sorted(p.name for p in self.partitions.values() if p.gpu_types)
 
+    @property
+    def profile(self) -> Profile:
+        """The rich sections, parsed and validated on first use."""
+        if self._profile is None:
+            from .profile import build
+
+            self._profile = build(self.raw, self)
+        return self._profile
+
+    @property
+    def node_types(self) -> Mapping[str, NodeType]:
+        return self.profile.node_types
+
+    @property
+    def fields(self) -> tuple[GuiField, ...]:
+        return self.profile.fields
+
+    @property
+    def limits(self) -> Limits:
+        return self.profile.limits
+
+    @property
+    def queue(self) -> Queue:
+        return self.profile.queue
+
+    @property
+    def launcher(self) -> Launcher:
+        return self.profile.launcher
+
+    @property
+    def memory(self) -> MemoryPolicy:
+        return self.profile.memory
+
+    @property
+    def tools(self) -> Mapping[str, str]:
+        return self.profile.tools
+
+    @property
+    def recipes(self) -> Mapping[str, Recipe]:
+        return self.profile.recipes
+
+    @property
+    def template_sets(self) -> tuple[TemplateSet, ...]:
+        return self.profile.template_sets
+
+    @property
+    def exclusive(self) -> tuple[str, ...]:
+        return self.profile.exclusive
+
     def field_for(self, option: str) -> GuiField | None:
         """The GUI field whose value goes into ``--<option>`` ("" = the first SBATCH Directives box)."""
-        return next((f for f in self.fields if f.option == option), None)
+        return self.profile.field_for(option)
 
 
-class _Reader:
+class Reader:
     """Typed access to a TOML table that reports mistakes as ``file: key: expected ..., got ...``."""
 
     def __init__(self, path: str, data: Mapping[str, Any], prefix: str = "") -> None:
         self.path, self.data, self.prefix = path, data, prefix
 
-    def _fail(self, key: str, expected: str, got: object) -> ProfileError:
+    def fail(self, key: str, expected: str, got: object) -> ProfileError:
         return ProfileError(f"{self.path}: {self.prefix}{key}: expected {expected}, got {got!r}")
 
-    def table(self, key: str) -> _Reader:
+    def table(self, key: str) -> Reader:
         value = self.data.get(key, {})
         if not isinstance(value, dict):
-            raise self._fail(key, "a table", value)
-        return _Reader(self.path, value, f"{self.prefix}{key}.")
+            raise self.fail(key, "a table", value)
+        return Reader(self.path, value, f"{self.prefix}{key}.")
 
     def text(self, key: str, default: str, choices: tuple[str, ...] = ()) -> str:
         value = self.data.get(key, default)
         if not isinstance(value, str) or (choices and value not in choices):
-            raise self._fail(key, "one of " + ", ".join(choices) if choices else "a string", value)
+            raise self.fail(key, "one of " + ", ".join(choices) if choices else "a string", value)
         return value
 
     def integer(self, key: str, default: int, minimum: int = 0, maximum: int | None = None, why: str = "") -> int:
         value = self.data.get(key, default)
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise self._fail(key, f"a whole number >= {minimum}", value)
+            raise self.fail(key, f"a whole number >= {minimum}", value)
         if maximum is not None and value > maximum:
-            raise self._fail(key, f"a whole number <= {maximum}{why}", value)
+            raise self.fail(key, f"a whole number <= {maximum}{why}", value)
         return value
 
     def boolean(self, key: str, default: bool) -> bool:
         value = self.data.get(key, default)
         if not isinstance(value, bool):
-            raise self._fail(key, "true or false", value)
+            raise self.fail(key, "true or false", value)
         return value
 
     def required(self, key: str, expected: str) -> Any:
@@ -347,40 +307,22 @@ class _Reader:
         table = self.table(key)
         return tuple((label, table.text(label, "")) for label in table.keys())
 
-    def memory(self, key: str, default: str) -> str:
-        value = self.text(key, default)
-        if memory_mb(value) is None:
-            raise self._fail(key, "a Slurm memory size such as 4g, 4200m or 500 (MB)", value)
-        return value
-
-    def mpi(self, key: str, default: int) -> Mpi:
-        value = self.data.get(key, default)
-        if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
-            return Mpi(value)
-        if isinstance(value, list) and value and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-            return Mpi(value[0], choices=tuple(value))
-        if isinstance(value, str) and re.fullmatch(r"\d+-\d+", value):
-            low, high = map(int, value.split("-"))
-            if 1 <= low <= high:
-                return Mpi(low, low=low, high=high)
-        raise self._fail(key, 'a number of MPI procs >= 1, a list of choices [4, 8] or a range "128-2048"', value)
-
     def number(self, key: str, default: float) -> float:
         value = self.data.get(key, default)
         if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            raise self._fail(key, "a number >= 0", value)
+            raise self.fail(key, "a number >= 0", value)
         return float(value)
 
     def strings(self, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
         value = self.data.get(key, list(default))
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise self._fail(key, "a list of strings", value)
+            raise self.fail(key, "a list of strings", value)
         return tuple(value)
 
     def numbers(self, key: str, default: tuple[float, ...]) -> tuple[float, ...]:
         value = self.data.get(key, list(default))
         if not isinstance(value, list) or not all(isinstance(v, int | float) and v >= 0 for v in value):
-            raise self._fail(key, "a list of numbers >= 0", value)
+            raise self.fail(key, "a list of numbers >= 0", value)
         return tuple(float(v) for v in value)
 
     def keys(self) -> list[str]:
@@ -388,7 +330,7 @@ class _Reader:
 
 
 def from_mapping(data: Mapping[str, Any], path: str) -> Site:
-    top = _Reader(path, data)
+    top = Reader(path, data)
     partitions: dict[str, Partition] = {}
     parts = top.table("partitions")
     for name in parts.keys():
@@ -428,19 +370,7 @@ def from_mapping(data: Mapping[str, Any], path: str) -> Site:
         sub.numbers("backoff", (2.0, 5.0, 15.0)),
         sub.strings("transient", DEFAULT_TRANSIENT),
     )
-    node_types = _node_types(top, partitions, safe)
-    recipes = _recipes(top, node_types)
     return Site(
-        node_types=node_types,
-        fields=_fields(top),
-        limits=_limits(top),
-        queue=_queue(top),
-        launcher=_launcher(top),
-        memory=_memory_policy(top),
-        tools=_tools(top),
-        recipes=recipes,
-        template_sets=_template_sets(top, recipes, node_types),
-        exclusive=_exclusive(top, node_types),
         name=top.text("name", Path(path).stem),
         path=path,
         partitions=partitions,
@@ -454,189 +384,6 @@ def from_mapping(data: Mapping[str, Any], path: str) -> Site:
     )
 
 
-def _node_types(top: _Reader, partitions: Mapping[str, Partition], safe: Mapping[str, int]) -> dict[str, NodeType]:
-    out: dict[str, NodeType] = {}
-    table = top.table("node_types")
-    for name in table.keys():
-        t = table.table(name)
-        part = t.text("partition", "")
-        if part not in partitions:
-            raise t._fail("partition", f"one of the [partitions] ({', '.join(sorted(partitions))})", part)
-        gpu_type = t.text("gpu_type", "")
-        if gpu_type and gpu_type not in safe:
-            raise t._fail("gpu_type", "a GPU type with a [gpu_types.<type>] table", gpu_type)
-        t.required("cpus", "the number of CPUs Slurm counts on one node")
-        t.required("memory", "the node's memory as Slurm sees it (RealMemory), e.g. 240g")
-        out[name] = NodeType(
-            name=name,
-            partition=part,
-            cpus=t.integer("cpus", 1, minimum=1),
-            memory_mb=memory_mb(t.memory("memory", "0")) or 0,
-            constraint=t.text("constraint", ""),
-            gpu_type=gpu_type,
-            gpus=t.integer("gpus", 0),
-            safe_threads=safe.get(gpu_type, 0),
-            scratch_gb=t.integer("scratch_gb", 0),
-            description=t.text("description", ""),
-        )
-    return out
-
-
-def _fields(top: _Reader) -> tuple[GuiField, ...]:
-    value = top.data.get("fields", [])
-    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-        raise top._fail("fields", "an array of tables ([[fields]] with label, option, default, help)", value)
-    out = []
-    for number, item in enumerate(value, start=1):
-        f = _Reader(top.path, item, f"fields[{number}].")
-        label = f.text("label", "")
-        if not label.strip():
-            raise f._fail("label", "the text RELION shows beside the box (RELION_QSUB_EXTRA" + f"{number})", label)
-        out.append(GuiField(number, label, f.text("option", ""), f.text("default", ""), f.text("help", "")))
-    return tuple(out)
-
-
-def _limits(top: _Reader) -> Limits:
-    t = top.table("limits")
-    why = " (RELION stores it in a char: larger values wrap to negative numbers)"
-    return Limits(
-        nr_mpi=t.integer("nr_mpi", 1, minimum=1, maximum=RELION_CHAR_MAX, why=why),
-        nr_threads=t.integer("nr_threads", 1, minimum=1, maximum=RELION_CHAR_MAX, why=why),
-        mpi_max=t.integer("mpi_max", 64, minimum=1),
-        thread_max=t.integer("thread_max", 16, minimum=1),
-        minimum_dedicated=t.integer("minimum_dedicated", 1, minimum=1),
-        allow_change_dedicated=t.boolean("allow_change_dedicated", False),
-        error_local_mpi=t.integer("error_local_mpi", 32, minimum=1),
-        mpirun=t.text("mpirun", "mpirun"),
-    )
-
-
-def _queue(top: _Reader) -> Queue:
-    t = top.table("queue")
-    return Queue(t.text("use", "yes", QUEUE_USE_WORDS), t.text("name", ""), t.text("command", "relion-qsub"))
-
-
-def _launcher(top: _Reader) -> Launcher:
-    t = top.table("launcher")
-    variable = t.text("variable", "RELION_STD_LAUNCHER")
-    if not re.fullmatch(r"[A-Za-z_]\w*", variable):
-        raise t._fail("variable", "an environment variable name", variable)
-    return Launcher(variable, t.text("command", "relion-launch"), t.boolean("memory_option", False))
-
-
-def _memory_policy(top: _Reader) -> MemoryPolicy:
-    t = top.table("memory")
-    return MemoryPolicy(t.memory("whole_node", "0"), t.memory("default", "4g"))
-
-
-def _tools(top: _Reader) -> dict[str, str]:
-    t = top.table("tools")
-    for key in t.keys():
-        if key not in TOOL_VARIABLES:
-            raise t._fail(key, "one of " + ", ".join(TOOL_VARIABLES), key)
-    return {key: t.text(key, "") for key in t.keys() if t.text(key, "")}
-
-
-def _row(r: _Reader, defaults: _Reader, node_type: str, has_threads: bool) -> Row:
-    def text(key: str) -> str:
-        return r.text(key, defaults.text(key, ""))
-
-    if not text("queue"):
-        raise r._fail("queue", "the partition ('Queue name'), here or in the recipe's defaults", "")
-    threads = r.integer("threads", defaults.integer("threads", 1, minimum=1), minimum=1) if has_threads else None
-    memory = text("memory")
-    if memory and memory_mb(memory) is None:
-        raise r._fail("memory", "a Slurm memory size such as 4g, 4200m or 0", memory)
-    return Row(
-        node_type=node_type,
-        mpi=r.mpi("mpi", defaults.mpi("mpi", 1).value) if "mpi" in r.data else defaults.mpi("mpi", 1),
-        threads=threads,
-        queue=text("queue"),
-        walltime=text("walltime"),
-        memory=memory,
-        gres=text("gres"),
-        directives=text("directives"),
-    )
-
-
-def _recipes(top: _Reader, node_types: Mapping[str, NodeType]) -> dict[str, Recipe]:
-    out: dict[str, Recipe] = {}
-    table = top.table("recipes")
-    for key in table.keys():
-        t = table.table(key)
-        defaults, rows_table = t.table("defaults"), t.table("rows")
-        has_threads = t.boolean("has_threads", True)
-        rows: dict[str, Row] = {}
-        for node in rows_table.keys():
-            if node != "any" and node not in node_types:
-                raise rows_table._fail(node, f"a node type ({', '.join(node_types)}) or 'any'", node)
-            rows[node] = _row(rows_table.table(node), defaults, node, has_threads)
-        if not rows:
-            raise t._fail("rows", "at least one [recipes.<job>.rows.<node type>] table", {})
-        tabs = t.table("tabs")
-        out[key] = Recipe(
-            key=key,
-            title=t.text("title", key),
-            relion_job=t.text("relion_job", ""),
-            tabs=tuple((name, tabs.pairs(name)) for name in tabs.keys()),
-            rows=rows,
-            notes=t.strings("notes", ()),
-            source=t.text("source", ""),
-        )
-    return out
-
-
-def _size(r: _Reader, row: Row, name: str) -> Size:
-    memory = r.text("memory", row.memory)
-    if memory_mb(memory) is None:
-        raise r._fail("memory", "a Slurm memory size (the recipe row gives none)", memory)
-    return Size(
-        name=name,
-        index=SIZE_NAMES.index(name) + 1,
-        mpi=r.integer("mpi", row.mpi.value, minimum=1),
-        threads=r.integer("threads", row.threads or 1, minimum=1),
-        walltime=r.text("walltime", row.walltime),
-        memory=memory,
-        gres=r.text("gres", row.gres),
-        directives=r.text("directives", row.directives),
-    )
-
-
-def _template_sets(
-    top: _Reader, recipes: Mapping[str, Recipe], node_types: Mapping[str, NodeType]
-) -> tuple[TemplateSet, ...]:
-    out = []
-    table = top.table("job_templates")
-    for directory in table.keys():
-        t = table.table(directory)
-        recipe_key = t.text("recipe", "")
-        if recipe_key not in recipes:
-            raise t._fail("recipe", f"one of the [recipes] ({', '.join(recipes)})", recipe_key)
-        node = t.text("node_type", "")
-        if node not in node_types:
-            raise t._fail("node_type", f"one of the [node_types] ({', '.join(node_types)})", node)
-        recipe = recipes[recipe_key]
-        if node not in recipe.rows and "any" not in recipe.rows:
-            raise t._fail("node_type", f"a node type recipe {recipe_key!r} has a row for", node)
-        sizes_table = t.table("sizes")
-        unknown = [n for n in sizes_table.keys() if n not in SIZE_NAMES]
-        if unknown:
-            raise sizes_table._fail(unknown[0], "a size name: " + ", ".join(SIZE_NAMES), unknown[0])
-        row = recipe.row(node)
-        sizes = tuple(_size(sizes_table.table(n), row, n) for n in SIZE_NAMES if n in sizes_table.data)
-        out.append(TemplateSet(directory, recipe_key, node, sizes))
-    return tuple(out)
-
-
-def _exclusive(top: _Reader, node_types: Mapping[str, NodeType]) -> tuple[str, ...]:
-    default = tuple(n for n, t in node_types.items() if not t.has_gpus)
-    names = top.strings("exclusive_templates", default)
-    for name in names:
-        if name not in node_types:
-            raise top._fail("exclusive_templates", f"node type names ({', '.join(node_types)})", name)
-    return names
-
-
 def resolve(name_or_path: str | None = None, environ: Mapping[str, str] = os.environ) -> Path:
     """The profile file for ``--site``, else ``$RELION_QSUB_SITE``, else the default (a name or a path)."""
     choice = name_or_path or environ.get("RELION_QSUB_SITE") or DEFAULT_PROFILE
@@ -645,14 +392,65 @@ def resolve(name_or_path: str | None = None, environ: Mapping[str, str] = os.env
     return PROFILE_DIR / f"{choice}.toml"
 
 
-def load(name_or_path: str | None = None, environ: Mapping[str, str] = os.environ) -> Site:
-    path = resolve(name_or_path, environ)
+def _cache_file(path: Path, environ: Mapping[str, str]) -> Path | None:
+    """Where the parsed form of ``path`` is cached, keyed by the file's identity and change time."""
+    if environ.get("RELION_QSUB_NO_CACHE"):
+        return None
+    import zlib
+
+    st = path.stat()
+    base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    key = f"{zlib.crc32(str(path.resolve()).encode()):08x}-{st.st_ino:x}-{st.st_size:x}-{st.st_mtime_ns:x}"
+    return Path(base) / "relion-qsub" / f"profile-{key}.marshal"
+
+
+def read_data(path: Path, environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
+    """The profile's TOML as a dict. tomllib costs more start-up than all of `relion-qsub check` otherwise does,
+    so the parsed dict is cached with marshal (stdlib, already loaded) under $XDG_CACHE_HOME/relion-qsub; the key
+    changes whenever the file does, and any problem with the cache just means parsing the file again."""
+    import marshal
+
+    try:
+        cache = _cache_file(path, environ)
+    except FileNotFoundError as exc:
+        known = ", ".join(sorted(p.stem for p in PROFILE_DIR.glob("*.toml")))
+        raise ProfileError(f"site profile {str(path)!r} not found; use a path or one of: {known}") from exc
+    except OSError:
+        cache = None
+    if cache is not None:
+        try:
+            data = marshal.loads(cache.read_bytes())
+            if isinstance(data, dict):
+                return data
+        except (OSError, EOFError, ValueError, TypeError):
+            pass
+    import tomllib
+
     try:
         with open(path, "rb") as fh:
             data = tomllib.load(fh)
     except FileNotFoundError as exc:
         known = ", ".join(sorted(p.stem for p in PROFILE_DIR.glob("*.toml")))
         raise ProfileError(f"site profile {str(path)!r} not found; use a path or one of: {known}") from exc
+    except IsADirectoryError as exc:
+        raise ProfileError(f"site profile {str(path)!r} is a directory; give a .toml file") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ProfileError(f"{path}: not valid TOML: {exc}") from exc
-    return from_mapping(data, str(path))
+    if cache is not None:
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_name(f".{cache.name}.{os.getpid()}")
+            tmp.write_bytes(marshal.dumps(data))
+            os.replace(tmp, cache)
+        except (OSError, ValueError):  # unwritable cache, or values marshal cannot store (TOML dates)
+            pass
+    return data
+
+
+def load(name_or_path: str | None = None, environ: Mapping[str, str] = os.environ, full: bool = False) -> Site:
+    """The site profile. ``full``: also parse and validate the sections the submit path does not use."""
+    path = resolve(name_or_path, environ)
+    site = from_mapping(read_data(path, environ), str(path))
+    if full:
+        _ = site.profile
+    return site

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import profile
 from . import site as site_mod
 from .errors import InputError, ProfileError, UsageError
 
@@ -82,12 +83,12 @@ def monitor_line(site: site_mod.Site, install_dir: str) -> str:
     )
 
 
-def field_directive(field: site_mod.GuiField) -> str:
+def field_directive(field: profile.GuiField) -> str:
     """``--time=XXXextra1XXX`` for an option field, the bare placeholder for an SBATCH Directives box."""
     return f"--{field.option}={field.placeholder}" if field.option else field.placeholder
 
 
-def size_directives(size: site_mod.Size) -> list[str]:
+def size_directives(size: profile.Size) -> list[str]:
     lines = []
     if size.walltime:
         lines.append(f"--time={size.walltime}")
@@ -99,7 +100,7 @@ def size_directives(size: site_mod.Size) -> list[str]:
     return lines
 
 
-def exclusive_directives(site: site_mod.Site, node: site_mod.NodeType) -> list[str]:
+def exclusive_directives(site: site_mod.Site, node: profile.NodeType) -> list[str]:
     """Whole nodes: --exclusive alone gives neither all memory nor the scratch disk (seed), so ask for both."""
     lines = []
     time_field = site.field_for("time")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from relion_qsub import profile
 from relion_qsub import site as site_mod
 from relion_qsub.templates import Rendered, plan
 from tests.relionfill import relion_command
@@ -54,7 +55,7 @@ def default_extras(site: site_mod.Site) -> dict[int, str]:
     return {f.number: f.default for f in site.fields}
 
 
-def row_extras(site: site_mod.Site, row: site_mod.Row) -> dict[int, str]:
+def row_extras(site: site_mod.Site, row: profile.Row) -> dict[int, str]:
     """A recipe row typed into the GUI fields (the first SBATCH Directives box takes the directives)."""
     extras = {f.number: "" for f in site.fields}
     for option, value in (

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from relion_qsub import module, site
+from relion_qsub import module, profile, site
 from relion_qsub.errors import ProfileError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,15 +67,15 @@ def test_quoting() -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"queue": site.Queue(use="Yes please")}, "queue.use: RELION reads only yes, no, true or false"),
-        ({"limits": site.Limits(nr_mpi=128, mpi_max=2048)}, "limits.nr_mpi: RELION stores it in a char, so 128"),
-        ({"limits": site.Limits(nr_threads=200, thread_max=256)}, "limits.nr_threads: RELION stores it in a char"),
-        ({"limits": site.Limits(nr_mpi=65, mpi_max=64)}, "must not exceed mpi_max"),
-        ({"fields": (site.GuiField(1, "Wall\ntime", "time"),)}, "RELION_QSUB_EXTRA1 has a line break"),
+        ({"queue": profile.Queue(use="Yes please")}, "queue.use: RELION reads only yes, no, true or false"),
+        ({"limits": profile.Limits(nr_mpi=128, mpi_max=2048)}, "limits.nr_mpi: RELION stores it in a char, so 128"),
+        ({"limits": profile.Limits(nr_threads=200, thread_max=256)}, "limits.nr_threads: RELION stores it in a char"),
+        ({"limits": profile.Limits(nr_mpi=65, mpi_max=64)}, "must not exceed mpi_max"),
+        ({"fields": (profile.GuiField(1, "Wall\ntime", "time"),)}, "RELION_QSUB_EXTRA1 has a line break"),
     ],
 )
 def test_values_relion_would_mangle_are_refused(change: dict[str, object], message: str) -> None:
-    bad = dataclasses.replace(BIOWULF, **change)  # type: ignore[arg-type]
+    bad = BIOWULF.replace(**change)
     for fmt in ("lua", "tcl"):
         with pytest.raises(ProfileError, match=message.replace("(", r"\(")):
             module.render(bad, PREFIX, fmt)

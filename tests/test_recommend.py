@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from relion_qsub import recommend, site
+from relion_qsub import profile, recommend, site
 from relion_qsub.errors import ProfileError, UsageError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,8 +30,8 @@ def test_seed_formulas() -> None:
 
 
 def test_memory_units() -> None:
-    assert site.memory_mb("4200m") == 4200 and site.memory_mb("20g") == 20480 and site.memory_mb("500") == 500
-    assert site.memory_mb("0") == 0 and site.memory_mb("1t") == 1024 * 1024 and site.memory_mb("lots") is None
+    assert profile.memory_mb("4200m") == 4200 and profile.memory_mb("20g") == 20480 and profile.memory_mb("500") == 500
+    assert profile.memory_mb("0") == 0 and profile.memory_mb("1t") == 1024 * 1024 and profile.memory_mb("lots") is None
 
 
 def test_table_is_copyable_and_json_matches() -> None:
@@ -122,5 +122,5 @@ def test_bad_new_sections_name_file_key_and_expectation(tmp_path: Path, toml: st
     path = tmp_path / "bad.toml"
     path.write_text(toml)
     with pytest.raises(ProfileError) as info:
-        site.load(str(path))
+        site.load(str(path), full=True)
     assert str(path) in str(info.value) and message in str(info.value)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from relion_qsub import profile
 from relion_qsub import site as site_mod
 from relion_qsub.recommend import running_tab
 
@@ -92,7 +93,7 @@ def seed_mpi(text: str) -> tuple[str, tuple[int, ...]]:
     return ("choices", numbers) if len(numbers) > 1 else ("value", numbers)
 
 
-def profile_mpi(mpi: site_mod.Mpi) -> tuple[str, tuple[int, ...]]:
+def profile_mpi(mpi: profile.Mpi) -> tuple[str, tuple[int, ...]]:
     if mpi.choices:
         return "choices", mpi.choices
     if mpi.high:
@@ -105,7 +106,7 @@ TABLES = parse_seed(SEED.read_text())
 ROWS = sorted(TABLES, key=lambda k: (k[0], k[1] or ""))
 
 
-def profile_row_key(recipe: site_mod.Recipe, node: str | None) -> str:
+def profile_row_key(recipe: profile.Recipe, node: str | None) -> str:
     if node is not None:
         return node
     assert len(recipe.rows) == 1, f"seed gives {recipe.key} without node type; the profile must have one row"

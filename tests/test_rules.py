@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 
 from hypothesis import given, settings
@@ -152,7 +151,7 @@ def test_too_many_threads_per_gpu_is_an_error() -> None:
 
 
 def test_policy_can_turn_an_error_into_a_warning() -> None:
-    lenient = dataclasses.replace(BIOWULF, policy={**BIOWULF.policy, "threads_per_gpu": "warn"})
+    lenient = BIOWULF.replace(policy={**BIOWULF.policy, "threads_per_gpu": "warn"})
     result = run(HEAD + "#SBATCH -p gpu --gres=gpu:k80:4 -n 8 --cpus-per-task=2\nhostname\n", site=lenient)
     assert result.ok and ("gpu-threads", "warning") in actions(result)
 
@@ -195,7 +194,7 @@ def test_directive_after_first_command_warns() -> None:
 
 
 def test_every_rule_can_be_turned_off() -> None:
-    off = dataclasses.replace(BIOWULF, policy={k: "off" for k in BIOWULF.policy})
+    off = BIOWULF.replace(policy={k: "off" for k in BIOWULF.policy})
     text = HEAD + "#SBATCH --gres= --exlusive\nhostname\n"
     result = normalise(parse(text), Context(off))
     assert result.changes == () and result.script.render() == text

@@ -46,3 +46,34 @@ def test_bad_profile_names_file_key_and_expectation(tmp_path: Path, toml: str, m
 def test_missing_profile_lists_the_known_ones() -> None:
     with pytest.raises(ProfileError, match="biowulf, testbed"):
         site.load("nosuch")
+
+
+def test_parsed_profile_is_cached_and_the_cache_follows_the_file(tmp_path: Path) -> None:
+    environ = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    profile = tmp_path / "p.toml"
+    profile.write_text("name = 'one'\n")
+    assert site.load(str(profile), environ).name == "one"
+    (cached,) = (tmp_path / "cache" / "relion-qsub").iterdir()
+    assert site.load(str(profile), environ).name == "one"  # served from the cache
+    profile.write_text("name = 'second'\n")  # another size and mtime: another key
+    assert site.load(str(profile), environ).name == "second"
+    cached.write_bytes(b"garbage")  # a broken cache entry is ignored, never an error
+    assert site.load(str(profile), environ).name == "second"
+    assert site.load(str(profile), {**environ, "RELION_QSUB_NO_CACHE": "1"}).name == "second"
+
+
+def test_rich_sections_are_parsed_only_when_used(tmp_path: Path) -> None:
+    path = tmp_path / "p.toml"
+    path.write_text("[recipes.x.rows.h100]\nqueue = 'gpu'\n")
+    lazy = site.load(str(path))  # the submit path does not read recipes: no error here
+    with pytest.raises(ProfileError, match=r"recipes\.x\.rows\.h100"):
+        _ = lazy.recipes
+    with pytest.raises(ProfileError, match=r"recipes\.x\.rows\.h100"):
+        site.load(str(path), full=True)
+
+
+def test_replace_keeps_the_rest() -> None:
+    biowulf = site.load("biowulf")
+    lenient = biowulf.replace(policy={**biowulf.policy, "typo": "off"})
+    assert lenient.action("typo") == "off" and biowulf.action("typo") == "fix"
+    assert lenient.scratch == biowulf.scratch and lenient.recipes == biowulf.recipes

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import subprocess
 from pathlib import Path
@@ -15,9 +14,8 @@ from relion_qsub import submit as sub
 from relion_qsub.cli import qsub_main
 from relion_qsub.errors import EX_DATAERR, CommandError, TransientError
 
-SITE = dataclasses.replace(
-    site_mod.load("testbed"),
-    submit=dataclasses.replace(site_mod.load("testbed").submit, timeout=0.2, attempts=3, backoff=(0.0,)),
+SITE = site_mod.load("testbed").replace(
+    submit=site_mod.load("testbed").submit.replace(timeout=0.2, attempts=3, backoff=(0.0,)),
 )
 TOKEN = "relion-qsub:test0token"
 SCRIPT = "#!/bin/bash\n#SBATCH --ntasks=1 --partition=norm\n#SBATCH --gres=\nhostname\n"
@@ -102,7 +100,7 @@ def test_permanent_rejection_is_not_retried(fp: FakeProcess, jobdir: Path) -> No
 
 
 def test_missing_sbatch_is_a_clear_error(jobdir: Path) -> None:
-    nowhere = dataclasses.replace(SITE, submit=dataclasses.replace(SITE.submit, sbatch="/nonexistent/sbatch"))
+    nowhere = SITE.replace(submit=SITE.submit.replace(sbatch="/nonexistent/sbatch"))
     p = prepared(jobdir)
     with pytest.raises(CommandError, match="command not found"):
         sub.submit(nowhere, p, token=TOKEN)

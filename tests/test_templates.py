@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from relion_qsub import profile
 from relion_qsub import site as site_mod
 from relion_qsub.errors import InputError
 from relion_qsub.parse import parse
@@ -71,7 +72,7 @@ def test_tree_has_the_seeds_shape() -> None:
     paths = {r.path for r in RENDERED["biowulf"]}
     assert {"common.sh", "x2695_exclusive.sh", "x2680_exclusive.sh", "lscratch_mon.sh", "README.md"} <= paths
     for directory in ("Class2D_gpu", "Class3D_cpu", "MotionCor2", "MotCorRel", "Refine3D_cpu", "Polish", "GCTF"):
-        assert {f"{directory}/{n:02d}_{s}.sh" for n, s in enumerate(site_mod.SIZE_NAMES, 1)} <= paths
+        assert {f"{directory}/{n:02d}_{s}.sh" for n, s in enumerate(profile.SIZE_NAMES, 1)} <= paths
     common = next(r.text for r in RENDERED["biowulf"] if r.path == "common.sh")
     # The seed's common.sh directives and launcher line, in that order.
     for line in (

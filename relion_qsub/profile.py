@@ -1,0 +1,446 @@
+"""The rich part of a site profile: node types, GUI fields, limits, tools, recommendations and template sets.
+
+Read by ``relion-qsub templates|recommend|module`` (issues 6 and 7), never by the submit path: ``site.Site`` builds
+it on first use from the same TOML data (``Site.profile``), so that ``relion-qsub check`` and the submission RELION
+triggers do not pay for parsing recipes or for importing dataclasses.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .site import Reader
+
+if TYPE_CHECKING:
+    from .site import Partition, Site
+
+
+# RELION reads RELION_QSUB_NRMPI / RELION_QSUB_NRTHREADS into a `char` (pipeline_jobs.cpp): 128 wraps to -128.
+RELION_CHAR_MAX = 127
+# RELION_QUEUE_USE: RELION compares the text with these words only (anything else reads as "no").
+QUEUE_USE_WORDS = ("yes", "no", "true", "false")
+# Size templates: <NN>_<name>.sh, as in Biowulf's template tree (01_tiny.sh ... 05_xlarge.sh).
+SIZE_NAMES = ("tiny", "small", "medium", "large", "xlarge")
+# [tools] key -> the variable RELION reads for the default of that program's "executable" box.
+TOOL_VARIABLES = {
+    "ctffind": "RELION_CTFFIND_EXECUTABLE",
+    "gctf": "RELION_GCTF_EXECUTABLE",
+    "motioncor2": "RELION_MOTIONCOR2_EXECUTABLE",
+    "resmap": "RELION_RESMAP_EXECUTABLE",
+    "topaz": "RELION_TOPAZ_EXECUTABLE",
+    "python": "RELION_PYTHON_EXECUTABLE",
+}
+_MEMORY = re.compile(r"^(\d+)([KkMmGgTt]?)$")
+_MEMORY_FACTOR = {"k": 1 / 1024, "m": 1, "g": 1024, "t": 1024 * 1024, "": 1}
+
+
+def memory_mb(text: str) -> int | None:
+    """A Slurm memory size (``20g``, ``4200m``, ``500`` = MB, ``0``) in MiB; None when it is not one."""
+    match = _MEMORY.match(text.strip())
+    if match is None:
+        return None
+    return int(int(match.group(1)) * _MEMORY_FACTOR[match.group(2).lower()])
+
+
+@dataclass(frozen=True)
+class NodeType:
+    """One kind of node a job can ask for: where it is (partition, constraint) and what it has."""
+
+    name: str
+    partition: str
+    cpus: int
+    memory_mb: int
+    constraint: str = ""
+    gpu_type: str = ""
+    gpus: int = 0
+    safe_threads: int = 0  # threads per GPU before the node hangs (0: no GPUs)
+    scratch_gb: int = 0
+    description: str = ""
+
+    @property
+    def has_gpus(self) -> bool:
+        return self.gpus > 0
+
+    @property
+    def mem_per_cpu_mb(self) -> int:
+        return self.memory_mb // max(1, self.cpus)
+
+
+@dataclass(frozen=True)
+class GuiField:
+    """RELION's extra Running-tab field N (RELION_QSUB_EXTRAn, _DEFAULT, _HELP) and the sbatch option it fills."""
+
+    number: int
+    label: str
+    option: str = ""  # "time", "mem-per-cpu", "gres", ...; "" = a bare "#SBATCH XXXextraNXXX" directives box
+    default: str = ""
+    help: str = ""
+
+    @property
+    def placeholder(self) -> str:
+        return f"XXXextra{self.number}XXX"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Running-tab defaults and limits (RELION_QSUB_NRMPI ... RELION_MPIRUN)."""
+
+    nr_mpi: int = 1
+    nr_threads: int = 1
+    mpi_max: int = 64  # RELION's default slider maximum
+    thread_max: int = 16
+    minimum_dedicated: int = 1
+    allow_change_dedicated: bool = False
+    error_local_mpi: int = 32
+    mpirun: str = "mpirun"
+
+
+@dataclass(frozen=True)
+class Queue:
+    use: str = "yes"
+    name: str = ""
+    command: str = "relion-qsub"
+
+
+@dataclass(frozen=True)
+class Launcher:
+    """How templates start RELION's command: ``${<variable>} [--mem-per-cpu=...] XXXcommandXXX``."""
+
+    variable: str = "RELION_STD_LAUNCHER"
+    command: str = "relion-launch"  # the module's value of the variable
+    memory_option: bool = False  # repeat Memory Per Thread on the launcher line (Biowulf's common.sh does)
+
+
+@dataclass(frozen=True)
+class MemoryPolicy:
+    whole_node: str = "0"  # Memory Per Thread that means "all of the node" with --exclusive (seed NOTE 5)
+    default: str = "4g"
+
+
+@dataclass(frozen=True)
+class Mpi:
+    """'Number of MPI procs' as a recommendation gives it: one value, a list of choices or a range."""
+
+    value: int
+    choices: tuple[int, ...] = ()
+    low: int = 0
+    high: int = 0
+
+    def text(self) -> str:
+        if self.choices:
+            return ", ".join(map(str, self.choices[:-1])) + f" or {self.choices[-1]}"
+        if self.high:
+            return f"{self.low}-{self.high}"
+        return str(self.value)
+
+    def allows(self, n: int) -> bool:
+        if self.choices:
+            return n in self.choices
+        if self.high:
+            return self.low <= n <= self.high
+        return n == self.value
+
+
+@dataclass(frozen=True)
+class Row:
+    """The Running-tab values one recommendation gives for one node type."""
+
+    node_type: str
+    mpi: Mpi
+    threads: int | None  # None: the job type has no "Number of threads" box
+    queue: str
+    walltime: str = ""
+    memory: str = ""
+    gres: str = ""
+    directives: str = ""
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A recommended-parameters entry: a job type's GUI values (other tabs) and its Running tab per node type."""
+
+    key: str
+    title: str
+    relion_job: str
+    tabs: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
+    rows: Mapping[str, Row] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+    source: str = ""
+
+    def row(self, node_type: str | None) -> Row:
+        if node_type is None:
+            return next(iter(self.rows.values()))
+        return self.rows.get(node_type) or self.rows["any"]
+
+
+@dataclass(frozen=True)
+class Size:
+    """One fully filled template (``01_tiny.sh`` ...): the recipe row with the size's values."""
+
+    name: str
+    index: int
+    mpi: int
+    threads: int
+    walltime: str
+    memory: str
+    gres: str
+    directives: str
+
+    @property
+    def filename(self) -> str:
+        return f"{self.index:02d}_{self.name}.sh"
+
+
+@dataclass(frozen=True)
+class TemplateSet:
+    directory: str
+    recipe: str
+    node_type: str
+    sizes: tuple[Size, ...]
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What the environment module, the template generator and `relion-qsub recommend` read."""
+
+    node_types: Mapping[str, NodeType] = field(default_factory=dict)
+    fields: tuple[GuiField, ...] = ()
+    limits: Limits = Limits()
+    queue: Queue = Queue()
+    launcher: Launcher = Launcher()
+    memory: MemoryPolicy = MemoryPolicy()
+    tools: Mapping[str, str] = field(default_factory=dict)
+    recipes: Mapping[str, Recipe] = field(default_factory=dict)
+    template_sets: tuple[TemplateSet, ...] = ()
+    exclusive: tuple[str, ...] = ()
+
+    def field_for(self, option: str) -> GuiField | None:
+        """The GUI field whose value goes into ``--<option>`` ("" = the first SBATCH Directives box)."""
+        return next((f for f in self.fields if f.option == option), None)
+
+
+def build(data: Mapping[str, Any], site: Site) -> Profile:
+    """The rich sections of ``data`` (the profile file ``site.path``), validated like the core."""
+    top = Reader(site.path, data)
+    node_types = _node_types(top, site.partitions, site.gpu_safe_threads)
+    recipes = _recipes(top, node_types)
+    return Profile(
+        node_types=node_types,
+        fields=_fields(top),
+        limits=_limits(top),
+        queue=_queue(top),
+        launcher=_launcher(top),
+        memory=_memory_policy(top),
+        tools=_tools(top),
+        recipes=recipes,
+        template_sets=_template_sets(top, recipes, node_types),
+        exclusive=_exclusive(top, node_types),
+    )
+
+
+def read_memory(r: Reader, key: str, default: str) -> str:
+    """A Slurm memory size at ``key`` (``20g``, ``4200m``, ``500``)."""
+    value = r.text(key, default)
+    if memory_mb(value) is None:
+        raise r.fail(key, "a Slurm memory size such as 4g, 4200m or 500 (MB)", value)
+    return value
+
+
+def read_mpi(r: Reader, key: str, default: int) -> Mpi:
+    """'Number of MPI procs' at ``key``: a number, a list of choices or a "low-high" range."""
+    value = r.data.get(key, default)
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return Mpi(value)
+    if isinstance(value, list) and value and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        return Mpi(value[0], choices=tuple(value))
+    if isinstance(value, str) and re.fullmatch(r"\d+-\d+", value):
+        low, high = map(int, value.split("-"))
+        if 1 <= low <= high:
+            return Mpi(low, low=low, high=high)
+    raise r.fail(key, 'a number of MPI procs >= 1, a list of choices [4, 8] or a range "128-2048"', value)
+
+
+def _node_types(top: Reader, partitions: Mapping[str, Partition], safe: Mapping[str, int]) -> dict[str, NodeType]:
+    out: dict[str, NodeType] = {}
+    table = top.table("node_types")
+    for name in table.keys():
+        t = table.table(name)
+        part = t.text("partition", "")
+        if part not in partitions:
+            raise t.fail("partition", f"one of the [partitions] ({', '.join(sorted(partitions))})", part)
+        gpu_type = t.text("gpu_type", "")
+        if gpu_type and gpu_type not in safe:
+            raise t.fail("gpu_type", "a GPU type with a [gpu_types.<type>] table", gpu_type)
+        t.required("cpus", "the number of CPUs Slurm counts on one node")
+        t.required("memory", "the node's memory as Slurm sees it (RealMemory), e.g. 240g")
+        out[name] = NodeType(
+            name=name,
+            partition=part,
+            cpus=t.integer("cpus", 1, minimum=1),
+            memory_mb=memory_mb(read_memory(t, "memory", "0")) or 0,
+            constraint=t.text("constraint", ""),
+            gpu_type=gpu_type,
+            gpus=t.integer("gpus", 0),
+            safe_threads=safe.get(gpu_type, 0),
+            scratch_gb=t.integer("scratch_gb", 0),
+            description=t.text("description", ""),
+        )
+    return out
+
+
+def _fields(top: Reader) -> tuple[GuiField, ...]:
+    value = top.data.get("fields", [])
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise top.fail("fields", "an array of tables ([[fields]] with label, option, default, help)", value)
+    out = []
+    for number, item in enumerate(value, start=1):
+        f = Reader(top.path, item, f"fields[{number}].")
+        label = f.text("label", "")
+        if not label.strip():
+            raise f.fail("label", "the text RELION shows beside the box (RELION_QSUB_EXTRA" + f"{number})", label)
+        out.append(GuiField(number, label, f.text("option", ""), f.text("default", ""), f.text("help", "")))
+    return tuple(out)
+
+
+def _limits(top: Reader) -> Limits:
+    t = top.table("limits")
+    why = " (RELION stores it in a char: larger values wrap to negative numbers)"
+    return Limits(
+        nr_mpi=t.integer("nr_mpi", 1, minimum=1, maximum=RELION_CHAR_MAX, why=why),
+        nr_threads=t.integer("nr_threads", 1, minimum=1, maximum=RELION_CHAR_MAX, why=why),
+        mpi_max=t.integer("mpi_max", 64, minimum=1),
+        thread_max=t.integer("thread_max", 16, minimum=1),
+        minimum_dedicated=t.integer("minimum_dedicated", 1, minimum=1),
+        allow_change_dedicated=t.boolean("allow_change_dedicated", False),
+        error_local_mpi=t.integer("error_local_mpi", 32, minimum=1),
+        mpirun=t.text("mpirun", "mpirun"),
+    )
+
+
+def _queue(top: Reader) -> Queue:
+    t = top.table("queue")
+    return Queue(t.text("use", "yes", QUEUE_USE_WORDS), t.text("name", ""), t.text("command", "relion-qsub"))
+
+
+def _launcher(top: Reader) -> Launcher:
+    t = top.table("launcher")
+    variable = t.text("variable", "RELION_STD_LAUNCHER")
+    if not re.fullmatch(r"[A-Za-z_]\w*", variable):
+        raise t.fail("variable", "an environment variable name", variable)
+    return Launcher(variable, t.text("command", "relion-launch"), t.boolean("memory_option", False))
+
+
+def _memory_policy(top: Reader) -> MemoryPolicy:
+    t = top.table("memory")
+    return MemoryPolicy(read_memory(t, "whole_node", "0"), read_memory(t, "default", "4g"))
+
+
+def _tools(top: Reader) -> dict[str, str]:
+    t = top.table("tools")
+    for key in t.keys():
+        if key not in TOOL_VARIABLES:
+            raise t.fail(key, "one of " + ", ".join(TOOL_VARIABLES), key)
+    return {key: t.text(key, "") for key in t.keys() if t.text(key, "")}
+
+
+def _row(r: Reader, defaults: Reader, node_type: str, has_threads: bool) -> Row:
+    def text(key: str) -> str:
+        return r.text(key, defaults.text(key, ""))
+
+    if not text("queue"):
+        raise r.fail("queue", "the partition ('Queue name'), here or in the recipe's defaults", "")
+    threads = r.integer("threads", defaults.integer("threads", 1, minimum=1), minimum=1) if has_threads else None
+    memory = text("memory")
+    if memory and memory_mb(memory) is None:
+        raise r.fail("memory", "a Slurm memory size such as 4g, 4200m or 0", memory)
+    return Row(
+        node_type=node_type,
+        mpi=read_mpi(r, "mpi", read_mpi(defaults, "mpi", 1).value) if "mpi" in r.data else read_mpi(defaults, "mpi", 1),
+        threads=threads,
+        queue=text("queue"),
+        walltime=text("walltime"),
+        memory=memory,
+        gres=text("gres"),
+        directives=text("directives"),
+    )
+
+
+def _recipes(top: Reader, node_types: Mapping[str, NodeType]) -> dict[str, Recipe]:
+    out: dict[str, Recipe] = {}
+    table = top.table("recipes")
+    for key in table.keys():
+        t = table.table(key)
+        defaults, rows_table = t.table("defaults"), t.table("rows")
+        has_threads = t.boolean("has_threads", True)
+        rows: dict[str, Row] = {}
+        for node in rows_table.keys():
+            if node != "any" and node not in node_types:
+                raise rows_table.fail(node, f"a node type ({', '.join(node_types)}) or 'any'", node)
+            rows[node] = _row(rows_table.table(node), defaults, node, has_threads)
+        if not rows:
+            raise t.fail("rows", "at least one [recipes.<job>.rows.<node type>] table", {})
+        tabs = t.table("tabs")
+        out[key] = Recipe(
+            key=key,
+            title=t.text("title", key),
+            relion_job=t.text("relion_job", ""),
+            tabs=tuple((name, tabs.pairs(name)) for name in tabs.keys()),
+            rows=rows,
+            notes=t.strings("notes", ()),
+            source=t.text("source", ""),
+        )
+    return out
+
+
+def _size(r: Reader, row: Row, name: str) -> Size:
+    memory = r.text("memory", row.memory)
+    if memory_mb(memory) is None:
+        raise r.fail("memory", "a Slurm memory size (the recipe row gives none)", memory)
+    return Size(
+        name=name,
+        index=SIZE_NAMES.index(name) + 1,
+        mpi=r.integer("mpi", row.mpi.value, minimum=1),
+        threads=r.integer("threads", row.threads or 1, minimum=1),
+        walltime=r.text("walltime", row.walltime),
+        memory=memory,
+        gres=r.text("gres", row.gres),
+        directives=r.text("directives", row.directives),
+    )
+
+
+def _template_sets(
+    top: Reader, recipes: Mapping[str, Recipe], node_types: Mapping[str, NodeType]
+) -> tuple[TemplateSet, ...]:
+    out = []
+    table = top.table("job_templates")
+    for directory in table.keys():
+        t = table.table(directory)
+        recipe_key = t.text("recipe", "")
+        if recipe_key not in recipes:
+            raise t.fail("recipe", f"one of the [recipes] ({', '.join(recipes)})", recipe_key)
+        node = t.text("node_type", "")
+        if node not in node_types:
+            raise t.fail("node_type", f"one of the [node_types] ({', '.join(node_types)})", node)
+        recipe = recipes[recipe_key]
+        if node not in recipe.rows and "any" not in recipe.rows:
+            raise t.fail("node_type", f"a node type recipe {recipe_key!r} has a row for", node)
+        sizes_table = t.table("sizes")
+        unknown = [n for n in sizes_table.keys() if n not in SIZE_NAMES]
+        if unknown:
+            raise sizes_table.fail(unknown[0], "a size name: " + ", ".join(SIZE_NAMES), unknown[0])
+        row = recipe.row(node)
+        sizes = tuple(_size(sizes_table.table(n), row, n) for n in SIZE_NAMES if n in sizes_table.data)
+        out.append(TemplateSet(directory, recipe_key, node, sizes))
+    return tuple(out)
+
+
+def _exclusive(top: Reader, node_types: Mapping[str, NodeType]) -> tuple[str, ...]:
+    default = tuple(n for n, t in node_types.items() if not t.has_gpus)
+    names = top.strings("exclusive_templates", default)
+    for name in names:
+        if name not in node_types:
+            raise top.fail("exclusive_templates", f"node type names ({', '.join(node_types)})", name)
+    return names
