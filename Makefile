@@ -23,6 +23,8 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
+	@# Bytecode now, so that a PYTHONDONTWRITEBYTECODE environment does not recompile the submit path on every run.
+	$(BIN)/python -m compileall -q relion_qsub
 
 # Site installation, the way an admin installs relion-qsub once for a cluster (README: "Site installation"):
 #   make site-install PREFIX=/usr/local/apps MODULEDIR=/usr/local/modulefiles SITE=biowulf

@@ -209,6 +209,9 @@ def install(site: site_mod.Site, prefix_root: Path, moduledir: Path, python: str
         _run([python, "-m", "venv", str(venv)], "creating the venv")
     env_pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-cache-dir"]
     _run([*env_pip, "--disable-pip-version-check", *RUNTIME_REQUIREMENTS], "installing the runtime dependencies")
+    # Users cannot write __pycache__ into the prefix: without compiled bytecode every RELION "Run" would compile
+    # relion-qsub from source first (~30 ms instead of ~4 ms of start-up).
+    _run([str(venv / "bin" / "python"), "-m", "compileall", "-q", str(dest / "relion_qsub")], "compiling the package")
     modules = moduledir / NAME
     modules.mkdir(parents=True, exist_ok=True)
     (modules / f"{__version__}.lua").write_text(lua)
