@@ -45,9 +45,12 @@ def modulecmd() -> Path:
     EM_CACHE.mkdir(parents=True, exist_ok=True)
     debs = sorted(EM_CACHE.glob("environment-modules_*.deb"))
     if not debs:
-        proc = subprocess.run(
-            ["apt-get", "download", "environment-modules"], cwd=EM_CACHE, capture_output=True, text=True, timeout=180
-        )
+        download = ["apt-get", "download", "environment-modules"]
+        proc = subprocess.run(download, cwd=EM_CACHE, capture_output=True, text=True, timeout=180)
+        if proc.returncode != 0 and os.geteuid() == 0:
+            # A machine whose package lists were cleaned after the install: refresh them once and try again.
+            subprocess.run(["apt-get", "update", "-qq"], capture_output=True, timeout=300, check=False)
+            proc = subprocess.run(download, cwd=EM_CACHE, capture_output=True, text=True, timeout=180)
         debs = sorted(EM_CACHE.glob("environment-modules_*.deb"))
         if not debs:
             unavailable(f"cannot fetch environment-modules with apt-get download (offline?): {proc.stderr.strip()}")
