@@ -1,0 +1,63 @@
+"""The submit path stays light: `relion-qsub check` imports nothing heavy (issue 4: <= 1.3x `python -c pass`).
+
+Timing is measured by benchmarks/bench_check.py; this test guards the cause instead, which does not flake: the
+modules a check run imports. jinja2/psutil/hostlist belong to templates/launch/doctor, dataclasses (with inspect),
+typing, subprocess, json, hashlib and argparse each cost milliseconds of start-up that the check does not need.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FORBIDDEN = {
+    "jinja2",
+    "psutil",
+    "hostlist",
+    "dataclasses",
+    "inspect",
+    "typing",
+    "subprocess",
+    "json",
+    "hashlib",
+    "argparse",
+}
+
+PROBE = """
+import json as _j, sys
+before = set(sys.modules)
+sys.path.insert(0, sys.argv[1])
+from relion_qsub.cli import qsub_main
+code = qsub_main(["check", "-q", sys.argv[2]])
+sys.stdout.flush()
+print("\\n" + _j.dumps({"code": code, "new": sorted(set(sys.modules) - before)}))
+"""
+
+
+def modules_imported_by_check(script: Path, cache: Path) -> tuple[int, set[str]]:
+    env = {"XDG_CACHE_HOME": str(cache), "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run(
+        [sys.executable, "-s", "-c", PROBE, str(ROOT), str(script)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result["code"], {name.split(".")[0] for name in result["new"]}
+
+
+def test_check_imports_nothing_heavy(tmp_path: Path) -> None:
+    script = tmp_path / "Class2D" / "job012" / "run_submit.script"
+    script.parent.mkdir(parents=True)
+    script.write_text((ROOT / "tests" / "corpus" / "class2d_gpu_v100.script").read_text())
+    code, first = modules_imported_by_check(script, tmp_path / "cache")
+    assert code == 0
+    assert "tomllib" in first  # the first run parses the profile (and caches it)
+    code, again = modules_imported_by_check(script, tmp_path / "cache")
+    assert code == 0
+    assert not (again & (FORBIDDEN | {"tomllib"})), again & (FORBIDDEN | {"tomllib"})
+    assert {"relion_qsub"} <= again  # the probe did run the check
