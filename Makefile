@@ -58,13 +58,13 @@ test-fast: install
 	$(BIN)/pytest -m 'not slurm' $(PYTEST_ARGS)
 
 lint: install
-	$(BIN)/ruff check relion_qsub tests benchmarks
-	$(BIN)/ruff format --check relion_qsub tests benchmarks
+	$(BIN)/ruff check relion_qsub tests benchmarks demo
+	$(BIN)/ruff format --check relion_qsub tests benchmarks demo
 	$(BIN)/mypy
 
 format: install
-	$(BIN)/ruff format relion_qsub tests benchmarks
-	$(BIN)/ruff check --fix relion_qsub tests benchmarks
+	$(BIN)/ruff format relion_qsub tests benchmarks demo
+	$(BIN)/ruff check --fix relion_qsub tests benchmarks demo
 
 demo: install testbed-up
 	source <($(TESTBED) env) && PATH="$(CURDIR)/bin:$$PATH" demo/run

@@ -258,7 +258,13 @@ def main(argv: Sequence[str]) -> int:
         print(f"installed {dest}; module: {args.moduledir / NAME / __version__}(.lua)")
         return 0
     prefix = os.path.abspath(args.prefix) if args.prefix else str(SOURCE_ROOT)
-    text = render(site, prefix, args.format)
+    text = render(site, prefix, args.format)  # validates the profile first: its errors say more
+    if not args.prefix and not Path(profile_path(prefix, site)).is_file():
+        # The modulefile points at PREFIX/etc/<site>.toml and PREFIX/share/templates: a checkout has neither.
+        raise UsageError(
+            f"give --prefix DIR: the modulefile refers to DIR/etc/{site.name}.toml and DIR/share/templates, which "
+            "`make site-install PREFIX=... MODULEDIR=...` creates (this source tree has no etc/)"
+        )
     if args.output is None:
         sys.stdout.write(text)
     else:

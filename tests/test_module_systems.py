@@ -180,8 +180,6 @@ type module >/dev/null 2>&1 || source {LMOD_INIT}
 module use {moduledir}
 module load relion-qsub
 command -v relion-qsub
-# relion-launch is another engineer's; the job runs RELION's command with plain srun here.
-export RELION_STD_LAUNCHER=srun
 relion_pipeliner --addJob Class2D --addJobOptions "fn_img == particles.star"
 relion_pipeliner --RunJobs Class2D/job001/ --sec_wait_after 0
 """
@@ -197,4 +195,5 @@ relion_pipeliner --RunJobs Class2D/job001/ --sec_wait_after 0
     info = wait_for_job(entry["job_id"], timeout=60)
     assert info["Partition"] == "norm" and info["JobState"] in ("COMPLETED", "FAILED")
     assert (job / "RELION_JOB_EXIT_FAILURE").exists()  # relion_refine ran in the job and told RELION
+    assert "relion-launch:" in (job / "run.out").read_text()  # started by the module's RELION_STD_LAUNCHER
     assert (job / "scratch_usage.log").read_text().startswith("# time host")  # the installed monitor ran
