@@ -118,7 +118,7 @@ class Scratch(_Value):
 
 
 class Submit(_Value):
-    __slots__ = ("attempts", "backoff", "sbatch", "squeue", "timeout", "transient")
+    __slots__ = ("attempts", "backoff", "sbatch", "scancel", "settle", "squeue", "timeout", "transient")
 
     def __init__(
         self,
@@ -128,9 +128,11 @@ class Submit(_Value):
         attempts: int = 4,
         backoff: tuple[float, ...] = (2.0, 5.0, 15.0),
         transient: tuple[str, ...] = DEFAULT_TRANSIENT,
+        scancel: str = "scancel",
+        settle: float = 3.0,  # seconds between the two squeue answers that must agree "no job" before a retry
     ) -> None:
-        self.sbatch, self.squeue, self.timeout = sbatch, squeue, timeout
-        self.attempts, self.backoff, self.transient = attempts, backoff, transient
+        self.sbatch, self.squeue, self.scancel, self.timeout = sbatch, squeue, scancel, timeout
+        self.attempts, self.backoff, self.transient, self.settle = attempts, backoff, transient, settle
 
 
 # The rich sections a Site hands out from its Profile (templates, recommend, module).
@@ -369,6 +371,8 @@ def from_mapping(data: Mapping[str, Any], path: str) -> Site:
         sub.integer("attempts", 4, minimum=1),
         sub.numbers("backoff", (2.0, 5.0, 15.0)),
         sub.strings("transient", DEFAULT_TRANSIENT),
+        sub.text("scancel", "scancel"),
+        sub.number("settle", 3.0),
     )
     return Site(
         name=top.text("name", Path(path).stem),

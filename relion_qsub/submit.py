@@ -136,7 +136,13 @@ def parse_job_id(stdout: str) -> str | None:
 
 
 def find_by_token(site: Site, token: str, runner: Callable[..., proc.Result] = proc.run) -> str | None:
-    """The id of the job carrying ``token``, or None if squeue says there is none. Raises if squeue fails."""
+    """The id of the (first) job carrying ``token``, or None if squeue says there is none. Raises if squeue fails."""
+    found = jobs_with_token(site, token, runner)
+    return found[0] if found else None
+
+
+def jobs_with_token(site: Site, token: str, runner: Callable[..., proc.Result] = proc.run) -> list[str]:
+    """The ids of every job carrying ``token``, oldest first. Raises TransientError if squeue fails."""
     result = runner(
         [site.submit.squeue, "--noheader", "--states=all", f"--user={os.getuid()}", "--format=%i|%k"],
         timeout=site.submit.timeout,
@@ -145,11 +151,8 @@ def find_by_token(site: Site, token: str, runner: Callable[..., proc.Result] = p
         raise TransientError(
             f"squeue failed: {_last_line(result.stderr)}", returncode=result.returncode, stderr=result.stderr
         )
-    for row in result.stdout.splitlines():
-        job_id, _, comment = row.partition("|")
-        if token in comment:
-            return job_id.strip()
-    return None
+    ids = [row.partition("|")[0].strip() for row in result.stdout.splitlines() if token in row.partition("|")[2]]
+    return sorted(ids, key=lambda i: (len(i), i))
 
 
 def _last_line(text: str) -> str:
@@ -169,6 +172,34 @@ class Submission:
         self.attempts: list[dict[str, object]] = []
 
 
+def _backoff(site: Site, attempt: int) -> float:
+    schedule = site.submit.backoff
+    return schedule[min(attempt, len(schedule)) - 1] if schedule else 0.0
+
+
+def lookup_patiently(
+    site: Site, token: str, runner: Callable[..., proc.Result], sleep: Callable[[float], None], why: str
+) -> str | None:
+    """Whether a job carries ``token``: squeue's answer, asked again (with backoff) while squeue itself fails.
+
+    A controller that stalled long enough for sbatch to time out often answers again seconds later, and then holds
+    the job sbatch's lost request created. Without an answer we cannot rule that job out: resubmitting could make
+    two, so we stop and say which token to look for.
+    """
+    error: CommandError | None = None
+    for attempt in range(1, site.submit.attempts + 1):
+        try:
+            return find_by_token(site, token, runner)
+        except CommandError as exc:
+            error = exc
+            if attempt < site.submit.attempts:
+                sleep(_backoff(site, attempt))
+    raise TransientError(
+        f"sbatch failed ({why}) and squeue could not say whether the job exists ({error}); look for comment "
+        f"{token} in `squeue --me --format=%i,%k` before submitting again"
+    ) from error
+
+
 def submit(
     site: Site,
     prepared: Prepared,
@@ -181,6 +212,7 @@ def submit(
     token = token or new_token()
     sub = Submission(sbatch_argv(site, prepared, token), token)
     transient = site.submit.transient
+    why = ""
     for attempt in range(1, site.submit.attempts + 1):
         try:
             result = runner(sub.argv, timeout=site.submit.timeout)
@@ -192,33 +224,57 @@ def submit(
             if result.returncode == 0:
                 sub.job_id = parse_job_id(result.stdout)
                 sub.attempts.append({"attempt": attempt, "returncode": 0, "job_id": sub.job_id})
-                return sub
+                return sub if attempt == 1 else _keep_one(site, sub, runner, sleep)
             why = _last_line(result.stderr)
             sub.attempts.append({"attempt": attempt, "returncode": result.returncode, "error": why})
             if not any(pattern in result.stderr for pattern in transient):
                 raise CommandError(f"sbatch refused the job: {why}", returncode=result.returncode, stderr=result.stderr)
-        # A transient failure: the job may exist although sbatch did not say so. Ask before trying again.
-        if attempt == site.submit.attempts:
-            break
-        sleep(site.submit.backoff[min(attempt, len(site.submit.backoff)) - 1] if site.submit.backoff else 0)
-        try:
-            found = find_by_token(site, token, runner)
-        except CommandError as exc:
-            # Without an answer we cannot rule out a job: resubmitting could make two. Say so, do not guess.
-            raise TransientError(
-                f"sbatch failed ({why}) and squeue could not say whether the job exists ({exc}); look for "
-                f"comment {token} in `squeue --me --format=%i,%k` before submitting again"
-            ) from exc
+        # A listed transient failure: the job may exist although sbatch did not say so (sbatch does not retry
+        # "Socket timed out on send/recv operation" itself). Ask squeue before anything else, also after the last try.
+        sleep(_backoff(site, attempt))
+        found = lookup_patiently(site, token, runner, sleep, why)
+        if found is None:
+            # A controller that was stalled answers squeue while it may still be creating the job from sbatch's
+            # lost request (seen on the testbed: squeue said "none" and the job appeared a moment later). Only two
+            # answers "none", `settle` seconds apart, make a retry safe enough; `_keep_one` mops up the rest.
+            sleep(site.submit.settle)
+            found = lookup_patiently(site, token, runner, sleep, why)
         if found is not None:
             sub.job_id, sub.returncode = found, 0
             sub.stdout = f"Submitted batch job {found}\n"
             sub.attempts.append({"attempt": attempt, "found_by_token": found})
-            return sub
+            return _keep_one(site, sub, runner, sleep)
     raise TransientError(
-        f"sbatch failed {site.submit.attempts} times, last: {why}; the job was not submitted",
+        f"sbatch failed {site.submit.attempts} times, last: {why}; squeue confirms no job was created, so submitting "
+        "again later is safe",
         returncode=sub.returncode,
         stderr=sub.stderr,
     )
+
+
+def _keep_one(
+    site: Site, sub: Submission, runner: Callable[..., proc.Result], sleep: Callable[[float], None]
+) -> Submission:
+    """After a retry, make sure one job carries the token: cancel any later twin (keeping the oldest).
+
+    The last line of defence of exactly-once: if the first, timed-out request still created a job after squeue
+    said it had not, both exist now; the twin is cancelled before it can run for long, and the log says so.
+    """
+    sleep(site.submit.settle)
+    try:
+        ids = jobs_with_token(site, sub.token, runner)
+    except CommandError as exc:
+        sub.attempts.append({"twin_check": f"squeue failed: {exc}"})
+        return sub
+    if len(ids) > 1:
+        keep, extra = ids[0], ids[1:]
+        runner([site.submit.scancel, *extra], timeout=site.submit.timeout)
+        sub.attempts.append({"cancelled_twins": extra, "kept": keep})
+        sub.job_id = keep
+        sub.stdout = f"Submitted batch job {keep}\n"
+        sub.stderr += f"relion-qsub: warning: the controller created {len(ids)} jobs for one submission; kept {keep}, "
+        sub.stderr += f"cancelled {', '.join(extra)}\n"
+    return sub
 
 
 def _sha256(text: str) -> str:

@@ -57,8 +57,9 @@ def test_success_passes_the_job_id(fp: FakeProcess, jobdir: Path) -> None:
 def test_timeout_then_success_submits_once_more_only_after_squeue_says_no_job(fp: FakeProcess, jobdir: Path) -> None:
     p = prepared(jobdir)
     fp.register(sbatch_cmd(p), callback=no_answer)
-    fp.register(SQUEUE, stdout="11|someone else's job\n")
+    fp.register(SQUEUE, stdout="11|someone else's job\n", occurrences=2)  # "no job", twice, settle seconds apart
     fp.register(sbatch_cmd(p), stdout="Submitted batch job 43\n")
+    fp.register(SQUEUE, stdout=f"43|{TOKEN}\n")  # after a retry: no twin
     s = sub.submit(SITE, p, token=TOKEN, sleep=lambda _: None)
     assert s.job_id == "43"
     assert fp.call_count(sbatch_cmd(p)) == 2
@@ -67,7 +68,7 @@ def test_timeout_then_success_submits_once_more_only_after_squeue_says_no_job(fp
 def test_timeout_but_job_exists_is_not_submitted_again(fp: FakeProcess, jobdir: Path) -> None:
     p = prepared(jobdir)
     fp.register(sbatch_cmd(p), stderr="sbatch: error: Socket timed out on send/recv operation\n", returncode=1)
-    fp.register(SQUEUE, stdout=f"44|{TOKEN}\n")
+    fp.register(SQUEUE, stdout=f"44|{TOKEN}\n", occurrences=2)
     s = sub.submit(SITE, p, token=TOKEN, sleep=lambda _: None)
     assert s.job_id == "44" and s.stdout == "Submitted batch job 44\n"
     assert fp.call_count(sbatch_cmd(p)) == 1
@@ -76,7 +77,7 @@ def test_timeout_but_job_exists_is_not_submitted_again(fp: FakeProcess, jobdir: 
 def test_squeue_failure_after_a_timeout_never_risks_a_second_job(fp: FakeProcess, jobdir: Path) -> None:
     p = prepared(jobdir)
     fp.register(sbatch_cmd(p), stderr="sbatch: error: Socket timed out on send/recv operation\n", returncode=1)
-    fp.register(SQUEUE, stderr="squeue: error: Unable to contact slurm controller\n", returncode=1)
+    fp.register(SQUEUE, stderr="squeue: error: Unable to contact slurm controller\n", returncode=1, occurrences=3)
     with pytest.raises(TransientError, match="could not say whether the job exists"):
         sub.submit(SITE, p, token=TOKEN, sleep=lambda _: None)
     assert fp.call_count(sbatch_cmd(p)) == 1
@@ -86,9 +87,43 @@ def test_retries_are_bounded(fp: FakeProcess, jobdir: Path) -> None:
     p = prepared(jobdir)
     error = "sbatch: error: Batch job submission failed: Unable to contact slurm controller (connect failure)\n"
     fp.register(sbatch_cmd(p), stderr=error, returncode=1, occurrences=3)
-    fp.register(SQUEUE, stdout="", occurrences=2)
-    with pytest.raises(TransientError, match="failed 3 times"):
+    fp.register(SQUEUE, stdout="", occurrences=6)
+    with pytest.raises(TransientError, match=r"failed 3 times.*no job was created"):
         sub.submit(SITE, p, token=TOKEN, sleep=lambda _: None)
+
+
+def test_squeue_answering_again_after_a_stall_finds_the_job(fp: FakeProcess, jobdir: Path) -> None:
+    """The controller stalls: sbatch times out, squeue fails once, then answers with the job sbatch created."""
+    p = prepared(jobdir)
+    fp.register(sbatch_cmd(p), stderr="sbatch: error: Socket timed out on send/recv operation\n", returncode=1)
+    fp.register(SQUEUE, stderr="squeue: error: Socket timed out on send/recv operation\n", returncode=1)
+    fp.register(SQUEUE, stdout=f"45|{TOKEN}\n", occurrences=2)
+    s = sub.submit(SITE, p, token=TOKEN, sleep=lambda _: None)
+    assert s.job_id == "45" and fp.call_count(sbatch_cmd(p)) == 1
+
+
+def test_last_attempt_is_checked_too(fp: FakeProcess, jobdir: Path) -> None:
+    """Even the last timed-out sbatch may have created the job: it is looked up before giving up."""
+    p = prepared(jobdir)
+    error = "sbatch: error: Socket timed out on send/recv operation\n"
+    fp.register(sbatch_cmd(p), stderr=error, returncode=1, occurrences=3)
+    fp.register(SQUEUE, stdout="", occurrences=4)
+    fp.register(SQUEUE, stdout=f"46|{TOKEN}\n", occurrences=2)
+    s = sub.submit(SITE, p, token=TOKEN, sleep=lambda _: None)
+    assert s.job_id == "46" and fp.call_count(sbatch_cmd(p)) == 3
+
+
+def test_a_late_twin_is_cancelled_and_the_oldest_job_kept(fp: FakeProcess, jobdir: Path) -> None:
+    """squeue said "no job" twice, yet the timed-out request still created one: the retry's twin is cancelled."""
+    p = prepared(jobdir)
+    fp.register(sbatch_cmd(p), stderr="sbatch: error: Socket timed out on send/recv operation\n", returncode=1)
+    fp.register(SQUEUE, stdout="", occurrences=2)
+    fp.register(sbatch_cmd(p), stdout="Submitted batch job 48\n")
+    fp.register(SQUEUE, stdout=f"48|{TOKEN}\n47|{TOKEN}\n")
+    fp.register(["scancel", "48"])
+    s = sub.submit(SITE, p, token=TOKEN, sleep=lambda _: None)
+    assert s.job_id == "47" and s.stdout == "Submitted batch job 47\n"
+    assert fp.call_count(["scancel", "48"]) == 1 and "kept 47" in s.stderr
 
 
 def test_permanent_rejection_is_not_retried(fp: FakeProcess, jobdir: Path) -> None:
