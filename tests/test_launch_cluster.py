@@ -351,26 +351,10 @@ def test_time_limit_leaves_failure_behind(tmp_path: Path) -> None:
 
 
 def _write_mrc(path: Path, size: int = 32) -> None:
-    """A 32^3 float32 MRC map of two soft blobs (mode 2), without numpy."""
-    import math
-    import struct
-    from array import array
+    """A 32^3 float32 MRC map of two soft blobs (mode 2), without numpy: the demo's own writer."""
+    from demo.synthetic_map import density, mrc_bytes
 
-    values = array("f")
-    c = size / 2
-    for z in range(size):
-        for y in range(size):
-            for x in range(size):
-                d1 = (x - c + 4) ** 2 + (y - c) ** 2 + (z - c) ** 2
-                d2 = (x - c - 5) ** 2 + (y - c + 3) ** 2 + (z - c - 2) ** 2
-                values.append(math.exp(-d1 / 18.0) + 0.6 * math.exp(-d2 / 10.0))
-    header = bytearray(1024)
-    struct.pack_into("<3i i 3i 3i 3f 3f 3i 3f", header, 0, size, size, size, 2, 0, 0, 0, size, size, size,
-                     size * 3.0, size * 3.0, size * 3.0, 90.0, 90.0, 90.0, 1, 2, 3,
-                     min(values), max(values), sum(values) / len(values))  # fmt: skip
-    header[208:212] = b"MAP "
-    header[212:216] = bytes([0x44, 0x44, 0, 0])
-    path.write_bytes(bytes(header) + values.tobytes())
+    path.write_bytes(mrc_bytes(density(size), size, 3.0))
 
 
 @pytest.mark.relion
