@@ -398,7 +398,7 @@ def memory(script: Script, ctx: Context, report: Report) -> Script:
 @rule("gres", "duplicate_gres", "with several --gres sbatch keeps only the last, silently losing the others")
 def merge_gres(script: Script, ctx: Context, report: Report) -> Script:
     found = [(index, parsed) for index, _, parsed in script.options() if parsed.name == "gres"]
-    if len(found) < 2 and not any("," in (p.value or "") and _has_duplicates(p.value or "") for _, p in found):
+    if not found:
         return script
     merged: dict[tuple[str, str | None], Gres] = {}
     for _, parsed in found:
@@ -419,11 +419,10 @@ def merge_gres(script: Script, ctx: Context, report: Report) -> Script:
             report.fixed(0, f"dropped untyped {merged[(name, None)].text}: a typed {name} request is also given")
             del merged[(name, None)]
     value = ",".join(g.render() for g in merged.values())
+    if not merged or (len(found) == 1 and value == found[0][1].value):
+        return script  # nothing to merge (or an explicit --gres=none): leave the user's text alone
     if len(found) > 1:
-        report.fixed(
-            (found[0][1].option and script.lines[found[0][0]].number) or 0,
-            f"merged {len(found)} --gres directives into --gres={value}",
-        )
+        report.fixed(script.lines[found[0][0]].number, f"merged {len(found)} --gres directives into --gres={value}")
     first = found[0][1]
 
     def visit(line: Line, parsed: Parsed) -> list[Parsed] | None:
@@ -432,12 +431,6 @@ def merge_gres(script: Script, ctx: Context, report: Report) -> Script:
         return [_option("gres", value)] if parsed is first else []
 
     return _rewrite(script, visit)
-
-
-def _has_duplicates(value: str) -> bool:
-    keys = [(g.name, g.type) for g in map(Gres.parse, filter(None, value.split(",")))]
-    names_typed = {g[0] for g in keys if g[1] is not None}
-    return len(keys) != len(set(keys)) or any(t is None and n in names_typed for n, t in keys)
 
 
 def _set_gres(script: Script, entries: Sequence[Gres]) -> Script:

@@ -264,3 +264,9 @@ def test_any_script_normalises_idempotently_and_never_crashes(
         # What we would submit has no problem sbatch would stop at.
         assert all(p.problem is None for _, _, p in result.script.options())
         assert not any(p.value == "" for _, _, p in result.script.options())
+
+
+def test_duplicates_inside_one_gres_are_combined_and_none_is_left_alone() -> None:
+    assert run(HEAD + "#SBATCH --gres=lscratch:200,lscratch:400\nx\n").script.last("gres") == "lscratch:400"
+    text = HEAD + "#SBATCH --gres=none\nx\n"
+    assert run(text).script.render() == text
