@@ -21,7 +21,7 @@ from pathlib import Path
 
 from . import proc, rules
 from .errors import CommandError, CommandTimeout, InputError, ScriptError, TransientError
-from .parse import parse
+from .parse import Script, parse
 from .site import Site
 
 LOG_NAME = "relion-qsub.jsonl"
@@ -48,7 +48,26 @@ class Prepared:
 
     @property
     def text(self) -> str:
-        return self.result.script.render()
+        """The script that is written and submitted: the normalised script, with the report echoed into run.out."""
+        return with_report(self.result.script, self.result.changes)
+
+
+REPORT_MARK = "RELION_QSUB_REPORT"
+
+
+def with_report(script: Script, changes: Sequence[rules.Change]) -> str:
+    """The rendered script plus, when relion-qsub changed or warned about something, a first command that prints
+    the report into the job's output (run.out). Users who clicked "Run" in RELION's GUI never see the terminal
+    relion-qsub printed to; run.out is what the GUI shows them. A quoted here-document prints it verbatim."""
+    text = script.render()
+    shown = [change for change in changes if change.action != rules.ERROR]
+    if not shown:
+        return text
+    at = sum(len(line.text) + len(line.end) for line in script.lines[: script.body_start])
+    end = "\r\n" if script.lines and script.lines[0].end == "\r\n" else "\n"
+    block = [f"cat <<'{REPORT_MARK}'", *(f"relion-qsub: {change}" for change in shown), REPORT_MARK]
+    head = text[:at] if not text[:at] or text[:at].endswith("\n") else text[:at] + end  # a last line without "\n"
+    return head + end.join(block) + end + text[at:]
 
 
 def output_path(source: Path) -> Path:

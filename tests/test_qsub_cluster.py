@@ -69,6 +69,9 @@ def test_filled_relion_script_lands_as_meant(project: Path) -> None:
     assert final["JobState"] == "COMPLETED", final
     out = (project / "Class2D/job001/run.out").read_text()
     assert "gpus=0,1,2,3" in out
+    # The GUI shows run.out: relion-qsub's report is its first lines.
+    assert out.startswith("relion-qsub: warning: line 13: dropped 'XXXextra6XXX'"), out
+    assert "relion-qsub: fixed: line 11: '--exlusive' is not an sbatch option; read it as '--exclusive'" in out
     assert f"--scratch_dir /lscratch/{job_id} --o" in out  # injected, with the job id expanded by the job shell
     assert (project / "Class2D/job001/run_submit.script").read_text() == FILLED
     entry = json.loads((project / "Class2D/job001/relion-qsub.jsonl").read_text())

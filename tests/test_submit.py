@@ -209,8 +209,29 @@ def test_cli_check_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     good.write_text(SCRIPT)
     assert qsub_main(["check", "--diff", "--site", "testbed", str(good)]) == 0
     out, err = capsys.readouterr()
-    assert "--gres=" not in out and "-#SBATCH --gres=" in err and not (tmp_path / "good.sh.slurm").exists()
+    assert "#SBATCH --gres=" not in out and "-#SBATCH --gres=" in err and not (tmp_path / "good.sh.slurm").exists()
     assert qsub_main(["check", str(tmp_path / "missing.sh")]) == 66
     assert "no such file" in capsys.readouterr().err
     assert qsub_main(["check"]) == 64
     assert qsub_main(["--bogus", "x.sh"]) == 64
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "#!/bin/bash\n#SBATCH --gres= -n 1\nhostname\n",
+        "#!/bin/bash\n#SBATCH --gres= -n 1",  # no body, no final newline
+        "#!/bin/bash\r\n#SBATCH --gres= -n 1\r\nhostname\r\n",
+    ],
+)
+def test_report_is_echoed_into_the_job_output(tmp_path: Path, text: str) -> None:
+    """The GUI shows run.out, not the terminal: the submitted script prints relion-qsub's report first."""
+    script = tmp_path / "job.sh"
+    script.write_text(text)
+    p = sub.prepare(script, [], SITE)
+    body = p.text.replace("\r\n", "\n")
+    proc = subprocess.run(["bash", "-c", body], capture_output=True, text=True, check=False)
+    assert proc.stdout.startswith("relion-qsub: fixed: line 2: dropped the empty '--gres='"), proc.stdout
+    assert ("hostname" in text) == (proc.stdout.count("\n") == 2)
+    clean = sub.prepare(script, [], SITE.replace(policy={k: "off" for k in SITE.policy}))
+    assert clean.text == text  # nothing to report: the script is submitted as normalised, byte for byte
