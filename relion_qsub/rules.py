@@ -298,8 +298,14 @@ def typos(script: Script, ctx: Context, report: Report) -> Script:
             return [Parsed(f"--{parsed.guess.name}", parsed.guess, parsed.value)]
         hint = ""
         if parsed.spelled.startswith("--") and parsed.option is None and "ambiguous" not in parsed.problem:
-            close = [f"--{name}" for _, name in nearest(parsed.spelled[2:], 3)]
-            hint = f"; did you mean {' or '.join(close)}?"
+            word = parsed.spelled[2:]
+            # Suggest only what a slip of the keyboard could have produced; far matches are noise.
+            close = [f"--{name}" for d, name in nearest(word, 3) if d <= max(ctx.site.typo_distance, len(word) // 3)]
+            hint = (
+                f"; did you mean {' or '.join(close)}?"
+                if close
+                else ": remove it from the SBATCH Directives box (`man sbatch` lists the options sbatch knows)"
+            )
         elif "requires an argument" in parsed.problem:
             hint = "; give it a value or remove it"
         elif parsed.spelled and not parsed.spelled.startswith("-"):

@@ -65,11 +65,17 @@ def test_exlusive_is_repaired() -> None:
     assert actions(result) == [("typo", "fixed")]
 
 
-def test_far_typo_is_an_error_naming_the_nearest_options() -> None:
+def test_far_typo_is_an_error_saying_to_remove_it() -> None:
     result = run(HEAD + "#SBATCH --frobnicate\nhostname\n")
     assert not result.ok
-    message = result.errors[0].message
-    assert "--frobnicate" in message and "did you mean" in message
+    assert result.errors[0].message.startswith("unrecognized option '--frobnicate': remove it from the SBATCH")
+
+
+def test_near_but_ambiguous_typo_names_the_nearest_options() -> None:
+    # Two options within reach ("--nodes"/"--nodelist"... ): no repair, but the candidates are named.
+    result = run(HEAD + "#SBATCH --node=2\nhostname\n")
+    message = result.errors[0].message if result.errors else ""
+    assert "ambiguous" in message or "did you mean" in message, result.changes
 
 
 def test_ambiguous_prefix_is_an_error() -> None:
