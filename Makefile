@@ -15,8 +15,8 @@ all: install
 deps:
 	$(TESTBED) deps
 
-# The development venv with an editable install and the dev tools.
-install: deps $(VENV)/.installed
+# The development venv with an editable install and the dev tools (no root needed; `deps` comes with test/demo).
+install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,7 +50,7 @@ testbed-logs:
 	$(TESTBED) logs
 
 # All tests, real cluster included: a real-cluster test that cannot reach the testbed fails instead of skipping.
-test: install testbed-up
+test: deps install testbed-up
 	source <($(TESTBED) env) && RELION_QSUB_REQUIRE_SLURM=1 $(BIN)/pytest $(PYTEST_ARGS)
 
 # Pure tests only (no cluster): quick feedback while editing.
@@ -66,7 +66,7 @@ format: install
 	$(BIN)/ruff format relion_qsub tests benchmarks demo
 	$(BIN)/ruff check --fix relion_qsub tests benchmarks demo
 
-demo: install testbed-up
+demo: deps install testbed-up
 	source <($(TESTBED) env) && PATH="$(CURDIR)/bin:$$PATH" demo/run
 
 bench: install
