@@ -144,6 +144,7 @@ BY_SHORT: dict[str, Option] = {o.short: o for o in OPTIONS if o.short}
 
 
 EXACT, PREFIX, AMBIGUOUS, UNKNOWN = "exact", "prefix", "ambiguous", "unknown"
+MAX_NAME = 2 * max(len(name) for name in BY_NAME)  # longer words are no slip of the keyboard
 
 
 def lookup_long(name: str) -> tuple[str, tuple[Option, ...]]:
@@ -174,8 +175,19 @@ def edit_distance(a: str, b: str) -> int:
     return previous[-1]
 
 
+def clip(text: str, limit: int = 60) -> str:
+    """``text`` shortened for a one-line message."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def nearest(name: str, limit: int = 3, names: Iterable[str] | None = None) -> list[tuple[int, str]]:
-    """The option names closest to ``name``, as (distance, name), closest first, at most ``limit``."""
+    """The option names closest to ``name``, as (distance, name), closest first, at most ``limit``.
+
+    Nothing for names far longer than any option: the distance is quadratic, and a hostile 100 kB "option" must not
+    turn a submission into seconds of arithmetic.
+    """
+    if len(name) > MAX_NAME:
+        return []
     pool = names if names is not None else BY_NAME
     ranked = sorted((edit_distance(name, candidate), candidate) for candidate in pool)
     return ranked[:limit]
@@ -229,7 +241,7 @@ def _parse_long(word: str, rest: list[str], max_distance: int) -> Parsed:
         # spelt right; otherwise "--constrain x2695" would leave "x2695" behind as a stray word.
         if guess is not None and value is None and guess.arg is REQUIRED and rest and not rest[0].startswith("-"):
             value = rest.pop(0)
-        return Parsed(word, None, value, f"unrecognized option '--{name}'", guess)
+        return Parsed(word, None, value, f"unrecognized option '--{clip(name)}'", guess)
     option = matches[0]
     if option.arg is NONE and value is not None:
         return Parsed(word, option, value, f"option '--{option.name}' doesn't allow an argument")
@@ -275,12 +287,12 @@ def parse_words(words: Sequence[str], max_distance: int = 2) -> list[Parsed]:
     while rest:
         word = rest.pop(0)
         if word == "--":
-            out.extend(Parsed(w, None, None, f"Invalid directive found in batch script: {w}") for w in rest)
+            out.extend(Parsed(w, None, None, f"Invalid directive found in batch script: {clip(w)}") for w in rest)
             break
         if word.startswith("--"):
             out.append(_parse_long(word, rest, max_distance))
         elif word.startswith("-") and word != "-":
             out.extend(_parse_short_cluster(word, rest))
         else:
-            out.append(Parsed(word, None, None, f"Invalid directive found in batch script: {word}"))
+            out.append(Parsed(word, None, None, f"Invalid directive found in batch script: {clip(word)}"))
     return out

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Sequence
 
-from .options import BY_NAME, REQUIRED, Parsed, nearest, parse_words
+from .options import BY_NAME, REQUIRED, Parsed, clip, nearest, parse_words
 from .parse import Kind, Line, Script, directive_line, lookalikes
 from .site import Site
 
@@ -235,7 +235,8 @@ def ignored_directives(script: Script, ctx: Context, report: Report) -> Script:
         where = "after the first command" if line.kind == Kind.BODY else "not written exactly '#SBATCH' at column 0"
         report.problem(
             line.number,
-            f"{line.text.strip()!r} is {where}, so sbatch ignores it; move it into the directive block at the top",
+            f"{clip(line.text.strip(), 120)!r} is {where}, so sbatch ignores it; move it into the directive block "
+            "at the top",
         )
     return script
 
@@ -254,11 +255,11 @@ def unfilled_directives(script: Script, ctx: Context, report: Report) -> Script:
         if report.repairs:
             report.fixed(
                 line.number,
-                f"dropped {text!r}: RELION did not fill {match.group()} "
+                f"dropped {clip(text)!r}: RELION did not fill {match.group()} "
                 f"(set RELION_QSUB_{match.group()[3:-3].upper()} in RELION's environment to use it)",
             )
             return []
-        report.problem(line.number, f"RELION did not fill {match.group()} in {text!r}")
+        report.problem(line.number, f"RELION did not fill {match.group()} in {clip(text)!r}")
         return None
 
     return _rewrite(script, visit)
@@ -294,7 +295,9 @@ def typos(script: Script, ctx: Context, report: Report) -> Script:
         if parsed.problem is None:
             return None
         if parsed.guess is not None and report.repairs:
-            report.fixed(line.number, f"'{parsed.spelled}' is not an sbatch option; read it as '--{parsed.guess.name}'")
+            report.fixed(
+                line.number, f"'{clip(parsed.spelled)}' is not an sbatch option; read it as '--{parsed.guess.name}'"
+            )
             return [Parsed(f"--{parsed.guess.name}", parsed.guess, parsed.value)]
         hint = ""
         if parsed.spelled.startswith("--") and parsed.option is None and "ambiguous" not in parsed.problem:
