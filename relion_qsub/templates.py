@@ -73,13 +73,22 @@ def launch_line(site: site_mod.Site, memory: str | None) -> str:
 
 
 def monitor_line(site: site_mod.Site, install_dir: str) -> str:
-    """Start lscratch_mon.sh in the background, logging into the job directory (RELION fills XXXnameXXX)."""
+    """Start lscratch_mon.sh in the background, logging into the job directory (RELION fills XXXnameXXX).
+
+    The monitor is a direct child of the job shell and watches the shell's pid (``$$``), and the shell's EXIT trap
+    stops it. (``[ -x S ] && S ... &`` would run it in a background subshell that waits for it: a monitor watching
+    its parent would then watch that subshell and never stop.)
+    """
     if site.scratch.monitor_interval <= 0:
         return ""
     script = shlex.quote(f"{install_dir.rstrip('/')}/{MONITOR}")
     return (
-        f"# Log local scratch use every {site.scratch.monitor_interval} s into <jobdir>{MONITOR_LOG}.\n"
-        f"[ -x {script} ] && {script} XXXnameXXX{MONITOR_LOG} {site.scratch.monitor_interval} &"
+        f"# Log local scratch use every {site.scratch.monitor_interval} s into <jobdir>{MONITOR_LOG}"
+        " (stopped when this script ends).\n"
+        f"if [ -x {script} ]; then\n"
+        f'    {script} "XXXnameXXX{MONITOR_LOG}" {site.scratch.monitor_interval} $$ &\n'
+        '    trap "kill $! 2>/dev/null" EXIT\n'
+        "fi"
     )
 
 

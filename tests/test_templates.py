@@ -9,14 +9,18 @@ and review ``git diff tests/golden_templates`` before committing.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 import re
 import shutil
+import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from relion_qsub import profile
@@ -24,7 +28,7 @@ from relion_qsub import site as site_mod
 from relion_qsub.errors import InputError
 from relion_qsub.parse import parse
 from relion_qsub.rules import Context, normalise
-from relion_qsub.templates import SOURCES, plan
+from relion_qsub.templates import SOURCES, plan, write
 from tests.templatecases import INSTALL_DIR, cases, fill_case, render, write_project
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -199,3 +203,110 @@ def test_build_cli_writes_the_tree(tmp_path: Path) -> None:
         check=False,
     )
     assert bad.returncode == 78 and bad.stderr.count("\n") == 1 and "nosuch" in bad.stderr
+
+
+# ------------------------------------------------------------------------------------------- the scratch monitor
+
+
+def _monitors(tree: Path) -> list[psutil.Process]:
+    """lscratch_mon.sh processes started from ``tree`` (and only those: other tests' trees are not ours)."""
+    script = str(tree / "lscratch_mon.sh")
+    found = []
+    for p in psutil.process_iter(["cmdline"]):
+        if script in (p.info["cmdline"] or []):
+            found.append(p)
+    return found
+
+
+def _gone_within(tree: Path, seconds: float) -> list[psutil.Process]:
+    deadline = time.monotonic() + seconds
+    while _monitors(tree) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return _monitors(tree)
+
+
+@pytest.fixture
+def job(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
+    """A testbed tree rendered into tmp_path/tree and a project dir; monitors left behind are killed afterwards."""
+    tree = tmp_path / "tree"
+    write(plan(SITES["testbed"], str(tree)), tree)
+    project = tmp_path / "project"
+    (project / "Class2D" / "job001").mkdir(parents=True)
+    (project / "scratch").mkdir()
+    yield tree, project
+    for p in _monitors(tree):
+        with contextlib.suppress(psutil.Error):
+            p.kill()
+
+
+def _job_script(tree: Path, project: Path, command: str) -> Path:
+    from tests.relionfill import fill
+
+    script = project / "Class2D" / "job001" / "run_submit.script"
+    script.write_text(fill((tree / "common.sh").read_text(), jobdir="Class2D/job001/", commands=[command]))
+    return script
+
+
+def _job_env(project: Path) -> dict[str, str]:
+    return {"PATH": os.environ["PATH"], "RELION_QSUB_SCRATCH": str(project / "scratch"), "RELION_STD_LAUNCHER": ""}
+
+
+def test_monitor_stops_when_the_job_script_ends(job: tuple[Path, Path]) -> None:
+    """The review's leak: started as `[ -x S ] && S ... &`, the monitor watched a subshell that waited for it."""
+    tree, project = job
+    script = _job_script(tree, project, "sleep 1.5")
+    started = time.monotonic()
+    # No pipes: a leaked monitor would hold them open and hang subprocess.run instead of failing the assertion.
+    proc = subprocess.run(
+        ["bash", str(script)],
+        cwd=project,
+        env=_job_env(project),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=30,
+        check=False,
+    )
+    assert proc.returncode == 0 and time.monotonic() - started < 10
+    assert not _gone_within(tree, 3), "lscratch_mon.sh outlived the job script"
+    log = (project / "Class2D" / "job001" / "scratch_usage.log").read_text().splitlines()
+    assert log[0].startswith("# time host") and len(log) >= 2, log  # it did run and sample
+
+
+def test_monitor_stops_when_the_job_shell_is_killed(job: tuple[Path, Path]) -> None:
+    """SIGKILL: no EXIT trap runs; the monitor polls the job shell's pid ($$) and stops within a second or two."""
+    tree, project = job
+    script = _job_script(tree, project, "sleep 30")
+    shell = subprocess.Popen(
+        ["bash", str(script)],
+        cwd=project,
+        env=_job_env(project),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not _monitors(tree) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        monitors = _monitors(tree)
+        assert len(monitors) == 1 and monitors[0].cmdline()[-1] == str(shell.pid)  # it watches the job shell
+        assert monitors[0].ppid() == shell.pid  # a direct child, not a subshell's
+        shell.kill()
+        shell.wait(timeout=10)
+        assert not _gone_within(tree, 4), "lscratch_mon.sh outlived its killed job shell"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(shell.pid, signal.SIGKILL)  # the orphaned `sleep 30`
+
+
+def test_monitor_accepts_the_braced_job_id(tmp_path: Path) -> None:
+    site = SITES["testbed"].replace(scratch=SITES["testbed"].scratch.replace(job_dir="/lscratch/${SLURM_JOB_ID}/x"))
+    mon = next(r.text for r in plan(site, INSTALL_DIR) if r.path == "lscratch_mon.sh")
+    assert "dir=${RELION_QSUB_SCRATCH:-/lscratch/${SLURM_JOB_ID}/x}\n" in mon
+    proc = subprocess.run(
+        ["bash", "-c", mon, "lscratch_mon.sh", str(tmp_path / "log"), "1", "999999999"],
+        env={"PATH": os.environ["PATH"], "SLURM_JOB_ID": "42"},
+        timeout=30,
+        check=True,
+    )
+    assert proc.returncode == 0 and (tmp_path / "log").read_text().splitlines()[-1].endswith(" /lscratch/42/x")

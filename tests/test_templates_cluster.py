@@ -8,8 +8,10 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from relion_qsub import site as site_mod
@@ -106,6 +108,17 @@ def test_generated_template_runs_a_job(
     log = (tmp_path / jobdir / "scratch_usage.log").read_text().splitlines()
     assert log[0].startswith("# time host") and len(log) >= 3, log  # sampled every second for 3 s
     assert all(line.endswith(f"/lscratch/{job_id}") for line in log[1:])
+    # The monitor ended with the job script (it once outlived every job: the review found 64 still logging).
+    deadline = time.monotonic() + 5
+    while _monitors(tree) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _monitors(tree), "lscratch_mon.sh outlived the job"
+
+
+def _monitors(tree: Path) -> list[psutil.Process]:
+    """lscratch_mon.sh processes of this tree (the testbed's nodes run on this host, so they are visible here)."""
+    script = str(tree / "lscratch_mon.sh")
+    return [p for p in psutil.process_iter(["cmdline"]) if script in (p.info["cmdline"] or [])]
 
 
 RELION_FIELDS = {f"RELION_QSUB_EXTRA{f.number}": f.label for f in SITE.fields} | {

@@ -18,6 +18,9 @@ if [ "XXXmpinodesXXX" != "33" ] || [ "XXXthreadsXXX" != "16" ]; then
     touch XXXnameXXXRELION_JOB_EXIT_FAILURE
     exit 1
 fi
-# Log local scratch use every 60 s into <jobdir>scratch_usage.log.
-[ -x /opt/relion-qsub/templates/lscratch_mon.sh ] && /opt/relion-qsub/templates/lscratch_mon.sh XXXnameXXXscratch_usage.log 60 &
+# Log local scratch use every 60 s into <jobdir>scratch_usage.log (stopped when this script ends).
+if [ -x /opt/relion-qsub/templates/lscratch_mon.sh ]; then
+    /opt/relion-qsub/templates/lscratch_mon.sh "XXXnameXXXscratch_usage.log" 60 $$ &
+    trap "kill $! 2>/dev/null" EXIT
+fi
 ${RELION_STD_LAUNCHER} --mem-per-cpu=4g XXXcommandXXX

@@ -19,6 +19,9 @@ if [ "XXXmpinodesXXX" != "15" ] || [ "XXXthreadsXXX" != "2" ]; then
     touch XXXnameXXXRELION_JOB_EXIT_FAILURE
     exit 1
 fi
-# Log local scratch use every 1 s into <jobdir>scratch_usage.log.
-[ -x /opt/relion-qsub/templates/lscratch_mon.sh ] && /opt/relion-qsub/templates/lscratch_mon.sh XXXnameXXXscratch_usage.log 1 &
+# Log local scratch use every 1 s into <jobdir>scratch_usage.log (stopped when this script ends).
+if [ -x /opt/relion-qsub/templates/lscratch_mon.sh ]; then
+    /opt/relion-qsub/templates/lscratch_mon.sh "XXXnameXXXscratch_usage.log" 1 $$ &
+    trap "kill $! 2>/dev/null" EXIT
+fi
 ${RELION_STD_LAUNCHER} XXXcommandXXX
