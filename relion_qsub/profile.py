@@ -12,6 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .errors import ScriptError
+from .options import BY_NAME, parse_words
+from .parse import split_words
 from .site import Reader
 
 if TYPE_CHECKING:
@@ -33,6 +36,19 @@ TOOL_VARIABLES = {
     "topaz": "RELION_TOPAZ_EXECUTABLE",
     "python": "RELION_PYTHON_EXECUTABLE",
 }
+# Names that become file or directory names (template directories, node types, the site): one plain path component.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
+NAME_EXPECTED = "a plain name of letters, digits, '.', '_', '+' and '-' (it names a file or directory)"
+# A value written after `#SBATCH --option=`: one word as sbatch splits a directive, nothing it would read otherwise.
+_WORD = re.compile(r"[^\s'\"\\#]*")
+WORD_EXPECTED = "one word without spaces, quotes, '#' or backslashes (it goes into an #SBATCH line)"
+# The job's scratch directory: goes into shell code (lscratch_mon.sh) and RELION_SCRATCH_DIR.
+_JOB_DIR = re.compile(r"/(?:[A-Za-z0-9._/+-]|\$SLURM_JOB_ID(?![A-Za-z0-9_])|\$\{SLURM_JOB_ID\})*")
+JOB_DIR_EXPECTED = (
+    "an absolute path of letters, digits, '.', '_', '+', '-' and '/', with $SLURM_JOB_ID or ${SLURM_JOB_ID} "
+    "for the job id (it goes into shell code)"
+)
+_LINE_BREAKS = "\n\r\0"
 _MEMORY = re.compile(r"^(\d+)([KkMmGgTt]?)$")
 _MEMORY_FACTOR = {"k": 1 / 1024, "m": 1, "g": 1024, "t": 1024 * 1024, "": 1}
 
@@ -225,6 +241,7 @@ class Profile:
 def build(data: Mapping[str, Any], site: Site) -> Profile:
     """The rich sections of ``data`` (the profile file ``site.path``), validated like the core."""
     top = Reader(site.path, data)
+    check_site(top, site)
     node_types = _node_types(top, site.partitions, site.gpu_safe_threads)
     recipes = _recipes(top, node_types)
     return Profile(
@@ -239,6 +256,67 @@ def build(data: Mapping[str, Any], site: Site) -> Profile:
         template_sets=_template_sets(top, recipes, node_types),
         exclusive=_exclusive(top, node_types),
     )
+
+
+def read_name(r: Reader, key: str, name: str) -> str:
+    """A table key or value that names a file or directory: no '/', no '..', no line breaks, no shell syntax."""
+    if not _NAME.fullmatch(name) or ".." in name:
+        raise r.fail(_shown_key(key), NAME_EXPECTED, name)
+    return name
+
+
+def _shown_key(key: str) -> str:
+    """A TOML key as an error message shows it: quoted when it has line breaks or other unprintable characters."""
+    return key if key.isprintable() else repr(key)
+
+
+def read_word(r: Reader, key: str, default: str) -> str:
+    value = r.text(key, default)
+    if not _WORD.fullmatch(value):
+        raise r.fail(key, WORD_EXPECTED, value)
+    return value
+
+
+def read_line(r: Reader, key: str, default: str) -> str:
+    """Text shown in a comment line of a generated script: a line break would start shell code."""
+    value = r.text(key, default)
+    if any(c in value for c in _LINE_BREAKS):
+        raise r.fail(key, "one line of text (it is written into a comment of the generated templates)", value)
+    return value
+
+
+def read_directives(r: Reader, key: str, default: str) -> str:
+    """sbatch options for one ``#SBATCH`` line, parsed by name as sbatch would: no line breaks, no problems."""
+    value = r.text(key, default)
+    expected = "sbatch options for one #SBATCH line, such as '--nodes=4 --exclusive'"
+    if any(c in value for c in _LINE_BREAKS):
+        raise r.fail(key, expected + " (a line break would add lines to the script)", value)
+    try:
+        words, comment = split_words(value)
+    except ScriptError as exc:
+        raise r.fail(key, f"{expected} ({exc})", value) from None
+    if comment is not None:
+        raise r.fail(key, expected + " without '#' (sbatch reads the rest as a comment)", value)
+    problems = [p.problem for p in parse_words(words, max_distance=0) if p.problem]
+    if problems:
+        raise r.fail(key, f"{expected} (sbatch: {problems[0]})", value)
+    return value
+
+
+def check_site(top: Reader, site: Site) -> None:
+    """The core values the generated files use (site.py reads them for the submit path, which needs less)."""
+    if not _NAME.fullmatch(site.name) or ".." in site.name:
+        where = "name" if "name" in top.data else 'name (from the file name; set name = "...")'
+        raise top.fail(where, NAME_EXPECTED, site.name)
+    scratch = top.table("scratch")
+    if not _JOB_DIR.fullmatch(site.scratch.job_dir):
+        raise scratch.fail("job_dir", JOB_DIR_EXPECTED, site.scratch.job_dir)
+    if not _NAME.fullmatch(site.scratch.gres):
+        raise scratch.fail("gres", "a gres name such as lscratch", site.scratch.gres)
+    parts = top.table("partitions")
+    for name in site.partitions:
+        if not _WORD.fullmatch(name) or not name:
+            raise parts.fail(name, "a partition name: " + WORD_EXPECTED, name)
 
 
 def read_memory(r: Reader, key: str, default: str) -> str:
@@ -267,6 +345,7 @@ def _node_types(top: Reader, partitions: Mapping[str, Partition], safe: Mapping[
     out: dict[str, NodeType] = {}
     table = top.table("node_types")
     for name in table.keys():
+        read_name(table, name, name)
         t = table.table(name)
         part = t.text("partition", "")
         if part not in partitions:
@@ -281,12 +360,12 @@ def _node_types(top: Reader, partitions: Mapping[str, Partition], safe: Mapping[
             partition=part,
             cpus=t.integer("cpus", 1, minimum=1),
             memory_mb=memory_mb(read_memory(t, "memory", "0")) or 0,
-            constraint=t.text("constraint", ""),
+            constraint=read_word(t, "constraint", ""),
             gpu_type=gpu_type,
             gpus=t.integer("gpus", 0),
             safe_threads=safe.get(gpu_type, 0),
             scratch_gb=t.integer("scratch_gb", 0),
-            description=t.text("description", ""),
+            description=read_line(t, "description", ""),
         )
     return out
 
@@ -298,10 +377,13 @@ def _fields(top: Reader) -> tuple[GuiField, ...]:
     out = []
     for number, item in enumerate(value, start=1):
         f = Reader(top.path, item, f"fields[{number}].")
-        label = f.text("label", "")
+        label = read_line(f, "label", "")
         if not label.strip():
             raise f.fail("label", "the text RELION shows beside the box (RELION_QSUB_EXTRA" + f"{number})", label)
-        out.append(GuiField(number, label, f.text("option", ""), f.text("default", ""), f.text("help", "")))
+        option = f.text("option", "")
+        if option and option not in BY_NAME:
+            raise f.fail("option", "an sbatch long option name without '--' (time, mem-per-cpu, gres) or none", option)
+        out.append(GuiField(number, label, option, f.text("default", ""), f.text("help", "")))
     return tuple(out)
 
 
@@ -348,7 +430,7 @@ def _tools(top: Reader) -> dict[str, str]:
 
 def _row(r: Reader, defaults: Reader, node_type: str, has_threads: bool) -> Row:
     def text(key: str) -> str:
-        return r.text(key, defaults.text(key, ""))
+        return read_word(r, key, read_word(defaults, key, ""))
 
     if not text("queue"):
         raise r.fail("queue", "the partition ('Queue name'), here or in the recipe's defaults", "")
@@ -364,7 +446,7 @@ def _row(r: Reader, defaults: Reader, node_type: str, has_threads: bool) -> Row:
         walltime=text("walltime"),
         memory=memory,
         gres=text("gres"),
-        directives=text("directives"),
+        directives=read_directives(r, "directives", read_directives(defaults, "directives", "")),
     )
 
 
@@ -372,6 +454,8 @@ def _recipes(top: Reader, node_types: Mapping[str, NodeType]) -> dict[str, Recip
     out: dict[str, Recipe] = {}
     table = top.table("recipes")
     for key in table.keys():
+        if any(c in key for c in _LINE_BREAKS):
+            raise table.fail(_shown_key(key), "a recipe name on one line", key)
         t = table.table(key)
         defaults, rows_table = t.table("defaults"), t.table("rows")
         has_threads = t.boolean("has_threads", True)
@@ -385,12 +469,12 @@ def _recipes(top: Reader, node_types: Mapping[str, NodeType]) -> dict[str, Recip
         tabs = t.table("tabs")
         out[key] = Recipe(
             key=key,
-            title=t.text("title", key),
+            title=read_line(t, "title", key),
             relion_job=t.text("relion_job", ""),
             tabs=tuple((name, tabs.pairs(name)) for name in tabs.keys()),
             rows=rows,
             notes=t.strings("notes", ()),
-            source=t.text("source", ""),
+            source=read_line(t, "source", ""),
         )
     return out
 
@@ -404,10 +488,10 @@ def _size(r: Reader, row: Row, name: str) -> Size:
         index=SIZE_NAMES.index(name) + 1,
         mpi=r.integer("mpi", row.mpi.value, minimum=1),
         threads=r.integer("threads", row.threads or 1, minimum=1),
-        walltime=r.text("walltime", row.walltime),
+        walltime=read_word(r, "walltime", row.walltime),
         memory=memory,
-        gres=r.text("gres", row.gres),
-        directives=r.text("directives", row.directives),
+        gres=read_word(r, "gres", row.gres),
+        directives=read_directives(r, "directives", row.directives),
     )
 
 
@@ -417,6 +501,7 @@ def _template_sets(
     out = []
     table = top.table("job_templates")
     for directory in table.keys():
+        read_name(table, directory, directory)
         t = table.table(directory)
         recipe_key = t.text("recipe", "")
         if recipe_key not in recipes:

@@ -14,10 +14,13 @@ but ``${RELION_STD_LAUNCHER} [options] XXXcommandXXX``. Output is deterministic:
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import shlex
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from . import profile
@@ -188,19 +191,75 @@ def plan(site: site_mod.Site, install_dir: str, sources: Path = SOURCES) -> list
     return out
 
 
+def _check_relative(path: str) -> PurePosixPath:
+    rel = PurePosixPath(path)
+    if rel.is_absolute() or not rel.parts or any(part in ("", ".", "..") for part in rel.parts):
+        raise InputError(f"refusing to write {path!r}: not a plain path inside --out (check the site profile)")
+    return rel
+
+
+def write_file(path: Path, text: str, mode: int) -> None:
+    """Write ``text`` to a new temporary file beside ``path`` and rename it over ``path``: a symlink or a file
+    opened by another process at ``path`` is replaced, never written through, and no reader sees half a file."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        exc.filename = str(path)  # the error is about where the file goes, not the temporary name
+        raise
+    try:
+        with os.fdopen(fd, "w") as fh:
+            os.fchmod(fh.fileno(), mode)  # exactly, whatever the umask
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if isinstance(exc, OSError):
+            exc.filename = str(path)
+        raise
+
+
+def stale(rendered: Sequence[Rendered], out: Path) -> list[str]:
+    """Files under ``out`` the build would not write (a removed template set, an edit by hand), sorted."""
+    if not out.is_dir():
+        return []
+    keep = {str(_check_relative(r.path)) for r in rendered}
+    found = []
+    for root, dirs, files in os.walk(out):
+        dirs.sort()
+        for name in sorted(files) + sorted(d for d in dirs if (Path(root) / d).is_symlink()):
+            rel = (Path(root) / name).relative_to(out).as_posix()
+            if rel not in keep:
+                found.append(rel)
+    return sorted(found)
+
+
 def write(rendered: Sequence[Rendered], out: Path) -> list[Path]:
-    """Write the tree under ``out``; files not in the tree are left alone (the directory may be shared)."""
+    """Write the tree under ``out``, each file replaced whole (never through a symlink). Files not in the tree are
+    left alone: callers look at ``stale`` first."""
     written = []
     for item in rendered:
-        path = out / item.path
+        rel = _check_relative(item.path)
+        path = out.joinpath(*rel.parts)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(item.text)
-            path.chmod(0o755 if item.executable else 0o644)
+            out.mkdir(parents=True, exist_ok=True)
+            parent = out
+            for part in rel.parts[:-1]:
+                parent = parent / part
+                if parent.is_symlink():
+                    raise InputError(f"{parent} is a symlink: remove it (the build writes only real directories)")
+                parent.mkdir(exist_ok=True)
+            write_file(path, item.text, 0o755 if item.executable else 0o644)
         except OSError as exc:
             raise InputError(f"cannot write {path}: {exc.strerror}; choose another --out directory") from exc
         written.append(path)
     return written
+
+
+def _shown(paths: Sequence[str], limit: int = 3) -> str:
+    more = f" and {len(paths) - limit} more" if len(paths) > limit else ""
+    return ", ".join(paths[:limit]) + more
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -217,6 +276,11 @@ def _parser() -> argparse.ArgumentParser:
         "--install-dir",
         help="where the templates will live, for the path of lscratch_mon.sh inside them (default: --out)",
     )
+    build.add_argument(
+        "--force",
+        action="store_true",
+        help="build even when --out holds files the build would not write (they are kept and listed)",
+    )
     build.add_argument("-v", "--verbose", action="store_true", help="tracebacks on errors")
     build.add_argument("-q", "--quiet", action="store_true", help="do not list the files written")
     return parser
@@ -232,7 +296,19 @@ def main(argv: list[str]) -> int:
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file; give a directory")
     install_dir = args.install_dir or str(out.resolve())
-    written = write(plan(site, install_dir), out)
+    rendered = plan(site, install_dir)
+    extra = stale(rendered, out)
+    if extra and not args.force:
+        raise UsageError(
+            f"--out {out} holds {len(extra)} file(s) this build would not write ({_shown(extra)}): remove them, "
+            "choose an empty --out, or pass --force to build and keep them"
+        )
+    written = write(rendered, out)
+    if extra:
+        print(
+            f"relion-qsub templates: kept {len(extra)} file(s) this build did not write: {_shown(extra)}",
+            file=sys.stderr,
+        )
     if not args.quiet:
         for path in written:
             print(path)

@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import time
 from collections.abc import Iterator
@@ -25,7 +26,7 @@ import pytest
 
 from relion_qsub import profile
 from relion_qsub import site as site_mod
-from relion_qsub.errors import InputError
+from relion_qsub.errors import InputError, ProfileError
 from relion_qsub.parse import parse
 from relion_qsub.rules import Context, normalise
 from relion_qsub.templates import SOURCES, plan, write
@@ -310,3 +311,127 @@ def test_monitor_accepts_the_braced_job_id(tmp_path: Path) -> None:
         check=True,
     )
     assert proc.returncode == 0 and (tmp_path / "log").read_text().splitlines()[-1].endswith(" /lscratch/42/x")
+
+
+# ------------------------------------------------------------------------ what the profile may put into the files
+
+TESTBED_TOML = (site_mod.PROFILE_DIR / "testbed.toml").read_text()
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ('[job_templates."../../escaped"]\n', "job_templates.../../escaped: expected a plain name"),
+        ('[job_templates."a/b"]\n', "job_templates.a/b: expected a plain name"),
+        ('[partitions.gpu]\n[node_types."x\\ny"]\n', "node_types.'x\\ny': expected a plain name"),
+        ('name = "../x"\n', "name: expected a plain name"),
+        ('[scratch]\njob_dir = "/l/x}; touch X #"\n', "scratch.job_dir: expected an absolute path"),
+        ('[scratch]\njob_dir = "/l/$(id)"\n', "scratch.job_dir: expected an absolute path"),
+        ('[scratch]\njob_dir = "/l/$SLURM_JOB_IDX"\n', "scratch.job_dir: expected an absolute path"),
+        ('[scratch]\njob_dir = "l/$SLURM_JOB_ID"\n', "scratch.job_dir: expected an absolute path"),
+        ('[scratch]\ngres = "lscratch x"\n', "scratch.gres: expected a gres name"),
+        ('[[fields]]\nlabel = "Wall\\n/bin/rm x"\n', "fields[1].label: expected one line"),
+        ('[[fields]]\nlabel = "W"\noption = "time=1"\n', "fields[1].option: expected an sbatch long option"),
+        (
+            "[recipes.x.rows.any]\nqueue = 'q'\ndirectives = \"--exclusive\\n--nodes=2\"\n",
+            "recipes.x.rows.any.directives: expected sbatch options for one #SBATCH line",
+        ),
+        (
+            "[recipes.x.rows.any]\nqueue = 'q'\ndirectives = '--exlusive'\n",
+            "(sbatch: unrecognized option '--exlusive')",
+        ),
+        (
+            "[recipes.x.defaults]\ndirectives = 'x2695'\n[recipes.x.rows.any]\nqueue = 'q'\n",
+            "recipes.x.defaults.directives: expected sbatch options",
+        ),
+        ("[recipes.x.rows.any]\nqueue = 'q'\ndirectives = '--nodes=2 # c'\n", "without '#'"),
+        ("[recipes.x.rows.any]\nqueue = 'q'\ndirectives = '--comment=\"a'\n", "unterminated"),
+        ("[recipes.x.rows.any]\nqueue = 'gpu norm'\n", "recipes.x.rows.any.queue: expected one word"),
+        ('[recipes.x.rows.any]\nqueue = "q"\ngres = "gpu:1\\n"\n', "recipes.x.rows.any.gres: expected one word"),
+        ('[recipes.x]\ntitle = "T\\nrm"\n[recipes.x.rows.any]\nqueue = "q"\n', "recipes.x.title: expected one line"),
+    ],
+)
+def test_profile_values_that_would_break_the_generated_files_are_refused(
+    tmp_path: Path, toml: str, message: str
+) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(toml)
+    with pytest.raises(ProfileError) as info:
+        site_mod.load(str(path), full=True)
+    assert str(info.value).startswith(f"{path}: ") and message in str(info.value), str(info.value)
+    assert "\n" not in str(info.value)  # errors are one line
+
+
+def test_size_directives_are_checked_too(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    bad = 'tiny = { mpi = 1, directives = "--ntasks-per-node=1\\n#SBATCH --partition=other" }'
+    assert "tiny = { mpi = 1 }" in TESTBED_TOML
+    path.write_text(TESTBED_TOML.replace("tiny = { mpi = 1 }", bad, 1))
+    with pytest.raises(ProfileError, match=r"job_templates\.\w+\.sizes\.tiny\.directives: expected sbatch options"):
+        site_mod.load(str(path), full=True)
+
+
+# -------------------------------------------------------------------------------------------- writing the tree
+
+
+def _build(out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [QSUB, "templates", "build", "--site", "testbed", "--out", str(out), *extra],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_build_replaces_a_symlink_instead_of_writing_through_it(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("keep me\n")
+    secret.chmod(0o600)
+    out = tmp_path / "tree"
+    out.mkdir()
+    (out / "common.sh").symlink_to(secret)
+    proc = _build(out)
+    assert proc.returncode == 0, proc.stderr
+    assert secret.read_text() == "keep me\n" and stat.S_IMODE(secret.stat().st_mode) == 0o600
+    assert not (out / "common.sh").is_symlink() and (out / "common.sh").read_text().startswith("#!/bin/bash")
+    assert stat.S_IMODE((out / "common.sh").stat().st_mode) == 0o644
+    assert stat.S_IMODE((out / "lscratch_mon.sh").stat().st_mode) == 0o755
+    assert not [p for p in out.rglob(".*tmp*")]  # no temporary files left
+    again = _build(out)  # rebuilding in place: nothing stale, same files
+    assert again.returncode == 0 and again.stderr == "", again.stderr
+
+
+def test_build_refuses_a_symlinked_directory(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    out = tmp_path / "tree"
+    out.mkdir()
+    (out / "Class2D_gpu").symlink_to(elsewhere)
+    proc = _build(out, "--force")
+    assert proc.returncode == 66 and proc.stderr.count("\n") == 1 and "Class2D_gpu is a symlink" in proc.stderr
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_build_says_when_out_holds_files_it_would_not_write(tmp_path: Path) -> None:
+    out = tmp_path / "tree"
+    assert _build(out).returncode == 0
+    (out / "Gone_gpu").mkdir()
+    (out / "Gone_gpu" / "01_tiny.sh").write_text("#!/bin/bash\n")
+    (out / "notes.txt").write_text("mine\n")
+    refused = _build(out)
+    assert refused.returncode == 64 and refused.stderr.count("\n") == 1, refused.stderr
+    assert "holds 2 file(s) this build would not write (Gone_gpu/01_tiny.sh, notes.txt)" in refused.stderr
+    assert "--force" in refused.stderr
+    forced = _build(out, "--force")
+    assert forced.returncode == 0 and "kept 2 file(s) this build did not write: Gone_gpu/01_tiny.sh" in forced.stderr
+    assert (out / "notes.txt").read_text() == "mine\n"
+
+
+def test_write_refuses_a_path_outside_out(tmp_path: Path) -> None:
+    from relion_qsub.templates import Rendered
+
+    for bad in ("../escaped.sh", "/etc/x.sh", "a/../../b.sh"):
+        with pytest.raises(InputError, match="not a plain path inside --out"):
+            write([Rendered(bad, "x", "size")], tmp_path / "out")
+    assert not (tmp_path / "escaped.sh").exists()
