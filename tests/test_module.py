@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from relion_qsub import module, profile, site
-from relion_qsub.errors import ProfileError
+from relion_qsub import module, proc, profile, site
+from relion_qsub.errors import CommandError, CommandTimeout, InputError, ProfileError, UsageError
 
 ROOT = Path(__file__).resolve().parent.parent
 QSUB = str(ROOT / "bin" / "relion-qsub")
@@ -109,3 +111,105 @@ def test_cli_writes_a_modulefile(tmp_path: Path) -> None:
     assert out.read_text() == module.render(site.load("testbed"), "/opt/rq", "lua")
     usage = subprocess.run([QSUB, "module", "install", "--site", "testbed"], capture_output=True, text=True, timeout=60)
     assert usage.returncode == 64 and "install needs --prefix DIR and --moduledir DIR" in usage.stderr
+
+
+def _lua_help(lua: str) -> str:
+    """Run the modulefile under real Lua with Lmod's functions stubbed; return the help text it passes."""
+    stubs = (
+        "local got = {}\n"
+        "function help(s) got.help = s end\nfunction whatis() end\nfunction family() end\n"
+        "function prepend_path() end\nfunction setenv() end\n"
+    )
+    proc = subprocess.run(
+        ["lua", "-"], input=stubs + lua + "\nio.write(got.help)\n", capture_output=True, text=True, timeout=30
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+@pytest.mark.skipif(shutil.which("lua") is None, reason="lua is not installed (it comes with Debian's lmod)")
+@pytest.mark.parametrize("prefix", ["/opt/a]]b", "/opt/a]=]b]]c]==]"])
+def test_close_brackets_in_prefix_stay_inside_the_lua_help(prefix: str) -> None:
+    # Once refused as "the profile's help must not contain ']]'" although the ']]' came from --prefix.
+    lua = module.render(BIOWULF, prefix, "lua")
+    assert f"Submission script     {prefix}/share/templates/common.sh" in _lua_help(lua)
+
+
+def test_a_bad_prefix_is_blamed_on_prefix(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match=r"^--prefix '/opt/a\\nb' has a line break"):
+        module.render(BIOWULF, "/opt/a\nb", "lua")
+
+
+def test_commands_run_through_proc_with_one_line_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(CommandError, match=r"^creating the venv failed: /nonexistent/python: command not found"):
+        module._run(["/nonexistent/python", "-m", "venv", "/tmp/x"], "creating the venv")
+    real = proc.run
+    seen: list[float | None] = []
+
+    def quick(argv: list[str], **kw: Any) -> proc.Result:
+        seen.append(kw.get("timeout"))
+        return real(argv, **{**kw, "timeout": 0.3})
+
+    monkeypatch.setattr(module.proc, "run", quick)
+    with pytest.raises(CommandTimeout, match=r"^installing the runtime dependencies failed: sleep: no answer within"):
+        module._run(["sleep", "5"], "installing the runtime dependencies")
+    assert seen == [900]
+    with pytest.raises(CommandError, match=r"^compiling the package failed \(false \.\.\.\)"):
+        module._run(["false"], "compiling the package")
+
+
+def test_install_write_errors_are_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    testbed = site.load("testbed")
+    with pytest.raises(
+        InputError, match=f"^cannot write {blocker}/relion-qsub: Not a directory \\(under --prefix {blocker}\\)$"
+    ):
+        module.install(testbed, blocker, tmp_path / "modules")
+    proc_ = subprocess.run(
+        [QSUB, "module", "install", "--site", "testbed", "--prefix", str(blocker), "--moduledir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc_.returncode == 66 and proc_.stderr.count("\n") == 1 and "cannot write" in proc_.stderr
+    # The module directory: no venv or pip needed to get there.
+    monkeypatch.setattr(module, "_run", lambda argv, what: None)
+    with pytest.raises(InputError, match=f"^cannot write {blocker}/relion-qsub: .* \\(under --moduledir {blocker}\\)$"):
+        module.install(testbed, tmp_path / "apps", blocker)
+
+
+def test_install_keeps_and_lists_stale_templates_and_never_writes_through_symlinks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(module, "_run", lambda argv, what: None)
+    testbed = site.load("testbed")
+    dest = module.install(testbed, tmp_path / "apps", tmp_path / "modules")
+    assert capsys.readouterr().err == ""
+    (dest / "share" / "templates" / "Old_gpu").mkdir()
+    (dest / "share" / "templates" / "Old_gpu" / "01_tiny.sh").write_text("")
+    target = tmp_path / "elsewhere.lua"
+    target.write_text("mine\n")
+    lua = tmp_path / "modules" / "relion-qsub" / f"{module.__version__}.lua"
+    lua.unlink()
+    lua.symlink_to(target)
+    module.install(testbed, tmp_path / "apps", tmp_path / "modules")
+    assert "also holds 1 file(s) this build did not write (kept): Old_gpu/01_tiny.sh" in capsys.readouterr().err
+    assert target.read_text() == "mine\n" and not lua.is_symlink() and "setenv(" in lua.read_text()
+
+
+def test_output_replaces_a_symlink(tmp_path: Path) -> None:
+    target = tmp_path / "target"
+    target.write_text("mine\n")
+    out = tmp_path / "0.1.0.lua"
+    out.symlink_to(target)
+    proc_ = subprocess.run(
+        [QSUB, "module", "--site", "testbed", "--prefix", "/opt/rq", "-o", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc_.returncode == 0, proc_.stderr
+    assert target.read_text() == "mine\n" and not out.is_symlink() and "setenv(" in out.read_text()
