@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import site as site_mod
-from .errors import UsageError
+from .errors import ScriptError, UsageError
+from .options import parse_words
+from .parse import split_words
 from .profile import NodeType, Recipe, Row, memory_mb
 from .site import Site
 
 GIB = 1024**3
-_PER_NODE = re.compile(r"--ntasks-per-node[= ](\d+)")
-_NODES = re.compile(r"(?:--nodes|-N)[= ]?(\d+)")
 _GPU = re.compile(r"(?:^|,)gpu(?::([\w.-]+))?:(\d+)")
 
 
@@ -65,12 +65,29 @@ class Advice:
     warnings: list[str] = field(default_factory=list)
 
 
+def directive_options(directives: str) -> dict[str, str | None]:
+    """The sbatch options of a row's directives by name, parsed as sbatch parses them (``--exclusive=user``,
+    ``--ntasks-per-n 4`` and ``-N2`` included); the last of an option wins, as in sbatch. The profile loader has
+    refused directives with problems, so anything unparsable is simply left out here."""
+    try:
+        words, _ = split_words(directives)
+    except ScriptError:
+        return {}
+    return {p.option.name: p.value for p in parse_words(words, max_distance=0) if p.option and not p.problem}
+
+
+def fixed_tasks_per_node(row: Row) -> int | None:
+    """--ntasks-per-node when the row's directives fix it."""
+    value = directive_options(row.directives).get("ntasks-per-node")
+    return int(value) if value and value.isdigit() and int(value) > 0 else None
+
+
 def tasks_per_node(row: Row, node: NodeType | None, mpi: int, threads: int, task_mb: int | None = None) -> int:
     """Ranks on the busiest node: --ntasks-per-node when the row fixes it, else as many as CPUs and memory allow
     (Slurm packs a node until one of them runs out)."""
-    match = _PER_NODE.search(row.directives)
-    if match:
-        return min(mpi, int(match.group(1)))
+    fixed = fixed_tasks_per_node(row)
+    if fixed is not None:
+        return min(mpi, fixed)
     if node is None:
         return mpi
     fit = node.cpus // max(1, threads)
@@ -81,7 +98,7 @@ def tasks_per_node(row: Row, node: NodeType | None, mpi: int, threads: int, task
 
 def memory_per_task_mb(site: Site, row: Row, node: NodeType | None, threads: int, per_node: int) -> int | None:
     """What Slurm gives one MPI task: Memory Per Thread x threads, or the node's share with the whole-node value."""
-    if row.memory == site.memory.whole_node and "--exclusive" in row.directives.split():
+    if row.memory == site.memory.whole_node and "exclusive" in directive_options(row.directives):
         return node.memory_mb // per_node if node else None
     value = memory_mb(row.memory) if row.memory else None
     return value * threads if value is not None else None
@@ -193,7 +210,7 @@ def advise(site: Site, recipe: Recipe, row_key: str, node_name: str | None, inpu
     per_task = memory_per_task_mb(site, row, node, threads, per_node)
     if per_task is not None and row.memory != site.memory.whole_node:
         per_node = tasks_per_node(row, node, mpi, threads, per_task)
-        if node is not None and per_node < mpi and not _PER_NODE.search(row.directives):
+        if node is not None and per_node < mpi and fixed_tasks_per_node(row) is None:
             advice.estimates.append(
                 f"Slurm can place at most {per_node} such tasks on a {node.name} node "
                 f"({per_task} MB and {threads} CPUs each): the job spans at least {-(-mpi // per_node)} nodes"
@@ -205,13 +222,15 @@ def advise(site: Site, recipe: Recipe, row_key: str, node_name: str | None, inpu
 
 def find_recipe(site: Site, jobtype: str, node_type: str | None) -> tuple[Recipe, str | None]:
     """A recipe key, a template directory (Class2D_gpu) or a RELION job type (Class2D: GPU or CPU by node type)."""
+    # Exact spellings first: "CtfFind" is the template directory (built for one node type), "ctffind" the recipe.
+    for same in (str.__eq__, lambda a, b: a.lower() == b.lower()):
+        for key, recipe in site.recipes.items():
+            if same(key, jobtype):
+                return recipe, None
+        for tset in site.template_sets:
+            if same(tset.directory, jobtype):
+                return site.recipes[tset.recipe], node_type or tset.node_type
     want = jobtype.lower()
-    for key, recipe in site.recipes.items():
-        if key.lower() == want:
-            return recipe, None
-    for tset in site.template_sets:
-        if tset.directory.lower() == want:
-            return site.recipes[tset.recipe], node_type or tset.node_type
     matches = [r for r in site.recipes.values() if r.relion_job.lower() == want]
     if node_type:
         matches = [r for r in matches if node_type in r.rows or "any" in r.rows] or matches
@@ -344,7 +363,8 @@ def main(argv: Sequence[str]) -> int:
     recipe, node_type = find_recipe(site, args.jobtype, args.node_type)
     node_type = args.node_type or node_type
     inputs = Inputs(args.mpi, args.threads, args.particles, args.box, args.width, args.height, args.frames)
-    advices = [advise(site, recipe, key, args.node_type, inputs) for key in row_keys(recipe, node_type, site)]
+    # The node type the user named, or the one the template directory is built for (CtfFind -> its node type).
+    advices = [advise(site, recipe, key, node_type, inputs) for key in row_keys(recipe, node_type, site)]
     if args.json:
         print(json.dumps([as_json(site, a) for a in advices], indent=2))
     else:

@@ -124,3 +124,47 @@ def test_bad_new_sections_name_file_key_and_expectation(tmp_path: Path, toml: st
     with pytest.raises(ProfileError) as info:
         site.load(str(path), full=True)
     assert str(path) in str(info.value) and message in str(info.value)
+
+
+def test_a_template_directory_gives_its_node_type_and_node_warnings() -> None:
+    # "CtfFind" is the template directory (built for x2695); "ctffind" the recipe, whose one row is "any".
+    assert recommend.find_recipe(BIOWULF, "CtfFind", None) == (BIOWULF.recipes["ctffind"], "x2695")
+    assert recommend.find_recipe(BIOWULF, "ctffind", None) == (BIOWULF.recipes["ctffind"], None)
+    assert recommend.find_recipe(BIOWULF, "GCTF", None)[1] == "p100"
+    text = qsub("CtfFind", "--threads", "60")
+    assert text.returncode == 0, text.stderr
+    assert text.stdout.startswith("CTFRefinement using cttfind4 on x2695 (") and "on any node" not in text.stdout
+    assert "60 threads per MPI proc but a x2695 node has 56 CPUs" in text.stdout
+    data = json.loads(qsub("CtfFind", "--threads", "60", "--json").stdout)
+    assert data[0]["node_type"] == "x2695" and any("has 56 CPUs" in w for w in data[0]["warnings"])
+    anywhere = json.loads(qsub("ctffind", "--threads", "60", "--json").stdout)
+    assert anywhere[0]["node_type"] == "any" and not any("CPUs" in w for w in anywhere[0]["warnings"])
+
+
+@pytest.mark.parametrize(
+    ("directives", "per_node"),
+    [
+        ("--ntasks-per-node=3", 3),
+        ("--ntasks-per-node 3", 3),
+        ("--ntasks-per-n=3", 3),  # an unambiguous prefix, as sbatch reads it
+        ("--nodes=2 --ntasks-per-node=3 --ntasks-per-node=2", 2),  # the last wins
+        ("--comment='--ntasks-per-node=3'", None),  # a value, not an option
+        ("", None),
+    ],
+)
+def test_tasks_per_node_is_read_by_option_name(directives: str, per_node: int | None) -> None:
+    row = profile.Row("x2695", profile.Mpi(8), 2, "multinode", directives=directives)
+    assert recommend.fixed_tasks_per_node(row) == per_node
+    node = BIOWULF.node_types["x2695"]
+    assert recommend.tasks_per_node(row, node, 8, 2) == (per_node or 8)
+
+
+@pytest.mark.parametrize(
+    "directives", ["--exclusive", "--exclusive=user", "--exclusive=mcs", "--exclusi", "-N1 --exclusive"]
+)
+def test_whole_node_memory_with_every_spelling_of_exclusive(directives: str) -> None:
+    row = profile.Row("x2695", profile.Mpi(4), 2, "multinode", memory="0", directives=directives)
+    node = BIOWULF.node_types["x2695"]
+    assert recommend.memory_per_task_mb(BIOWULF, row, node, 2, 4) == node.memory_mb // 4
+    shared = profile.Row("x2695", profile.Mpi(4), 2, "multinode", memory="0", directives="--comment=exclusive")
+    assert recommend.memory_per_task_mb(BIOWULF, shared, node, 2, 4) == 0
