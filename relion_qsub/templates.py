@@ -221,14 +221,16 @@ def write_file(path: Path, text: str, mode: int) -> None:
 
 
 def stale(rendered: Sequence[Rendered], out: Path) -> list[str]:
-    """Files under ``out`` the build would not write (a removed template set, an edit by hand), sorted."""
+    """Files under ``out`` the build would not write (a removed template set, an edit by hand), sorted. Hidden
+    names (``.git``, a tool's marker file) are not templates anyone would pick, and are left out."""
     if not out.is_dir():
         return []
     keep = {str(_check_relative(r.path)) for r in rendered}
     found = []
     for root, dirs, files in os.walk(out):
-        dirs.sort()
-        for name in sorted(files) + sorted(d for d in dirs if (Path(root) / d).is_symlink()):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        shown = [f for f in files if not f.startswith(".")] + [d for d in dirs if (Path(root) / d).is_symlink()]
+        for name in sorted(shown):
             rel = (Path(root) / name).relative_to(out).as_posix()
             if rel not in keep:
                 found.append(rel)

@@ -419,6 +419,9 @@ def test_build_says_when_out_holds_files_it_would_not_write(tmp_path: Path) -> N
     (out / "Gone_gpu").mkdir()
     (out / "Gone_gpu" / "01_tiny.sh").write_text("#!/bin/bash\n")
     (out / "notes.txt").write_text("mine\n")
+    (out / ".marker").write_text("")  # hidden: a tool's own (the demo marks the directories it may clear)
+    (out / ".git").mkdir()
+    (out / ".git" / "HEAD").write_text("")
     refused = _build(out)
     assert refused.returncode == 64 and refused.stderr.count("\n") == 1, refused.stderr
     assert "holds 2 file(s) this build would not write (Gone_gpu/01_tiny.sh, notes.txt)" in refused.stderr
