@@ -3,16 +3,20 @@
 RELION learns a job's fate only from ``RELION_JOB_EXIT_SUCCESS|FAILURE|ABORTED`` in the job dir; when Slurm kills a
 job (time limit, memory, node failure, scancel) nothing writes one, and the GUI shows "Running" forever. The job id
 comes from ``relion-qsub.jsonl`` (one line per submission). Slurm is asked with ``scontrol show job`` (it forgets a
-job MinJobAge, default 300 s, after the end), then ``sacct`` (absent without accounting, as on the testbed).
+job MinJobAge, default 300 s, after the end), then ``sacct`` (absent without accounting, as on the testbed). Only
+scontrol's "Invalid job id specified" means the controller forgot the job; any other failure ("Unable to contact
+slurm controller", a timeout, no scontrol) means Slurm could not be asked, and nothing is repaired on that.
 
 ``run.err`` patterns are the seed's "Known problems" and Slurm's own kill messages.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,15 +57,27 @@ class SlurmView:
     nodes: str = ""
     time_limit: str = ""
     tres_per_node: str = ""
-    source: str = "scontrol"  # "scontrol", "sacct" or "none"
+    # "scontrol", "sacct", "none" (the controller forgot the job, no accounting record) or "unreachable" (Slurm
+    # could not be asked: ``error`` says why; nothing is known about the job).
+    source: str = "scontrol"
+    error: str = ""
 
     @property
     def known(self) -> bool:
         return bool(self.state)
 
     @property
+    def answered(self) -> bool:
+        return self.source != "unreachable"
+
+    @property
     def ended(self) -> bool:
-        return not self.known or self.state in ENDED
+        """Slurm said so: a final state, or it forgot the job. False when Slurm could not be asked."""
+        return self.answered and (not self.known or self.state in ENDED)
+
+    @property
+    def alive(self) -> bool:
+        return self.known and self.state not in ENDED
 
 
 # ---- pure parsing and judging ---------------------------------------------------------------------------------
@@ -246,6 +262,14 @@ def judge(where: str, relion: str, slurm: SlurmView | None) -> list[tuple[str, s
         else:
             out.append(("ok", f"RELION: {relion}; no Slurm job id recorded", ""))
         return out
+    if not slurm.answered:
+        return [
+            (
+                "warning",
+                f"RELION: {relion}; Slurm could not be asked about job {slurm.job_id}: {slurm.error}",
+                f"run the doctor again when Slurm answers (scontrol show job {slurm.job_id}); nothing was changed",
+            )
+        ]
     state = slurm.state or "no record"
     detail = ", ".join(
         x
@@ -292,22 +316,38 @@ def judge(where: str, relion: str, slurm: SlurmView | None) -> list[tuple[str, s
 Runner = Callable[..., proc.Result]
 
 
+FORGOTTEN = "Invalid job id specified"  # scontrol's answer for a job the controller does not (or no longer) know
+
+
 def query_slurm(job_id: str, runner: Runner = proc.run, timeout: float = 30) -> SlurmView:
-    """Slurm's view of the job; ``state == ""`` when neither scontrol nor sacct know it."""
+    """Slurm's view of the job.
+
+    ``state == ""`` with source "none" when the controller forgot it (scontrol: "Invalid job id specified") and
+    sacct has no record; source "unreachable" when scontrol failed otherwise and sacct gave no record.
+    """
+    problem = ""
     try:
         result = runner(["scontrol", "show", "job", "-o", job_id], timeout=timeout)
-    except CommandError:
-        result = None
-    if result is not None and result.returncode == 0 and "JobState=" in result.stdout:
-        return view_from_scontrol(job_id, parse_scontrol(result.stdout.splitlines()[0]))
-    try:  # the controller forgot the job: accounting, where there is any
+    except CommandError as exc:
+        problem = str(exc)
+    else:
+        if result.returncode == 0 and "JobState=" in result.stdout:
+            return view_from_scontrol(job_id, parse_scontrol(result.stdout.splitlines()[0]))
+        if FORGOTTEN not in result.stdout + result.stderr:
+            said = (result.stderr.strip() or result.stdout.strip() or f"exit status {result.returncode}").splitlines()
+            problem = f"scontrol: {said[0][:160]}"
+    try:  # accounting, where there is any, knows ended jobs (and answers without the controller)
         acct = runner(
             ["sacct", "-j", job_id, "-X", "-n", "-P", "-o", "State,ExitCode,NodeList,Timelimit"], timeout=timeout
         )
     except CommandError:
-        return SlurmView(job_id, "", source="none")
-    view = view_from_sacct(job_id, acct.stdout) if acct.returncode == 0 else None
-    return view or SlurmView(job_id, "", source="none")
+        acct = None
+    view = view_from_sacct(job_id, acct.stdout) if acct is not None and acct.returncode == 0 else None
+    if view is not None:
+        return view
+    if problem:
+        return SlurmView(job_id, "", source="unreachable", error=problem)
+    return SlurmView(job_id, "", source="none")
 
 
 def _tail(path: Path) -> tuple[str, int]:
@@ -329,14 +369,29 @@ def _tail(path: Path) -> tuple[str, int]:
     return data.decode("utf-8", errors="replace"), skipped
 
 
+def require_regular(path: Path) -> None:
+    """Raise OSError unless ``path`` is a regular file (after symlinks). Never opens it: a FIFO would block."""
+    mode = os.stat(path).st_mode
+    if not stat.S_ISREG(mode):
+        kind = "a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "a special file"
+        raise OSError(errno.EISDIR if stat.S_ISDIR(mode) else errno.EINVAL, f"{kind}, not a regular file", str(path))
+
+
 def mark_ended(job_dir: Path, reason: str) -> str:
     """RELION_JOB_EXIT_FAILURE plus a line in run.err saying why (as submit.mark_failed, with doctor's wording)."""
     if any((job_dir / name).exists() for name in ("RELION_JOB_EXIT_SUCCESS", "RELION_JOB_EXIT_ABORTED")):
         return "left alone: RELION already wrote its own exit file"
-    with open(job_dir / "run.err", "a", encoding="utf-8") as fh:
-        fh.write(f"relion-qsub doctor: marked failed: {reason}\n")
+    err = job_dir / "run.err"
+    note = " (and a line in run.err)"
+    try:
+        if os.path.lexists(err):
+            require_regular(err)
+        with open(err, "a", encoding="utf-8") as fh:
+            fh.write(f"relion-qsub doctor: marked failed: {reason}\n")
+    except OSError as exc:  # the exit file is what RELION needs; the line in run.err is a courtesy
+        note = f" (no line in run.err: {exc.strerror or exc})"
     (job_dir / "RELION_JOB_EXIT_FAILURE").touch()
-    return "created RELION_JOB_EXIT_FAILURE (and a line in run.err)"
+    return f"created RELION_JOB_EXIT_FAILURE{note}"
 
 
 def parse_df(text: str) -> tuple[int, int] | None:
@@ -422,6 +477,23 @@ def scratch_finding(where: str, slurm: SlurmView, runner: Runner = proc.run) -> 
     return Finding(level, where, what, fix, "job")
 
 
+def _unreadable(where: str, name: str, exc: OSError) -> Finding:
+    """One line naming what could not be read (the job dir when ``name`` is empty) and why."""
+    what = name or "the job directory"
+    return Finding(
+        "warning",
+        f"{where}{name}",
+        f"not checked: cannot read {what}: {exc.strerror or exc}",
+        f"make {what} readable{' (a regular file)' if name else ''} and run the doctor again",
+        "job",
+    )
+
+
+def _read_log(path: Path) -> str:
+    require_regular(path)
+    return path.read_text(encoding="utf-8", errors="replace")
+
+
 def check(project: Path, job_dir: Path, runner: Runner = proc.run) -> list[Finding]:
     from .submit import LOG_NAME
 
@@ -429,25 +501,39 @@ def check(project: Path, job_dir: Path, runner: Runner = proc.run) -> list[Findi
         where = str(job_dir.relative_to(project)) + "/"
     except ValueError:
         where = str(job_dir) + "/"
-    names = set(os.listdir(job_dir))
+    try:
+        names = set(os.listdir(job_dir))
+    except OSError as exc:
+        return [_unreadable(where, "", exc)]
     relion = relion_state(names)
-    job_id = None
-    if LOG_NAME in names:
-        job_id = last_job_id((job_dir / LOG_NAME).read_text(encoding="utf-8", errors="replace"))
-    slurm = query_slurm(job_id, runner) if job_id else None
     findings: list[Finding] = []
-    for level, what, fix in judge(where, relion, slurm):
-        repair = None
-        if what.startswith("RELION thinks running") and slurm is not None:
-            repair = _marker(job_dir, f"Slurm job {slurm.job_id} ended ({slurm.state or 'no record'}) without one")
-        findings.append(Finding(level, where, what, fix, "job", repair=repair))
+    job_id, log_read = None, True
+    if LOG_NAME in names:
+        try:
+            job_id = last_job_id(_read_log(job_dir / LOG_NAME))
+        except OSError as exc:
+            # The job id is unknown: say so instead of "no Slurm job id recorded" (whose fix is to mark it failed).
+            findings.append(_unreadable(where, LOG_NAME, exc))
+            log_read = False
+    slurm = query_slurm(job_id, runner) if job_id else None
+    if log_read:
+        for level, what, fix in judge(where, relion, slurm):
+            repair = None
+            if what.startswith("RELION thinks running") and slurm is not None and slurm.ended:
+                repair = _marker(job_dir, f"Slurm job {slurm.job_id} ended ({slurm.state or 'no record'}) without one")
+            findings.append(Finding(level, where, what, fix, "job", repair=repair))
     kinds = {STATE_KIND.get(slurm.state, "")} if slurm else set()
     if "run.err" in names:
-        text, offset = _tail(job_dir / "run.err")
+        try:
+            require_regular(job_dir / "run.err")
+            text, offset = _tail(job_dir / "run.err")
+        except OSError as exc:
+            findings.append(_unreadable(where, "run.err", exc))
+            text, offset = "", 0
         for number, pattern, line in scan_err(text):
             if pattern.kind in kinds:
                 continue  # Slurm already said so
-            if pattern.kind == "rank-died" and (slurm is None or slurm.ended):
+            if pattern.kind == "rank-died" and (slurm is None or not slurm.alive):
                 continue  # only a zombie while the job still runs
             # A job RELION saw succeed recovered from whatever the line says: a warning, not an error.
             level = "warning" if pattern.kind == "rank-died" or relion == "success" else "error"

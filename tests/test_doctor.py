@@ -7,10 +7,12 @@ check uses a fake runner here; the real-cluster version is in test_doctor_cluste
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import struct
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +23,9 @@ from hypothesis import strategies as st
 
 from relion_qsub import doctor, doctor_images, doctor_job, doctor_pipeline, mrc, proc, starfile
 from relion_qsub.cli import qsub_main
-from relion_qsub.errors import EX_DATAERR, EX_NOINPUT, EX_OK
+from relion_qsub.errors import EX_DATAERR, EX_NOINPUT, EX_OK, CommandError
+
+ROOT = Path(__file__).resolve().parent.parent
 
 # ---- writers --------------------------------------------------------------------------------------------------
 
@@ -111,6 +115,26 @@ def run_doctor(*args: str) -> tuple[int, list[str]]:
     with contextlib.redirect_stdout(out):
         code = qsub_main(["doctor", *args])
     return code, out.getvalue().splitlines()
+
+
+def doctor_process(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    """The doctor in its own process, for what could hang (a FIFO, a symlink loop): a hang fails, not blocks."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM")}  # no job checks reach a real Slurm
+    return subprocess.run(
+        [sys.executable, "-m", "relion_qsub", "doctor", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env=env,
+    )
+
+
+def backdate(path: Path, seconds: float) -> None:
+    """Make a file (a dir: also everything in it) look ``seconds`` old."""
+    when = time.time() - seconds
+    for item in [path, *(path.iterdir() if path.is_dir() else [])]:
+        os.utime(item, (when, when), follow_symlinks=False)
 
 
 LINE = re.compile(r"^(ok|warning|error): [^:]+(:\d+)?: .+$")
@@ -461,20 +485,35 @@ def test_live_lock_is_left_alone(relion_fake: tuple[Path, subprocess.Popen[bytes
 # ---- job dirs (Slurm faked; the real one is in test_doctor_cluster.py) ------------------------------------------
 
 
+FORGOT = "slurm_load_jobs error: Invalid job id specified\n"
+UNREACHABLE = "slurm_load_jobs error: Unable to contact slurm controller (connect failure)\n"
+
+
 class FakeSlurm:
-    def __init__(self, scontrol: str | None = None, sacct: str | None = None, srun: dict[str, str] | None = None):
+    def __init__(
+        self,
+        scontrol: str | None = None,
+        sacct: str | None = None,
+        srun: dict[str, str] | None = None,
+        *,
+        scontrol_error: str = FORGOT,
+        missing: tuple[str, ...] = (),
+    ):
         self.scontrol, self.sacct, self.srun = scontrol, sacct, srun
+        self.scontrol_error, self.missing = scontrol_error, missing
         self.calls: list[list[str]] = []
 
     def __call__(self, argv: list[str], timeout: float | None = None) -> proc.Result:
         self.calls.append(list(argv))
+        if argv[0] in self.missing:
+            raise CommandError(f"{argv[0]}: command not found; is Slurm installed and on PATH?")
         if argv[0] == "srun":
             if self.srun is None:
                 return proc.Result(tuple(argv), 1, "", "srun: error: Unable to confirm allocation\n")
             return proc.Result(tuple(argv), 0, self.srun[argv[argv.index("--quiet") + 1]], "")
         if argv[0] == "scontrol":
             if self.scontrol is None:
-                return proc.Result(tuple(argv), 1, "", "slurm_load_jobs error: Invalid job id specified\n")
+                return proc.Result(tuple(argv), 1, "", self.scontrol_error)
             return proc.Result(tuple(argv), 0, self.scontrol, "")
         if self.sacct is None:
             return proc.Result(tuple(argv), 1, "", "Slurm accounting storage is disabled\n")
@@ -515,6 +554,76 @@ def test_running_in_relion_gone_from_slurm(job_dir: Path) -> None:
     doctor.apply_repairs(findings)
     assert first.level == "ok" and first.fixed and (job_dir / "RELION_JOB_EXIT_FAILURE").exists()
     assert "relion-qsub doctor: marked failed: Slurm job 42 ended" in (job_dir / "run.err").read_text()
+
+
+@pytest.mark.parametrize(
+    ("fake", "said"),
+    [
+        (FakeSlurm(scontrol_error=UNREACHABLE), "scontrol: " + UNREACHABLE.strip()),
+        (FakeSlurm(scontrol_error=UNREACHABLE, missing=("sacct",)), "scontrol: " + UNREACHABLE.strip()),
+        (FakeSlurm(scontrol_error=""), "scontrol: exit status 1"),
+        (FakeSlurm(missing=("scontrol", "sacct")), "scontrol: command not found"),
+    ],
+)
+def test_slurm_that_cannot_be_asked_is_not_an_ended_job(job_dir: Path, fake: FakeSlurm, said: str) -> None:
+    """The reviewer's repro: scontrol failing for any reason (and no sacct) was read as "Slurm no longer knows the
+    job", and --fix would have marked a running job failed. Only "Invalid job id specified" means forgotten."""
+    (job_dir / "run.err").write_text(SEED_ERRORS["rank-died"] + "\n")  # a zombie only if known to run
+    findings = doctor_job.check(job_dir.parent.parent, job_dir, runner=fake)
+    (only,) = findings
+    assert only.level == "warning" and only.repair is None, only
+    assert only.what.startswith(f"RELION: running; Slurm could not be asked about job 42: {said}"), only.what
+    assert "nothing was changed" in only.fix and "scontrol show job 42" in only.fix
+    doctor.apply_repairs(findings)
+    assert not (job_dir / "RELION_JOB_EXIT_FAILURE").exists() and not only.fixed
+
+
+def test_sacct_answers_when_the_controller_does_not(job_dir: Path) -> None:
+    fake = FakeSlurm(sacct="COMPLETED|0:0|cn5|00:05:00\n", scontrol_error=UNREACHABLE)
+    (first,) = doctor_job.check(job_dir.parent.parent, job_dir, runner=fake)
+    assert first.level == "error" and first.what.endswith("Slurm says ended: Slurm job 42 COMPLETED")
+    assert first.repair is not None
+
+
+def test_forgotten_job_without_sacct_command(job_dir: Path) -> None:
+    fake = FakeSlurm(missing=("sacct",))
+    (first,) = doctor_job.check(job_dir.parent.parent, job_dir, runner=fake)
+    assert first.level == "error" and "Slurm no longer knows job 42" in first.what and first.repair is not None
+
+
+@pytest.mark.parametrize("make", ["dir", "fifo"])
+@pytest.mark.parametrize("name", ["run.err", "relion-qsub.jsonl"])
+def test_unreadable_job_files_are_one_line_not_a_crash(job_dir: Path, name: str, make: str) -> None:
+    """The reviewer's repro: run.err a directory crashed the doctor (IsADirectoryError, exit 70). A FIFO is not
+    opened (it would block)."""
+    path = job_dir / name
+    if path.exists():
+        path.unlink()
+    path.mkdir() if make == "dir" else os.mkfifo(path)
+    done = doctor_process(str(job_dir.parent.parent), "--job", "Class2D/job001", "--no-images")
+    kind = "a directory" if make == "dir" else "a FIFO"
+    line = f"warning: Class2D/job001/{name}: not checked: cannot read {name}: {kind}, not a regular file — "
+    assert [x for x in done.stdout.splitlines() if x.startswith(line)], done.stdout + done.stderr
+    assert "internal error" not in done.stderr and done.returncode != 70
+    jobs = [x for x in done.stdout.splitlines() if ": Class2D/job001/" in x]
+    if name == "relion-qsub.jsonl":  # the job id is unknown: not "no job id recorded" (which says to mark it failed)
+        assert len(jobs) == 1, jobs
+
+
+def test_unlistable_job_dir_is_one_line(job_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def denied(path: object) -> list[str]:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(doctor_job.os, "listdir", denied)
+    (only,) = doctor_job.check(job_dir.parent.parent, job_dir, runner=FakeSlurm())
+    assert str(only).startswith("warning: Class2D/job001/: not checked: cannot read the job directory: Permission")
+
+
+def test_marking_failed_does_not_need_a_writable_run_err(job_dir: Path) -> None:
+    (job_dir / "run.err").mkdir()
+    done = doctor_job.mark_ended(job_dir, "x")
+    assert done.startswith("created RELION_JOB_EXIT_FAILURE (no line in run.err: a directory, not a regular file")
+    assert (job_dir / "RELION_JOB_EXIT_FAILURE").exists()
 
 
 def test_timeout_from_slurm_and_run_err_reported_once(job_dir: Path) -> None:

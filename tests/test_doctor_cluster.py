@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -48,9 +49,11 @@ Class2D/job001/ None 8 0
 """
 
 
-def qsub(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def qsub(*args: str, cwd: Path, slurm_conf: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_") or k == "SLURM_CONF"}
     env["RELION_QSUB_SITE"] = "testbed"
+    if slurm_conf:
+        env["SLURM_CONF"] = slurm_conf
     return subprocess.run([QSUB, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
 
 
@@ -66,9 +69,61 @@ def submit(project: Path, body: str) -> str:
     return job_id
 
 
-def doctor(project: Path, *args: str) -> tuple[int, list[str]]:
-    proc = qsub("doctor", str(project), "--job", "Class2D/job001", "--no-images", *args, cwd=project)
+def doctor(project: Path, *args: str, slurm_conf: str | None = None) -> tuple[int, list[str]]:
+    proc = qsub(
+        "doctor", str(project), "--job", "Class2D/job001", "--no-images", *args, cwd=project, slurm_conf=slurm_conf
+    )
     return proc.returncode, proc.stdout.splitlines()
+
+
+def unreachable_conf(tmp_path: Path) -> str:
+    """The testbed's config with the controller's port changed: scontrol says "Unable to contact slurm controller"."""
+    conf_dir = tmp_path / "badconf"
+    conf_dir.mkdir()
+    for conf in Path(os.environ["SLURM_CONF"]).parent.glob("*.conf"):
+        text = conf.read_text()
+        if conf.name == "slurm.conf":
+            port = re.search(r"^SlurmctldPort=(\d+)", text, re.MULTILINE)
+            assert port, "the testbed's slurm.conf sets SlurmctldPort"
+            text = text.replace(port.group(0), f"SlurmctldPort={int(port.group(1)) + 101}")
+        (conf_dir / conf.name).write_text(text)
+    return str(conf_dir / "slurm.conf")
+
+
+def test_unreachable_controller_is_not_an_ended_job(tmp_path: Path) -> None:
+    """A running job, and a doctor whose scontrol cannot reach the controller (real scontrol, real error; sacct
+    says accounting is disabled): a warning that Slurm could not be asked, and --fix leaves the job alone."""
+    project = tmp_path / "p"
+    project.mkdir()
+    job_id = submit(project, "sleep 120")
+    try:
+        wait_until("the job runs", lambda: job_info(job_id).get("JobState") == "RUNNING", timeout=60)
+        code, lines = doctor(project, "--fix", slurm_conf=unreachable_conf(tmp_path))
+        assert code == 0, lines
+        assert any(
+            line.startswith(f"warning: Class2D/job001/: RELION: running; Slurm could not be asked about job {job_id}: ")
+            and "Unable to contact slurm controller" in line
+            for line in lines
+        ), lines
+        assert not (project / "Class2D/job001/RELION_JOB_EXIT_FAILURE").exists()
+        assert job_info(job_id).get("JobState") == "RUNNING"
+    finally:
+        cancel(job_id)
+
+
+def test_invalid_job_id_is_a_forgotten_job(tmp_path: Path) -> None:
+    """Real scontrol's answer for a job the controller does not know is what the doctor takes as "forgotten"."""
+    job = tmp_path / "Class2D" / "job001"
+    job.mkdir(parents=True)
+    (tmp_path / "default_pipeline.star").write_text(PIPELINE)
+    (job / "relion-qsub.jsonl").write_text(json.dumps({"job_id": "987654"}) + "\n")
+    code, lines = doctor(tmp_path)
+    assert code == 65 and any(
+        line.startswith(
+            "error: Class2D/job001/: RELION thinks running, Slurm says ended: Slurm no longer knows job 987654"
+        )
+        for line in lines
+    ), lines
 
 
 def test_cancelled_job_relion_thinks_running_then_fixed(tmp_path: Path) -> None:
