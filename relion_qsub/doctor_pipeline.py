@@ -11,7 +11,12 @@ What RELION 3.1.3 does, verified with ``relion_pipeliner --addJob`` on damaged c
   ("WARNING: trying to read pipeline.star, but directory .relion_lock exists").
 
 RELION writes a copy of the whole pipeline into every new job dir (``<Type>/jobNNN/default_pipeline.star``): the
-newest readable copy is the seed's fix ("copying a default_pipeline.star file from the latest run job").
+newest readable copy is the seed's fix ("copying a default_pipeline.star file from the latest run job"). A copy whose
+job counter fits the job dirs on disk is preferred; otherwise the counter of the restored file is raised above the
+highest job number on disk, so RELION does not reuse the number of an existing job.
+
+A lock is called stale only when it is older than LOCK_STALE_SECONDS and no RELION process of this user runs in
+the project on this host; a RELION GUI or pipeliner on another node cannot be seen from here.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import stat
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -29,6 +35,7 @@ from .doctor import Finding
 
 PIPELINE = "default_pipeline.star"
 LOCK = ".relion_lock"
+LOCK_STALE_SECONDS = 600  # younger: RELION (maybe on another host) may be using it or have just let go
 _JOB_NAME = re.compile(r"(?:^|/)job(\d+)/?$")
 
 # The columns PipeLine::read needs per table (RELION 4/5 write *Label variants of type and status).
@@ -150,34 +157,78 @@ def disk_jobs(project: Path) -> list[str]:
 
 
 def _read(path: Path) -> str | None:
+    """The text of a regular file; None when missing, unreadable or not a regular file (a FIFO would block)."""
     try:
+        if not stat.S_ISREG(path.stat().st_mode):
+            return None
         return path.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return None
 
 
-def best_copy(project: Path, jobs: list[str]) -> tuple[Path, list[Problem]] | None:
-    """The newest ``<Type>/jobNNN/default_pipeline.star`` RELION can read, or None."""
-    copies = [project / job / PIPELINE for job in jobs]
+_COUNTER_LINE = re.compile(rb"^([ \t]*_rlnPipeLineJobCounter[ \t]+)(\S+)", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Restore:
+    """A job copy to put in place of the project's pipeline file, and the job counter it needs, if raised."""
+
+    source: Path
+    counter: int  # the copy's _rlnPipeLineJobCounter
+    raise_to: int | None = None  # above the highest job number on disk, when the copy's counter is not
+    highest: str = ""  # the job dir with that number
+
+    def counter_note(self, verb: str) -> str:
+        """Empty, or "; raise(d) its _rlnPipeLineJobCounter from 2 to 3 (Import/job002 exists)"."""
+        if self.raise_to is None:
+            return ""
+        return f"; {verb} its _rlnPipeLineJobCounter from {self.counter} to {self.raise_to} ({self.highest} exists)"
+
+
+def _counter(text: str) -> int | None:
+    general = starfile.parse(text).block("pipeline_general")
+    raw = general.pairs.get("rlnPipeLineJobCounter") if general else None
+    return int(raw) if raw is not None and raw.isdigit() else None
+
+
+def best_copy(project: Path, jobs: list[str]) -> Restore | None:
+    """The newest ``<Type>/jobNNN/default_pipeline.star`` RELION can read, preferring one consistent with the job
+    dirs on disk; for any other, the counter raise that makes it consistent. None when no copy is readable."""
     dated = []
-    for copy in copies:
+    for job in jobs:
+        copy = project / job / PIPELINE
         try:
-            dated.append((copy.stat().st_mtime, job_number(copy.parent.name) or 0, copy))
+            dated.append((copy.stat().st_mtime, job_number(job) or 0, copy))
         except OSError:
             continue
+    readable: list[tuple[Path, str]] = []
     for _, _, copy in sorted(dated, reverse=True):
         text = _read(copy)
-        if text is None:
+        if text is None or not starfile.parse(text).blocks:
             continue
-        problems = judge_pipeline(text, [])
-        if not any(p.level == "error" for p in problems) and starfile.parse(text).blocks:
-            return copy, problems
-    return None
+        if any(p.level == "error" for p in judge_pipeline(text, [])):
+            continue
+        if not any(p.level == "error" for p in judge_pipeline(text, jobs)):
+            return Restore(copy, _counter(text) or 0)
+        readable.append((copy, text))
+    if not readable:
+        return None
+    copy, text = readable[0]
+    counter = _counter(text) or 0
+    numbered = [(job_number(job) or 0, job) for job in jobs]
+    highest, name = max(numbered) if numbered else (0, "")
+    return Restore(copy, counter, highest + 1, name) if counter <= highest else Restore(copy, counter)
 
 
-def restore_pipeline(project: Path, source: Path) -> str:
-    """Back the broken file up (never deleted), then put the copy in place atomically."""
+def restore_pipeline(project: Path, restore: Restore) -> str:
+    """Back the broken file up (never deleted), then put the copy (counter raised if needed) in place atomically."""
     target = project / PIPELINE
+    data = restore.source.read_bytes()  # bytes: the copy stays byte for byte, but for the counter
+    if restore.raise_to is not None:
+        value = b"%d" % restore.raise_to
+        data, n = _COUNTER_LINE.subn(lambda m: m.group(1) + value, data, count=1)
+        if n != 1:  # best_copy read a counter from this file: it changed since
+            raise OSError(0, "its _rlnPipeLineJobCounter line changed while the doctor ran", str(restore.source))
     stamp = time.strftime("%Y%m%d-%H%M%S")
     backup_note = ""
     if target.exists():
@@ -185,9 +236,9 @@ def restore_pipeline(project: Path, source: Path) -> str:
         shutil.copy2(target, backup)
         backup_note = f"; the broken file is kept as {backup.name}"
     tmp = target.with_name(f".{PIPELINE}.doctor-{os.getpid()}.tmp")
-    shutil.copyfile(source, tmp)
+    tmp.write_bytes(data)
     os.replace(tmp, target)
-    return f"copied {source.relative_to(project)} to {PIPELINE}{backup_note}"
+    return f"copied {restore.source.relative_to(project)} to {PIPELINE}{restore.counter_note('raised')}{backup_note}"
 
 
 # ---- the lock -------------------------------------------------------------------------------------------------
@@ -223,10 +274,17 @@ def judge_lock(age_seconds: float, holders: list[Holder]) -> Problem:
     if holders:
         who = ", ".join(f"{h.name} (pid {h.pid})" for h in holders)
         return Problem("warning", f"held {age} by a live RELION in this project: {who}")
+    if age_seconds < LOCK_STALE_SECONDS:
+        return Problem(
+            "warning",
+            f"made {age} ago: in use or just left; check again later (only this host's processes were checked: "
+            "no RELION of yours runs in this project here, but one on another host cannot be seen)",
+        )
     return Problem(
         "error",
-        f"stale: made {age} ago and no RELION process of yours runs in this project; RELION waits for it "
-        "forever ('trying to read pipeline.star, but directory .relion_lock exists')",
+        f"stale: made {age} ago and no RELION process of yours runs in this project on this host (only this host's "
+        "processes were checked); RELION waits for it forever ('trying to read pipeline.star, but directory "
+        ".relion_lock exists')",
     )
 
 
@@ -261,32 +319,45 @@ def remove_lock(project: Path) -> str:
 # ---- the check ------------------------------------------------------------------------------------------------
 
 
+def lock_age(lock: Path, now: float) -> float:
+    """Seconds since the lock (or a file in it) last changed; 0 when that cannot be told."""
+    try:
+        newest = lock.lstat().st_mtime
+        if lock.is_dir() and not lock.is_symlink():
+            for entry in os.scandir(lock):
+                newest = max(newest, entry.stat(follow_symlinks=False).st_mtime)
+    except OSError:
+        return 0.0
+    return max(0.0, now - newest)
+
+
 def check(project: Path) -> list[Finding]:
     findings: list[Finding] = []
     lock = project / LOCK
     holders: list[Holder] = []
+    lock_busy = False  # a lock that is not (yet) stale: leave the pipeline file alone too
     if os.path.lexists(lock):
         holders = relion_processes(project)
-        try:
-            age = time.time() - lock.lstat().st_mtime
-        except OSError:
-            age = 0.0
-        verdict = judge_lock(age, holders)
+        verdict = judge_lock(lock_age(lock, time.time()), holders)
         if verdict.level == "error":
             findings.append(
                 Finding(
                     "error",
                     LOCK,
                     verdict.what,
-                    "remove it (`rm -rf .relion_lock`, or --fix)",
+                    "if no RELION runs in this project on any host, remove it (`rm -rf .relion_lock`, or --fix)",
                     "lock",
                     repair=lambda: remove_lock(project),
                 )
             )
         else:
-            findings.append(
-                Finding("warning", LOCK, verdict.what, "close that RELION before changing the project", "lock")
+            lock_busy = True
+            fix = (
+                "close that RELION before changing the project"
+                if holders
+                else f"run the doctor again later: a lock older than {LOCK_STALE_SECONDS // 60} min is called stale"
             )
+            findings.append(Finding("warning", LOCK, verdict.what, fix, "lock"))
     else:
         findings.append(Finding("ok", LOCK, "no lock", check="lock"))
 
@@ -312,12 +383,15 @@ def check(project: Path) -> list[Finding]:
         best = best_copy(project, jobs)
         if best is None:
             fix = "no readable job copy (<Type>/jobNNN/default_pipeline.star) found; rebuild it by hand"
-        elif holders:
-            fix = f"close RELION (pid {holders[0].pid}), then copy {best[0].relative_to(project)} over it"
         else:
-            source = best[0]
-            fix = f"copy the newest readable job copy {source.relative_to(project)} over it (--fix; backup kept)"
-            repair = _restorer(project, source)
+            source, note = best.source.relative_to(project), best.counter_note("raise")
+            if holders:
+                fix = f"close RELION (pid {holders[0].pid}), then copy {source} over it{note}"
+            elif lock_busy:
+                fix = f"when {LOCK} is gone or stale, copy {source} over it{note} (--fix; backup kept)"
+            else:
+                fix = f"copy the newest readable job copy {source} over it{note} (--fix; backup kept)"
+                repair = _restorer(project, best)
     for problem in problems:
         if problem.level == "error":
             findings.append(Finding("error", PIPELINE, problem.what, fix, "pipeline", repair=repair))
@@ -326,13 +400,13 @@ def check(project: Path) -> list[Finding]:
     return findings
 
 
-def _restorer(project: Path, source: Path) -> Callable[[], str]:
+def _restorer(project: Path, restore: Restore) -> Callable[[], str]:
     """One restore shared by every error of the file: the first call copies, later calls report the same."""
     done: list[str] = []
 
     def repair() -> str:
         if not done:
-            done.append(restore_pipeline(project, source))
+            done.append(restore_pipeline(project, restore))
         return done[0]
 
     return repair

@@ -104,6 +104,7 @@ Import/job002/ Import/job002/movies.star
  
 """  # noqa: W291, W293  (byte for byte what RELION writes, trailing blanks included)
 JOBS = ["Import/job001", "Import/job002"]
+PIPE = "default_pipeline.star"
 
 
 def run_doctor(*args: str) -> tuple[int, list[str]]:
@@ -399,6 +400,60 @@ def test_broken_pipeline_fixed_from_the_newest_job_copy(pipeline_project: Path) 
     assert run_doctor(str(pipeline_project), "--no-images")[0] == EX_OK
 
 
+def counter_of(text: str) -> str:
+    block = starfile.parse(text).block("pipeline_general")
+    assert block is not None
+    return block.pairs["rlnPipeLineJobCounter"]
+
+
+def test_restored_copy_gets_a_counter_above_the_jobs_on_disk(tmp_path: Path) -> None:
+    """The reviewer's repro: an empty pipeline file, job001's copy with counter 2, job002's copy empty. --fix used
+    to restore job001's copy as it was, and the next run said the counter clashes with job002 (and offered the same
+    repair again)."""
+    for job in JOBS:
+        (tmp_path / job).mkdir(parents=True)
+    first = GOOD_PIPELINE.split("Import/job002/")[0].replace("Counter                       3", "Counter 2")
+    (tmp_path / JOBS[0] / "default_pipeline.star").write_text(first)
+    (tmp_path / JOBS[1] / "default_pipeline.star").write_text("")
+    (tmp_path / "default_pipeline.star").write_text("")
+    code, lines = run_doctor(str(tmp_path), "--no-images")
+    assert code == EX_DATAERR
+    raise_note = "raise its _rlnPipeLineJobCounter from 2 to 3 (Import/job002 exists)"
+    assert any(line.startswith("error: default_pipeline.star: ") and raise_note in line for line in lines), lines
+    code, lines = run_doctor(str(tmp_path), "--no-images", "--fix")
+    assert code == EX_OK, lines
+    assert any(
+        "fixed: copied Import/job001/default_pipeline.star to default_pipeline.star; raised its "
+        "_rlnPipeLineJobCounter from 2 to 3 (Import/job002 exists)" in line
+        for line in lines
+    ), lines
+    restored = (tmp_path / "default_pipeline.star").read_text()
+    assert counter_of(restored) == "3"
+    assert restored == first.replace("Counter 2", "Counter 3")  # nothing else changed
+    code, lines = run_doctor(str(tmp_path), "--no-images")
+    assert code == EX_OK, lines
+    assert not any(line.startswith("error: ") for line in lines), lines
+    # job002 is on disk but not in the restored file: said, as a warning
+    assert any(line.startswith("warning: default_pipeline.star: 1 job dir(s) on disk missing") for line in lines)
+
+
+def test_a_copy_consistent_with_the_disk_is_preferred(pipeline_project: Path) -> None:
+    one_job = GOOD_PIPELINE.split("Import/job002/")[0]  # lists job001 only
+    newest, older = pipeline_project / JOBS[1] / PIPE, pipeline_project / JOBS[0] / PIPE
+
+    def write(path: Path, counter: int, age: float) -> None:
+        path.write_text(one_job.replace("Counter                       3", f"Counter {counter}"))
+        backdate(path, age)
+
+    write(newest, 2, 10)  # readable, but job002 exists on disk
+    write(older, 3, 100)  # fits the disk
+    best = doctor_pipeline.best_copy(pipeline_project, JOBS)
+    assert best is not None and best.source == older and best.raise_to is None
+    write(older, 2, 100)  # none fits the disk: the newest readable one, its counter raised
+    best = doctor_pipeline.best_copy(pipeline_project, JOBS)
+    assert best is not None and (best.source, best.counter, best.raise_to, best.highest) == (newest, 2, 3, JOBS[1])
+
+
 def test_a_broken_newest_copy_is_passed_over(pipeline_project: Path) -> None:
     (pipeline_project / JOBS[1] / "default_pipeline.star").write_text("")
     findings = doctor_pipeline.check(pipeline_project)
@@ -420,7 +475,8 @@ def test_relion_reads_the_repaired_pipeline(pipeline_project: Path) -> None:
     assert (
         failed.returncode != 0 and "cannot find name or type in pipeline_nodes table" in failed.stdout + failed.stderr
     )
-    code, lines = run_doctor(str(pipeline_project), "--no-images", "--fix")  # also the lock RELION left behind
+    backdate(pipeline_project / ".relion_lock", 3600)  # the lock the failed read left behind, an hour later
+    code, lines = run_doctor(str(pipeline_project), "--no-images", "--fix")
     assert code == EX_OK and any(line.startswith("ok: .relion_lock: stale") for line in lines), lines
     ok = add_job()
     assert ok.returncode == 0, ok.stdout + ok.stderr
@@ -449,16 +505,44 @@ def test_stale_lock_is_removed(tmp_path: Path) -> None:
     lock = tmp_path / ".relion_lock"
     lock.mkdir()
     (lock / "lock_default_pipeline.star").write_text("Undefined lock message")
+    backdate(lock, doctor_pipeline.LOCK_STALE_SECONDS + 60)
     code, lines = run_doctor(str(tmp_path), "--no-images")
-    assert code == EX_DATAERR and lines[0].startswith("error: .relion_lock: stale: made ")
+    assert code == EX_DATAERR and lines[0].startswith("error: .relion_lock: stale: made 11 min ago "), lines
+    assert "only this host's processes were checked" in lines[0]
     code, lines = run_doctor(str(tmp_path), "--no-images", "--fix")
     assert code == EX_OK and lines[0].endswith("fixed: removed it") and not lock.exists()
+
+
+def test_young_lock_is_not_stale(tmp_path: Path) -> None:
+    """The reviewer's repro: a lock 9 s old was called stale and --fix removed it (a RELION on another node holds
+    it, or this one just let go of it). Young: a warning, nothing removed, and the pipeline is not replaced."""
+    lock = tmp_path / ".relion_lock"
+    lock.mkdir()
+    (lock / "lock_default_pipeline.star").write_text("Undefined lock message")
+    backdate(lock, 9)
+    (tmp_path / JOBS[0]).mkdir(parents=True)
+    (tmp_path / JOBS[0] / PIPE).write_text(GOOD_PIPELINE.split("Import/job002/")[0])
+    (tmp_path / PIPE).write_text("")
+    code, lines = run_doctor(str(tmp_path), "--no-images", "--fix")
+    assert lines[0].startswith("warning: .relion_lock: made 9 s ago: in use or just left; check again later"), lines
+    assert "only this host's processes were checked" in lines[0] and "older than 10 min" in lines[0]
+    assert lock.is_dir() and (tmp_path / PIPE).read_text() == ""
+    assert code == EX_DATAERR and "when .relion_lock is gone or stale, copy Import/job001" in lines[1], lines
+    # a lock dir whose file inside is new is young too, however old the dir
+    backdate(lock, 3600)
+    (lock / "lock_default_pipeline.star").touch()
+    assert doctor_pipeline.check(tmp_path)[0].level == "warning"
+    # old enough: stale, and both repairs run
+    backdate(lock, 3600)
+    code, lines = run_doctor(str(tmp_path), "--no-images", "--fix")
+    assert code == EX_OK and not lock.exists() and counter_of((tmp_path / PIPE).read_text()) == "3", lines
 
 
 def test_stale_lock_with_foreign_files_is_renamed_not_deleted(tmp_path: Path) -> None:
     lock = tmp_path / ".relion_lock"
     lock.mkdir()
     (lock / "my_notes.txt").write_text("keep me")
+    backdate(lock, 3600)
     run_doctor(str(tmp_path), "--no-images", "--fix")
     (moved,) = tmp_path.glob(".relion_lock.stale-*")
     assert (moved / "my_notes.txt").read_text() == "keep me" and not lock.exists()
