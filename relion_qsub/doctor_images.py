@@ -8,15 +8,21 @@ one 1024-byte read per MRC file for its header (TIFF/EER: 4 bytes), so thousands
 Which files: ``--path GLOB`` if given; else the names in the micrograph/movie STAR files of the project's jobs
 (``_rlnMicrographMovieName`` / ``_rlnMicrographName`` in Import's movies.star, MotionCorr's
 corrected_micrographs.star, CtfFind's micrographs_ctf.star, ...); else ``Movies/`` and ``Micrographs/``.
+
+Globs are matched by ``walk_glob``, not ``glob.glob``: symlinked directories are followed (``Movies/`` often is
+one) but no directory is entered twice for the same part of the pattern, so a link loop (``ln -s . Movies/a``)
+costs one extra entry, not an exponential walk. Only regular files are images: anything else (a FIFO, a socket,
+a directory named ``*.mrc``) is reported as not a regular file and never opened (a FIFO would block).
 """
 
 from __future__ import annotations
 
-import glob
+import fnmatch
 import os
+import stat
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,29 +56,118 @@ def names_in_star(text: str) -> list[str]:
 
 
 def star_listed(project: Path) -> dict[str, str]:
-    """Image name -> the first STAR file (relative) that lists it."""
+    """Image name -> where it was listed ("listed in Import/job001/movies.star": the first STAR file naming it)."""
     listed: dict[str, str] = {}
     for pattern in STAR_GLOBS:
         for star in sorted(project.glob(pattern)):
             try:
+                if not star.is_file():  # a FIFO would block
+                    continue
                 text = star.read_text(encoding="utf-8", errors="replace")
             except OSError:
                 continue
-            source = str(star.relative_to(project))
+            source = f"listed in {star.relative_to(project)}"
             for name in names_in_star(text):
                 listed.setdefault(os.path.normpath(name), source)
     return listed
 
 
-def glob_listed(project: Path, patterns: Sequence[str], only_images: bool) -> dict[str, str]:
+def _has_magic(part: str) -> bool:
+    return any(c in part for c in "*?[")
+
+
+def _closure(parts: Sequence[str], states: Iterable[int]) -> frozenset[int]:
+    """Add the states reached by letting each ``**`` match no directory at all."""
+    out = set(states)
+    todo = list(out)
+    while todo:
+        i = todo.pop()
+        if i < len(parts) and parts[i] == "**" and i + 1 not in out:
+            out.add(i + 1)
+            todo.append(i + 1)
+    return frozenset(out)
+
+
+def _step(parts: Sequence[str], states: frozenset[int], name: str) -> frozenset[int]:
+    """The pattern positions reached after one more path component ``name`` (glob's rules: no hidden matches)."""
+    hidden = name.startswith(".")
+    nxt: set[int] = set()
+    for i in states:
+        if i == len(parts):
+            continue
+        part = parts[i]
+        if part == "**":
+            if not hidden:
+                nxt.add(i)
+        elif not _has_magic(part):
+            if name == part:
+                nxt.add(i + 1)
+        elif (not hidden or part.startswith(".")) and fnmatch.fnmatchcase(name, part):
+            nxt.add(i + 1)
+    return _closure(parts, nxt)
+
+
+def walk_glob(root: Path, pattern: str) -> Iterator[str]:
+    """The non-directories matching ``pattern`` (``**`` for any depth) below ``root``, as glob.glob(root_dir=root,
+    recursive=True) names them, without its exponential walk through directory symlink loops.
+
+    A directory is entered at most once per set of pattern positions (its (st_dev, st_ino) tells the same directory
+    reached through a link), so the walk ends whatever links exist.
+    """
+    parts = [p for p in pattern.split("/") if p] or [""]
+    start = Path("/") if pattern.startswith("/") else root
+    prefix = "/" if pattern.startswith("/") else ""
+    seen: set[tuple[int, int, frozenset[int]]] = set()
+    stack: list[tuple[str, frozenset[int]]] = [("", _closure(parts, {0}))]
+    while stack:
+        rel, states = stack.pop()
+        directory = start / rel if rel else start
+        try:
+            info = directory.stat()
+        except OSError:
+            continue
+        live = frozenset(i for i in states if i < len(parts))  # (the end of the pattern matters for files only)
+        key = (info.st_dev, info.st_ino, live)
+        if key in seen:
+            continue
+        seen.add(key)
+        literal = {parts[i] for i in live if not _has_magic(parts[i]) and parts[i] != "**"}
+        entries: list[tuple[str, bool, bool]] = []  # (name, is a directory (following links), is a link)
+        if len(literal) == len(live):  # only literal names wanted here: no listing (also finds "." and "..")
+            for name in literal:
+                if os.path.lexists(directory / name):
+                    entries.append((name, os.path.isdir(directory / name), os.path.islink(directory / name)))
+        else:
+            try:
+                with os.scandir(directory) as it:
+                    for entry in it:
+                        try:
+                            entries.append((entry.name, entry.is_dir(), entry.is_symlink()))
+                        except OSError:
+                            entries.append((entry.name, False, True))
+            except OSError:
+                continue
+        # Depth first, real directories before links, by name: a directory reached both ways is named by its real
+        # path, whatever order the file system lists it in.
+        for name, is_dir, _ in sorted(entries, key=lambda e: (e[2], e[0]), reverse=True):
+            nxt = _step(parts, states, name)
+            if not nxt:
+                continue
+            child = f"{rel}/{name}" if rel else name
+            if len(parts) in nxt and not is_dir:
+                yield prefix + child
+            if is_dir and any(i < len(parts) for i in nxt):
+                stack.append((child, nxt))
+
+
+def glob_listed(project: Path, patterns: Sequence[str], only_images: bool, label: str) -> dict[str, str]:
+    """Image name -> where it came from: ``label`` with the pattern in it ("matched by --path {}")."""
     listed: dict[str, str] = {}
     for pattern in patterns:
-        for name in sorted(glob.glob(pattern, root_dir=project, recursive=True)):
+        for name in sorted(set(walk_glob(project, pattern))):
             if only_images and os.path.splitext(name)[1].lower() not in IMAGE_EXTENSIONS:
                 continue
-            if (project / name).is_dir():
-                continue
-            listed.setdefault(os.path.normpath(name), f"--path {pattern}")
+            listed.setdefault(os.path.normpath(name), label.format(pattern))
     return listed
 
 
@@ -89,7 +184,7 @@ def _head(path: str, ext: str) -> bytes:
     want = mrc.HEADER_BYTES if ext in mrc.MRC_EXTENSIONS else 4 if ext in mrc.TIFF_EXTENSIONS else 0
     if not want:
         return b""
-    fd = os.open(path, os.O_RDONLY)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a regular file (checked); never block on a swapped-in FIFO
     try:
         return os.read(fd, want)
     finally:
@@ -106,23 +201,27 @@ def scan(project: Path, names: Iterable[str]) -> list[Scanned]:
     for rel_dir, files in by_dir.items():
         directory = os.path.join(project, rel_dir)
         wanted = set(files)
-        sizes: dict[str, int] = {}
+        stats: dict[str, os.stat_result] = {}
         try:
             with os.scandir(directory) as entries:
                 for entry in entries:
                     if entry.name in wanted:
                         try:
-                            sizes[entry.name] = entry.stat().st_size  # follows symlinks (Movies/ often is one)
+                            stats[entry.name] = entry.stat()  # follows symlinks (Movies/ often is one)
                         except OSError:
                             pass  # a dangling link: reported as missing below
         except OSError:
             pass
         for file in files:
             where = os.path.join(rel_dir, file)
-            size = sizes.get(file)
-            if size is None:
+            info = stats.get(file)
+            if info is None:
                 results.append(Scanned(where, None, mrc.Verdict("error", "missing (or a dangling link)")))
                 continue
+            if not stat.S_ISREG(info.st_mode):
+                results.append(Scanned(where, None, mrc.Verdict("error", f"not a regular file ({_kind(info)})")))
+                continue
+            size = info.st_size
             ext = os.path.splitext(file)[1].lower()
             try:
                 raw = _head(os.path.join(directory, file), ext) if size else b""
@@ -131,6 +230,17 @@ def scan(project: Path, names: Iterable[str]) -> list[Scanned]:
                 continue
             results.append(Scanned(where, size, judge(file, size, raw)))
     return results
+
+
+def _kind(info: os.stat_result) -> str:
+    mode = info.st_mode
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a file"
 
 
 def outliers(scanned: Sequence[Scanned]) -> list[tuple[Scanned, int]]:
@@ -159,7 +269,7 @@ def findings_for(scanned: Sequence[Scanned], sources: dict[str, str], verbose: b
     for item in scanned:
         if item.verdict.level == "ok" and not verbose:
             continue
-        fix = "" if item.verdict.level == "ok" else f"{FIX_DAMAGED} (listed in {sources.get(item.where, '?')})"
+        fix = "" if item.verdict.level == "ok" else f"{FIX_DAMAGED} ({sources.get(item.where, 'listed nowhere')})"
         findings.append(Finding(item.verdict.level, item.where, item.verdict.what, fix, "images"))
     for item, median in outliers(scanned):
         assert item.size is not None
@@ -179,11 +289,13 @@ def findings_for(scanned: Sequence[Scanned], sources: dict[str, str], verbose: b
 def check(project: Path, paths: Sequence[str], verbose: bool = False) -> tuple[list[Finding], int]:
     """Findings and the number of files scanned."""
     if paths:
-        sources, origin = glob_listed(project, paths, only_images=False), "the --path globs"
+        sources, origin = glob_listed(project, paths, False, "matched by --path {}"), "the --path globs"
     else:
         sources, origin = star_listed(project), "the micrograph/movie STAR files"
         if not sources:
-            sources, origin = glob_listed(project, DEFAULT_GLOBS, only_images=True), "Movies/ and Micrographs/"
+            label = "found by the default scan of {} (no --path given, no micrograph/movie STAR file)"
+            sources = glob_listed(project, DEFAULT_GLOBS, True, label)
+            origin = "Movies/ and Micrographs/"
     if not sources:
         return [Finding("ok", "images", f"no image files found in {origin}; use --path GLOB", check="images")], 0
     scanned = scan(project, sources)

@@ -282,7 +282,7 @@ def test_scan_from_the_movie_star_file(image_project: Path) -> None:
     assert (
         found["Movies/fewframes.mrc"].level == "warning" and "26% of the median" in found["Movies/fewframes.mrc"].what
     )
-    assert "Import/job001/movies.star" in found["Movies/empty.mrc"].fix
+    assert found["Movies/empty.mrc"].fix.endswith("(listed in Import/job001/movies.star)")
     errors = {f.where for f in findings if f.level == "error"}
     assert errors == {"Movies/empty.mrc", "Movies/truncated.mrc", "Movies/magic.mrc", "Movies/gone.mrc"}
     assert not any(f.where.startswith("Movies/good") for f in findings)  # quiet about good files
@@ -295,6 +295,7 @@ def test_scan_by_glob_covers_tiff_and_eer(image_project: Path) -> None:
     assert found["Tiffs/zero.tif"].level == "error"
     assert found["Tiffs/small.tif"].level == "warning" and "size outlier" in found["Tiffs/small.tif"].what
     assert "not a TIFF/EER" in found["Tiffs/fake.eer"].what
+    assert found["Tiffs/zero.tif"].fix.endswith("(matched by --path Tiffs/*)")
     assert not any(f.where.startswith("Tiffs/t") for f in findings)
 
 
@@ -304,7 +305,69 @@ def test_default_dirs_without_star_files(tmp_path: Path) -> None:
     (tmp_path / "Micrographs" / "notes.txt").touch()  # not an image: not scanned
     findings, scanned = doctor_images.check(tmp_path, [])
     assert scanned == 2 and [f.where for f in findings if f.level == "error"] == ["Micrographs/b.mrc"]
+    fix = by_where(findings)["Micrographs/b.mrc"].fix
+    assert "listed in --path" not in fix and fix.endswith(
+        "(found by the default scan of Micrographs/**/* (no --path given, no micrograph/movie STAR file))"
+    )
     assert doctor_images.check(tmp_path / "Micrographs" / "sub", [])[1] == 0
+
+
+def test_glob_walk_names_files_as_glob_does(tmp_path: Path) -> None:
+    import glob
+
+    for name in ("Movies/a.mrc", "Movies/.hidden.mrc", "Movies/s1/b.mrc", "Movies/s1/deep/c.tif", ".h/x.mrc"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).touch()
+    (tmp_path / "Movies" / "dangling.mrc").symlink_to("nowhere")
+    patterns = ["Movies/**/*", "Movies/*", "**/*.mrc", "Movies/**", "*/s1/*", "Movies/s1/b.mrc", "./Movies/*.mrc"]
+    patterns += ["Movies/../Movies/s1/*", f"{tmp_path}/Movies/*.mrc", "Movies/[ab]*", ".*/*", "**", "nothing/*"]
+    for pattern in patterns:
+        names = glob.glob(pattern, root_dir=tmp_path, recursive=True)
+        expect = sorted(n for n in names if not os.path.isdir(os.path.join(tmp_path, n)))
+        assert sorted(doctor_images.walk_glob(tmp_path, pattern)) == expect, pattern
+
+
+def test_glob_walk_survives_symlink_loops(tmp_path: Path) -> None:
+    """The reviewer's repro: two links to . made the doctor run for minutes (glob's ** follows every link)."""
+    for i in range(3):
+        write_mrc(tmp_path / "Movies" / f"m{i}.mrc")
+    write_mrc(tmp_path / "Movies" / "real" / "r.mrc")
+    (tmp_path / "Movies" / "a").symlink_to(".")
+    (tmp_path / "Movies" / "b").symlink_to(".")
+    (tmp_path / "Movies" / "up").symlink_to("..")
+    (tmp_path / "Movies" / "also").symlink_to("real")
+    want = ["Movies/m0.mrc", "Movies/m1.mrc", "Movies/m2.mrc", "Movies/real/r.mrc"]  # real paths win over links
+    assert sorted(doctor_images.walk_glob(tmp_path, "Movies/**/*")) == want
+    for args in ([], ["--path", "Movies/**/*.mrc"], ["--path", "**"]):
+        start = time.monotonic()
+        done = doctor_process(str(tmp_path), *args)
+        assert done.returncode == EX_OK, done.stdout + done.stderr
+        assert "; 4 image files scanned" in done.stdout and time.monotonic() - start < 20, done.stdout
+
+
+def test_only_regular_files_are_images(tmp_path: Path) -> None:
+    """A FIFO named *.mrc is not "empty" and is never opened (that would block); a directory is not an image."""
+    movies = tmp_path / "Movies"
+    write_mrc(movies / "good.mrc")
+    os.mkfifo(movies / "pipe.mrc")
+    (movies / "dir.mrc").mkdir()
+    (movies / "link.mrc").symlink_to("pipe.mrc")
+    job = tmp_path / "Import" / "job001"
+    job.mkdir(parents=True)
+    names = ["Movies/good.mrc", "Movies/pipe.mrc", "Movies/dir.mrc", "Movies/link.mrc"]
+    (job / "movies.star").write_text(star_loop("movies", ["rlnMicrographMovieName"], [[n] for n in names]))
+    done = doctor_process(str(tmp_path))
+    lines = done.stdout.splitlines()
+    assert done.returncode == EX_DATAERR, lines
+    assert any(line.startswith("error: Movies/pipe.mrc: not a regular file (a FIFO) — ") for line in lines), lines
+    assert any(line.startswith("error: Movies/link.mrc: not a regular file (a FIFO) — ") for line in lines), lines
+    assert any(line.startswith("error: Movies/dir.mrc: not a regular file (a directory) — ") for line in lines)
+    assert not any("empty" in line for line in lines)
+    # the default scan (no STAR file) and --path: the FIFO is found and reported, the directory is not a file
+    (job / "movies.star").unlink()
+    for args in ([], ["--path", "Movies/*"]):
+        lines = doctor_process(str(tmp_path), *args).stdout.splitlines()
+        assert any(line.startswith("error: Movies/pipe.mrc: not a regular file (a FIFO)") for line in lines), lines
 
 
 def test_cli_lines_summary_and_exit_code(image_project: Path) -> None:
