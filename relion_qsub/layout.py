@@ -30,6 +30,7 @@ Slurm behaviour relied on (checked on Slurm 22.05, see /work/shared/notes/slurm-
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -52,14 +53,19 @@ HOSTFILE_PLACEHOLDER = "<job-private dir>/hostfile"
 
 # The per-rank GPU binder. POSIX sh, so it costs ~1 ms per rank and needs nothing from this package on the
 # compute nodes. $1 is the leader's node name ('' when there is no GPU-less leader); the rest is the command.
-# GPU ids come from what CUDA will see in the step (CUDA_VISIBLE_DEVICES; with device cgroups Slurm renumbers
-# them), else Slurm's own lists, else SLURM_GPUS_ON_NODE as a count. Rank 0 (the leader) gets none; a worker
-# gets the slot of its local id on the node, minus one on the leader's node, modulo the node's GPU count.
+# GPU ids: the first non-empty of GPU_SOURCES (CUDA_VISIBLE_DEVICES first: it is what CUDA uses in the step, and
+# with device cgroups Slurm renumbers it from 0 while SLURM_JOB_GPUS keeps the node's ids); NoDevFiles means
+# none; with no id at all, SLURM_GPUS_ON_NODE as a count 0..n-1. gpu_ids() below is the same rule in Python,
+# so the plan shows what this script binds. Rank 0 (the leader) gets none; a worker gets the slot of its local
+# id on the node, minus one on the leader's node, modulo the node's GPU count.
 GPU_BIND_SCRIPT = r"""lead=$1; shift
 gpus=${CUDA_VISIBLE_DEVICES:-${SLURM_STEP_GPUS:-${SLURM_JOB_GPUS:-}}}
 case $gpus in NoDevFiles) gpus= ;; esac
-if [ -z "$gpus" ] && [ "${SLURM_GPUS_ON_NODE:-0}" -gt 0 ] 2>/dev/null; then
+set -f; IFS=', '
+n=0; for g in $gpus; do if [ -n "$g" ]; then n=$((n + 1)); fi; done
+if [ "$n" = 0 ] && [ "${SLURM_GPUS_ON_NODE:-0}" -gt 0 ] 2>/dev/null; then
   i=1; gpus=0; while [ "$i" -lt "$SLURM_GPUS_ON_NODE" ]; do gpus=$gpus,$i; i=$((i + 1)); done
+  n=$i
 fi
 if [ -n "$lead" ] && [ "${SLURM_PROCID:-}" = 0 ]; then
   CUDA_VISIBLE_DEVICES=; export CUDA_VISIBLE_DEVICES; exec "$@"
@@ -67,17 +73,18 @@ fi
 slot=${SLURM_LOCALID:-0}
 if [ -n "$lead" ] && [ "${SLURMD_NODENAME:-}" = "$lead" ]; then slot=$((slot - 1)); fi
 [ "$slot" -ge 0 ] || slot=0
-set -f; IFS=,
-n=0; for g in $gpus; do n=$((n + 1)); done
 if [ "$n" -gt 0 ]; then
   slot=$((slot % n)); i=0
   for g in $gpus; do
+    [ -n "$g" ] || continue
     if [ "$i" = "$slot" ]; then CUDA_VISIBLE_DEVICES=$g; export CUDA_VISIBLE_DEVICES; break; fi
     i=$((i + 1))
   done
 fi
 exec "$@"
 """
+# Where GPU_BIND_SCRIPT and gpu_ids() look for GPU ids, in this order (the first non-empty one wins).
+GPU_SOURCES = ("CUDA_VISIBLE_DEVICES", "SLURM_STEP_GPUS", "SLURM_JOB_GPUS")
 GPU_BIND_ARGV0 = "relion-launch-rank"
 
 
@@ -110,6 +117,7 @@ class Plan:
     argv: tuple[str, ...]
     reason: str
     warnings: tuple[str, ...] = field(default=())
+    gpu_source: str = ""  # the variable the GPU ids came from (GPU_SOURCES, or SLURM_GPUS_ON_NODE as a count)
 
     @property
     def gpu_bound(self) -> bool:
@@ -119,7 +127,14 @@ class Plan:
 # ---------------------------------------------------------------------------------------------------- parsing
 
 
-def _int_var(env: Mapping[str, str], name: str, fix: str) -> int | None:
+# Sanity limits: far above any real job (the largest Slurm clusters run a few 10^5 tasks), low enough that a
+# hand-made or corrupted variable gives an error at once instead of a plan that takes minutes and gigabytes.
+MAX_RANKS = 1_000_000
+MAX_TASKS_PER_NODE = 10_000
+MAX_GPUS_PER_NODE = 1_024
+
+
+def _int_var(env: Mapping[str, str], name: str, fix: str, limit: int | None = None) -> int | None:
     raw = env.get(name)
     if raw is None or raw.strip() == "":
         return None
@@ -129,6 +144,10 @@ def _int_var(env: Mapping[str, str], name: str, fix: str) -> int | None:
         raise LayoutError(f"{name}={raw!r} is not a whole number; {fix}") from None
     if value < 1:
         raise LayoutError(f"{name}={raw!r} must be at least 1; {fix}")
+    if limit is not None and value > limit:
+        raise LayoutError(
+            f"{name}={raw.strip()} is more than relion-launch's limit of {limit:,}; is the variable hand-made?"
+        )
     return value
 
 
@@ -168,19 +187,8 @@ def tasks_per_node(env: Mapping[str, str], nnodes: int) -> tuple[int, ...]:
     """
     raw = env.get("SLURM_TASKS_PER_NODE", "").strip()
     if raw:
-        try:
-            counts = tuple(int(c) for c in hostlist.parse_slurm_tasks_per_node(raw))
-        except (hostlist.BadHostlist, ValueError) as exc:
-            raise LayoutError(f"SLURM_TASKS_PER_NODE={raw!r} is not Slurm's 'count(xrepeat),...' form ({exc})") from exc
-        if len(counts) != nnodes:
-            raise LayoutError(
-                f"SLURM_TASKS_PER_NODE={raw!r} describes {len(counts)} nodes but the job has {nnodes}; "
-                "the job environment is inconsistent"
-            )
-        if min(counts) < 1:
-            raise LayoutError(f"SLURM_TASKS_PER_NODE={raw!r} gives a node no task")
-        return counts
-    k = _int_var(env, "SLURM_NTASKS_PER_NODE", "set --ntasks-per-node to a positive number")
+        return _parse_tasks_per_node(raw, nnodes)
+    k = _ntasks_per_node(env)
     if k is not None:
         return (k,) * nnodes
     ntasks = _ntasks(env)
@@ -192,9 +200,46 @@ def tasks_per_node(env: Mapping[str, str], nnodes: int) -> tuple[int, ...]:
     )
 
 
+_TASKS_PART = re.compile(r"(\d+)(?:\(x(\d+)\))?")
+
+
+def _parse_tasks_per_node(raw: str, nnodes: int) -> tuple[int, ...]:
+    """Slurm's '5(x2),4' for nnodes nodes, checked part by part before anything is expanded."""
+    name = "SLURM_TASKS_PER_NODE"
+    parts: list[tuple[int, int]] = []
+    for part in raw.split(","):
+        m = _TASKS_PART.fullmatch(part.strip())
+        if m is None or int(m.group(2) or 1) < 1:
+            raise LayoutError(f"{name}={raw!r} is not Slurm's 'count(xrepeat),...' form (bad part {part!r})")
+        count = int(m.group(1))
+        if count < 1:
+            raise LayoutError(f"{name}={raw!r} gives a node no task")
+        if count > MAX_TASKS_PER_NODE:
+            raise LayoutError(
+                f"{name}={raw!r} gives a node {count:,} tasks, more than relion-launch's limit of "
+                f"{MAX_TASKS_PER_NODE:,}; is the variable hand-made?"
+            )
+        parts.append((count, int(m.group(2) or 1)))
+    described = sum(repeat for _, repeat in parts)
+    if described != nnodes:
+        raise LayoutError(
+            f"{name}={raw!r} describes {described} nodes but the job has {nnodes}; the job environment is inconsistent"
+        )
+    return tuple(count for count, repeat in parts for _ in range(repeat))
+
+
+def _ntasks_per_node(env: Mapping[str, str]) -> int | None:
+    return _int_var(
+        env, "SLURM_NTASKS_PER_NODE", "set --ntasks-per-node to a positive number", limit=MAX_TASKS_PER_NODE
+    )
+
+
+def _ntasks_name(env: Mapping[str, str]) -> str:
+    return "SLURM_NTASKS" if env.get("SLURM_NTASKS", "").strip() else "SLURM_NPROCS"
+
+
 def _ntasks(env: Mapping[str, str]) -> int | None:
-    name = "SLURM_NTASKS" if env.get("SLURM_NTASKS", "").strip() else "SLURM_NPROCS"
-    return _int_var(env, name, "it is the job's --ntasks")
+    return _int_var(env, _ntasks_name(env), "it is the job's --ntasks", limit=MAX_RANKS)
 
 
 @dataclass(frozen=True)
@@ -208,33 +253,64 @@ class JobShape:
     k_user: int | None  # --ntasks-per-node (SLURM_NTASKS_PER_NODE)
     k: int | None  # tasks per node if the allocation is uniform, else None
     gpus: tuple[str, ...]
+    ntasks_source: str = "SLURM_NTASKS"  # where ntasks came from, for messages
+    gpu_source: str = ""  # the variable the GPU ids came from
 
 
 def job_shape(env: Mapping[str, str]) -> JobShape:
     nodes = job_nodes(env)
     n = len(nodes)
     capacity = tasks_per_node(env, n)
-    k_user = _int_var(env, "SLURM_NTASKS_PER_NODE", "set --ntasks-per-node to a positive number")
+    k_user = _ntasks_per_node(env)
     given = _ntasks(env)
     # Inside an allocation a plain srun starts SLURM_NTASKS tasks; without it, --ntasks-per-node per node;
     # with neither, one task per node (a --exclusive job without --ntasks, seen on 22.05).
-    ntasks = given if given is not None else (k_user * n if k_user is not None else n)
+    if given is not None:
+        ntasks, source = given, f"{_ntasks_name(env)}={given}"
+    elif k_user is not None:
+        ntasks, source = k_user * n, f"SLURM_NTASKS_PER_NODE={k_user} on {n} node{'s' if n > 1 else ''}"
+    else:
+        ntasks, source = n, f"one task on each of the {n} node{'s' if n > 1 else ''} (no SLURM_NTASKS)"
+    _check_rank_limit(ntasks, source)
     k: int | None = k_user
     if k is None and given is not None and len(set(capacity)) == 1 and capacity[0] * n == given:
         k = capacity[0]  # --ntasks=10 --nodes=2 landed as 5(x2): uniform although not asked for
-    return JobShape(nodes, capacity, ntasks, given is not None, k_user, k, job_gpus(env))
+    gpus, gpu_source = gpu_ids(env)
+    return JobShape(nodes, capacity, ntasks, given is not None, k_user, k, gpus, source, gpu_source)
+
+
+def _check_rank_limit(ranks: int, source: str) -> None:
+    if ranks > MAX_RANKS:
+        raise LayoutError(
+            f"{source} gives {ranks:,} ranks, more than relion-launch's limit of {MAX_RANKS:,}; is the job "
+            "environment hand-made?"
+        )
+
+
+def gpu_ids(env: Mapping[str, str]) -> tuple[tuple[str, ...], str]:
+    """(GPU ids, where they came from), by the rule GPU_BIND_SCRIPT applies in every rank (see GPU_SOURCES)."""
+    name = next((n for n in GPU_SOURCES if env.get(n)), "")
+    raw = env.get(name, "") if name else ""
+    if raw != "NoDevFiles":
+        ids = tuple(g for g in re.split(r"[, ]", raw) if g)
+        if ids:
+            return ids, name
+    count_raw = env.get("SLURM_GPUS_ON_NODE", "")
+    if re.fullmatch(r"\s*\+?\d+\s*", count_raw):
+        count = int(count_raw)
+        if count > MAX_GPUS_PER_NODE:
+            raise LayoutError(
+                f"SLURM_GPUS_ON_NODE={count_raw.strip()} is more than relion-launch's limit of "
+                f"{MAX_GPUS_PER_NODE:,}; is the variable hand-made?"
+            )
+        if count > 0:
+            return tuple(str(i) for i in range(count)), "SLURM_GPUS_ON_NODE"
+    return (), ""
 
 
 def job_gpus(env: Mapping[str, str]) -> tuple[str, ...]:
-    """The GPU ids the batch step sees on its node: SLURM_JOB_GPUS, CUDA_VISIBLE_DEVICES, or a count."""
-    for name in ("SLURM_JOB_GPUS", "CUDA_VISIBLE_DEVICES"):
-        raw = env.get(name, "").strip()
-        if raw and raw != "NoDevFiles":
-            return tuple(g.strip() for g in raw.split(",") if g.strip())
-    count = env.get("SLURM_GPUS_ON_NODE", "").strip()
-    if count.isdigit() and int(count) > 0:
-        return tuple(str(i) for i in range(int(count)))
-    return ()
+    """The GPU ids the ranks on this node see, as the GPU binder reads them (see GPU_SOURCES)."""
+    return gpu_ids(env)[0]
 
 
 def compress_counts(counts: Sequence[int]) -> str:
@@ -433,6 +509,7 @@ def _plan_plus_one(env: Mapping[str, str], options: LayoutOptions, shape: JobSha
         env_unset=unset,
         argv=tuple(argv),
         reason=reason,
+        gpu_source=shape.gpu_source,
     )
 
 
@@ -447,6 +524,7 @@ def _plan_homogeneous(env: Mapping[str, str], options: LayoutOptions, shape: Job
         )
     n = len(nodes)
     ranks = n * k
+    _check_rank_limit(ranks, f"homogeneous mode with {k} ranks on each of {n} nodes")
     _check_ntasks(options, ranks, "homogeneous")
     bind = options.gpu_bind and bool(gpus)
     # Block distribution (srun's default): ranks 0..k-1 on the first node, and so on; local id = rank % k.
@@ -475,17 +553,26 @@ def _plan_homogeneous(env: Mapping[str, str], options: LayoutOptions, shape: Job
         argv=tuple(argv),
         reason=reason,
         warnings=tuple(warnings),
+        gpu_source=shape.gpu_source,
     )
 
 
 def _plan_heterogeneous(env: Mapping[str, str], options: LayoutOptions, shape: JobShape) -> Plan:
     nodes, total = shape.nodes, shape.ntasks
     ranks = options.ntasks if options.ntasks is not None else total
-    if ranks > sum(shape.capacity):
+    room = sum(shape.capacity)
+    if ranks > room:
+        if options.ntasks is not None:
+            raise LayoutError(
+                f"-n {ranks} asks for more ranks than the {room} tasks the job has room for "
+                f"(SLURM_TASKS_PER_NODE={compress_counts(shape.capacity)}); drop -n or submit with --ntasks={ranks}"
+            )
         raise LayoutError(
-            f"-n {ranks} asks for more ranks than the {sum(shape.capacity)} tasks the job has room for; "
-            f"submit with --ntasks={ranks}"
+            f"{shape.ntasks_source} asks for {ranks} ranks but SLURM_TASKS_PER_NODE="
+            f"{compress_counts(shape.capacity)} has room for {room}; the job environment is inconsistent (was "
+            "one of them changed in the batch script?)"
         )
+    _check_rank_limit(ranks, f"-n {ranks}")
     n = len(nodes)
     reason = f"heterogeneous: {ranks} ranks placed by Slurm over {n} node{'s' if n > 1 else ''}"
     reason += f" (room for {compress_counts(shape.capacity)} tasks per node)"
@@ -519,6 +606,7 @@ def _plan_heterogeneous(env: Mapping[str, str], options: LayoutOptions, shape: J
         argv=tuple(argv),
         reason=reason,
         warnings=tuple(warnings),
+        gpu_source=shape.gpu_source,
     )
 
 
@@ -561,6 +649,7 @@ def plan_local(env: Mapping[str, str], options: LayoutOptions, ranks: int) -> Pl
     """Outside an allocation: ``$RELION_MPIRUN -n N cmd`` for an MPI program with N > 1, else the program."""
     if not options.command:
         raise LayoutError("no command to launch")
+    _check_rank_limit(ranks, f"-n {ranks}")
     program = options.command[0].rsplit("/", 1)[-1]
     warnings: list[str] = []
     if program.endswith("_mpi") and ranks > 1:

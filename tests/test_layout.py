@@ -14,11 +14,14 @@ from relion_qsub.errors import LayoutError
 from relion_qsub.layout import (
     GPU_BIND_ARGV0,
     GPU_BIND_SCRIPT,
+    GPU_SOURCES,
     HOSTFILE_PLACEHOLDER,
+    MAX_RANKS,
     LayoutOptions,
     Mode,
     Plan,
     compress_counts,
+    gpu_ids,
     hostfile_text,
     job_shape,
     plan_layout,
@@ -166,6 +169,21 @@ def test_gpu_ids_follow_the_jobs_list_not_zero_based() -> None:
     assert p.rank_gpus == ("", "2", "3", "2", "3")
 
 
+def test_gpu_ids_prefer_what_cuda_sees() -> None:
+    # device cgroups: Slurm renumbers CUDA_VISIBLE_DEVICES from 0 while SLURM_JOB_GPUS keeps the node's ids
+    env = slurm_env(2, 3, gpus="2,3", CUDA_VISIBLE_DEVICES="0,1")
+    p = plan(env)
+    assert p.gpus == ("0", "1") and p.gpu_source == "CUDA_VISIBLE_DEVICES"
+    assert p.rank_gpus == ("", "0", "1", "0", "1")
+    assert gpu_ids({"SLURM_STEP_GPUS": "5", "SLURM_JOB_GPUS": "4,5"}) == (("5",), "SLURM_STEP_GPUS")
+    assert gpu_ids({"CUDA_VISIBLE_DEVICES": "NoDevFiles", "SLURM_JOB_GPUS": "1", "SLURM_GPUS_ON_NODE": "2"}) == (
+        ("0", "1"),
+        "SLURM_GPUS_ON_NODE",
+    )
+    assert gpu_ids({"CUDA_VISIBLE_DEVICES": "", "SLURM_JOB_GPUS": "1,,3"}) == (("1", "3"), "SLURM_JOB_GPUS")
+    assert gpu_ids({}) == ((), "")
+
+
 def test_gpu_bind_off_keeps_hostfile_but_binds_nothing() -> None:
     p = plan(slurm_env(2, 5), gpu_bind=False, gpu_bind_off_reason="--no-gpu-bind")
     assert p.mode is Mode.HOMOGENEOUS_PLUS_ONE and len(p.hostfile_lines) == 9
@@ -282,8 +300,49 @@ def test_seed_script_already_sourced_still_gives_our_hostfile() -> None:
 def test_heterogeneous_n_is_checked_against_room() -> None:
     env = slurm_env(2, None, ntasks=7, gpus=None, tasks_per_node="6,1")
     assert plan(env, ntasks=3).argv[:4] == ("srun", "-K1", "-n", "3")
-    with pytest.raises(LayoutError, match="more ranks than the 7 tasks"):
+    with pytest.raises(LayoutError, match=r"-n 8 asks for more ranks than the 7 tasks the job has room for"):
         plan(env, ntasks=8)
+
+
+def test_heterogeneous_without_n_names_slurm_ntasks() -> None:
+    # no -n was given: the message must not invent one
+    env = slurm_env(2, None, ntasks=8, gpus=None, tasks_per_node="6,1")
+    with pytest.raises(
+        LayoutError, match=r"^SLURM_NTASKS=8 asks for 8 ranks but SLURM_TASKS_PER_NODE=6,1 has room"
+    ) as e:
+        plan(env)
+    assert "-n" not in str(e.value)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"SLURM_TASKS_PER_NODE": "99999999(x2)"}, "gives a node 99,999,999 tasks, more than relion-launch's limit"),
+        ({"SLURM_TASKS_PER_NODE": "5(x99999999999)"}, "describes 99999999999 nodes but the job has 2"),
+        ({"SLURM_TASKS_PER_NODE": "5(x0)"}, "bad part '5\\(x0\\)'"),
+        (
+            {"SLURM_NTASKS_PER_NODE": "10001"},
+            "SLURM_NTASKS_PER_NODE=10001 is more than relion-launch's limit of 10,000",
+        ),
+        ({"SLURM_NTASKS": "1000001"}, "SLURM_NTASKS=1000001 is more than relion-launch's limit of 1,000,000"),
+        ({"SLURM_GPUS_ON_NODE": "5000", "SLURM_JOB_GPUS": "", "CUDA_VISIBLE_DEVICES": ""}, "SLURM_GPUS_ON_NODE=5000"),
+    ],
+)
+def test_absurd_counts_are_refused_before_anything_is_expanded(change: dict[str, str], message: str) -> None:
+    with pytest.raises(LayoutError, match=message):
+        plan(dict(slurm_env(2, 5), **change))
+
+
+def test_rank_limit_on_computed_layouts() -> None:
+    env = slurm_env(200, 9999, ntasks=None)
+    del env["SLURM_NTASKS"]  # 200 x 9999 tasks from --ntasks-per-node alone
+    with pytest.raises(LayoutError, match="SLURM_NTASKS_PER_NODE=9999 on 200 nodes gives 1,999,800 ranks"):
+        plan(env)
+    env = slurm_env(200, 9999, ntasks=10)  # forced homogeneous: nodes x tasks per node
+    with pytest.raises(LayoutError, match="homogeneous mode with 9999 ranks on each of 200 nodes gives 1,999,800"):
+        plan(env, mode="homogeneous")
+    with pytest.raises(LayoutError, match="limit of 1,000,000"):
+        plan_local({}, LayoutOptions(command=("relion_refine_mpi",)), MAX_RANKS + 1)
 
 
 # ------------------------------------------------------------------------------------------------ bad input
@@ -407,6 +466,47 @@ def binder_gpu(p: Plan, rank: int, node: str, local_id: int, node_gpus: str) -> 
         check=True,
     )
     return out.stdout
+
+
+def binder_gpu_in(p: Plan, rank: int, node: str, local_id: int, env: dict[str, str]) -> str:
+    """The binder run as one rank of the step whose GPU variables are those of ``env`` (unset when absent)."""
+    argv = list(p.argv)
+    leader = argv[argv.index(GPU_BIND_SCRIPT) + 2]
+    step = {k: v for k, v in env.items() if k in (*GPU_SOURCES, "SLURM_GPUS_ON_NODE")}
+    step.update(PATH="/usr/bin:/bin", SLURM_PROCID=str(rank), SLURM_LOCALID=str(local_id), SLURMD_NODENAME=node)
+    script = 'printf %s "${CUDA_VISIBLE_DEVICES-unset}"'
+    out = subprocess.run(
+        ["/bin/sh", "-c", GPU_BIND_SCRIPT, GPU_BIND_ARGV0, leader, "/bin/sh", "-c", script],
+        env=step,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout
+
+
+_GPU_VALUES = st.sampled_from(["", "0,1,2,3", "2,3", "0,1", "NoDevFiles", "7", "1,,2", " 0 , 1", ","])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.fixed_dictionaries({name: st.none() | _GPU_VALUES for name in GPU_SOURCES}),
+    st.sampled_from([None, "", "0", "2", "4", " 3"]),
+)
+def test_property_plan_and_binder_read_the_same_gpus(sources: dict[str, str | None], on_node: str | None) -> None:
+    """One order of preference: whatever the GPU variables say, the plan shows what each rank binds."""
+    env = slurm_env(2, 5, gpus=None)
+    env.update({k: v for k, v in sources.items() if v is not None})
+    if on_node is not None:
+        env["SLURM_GPUS_ON_NODE"] = on_node
+    p = plan(env)
+    if not p.gpus:
+        assert p.mode is Mode.HOMOGENEOUS and not p.gpu_bound  # nothing to bind, no binder in argv
+        return
+    local: Counter[str] = Counter()
+    for rank, node in enumerate(p.hostfile_lines):
+        assert binder_gpu_in(p, rank, node, local[node], env) == p.rank_gpus[rank], (rank, env)
+        local[node] += 1
 
 
 @pytest.mark.parametrize(("nodes", "k", "gpus"), [(2, 5, "0,1,2,3"), (3, 3, "0,1,2,3"), (2, 7, "0,1"), (1, 5, "2,3")])
