@@ -32,6 +32,7 @@ from .errors import CommandError, InputError, LayoutError, UsageError
 from .layout import (
     GPU_BIND_SCRIPT,
     HOSTFILE_PLACEHOLDER,
+    MAX_RANKS,
     MODE_CHOICES,
     LayoutOptions,
     Mode,
@@ -149,6 +150,8 @@ def _positive(value: str, what: str) -> int:
         raise UsageError(f"{what} needs a whole number, got {value!r}") from None
     if n < 1:
         raise UsageError(f"{what} must be at least 1, got {n}")
+    if n > MAX_RANKS:
+        raise UsageError(f"{what} {n} is more than relion-launch's limit of {MAX_RANKS:,} ranks")
     return n
 
 
@@ -223,6 +226,9 @@ def _srun_long(word: str, args: Sequence[str], i: int, inv: Invocation) -> None:
             raise UsageError(f"srun option --{name} takes no value ({word!r})")
         inv.srun_options.append(word)
         return
+    if name == "kill-on-bad-exit":
+        _kill_on_bad_exit(word, value if eq else None, inv)
+        return
     if kind == OPTIONAL or eq:
         if eq and _empty_or_placeholder(f"--{name}", value, inv):
             return
@@ -233,6 +239,26 @@ def _srun_long(word: str, args: Sequence[str], i: int, inv: Invocation) -> None:
     value = args[i + 1]
     if not _empty_or_placeholder(f"--{name}", value, inv):
         inv.srun_options.append(f"--{name}={value}")
+
+
+def _kill_on_bad_exit(word: str, value: str | None, inv: Invocation) -> None:
+    """relion-launch always runs `srun -K1`; a user -K after it would win, so only the same setting is accepted.
+
+    Refused rather than dropped: -K0 (or any value that is not a number) asks for the opposite of what
+    relion-launch is for (with RELION's MPI ranks, one dead rank leaves the others waiting until the time
+    limit), and quietly running something else than what the template says hides the template's mistake.
+    -K/-K1 (srun: any non-zero number) only repeat relion-launch's own -K1, so they are dropped with a note.
+    """
+    try:
+        kills = value is None or value == "" or int(value) != 0
+    except ValueError:
+        kills = False
+    if not kills:
+        raise UsageError(
+            f"srun option {word!r}: relion-launch always runs srun -K1 (one failed rank ends the step, so RELION's "
+            "other ranks do not wait until the time limit); remove it from the launcher line"
+        )
+    inv.warnings.append(f"dropping {word}: relion-launch already runs srun -K1")
 
 
 def _empty_or_placeholder(name: str, value: str, inv: Invocation) -> bool:
@@ -262,7 +288,12 @@ def _srun_short(args: Sequence[str], i: int, inv: Invocation) -> int:
         if kind == NONE:
             continue
         if kind == OPTIONAL:
-            inv.srun_options.append(word)
+            if letter == "K":  # -K, -K1, -K0, also grouped (-lK0): the flags before it pass on
+                if pos > 1:
+                    inv.srun_options.append(word[:pos])
+                _kill_on_bad_exit(word, rest.lstrip("=") if rest else None, inv)
+            else:
+                inv.srun_options.append(word)
             return i
         if rest:
             value = rest.lstrip("=")
@@ -421,18 +452,26 @@ def _describe_argv(argv: Sequence[str]) -> str:
     return f"{shlex.join(words[: pos - 2])} {token} {shlex.join(words[pos + 3 :])}"
 
 
-def _rank_nodes(plan: Plan) -> list[str | None]:
+def _rank_node(plan: Plan, rank: int) -> str | None:
     if plan.mode is Mode.LOCAL:
-        return ["(this node)"] * plan.ranks
+        return "(this node)"
     if plan.hostfile_lines:
-        return list(plan.hostfile_lines)
+        return plan.hostfile_lines[rank]
     if plan.mode is Mode.HOMOGENEOUS:
-        k = plan.ranks_per_node[0]
-        return [plan.nodes[r // k] for r in range(plan.ranks)]
-    return [None] * plan.ranks
+        return plan.nodes[rank // plan.ranks_per_node[0]]
+    return None
+
+
+def _rank_row(plan: Plan, rank: int) -> str:
+    g = plan.rank_gpus[rank]
+    gpu = "all (RELION maps)" if g is None else ("none (leader)" if g == "" else g)
+    if not plan.gpus and g is None:
+        gpu = "-"
+    return f"  rank {rank:<6} {_rank_node(plan, rank) or '(Slurm decides)':<16} GPU {gpu}"
 
 
 def format_plan(plan: Plan, rargs: RelionArgs, limit: int = 64) -> str:
+    """The plan as text; long rank and hostfile lists are clipped, and only the rows shown are formatted."""
     out = [
         f"mode:      {plan.mode}",
         f"reason:    {plan.reason}",
@@ -446,31 +485,26 @@ def format_plan(plan: Plan, rargs: RelionArgs, limit: int = 64) -> str:
     if plan.nodes:
         out.append(f"nodes:     {len(plan.nodes)} ({compress_counts(plan.tasks_allocated)} tasks of room)")
     if plan.gpus:
-        out.append(f"node GPUs: {','.join(plan.gpus)}")
+        source = f" (from {plan.gpu_source}, as each rank's GPU binder reads it)" if plan.gpu_source else ""
+        out.append(f"node GPUs: {','.join(plan.gpus)}{source}")
     out.append(f"summary:   {summary_line(plan, rargs, None)}")
     for w in plan.warnings:
         out.append(f"warning:   {w}")
     if plan.hostfile_lines:
-        out.append(f"hostfile ({len(plan.hostfile_lines)} lines):")
-        out.extend(_clipped([f"  {line}" for line in plan.hostfile_lines], limit))
-    nodes = _rank_nodes(plan)
-    rows = []
-    for r in range(plan.ranks):
-        g = plan.rank_gpus[r]
-        gpu = "all (RELION maps)" if g is None else ("none (leader)" if g == "" else g)
-        if not plan.gpus and g is None:
-            gpu = "-"
-        rows.append(f"  rank {r:<6} {nodes[r] or '(Slurm decides)':<16} GPU {gpu}")
+        lines = plan.hostfile_lines
+        out.append(f"hostfile ({len(lines)} lines):")
+        out.extend(_clipped(len(lines), limit, lambda i: f"  {lines[i]}"))
     out.append("rank -> node, GPU:")
-    out.extend(_clipped(rows, limit))
+    out.extend(_clipped(plan.ranks, limit, lambda r: _rank_row(plan, r)))
     return "\n".join(out)
 
 
-def _clipped(rows: list[str], limit: int) -> list[str]:
-    if len(rows) <= limit:
-        return rows
-    head, tail = rows[: limit - 8], rows[-4:]
-    return [*head, f"  ... ({len(rows) - len(head) - len(tail)} more)", *tail]
+def _clipped(count: int, limit: int, row: Callable[[int], str]) -> list[str]:
+    """Rows 0..count-1, or the first limit-8, a '... (N more)' line and the last 4 when there are more than limit."""
+    if count <= limit:
+        return [row(i) for i in range(count)]
+    head, tail = range(limit - 8), range(count - 4, count)
+    return [*map(row, head), f"  ... ({count - len(head) - len(tail)} more)", *map(row, tail)]
 
 
 def summary_line(plan: Plan, rargs: RelionArgs, scratch: str | None) -> str:

@@ -5,6 +5,7 @@ is the right tool. Real srun runs are in test_launch_cluster.py."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -75,9 +76,40 @@ def test_own_options_and_separator() -> None:
 
 
 def test_short_option_forms() -> None:
-    inv = parse_args(["-K1", "-lu", "-pgpu", "-c", "2", "-Q", "cmd"])
-    assert inv.srun_options == ["-K1", "-lu", "-pgpu", "-c", "2", "-Q"]
+    inv = parse_args(["-I5", "-lu", "-pgpu", "-c", "2", "-Q", "cmd"])
+    assert inv.srun_options == ["-I5", "-lu", "-pgpu", "-c", "2", "-Q"]
     assert inv.command == ["cmd"]
+
+
+@pytest.mark.parametrize("word", ["-K0", "--kill-on-bad-exit=0", "-lK0", "-K00", "-Kl", "--kill-on-bad-exit=no"])
+def test_kill_on_bad_exit_off_is_refused(word: str) -> None:
+    # srun takes its last -K: after relion-launch's own -K1 it would switch the zombie defence off
+    with pytest.raises(UsageError, match=r"relion-launch always runs srun -K1.*remove it") as info:
+        parse_args([word, "cmd"])
+    assert "\n" not in str(info.value) and repr(word) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("words", "kept"),
+    [(["-K"], []), (["-K1"], []), (["--kill-on-bad-exit"], []), (["--kill-on-bad-exit=1"], []), (["-lK1"], ["-l"])],
+)
+def test_kill_on_bad_exit_repeats_are_dropped_with_a_note(words: list[str], kept: list[str]) -> None:
+    inv = parse_args([*words, "--mpi=pmix", "cmd"])
+    assert inv.srun_options == [*kept, "--mpi=pmix"] and inv.command == ["cmd"]
+    assert len(inv.warnings) == 1 and "already runs srun -K1" in inv.warnings[0]
+
+
+def test_dry_run_argv_has_only_our_kill_on_bad_exit(
+    fake_srun: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    assert launch.main(["--dry-run", "-K", "-lK1", *relion_cmd()]) == 0
+    argv_line = next(line for line in capfd.readouterr().out.splitlines() if line.startswith("argv:"))
+    assert argv_line.startswith("argv:      srun -K1 -l -n 9 ") and argv_line.count("-K") == 1
+
+
+def test_n_is_capped() -> None:
+    with pytest.raises(UsageError, match="-n/--ntasks 1000001 is more than relion-launch's limit of 1,000,000"):
+        parse_args(["-n", "1000001", "cmd"])
 
 
 def test_unexpanded_which_gives_a_clear_error() -> None:
@@ -385,6 +417,37 @@ def test_dry_run_with_env_file(tmp_path: Path, capfd: pytest.CaptureFixture[str]
     assert "rank 8      cn2              GPU 3" in out
 
 
+@pytest.mark.parametrize("mode", ["homogeneous+1", "homogeneous"])
+def test_dry_run_gpus_are_what_the_wrapper_binds(tmp_path: Path, capfd: pytest.CaptureFixture[str], mode: str) -> None:
+    """Shared-node job with device cgroups: SLURM_JOB_GPUS has the node's ids, CUDA_VISIBLE_DEVICES CUDA's."""
+    from collections import Counter
+
+    from relion_qsub.layout import GPU_BIND_ARGV0, GPU_BIND_SCRIPT
+
+    env = dict(JOB_ENV, SLURM_JOB_GPUS="2,3", CUDA_VISIBLE_DEVICES="0,1", SLURM_GPUS_ON_NODE="2")
+    f = tmp_path / "job.env"
+    f.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+    assert launch.main(["--dry-run", "--env-file", str(f), "--mode", mode, *relion_cmd()]) == 0
+    out = capfd.readouterr().out
+    assert "node GPUs: 0,1 (from CUDA_VISIBLE_DEVICES" in out
+    leader = re.search(r"leader=(\S+)>", out)
+    assert leader is not None
+    rows = re.findall(r"^  rank (\d+) +(\S+) +GPU (.+)$", out, re.MULTILINE)
+    assert len(rows) == (9 if mode == "homogeneous+1" else 10)
+    local: Counter[str] = Counter()
+    for rank, node, shown in rows:
+        step = {**env, "PATH": "/usr/bin:/bin", "SLURM_PROCID": rank, "SLURM_LOCALID": str(local[node]),
+                "SLURMD_NODENAME": node}  # fmt: skip
+        local[node] += 1
+        bound = subprocess.run(
+            ["/bin/sh", "-c", GPU_BIND_SCRIPT, GPU_BIND_ARGV0, "" if leader[1] == "none" else leader[1],
+             "/bin/sh", "-c", 'printf %s "$CUDA_VISIBLE_DEVICES"'],
+            env=step, capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        assert shown == ("none (leader)" if bound == "" else bound), (rank, node)
+    assert {shown for _, _, shown in rows} >= {"0", "1"}
+
+
 def test_dry_run_large_plan_is_clipped(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     f = tmp_path / "job.env"
     env = dict(JOB_ENV, SLURM_JOB_NODELIST="cn[0001-1000]", SLURM_JOB_NUM_NODES="1000",
@@ -393,6 +456,54 @@ def test_dry_run_large_plan_is_clipped(tmp_path: Path, capfd: pytest.CaptureFixt
     assert launch.main(["--dry-run", "--env-file", str(f), "relion_refine_mpi"]) == 0
     out = capfd.readouterr().out
     assert "hostfile (4001 lines):" in out and "more)" in out and len(out.splitlines()) < 200
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {"SLURM_TASKS_PER_NODE": "99999999(x2)", "SLURM_NTASKS_PER_NODE": "99999999"},
+            "SLURM_TASKS_PER_NODE='99999999(x2)' gives a node 99,999,999 tasks, more than relion-launch's limit",
+        ),
+        ({"SLURM_TASKS_PER_NODE": "5(x99999999)"}, "SLURM_TASKS_PER_NODE='5(x99999999)' describes 99999999 nodes"),
+        ({"SLURM_NTASKS": "2000000000"}, "SLURM_NTASKS=2000000000 is more than relion-launch's limit of 1,000,000"),
+        (
+            {
+                "SLURM_JOB_NODELIST": "cn[000001-100000]",
+                "SLURM_JOB_NUM_NODES": "100000",
+                "SLURM_NTASKS": "",
+                "SLURM_TASKS_PER_NODE": "10000(x100000)",
+                "SLURM_NTASKS_PER_NODE": "10000",
+            },
+            "SLURM_NTASKS_PER_NODE=10000 on 100000 nodes gives 1,000,000,000 ranks",
+        ),
+        ({"SLURM_GPUS_ON_NODE": "99999999", "SLURM_JOB_GPUS": "", "CUDA_VISIBLE_DEVICES": ""}, "SLURM_GPUS_ON_NODE"),
+    ],
+)
+def test_huge_counts_in_an_env_file_fail_fast(tmp_path: Path, change: dict[str, str], message: str) -> None:
+    f = tmp_path / "job.env"
+    f.write_text("".join(f"{k}={v}\n" for k, v in {**JOB_ENV, **change}.items()))
+    started = time.monotonic()
+    proc = subprocess.run(
+        [str(LAUNCHER), "--dry-run", "--env-file", str(f), "relion_refine_mpi"],
+        capture_output=True, text=True, timeout=20, check=False,
+    )  # fmt: skip
+    assert time.monotonic() - started < 10
+    assert proc.returncode == 65 and proc.stderr.count("\n") == 1, proc.stderr
+    assert message in proc.stderr
+
+
+def test_largest_allowed_plan_is_quick(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    f = tmp_path / "job.env"
+    env = dict(JOB_ENV, SLURM_JOB_NODELIST="cn[0001-1000]", SLURM_JOB_NUM_NODES="1000", SLURM_NTASKS="999000",
+               SLURM_NTASKS_PER_NODE="999", SLURM_TASKS_PER_NODE="999(x1000)")  # fmt: skip
+    f.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+    started = time.monotonic()
+    assert launch.main(["--dry-run", "--env-file", str(f), "relion_refine_mpi"]) == 0
+    assert time.monotonic() - started < 5
+    out = capfd.readouterr().out
+    assert "ranks:     998001" in out and len(out.splitlines()) < 200
+    assert "  rank 998000 cn1000           GPU 1" in out  # slot 997 of 4 GPUs
 
 
 def test_usage_errors_are_one_line_with_sysexits(
