@@ -61,14 +61,17 @@ Options (before the command; the first word that is not an option starts the com
   -h, --help         show this help
   -v, --verbose      tracebacks on errors
   --dry-run          print the plan (srun argv, hostfile lines, rank -> node, GPU) and run nothing
-  --env-file FILE    with --dry-run: plan for the KEY=VALUE lines in FILE instead of this environment
+  --env-file FILE    with --dry-run: plan for the environment saved in FILE instead of this one; save it
+                     inside the job with `env -0 > job.env` (exact), or KEY=VALUE lines such as
+                     `env | grep -E '^(SLURM_|CUDA_VISIBLE_DEVICES=|RELION_)' > job.env`
   --mode MODE        auto (default), heterogeneous, homogeneous or homogeneous+1 (env RELION_LAUNCH_MODE)
   --no-gpu-bind      let RELION map GPUs itself (`--gpu ""`) instead of one GPU per worker rank
                      (env RELION_LAUNCH_GPU_BIND=0)
   -n, --ntasks N     number of ranks (local runs: also RELION_LAUNCH_NP); in a job relion-launch sets it
   any srun option    passed on to srun, e.g. --mem-per-cpu=4g or --mpi=pmix; an empty value
                      (--mem-per-cpu=) or an unfilled RELION placeholder (XXXextra2XXX) is dropped
-                     with a warning
+                     with a warning. Not -K/--kill-on-bad-exit: relion-launch always runs srun -K1,
+                     so -K0 is refused and -K/-K1 are dropped as repeats
 
 Modes (auto): homogeneous+1 for GPU jobs with an odd number >= 3 of tasks per node (the leader rank
 alone-extra on the first node, tasks-per-node - 1 worker ranks on every node, one GPU each); homogeneous
@@ -79,14 +82,14 @@ Examples:
   ${RELION_STD_LAUNCHER} --mem-per-cpu=XXXextra2XXX XXXcommandXXX
   # what would run in this job, without running it:
   relion-launch --dry-run `which relion_refine_mpi` --o Class2D/job001/run --i particles.star --gpu ""
-  # plan for a saved job environment (env | sort > job.env inside a job):
+  # plan for a saved job environment (`env -0 > job.env` inside the job):
   relion-launch --dry-run --env-file job.env relion_refine_mpi --j 2
   # interactive, on the local node (4 ranks with mpirun):
   relion-launch -n 4 `which relion_refine_mpi` --o Class2D/run --i particles.star --j 2
 
 Exit status: the exit code of the rank that failed first (srun itself says 143 after -K kills the step),
 128+signal when the job was killed, or a sysexits code for relion-launch's own errors (64 usage, 65 layout,
-69 srun missing).
+66 unreadable --env-file, 69 srun missing, 70 internal error).
 """
 
 
@@ -359,35 +362,88 @@ def relion_args(command: Sequence[str]) -> RelionArgs:
 
 
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_FUNCTION = re.compile(r"(?:export\s+)?BASH_FUNC_[^=]*=\(\)")
+_JOB_ID_LINE = re.compile(r"\s*(?:export\s+)?SLURM_JOB_ID=\S")
+SAVE_ENV_HINT = (
+    "save the job's environment inside the batch script with `env -0 > job.env`, or only what relion-launch "
+    "reads with `env | grep -E '^(SLURM_|CUDA_VISIBLE_DEVICES=|RELION_)' > job.env`"
+)
 
 
 def load_env_file(path: str) -> dict[str, str]:
-    """KEY=VALUE lines (``export``, matching quotes, # comments allowed); the output of ``env`` works too."""
+    """The environment saved in FILE: NUL-separated (``env -0``, exact) or KEY=VALUE lines.
+
+    Lines: ``export``, matching quotes and # comments are allowed, so the output of ``env`` and hand-made files
+    work. Exported shell functions (``BASH_FUNC_module%%=() {`` and its body) are skipped wherever ``sort`` put
+    their lines: a body line is indented or a lone ``}``, never ``KEY=VALUE`` at the start of a line. Any other
+    line that is not ``KEY=VALUE`` is an error naming the line.
+    """
     try:
-        text = Path(path).read_text(errors="replace")
+        data = Path(path).read_bytes()
     except OSError as exc:
         raise InputError(f"cannot read --env-file {path}: {exc.strerror}") from exc
+    text = data.decode(errors="replace")
+    env = _env_records(path, text) if "\0" in text else _env_lines(path, text)
+    if not env.get("SLURM_JOB_ID", "").strip():
+        for lineno, line in enumerate(text.split("\0" if "\0" in text else "\n"), 1):
+            if _JOB_ID_LINE.match(line):
+                raise InputError(
+                    f"{path}:{lineno}: SLURM_JOB_ID is set on an indented line, which reads as part of an exported "
+                    f"shell function, so the plan would be for outside a Slurm job; {SAVE_ENV_HINT}"
+                )
+    return env
+
+
+def _env_records(path: str, text: str) -> dict[str, str]:
     env: dict[str, str] = {}
-    in_function = False
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if in_function:  # `env` prints exported bash functions over several lines
-            in_function = line != "}"
+    for number, record in enumerate(text.split("\0"), 1):
+        if not record:
             continue
+        key, eq, value = record.partition("=")
+        if key.startswith("BASH_FUNC_"):
+            continue
+        if not eq or not _KEY.fullmatch(key):
+            raise InputError(f"{path}: NUL-separated record {number} is not KEY=VALUE: {record[:60]!r}")
+        env[key] = value
+    return env
+
+
+def _env_lines(path: str, text: str) -> dict[str, str]:
+    lines = [line.removesuffix("\r") for line in text.split("\n")]
+    functions = any(_FUNCTION.match(line) for line in lines)
+    env: dict[str, str] = {}
+    for lineno, line in enumerate(lines, 1):
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
             continue
+        if functions and (line[0].isspace() or stripped == "}"):
+            continue  # a body line of an exported shell function (`env` prints them over several lines)
         if stripped.startswith("export "):
             stripped = stripped[7:].lstrip()
         key, eq, value = stripped.partition("=")
         if key.startswith("BASH_FUNC_"):
-            in_function = value.startswith("()") and not value.rstrip().endswith("}")
             continue
         if not eq or not _KEY.fullmatch(key):
-            raise InputError(f"{path}:{lineno}: expected KEY=VALUE, got {line[:60]!r}")
+            raise InputError(
+                f"{path}:{lineno}: expected KEY=VALUE, got {line[:60]!r} (the rest of a multi-line value?); "
+                + SAVE_ENV_HINT
+            )
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
             value = value[1:-1]
         env[key] = value
     return env
+
+
+def env_file_warnings(path: str, env: Mapping[str, str]) -> list[str]:
+    """Say so when the file cannot describe a Slurm job: the plan would silently be the local one."""
+    if env.get("SLURM_JOB_ID", "").strip():
+        return []
+    if not any(key.startswith("SLURM_") for key in env):
+        return [f"--env-file {path} sets no SLURM_* variable: this is the plan outside a Slurm job; {SAVE_ENV_HINT}"]
+    return [
+        f"--env-file {path} has SLURM_* variables but no SLURM_JOB_ID: this is the plan outside a Slurm job "
+        f"(relion-launch takes SLURM_JOB_ID as the sign of a job); {SAVE_ENV_HINT}"
+    ]
 
 
 def _gpu_bind_choice(inv: Invocation, env: Mapping[str, str], rargs: RelionArgs) -> tuple[bool, str]:
@@ -841,8 +897,11 @@ def run(inv: Invocation) -> int:
         raise UsageError("no command given; usage: relion-launch [options] [srun options] <command...> (see --help)")
     if inv.env_file and not inv.dry_run:
         raise UsageError("--env-file only goes with --dry-run (a real launch uses the job's own environment)")
-    env: Mapping[str, str] = load_env_file(inv.env_file) if inv.env_file else os.environ
     rargs = relion_args(inv.command)
+    env: Mapping[str, str] = os.environ
+    if inv.env_file:
+        env = load_env_file(inv.env_file)
+        inv.warnings.extend(env_file_warnings(inv.env_file, env))
     in_job = bool(env.get("SLURM_JOB_ID", "").strip())
 
     if inv.dry_run:

@@ -151,6 +151,67 @@ def test_env_file_forms(tmp_path: Path) -> None:
         load_env_file(str(tmp_path / "missing.env"))
 
 
+def _save_job_env(path: Path, recipe: str) -> None:
+    """JOB_ENV saved by a real bash that exports shell functions (as Lmod and Environment Modules do)."""
+    functions = 'module() { eval "$(echo x)"; echo y; }; ml() { module "$@"; }; export -f module ml; '
+    env = {"PATH": os.environ["PATH"], "LC_ALL": "C", **JOB_ENV}
+    with path.open("wb") as fh:
+        subprocess.run(["bash", "-c", functions + recipe], env=env, stdout=fh, check=True)
+
+
+@pytest.mark.parametrize("recipe", ["env | sort", "env", "env -0", "printenv -0 | sort -z", "env | sort -r"])
+def test_env_file_saved_with_shell_functions(tmp_path: Path, recipe: str, capfd: pytest.CaptureFixture[str]) -> None:
+    # `env | sort` moves the functions' closing braces to the end: every variable must still be read
+    f = tmp_path / "job.env"
+    _save_job_env(f, recipe)
+    assert "BASH_FUNC_module%%" in f.read_text()
+    env = load_env_file(str(f))
+    assert {k: env.get(k) for k in JOB_ENV} == JOB_ENV
+    assert not any(k.startswith("BASH_FUNC") for k in env) and not any(v.startswith("()") for v in env.values())
+    assert launch.main(["--dry-run", "--env-file", str(f), *relion_cmd()]) == 0
+    out, err = capfd.readouterr()
+    assert "mode:      homogeneous+1" in out and "warning" not in err
+
+
+def test_env_file_stray_line_is_an_error_naming_it(tmp_path: Path) -> None:
+    f = tmp_path / "job.env"
+    f.write_text("SLURM_JOB_ID=7\nBASH_FUNC_m%%=() {  echo\n}\nmulti-line value, second line\nB=2\n")
+    with pytest.raises(InputError, match=r"job.env:4: expected KEY=VALUE, got 'multi-line value.*env -0") as info:
+        load_env_file(str(f))
+    assert "\n" not in str(info.value)
+    f.write_text("SLURM_JOB_ID=7\n  indented=without functions\n")  # no functions: an indented line is a variable
+    assert load_env_file(str(f)) == {"SLURM_JOB_ID": "7", "indented": "without functions"}
+    f.write_bytes(b"SLURM_JOB_ID=7\0no equals sign\0")
+    with pytest.raises(InputError, match="NUL-separated record 2 is not KEY=VALUE"):
+        load_env_file(str(f))
+
+
+def test_env_file_job_id_read_as_function_body_is_an_error(tmp_path: Path) -> None:
+    f = tmp_path / "job.env"
+    f.write_text("BASH_FUNC_m%%=() {  echo\n}\n  SLURM_JOB_ID=7\nSLURM_JOB_NODELIST=cn1\n")
+    with pytest.raises(InputError, match=r"job.env:3: SLURM_JOB_ID is set on an indented line.*outside a Slurm job"):
+        load_env_file(str(f))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("PATH=/bin\nHOME=/root\n", "sets no SLURM_\\* variable: this is the plan outside a Slurm job"),
+        ("SLURM_JOB_NODELIST=cn1\nSLURM_NTASKS=2\n", "has SLURM_\\* variables but no SLURM_JOB_ID"),
+        ("SLURM_JOB_ID=\nSLURM_NTASKS=2\n", "has SLURM_\\* variables but no SLURM_JOB_ID"),
+    ],
+)
+def test_env_file_that_cannot_be_a_job_says_so(
+    tmp_path: Path, text: str, expected: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    f = tmp_path / "job.env"
+    f.write_text(text)
+    assert launch.main(["--dry-run", "--env-file", str(f), "relion_refine_mpi"]) == 0
+    out, err = capfd.readouterr()
+    assert "mode:      local" in out
+    assert re.search(f"relion-launch: warning: --env-file {re.escape(str(f))} {expected}.*env -0 > job.env", err)
+
+
 # ------------------------------------------------------------------------------------------------ srun's reports
 
 
