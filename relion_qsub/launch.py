@@ -28,7 +28,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO
 
-from .errors import CommandError, InputError, LayoutError, UsageError
+from .errors import CommandError, InputError, LayoutError, RelionQsubError, UsageError
 from .layout import (
     GPU_BIND_SCRIPT,
     HOSTFILE_PLACEHOLDER,
@@ -53,7 +53,8 @@ usage: relion-launch [options] [srun options] [--] <RELION command and its argum
 
 The RELION_STD_LAUNCHER inside a Slurm batch job: lays out the MPI ranks, binds GPUs, runs the command
 with `srun -K1` (one failed rank ends the step), and writes RELION_JOB_EXIT_FAILURE in the job directory
-given by --pipeline_control when the step fails or the job is killed. Outside an allocation (no SLURM_JOB_ID)
+given by --pipeline_control when the step fails, the job is killed, or relion-launch itself cannot start
+it (never over a RELION_JOB_EXIT_* file RELION wrote). Outside an allocation (no SLURM_JOB_ID)
 it runs on this node: `$RELION_MPIRUN -n N` (default mpirun) for *_mpi programs with N > 1, else the
 program itself.
 
@@ -734,8 +735,12 @@ class Pipeline:
     def has_exit_file(self) -> bool:
         return self.jobdir is not None and any((self.jobdir / n).exists() for n in EXIT_FILES)
 
-    def mark_failure(self, reason: str) -> bool:
-        """Write RELION_JOB_EXIT_FAILURE (never over an existing exit file) and log the reason in run.err."""
+    def mark_failure(self, reason: str, *, echo: bool = True) -> bool:
+        """Write RELION_JOB_EXIT_FAILURE (never over an existing exit file) and log the reason in run.err.
+
+        The reason goes to run.err as one line, unless run.err is this process's stderr (RELION's template
+        sends stderr there); ``echo`` also prints it on stderr (off when the caller reports the error itself).
+        """
         if self.marked or self.jobdir is None or not self.jobdir.is_dir() or self.has_exit_file():
             return False
         try:
@@ -755,7 +760,8 @@ class Pipeline:
                     fh.write(line)
             except OSError as exc:
                 _warn(f"cannot append to {err}: {exc.strerror}")
-        _stderr_text(line)
+        if echo:
+            _stderr_text(line)
         return True
 
 
@@ -965,11 +971,37 @@ def _prescan_verbose(argv: Sequence[str]) -> bool:
     return False
 
 
+def run_or_mark(argv: Sequence[str]) -> int:
+    """run(), and when relion-launch itself fails on the way to srun, tell RELION's pipeline.
+
+    A launcher error (a bad job environment, a template mistake, no srun) would otherwise leave the job
+    directory without RELION_JOB_EXIT_*, and the GUI would show the job "Running" forever. The job directory
+    comes from the command's --pipeline_control, found in argv even when the options before the command do
+    not parse. A dry run writes nothing; the error itself is re-raised for guarded() to report.
+    """
+    inv: Invocation | None = None
+    try:
+        inv = parse_args(argv)
+        return run(inv)
+    except (Exception, KeyboardInterrupt) as exc:
+        dry_run = inv.dry_run if inv is not None else "--dry-run" in argv
+        if not dry_run:
+            words = inv.command if inv is not None and inv.command else list(argv)
+            if isinstance(exc, RelionQsubError):
+                reason = f"error: {exc}"
+            elif isinstance(exc, KeyboardInterrupt):
+                reason = "interrupted before the step ended"
+            else:
+                reason = f"internal error: {exc!r}"
+            Pipeline(relion_args(words).pipeline_control).mark_failure(reason, echo=False)
+        raise
+
+
 def main(argv: list[str]) -> int:
     """Entry point of bin/relion-launch (via cli.launch_main): errors as one line with their sysexits code."""
     from .cli import guarded
 
-    return guarded(PROG, _prescan_verbose(argv), lambda: run(parse_args(argv)))
+    return guarded(PROG, _prescan_verbose(argv), lambda: run_or_mark(argv))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -427,6 +427,98 @@ def test_srun_missing_is_exit_69(
     err = capfd.readouterr().err
     assert "relion-launch: error: srun: command not found" in err
     assert len([line for line in err.splitlines() if "error" in line]) == 1
+    # RELION's GUI learns of it: the job does not show "Running" forever
+    jobdir = tmp_path / "Class2D" / "job001"
+    assert (jobdir / "RELION_JOB_EXIT_FAILURE").exists()
+    assert (jobdir / "run.err").read_text() == (
+        "relion-launch: error: srun: command not found; is Slurm installed and on PATH in the batch job?; "
+        "wrote Class2D/job001/RELION_JOB_EXIT_FAILURE\n"
+    )
+
+
+def _only_failure_line(jobdir: Path) -> str:
+    assert sorted(p.name for p in jobdir.iterdir()) == ["RELION_JOB_EXIT_FAILURE", "run.err"]
+    lines = (jobdir / "run.err").read_text().splitlines()
+    assert len(lines) == 1 and lines[0].endswith("; wrote Class2D/job001/RELION_JOB_EXIT_FAILURE")
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("change", "argv", "code", "message"),
+    [
+        ({"SLURM_JOB_NODELIST": "cn[1-"}, [], 65, "SLURM_JOB_NODELIST='cn[1-' is not a valid Slurm host list"),
+        ({"SLURM_TASKS_PER_NODE": "99999999(x2)"}, [], 65, "SLURM_TASKS_PER_NODE='99999999(x2)' gives a node"),
+        ({}, ["-K0"], 64, "srun option '-K0': relion-launch always runs srun -K1"),
+        ({}, ["-n", "3"], 65, "-n 3 conflicts with the homogeneous+1 layout of 9 ranks"),
+        ({}, ["--mode", "zigzag"], 64, "--mode 'zigzag': choose one of"),
+        ({}, ["--env-file", "x.env"], 64, "--env-file only goes with --dry-run"),
+        ({}, ["--bogus"], 64, "'--bogus' is not an srun option"),  # before the command: found by scanning argv
+    ],
+)
+def test_launcher_errors_before_srun_mark_the_job_failed(
+    fake_srun: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    change: dict[str, str],
+    argv: list[str],
+    code: int,
+    message: str,
+) -> None:
+    for key, value in change.items():
+        monkeypatch.setenv(key, value)
+    assert launch.main([*argv, *relion_cmd()]) == code
+    err = capfd.readouterr().err
+    assert f"relion-launch: error: {message}" in err and err.count("error:") == 1
+    assert not (fake_srun / "argv").exists()  # srun never ran
+    assert _only_failure_line(tmp_path / "Class2D" / "job001").startswith(f"relion-launch: error: {message}")
+
+
+def test_unexpected_exception_before_srun_marks_the_job_failed(
+    fake_srun: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    def broken(*args: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(launch, "make_plan", broken)
+    assert launch.main(relion_cmd()) == 70
+    assert "internal error: RuntimeError('a bug')" in capfd.readouterr().err
+    line = _only_failure_line(tmp_path / "Class2D" / "job001")
+    assert line.startswith("relion-launch: internal error: RuntimeError('a bug')")
+
+
+def test_early_error_keeps_relions_exit_file_and_dry_run_writes_nothing(
+    fake_srun: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    jobdir = tmp_path / "Class2D" / "job001"
+    monkeypatch.setenv("SLURM_JOB_NODELIST", "cn[1-")
+    assert launch.main(["--dry-run", *relion_cmd()]) == 65
+    assert launch.main(["--dry-run", "--bogus", *relion_cmd()]) == 64
+    assert list(jobdir.iterdir()) == []
+    (jobdir / "RELION_JOB_EXIT_ABORTED").write_text("relion's")
+    assert launch.main(relion_cmd()) == 65
+    assert [p.name for p in jobdir.iterdir()] == ["RELION_JOB_EXIT_ABORTED"]
+    capfd.readouterr()
+    # without --pipeline_control there is no job directory to tell: nothing is written anywhere
+    before = sorted(tmp_path.rglob("*"))
+    assert launch.main(["/usr/bin/relion_refine_mpi", "--o", "Class2D/job001/run"]) == 65
+    assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_reviewers_repro_through_bin_with_stderr_as_run_err(fake_srun: Path, tmp_path: Path) -> None:
+    """RELION's template sends stderr to run.err: the error is then its one line there, not two."""
+    jobdir = tmp_path / "Class2D" / "job001"
+    env = dict(os.environ, SLURM_JOB_ID="1", SLURM_JOB_NODELIST="cn[1-")
+    with (jobdir / "run.err").open("a") as err:
+        proc = subprocess.run(
+            [str(LAUNCHER), "relion_refine_mpi", "--pipeline_control", "Class2D/job001/"],
+            env=env, cwd=tmp_path, stderr=err, stdout=subprocess.PIPE, check=False, timeout=30,
+        )  # fmt: skip
+    assert proc.returncode == 65
+    assert (jobdir / "RELION_JOB_EXIT_FAILURE").exists()
+    assert (jobdir / "run.err").read_text() == (
+        "relion-launch: error: SLURM_JOB_NODELIST='cn[1-' is not a valid Slurm host list (unbalanced brackets)\n"
+    )
 
 
 def test_scripted_srun_with_pytest_subprocess(

@@ -208,6 +208,59 @@ def test_placement_seen_from_inside_the_ranks(case: Case, tmp_path: Path, rank_s
     assert "error" not in run_err.lower()
 
 
+@pytest.mark.parametrize(
+    ("options", "launcher"),
+    [((*GPU, "-N2", "--ntasks-per-node=5"), ""), ((*GPU, "-N2", "--ntasks-per-node=4"), "--mem-per-cpu=500")],
+    ids=["homogeneous+1", "homogeneous"],
+)
+def test_dry_run_plan_is_what_the_ranks_get(
+    tmp_path: Path, rank_script: Path, options: tuple[str, ...], launcher: str
+) -> None:
+    """The plan --dry-run prints inside the job (GPU ids by the binder's own rule) is what each rank saw."""
+    out = tmp_path / "out"
+    body = (
+        f"{LAUNCHER} --dry-run {launcher} {rank_script} {out} > {tmp_path / 'plan.txt'}\n"
+        f"{LAUNCHER} {launcher} {rank_script} {out}\necho launch-rc=$?"
+    )
+    job = submit(tmp_path, body, *options, "--mem-per-cpu=1000")
+    info = finished(job)
+    run_out = (tmp_path / "Class2D/job001/run.out").read_text()
+    assert info["JobState"] == "COMPLETED" and "launch-rc=0" in run_out, run_out
+    plan = (tmp_path / "plan.txt").read_text()
+    assert "node GPUs: 0,1,2,3 (from CUDA_VISIBLE_DEVICES" in plan
+    planned = {
+        int(rank): (node, "" if gpu == "none (leader)" else gpu)
+        for rank, node, gpu in re.findall(r"^  rank (\d+) +(\S+) +GPU (.+)$", plan, re.MULTILINE)
+    }
+    seen = {r.rank: (r.node, r.gpus) for r in read_ranks(out).values()}
+    assert len(planned) in (8, 9) and seen == planned
+
+
+@pytest.mark.parametrize(
+    ("prefix", "code", "message"),
+    [
+        ("SLURM_JOB_NODELIST='cn[1-' ", 65, "SLURM_JOB_NODELIST='cn[1-' is not a valid Slurm host list"),
+        ("PATH=$PWD/nosrun ", 69, "srun: command not found"),
+        ("", 64, "srun option '-K0': relion-launch always runs srun -K1"),
+    ],
+    ids=["bad-nodelist", "no-srun", "K0"],
+)
+def test_launcher_error_in_a_real_job_tells_relion(tmp_path: Path, prefix: str, code: int, message: str) -> None:
+    """relion-launch fails before srun runs: RELION_JOB_EXIT_FAILURE and one line in run.err (Slurm's --error)."""
+    k0 = "-K0 " if code == 64 else ""
+    (tmp_path / "nosrun").mkdir()  # a PATH without Slurm; readlink for bin/relion-launch's own symlink lookup
+    (tmp_path / "nosrun" / "readlink").symlink_to(shutil.which("readlink") or "/usr/bin/readlink")
+    body = f"{prefix}{LAUNCHER} {k0}relion_refine_mpi --pipeline_control Class2D/job001/\necho launch-rc=$?"
+    job = submit(tmp_path, body, "-p", "norm", "-n1")
+    finished(job)
+    jobdir = tmp_path / "Class2D" / "job001"
+    run_out, run_err = (jobdir / "run.out").read_text(), (jobdir / "run.err").read_text()
+    assert f"launch-rc={code}" in run_out, run_out + run_err
+    assert (jobdir / "RELION_JOB_EXIT_FAILURE").exists()
+    ours = [line for line in run_err.splitlines() if line.startswith("relion-launch:")]
+    assert ours == [line for line in ours if message in line] and len(ours) == 1, run_err
+
+
 def test_plus_one_reason_is_logged(tmp_path: Path, rank_script: Path) -> None:
     job = submit(tmp_path, f"{LAUNCHER} {rank_script} {tmp_path / 'out'}", *GPU, "-N2", "--ntasks-per-node=5")
     finished(job)
