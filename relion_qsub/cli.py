@@ -216,7 +216,10 @@ def _submit(args: _Args) -> int:
     print_report(prepared.result.changes, args.quiet)
     errors = prepared.result.errors
     if errors:
-        reason = f"{len(errors)} error(s) in {source}, first: {errors[0].message}"
+        first = errors[0]
+        where = f"{source} line {first.line}" if first.line else str(source)
+        more = f" (and {len(errors) - 1} more: run `relion-qsub check {source}`)" if len(errors) > 1 else ""
+        reason = f"{where}: {first.message}{more}"
         sub.record(prepared, {"submitted": False, "error": reason})
         if prepared.jobdir is not None:
             sub.mark_failed(prepared.jobdir, reason)
