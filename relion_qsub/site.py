@@ -285,6 +285,13 @@ class Reader:
             raise self.fail(key, "one of " + ", ".join(choices) if choices else "a string", value)
         return value
 
+    def key_of(self, key: str, table: str, keys: list[str]) -> str:
+        """A string naming an entry of another table (``[partitions]``, ``[recipes]`` ...)."""
+        value = self.text(key, "")
+        if value not in keys:
+            raise self.fail(key, f"one of the [{table}] ({', '.join(keys)})", value)
+        return value
+
     def integer(self, key: str, default: int, minimum: int = 0, maximum: int | None = None, why: str = "") -> int:
         value = self.data.get(key, default)
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
@@ -408,6 +415,11 @@ def _cache_file(path: Path, environ: Mapping[str, str]) -> Path | None:
     return Path(base) / "relion-qsub" / f"profile-{key}.marshal"
 
 
+def _not_found(path: Path) -> ProfileError:
+    known = ", ".join(sorted(p.stem for p in PROFILE_DIR.glob("*.toml")))
+    return ProfileError(f"site profile {str(path)!r} not found; use a path or one of: {known}")
+
+
 def read_data(path: Path, environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
     """The profile's TOML as a dict. tomllib costs more start-up than all of `relion-qsub check` otherwise does,
     so the parsed dict is cached with marshal (stdlib, already loaded) under $XDG_CACHE_HOME/relion-qsub; the key
@@ -417,8 +429,7 @@ def read_data(path: Path, environ: Mapping[str, str] = os.environ) -> dict[str, 
     try:
         cache = _cache_file(path, environ)
     except FileNotFoundError as exc:
-        known = ", ".join(sorted(p.stem for p in PROFILE_DIR.glob("*.toml")))
-        raise ProfileError(f"site profile {str(path)!r} not found; use a path or one of: {known}") from exc
+        raise _not_found(path) from exc
     except OSError:
         cache = None
     if cache is not None:
@@ -434,8 +445,7 @@ def read_data(path: Path, environ: Mapping[str, str] = os.environ) -> dict[str, 
         with open(path, "rb") as fh:
             data = tomllib.load(fh)
     except FileNotFoundError as exc:
-        known = ", ".join(sorted(p.stem for p in PROFILE_DIR.glob("*.toml")))
-        raise ProfileError(f"site profile {str(path)!r} not found; use a path or one of: {known}") from exc
+        raise _not_found(path) from exc
     except IsADirectoryError as exc:
         raise ProfileError(f"site profile {str(path)!r} is a directory; give a .toml file") from exc
     except tomllib.TOMLDecodeError as exc:

@@ -32,7 +32,7 @@ _SUBMITTED = re.compile(r"Submitted batch job (\d+)")
 class Prepared:
     """A script read and normalised, and where its normalised form goes."""
 
-    __slots__ = ("cli_args", "jobdir", "original", "output", "result", "source")
+    __slots__ = ("_text", "cli_args", "jobdir", "original", "output", "result", "source")
 
     def __init__(
         self,
@@ -45,11 +45,14 @@ class Prepared:
     ) -> None:
         self.source, self.original, self.result = source, original, result
         self.output, self.jobdir, self.cli_args = output, jobdir, cli_args
+        self._text: str | None = None
 
     @property
     def text(self) -> str:
         """The script that is written and submitted: the normalised script, with the report echoed into run.out."""
-        return with_report(self.result.script, self.result.changes)
+        if self._text is None:  # written, hashed for the log, printed or diffed: render it once
+            self._text = with_report(self.result.script, self.result.changes)
+        return self._text
 
 
 REPORT_MARK = "RELION_QSUB_REPORT"
