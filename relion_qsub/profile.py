@@ -347,9 +347,7 @@ def _node_types(top: Reader, partitions: Mapping[str, Partition], safe: Mapping[
     for name in table.keys():
         read_name(table, name, name)
         t = table.table(name)
-        part = t.text("partition", "")
-        if part not in partitions:
-            raise t.fail("partition", f"one of the [partitions] ({', '.join(sorted(partitions))})", part)
+        part = t.key_of("partition", "partitions", sorted(partitions))
         gpu_type = t.text("gpu_type", "")
         if gpu_type and gpu_type not in safe:
             raise t.fail("gpu_type", "a GPU type with a [gpu_types.<type>] table", gpu_type)
@@ -503,12 +501,8 @@ def _template_sets(
     for directory in table.keys():
         read_name(table, directory, directory)
         t = table.table(directory)
-        recipe_key = t.text("recipe", "")
-        if recipe_key not in recipes:
-            raise t.fail("recipe", f"one of the [recipes] ({', '.join(recipes)})", recipe_key)
-        node = t.text("node_type", "")
-        if node not in node_types:
-            raise t.fail("node_type", f"one of the [node_types] ({', '.join(node_types)})", node)
+        recipe_key = t.key_of("recipe", "recipes", list(recipes))
+        node = t.key_of("node_type", "node_types", list(node_types))
         recipe = recipes[recipe_key]
         if node not in recipe.rows and "any" not in recipe.rows:
             raise t.fail("node_type", f"a node type recipe {recipe_key!r} has a row for", node)
