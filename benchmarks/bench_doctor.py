@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from relion_qsub import doctor_images  # noqa: E402
+from relion_qsub.doctor import images as doctor_images  # noqa: E402
 
 
 def header(nx: int, ny: int, nz: int, mode: int) -> bytes:

@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from relion_qsub.layout import LayoutOptions, hostfile_text, plan_layout  # noqa: E402
+from relion_qsub.launch.layout import LayoutOptions, hostfile_text, plan_layout  # noqa: E402
 
 # The seed's script (relion-on-biowulf.txt, "add_extra_MPI_task.sh"), verbatim but for `return` -> `exit`
 # (it is run, not sourced, here) and printing the file name.
@@ -61,7 +61,7 @@ echo $file
 PYTHON_STEP = """
 import os, sys
 sys.path.insert(0, sys.argv[1])
-from relion_qsub.layout import LayoutOptions, hostfile_text, plan_layout
+from relion_qsub.launch.layout import LayoutOptions, hostfile_text, plan_layout
 plan = plan_layout(os.environ, LayoutOptions(command=("relion_refine_mpi",), hostfile_path=sys.argv[2]))
 fd = os.open(sys.argv[2], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
 os.write(fd, hostfile_text(plan).encode())

@@ -258,10 +258,10 @@ def _submit(args: _Args) -> int:
 # Subcommands beyond submit/check, each in its own module with its own argparse (off the submit path):
 # ``main(argv: list[str]) -> int``, imported only when called.
 SUBCOMMANDS = {
-    "templates": "relion_qsub.templates",
-    "recommend": "relion_qsub.recommend",
-    "module": "relion_qsub.module",
-    "doctor": "relion_qsub.doctor",
+    "templates": "relion_qsub.sitetools.templates",
+    "recommend": "relion_qsub.sitetools.recommend",
+    "module": "relion_qsub.sitetools.module",
+    "doctor": "relion_qsub.doctor.main",
 }
 
 
@@ -290,6 +290,6 @@ def qsub_main(argv: Sequence[str] | None = None) -> int:
 
 
 def launch_main(argv: Sequence[str] | None = None) -> int:
-    from .launch import main
+    from .launch.main import main
 
     return main(list(sys.argv[1:] if argv is None else argv))

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import ScriptError
 from .options import BY_NAME, parse_words
-from .parse import split_words
+from .script import split_words
 from .site import Reader
 
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 
 from .options import BY_NAME, REQUIRED, Parsed, clip, nearest, parse_words
-from .parse import Kind, Line, Script, directive_line, lookalikes
+from .script import Kind, Line, Script, directive_line, lookalikes
 from .site import Site
 
 FIXED, WARNING, ERROR = "fixed", "warning", "error"

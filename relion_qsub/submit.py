@@ -21,7 +21,7 @@ from pathlib import Path
 
 from . import proc, rules
 from .errors import CommandError, CommandTimeout, InputError, ScriptError, TransientError
-from .parse import Script, parse
+from .script import Script, parse
 from .site import Site
 
 LOG_NAME = "relion-qsub.jsonl"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from relion_qsub import profile
 from relion_qsub import site as site_mod
-from relion_qsub.templates import Rendered, plan
+from relion_qsub.sitetools.templates import Rendered, plan
 from tests.relionfill import relion_command
 
 INSTALL_DIR = "/opt/relion-qsub/templates"  # what the golden files are rendered for

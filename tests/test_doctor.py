@@ -21,9 +21,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from relion_qsub import doctor, doctor_images, doctor_job, doctor_pipeline, mrc, proc, starfile
+from relion_qsub import proc
 from relion_qsub.cli import qsub_main
+from relion_qsub.doctor import finding
+from relion_qsub.doctor import images as doctor_images
+from relion_qsub.doctor import job as doctor_job
+from relion_qsub.doctor import main as doctor_main
+from relion_qsub.doctor import pipeline as doctor_pipeline
 from relion_qsub.errors import EX_DATAERR, EX_NOINPUT, EX_OK, CommandError
+from relion_qsub.formats import mrc
+from relion_qsub.formats import star as starfile
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -267,7 +274,7 @@ def image_project(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def by_where(findings: list[doctor.Finding]) -> dict[str, doctor.Finding]:
+def by_where(findings: list[finding.Finding]) -> dict[str, finding.Finding]:
     return {f.where: f for f in findings}
 
 
@@ -698,7 +705,7 @@ def test_running_in_relion_gone_from_slurm(job_dir: Path) -> None:
     (first,) = findings
     assert first.level == "error" and first.where == "Class2D/job001/"
     assert first.what.startswith("RELION thinks running, Slurm says ended: Slurm no longer knows job 42")
-    doctor.apply_repairs(findings)
+    doctor_main.apply_repairs(findings)
     assert first.level == "ok" and first.fixed and (job_dir / "RELION_JOB_EXIT_FAILURE").exists()
     assert "relion-qsub doctor: marked failed: Slurm job 42 ended" in (job_dir / "run.err").read_text()
 
@@ -721,7 +728,7 @@ def test_slurm_that_cannot_be_asked_is_not_an_ended_job(job_dir: Path, fake: Fak
     assert only.level == "warning" and only.repair is None, only
     assert only.what.startswith(f"RELION: running; Slurm could not be asked about job 42: {said}"), only.what
     assert "nothing was changed" in only.fix and "scontrol show job 42" in only.fix
-    doctor.apply_repairs(findings)
+    doctor_main.apply_repairs(findings)
     assert not (job_dir / "RELION_JOB_EXIT_FAILURE").exists() and not only.fixed
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from relion_qsub import site as site_mod
-from relion_qsub.parse import parse
 from relion_qsub.rules import Context, normalise
+from relion_qsub.script import parse
 
 HERE = Path(__file__).resolve().parent
 CORPUS = sorted((HERE / "corpus").glob("*.script"))

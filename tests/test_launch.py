@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from relion_qsub import launch
 from relion_qsub.errors import CommandError, InputError, UsageError
-from relion_qsub.launch import (
+from relion_qsub.launch import main as launch
+from relion_qsub.launch.main import (
     Outcome,
     Pipeline,
     RankFailure,
@@ -314,7 +314,7 @@ def test_scratch_warning_when_particles_do_not_fit(tmp_path: Path, monkeypatch: 
 
 
 def test_launch_module_imports_psutil_lazily() -> None:
-    code = "import sys, relion_qsub.launch; sys.exit('psutil' in sys.modules)"
+    code = "import sys, relion_qsub.launch.main; sys.exit('psutil' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 
@@ -575,7 +575,7 @@ def test_dry_run_gpus_are_what_the_wrapper_binds(tmp_path: Path, capfd: pytest.C
     """Shared-node job with device cgroups: SLURM_JOB_GPUS has the node's ids, CUDA_VISIBLE_DEVICES CUDA's."""
     from collections import Counter
 
-    from relion_qsub.layout import GPU_BIND_ARGV0, GPU_BIND_SCRIPT
+    from relion_qsub.launch.layout import GPU_BIND_ARGV0, GPU_BIND_SCRIPT
 
     env = dict(JOB_ENV, SLURM_JOB_GPUS="2,3", CUDA_VISIBLE_DEVICES="0,1", SLURM_GPUS_ON_NODE="2")
     f = tmp_path / "job.env"

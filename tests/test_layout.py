@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from relion_qsub.errors import LayoutError
-from relion_qsub.layout import (
+from relion_qsub.launch.layout import (
     GPU_BIND_ARGV0,
     GPU_BIND_SCRIPT,
     GPU_SOURCES,

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from relion_qsub import module, proc, profile, site
+from relion_qsub import proc, profile, site
 from relion_qsub.errors import CommandError, CommandTimeout, InputError, ProfileError, UsageError
+from relion_qsub.sitetools import module
 
 ROOT = Path(__file__).resolve().parent.parent
 QSUB = str(ROOT / "bin" / "relion-qsub")

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from relion_qsub import __version__, module, site
+from relion_qsub import __version__, site
+from relion_qsub.sitetools import module
 from tests.slurmtools import wait_for_job
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from relion_qsub.options import BY_NAME, edit_distance, lookup_long, nearest, parse_words
-from relion_qsub.parse import Kind, lookalikes, parse, quote_word, split_words
+from relion_qsub.script import Kind, lookalikes, parse, quote_word, split_words
 
 
 @pytest.mark.parametrize(

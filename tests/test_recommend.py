@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from relion_qsub import profile, recommend, site
+from relion_qsub import profile, site
 from relion_qsub.errors import ProfileError, UsageError
+from relion_qsub.sitetools import recommend
 
 ROOT = Path(__file__).resolve().parent.parent
 QSUB = str(ROOT / "bin" / "relion-qsub")

@@ -17,7 +17,7 @@ import pytest
 
 from relion_qsub import profile
 from relion_qsub import site as site_mod
-from relion_qsub.recommend import running_tab
+from relion_qsub.sitetools.recommend import running_tab
 
 SEED = Path(os.environ.get("RELION_QSUB_SEED", "/work/shared/seed/relion-on-biowulf.txt"))
 if not SEED.is_file():  # pragma: no cover - the seed page is part of the project's shared material

@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from relion_qsub import site as site_mod
-from relion_qsub.parse import parse
 from relion_qsub.rules import Context, normalise, parse_cli_options
+from relion_qsub.script import parse
 
 BIOWULF = site_mod.load("biowulf")
 HEAD = "#!/bin/bash\n"

@@ -27,9 +27,9 @@ import pytest
 from relion_qsub import profile
 from relion_qsub import site as site_mod
 from relion_qsub.errors import InputError, ProfileError
-from relion_qsub.parse import parse
 from relion_qsub.rules import Context, normalise
-from relion_qsub.templates import SOURCES, plan, write
+from relion_qsub.script import parse
+from relion_qsub.sitetools.templates import SOURCES, plan, write
 from tests.templatecases import INSTALL_DIR, cases, fill_case, render, write_project
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -432,7 +432,7 @@ def test_build_says_when_out_holds_files_it_would_not_write(tmp_path: Path) -> N
 
 
 def test_write_refuses_a_path_outside_out(tmp_path: Path) -> None:
-    from relion_qsub.templates import Rendered
+    from relion_qsub.sitetools.templates import Rendered
 
     for bad in ("../escaped.sh", "/etc/x.sh", "a/../../b.sh"):
         with pytest.raises(InputError, match="not a plain path inside --out"):

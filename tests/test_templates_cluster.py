@@ -15,9 +15,9 @@ import psutil
 import pytest
 
 from relion_qsub import site as site_mod
-from relion_qsub.parse import parse
 from relion_qsub.rules import Context, normalise
-from relion_qsub.templates import plan, write
+from relion_qsub.script import parse
+from relion_qsub.sitetools.templates import plan, write
 from tests.relionfill import fill
 from tests.slurmtools import job_env, run, wait_for_job
 from tests.templatecases import cases, fill_case, write_project

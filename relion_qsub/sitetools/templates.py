@@ -2,7 +2,7 @@
 
 What Biowulf keeps by hand (``common.sh``, one directory per job type with ``01_tiny.sh`` ... ``05_xlarge.sh``,
 ``x2695_exclusive.sh``, ``lscratch_mon.sh``) generated for any site from its profile, with Jinja2 sources from the
-top-level ``templates/`` directory (``StrictUndefined``: a missing value is an error, never an empty string).
+package data in ``jinja/`` (``StrictUndefined``: a missing value is an error, never an empty string).
 
 RELION reads a template line by line and replaces only its own placeholders (XXXmpinodesXXX, XXXthreadsXXX,
 XXXqueueXXX, XXXextraNXXX, XXXnameXXX, XXXerrfileXXX, XXXoutfileXXX, XXXcommandXXX, ...; pipeline_jobs.cpp,
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.resources
 import os
 import shlex
 import sys
@@ -23,14 +24,16 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from . import profile
-from . import site as site_mod
-from .errors import InputError, ProfileError, UsageError
+from .. import profile
+from .. import site as site_mod
+from ..errors import InputError, ProfileError, UsageError
 
 if TYPE_CHECKING:
     import jinja2
 
-SOURCES = Path(__file__).resolve().parent.parent / "templates"
+# Package data (pyproject.toml [tool.setuptools.package-data]), so a wheel carries them: found through
+# importlib.resources, never relative to a checkout.
+SOURCES = Path(str(importlib.resources.files(__package__) / "jinja"))
 MONITOR = "lscratch_mon.sh"
 MONITOR_LOG = "scratch_usage.log"
 
@@ -56,7 +59,10 @@ def _environment(sources: Path) -> jinja2.Environment:
     import jinja2  # lazily: only this subcommand needs it
 
     if not (sources / "common.sh.j2").is_file():
-        raise InputError(f"template sources not found in {sources}: reinstall relion-qsub (the templates/ directory)")
+        raise InputError(
+            f"template sources not found in {sources}: reinstall relion-qsub "
+            "(its package data relion_qsub/sitetools/jinja/)"
+        )
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(sources)),
         undefined=jinja2.StrictUndefined,

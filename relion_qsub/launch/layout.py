@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 
 import hostlist
 
-from .errors import LayoutError
+from ..errors import LayoutError
 
 
 class Mode(enum.StrEnum):

@@ -28,7 +28,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO
 
-from .errors import CommandError, InputError, LayoutError, RelionQsubError, UsageError
+from ..errors import CommandError, InputError, LayoutError, RelionQsubError, UsageError
 from .layout import (
     GPU_BIND_SCRIPT,
     HOSTFILE_PLACEHOLDER,
@@ -999,7 +999,7 @@ def run_or_mark(argv: Sequence[str]) -> int:
 
 def main(argv: list[str]) -> int:
     """Entry point of bin/relion-launch (via cli.launch_main): errors as one line with their sysexits code."""
-    from .cli import guarded
+    from ..cli import guarded
 
     return guarded(PROG, _prescan_verbose(argv), lambda: run_or_mark(argv))
 

@@ -26,8 +26,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import mrc, starfile
-from .doctor import Finding
+from ..formats import mrc
+from ..formats import star as starfile
+from .finding import Finding
 
 IMAGE_COLUMNS = ("rlnMicrographMovieName", "rlnMicrographName")
 STAR_GLOBS = ("*/job[0-9]*/movies.star", "*/job[0-9]*/*micrographs*.star")

@@ -17,12 +17,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import site as site_mod
-from .errors import ScriptError, UsageError
-from .options import parse_words
-from .parse import split_words
-from .profile import NodeType, Recipe, Row, memory_mb
-from .site import Site
+from .. import site as site_mod
+from ..errors import ScriptError, UsageError
+from ..options import parse_words
+from ..profile import NodeType, Recipe, Row, memory_mb
+from ..script import split_words
+from ..site import Site
 
 GIB = 1024**3
 _GPU = re.compile(r"(?:^|,)gpu(?::([\w.-]+))?:(\d+)")

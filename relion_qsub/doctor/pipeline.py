@@ -30,8 +30,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import starfile
-from .doctor import Finding
+from ..formats import star as starfile
+from .finding import Finding
 
 PIPELINE = "default_pipeline.star"
 LOCK = ".relion_lock"

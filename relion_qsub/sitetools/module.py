@@ -11,10 +11,10 @@ and the site's RELION_STD_LAUNCHER (expanded by the job shell, not by RELION) an
 Values RELION would silently mangle are refused: RELION_QUEUE_USE other than yes/no/true/false (anything else reads
 as "no"), RELION_QSUB_NRMPI / NRTHREADS above 127 (stored in a char, they wrap to negative numbers), line breaks.
 
-Site tree (``install``): ``<PREFIX>/relion-qsub/<version>/`` holds ``bin/``, ``relion_qsub/``, ``templates/`` (the
-Jinja2 sources), ``share/templates/`` (the rendered templates), ``etc/<site>.toml`` and ``venv/`` (the runtime
-dependencies; bin/relion-qsub uses it); ``<MODULEDIR>/relion-qsub/<version>.lua`` and ``<version>`` (Tcl). Nothing
-else is written (pip runs with --no-cache-dir).
+Site tree (``install``): ``<PREFIX>/relion-qsub/<version>/`` holds ``bin/``, ``relion_qsub/`` (with the Jinja2
+sources as package data), ``share/templates/`` (the rendered templates), ``etc/<site>.toml`` and ``venv/`` (the
+runtime dependencies; bin/relion-qsub uses it); ``<MODULEDIR>/relion-qsub/<version>.lua`` and ``<version>`` (Tcl).
+Nothing else is written (pip runs with --no-cache-dir).
 """
 
 from __future__ import annotations
@@ -26,12 +26,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__, proc, profile
-from . import site as site_mod
-from .errors import CommandError, InputError, ProfileError, UsageError
+from .. import __version__, proc, profile
+from .. import site as site_mod
+from ..errors import CommandError, InputError, ProfileError, UsageError
 
 NAME = "relion-qsub"
-SOURCE_ROOT = Path(__file__).resolve().parent.parent
+# The checkout (or unpacked source tree) this package runs from: bin/ sits beside relion_qsub/.
+SOURCE_ROOT = Path(__file__).resolve().parents[2]
 RUNTIME_REQUIREMENTS = ("jinja2>=3.1", "python-hostlist>=2.0", "psutil>=5.9")  # pyproject.toml [project] dependencies
 
 
@@ -221,8 +222,10 @@ def install(site: site_mod.Site, prefix_root: Path, moduledir: Path, python: str
     """The site tree: PREFIX/relion-qsub/<version>/ and MODULEDIR/relion-qsub/<version>{.lua,}."""
     from .templates import plan, stale, write, write_file
 
-    if not (SOURCE_ROOT / "bin" / "relion-qsub").is_file() or not (SOURCE_ROOT / "templates").is_dir():
-        raise InputError(f"{SOURCE_ROOT} is not a relion-qsub source tree (bin/, templates/): install from a checkout")
+    if not (SOURCE_ROOT / "bin" / "relion-qsub").is_file():
+        raise InputError(
+            f"{SOURCE_ROOT} is not a relion-qsub source tree (no bin/relion-qsub): install from a checkout"
+        )
     dest = (prefix_root / NAME / __version__).absolute()
     lua = render_lua(site, str(dest))  # validate before writing anything
     tcl = render_tcl(site, str(dest))
@@ -231,7 +234,7 @@ def install(site: site_mod.Site, prefix_root: Path, moduledir: Path, python: str
     except OSError as exc:
         raise InputError(f"cannot read the site profile {site.path}: {exc.strerror}") from exc
     try:
-        for name in ("bin", "relion_qsub", "templates"):
+        for name in ("bin", "relion_qsub"):
             _copy_tree(SOURCE_ROOT / name, dest / name)
         (dest / "etc").mkdir(parents=True, exist_ok=True)
         write_file(Path(profile_path(str(dest), site)), profile_text, 0o644)

@@ -2,9 +2,9 @@
 
 Checks (each in its own module, judged by small pure functions, with the I/O at the edges):
 
-- ``doctor_pipeline``: a ``default_pipeline.star`` RELION cannot read, a stale ``.relion_lock``;
-- ``doctor_images``: empty, truncated, corrupt or undersized micrographs and movies (MRC headers, TIFF/EER magic);
-- ``doctor_job``: a job RELION shows as running that Slurm has ended, time-limit and out-of-memory endings and the
+- ``pipeline``: a ``default_pipeline.star`` RELION cannot read, a stale ``.relion_lock``;
+- ``images``: empty, truncated, corrupt or undersized micrographs and movies (MRC headers, TIFF/EER magic);
+- ``job``: a job RELION shows as running that Slurm has ended, time-limit and out-of-memory endings and the
   seed's error messages in ``run.err``, scratch use of a running job.
 
 Output: one line per finding ``level: where: what — fix``, then a summary; exit 0 without errors, 65 with.
@@ -18,41 +18,14 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from .errors import EX_DATAERR, EX_OK, InputError, UsageError
+from ..errors import EX_DATAERR, EX_OK, InputError, UsageError
+from .finding import LEVELS, Finding
 
 PROG = "relion-qsub doctor"
-LEVELS = ("ok", "warning", "error")
-
-
-@dataclass
-class Finding:
-    level: str  # "ok", "warning", "error"
-    where: str  # a path relative to the project ("default_pipeline.star", "Class2D/job001/run.err:12")
-    what: str
-    fix: str = ""
-    check: str = ""  # "pipeline", "lock", "images", "job"
-    # A safe repair ``--fix`` may perform; returns what it did (one sentence). Raises OSError on failure.
-    repair: Callable[[], str] | None = field(default=None, repr=False, compare=False)
-    fixed: bool = False
-
-    def __str__(self) -> str:
-        text = f"{self.level}: {self.where}: {self.what}"
-        return f"{text} — {self.fix}" if self.fix else text
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "level": self.level,
-            "where": self.where,
-            "what": self.what,
-            "fix": self.fix,
-            "check": self.check,
-            "fixed": self.fixed,
-        }
 
 
 def apply_repairs(findings: Sequence[Finding]) -> None:
@@ -156,17 +129,17 @@ def main(argv: list[str]) -> int:
     start = time.perf_counter()
     project, job_dirs = resolve_dirs(args.project, args.job, Path.cwd())
 
-    from . import doctor_pipeline
+    from . import pipeline as doctor_pipeline
 
     findings: list[Finding] = doctor_pipeline.check(project)
     scanned = 0
     if not args.no_images:
-        from . import doctor_images
+        from . import images as doctor_images
 
         image_findings, scanned = doctor_images.check(project, args.path, verbose=args.verbose)
         findings += image_findings
     if job_dirs:
-        from . import doctor_job
+        from . import job as doctor_job
 
         for job_dir in job_dirs:
             findings += doctor_job.check(project, job_dir)

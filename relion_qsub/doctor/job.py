@@ -21,9 +21,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import proc
-from .doctor import Finding
-from .errors import CommandError, RelionQsubError
+from .. import proc
+from ..errors import CommandError, RelionQsubError
+from .finding import Finding
 
 EXIT_FILES = {
     "RELION_JOB_EXIT_SUCCESS": "success",
@@ -439,7 +439,7 @@ def judge_scratch(
 
 def scratch_finding(where: str, slurm: SlurmView, runner: Runner = proc.run) -> Finding:
     """Best effort: the job's scratch dir (site profile's job_dir), here if visible, else on its first node."""
-    from . import site as site_mod
+    from .. import site as site_mod
 
     try:
         scratch = site_mod.load(None).scratch
@@ -495,7 +495,7 @@ def _read_log(path: Path) -> str:
 
 
 def check(project: Path, job_dir: Path, runner: Runner = proc.run) -> list[Finding]:
-    from .submit import LOG_NAME
+    from ..submit import LOG_NAME
 
     try:
         where = str(job_dir.relative_to(project)) + "/"

@@ -1,0 +1,7 @@
+"""`relion-launch`: the RELION_STD_LAUNCHER inside the job (code that runs in the allocation, never at submission).
+
+argv -> ``invocation`` (our options, srun's, RELION's command); the job's environment (``envfile`` for --env-file) ->
+``layout`` (pure: ranks, nodes, GPUs) -> ``plan`` (the hostfile and what run.out says) -> ``preflight`` (CPU, thread
+and scratch checks) -> ``supervise`` (srun -K1, signals, the first failed rank) -> ``main``. It depends only on
+``errors``, ``proc`` and ``jobdir`` of the package (import-linter contract in pyproject.toml).
+"""
