@@ -202,11 +202,12 @@ def _check(args: _Args) -> int:
 def _submit(args: _Args) -> int:
     from . import site as site_mod
     from . import submit as sub
+    from .jobdir import of_script
 
     assert args.script is not None
     source = Path(args.script)
     site = site_mod.load(args.site)
-    jobdir = sub.relion_jobdir(source)
+    jobdir = of_script(source)
     try:
         prepared = sub.prepare(source, args.sbatch_args, site)
     except RelionQsubError as exc:

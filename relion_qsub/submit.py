@@ -19,13 +19,12 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from . import jobdir as jobdir_mod
 from . import proc, rules
 from .errors import CommandError, CommandTimeout, InputError, ScriptError, TransientError
 from .script import Script, parse
 from .site import Site
 
-LOG_NAME = "relion-qsub.jsonl"
-_JOB_DIR = re.compile(r"job\d{3,}")
 _SUBMITTED = re.compile(r"Submitted batch job (\d+)")
 
 
@@ -80,14 +79,6 @@ def output_path(source: Path) -> Path:
     return source.with_name(source.name + ".slurm")
 
 
-def relion_jobdir(source: Path) -> Path | None:
-    """The RELION job directory (``<Type>/jobNNN/``) the script belongs to, if it is RELION's."""
-    parent = source.parent
-    if source.name == "run_submit.script" or _JOB_DIR.fullmatch(parent.name):
-        return parent
-    return None
-
-
 def read_script(path: Path) -> str:
     try:
         data = path.read_bytes()
@@ -114,7 +105,7 @@ def prepare(source: Path, cli_args: Sequence[str], site: Site) -> Prepared:
 
         raise UsageError(f"sbatch option on the command line: {bad[0].problem}")
     result = rules.normalise(parse(original, str(source), site.typo_distance), ctx)
-    return Prepared(source, original, result, output_path(source), relion_jobdir(source), tuple(cli_args))
+    return Prepared(source, original, result, output_path(source), jobdir_mod.of_script(source), tuple(cli_args))
 
 
 def write_output(prepared: Prepared) -> None:
@@ -309,7 +300,7 @@ def record(prepared: Prepared, entry: dict[str, object]) -> Path:
     """Append one JSON line to the log beside the script (the job dir for RELION jobs)."""
     import json
 
-    log = prepared.source.parent / LOG_NAME
+    log = prepared.source.parent / jobdir_mod.RECORD
     line = {
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "original": str(prepared.source),
@@ -331,11 +322,10 @@ def record(prepared: Prepared, entry: dict[str, object]) -> Path:
 
 def mark_failed(jobdir: Path, reason: str) -> None:
     """Tell RELION the job failed: without this the GUI shows a rejected job as "Running" forever."""
-    if any((jobdir / name).exists() for name in ("RELION_JOB_EXIT_SUCCESS", "RELION_JOB_EXIT_ABORTED")):
-        return
     try:
-        with open(jobdir / "run.err", "a", encoding="utf-8") as fh:
-            fh.write(f"relion-qsub: job not submitted: {reason}\n")
-        (jobdir / "RELION_JOB_EXIT_FAILURE").touch()
+        marked = jobdir_mod.mark_failed(jobdir, f"relion-qsub: job not submitted: {reason}")
     except OSError as exc:
         print(f"relion-qsub: warning: cannot mark {jobdir} as failed: {exc.strerror}", file=sys.stderr)
+        return
+    if marked.err_note:
+        print(f"relion-qsub: warning: marked {jobdir} failed, but {marked.err_note}", file=sys.stderr)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from pytest_subprocess import FakeProcess
 
+from relion_qsub import jobdir as jobdir_mod
 from relion_qsub import site as site_mod
 from relion_qsub import submit as sub
 from relion_qsub.cli import qsub_main
@@ -175,7 +176,7 @@ def test_cli_rejected_job_marks_relion_job_failed(
     assert (jobdir / "RELION_JOB_EXIT_FAILURE").exists()
     assert "invalid partition specified" in (jobdir / "run.err").read_text()
     assert (jobdir / "run_submit.script").read_text() == SCRIPT  # RELION's script is never modified
-    (entry,) = [json.loads(line) for line in (jobdir / sub.LOG_NAME).read_text().splitlines()]
+    (entry,) = [json.loads(line) for line in (jobdir / jobdir_mod.RECORD).read_text().splitlines()]
     assert entry["submitted"] is False and entry["changes"][0]["rule"] == "empty-directive"
     assert "invalid partition specified" in capsys.readouterr().err
 
@@ -198,7 +199,7 @@ def test_cli_success_logs_job_id(
     monkeypatch.chdir(jobdir.parent.parent)
     assert qsub_main(["--site", "testbed", "Class2D/job007/run_submit.script"]) == 0
     assert capsys.readouterr().out == "Submitted batch job 99\n"
-    entry = json.loads((jobdir / sub.LOG_NAME).read_text())
+    entry = json.loads((jobdir / jobdir_mod.RECORD).read_text())
     assert entry["job_id"] == "99" and entry["normalised"].endswith("run_submit.slurm")
     assert entry["sbatch_argv"][-1].endswith("run_submit.slurm")
     assert not (jobdir / "RELION_JOB_EXIT_FAILURE").exists()

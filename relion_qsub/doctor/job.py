@@ -12,24 +12,18 @@ slurm controller", a timeout, no scontrol) means Slurm could not be asked, and n
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import re
-import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import proc
+from .. import jobdir, proc
 from ..errors import CommandError, RelionQsubError
 from .finding import Finding
 
-EXIT_FILES = {
-    "RELION_JOB_EXIT_SUCCESS": "success",
-    "RELION_JOB_EXIT_FAILURE": "failure",
-    "RELION_JOB_EXIT_ABORTED": "aborted",
-}
+EXIT_FILES = {jobdir.EXIT_SUCCESS: "success", jobdir.EXIT_FAILURE: "failure", jobdir.EXIT_ABORTED: "aborted"}
 ENDED = frozenset(
     {
         "BOOT_FAIL",
@@ -369,29 +363,13 @@ def _tail(path: Path) -> tuple[str, int]:
     return data.decode("utf-8", errors="replace"), skipped
 
 
-def require_regular(path: Path) -> None:
-    """Raise OSError unless ``path`` is a regular file (after symlinks). Never opens it: a FIFO would block."""
-    mode = os.stat(path).st_mode
-    if not stat.S_ISREG(mode):
-        kind = "a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "a special file"
-        raise OSError(errno.EISDIR if stat.S_ISDIR(mode) else errno.EINVAL, f"{kind}, not a regular file", str(path))
-
-
 def mark_ended(job_dir: Path, reason: str) -> str:
-    """RELION_JOB_EXIT_FAILURE plus a line in run.err saying why (as submit.mark_failed, with doctor's wording)."""
-    if any((job_dir / name).exists() for name in ("RELION_JOB_EXIT_SUCCESS", "RELION_JOB_EXIT_ABORTED")):
-        return "left alone: RELION already wrote its own exit file"
-    err = job_dir / "run.err"
-    note = " (and a line in run.err)"
-    try:
-        if os.path.lexists(err):
-            require_regular(err)
-        with open(err, "a", encoding="utf-8") as fh:
-            fh.write(f"relion-qsub doctor: marked failed: {reason}\n")
-    except OSError as exc:  # the exit file is what RELION needs; the line in run.err is a courtesy
-        note = f" (no line in run.err: {exc.strerror or exc})"
-    (job_dir / "RELION_JOB_EXIT_FAILURE").touch()
-    return f"created RELION_JOB_EXIT_FAILURE{note}"
+    """RELION_JOB_EXIT_FAILURE plus a line in run.err saying why (jobdir.mark_failed, with doctor's wording)."""
+    marked = jobdir.mark_failed(job_dir, f"relion-qsub doctor: marked failed: {reason}")
+    if not marked.created:
+        return f"left alone: {marked.existing} is already there"
+    note = f" (no line in run.err: {marked.err_note})" if marked.err_note else " (and a line in run.err)"
+    return f"created {jobdir.EXIT_FAILURE}{note}"
 
 
 def parse_df(text: str) -> tuple[int, int] | None:
@@ -490,12 +468,11 @@ def _unreadable(where: str, name: str, exc: OSError) -> Finding:
 
 
 def _read_log(path: Path) -> str:
-    require_regular(path)
+    jobdir.require_regular(path)
     return path.read_text(encoding="utf-8", errors="replace")
 
 
 def check(project: Path, job_dir: Path, runner: Runner = proc.run) -> list[Finding]:
-    from ..submit import LOG_NAME
 
     try:
         where = str(job_dir.relative_to(project)) + "/"
@@ -508,12 +485,12 @@ def check(project: Path, job_dir: Path, runner: Runner = proc.run) -> list[Findi
     relion = relion_state(names)
     findings: list[Finding] = []
     job_id, log_read = None, True
-    if LOG_NAME in names:
+    if jobdir.RECORD in names:
         try:
-            job_id = last_job_id(_read_log(job_dir / LOG_NAME))
+            job_id = last_job_id(_read_log(job_dir / jobdir.RECORD))
         except OSError as exc:
             # The job id is unknown: say so instead of "no Slurm job id recorded" (whose fix is to mark it failed).
-            findings.append(_unreadable(where, LOG_NAME, exc))
+            findings.append(_unreadable(where, jobdir.RECORD, exc))
             log_read = False
     slurm = query_slurm(job_id, runner) if job_id else None
     if log_read:
@@ -523,12 +500,12 @@ def check(project: Path, job_dir: Path, runner: Runner = proc.run) -> list[Findi
                 repair = _marker(job_dir, f"Slurm job {slurm.job_id} ended ({slurm.state or 'no record'}) without one")
             findings.append(Finding(level, where, what, fix, "job", repair=repair))
     kinds = {STATE_KIND.get(slurm.state, "")} if slurm else set()
-    if "run.err" in names:
+    if jobdir.RUN_ERR in names:
         try:
-            require_regular(job_dir / "run.err")
-            text, offset = _tail(job_dir / "run.err")
+            jobdir.require_regular(job_dir / jobdir.RUN_ERR)
+            text, offset = _tail(job_dir / jobdir.RUN_ERR)
         except OSError as exc:
-            findings.append(_unreadable(where, "run.err", exc))
+            findings.append(_unreadable(where, jobdir.RUN_ERR, exc))
             text, offset = "", 0
         for number, pattern, line in scan_err(text):
             if pattern.kind in kinds:

@@ -28,6 +28,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO
 
+from .. import jobdir as jobdir_mod
 from ..errors import CommandError, InputError, LayoutError, RelionQsubError, UsageError
 from .layout import (
     GPU_BIND_SCRIPT,
@@ -45,7 +46,6 @@ from .layout import (
 )
 
 PROG = "relion-launch"
-EXIT_FILES = ("RELION_JOB_EXIT_SUCCESS", "RELION_JOB_EXIT_FAILURE", "RELION_JOB_EXIT_ABORTED")
 FALSE_WORDS = frozenset({"0", "no", "false", "off"})
 
 HELP = """\
@@ -733,7 +733,7 @@ class Pipeline:
         self.marked = False
 
     def has_exit_file(self) -> bool:
-        return self.jobdir is not None and any((self.jobdir / n).exists() for n in EXIT_FILES)
+        return self.jobdir is not None and jobdir_mod.exit_file(self.jobdir) is not None
 
     def mark_failure(self, reason: str, *, echo: bool = True) -> bool:
         """Write RELION_JOB_EXIT_FAILURE (never over an existing exit file) and log the reason in run.err.
@@ -741,36 +741,23 @@ class Pipeline:
         The reason goes to run.err as one line, unless run.err is this process's stderr (RELION's template
         sends stderr there); ``echo`` also prints it on stderr (off when the caller reports the error itself).
         """
-        if self.marked or self.jobdir is None or not self.jobdir.is_dir() or self.has_exit_file():
+        if self.marked or self.jobdir is None or not self.jobdir.is_dir():
             return False
+        failure = self.jobdir / jobdir_mod.EXIT_FAILURE
+        line = f"{PROG}: {reason}; wrote {failure}"
         try:
-            fd = os.open(self.jobdir / "RELION_JOB_EXIT_FAILURE", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        except FileExistsError:
-            return False
+            marked = jobdir_mod.mark_failed(self.jobdir, line)
         except OSError as exc:
-            _warn(f"cannot write {self.jobdir / 'RELION_JOB_EXIT_FAILURE'}: {exc.strerror}")
+            _warn(f"cannot write {failure}: {exc.strerror}")
             return False
-        os.close(fd)
+        if not marked.created:
+            return False
         self.marked = True
-        line = f"{PROG}: {reason}; wrote {self.jobdir / 'RELION_JOB_EXIT_FAILURE'}\n"
-        err = self.jobdir / "run.err"
-        if not _is_our_stderr(err):
-            try:
-                with open(err, "a") as fh:
-                    fh.write(line)
-            except OSError as exc:
-                _warn(f"cannot append to {err}: {exc.strerror}")
+        if marked.err_note:
+            _warn(marked.err_note)
         if echo:
-            _stderr_text(line)
+            _stderr_text(line + "\n")
         return True
-
-
-def _is_our_stderr(path: Path) -> bool:
-    try:
-        a, b = os.fstat(2), os.stat(path)
-    except OSError:
-        return False
-    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
 @dataclass
