@@ -8,10 +8,10 @@ the sysexits code of their class; ``-v`` adds the traceback with the chained cau
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
-from .errors import EX_DATAERR, EX_OK, EX_SOFTWARE, EX_USAGE, RelionQsubError
+from .errors import EX_DATAERR, EX_OK, EX_USAGE, RelionQsubError, guarded
 
 # Not `from typing import TYPE_CHECKING`: importing typing alone costs the submit path ~2 ms (mypy knows this idiom).
 TYPE_CHECKING = False
@@ -68,28 +68,6 @@ def help_text() -> str:
 
     profiles = ", ".join(sorted(p.stem for p in PROFILE_DIR.glob("*.toml")))
     return HELP.format(usage=USAGE, prog=PROG, profiles=profiles)
-
-
-def guarded(prog: str, verbose: bool, body: Callable[[], int]) -> int:
-    """Run a command's body: user errors as one line with their sysexits code, bugs as one line (-v: traceback)."""
-    try:
-        return body()
-    except RelionQsubError as exc:
-        if verbose:
-            import traceback
-
-            traceback.print_exc()
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:
-        return EX_OK
-    except Exception as exc:  # a bug: one line by default, the traceback with -v
-        if verbose:
-            raise
-        print(f"{prog}: internal error: {exc!r} (run with -v for the traceback)", file=sys.stderr)
-        return EX_SOFTWARE
 
 
 class _Args:

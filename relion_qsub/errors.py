@@ -6,6 +6,9 @@ so that ``-v`` shows the whole story while the default output stays one line.
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
+
 # sysexits.h values; python's os.EX_* exist only on Unix and not on every build, so spell them out.
 EX_OK = 0
 EX_USAGE = 64  # command line usage error
@@ -73,3 +76,25 @@ class LayoutError(RelionQsubError):
     """The job's Slurm environment does not describe a layout relion-launch can run."""
 
     exit_code = EX_DATAERR
+
+
+def guarded(prog: str, verbose: bool, body: Callable[[], int]) -> int:
+    """Run a command's body: user errors as one line with their sysexits code, bugs as one line (-v: traceback)."""
+    try:
+        return body()
+    except RelionQsubError as exc:
+        if verbose:
+            import traceback
+
+            traceback.print_exc()
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return EX_OK
+    except Exception as exc:  # a bug: one line by default, the traceback with -v
+        if verbose:
+            raise
+        print(f"{prog}: internal error: {exc!r} (run with -v for the traceback)", file=sys.stderr)
+        return EX_SOFTWARE

@@ -19,18 +19,11 @@ import pytest
 
 from relion_qsub.errors import CommandError, InputError, UsageError
 from relion_qsub.launch import main as launch
-from relion_qsub.launch.main import (
-    Outcome,
-    Pipeline,
-    RankFailure,
-    load_env_file,
-    parse_args,
-    parse_cancel,
-    parse_task_end,
-    particle_bytes,
-    relion_args,
-    verdict,
-)
+from relion_qsub.launch.envfile import load_env_file
+from relion_qsub.launch.invocation import parse_args, relion_args
+from relion_qsub.launch.pipeline import Pipeline
+from relion_qsub.launch.preflight import particle_bytes, scratch_check
+from relion_qsub.launch.supervise import Outcome, RankFailure, parse_cancel, parse_task_end, supervise, verdict
 
 ROOT = Path(__file__).resolve().parent.parent
 LAUNCHER = ROOT / "bin" / "relion-launch"
@@ -308,7 +301,7 @@ def test_scratch_warning_when_particles_do_not_fit(tmp_path: Path, monkeypatch: 
     usage = types.SimpleNamespace(total=10**12, used=0, free=2000, percent=0.0)
     monkeypatch.setattr(psutil, "disk_usage", lambda path: usage)
     r = relion_args(["relion_refine_mpi", "--i", "p.star", "--scratch_dir", str(tmp_path / "not" / "yet")])
-    text, warnings = launch.scratch_check(r, tmp_path)
+    text, warnings = scratch_check(r, tmp_path)
     assert text is not None and "free" in text
     assert len(warnings) == 1 and "RELION will read the rest from the project directory" in warnings[0]
 
@@ -785,8 +778,8 @@ def test_supervise_reports_unrunnable_programs_as_command_errors(tmp_path: Path)
     text = tmp_path / "notes.txt"
     text.write_text("not a program\n")
     with pytest.raises(CommandError, match="not executable"):
-        launch.supervise([str(text)], {}, scan_srun=False, on_kill=lambda s: None)
+        supervise([str(text)], {}, scan_srun=False, on_kill=lambda s: None)
     text.chmod(0o755)  # executable but no #! line and not ELF
     with pytest.raises(CommandError, match="cannot run it"):
-        launch.supervise([str(text)], {}, scan_srun=False, on_kill=lambda s: None)
+        supervise([str(text)], {}, scan_srun=False, on_kill=lambda s: None)
     assert LAUNCHER.exists() and os.stat(LAUNCHER).st_mode & stat.S_IXUSR

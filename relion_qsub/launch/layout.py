@@ -3,7 +3,7 @@
 Input: the environment of the batch step (a ``Mapping[str, str]``) and a few options. Output: a frozen
 ``Plan`` saying how many ranks run, on which nodes, which GPU each rank gets, which variables the srun step
 needs set or unset, the srun argv, and a human-readable reason. Nothing here runs a process or touches a file;
-``launch.py`` does that.
+``main`` does that.
 
 Three distribution modes (the Biowulf RELION guide, "Understanding MPI Task Distribution"):
   heterogeneous   plain ``srun``: Slurm places the tasks (the default).

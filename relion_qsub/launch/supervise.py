@@ -1,0 +1,161 @@
+"""Run the step and watch it: forward signals, read srun's stderr for the rank that failed first, and judge the end.
+
+srun is started with subprocess.Popen on a list argv (it must stream its output and be waited on, so it does
+not fit proc.run's capture-everything contract); its stderr is read line by line, passed through, and scanned
+for srun's own "task N: Exited with exit code X" messages to name the rank that failed first.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from types import FrameType
+from typing import IO
+
+from ..errors import CommandError
+
+
+@dataclass(frozen=True)
+class RankFailure:
+    rank: int
+    host: str
+    code: int  # exit code, or 128 + signal
+    what: str  # srun's words: "Exited with exit code 3", "Segmentation fault (core dumped)", ...
+
+
+_TASK_END = re.compile(rb"^srun: error: (?P<host>\S+): tasks? (?P<tasks>\d[\d,\-]*): (?P<what>.+?)\s*$")
+_CANCELLED = re.compile(rb"\*\*\* (?:JOB|STEP) \S+ ON \S+ CANCELLED AT \S+(?: DUE TO (?P<why>[A-Z ]+?))? \*\*\*")
+_EXIT_CODE = re.compile(r"Exited with exit code (\d+)")
+
+
+def _signal_numbers() -> dict[str, int]:
+    names: dict[str, int] = {}
+    for sig in signal.Signals:
+        text = signal.strsignal(sig)
+        if text:
+            names.setdefault(text, int(sig))
+    return names
+
+
+_SIGNALS_BY_TEXT = _signal_numbers()
+
+
+def parse_task_end(line: bytes) -> RankFailure | None:
+    """srun's report of a failed task: 'srun: error: cn2: task 6: Exited with exit code 3' (22.05)."""
+    m = _TASK_END.match(line)
+    if m is None:
+        return None
+    what = m.group("what").decode(errors="replace")
+    rank = int(re.split(rb"[,\-]", m.group("tasks"))[0])
+    host = m.group("host").decode(errors="replace")
+    code = _EXIT_CODE.fullmatch(what)
+    if code:
+        return RankFailure(rank, host, int(code.group(1)), what)
+    sig = _SIGNALS_BY_TEXT.get(what.removesuffix(" (core dumped)"))
+    if sig is not None:
+        return RankFailure(rank, host, 128 + sig, what)
+    return None
+
+
+def parse_cancel(line: bytes) -> str | None:
+    """slurmstepd's '*** STEP 5.0 ON cn1 CANCELLED AT ... DUE TO TIME LIMIT ***' -> 'time limit'."""
+    m = _CANCELLED.search(line)
+    if m is None:
+        return None
+    return (m.group("why") or b"scancel").decode().lower()
+
+
+@dataclass
+class Outcome:
+    returncode: int
+    failure: RankFailure | None = None
+    signal: int | None = None
+    cancel: str | None = None
+
+
+FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
+KILLING = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+def supervise(
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    *,
+    scan_srun: bool,
+    on_kill: Callable[[int], None],
+    stderr: IO[bytes] | None = None,
+) -> Outcome:
+    """Run argv, forward signals to it, pass its stderr through (scanning srun's task reports), wait."""
+    outcome = Outcome(returncode=0)
+    child: subprocess.Popen[bytes] | None = None
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        del frame
+        if signum in KILLING and outcome.signal is None:
+            outcome.signal = signum
+            on_kill(signum)  # first: Slurm SIGKILLs everything KillWait seconds after the SIGTERM
+        if child is not None and child.poll() is None:
+            try:
+                child.send_signal(signum)
+            except ProcessLookupError:
+                pass
+
+    previous = {sig: signal.signal(sig, handler) for sig in FORWARDED}
+    try:
+        try:
+            child = subprocess.Popen(  # noqa: S603 - list argv built by layout.py, never a shell string
+                list(argv), env=dict(env), stderr=subprocess.PIPE if scan_srun else None
+            )
+        except FileNotFoundError as exc:
+            raise CommandError(
+                f"{argv[0]}: command not found; is Slurm installed and on PATH in the batch job?"
+                if os.path.basename(argv[0]) == "srun"
+                else f"{argv[0]}: command not found; check the command (or RELION_MPIRUN)"
+            ) from exc
+        except PermissionError as exc:
+            raise CommandError(f"{argv[0]}: not executable ({exc.strerror})") from exc
+        except OSError as exc:
+            raise CommandError(f"{argv[0]}: cannot run it ({exc.strerror})") from exc
+        if child.stderr is not None:
+            sink = stderr if stderr is not None else sys.stderr.buffer
+            for line in child.stderr:
+                try:
+                    sink.write(line)
+                    sink.flush()
+                except (OSError, ValueError):
+                    pass
+                if outcome.failure is None:
+                    outcome.failure = parse_task_end(line)
+                if outcome.cancel is None:
+                    outcome.cancel = parse_cancel(line)
+        outcome.returncode = child.wait()
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+    return outcome
+
+
+def verdict(outcome: Outcome, program: str) -> tuple[int, str | None]:
+    """(exit code, one-line reason or None on success)."""
+    if outcome.signal is not None:
+        name = signal.Signals(outcome.signal).name
+        why = f" ({outcome.cancel})" if outcome.cancel else ""
+        return 128 + outcome.signal, f"got {name}{why}: the job is being ended; {program} was stopped"
+    f = outcome.failure
+    if f is not None:
+        if outcome.cancel and f.code == 128 + signal.SIGTERM:
+            return f.code, f"the step was cancelled ({outcome.cancel}): rank {f.rank} on {f.host}: {f.what}"
+        return f.code, (
+            f"rank {f.rank} on {f.host} failed first ({f.what}); srun -K1 ended the other ranks of {program}"
+        )
+    rc = outcome.returncode
+    if rc == 0:
+        return 0, None
+    if rc < 0:
+        return 128 - rc, f"{program} was killed by {signal.Signals(-rc).name}"
+    return rc, f"{program} ended with exit code {rc}"
