@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .errors import EX_DATAERR, EX_OK, EX_USAGE, RelionQsubError, guarded
+from .errors import EX_DATAERR, EX_OK, EX_USAGE, CommandError, RelionQsubError, guarded
 
 # Not `from typing import TYPE_CHECKING`: importing typing alone costs the submit path ~2 ms (mypy knows this idiom).
 TYPE_CHECKING = False
@@ -177,6 +177,14 @@ def _check(args: _Args) -> int:
     return EX_OK
 
 
+def _submission_failed(prepared: Prepared, reason: str) -> None:
+    from . import submit as sub
+
+    sub.record(prepared, {"submitted": False, "error": reason})
+    if prepared.jobdir is not None:
+        sub.mark_failed(prepared.jobdir, reason)
+
+
 def _submit(args: _Args) -> int:
     from . import site as site_mod
     from . import submit as sub
@@ -199,25 +207,22 @@ def _submit(args: _Args) -> int:
         where = f"{source} line {first.line}" if first.line else str(source)
         more = f" (and {len(errors) - 1} more: run `relion-qsub check {source}`)" if len(errors) > 1 else ""
         reason = f"{where}: {first.message}{more}"
-        sub.record(prepared, {"submitted": False, "error": reason})
-        if prepared.jobdir is not None:
-            sub.mark_failed(prepared.jobdir, reason)
+        _submission_failed(prepared, reason)
         print(f"{PROG}: not submitted; fix the errors above and run the job again", file=sys.stderr)
         return EX_DATAERR
     sub.write_output(prepared)
     try:
         submission = sub.submit(site, prepared)
-    except RelionQsubError as exc:
-        stderr = getattr(exc, "stderr", "")
-        if stderr:
-            sys.stderr.write(stderr if stderr.endswith("\n") else stderr + "\n")
-        sub.record(prepared, {"submitted": False, "error": str(exc)})
-        if prepared.jobdir is not None:
-            sub.mark_failed(prepared.jobdir, str(exc))
-        returncode = getattr(exc, "returncode", None)
-        if returncode:
+    except CommandError as exc:
+        if exc.stderr:
+            sys.stderr.write(exc.stderr if exc.stderr.endswith("\n") else exc.stderr + "\n")
+        _submission_failed(prepared, str(exc))
+        if exc.returncode:  # sbatch ran and refused: exit with its status, as sbatch itself would
             print(f"{PROG}: error: {exc}", file=sys.stderr)
-            return int(returncode)
+            return exc.returncode
+        raise
+    except RelionQsubError as exc:
+        _submission_failed(prepared, str(exc))
         raise
     sys.stdout.write(submission.stdout)
     sys.stderr.write(submission.stderr)

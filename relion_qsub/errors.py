@@ -50,14 +50,29 @@ class ProfileError(RelionQsubError):
 
 
 class CommandError(RelionQsubError):
-    """An external command (sbatch, squeue, srun) failed or could not be run."""
+    """An external command (sbatch, squeue, srun) failed or could not be run.
+
+    Carries what a reader of the failure needs, always set (catch by type, never probe with getattr): the argv, its
+    exit status (None when it did not run to an end: not found, timed out), and what it printed.
+    """
 
     exit_code = EX_UNAVAILABLE
 
-    def __init__(self, message: str, *, returncode: int | None = None, stderr: str = "") -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        argv: tuple[str, ...] = (),
+        returncode: int | None = None,
+        stdout: str = "",
+        stderr: str = "",
+    ) -> None:
         super().__init__(message)
-        self.returncode = returncode
-        self.stderr = stderr
+        self.argv, self.returncode, self.stdout, self.stderr = tuple(argv), returncode, stdout, stderr
+
+    def again(self, message: str) -> CommandError:
+        """The same failure (same class and facts) told with more context, e.g. which install step it was."""
+        return type(self)(message, argv=self.argv, returncode=self.returncode, stdout=self.stdout, stderr=self.stderr)
 
 
 class CommandTimeout(CommandError):

@@ -115,12 +115,13 @@ def supervise(
             raise CommandError(
                 f"{argv[0]}: command not found; is Slurm installed and on PATH in the batch job?"
                 if os.path.basename(argv[0]) == "srun"
-                else f"{argv[0]}: command not found; check the command (or RELION_MPIRUN)"
+                else f"{argv[0]}: command not found; check the command (or RELION_MPIRUN)",
+                argv=tuple(argv),
             ) from exc
         except PermissionError as exc:
-            raise CommandError(f"{argv[0]}: not executable ({exc.strerror})") from exc
+            raise CommandError(f"{argv[0]}: not executable ({exc.strerror})", argv=tuple(argv)) from exc
         except OSError as exc:
-            raise CommandError(f"{argv[0]}: cannot run it ({exc.strerror})") from exc
+            raise CommandError(f"{argv[0]}: cannot run it ({exc.strerror})", argv=tuple(argv)) from exc
         if child.stderr is not None:
             sink = stderr if stderr is not None else sys.stderr.buffer
             for line in child.stderr:

@@ -204,10 +204,16 @@ def _run(argv: list[str], what: str) -> None:
     try:
         result = proc.run(argv, timeout=900, env=env)
     except CommandError as exc:
-        raise type(exc)(f"{what} failed: {exc}") from exc
+        raise exc.again(f"{what} failed: {exc}") from exc
     if result.returncode != 0:
         tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or [""]
-        raise CommandError(f"{what} failed ({' '.join(argv[:3])} ...): {tail[0]}", returncode=result.returncode)
+        raise CommandError(
+            f"{what} failed ({' '.join(argv[:3])} ...): {tail[0]}",
+            argv=result.argv,
+            returncode=result.returncode,
+            stdout=result.stdout,
+            stderr=result.stderr,
+        )
 
 
 def _write_error(exc: OSError, what: str) -> InputError:
