@@ -61,6 +61,7 @@ lint: install
 	$(BIN)/ruff check relion_qsub tests benchmarks demo
 	$(BIN)/ruff format --check relion_qsub tests benchmarks demo
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 format: install
 	$(BIN)/ruff format relion_qsub tests benchmarks demo

@@ -15,6 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from summary import figure
+
 ROOT = Path(__file__).resolve().parent.parent
 TYPICAL = ROOT / "tests" / "corpus" / "class2d_gpu_v100.script"
 
@@ -49,6 +51,8 @@ def main() -> int:
     for name, samples in times.items():
         median = statistics.median(samples)
         print(f"{name:32s} {median * 1000:10.1f} {median / base:7.2f}")
+    ratio = statistics.median(times["bin/relion-qsub check"]) / base
+    figure("check", "relion-qsub check / python -c pass", ratio, "x", "<= 1.3", ratio <= 1.3)
     return 0
 
 

@@ -26,6 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from summary import figure  # noqa: E402
+
 from relion_qsub.doctor import images as doctor_images  # noqa: E402
 
 
@@ -94,6 +96,7 @@ def main() -> None:
 
         scan = median_time(lambda: doctor_images.check(root, []), repeats)
         print(f"scan (STAR + scandir + headers): {scan * 1000:.1f} ms for {n} files = {n / scan:,.0f} files/s")
+        figure("doctor", f"image header scan, {n} files", n / scan, "files/s", "", None)
 
         cli = [str(ROOT / "bin" / "relion-qsub"), "doctor", str(root)]
         runs = max(3, repeats // 2)

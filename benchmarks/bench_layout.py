@@ -27,6 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from summary import figure  # noqa: E402
+
 from relion_qsub.launch.layout import LayoutOptions, hostfile_text, plan_layout  # noqa: E402
 
 # The seed's script (relion-on-biowulf.txt, "add_extra_MPI_task.sh"), verbatim but for `return` -> `exit`
@@ -159,8 +161,13 @@ def main() -> int:
     proc_1k = by[("1,000 nodes x 5", "python process (start + layout + write)")]
     print()
     print(f"target < 100 ms at 10,000 nodes (in-process): {'met' if inproc_10k and inproc_10k < 100 else 'MISSED'}")
+    if inproc_10k is not None:
+        figure("layout", "layout in-process, 10,000 nodes x 5", inproc_10k, "ms", "< 100", inproc_10k < 100)
     if bash_1k is not None and proc_1k is not None:
         verdict = "met" if proc_1k < bash_1k else "MISSED"
+        figure(
+            "layout", "bash + scontrol / relion-launch, 1,000 nodes", bash_1k / proc_1k, "x", "> 1", proc_1k < bash_1k
+        )
         print(f"target faster than bash at 1,000 nodes (whole process vs whole process): {verdict} "
               f"({bash_1k / proc_1k:.1f}x)")  # fmt: skip
     return 0
