@@ -110,12 +110,11 @@ def prepare(source: Path, cli_args: Sequence[str], site: Site) -> Prepared:
 
 def write_output(prepared: Prepared) -> None:
     """Write the normalised script atomically (a reader never sees half a script)."""
-    tmp = prepared.output.with_name(f".{prepared.output.name}.{os.getpid()}.tmp")
+    from .fsio import atomic_write
+
     try:
-        tmp.write_text(prepared.text, encoding="utf-8")
-        os.replace(tmp, prepared.output)
+        atomic_write(prepared.output, prepared.text)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         from .errors import EX_CANTCREAT
 
         error = ScriptError(f"{prepared.output}: cannot write the normalised script ({exc.strerror})")

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..formats import star as starfile
+from ..fsio import atomic_write
 from .finding import Finding
 
 PIPELINE = "default_pipeline.star"
@@ -235,9 +236,7 @@ def restore_pipeline(project: Path, restore: Restore) -> str:
         backup = target.with_name(f"{PIPELINE}.broken-{stamp}")
         shutil.copy2(target, backup)
         backup_note = f"; the broken file is kept as {backup.name}"
-    tmp = target.with_name(f".{PIPELINE}.doctor-{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, target)
+    atomic_write(target, data)
     return f"copied {restore.source.relative_to(project)} to {PIPELINE}{restore.counter_note('raised')}{backup_note}"
 
 

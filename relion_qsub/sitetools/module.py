@@ -29,6 +29,7 @@ from pathlib import Path
 from .. import __version__, proc, profile
 from .. import site as site_mod
 from ..errors import CommandError, InputError, ProfileError, UsageError
+from ..fsio import atomic_write
 
 NAME = "relion-qsub"
 # The checkout (or unpacked source tree) this package runs from: bin/ sits beside relion_qsub/.
@@ -226,7 +227,7 @@ def _write_error(exc: OSError, what: str) -> InputError:
 
 def install(site: site_mod.Site, prefix_root: Path, moduledir: Path, python: str = sys.executable) -> Path:
     """The site tree: PREFIX/relion-qsub/<version>/ and MODULEDIR/relion-qsub/<version>{.lua,}."""
-    from .templates import plan, stale, write, write_file
+    from .templates import plan, stale, write
 
     if not (SOURCE_ROOT / "bin" / "relion-qsub").is_file():
         raise InputError(
@@ -243,7 +244,7 @@ def install(site: site_mod.Site, prefix_root: Path, moduledir: Path, python: str
         for name in ("bin", "relion_qsub"):
             _copy_tree(SOURCE_ROOT / name, dest / name)
         (dest / "etc").mkdir(parents=True, exist_ok=True)
-        write_file(Path(profile_path(str(dest), site)), profile_text, 0o644)
+        atomic_write(Path(profile_path(str(dest), site)), profile_text, 0o644)
     except OSError as exc:
         raise _write_error(exc, f"--prefix {prefix_root}") from exc
     templates = Path(template_dir(str(dest)))
@@ -267,8 +268,8 @@ def install(site: site_mod.Site, prefix_root: Path, moduledir: Path, python: str
     modules = moduledir / NAME
     try:
         modules.mkdir(parents=True, exist_ok=True)
-        write_file(modules / f"{__version__}.lua", lua, 0o644)
-        write_file(modules / __version__, tcl, 0o644)
+        atomic_write(modules / f"{__version__}.lua", lua, 0o644)
+        atomic_write(modules / __version__, tcl, 0o644)
     except OSError as exc:
         raise _write_error(exc, f"--moduledir {moduledir}") from exc
     return dest
@@ -323,10 +324,8 @@ def main(argv: Sequence[str]) -> int:
     if args.output is None:
         sys.stdout.write(text)
     else:
-        from .templates import write_file
-
         try:
-            write_file(args.output, text, 0o644)
+            atomic_write(args.output, text, 0o644)
         except OSError as exc:
             raise InputError(f"cannot write {args.output}: {exc.strerror}") from exc
     return 0

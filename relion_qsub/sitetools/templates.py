@@ -14,7 +14,6 @@ but ``${RELION_STD_LAUNCHER} [options] XXXcommandXXX``. Output is deterministic:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib.resources
 import os
 import shlex
@@ -27,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from .. import profile
 from .. import site as site_mod
 from ..errors import InputError, ProfileError, UsageError
+from ..fsio import atomic_write
 
 if TYPE_CHECKING:
     import jinja2
@@ -204,28 +204,6 @@ def _check_relative(path: str) -> PurePosixPath:
     return rel
 
 
-def write_file(path: Path, text: str, mode: int) -> None:
-    """Write ``text`` to a new temporary file beside ``path`` and rename it over ``path``: a symlink or a file
-    opened by another process at ``path`` is replaced, never written through, and no reader sees half a file."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    except OSError as exc:
-        exc.filename = str(path)  # the error is about where the file goes, not the temporary name
-        raise
-    try:
-        with os.fdopen(fd, "w") as fh:
-            os.fchmod(fh.fileno(), mode)  # exactly, whatever the umask
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        if isinstance(exc, OSError):
-            exc.filename = str(path)
-        raise
-
-
 def stale(rendered: Sequence[Rendered], out: Path) -> list[str]:
     """Files under ``out`` the build would not write (a removed template set, an edit by hand), sorted. Hidden
     names (``.git``, a tool's marker file) are not templates anyone would pick, and are left out."""
@@ -258,7 +236,7 @@ def write(rendered: Sequence[Rendered], out: Path) -> list[Path]:
                 if parent.is_symlink():
                     raise InputError(f"{parent} is a symlink: remove it (the build writes only real directories)")
                 parent.mkdir(exist_ok=True)
-            write_file(path, item.text, 0o755 if item.executable else 0o644)
+            atomic_write(path, item.text, 0o755 if item.executable else 0o644)
         except OSError as exc:
             raise InputError(f"cannot write {path}: {exc.strerror}; choose another --out directory") from exc
         written.append(path)
