@@ -8,7 +8,7 @@ sbatch parses every ``#SBATCH`` line with getopt_long(3) over the same table as 
   * short options cluster (``-HQ``) and take attached or next-word arguments (``-N2``, ``-N 2``).
 Options are identified by name after this lookup, never by substring matching of the raw text.
 
-The table is sbatch(1) of Slurm 22.05; ``tests/test_options_cluster.py`` checks every entry against the real sbatch.
+The table is sbatch(1) of Slurm 22.05; ``tests/test_qsub_cluster.py`` checks every entry against the real sbatch.
 """
 
 from __future__ import annotations

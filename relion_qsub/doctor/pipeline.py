@@ -81,6 +81,35 @@ def job_number(name: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def _job_counter(star: starfile.Star) -> tuple[int | None, list[Problem]]:
+    """_rlnPipeLineJobCounter of data_pipeline_general, the number RELION gives the next job."""
+    general = star.block("pipeline_general")
+    if general is None:
+        return None, [
+            Problem(
+                "error", "no data_pipeline_general block: RELION's job counter restarts at 1 and clashes with job001"
+            )
+        ]
+    raw = general.pairs.get("rlnPipeLineJobCounter")
+    if raw is None or not raw.lstrip("-").isdigit() or int(raw) < 0:
+        return None, [Problem("error", f"bad or missing _rlnPipeLineJobCounter ({raw!r}) in data_pipeline_general")]
+    return int(raw), []
+
+
+def _missing_columns(star: starfile.Star) -> list[Problem]:
+    """The columns without which RELION's PipeLine::read gives up (REQUIRED), per non-empty table."""
+    problems = []
+    for table, message, columns in REQUIRED:
+        block = star.block(table)
+        if block is None or not block.rows:
+            continue
+        missing = [alts[0] for alts in columns if not any(a in block.labels for a in alts)]
+        if missing:
+            cols = ", ".join("_" + m for m in missing)
+            problems.append(Problem("error", f"RELION: 'PipeLine::read: {message}' (data_{table} lacks {cols})"))
+    return problems
+
+
 def judge_pipeline(text: str, disk_jobs: Iterable[str] = ()) -> list[Problem]:
     """What RELION would make of this pipeline text; ``disk_jobs`` are the ``<Type>/jobNNN`` dirs that exist."""
     disk = sorted(disk_jobs)
@@ -98,30 +127,8 @@ def judge_pipeline(text: str, disk_jobs: Iterable[str] = ()) -> list[Problem]:
         return [Problem("warning", "no pipeline tables: an empty project")]
     for line, message in star.problems:
         problems.append(Problem("error", f"line {line}: {message} (RELION: 'Error in line')"))
-    general = star.block("pipeline_general")
-    counter: int | None = None
-    if general is None:
-        problems.append(
-            Problem(
-                "error", "no data_pipeline_general block: RELION's job counter restarts at 1 and clashes with job001"
-            )
-        )
-    else:
-        raw = general.pairs.get("rlnPipeLineJobCounter")
-        if raw is None or not raw.lstrip("-").isdigit() or int(raw) < 0:
-            problems.append(
-                Problem("error", f"bad or missing _rlnPipeLineJobCounter ({raw!r}) in data_pipeline_general")
-            )
-        else:
-            counter = int(raw)
-    for table, message, columns in REQUIRED:
-        block = star.block(table)
-        if block is None or not block.rows:
-            continue
-        missing = [alts[0] for alts in columns if not any(a in block.labels for a in alts)]
-        if missing:
-            cols = ", ".join("_" + m for m in missing)
-            problems.append(Problem("error", f"RELION: 'PipeLine::read: {message}' (data_{table} lacks {cols})"))
+    counter, counter_problems = _job_counter(star)
+    problems += counter_problems + _missing_columns(star)
     processes = star.block("pipeline_processes")
     names = processes.column("rlnPipeLineProcessName") if processes else []
     numbers = [n for n in (job_number(name) for name in names + disk) if n is not None]
@@ -330,35 +337,42 @@ def lock_age(lock: Path, now: float) -> float:
     return max(0.0, now - newest)
 
 
-def check(project: Path) -> list[Finding]:
-    findings: list[Finding] = []
+def _lock_findings(project: Path) -> tuple[list[Finding], list[Holder], bool]:
+    """The lock's finding, the RELION processes holding it, and whether it is busy (not yet stale): then the pipeline
+    file is left alone too."""
     lock = project / LOCK
-    holders: list[Holder] = []
-    lock_busy = False  # a lock that is not (yet) stale: leave the pipeline file alone too
-    if os.path.lexists(lock):
-        holders = relion_processes(project)
-        verdict = judge_lock(lock_age(lock, time.time()), holders)
-        if verdict.level == "error":
-            findings.append(
-                Finding(
-                    "error",
-                    LOCK,
-                    verdict.what,
-                    "if no RELION runs in this project on any host, remove it (`rm -rf .relion_lock`, or --fix)",
-                    "lock",
-                    repair=lambda: remove_lock(project),
-                )
-            )
-        else:
-            lock_busy = True
-            fix = (
-                "close that RELION before changing the project"
-                if holders
-                else f"run the doctor again later: a lock older than {LOCK_STALE_SECONDS // 60} min is called stale"
-            )
-            findings.append(Finding("warning", LOCK, verdict.what, fix, "lock"))
-    else:
-        findings.append(Finding("ok", LOCK, "no lock", check="lock"))
+    if not os.path.lexists(lock):
+        return [Finding("ok", LOCK, "no lock", check="lock")], [], False
+    holders = relion_processes(project)
+    verdict = judge_lock(lock_age(lock, time.time()), holders)
+    if verdict.level == "error":
+        fix = "if no RELION runs in this project on any host, remove it (`rm -rf .relion_lock`, or --fix)"
+        return [Finding("error", LOCK, verdict.what, fix, "lock", repair=lambda: remove_lock(project))], holders, False
+    fix = (
+        "close that RELION before changing the project"
+        if holders
+        else f"run the doctor again later: a lock older than {LOCK_STALE_SECONDS // 60} min is called stale"
+    )
+    return [Finding("warning", LOCK, verdict.what, fix, "lock")], holders, True
+
+
+def _pipeline_fix(
+    project: Path, jobs: list[str], holders: list[Holder], lock_busy: bool
+) -> tuple[str, Callable[[], str] | None]:
+    """How to repair a broken pipeline file: from the newest readable job copy, by --fix only when nothing holds it."""
+    best = best_copy(project, jobs)
+    if best is None:
+        return "no readable job copy (<Type>/jobNNN/default_pipeline.star) found; rebuild it by hand", None
+    source, note = best.source.relative_to(project), best.counter_note("raise")
+    if holders:
+        return f"close RELION (pid {holders[0].pid}), then copy {source} over it{note}", None
+    if lock_busy:
+        return f"when {LOCK} is gone or stale, copy {source} over it{note} (--fix; backup kept)", None
+    return f"copy the newest readable job copy {source} over it{note} (--fix; backup kept)", _restorer(project, best)
+
+
+def check(project: Path) -> list[Finding]:
+    findings, holders, lock_busy = _lock_findings(project)
 
     jobs = disk_jobs(project)
     path = project / PIPELINE
@@ -377,20 +391,7 @@ def check(project: Path) -> list[Finding]:
         findings.append(Finding("ok", PIPELINE, f"readable ({len(jobs)} job dir(s))", check="pipeline"))
         return findings
     broken = any(p.level == "error" for p in problems)
-    fix, repair = "", None
-    if broken:
-        best = best_copy(project, jobs)
-        if best is None:
-            fix = "no readable job copy (<Type>/jobNNN/default_pipeline.star) found; rebuild it by hand"
-        else:
-            source, note = best.source.relative_to(project), best.counter_note("raise")
-            if holders:
-                fix = f"close RELION (pid {holders[0].pid}), then copy {source} over it{note}"
-            elif lock_busy:
-                fix = f"when {LOCK} is gone or stale, copy {source} over it{note} (--fix; backup kept)"
-            else:
-                fix = f"copy the newest readable job copy {source} over it{note} (--fix; backup kept)"
-                repair = _restorer(project, best)
+    fix, repair = _pipeline_fix(project, jobs, holders, lock_busy) if broken else ("", None)
     for problem in problems:
         if problem.level == "error":
             findings.append(Finding("error", PIPELINE, problem.what, fix, "pipeline", repair=repair))

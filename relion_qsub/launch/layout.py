@@ -308,11 +308,6 @@ def gpu_ids(env: Mapping[str, str]) -> tuple[tuple[str, ...], str]:
     return (), ""
 
 
-def job_gpus(env: Mapping[str, str]) -> tuple[str, ...]:
-    """The GPU ids the ranks on this node see, as the GPU binder reads them (see GPU_SOURCES)."""
-    return gpu_ids(env)[0]
-
-
 def compress_counts(counts: Sequence[int]) -> str:
     """Slurm's compressed count list: [5, 5, 4] -> '5(x2),4'."""
     parts: list[str] = []
@@ -433,8 +428,8 @@ def _check_ntasks(options: LayoutOptions, ranks: int, what: str) -> None:
         )
 
 
-def _plan_plus_one(env: Mapping[str, str], options: LayoutOptions, shape: JobShape) -> Plan:
-    nodes, gpus = shape.nodes, shape.gpus
+def _plus_one_tasks(options: LayoutOptions, shape: JobShape) -> int:
+    """k, the tasks per node homogeneous+1 lays out, or the LayoutError that says why the job cannot have it."""
     k = shape.k
     if k is None:
         raise LayoutError(
@@ -450,7 +445,7 @@ def _plan_plus_one(env: Mapping[str, str], options: LayoutOptions, shape: JobSha
     if not _plus_one_fits(shape, k):
         raise LayoutError(
             f"homogeneous+1 with {k} tasks per node needs {k} tasks on the first node, {k - 1} on the "
-            f"others and {plus_one_ranks(len(nodes), k)} in all, but SLURM_TASKS_PER_NODE="
+            f"others and {plus_one_ranks(len(shape.nodes), k)} in all, but SLURM_TASKS_PER_NODE="
             f"{compress_counts(shape.capacity)} and SLURM_NTASKS={shape.ntasks}; submit with --nodes=N "
             f"--ntasks-per-node={k}"
         )
@@ -459,6 +454,31 @@ def _plan_plus_one(env: Mapping[str, str], options: LayoutOptions, shape: JobSha
         raise LayoutError(
             f"srun option {clash} conflicts with the homogeneous+1 hostfile; drop it or use --mode homogeneous"
         )
+    return k
+
+
+def _plus_one_reason(shape: JobShape, options: LayoutOptions, ranks: int, workers: int, bind: bool) -> str:
+    """The line run.out shows first: how many ranks run, why, and where the leader is."""
+    n = len(shape.nodes)
+    node_word = "node" if n == 1 else "nodes"
+    reason = (
+        f"homogeneous+1: running {ranks} ranks (1 leader + {n} {node_word} × {workers} workers) of the "
+        f"{shape.ntasks} tasks allocated"
+    )
+    if shape.ntasks > ranks:
+        idle = shape.ntasks - ranks
+        reason += f"; {idle} task slot{'s stay' if idle > 1 else ' stays'} idle by design"
+    reason += f"; the leader (rank 0) runs alone-extra on {shape.nodes[0]}"
+    if bind:
+        reason += " without a GPU, each worker gets one GPU of its node" + _gpu_note(workers, len(shape.gpus))
+    elif shape.gpus:
+        reason += _bind_off_note(options)
+    return reason
+
+
+def _plan_plus_one(env: Mapping[str, str], options: LayoutOptions, shape: JobShape) -> Plan:
+    nodes, gpus = shape.nodes, shape.gpus
+    k = _plus_one_tasks(options, shape)
     lines = plus_one_lines(nodes, k)
     ranks = len(lines)
     _check_ntasks(options, ranks, "homogeneous+1")
@@ -476,19 +496,7 @@ def _plan_plus_one(env: Mapping[str, str], options: LayoutOptions, shape: JobSha
         rank_gpus = _bound_gpus(slots, gpus)
     else:
         rank_gpus = (None,) * ranks
-    node_word = "node" if n == 1 else "nodes"
-    reason = (
-        f"homogeneous+1: running {ranks} ranks (1 leader + {n} {node_word} × {workers} workers) of the "
-        f"{shape.ntasks} tasks allocated"
-    )
-    if shape.ntasks > ranks:
-        idle = shape.ntasks - ranks
-        reason += f"; {idle} task slot{'s stay' if idle > 1 else ' stays'} idle by design"
-    reason += f"; the leader (rank 0) runs alone-extra on {leader}"
-    if bind:
-        reason += " without a GPU, each worker gets one GPU of its node" + _gpu_note(workers, len(gpus))
-    elif gpus:
-        reason += _bind_off_note(options)
+    reason = _plus_one_reason(shape, options, ranks, workers, bind)
     env_set = {"SLURM_HOSTFILE": options.hostfile_path, "SLURM_DISTRIBUTION": "arbitrary"}
     env_set.update(_cpus_per_task(env, options))
     # An srun input variable (same as --ntasks-per-node): beside a hostfile srun warns and ignores it.

@@ -108,7 +108,7 @@ def supervise(
     previous = {sig: signal.signal(sig, handler) for sig in FORWARDED}
     try:
         try:
-            child = subprocess.Popen(  # noqa: S603 - list argv built by layout.py, never a shell string
+            child = subprocess.Popen(  # noqa: S603 - list argv built by the layout, never a shell string
                 list(argv), env=dict(env), stderr=subprocess.PIPE if scan_srun else None
             )
         except FileNotFoundError as exc:

@@ -134,26 +134,11 @@ def exclusive_directives(site: site_mod.Site, node: profile.NodeType) -> list[st
     return lines
 
 
-def plan(site: site_mod.Site, install_dir: str, sources: Path = SOURCES) -> list[Rendered]:
-    """Every file of the template tree, rendered, in a stable order."""
-    if not site.fields:
-        raise ProfileError(f"{site.path}: fields: missing; add [[fields]] tables (Walltime, Memory, Gres, ...)")
-    env = _environment(sources)
-    monitor = monitor_line(site, install_dir)
-    memory_field = site.field_for("mem-per-cpu")
-    base: dict[str, Any] = {"site": site, "fields": site.fields, "monitor": monitor, "scratch": site.scratch}
-    out = [
-        Rendered(
-            "common.sh",
-            env.get_template("common.sh.j2").render(
-                base,
-                field_directives=[field_directive(f) for f in site.fields],
-                launch=launch_line(site, memory_field.placeholder if memory_field else None),
-            ),
-            "common",
-        )
-    ]
-    sized = []
+def _size_templates(
+    env: jinja2.Environment, base: dict[str, Any], site: site_mod.Site
+) -> tuple[list[Rendered], list[dict[str, Any]]]:
+    """<JobType>/01_tiny.sh ... per template set, and their rows for the index."""
+    out, sized = [], []
     for tset in site.template_sets:
         recipe = site.recipes[tset.recipe]
         node = site.node_types[tset.node_type]
@@ -174,10 +159,14 @@ def plan(site: site_mod.Site, install_dir: str, sources: Path = SOURCES) -> list
             )
             out.append(Rendered(name, text, "size", size.mpi, size.threads, recipe.key, node.name))
             sized.append({"name": name, "recipe": recipe.key, "node": node.name, "size": size})
-    exclusive = []
+    return out, sized
+
+
+def _exclusive_templates(env: jinja2.Environment, base: dict[str, Any], site: site_mod.Site) -> list[Rendered]:
+    """<node>_exclusive.sh: a whole node of each type the profile lists under exclusive."""
+    out = []
     for node_name in site.exclusive:
         node = site.node_types[node_name]
-        name = f"{node_name}_exclusive.sh"
         text = env.get_template("exclusive.sh.j2").render(
             base,
             node=node,
@@ -185,14 +174,40 @@ def plan(site: site_mod.Site, install_dir: str, sources: Path = SOURCES) -> list
             directives=exclusive_directives(site, node),
             launch=launch_line(site, f"{node.mem_per_cpu_mb}M"),
         )
-        out.append(Rendered(name, text, "exclusive", node_type=node_name))
-        exclusive.append(name)
+        out.append(Rendered(f"{node_name}_exclusive.sh", text, "exclusive", node_type=node_name))
+    return out
+
+
+def plan(site: site_mod.Site, install_dir: str, sources: Path = SOURCES) -> list[Rendered]:
+    """Every file of the template tree, rendered, in a stable order."""
+    if not site.fields:
+        raise ProfileError(f"{site.path}: fields: missing; add [[fields]] tables (Walltime, Memory, Gres, ...)")
+    env = _environment(sources)
+    monitor = monitor_line(site, install_dir)
+    memory_field = site.field_for("mem-per-cpu")
+    base: dict[str, Any] = {"site": site, "fields": site.fields, "monitor": monitor, "scratch": site.scratch}
+    out = [
+        Rendered(
+            "common.sh",
+            env.get_template("common.sh.j2").render(
+                base,
+                field_directives=[field_directive(f) for f in site.fields],
+                launch=launch_line(site, memory_field.placeholder if memory_field else None),
+            ),
+            "common",
+        )
+    ]
+    sizes, sized = _size_templates(env, base, site)
+    exclusive = _exclusive_templates(env, base, site)
+    out += sizes + exclusive
     interval = site.scratch.monitor_interval
     mon = env.get_template("lscratch_mon.sh.j2").render(
         base, interval=interval or 60, job_dir=site.scratch.job_dir, root=site.scratch.root
     )
     out.append(Rendered(MONITOR, mon, "monitor"))
-    index = env.get_template("README.md.j2").render(base, exclusive=exclusive, sized=sized, interval=interval)
+    index = env.get_template("README.md.j2").render(
+        base, exclusive=[r.path for r in exclusive], sized=sized, interval=interval
+    )
     out.append(Rendered("README.md", index, "index"))
     return out
 
