@@ -11,7 +11,8 @@ PYTEST_ARGS ?=
 
 all: install
 
-# Debian packages: Slurm, munge, PMIx, OpenMPI, RELION, Lmod. Idempotent and quick when all are present.
+# Debian packages: Slurm, munge, PMIx, OpenMPI, RELION, Lmod, slurmdbd + MariaDB. Idempotent and quick when all are
+# present.
 deps:
 	$(TESTBED) deps
 
@@ -50,8 +51,9 @@ testbed-logs:
 	$(TESTBED) logs
 
 # All tests, real cluster included: a real-cluster test that cannot reach the testbed fails instead of skipping.
+# `make test` owns the testbed (it may restart it), so it also runs the test that restarts it (tests/test_testbed.py).
 test: deps install testbed-up
-	source <($(TESTBED) env) && RELION_QSUB_REQUIRE_SLURM=1 $(BIN)/pytest $(PYTEST_ARGS)
+	source <($(TESTBED) env) && RELION_QSUB_REQUIRE_SLURM=1 RELION_QSUB_TESTBED_OWNER=1 $(BIN)/pytest $(PYTEST_ARGS)
 
 # Pure tests only (no cluster): quick feedback while editing.
 test-fast: install

@@ -141,3 +141,39 @@ def wait_until(what: str, predicate: Callable[[], bool], timeout: float = 30, po
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting until {what}")
         time.sleep(poll)
+
+
+# sacct's fields for one job and its steps, in this order (-P: '|' separated, no padding or truncation).
+SACCT_FIELDS = ("JobID", "State", "ExitCode", "DerivedExitCode", "Elapsed", "MaxRSS", "ReqTRES", "AllocTRES")
+
+
+def sacct(job_id: str) -> dict[str, dict[str, str]]:
+    """The accounting records of a job from slurmdbd: {"N": {...}, "N.batch": {...}, "N.0": {...}}; {} if none.
+
+    State is the first word only ("CANCELLED by 0" -> "CANCELLED").
+    """
+    proc = run(["sacct", "-n", "-P", "-j", job_id, "-o", ",".join(SACCT_FIELDS)], check=False, timeout=30)
+    rows: dict[str, dict[str, str]] = {}
+    if proc.returncode != 0:
+        return rows
+    for line in proc.stdout.splitlines():
+        values = line.split("|")
+        if len(values) != len(SACCT_FIELDS):
+            continue
+        row = dict(zip(SACCT_FIELDS, values, strict=True))
+        row["State"] = row["State"].split()[0] if row["State"] else ""
+        rows[row["JobID"]] = row
+    return rows
+
+
+def wait_for_sacct(job_id: str, timeout: float = 60, poll: float = 0.5) -> dict[str, dict[str, str]]:
+    """sacct's records once the job's own record has a terminal state (slurmctld sends it to slurmdbd
+    asynchronously, so it can lag behind ``scontrol``); fail at the deadline with what sacct said."""
+    deadline = time.monotonic() + timeout
+    rows: dict[str, dict[str, str]] = {}
+    while time.monotonic() < deadline:
+        rows = sacct(job_id)
+        if rows.get(job_id, {}).get("State") in TERMINAL_STATES:
+            return rows
+        time.sleep(poll)
+    raise AssertionError(f"sacct has no final record of job {job_id} within {timeout} s: {rows}")
