@@ -1,8 +1,10 @@
 """Normalisation rules: small pure functions from a script to a script plus the changes they made.
 
-Each rule has a name and a one-line reason, both shown to the user with every change it reports. What a rule does
-when it fires is the site's policy (``site.Site.action``): "fix" repairs and says so, "warn" repairs where a repair
-exists (and otherwise only says so), "error" refuses the script with the fix in one sentence, "off" does nothing.
+Each rule serves exactly one site policy key and is named after it (``scratch_job_id`` -> rule ``scratch-job-id``);
+the name and a one-line reason are shown with every change it reports. What a rule does when it fires is the
+site's policy for its key (``site.Site.action``): "fix" repairs and says so, "warn" repairs where a repair exists (and
+otherwise only says so), "error" refuses the script with the fix in one sentence and repairs nothing, "off" does
+nothing. A rule never reads another key's policy, so each key alone switches its behaviour (issue 11).
 Rules are idempotent: normalising a normalised script changes nothing.
 """
 
@@ -84,12 +86,20 @@ class Report:
         self.rule, self.reason, self.action = rule, reason, action
         self.changes: list[Change] = []
 
-    def fixed(self, line: int, message: str) -> None:
+    def fixed(self, line: int, message: str, refused: str | None = None) -> None:
+        """A repair; under "error" it is a refusal instead, worded ``refused`` (the driver then drops the repair)."""
+        if self.action == "error":
+            self.changes.append(Change(self.rule, ERROR, line, refused or message, self.reason))
+            return
         self.changes.append(Change(self.rule, WARNING if self.action == "warn" else FIXED, line, message, self.reason))
 
     def problem(self, line: int, message: str) -> None:
         """A finding with no repair: an error or a warning, as the policy says."""
         self.changes.append(Change(self.rule, ERROR if self.action == "error" else WARNING, line, message, self.reason))
+
+    def refuse(self, line: int, message: str) -> None:
+        """A finding sbatch (or the job) cannot survive, whatever the policy says short of "off"."""
+        self.changes.append(Change(self.rule, ERROR, line, message, self.reason))
 
     @property
     def repairs(self) -> bool:
@@ -103,16 +113,19 @@ class Rule:
     __slots__ = ("check", "func", "name", "reason")
 
     def __init__(self, name: str, check: str, reason: str, func: RuleFunc) -> None:
-        self.name = name
-        self.check = check  # the site policy key
+        self.name = name  # the policy key with dashes (tests/test_policy_keys.py holds every rule to it)
+        self.check = check  # the one site policy key this rule serves
         self.reason = reason
         self.func = func
 
 
+# The registry, in the order the rules run: repairs of the script's text first, then the checks of what it asks.
 RULES: list[Rule] = []
 
 
 def rule(name: str, check: str, reason: str) -> Callable[[RuleFunc], RuleFunc]:
+    """Register a rule for policy key ``check`` (a key of ``site.DEFAULT_POLICY``); appended to :data:`RULES`."""
+
     def register(func: RuleFunc) -> RuleFunc:
         RULES.append(Rule(name, check, reason, func))
         return func
@@ -276,7 +289,11 @@ def empty_directives(script: Script, ctx: Context, report: Report) -> Script:
             return None
         if parsed.value.strip():
             return None
-        report.fixed(line.number, f"dropped the empty '--{parsed.option.name}=' (the GUI field was left empty)")
+        report.fixed(
+            line.number,
+            f"dropped the empty '--{parsed.option.name}=' (the GUI field was left empty)",
+            f"'--{parsed.option.name}=' is empty (the GUI field was left empty): give it a value or remove it",
+        )
         return []
 
     out = _rewrite(script, visit)
@@ -313,7 +330,7 @@ def typos(script: Script, ctx: Context, report: Report) -> Script:
             hint = "; give it a value or remove it"
         elif parsed.spelled and not parsed.spelled.startswith("-"):
             hint = "; every word in an SBATCH Directives box must be an option (--name=value)"
-        report.changes.append(Change(report.rule, ERROR, line.number, f"{parsed.problem}{hint}", report.reason))
+        report.refuse(line.number, f"{parsed.problem}{hint}")
         return None
 
     return _rewrite(script, visit)
@@ -325,7 +342,7 @@ _UNFILLED_FLAG = re.compile(r"(?<!\S)--[A-Za-z][\w-]*=\S*XXX\w+XXX\S*(?=\s|$)")
 
 @rule(
     "launcher-options",
-    "empty_directive",
+    "launcher_options",
     "the launcher line repeats GUI fields (--mem-per-cpu=XXXextra2XXX): an empty or unfilled value makes srun fail",
 )
 def launcher_options(script: Script, ctx: Context, report: Report) -> Script:
@@ -336,14 +353,18 @@ def launcher_options(script: Script, ctx: Context, report: Report) -> Script:
         text = line.text
         for pattern in (_EMPTY_FLAG, _UNFILLED_FLAG):
             for match in pattern.finditer(text):
-                report.fixed(line.number, f"removed {match.group()!r} from the launcher line (no value)")
+                report.fixed(
+                    line.number,
+                    f"removed {match.group()!r} from the launcher line (no value)",
+                    f"{match.group()!r} on the launcher line has no value: fill the GUI field or remove it",
+                )
             text = pattern.sub("", text)
         if text != line.text:
             script = _set_body_line(script, index, re.sub(r"(?<=\S)  +(?=\S)", " ", text))
     return script
 
 
-@rule("body-placeholder", "unfilled_placeholder", "a command with RELION's XXX...XXX left in cannot run")
+@rule("body-placeholder", "body_placeholder", "a command with RELION's XXX...XXX left in cannot run")
 def body_placeholders(script: Script, ctx: Context, report: Report) -> Script:
     for _, line in _body_lines(script):
         match = PLACEHOLDER.search(line.text)
@@ -357,19 +378,11 @@ def body_placeholders(script: Script, ctx: Context, report: Report) -> Script:
                 if name.startswith("extra")
                 else "the template is not one RELION filled"
             )
-            report.changes.append(
-                Change(
-                    report.rule,
-                    ERROR,
-                    line.number,
-                    f"{match.group()} is unfilled in a command: {fix}",
-                    report.reason,
-                )
-            )
+            report.problem(line.number, f"{match.group()} is unfilled in a command: {fix}")
     return script
 
 
-@rule("memory", "memory_conflict", "Slurm refuses --mem together with --mem-per-cpu or --mem-per-gpu")
+@rule("memory-conflict", "memory_conflict", "Slurm refuses --mem together with --mem-per-cpu or --mem-per-gpu")
 def memory(script: Script, ctx: Context, report: Report) -> Script:
     cli = [name for name in MEMORY if ctx.cli_has(name)]
     if cli:
@@ -381,6 +394,7 @@ def memory(script: Script, ctx: Context, report: Report) -> Script:
             report.fixed(
                 line.number,
                 f"dropped --{parsed.name}={parsed.value}: --{cli[-1]} is given on the command line",
+                f"--{parsed.name}={parsed.value} conflicts with --{cli[-1]} on the command line: remove one",
             )
             return []
 
@@ -398,13 +412,17 @@ def memory(script: Script, ctx: Context, report: Report) -> Script:
     def visit(line: Line, parsed: Parsed) -> list[Parsed] | None:
         if parsed.name not in drop:
             return None
-        report.fixed(line.number, f"dropped --{parsed.name}={parsed.value}: {kept} is set")
+        report.fixed(
+            line.number,
+            f"dropped --{parsed.name}={parsed.value}: {kept} is set",
+            f"--{parsed.name}={parsed.value} and {kept} are both set: Slurm refuses the pair; remove one",
+        )
         return []
 
     return _rewrite(script, visit)
 
 
-@rule("gres", "duplicate_gres", "with several --gres sbatch keeps only the last, silently losing the others")
+@rule("duplicate-gres", "duplicate_gres", "with several --gres sbatch keeps only the last, silently losing the others")
 def merge_gres(script: Script, ctx: Context, report: Report) -> Script:
     found = [(index, parsed) for index, _, parsed in script.options() if parsed.name == "gres"]
     if not found:
@@ -419,19 +437,31 @@ def merge_gres(script: Script, ctx: Context, report: Report) -> Script:
             old = merged.get(key)
             if old is not None and old.count != gres.count:
                 keep = gres if (gres.count or 0) > (old.count or 0) else old
-                report.fixed(0, f"--gres asks for {old.text} and {gres.text}; keeping the larger, {keep.text}")
+                report.fixed(
+                    0,
+                    f"--gres asks for {old.text} and {gres.text}; keeping the larger, {keep.text}",
+                    f"--gres asks for {old.text} and {gres.text}: keep one",
+                )
                 gres = keep
             merged[key] = gres
     # "gpu:4" next to "gpu:p100:4": the typed request says more; keep it.
     for name, kind in list(merged):
         if kind is None and any(n == name and t is not None for n, t in merged):
-            report.fixed(0, f"dropped untyped {merged[(name, None)].text}: a typed {name} request is also given")
+            report.fixed(
+                0,
+                f"dropped untyped {merged[(name, None)].text}: a typed {name} request is also given",
+                f"untyped {merged[(name, None)].text} next to a typed {name} request: keep one",
+            )
             del merged[(name, None)]
     value = ",".join(g.render() for g in merged.values())
     if not merged or (len(found) == 1 and value == found[0][1].value):
         return script  # nothing to merge (or an explicit --gres=none): leave the user's text alone
     if len(found) > 1:
-        report.fixed(script.lines[found[0][0]].number, f"merged {len(found)} --gres directives into --gres={value}")
+        report.fixed(
+            script.lines[found[0][0]].number,
+            f"merged {len(found)} --gres directives into --gres={value}",
+            f"{len(found)} --gres directives: sbatch keeps only the last; write one --gres={value}",
+        )
     first = found[0][1]
 
     def visit(line: Line, parsed: Parsed) -> list[Parsed] | None:
@@ -463,83 +493,128 @@ def _set_gres(script: Script, entries: Sequence[Gres]) -> Script:
 _SCRATCH_ARG = re.compile(r"(?<!\S)--scratch_dir(?:=|\s+)(\"[^\"]*\"|'[^']*'|\S+)")
 
 
-@rule(
-    "scratch",
-    "scratch_inject",
-    "relion_refine copies particles to --scratch_dir; without it every rank reads "
-    "the shared filesystem (and a scratch path without the job id is shared by jobs on a node, relion issue 455)",
-)
-def scratch(script: Script, ctx: Context, report: Report) -> Script:
-    site = ctx.site.scratch
-    entries = gres_entries(script, ctx)
-    has_gres = any(g.name == site.gres for g in entries)
-    refines = [(i, line, m) for i, line in _body_lines(script) if (m := REFINE.search(line.text)) is not None]
-    missing: list[tuple[int, Line, re.Match[str]]] = []
-    # First the commands that name a scratch dir (they may add the lscratch gres), then those that do not (they
-    # get one injected if the job has lscratch): in this order one pass reaches the fixed point.
-    for index, line, match in refines:
+_SCRATCH_REASON = "relion_refine copies particles to --scratch_dir; without it every rank reads the shared filesystem"
+# Lines that only show a command (an echo of XXXcommandXXX into the log) run nothing: no scratch finding there.
+_SHOWS = ("echo", "printf", ":", "logger")
+
+
+class Refine:
+    """One command line that runs relion_refine(_mpi), and what it says about scratch."""
+
+    __slots__ = ("index", "line", "match", "path", "preread")
+
+    def __init__(self, index: int, line: Line, match: re.Match[str], path: str | None, preread: bool) -> None:
+        self.index, self.line, self.match, self.path, self.preread = index, line, match, path, preread
+
+
+def refines(script: Script) -> list[Refine]:
+    found = []
+    for index, line in _body_lines(script):
+        match = REFINE.search(line.text)
+        words = line.text.split()
+        if match is None or not words or words[0] in _SHOWS:
+            continue
         arg = _SCRATCH_ARG.search(line.text)
-        if "--preread_images" in line.text.split():
-            if arg is not None:
-                report.problem(
-                    line.number,
-                    "--scratch_dir is ignored with --preread_images (RELION reads the particles into memory instead)",
-                )
-            continue
-        if arg is None:
-            missing.append((index, line, match))
-            continue
-        path = arg.group(1).strip("\"'")
-        if "SLURM_JOB_ID" not in path and ctx.site.action("scratch_job_id") != "off":
-            report.changes.append(
-                Change(
-                    "scratch",
-                    ERROR if ctx.site.action("scratch_job_id") == "error" else WARNING,
-                    line.number,
-                    f"--scratch_dir {path} has no $SLURM_JOB_ID: two jobs on one node would wipe each other's copy; "
-                    f"use {site.job_dir}",
-                    report.reason,
-                )
-            )
-        under_root = path == site.root or path.startswith(site.root.rstrip("/") + "/")
-        if under_root and not has_gres and ctx.site.action("scratch_gres") != "off":
-            entries = [*entries, Gres(site.gres, None, site.min_gb, f"{site.gres}:{site.min_gb}")]
-            has_gres = True
-            script = _set_gres(script, entries)
-            report.changes.append(
-                Change(
-                    "scratch",
-                    WARNING,
-                    line.number,
-                    f"--scratch_dir is under {site.root} but no {site.gres} was allocated: added "
-                    f"--gres {site.gres}:{site.min_gb} (the site minimum; allocate more for large data sets)",
-                    report.reason,
-                )
-            )
-    for _, line, match in missing:
-        if has_gres and ctx.site.action("scratch_inject") != "off":
-            text = line.text[: match.end()] + f" --scratch_dir {site.job_dir}" + line.text[match.end() :]
-            # Find the line again by identity: adding the gres directive above may have moved it.
-            script = _set_body_line(script, script.lines.index(line), text)
+        found.append(
+            Refine(index, line, match, arg.group(1).strip("\"'") if arg else None, "--preread_images" in words)
+        )
+    return found
+
+
+def _has_scratch_gres(script: Script, ctx: Context) -> bool:
+    return any(g.name == ctx.site.scratch.gres for g in gres_entries(script, ctx))
+
+
+@rule(
+    "scratch-gres",
+    "scratch_gres",
+    "a --scratch_dir under the site's local scratch is empty unless the job allocates it (gres)",
+)
+def scratch_gres(script: Script, ctx: Context, report: Report) -> Script:
+    site = ctx.site.scratch
+    if _has_scratch_gres(script, ctx):
+        return script
+    for r in refines(script):
+        under_root = r.path is not None and (r.path == site.root or r.path.startswith(site.root.rstrip("/") + "/"))
+        if under_root and not r.preread:
+            entry = Gres(site.gres, None, site.min_gb, f"{site.gres}:{site.min_gb}")
             report.fixed(
-                line.number,
-                f"added --scratch_dir {site.job_dir} to {match.group().strip('`')}: the job allocates {site.gres}",
+                r.line.number,
+                f"--scratch_dir is under {site.root} but no {site.gres} was allocated: added --gres "
+                f"{site.gres}:{site.min_gb} (the site minimum; allocate more for large data sets)",
+                f"--scratch_dir is under {site.root} but no {site.gres} is allocated: add {site.gres}:N (GB) "
+                "to the Gres box",
             )
-        elif not has_gres and ctx.site.action("scratch_missing") != "off":
-            report.changes.append(
-                Change(
-                    "scratch",
-                    ERROR if ctx.site.action("scratch_missing") == "error" else WARNING,
-                    line.number,
-                    f"no local scratch: add {site.gres}:N (GB, at least the particle data) to Gres and "
-                    f"{site.job_dir} to 'Copy particles to scratch directory'",
-                    report.reason,
-                )
+            return _set_gres(script, [*gres_entries(script, ctx), entry])
+    return script
+
+
+@rule(
+    "scratch-inject",
+    "scratch_inject",
+    _SCRATCH_REASON + "; the job allocates local scratch, so relion-qsub can name it",
+)
+def scratch_inject(script: Script, ctx: Context, report: Report) -> Script:
+    site = ctx.site.scratch
+    if not _has_scratch_gres(script, ctx):
+        return script
+    for r in refines(script):
+        if r.path is not None or r.preread:
+            continue
+        text = r.line.text[: r.match.end()] + f" --scratch_dir {site.job_dir}" + r.line.text[r.match.end() :]
+        script = _set_body_line(script, r.index, text)
+        report.fixed(
+            r.line.number,
+            f"added --scratch_dir {site.job_dir} to {r.match.group().strip('`')}: the job allocates {site.gres}",
+            f"the job allocates {site.gres} but {r.match.group().strip('`')} has no --scratch_dir: set 'Copy "
+            f"particles to scratch directory' to {site.job_dir}",
+        )
+    return script
+
+
+@rule(
+    "scratch-job-id",
+    "scratch_job_id",
+    "a scratch path without the job id is shared by the jobs on a node: each wipes the other's copy (relion issue 455)",
+)
+def scratch_job_id(script: Script, ctx: Context, report: Report) -> Script:
+    for r in refines(script):
+        if r.path is not None and not r.preread and "SLURM_JOB_ID" not in r.path:
+            report.problem(
+                r.line.number,
+                f"--scratch_dir {r.path} has no $SLURM_JOB_ID: two jobs on one node would wipe each other's copy; "
+                f"use {ctx.site.scratch.job_dir}",
             )
     return script
 
 
-@rule("layout", "ntasks_mismatch", "the MPI layout must add up: --ntasks = --nodes x --ntasks-per-node")
+@rule("scratch-missing", "scratch_missing", _SCRATCH_REASON + " (the site asks RELION jobs to use local scratch)")
+def scratch_missing(script: Script, ctx: Context, report: Report) -> Script:
+    site = ctx.site.scratch
+    if _has_scratch_gres(script, ctx):
+        return script
+    bare = [r for r in refines(script) if r.path is None and not r.preread]
+    if bare:  # once per script: every command of the job reads the same particles
+        report.problem(
+            bare[0].line.number,
+            f"no local scratch: add {site.gres}:N (GB, at least the particle data) to Gres and "
+            f"{site.job_dir} to 'Copy particles to scratch directory'",
+        )
+    return script
+
+
+@rule("scratch-preread", "scratch_preread", "relion_refine ignores --scratch_dir when it pre-reads the particles")
+def scratch_preread(script: Script, ctx: Context, report: Report) -> Script:
+    for r in refines(script):
+        if r.path is not None and r.preread:
+            report.problem(
+                r.line.number,
+                "--scratch_dir is ignored with --preread_images (RELION reads the particles into memory instead)",
+            )
+    return script
+
+
+@rule("ntasks-mismatch", "ntasks_mismatch", "the MPI layout must add up: --ntasks = --nodes x --ntasks-per-node")
 def layout(script: Script, ctx: Context, report: Report) -> Script:
     ntasks = _int(effective(script, ctx, "ntasks"))
     nodes = _int(effective(script, ctx, "nodes"))
@@ -566,7 +641,7 @@ def _tasks_per_node(script: Script, ctx: Context) -> int | None:
 
 
 @rule(
-    "gpu-tasks",
+    "tasks-per-gpu",
     "tasks_per_gpu",
     "more ranks on a node than its GPUs + 1 leader overload the GPUs "
     "(CudaCustomAllocator out of memory; MotionCor2 'All GPUs are in use')",
@@ -583,7 +658,7 @@ def gpu_tasks(script: Script, ctx: Context, report: Report) -> Script:
 
 
 @rule(
-    "gpu-threads",
+    "threads-per-gpu",
     "threads_per_gpu",
     "too many threads per GPU hang the node (seed: k80 1, p100 2, v100/a100 4)",
 )
@@ -611,7 +686,7 @@ def gpu_threads(script: Script, ctx: Context, report: Report) -> Script:
 
 
 @rule(
-    "plus-one",
+    "plus-one-launcher",
     "plus_one_launcher",
     "homogeneous+1 (odd --ntasks-per-node > 2 on several GPU nodes) needs the "
     "launcher that puts the leader rank alone-extra on the first node",
@@ -641,33 +716,35 @@ def plus_one(script: Script, ctx: Context, report: Report) -> Script:
     return script
 
 
-@rule("partition", "gpu_partition", "GPUs exist only in the site's GPU partitions")
-def partition(script: Script, ctx: Context, report: Report) -> Script:
-    site = ctx.site
+def _partitions(script: Script, ctx: Context) -> list[str]:
+    """The partitions the job asks for (a comma list: Slurm takes the first that can run it)."""
     name = effective(script, ctx, "partition")
-    gpu = _gpu(script, ctx)
-    if not name or not site.partitions:
-        return script
-    chosen = [p.strip() for p in name.split(",") if p.strip()]
-    unknown = [p for p in chosen if p not in site.partitions]
+    return [p.strip() for p in (name or "").split(",") if p.strip()] if ctx.site.partitions else []
+
+
+@rule("unknown-partition", "unknown_partition", "a partition the site does not have makes sbatch fail")
+def unknown_partition(script: Script, ctx: Context, report: Report) -> Script:
+    site = ctx.site
+    unknown = [p for p in _partitions(script, ctx) if p not in site.partitions]
     if unknown:
-        action = site.action("unknown_partition")
-        if action != "off":
-            report.changes.append(
-                Change(
-                    "partition",
-                    ERROR if action == "error" else WARNING,
-                    0,
-                    f"partition {unknown[0]!r} is not one of this site's: set 'Queue name' to one of "
-                    f"{', '.join(sorted(site.partitions))}",
-                    report.reason,
-                )
-            )
-        return script
+        report.problem(
+            0,
+            f"partition {unknown[0]!r} is not one of this site's: set 'Queue name' to one of "
+            f"{', '.join(sorted(site.partitions))}",
+        )
+    return script
+
+
+@rule("gpu-partition", "gpu_partition", "GPUs exist only in the site's GPU partitions")
+def gpu_partition(script: Script, ctx: Context, report: Report) -> Script:
+    site = ctx.site
+    gpu = _gpu(script, ctx)
     if gpu is None:
         return script
-    for part_name in chosen:
-        part = site.partitions[part_name]
+    for part_name in _partitions(script, ctx):
+        part = site.partitions.get(part_name)
+        if part is None:
+            continue  # unknown_partition's finding
         if not part.gpu_types:
             report.problem(
                 0,
@@ -689,7 +766,7 @@ _GPU_FLAG = re.compile(r"(?<!\S)--gpu(?=\s|=|$)")
 
 
 @rule(
-    "gpu-gres",
+    "gpu-without-gres",
     "gpu_without_gres",
     "RELION started with --gpu on a job that allocates no GPU fails ('no CUDA-capable device')",
 )
@@ -732,7 +809,9 @@ def normalise(script: Script, ctx: Context) -> Result:
         if action == "off":
             continue
         report = Report(r.name, r.reason, action)
-        script = r.func(script, ctx, report)
+        repaired = r.func(script, ctx, report)
+        if action != "error":  # a refusal repairs nothing: `check` shows the refused script as it was written
+            script = repaired
         changes.extend(report.changes)
     return Result(script, tuple(changes))
 

@@ -45,6 +45,8 @@ ACTIONS = ("error", "warn", "fix", "off")
 DEFAULT_POLICY: dict[str, str] = {
     "empty_directive": "fix",
     "unfilled_placeholder": "warn",  # a directive with RELION's XXX...XXX left in: dropped with a warning
+    "body_placeholder": "error",  # a command with XXX...XXX left in cannot run
+    "launcher_options": "fix",  # an empty --opt= after the launcher in the body
     "typo": "fix",
     "memory_conflict": "fix",
     "duplicate_gres": "fix",
@@ -52,6 +54,7 @@ DEFAULT_POLICY: dict[str, str] = {
     "scratch_gres": "fix",
     "scratch_job_id": "warn",
     "scratch_missing": "warn",
+    "scratch_preread": "warn",
     "ntasks_mismatch": "error",
     "tasks_per_gpu": "warn",
     "threads_per_gpu": "error",

@@ -91,7 +91,7 @@ def test_stray_word_is_an_error() -> None:
 def test_mem_next_to_mem_per_cpu_is_dropped() -> None:
     result = run(HEAD + "#SBATCH --mem-per-cpu=4g\n#SBATCH --mem=100g\nhostname\n")
     assert result.script.render() == HEAD + "#SBATCH --mem-per-cpu=4g\nhostname\n"
-    assert actions(result) == [("memory", "fixed")]
+    assert actions(result) == [("memory-conflict", "fixed")]
 
 
 def test_memory_on_the_command_line_replaces_the_scripts() -> None:
@@ -143,7 +143,7 @@ def test_scratch_dir_without_gres_gets_the_site_minimum() -> None:
 
 def test_scratch_dir_without_job_id_warns() -> None:
     text = HEAD + "#SBATCH -p norm --gres=lscratch:50\nrelion_refine --o x --scratch_dir /lscratch\n"
-    assert ("scratch", "warning") in actions(run(text))
+    assert ("scratch-job-id", "warning") in actions(run(text))
 
 
 def test_ntasks_must_equal_nodes_times_tasks_per_node() -> None:
@@ -159,19 +159,19 @@ def test_too_many_threads_per_gpu_is_an_error() -> None:
 def test_policy_can_turn_an_error_into_a_warning() -> None:
     lenient = BIOWULF.replace(policy={**BIOWULF.policy, "threads_per_gpu": "warn"})
     result = run(HEAD + "#SBATCH -p gpu --gres=gpu:k80:4 -n 8 --cpus-per-task=2\nhostname\n", site=lenient)
-    assert result.ok and ("gpu-threads", "warning") in actions(result)
+    assert result.ok and ("threads-per-gpu", "warning") in actions(result)
 
 
 def test_more_tasks_per_node_than_gpus_plus_one_warns() -> None:
     result = run(HEAD + "#SBATCH -p gpu --gres=gpu:p100:4 -N 2 --ntasks-per-node=8 -n 16\nhostname\n")
-    assert ("gpu-tasks", "warning") in actions(result)
+    assert ("tasks-per-gpu", "warning") in actions(result)
 
 
 def test_homogeneous_plus_one_needs_the_launcher() -> None:
     head = HEAD + "#SBATCH -p gpu --gres=gpu:p100:4 -N 2 --ntasks-per-node=5 -n 10 -c 2\n"
     bare = run(head + "srun relion_refine_mpi --o x --gpu\n")
-    assert ("plus-one", "warning") in actions(bare)
-    assert ("plus-one", "warning") not in actions(run(head + LAUNCH))
+    assert ("plus-one-launcher", "warning") in actions(bare)
+    assert ("plus-one-launcher", "warning") not in actions(run(head + LAUNCH))
 
 
 def test_gpu_gres_in_a_cpu_partition_is_an_error() -> None:
@@ -189,7 +189,7 @@ def test_gpu_flag_without_gpu_gres_is_an_error() -> None:
 
 
 def test_unknown_partition_follows_policy() -> None:
-    assert ("partition", "warning") in actions(run(HEAD + "#SBATCH -p nosuch\nhostname\n"))
+    assert ("unknown-partition", "warning") in actions(run(HEAD + "#SBATCH -p nosuch\nhostname\n"))
     testbed = site_mod.load("testbed")
     assert not run(HEAD + "#SBATCH -p nosuch\nhostname\n", site=testbed).ok
 
