@@ -13,8 +13,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Sequence
 
-from .options import BY_NAME, REQUIRED, Parsed, clip, nearest, parse_words
-from .script import Kind, Line, Script, directive_line, lookalikes
+from .options import BY_NAME, BY_SHORT, REQUIRED, Parsed, clip, nearest, parse_words
+from .script import Kind, Line, Script, directive_line, lookalikes, shell_words
 from .site import Site
 
 FIXED, WARNING, ERROR = "fixed", "warning", "error"
@@ -336,8 +336,49 @@ def typos(script: Script, ctx: Context, report: Report) -> Script:
     return _rewrite(script, visit)
 
 
-_EMPTY_FLAG = re.compile(r"(?<!\S)--[A-Za-z][\w-]*=(?=\s|$)")
-_UNFILLED_FLAG = re.compile(r"(?<!\S)--[A-Za-z][\w-]*=\S*XXX\w+XXX\S*(?=\s|$)")
+# Words before the launcher that leave it the program of the line (`exec srun ...`, `OMP_NUM_THREADS=4 srun ...`).
+_PREFIX_WORDS = ("exec", "time", "command")
+
+
+def _is_launcher(word: str, launchers: Sequence[str]) -> bool:
+    """``${RELION_STD_LAUNCHER}``, ``"$RELION_STD_LAUNCHER"``, ``/usr/bin/srun``: the word names a launcher."""
+    bare = word.strip("\"'")
+    if bare.startswith("${") and bare.endswith("}"):
+        bare = bare[2:-1]
+    elif bare.startswith("$"):
+        bare = bare[1:]
+    return bare.rsplit("/", 1)[-1] in launchers
+
+
+def launcher_option_words(text: str, launchers: Sequence[str]) -> list[tuple[int, int, str]]:
+    """The launcher's own option words on a command line (empty when the line's program is no launcher).
+
+    They run from the word after the launcher to its first operand: the program it starts. An option's separate
+    argument (``srun -n 4``) is skipped by sbatch's table (srun shares sbatch's resource options), so ``4`` does not
+    end the scan; an option srun has and sbatch lacks (``--mpi=pmix``) is always written attached.
+    """
+    words = shell_words(text)
+    i = 0
+    while i < len(words) and (words[i][2] in _PREFIX_WORDS or re.fullmatch(r"[A-Za-z_]\w*=\S*", words[i][2])):
+        i += 1
+    if i >= len(words) or not _is_launcher(words[i][2], launchers):
+        return []
+    options = []
+    i += 1
+    while i < len(words) and words[i][2].startswith("-") and words[i][2] != "--":
+        word = words[i][2]
+        options.append(words[i])
+        name = word[2:] if word.startswith("--") else word[1:2]
+        option = BY_NAME.get(name) if word.startswith("--") else BY_SHORT.get(name)
+        takes_next = "=" not in word and option is not None and option.arg is REQUIRED
+        takes_next = takes_next and (word.startswith("--") or len(word) == 2)
+        i += 2 if takes_next else 1
+    return options
+
+
+def _empty_value(word: str) -> bool:
+    name, eq, value = word.partition("=")
+    return bool(eq) and name.startswith("--") and (not value.strip("\"'") or PLACEHOLDER.search(value) is not None)
 
 
 @rule(
@@ -348,19 +389,19 @@ _UNFILLED_FLAG = re.compile(r"(?<!\S)--[A-Za-z][\w-]*=\S*XXX\w+XXX\S*(?=\s|$)")
 def launcher_options(script: Script, ctx: Context, report: Report) -> Script:
     launchers = (*ctx.site.launchers, "srun")
     for index, line in _body_lines(script):
-        if not any(word in line.text for word in launchers):
-            continue
         text = line.text
-        for pattern in (_EMPTY_FLAG, _UNFILLED_FLAG):
-            for match in pattern.finditer(text):
-                report.fixed(
-                    line.number,
-                    f"removed {match.group()!r} from the launcher line (no value)",
-                    f"{match.group()!r} on the launcher line has no value: fill the GUI field or remove it",
-                )
-            text = pattern.sub("", text)
-        if text != line.text:
-            script = _set_body_line(script, index, re.sub(r"(?<=\S)  +(?=\S)", " ", text))
+        bad = [(start, end, word) for start, end, word in launcher_option_words(text, launchers) if _empty_value(word)]
+        for start, end, word in reversed(bad):
+            # Remove the word and the blanks before it: every other byte of the line (quotes, spacing) stays.
+            before = len(text[:start].rstrip())
+            text = text[:before] + text[end:]
+            report.fixed(
+                line.number,
+                f"removed {word!r} from the launcher line (no value)",
+                f"{word!r} on the launcher line has no value: fill the GUI field or remove it",
+            )
+        if bad:
+            script = _set_body_line(script, index, text)
     return script
 
 

@@ -73,6 +73,16 @@ def split_words(text: str) -> tuple[list[str], str | None]:
     return words, None
 
 
+# A shell word of a command line: unquoted characters, backslash escapes, '...' and "..." runs (with $(...) and
+# backticks inside a word left as they are). Enough to find word boundaries; nothing is expanded.
+_SHELL_WORD = re.compile(r"""(?:[^\s'"\\]|\\.|'[^']*'|"(?:[^"\\]|\\.)*")+""")
+
+
+def shell_words(text: str) -> list[tuple[int, int, str]]:
+    """The words of a command line as (start, end, text), so that a rule can change one word and no other byte."""
+    return [(m.start(), m.end(), m.group()) for m in _SHELL_WORD.finditer(text)]
+
+
 def quote_word(word: str) -> str:
     """Quote a word so that ``split_words`` gives it back unchanged."""
     if word and not re.search(r"[\s'\"\\#]", word):

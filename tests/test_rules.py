@@ -276,3 +276,17 @@ def test_duplicates_inside_one_gres_are_combined_and_none_is_left_alone() -> Non
     assert run(HEAD + "#SBATCH --gres=lscratch:200,lscratch:400\nx\n").script.last("gres") == "lscratch:400"
     text = HEAD + "#SBATCH --gres=none\nx\n"
     assert run(text).script.render() == text
+
+
+def test_launcher_repair_touches_only_the_launchers_empty_option() -> None:
+    # Issue 15 class 2: the quoted command keeps its spacing; only srun's own empty option goes.
+    text = HEAD + "#SBATCH -n 4\nsrun --mem-per-cpu= bash --norc -c 'echo  a   b'\n"
+    assert run(text).script.body() == ["srun bash --norc -c 'echo  a   b'"]
+    text = HEAD + '#SBATCH -n 4\nsrun -n 4 --mem-per-cpu=  --mpi=pmix  "${CMD}"  --x= \n'
+    assert run(text).script.body() == ['srun -n 4  --mpi=pmix  "${CMD}"  --x= ']
+
+
+def test_lines_that_only_mention_srun_are_not_launcher_lines() -> None:
+    for body in ("echo srun --mem-per-cpu= --mpi=pmi2 relion_x", "relion_x --o y --srun-opt= z", "# srun --mem="):
+        text = HEAD + "#SBATCH -n 4\n" + body + "\n"
+        assert run(text).script.render() == text, body
