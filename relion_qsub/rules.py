@@ -11,11 +11,15 @@ Rules are idempotent: normalising a normalised script changes nothing.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from .options import BY_NAME, BY_SHORT, REQUIRED, Parsed, clip, nearest, parse_words
-from .script import Kind, Line, Script, directive_line, lookalikes, shell_words
+from .options import BY_NAME, BY_SHORT, NONE, REQUIRED, Parsed, clip, nearest, parse_words, site_table
+from .script import Kind, Line, Script, directive_line, foreign_directives, lookalikes, shell_words
 from .site import Site
+
+TYPE_CHECKING = False  # not typing's: importing typing costs the submit path ~2 ms
+if TYPE_CHECKING:
+    from .boxes import Boxes
 
 FIXED, WARNING, ERROR = "fixed", "warning", "error"
 
@@ -24,6 +28,27 @@ FIXED, WARNING, ERROR = "fixed", "warning", "error"
 PLACEHOLDER = re.compile(
     r"XXX(?:mpinodes|threads|cores|dedicated|nodes|name|errfile|outfile|queue|command|extra\d+)XXX"
 )
+# Any XXXwordXXX: a template for a patched RELION may carry one RELION never fills (XXXqosXXX).
+ANY_PLACEHOLDER = re.compile(r"XXX[a-z]\w*?XXX")
+
+
+def why_unfilled(placeholder: str) -> str:
+    """Why RELION left ``placeholder`` in the script, and what to do about it."""
+    name = placeholder[3:-3]
+    if name.startswith("extra") and name[5:].isdigit():
+        return (
+            f"RELION_QSUB_{name.upper()} is not set in RELION's environment, so RELION shows no box for it and "
+            f"leaves {placeholder} (set it, e.g. with `module load relion-qsub`, or remove {placeholder} from the "
+            "template)"
+        )
+    if PLACEHOLDER.fullmatch(placeholder):
+        return f"RELION fills {placeholder} in every script it writes, so this one was not written by RELION's Run"
+    return (
+        f"{placeholder} is not a placeholder RELION fills (a template for a patched RELION?): put a value there, "
+        "or a box of its own (XXXextraNXXX with RELION_QSUB_EXTRAn set)"
+    )
+
+
 MEMORY = ("mem", "mem-per-cpu", "mem-per-gpu")
 # relion_refine(_mpi) is the only RELION program that takes --scratch_dir (RELION 3.1-5.0).
 REFINE = re.compile(r"(?:(?<=^)|(?<=[\s`/]))relion_refine(?:_mpi)?(?=[\s`;]|$)`?")
@@ -63,11 +88,26 @@ class Change:
 
 
 class Context:
-    __slots__ = ("cli_options", "site")
+    __slots__ = ("_boxes", "cli_options", "site")
 
-    def __init__(self, site: Site, cli_options: tuple[Parsed, ...] = ()) -> None:
+    def __init__(self, site: Site, cli_options: tuple[Parsed, ...] = (), boxes: Boxes | None = None) -> None:
         self.site = site
         self.cli_options = cli_options  # sbatch options given on relion-qsub's command line: they win
+        self._boxes = boxes  # which GUI box filled which line; from the environment on first use
+
+    @property
+    def boxes(self) -> Boxes:
+        if self._boxes is None:
+            import os
+
+            from .boxes import from_environment
+
+            self._boxes = from_environment(os.environ)
+        return self._boxes
+
+    def box_for(self, number: int, text: str | None = None) -> str | None:
+        """The GUI box that filled script line ``number``, by the template's own labels, if that can be known."""
+        return self.boxes.for_line(number, text)
 
     def cli_value(self, name: str) -> str | None:
         found = [p.value for p in self.cli_options if p.name == name]
@@ -254,6 +294,52 @@ def ignored_directives(script: Script, ctx: Context, report: Report) -> Script:
     return script
 
 
+_SLURM_TEMPLATE = (
+    "#SBATCH --ntasks=XXXmpinodesXXX --cpus-per-task=XXXthreadsXXX --partition=XXXqueueXXX "
+    "--output=XXXoutfileXXX --error=XXXerrfileXXX"
+)
+
+
+@rule(
+    "foreign-scheduler",
+    "foreign_scheduler",
+    "sbatch reads only #SBATCH lines: a job written for another batch system runs on 1 CPU, its output in "
+    "slurm-N.out, and RELION shows it Running forever",
+)
+def foreign_scheduler(script: Script, ctx: Context, report: Report) -> Script:
+    found = foreign_directives(script)
+    if not found or any(True for _ in script.directives()):
+        return script
+    line, system = found[0]
+    default = " (RELION's default qsub.csh)" if "-pe" in line.text and script.lines[0].text.endswith("csh") else ""
+    report.problem(
+        line.number,
+        f"this is a template for {system}{default}, not Slurm ({clip(line.text.strip())!r} and no #SBATCH line): "
+        f"set 'Standard submission script' (RELION_QSUB_TEMPLATE) to a Slurm template, e.g. one with "
+        f"'{_SLURM_TEMPLATE}'",
+    )
+    return script
+
+
+@rule(
+    "foreign-directive",
+    "foreign_directive",
+    "sbatch ignores #$ lines and translates only some #PBS/#BSUB options (man sbatch, --ignore-pbs)",
+)
+def foreign_directive(script: Script, ctx: Context, report: Report) -> Script:
+    found = foreign_directives(script)
+    if not found or not any(True for _ in script.directives()):
+        return script  # no Slurm directive at all: foreign_scheduler's finding
+    line, system = found[0]
+    more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+    report.problem(
+        line.number,
+        f"{clip(line.text.strip())!r}{more} is a {system} directive in a Slurm script; write what it asks as "
+        "#SBATCH options (or delete it)",
+    )
+    return script
+
+
 @rule(
     "unfilled-placeholder",
     "unfilled_placeholder",
@@ -261,18 +347,14 @@ def ignored_directives(script: Script, ctx: Context, report: Report) -> Script:
 )
 def unfilled_directives(script: Script, ctx: Context, report: Report) -> Script:
     def visit(line: Line, parsed: Parsed) -> list[Parsed] | None:
-        text = parsed.spelled + (parsed.value or "")
-        match = PLACEHOLDER.search(text)
+        text = parsed.spelled + ("=" + parsed.value if parsed.value is not None and parsed.option else "")
+        match = ANY_PLACEHOLDER.search(text)
         if match is None:
             return None
         if report.repairs:
-            report.fixed(
-                line.number,
-                f"dropped {clip(text)!r}: RELION did not fill {match.group()} "
-                f"(set RELION_QSUB_{match.group()[3:-3].upper()} in RELION's environment to use it)",
-            )
+            report.fixed(line.number, f"dropped {clip(text)!r}: {why_unfilled(match.group())}")
             return []
-        report.problem(line.number, f"RELION did not fill {match.group()} in {clip(text)!r}")
+        report.problem(line.number, f"{clip(text)!r} is left unfilled: {why_unfilled(match.group())}")
         return None
 
     return _rewrite(script, visit)
@@ -306,6 +388,48 @@ def empty_directives(script: Script, ctx: Context, report: Report) -> Script:
     return out
 
 
+# Options whose value holds a number (a count, a size, a duration): one without any digit lost it to an empty box
+# (`--mem=XXXextra2XXXGB` with the box cleared is `--mem=GB`). Lists lose an item: `--gres=gpu:XXXextra4XXX` -> `gpu:`.
+_NUMERIC = frozenset(
+    (
+        "mem", "mem-per-cpu", "mem-per-gpu", "tmp", "time", "time-min", "ntasks", "nodes", "ntasks-per-node",
+        "cpus-per-task", "cpus-per-gpu", "mincpus", "gpus", "gpus-per-node", "gpus-per-task", "ntasks-per-gpu",
+    )
+)  # fmt: skip
+_LISTS = frozenset(("gres", "constraint", "partition", "licenses", "nodelist", "exclude", "qos", "account"))
+_LIST_GAP = re.compile(r"^[:,&|]|[:,&|]$|[:,&|]{2}")
+
+
+def _lost_part(name: str, value: str) -> bool:
+    if name in _NUMERIC:
+        return not any(ch.isdigit() for ch in value)
+    return name in _LISTS and _LIST_GAP.search(value) is not None
+
+
+@rule(
+    "partly-empty",
+    "partly_empty",
+    "a value the template builds around a GUI box (--mem=XXXextra2XXXGB) is broken when the box is left empty "
+    "(--mem=GB), and sbatch refuses it",
+)
+def partly_empty(script: Script, ctx: Context, report: Report) -> Script:
+    def visit(line: Line, parsed: Parsed) -> list[Parsed] | None:
+        value = parsed.value
+        if parsed.option is None or not value or not value.strip() or not _lost_part(parsed.option.name, value):
+            return None
+        text = f"--{parsed.option.name}={value}"
+        box = ctx.box_for(line.number, line.text)
+        report.fixed(
+            line.number,
+            f"dropped {clip(text)!r}: part of its value is missing, so {box or 'the GUI box that fills it'} was "
+            "left empty",
+            f"{clip(text)!r} is missing part of its value: fill {box or 'the GUI box that fills it'}",
+        )
+        return []
+
+    return _rewrite(script, visit)
+
+
 @rule("typo", "typo", "sbatch stops at the first unknown option ('unrecognized option')")
 def typos(script: Script, ctx: Context, report: Report) -> Script:
     def visit(line: Line, parsed: Parsed) -> list[Parsed] | None:
@@ -317,6 +441,8 @@ def typos(script: Script, ctx: Context, report: Report) -> Script:
             )
             return [Parsed(f"--{parsed.guess.name}", parsed.guess, parsed.value)]
         hint = ""
+        box = ctx.box_for(line.number, line.text)
+        where = box or "the template (or the GUI box it came from)"
         if parsed.spelled.startswith("--") and parsed.option is None and "ambiguous" not in parsed.problem:
             word = parsed.spelled[2:]
             # Suggest only what a slip of the keyboard could have produced; far matches are noise.
@@ -324,12 +450,17 @@ def typos(script: Script, ctx: Context, report: Report) -> Script:
             hint = (
                 f"; did you mean {' or '.join(close)}?"
                 if close
-                else ": remove it from the SBATCH Directives box (`man sbatch` lists the options sbatch knows)"
+                else f": remove it from {where} (`man sbatch` lists the options sbatch knows; a site plugin's "
+                "option belongs in the profile's [site_options])"
             )
         elif "requires an argument" in parsed.problem:
             hint = "; give it a value or remove it"
         elif parsed.spelled and not parsed.spelled.startswith("-"):
-            hint = "; every word in an SBATCH Directives box must be an option (--name=value)"
+            hint = (
+                f"; it came from {box}, which the template puts on an #SBATCH line: write it there as an option"
+                if box
+                else "; every word on an #SBATCH line must be an option (--name=value)"
+            )
         report.refuse(line.number, f"{parsed.problem}{hint}")
         return None
 
@@ -408,18 +539,9 @@ def launcher_options(script: Script, ctx: Context, report: Report) -> Script:
 @rule("body-placeholder", "body_placeholder", "a command with RELION's XXX...XXX left in cannot run")
 def body_placeholders(script: Script, ctx: Context, report: Report) -> Script:
     for _, line in _body_lines(script):
-        match = PLACEHOLDER.search(line.text)
-        if match:
-            name = match.group()[3:-3]
-            fix = (
-                (
-                    f"set RELION_QSUB_{name.upper()} in RELION's environment (module load relion-qsub) or remove it "
-                    "from the template"
-                )
-                if name.startswith("extra")
-                else "the template is not one RELION filled"
-            )
-            report.problem(line.number, f"{match.group()} is unfilled in a command: {fix}")
+        match = ANY_PLACEHOLDER.search(line.text)
+        if match and not line.text.lstrip().startswith("#"):
+            report.problem(line.number, f"{match.group()} is unfilled in a command: {why_unfilled(match.group())}")
     return script
 
 
@@ -511,6 +633,33 @@ def merge_gres(script: Script, ctx: Context, report: Report) -> Script:
         return [_option("gres", value)] if parsed is first else []
 
     return _rewrite(script, visit)
+
+
+@rule(
+    "repeated-option",
+    "repeated_option",
+    "sbatch keeps only the last of a repeated option, silently dropping the others (--gres is merged by "
+    "duplicate_gres); warn, not fix: which value was meant is the user's call",
+)
+def repeated_option(script: Script, ctx: Context, report: Report) -> Script:
+    seen: dict[str, list[tuple[int, Parsed]]] = {}
+    for index, _, parsed in script.options():
+        option = parsed.option
+        if option is None or parsed.problem or option.arg is NONE or option.name == "gres":
+            continue
+        seen.setdefault(option.name, []).append((script.lines[index].number, parsed))
+    for name, given in seen.items():
+        values = [p.value for _, p in given]
+        if len(set(values)) < 2 or ctx.cli_has(name):
+            continue  # the same value twice changes nothing; the command line overrides them all anyway
+        shown = ", ".join(f"line {number}: {clip(str(p.value), 30)}" for number, p in given)
+        join = " (or ask for both in one, e.g. --constraint='a&b')" if name == "constraint" else ""
+        report.problem(
+            given[-1][0],
+            f"--{name} is given {len(given)} times ({shown}); sbatch uses only the last, "
+            f"{clip(str(values[-1]), 30)}: keep the one you mean{join}",
+        )
+    return script
 
 
 def _set_gres(script: Script, entries: Sequence[Gres]) -> Script:
@@ -806,6 +955,18 @@ def gpu_partition(script: Script, ctx: Context, report: Report) -> Script:
 _GPU_FLAG = re.compile(r"(?<!\S)--gpu(?=\s|=|$)")
 
 
+def _gres_box(ctx: Context) -> str:
+    """Where the user asks for a gres: the template's box for --gres, else the profile's field, else the template."""
+    box = ctx.boxes.for_option("gres")
+    if box is not None:
+        return box or "the template (it has no box for --gres)"
+    # The raw [[fields]] rows, not Site.field_for: that builds (and validates) the whole profile on the submit path.
+    fields = ctx.site.raw.get("fields")
+    rows = fields if isinstance(fields, list) else []
+    label = next((f.get("label") for f in rows if isinstance(f, dict) and f.get("option") == "gres"), None)
+    return f"the '{label}' box" if label else "the template (or a box it has for #SBATCH options)"
+
+
 @rule(
     "gpu-without-gres",
     "gpu_without_gres",
@@ -818,8 +979,8 @@ def gpu_without_gres(script: Script, ctx: Context, report: Report) -> Script:
         if "relion_" in line.text and _GPU_FLAG.search(line.text):
             report.problem(
                 line.number,
-                "the command uses --gpu but the job allocates no GPU: add gpu:TYPE:N to "
-                "Gres (and a GPU 'Queue name'), or set 'Use GPU acceleration?' to No",
+                f"the command uses --gpu but the job allocates no GPU: ask for --gres=gpu:N in {_gres_box(ctx)} "
+                "(and a GPU 'Queue name'), or set 'Use GPU acceleration?' to No",
             )
             break
     return script
@@ -857,5 +1018,7 @@ def normalise(script: Script, ctx: Context) -> Result:
     return Result(script, tuple(changes))
 
 
-def parse_cli_options(words: Sequence[str], max_distance: int = 2) -> tuple[Parsed, ...]:
-    return tuple(parse_words(words, max_distance))
+def parse_cli_options(
+    words: Sequence[str], max_distance: int = 2, site_options: Mapping[str, str] | None = None
+) -> tuple[Parsed, ...]:
+    return tuple(parse_words(words, max_distance, site_table(site_options) if site_options else None))

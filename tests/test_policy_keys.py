@@ -12,6 +12,7 @@ from collections import Counter
 import pytest
 
 from relion_qsub import site as site_mod
+from relion_qsub.boxes import Boxes
 from relion_qsub.rules import RULES, Change, Context, normalise, parse_cli_options
 from relion_qsub.script import parse
 
@@ -31,6 +32,10 @@ TRIGGERS: dict[str, str] = {
     "typo": H + "#SBATCH --nodes=1 --exlusive\nhostname\n",
     "memory_conflict": H + "#SBATCH --mem-per-cpu=4g\n#SBATCH --mem=100g\nhostname\n",
     "duplicate_gres": H + "#SBATCH --gres=lscratch:200\n#SBATCH --gres=gpu:p100:4 -p gpu\nhostname\n",
+    "foreign_scheduler": "#!/bin/tcsh\n#$ -pe openmpi 4\n#$ -cwd\n\nmpiexec -n 4  relion_refine_mpi --o x\n",
+    "foreign_directive": H + "#SBATCH -n 4\n#$BATCH -e run.err\n#PBS -l walltime=1:00:00\nhostname\n",
+    "repeated_option": H + "#SBATCH -p gpu\n#SBATCH -C gpup100\n#SBATCH -C x2695\nhostname\n",
+    "partly_empty": H + "#SBATCH -n 2 --mem=GB\n#SBATCH --gres=gpu: -p gpu\nhostname\n",
     "scratch_inject": H + GPU + "${RELION_STD_LAUNCHER} " + REFINE + "relion_refine --o y --scratch_dir /lscratch/x\n",
     # (One command only: a second one without --scratch_dir would get one from scratch_inject only once this key
     # has added the gres, so its finding rightly depends on this key.)
@@ -60,7 +65,8 @@ def findings(key: str, action: str | None = None) -> tuple[object, tuple[Change,
     policy = dict(BIOWULF.policy)
     if action is not None:
         policy[key] = action
-    result = normalise(parse(TRIGGERS[key]), Context(BIOWULF.replace(policy=policy), parse_cli_options([])))
+    ctx = Context(BIOWULF.replace(policy=policy), parse_cli_options([]), Boxes(None, {}))
+    result = normalise(parse(TRIGGERS[key]), ctx)
     return result, result.changes
 
 
