@@ -13,7 +13,7 @@ The table is sbatch(1) of Slurm 22.05; ``tests/test_qsub_cluster.py`` checks eve
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 # What an option takes, as getopt_long's has_arg. Plain ints and slotted classes rather than enum/dataclasses:
 # this module is on the submit path, where start-up time is the budget (see benchmarks/bench_check.py).
@@ -147,12 +147,25 @@ EXACT, PREFIX, AMBIGUOUS, UNKNOWN = "exact", "prefix", "ambiguous", "unknown"
 MAX_NAME = 2 * max(len(name) for name in BY_NAME)  # longer words are no slip of the keyboard
 
 
-def lookup_long(name: str) -> tuple[str, tuple[Option, ...]]:
-    """Resolve a long option name (without ``--``) the way getopt_long does."""
-    exact = _ALL_NAMES.get(name)
+ARG_KINDS = {"none": NONE, "required": REQUIRED, "optional": OPTIONAL}
+
+
+def site_table(site_options: Mapping[str, str]) -> dict[str, Option]:
+    """The site's plugin options (SPANK: ``--gpu_cmode``, ``--auks``), name -> "none"/"required"/"optional".
+
+    A SPANK plugin adds its options to sbatch's own getopt_long table, so they are parsed, prefix-matched and
+    repeated exactly like the stock ones; here they join the table for one parse.
+    """
+    return {name: Option(name, None, ARG_KINDS[kind]) for name, kind in site_options.items()}
+
+
+def lookup_long(name: str, extra: Mapping[str, Option] | None = None) -> tuple[str, tuple[Option, ...]]:
+    """Resolve a long option name (without ``--``) the way getopt_long does (``extra``: the site's options)."""
+    table = {**_ALL_NAMES, **extra} if extra else _ALL_NAMES
+    exact = table.get(name)
     if exact is not None:
         return EXACT, (exact,)
-    matches = tuple({o.name: o for n, o in _ALL_NAMES.items() if n.startswith(name)}.values()) if name else ()
+    matches = tuple({o.name: o for n, o in table.items() if n.startswith(name)}.values()) if name else ()
     if len(matches) == 1:
         return PREFIX, matches
     if matches:
@@ -226,12 +239,12 @@ class Parsed:
         return self.option.name if self.option else None
 
 
-def _parse_long(word: str, rest: list[str], max_distance: int) -> Parsed:
+def _parse_long(word: str, rest: list[str], max_distance: int, extra: Mapping[str, Option] | None) -> Parsed:
     body = word[2:]
     name, eq, attached = body.partition("=")
     value = attached if eq else None
     word = "--" + name
-    kind, matches = lookup_long(name)
+    kind, matches = lookup_long(name, extra)
     if kind == AMBIGUOUS:
         shown = ", ".join("--" + o.name for o in matches[:4])
         return Parsed(word, None, value, f"option '--{name}' is ambiguous (could be {shown})")
@@ -280,8 +293,8 @@ def _parse_short_cluster(word: str, rest: list[str]) -> list[Parsed]:
     return out
 
 
-def parse_words(words: Sequence[str], max_distance: int = 2) -> list[Parsed]:
-    """Parse the words of one directive line (or a command line) into options, in order."""
+def parse_words(words: Sequence[str], max_distance: int = 2, extra: Mapping[str, Option] | None = None) -> list[Parsed]:
+    """Parse the words of one directive line (or a command line) into options, in order (``extra``: site options)."""
     rest = list(words)
     out: list[Parsed] = []
     while rest:
@@ -290,7 +303,7 @@ def parse_words(words: Sequence[str], max_distance: int = 2) -> list[Parsed]:
             out.extend(Parsed(w, None, None, f"Invalid directive found in batch script: {clip(w)}") for w in rest)
             break
         if word.startswith("--"):
-            out.append(_parse_long(word, rest, max_distance))
+            out.append(_parse_long(word, rest, max_distance, extra))
         elif word.startswith("-") and word != "-":
             out.extend(_parse_short_cluster(word, rest))
         else:

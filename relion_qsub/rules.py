@@ -1,19 +1,25 @@
 """Normalisation rules: small pure functions from a script to a script plus the changes they made.
 
-Each rule has a name and a one-line reason, both shown to the user with every change it reports. What a rule does
-when it fires is the site's policy (``site.Site.action``): "fix" repairs and says so, "warn" repairs where a repair
-exists (and otherwise only says so), "error" refuses the script with the fix in one sentence, "off" does nothing.
+Each rule serves exactly one site policy key and is named after it (``scratch_job_id`` -> rule ``scratch-job-id``);
+the name and a one-line reason are shown with every change it reports. What a rule does when it fires is the
+site's policy for its key (``site.Site.action``): "fix" repairs and says so, "warn" repairs where a repair exists (and
+otherwise only says so), "error" refuses the script with the fix in one sentence and repairs nothing, "off" does
+nothing. A rule never reads another key's policy, so each key alone switches its behaviour (issue 11).
 Rules are idempotent: normalising a normalised script changes nothing.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from .options import BY_NAME, REQUIRED, Parsed, clip, nearest, parse_words
-from .script import Kind, Line, Script, directive_line, lookalikes
+from .options import BY_NAME, BY_SHORT, NONE, REQUIRED, Parsed, clip, nearest, parse_words, site_table
+from .script import Kind, Line, Script, directive_line, foreign_directives, lookalikes, shell_words
 from .site import Site
+
+TYPE_CHECKING = False  # not typing's: importing typing costs the submit path ~2 ms
+if TYPE_CHECKING:
+    from .boxes import Boxes
 
 FIXED, WARNING, ERROR = "fixed", "warning", "error"
 
@@ -22,6 +28,27 @@ FIXED, WARNING, ERROR = "fixed", "warning", "error"
 PLACEHOLDER = re.compile(
     r"XXX(?:mpinodes|threads|cores|dedicated|nodes|name|errfile|outfile|queue|command|extra\d+)XXX"
 )
+# Any XXXwordXXX: a template for a patched RELION may carry one RELION never fills (XXXqosXXX).
+ANY_PLACEHOLDER = re.compile(r"XXX[a-z]\w*?XXX")
+
+
+def why_unfilled(placeholder: str) -> str:
+    """Why RELION left ``placeholder`` in the script, and what to do about it."""
+    name = placeholder[3:-3]
+    if name.startswith("extra") and name[5:].isdigit():
+        return (
+            f"RELION_QSUB_{name.upper()} is not set in RELION's environment, so RELION shows no box for it and "
+            f"leaves {placeholder} (set it, e.g. with `module load relion-qsub`, or remove {placeholder} from the "
+            "template)"
+        )
+    if PLACEHOLDER.fullmatch(placeholder):
+        return f"RELION fills {placeholder} in every script it writes, so this one was not written by RELION's Run"
+    return (
+        f"{placeholder} is not a placeholder RELION fills (a template for a patched RELION?): put a value there, "
+        "or a box of its own (XXXextraNXXX with RELION_QSUB_EXTRAn set)"
+    )
+
+
 MEMORY = ("mem", "mem-per-cpu", "mem-per-gpu")
 # relion_refine(_mpi) is the only RELION program that takes --scratch_dir (RELION 3.1-5.0).
 REFINE = re.compile(r"(?:(?<=^)|(?<=[\s`/]))relion_refine(?:_mpi)?(?=[\s`;]|$)`?")
@@ -61,11 +88,26 @@ class Change:
 
 
 class Context:
-    __slots__ = ("cli_options", "site")
+    __slots__ = ("_boxes", "cli_options", "site")
 
-    def __init__(self, site: Site, cli_options: tuple[Parsed, ...] = ()) -> None:
+    def __init__(self, site: Site, cli_options: tuple[Parsed, ...] = (), boxes: Boxes | None = None) -> None:
         self.site = site
         self.cli_options = cli_options  # sbatch options given on relion-qsub's command line: they win
+        self._boxes = boxes  # which GUI box filled which line; from the environment on first use
+
+    @property
+    def boxes(self) -> Boxes:
+        if self._boxes is None:
+            import os
+
+            from .boxes import from_environment
+
+            self._boxes = from_environment(os.environ)
+        return self._boxes
+
+    def box_for(self, number: int, text: str | None = None) -> str | None:
+        """The GUI box that filled script line ``number``, by the template's own labels, if that can be known."""
+        return self.boxes.for_line(number, text)
 
     def cli_value(self, name: str) -> str | None:
         found = [p.value for p in self.cli_options if p.name == name]
@@ -84,12 +126,20 @@ class Report:
         self.rule, self.reason, self.action = rule, reason, action
         self.changes: list[Change] = []
 
-    def fixed(self, line: int, message: str) -> None:
+    def fixed(self, line: int, message: str, refused: str | None = None) -> None:
+        """A repair; under "error" it is a refusal instead, worded ``refused`` (the driver then drops the repair)."""
+        if self.action == "error":
+            self.changes.append(Change(self.rule, ERROR, line, refused or message, self.reason))
+            return
         self.changes.append(Change(self.rule, WARNING if self.action == "warn" else FIXED, line, message, self.reason))
 
     def problem(self, line: int, message: str) -> None:
         """A finding with no repair: an error or a warning, as the policy says."""
         self.changes.append(Change(self.rule, ERROR if self.action == "error" else WARNING, line, message, self.reason))
+
+    def refuse(self, line: int, message: str) -> None:
+        """A finding sbatch (or the job) cannot survive, whatever the policy says short of "off"."""
+        self.changes.append(Change(self.rule, ERROR, line, message, self.reason))
 
     @property
     def repairs(self) -> bool:
@@ -103,16 +153,19 @@ class Rule:
     __slots__ = ("check", "func", "name", "reason")
 
     def __init__(self, name: str, check: str, reason: str, func: RuleFunc) -> None:
-        self.name = name
-        self.check = check  # the site policy key
+        self.name = name  # the policy key with dashes (tests/test_policy_keys.py holds every rule to it)
+        self.check = check  # the one site policy key this rule serves
         self.reason = reason
         self.func = func
 
 
+# The registry, in the order the rules run: repairs of the script's text first, then the checks of what it asks.
 RULES: list[Rule] = []
 
 
 def rule(name: str, check: str, reason: str) -> Callable[[RuleFunc], RuleFunc]:
+    """Register a rule for policy key ``check`` (a key of ``site.DEFAULT_POLICY``); appended to :data:`RULES`."""
+
     def register(func: RuleFunc) -> RuleFunc:
         RULES.append(Rule(name, check, reason, func))
         return func
@@ -241,6 +294,52 @@ def ignored_directives(script: Script, ctx: Context, report: Report) -> Script:
     return script
 
 
+_SLURM_TEMPLATE = (
+    "#SBATCH --ntasks=XXXmpinodesXXX --cpus-per-task=XXXthreadsXXX --partition=XXXqueueXXX "
+    "--output=XXXoutfileXXX --error=XXXerrfileXXX"
+)
+
+
+@rule(
+    "foreign-scheduler",
+    "foreign_scheduler",
+    "sbatch reads only #SBATCH lines: a job written for another batch system runs on 1 CPU, its output in "
+    "slurm-N.out, and RELION shows it Running forever",
+)
+def foreign_scheduler(script: Script, ctx: Context, report: Report) -> Script:
+    found = foreign_directives(script)
+    if not found or any(True for _ in script.directives()):
+        return script
+    line, system = found[0]
+    default = " (RELION's default qsub.csh)" if "-pe" in line.text and script.lines[0].text.endswith("csh") else ""
+    report.problem(
+        line.number,
+        f"this is a template for {system}{default}, not Slurm ({clip(line.text.strip())!r} and no #SBATCH line): "
+        f"set 'Standard submission script' (RELION_QSUB_TEMPLATE) to a Slurm template, e.g. one with "
+        f"'{_SLURM_TEMPLATE}'",
+    )
+    return script
+
+
+@rule(
+    "foreign-directive",
+    "foreign_directive",
+    "sbatch ignores #$ lines and translates only some #PBS/#BSUB options (man sbatch, --ignore-pbs)",
+)
+def foreign_directive(script: Script, ctx: Context, report: Report) -> Script:
+    found = foreign_directives(script)
+    if not found or not any(True for _ in script.directives()):
+        return script  # no Slurm directive at all: foreign_scheduler's finding
+    line, system = found[0]
+    more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+    report.problem(
+        line.number,
+        f"{clip(line.text.strip())!r}{more} is a {system} directive in a Slurm script; write what it asks as "
+        "#SBATCH options (or delete it)",
+    )
+    return script
+
+
 @rule(
     "unfilled-placeholder",
     "unfilled_placeholder",
@@ -248,18 +347,14 @@ def ignored_directives(script: Script, ctx: Context, report: Report) -> Script:
 )
 def unfilled_directives(script: Script, ctx: Context, report: Report) -> Script:
     def visit(line: Line, parsed: Parsed) -> list[Parsed] | None:
-        text = parsed.spelled + (parsed.value or "")
-        match = PLACEHOLDER.search(text)
+        text = parsed.spelled + ("=" + parsed.value if parsed.value is not None and parsed.option else "")
+        match = ANY_PLACEHOLDER.search(text)
         if match is None:
             return None
         if report.repairs:
-            report.fixed(
-                line.number,
-                f"dropped {clip(text)!r}: RELION did not fill {match.group()} "
-                f"(set RELION_QSUB_{match.group()[3:-3].upper()} in RELION's environment to use it)",
-            )
+            report.fixed(line.number, f"dropped {clip(text)!r}: {why_unfilled(match.group())}")
             return []
-        report.problem(line.number, f"RELION did not fill {match.group()} in {clip(text)!r}")
+        report.problem(line.number, f"{clip(text)!r} is left unfilled: {why_unfilled(match.group())}")
         return None
 
     return _rewrite(script, visit)
@@ -276,7 +371,11 @@ def empty_directives(script: Script, ctx: Context, report: Report) -> Script:
             return None
         if parsed.value.strip():
             return None
-        report.fixed(line.number, f"dropped the empty '--{parsed.option.name}=' (the GUI field was left empty)")
+        report.fixed(
+            line.number,
+            f"dropped the empty '--{parsed.option.name}=' (the GUI field was left empty)",
+            f"'--{parsed.option.name}=' is empty (the GUI field was left empty): give it a value or remove it",
+        )
         return []
 
     out = _rewrite(script, visit)
@@ -287,6 +386,48 @@ def empty_directives(script: Script, ctx: Context, report: Report) -> Script:
             report.fixed(line.number, "dropped an empty '#SBATCH' line (the GUI field was left empty)")
         out = out.replace_lines([line for line in out.lines if all(line is not b for b in bare)])
     return out
+
+
+# Options whose value holds a number (a count, a size, a duration): one without any digit lost it to an empty box
+# (`--mem=XXXextra2XXXGB` with the box cleared is `--mem=GB`). Lists lose an item: `--gres=gpu:XXXextra4XXX` -> `gpu:`.
+_NUMERIC = frozenset(
+    (
+        "mem", "mem-per-cpu", "mem-per-gpu", "tmp", "time", "time-min", "ntasks", "nodes", "ntasks-per-node",
+        "cpus-per-task", "cpus-per-gpu", "mincpus", "gpus", "gpus-per-node", "gpus-per-task", "ntasks-per-gpu",
+    )
+)  # fmt: skip
+_LISTS = frozenset(("gres", "constraint", "partition", "licenses", "nodelist", "exclude", "qos", "account"))
+_LIST_GAP = re.compile(r"^[:,&|]|[:,&|]$|[:,&|]{2}")
+
+
+def _lost_part(name: str, value: str) -> bool:
+    if name in _NUMERIC:
+        return not any(ch.isdigit() for ch in value)
+    return name in _LISTS and _LIST_GAP.search(value) is not None
+
+
+@rule(
+    "partly-empty",
+    "partly_empty",
+    "a value the template builds around a GUI box (--mem=XXXextra2XXXGB) is broken when the box is left empty "
+    "(--mem=GB), and sbatch refuses it",
+)
+def partly_empty(script: Script, ctx: Context, report: Report) -> Script:
+    def visit(line: Line, parsed: Parsed) -> list[Parsed] | None:
+        value = parsed.value
+        if parsed.option is None or not value or not value.strip() or not _lost_part(parsed.option.name, value):
+            return None
+        text = f"--{parsed.option.name}={value}"
+        box = ctx.box_for(line.number, line.text)
+        report.fixed(
+            line.number,
+            f"dropped {clip(text)!r}: part of its value is missing, so {box or 'the GUI box that fills it'} was "
+            "left empty",
+            f"{clip(text)!r} is missing part of its value: fill {box or 'the GUI box that fills it'}",
+        )
+        return []
+
+    return _rewrite(script, visit)
 
 
 @rule("typo", "typo", "sbatch stops at the first unknown option ('unrecognized option')")
@@ -300,6 +441,8 @@ def typos(script: Script, ctx: Context, report: Report) -> Script:
             )
             return [Parsed(f"--{parsed.guess.name}", parsed.guess, parsed.value)]
         hint = ""
+        box = ctx.box_for(line.number, line.text)
+        where = box or "the template (or the GUI box it came from)"
         if parsed.spelled.startswith("--") and parsed.option is None and "ambiguous" not in parsed.problem:
             word = parsed.spelled[2:]
             # Suggest only what a slip of the keyboard could have produced; far matches are noise.
@@ -307,69 +450,102 @@ def typos(script: Script, ctx: Context, report: Report) -> Script:
             hint = (
                 f"; did you mean {' or '.join(close)}?"
                 if close
-                else ": remove it from the SBATCH Directives box (`man sbatch` lists the options sbatch knows)"
+                else f": remove it from {where} (`man sbatch` lists the options sbatch knows; a site plugin's "
+                "option belongs in the profile's [site_options])"
             )
         elif "requires an argument" in parsed.problem:
             hint = "; give it a value or remove it"
         elif parsed.spelled and not parsed.spelled.startswith("-"):
-            hint = "; every word in an SBATCH Directives box must be an option (--name=value)"
-        report.changes.append(Change(report.rule, ERROR, line.number, f"{parsed.problem}{hint}", report.reason))
+            hint = (
+                f"; it came from {box}, which the template puts on an #SBATCH line: write it there as an option"
+                if box
+                else "; every word on an #SBATCH line must be an option (--name=value)"
+            )
+        report.refuse(line.number, f"{parsed.problem}{hint}")
         return None
 
     return _rewrite(script, visit)
 
 
-_EMPTY_FLAG = re.compile(r"(?<!\S)--[A-Za-z][\w-]*=(?=\s|$)")
-_UNFILLED_FLAG = re.compile(r"(?<!\S)--[A-Za-z][\w-]*=\S*XXX\w+XXX\S*(?=\s|$)")
+# Words before the launcher that leave it the program of the line (`exec srun ...`, `OMP_NUM_THREADS=4 srun ...`).
+_PREFIX_WORDS = ("exec", "time", "command")
+
+
+def _is_launcher(word: str, launchers: Sequence[str]) -> bool:
+    """``${RELION_STD_LAUNCHER}``, ``"$RELION_STD_LAUNCHER"``, ``/usr/bin/srun``: the word names a launcher."""
+    bare = word.strip("\"'")
+    if bare.startswith("${") and bare.endswith("}"):
+        bare = bare[2:-1]
+    elif bare.startswith("$"):
+        bare = bare[1:]
+    return bare.rsplit("/", 1)[-1] in launchers
+
+
+def launcher_option_words(text: str, launchers: Sequence[str]) -> list[tuple[int, int, str]]:
+    """The launcher's own option words on a command line (empty when the line's program is no launcher).
+
+    They run from the word after the launcher to its first operand: the program it starts. An option's separate
+    argument (``srun -n 4``) is skipped by sbatch's table (srun shares sbatch's resource options), so ``4`` does not
+    end the scan; an option srun has and sbatch lacks (``--mpi=pmix``) is always written attached.
+    """
+    words = shell_words(text)
+    i = 0
+    while i < len(words) and (words[i][2] in _PREFIX_WORDS or re.fullmatch(r"[A-Za-z_]\w*=\S*", words[i][2])):
+        i += 1
+    if i >= len(words) or not _is_launcher(words[i][2], launchers):
+        return []
+    options = []
+    i += 1
+    while i < len(words) and words[i][2].startswith("-") and words[i][2] != "--":
+        word = words[i][2]
+        options.append(words[i])
+        name = word[2:] if word.startswith("--") else word[1:2]
+        option = BY_NAME.get(name) if word.startswith("--") else BY_SHORT.get(name)
+        takes_next = "=" not in word and option is not None and option.arg is REQUIRED
+        takes_next = takes_next and (word.startswith("--") or len(word) == 2)
+        i += 2 if takes_next else 1
+    return options
+
+
+def _empty_value(word: str) -> bool:
+    name, eq, value = word.partition("=")
+    return bool(eq) and name.startswith("--") and (not value.strip("\"'") or PLACEHOLDER.search(value) is not None)
 
 
 @rule(
     "launcher-options",
-    "empty_directive",
+    "launcher_options",
     "the launcher line repeats GUI fields (--mem-per-cpu=XXXextra2XXX): an empty or unfilled value makes srun fail",
 )
 def launcher_options(script: Script, ctx: Context, report: Report) -> Script:
     launchers = (*ctx.site.launchers, "srun")
     for index, line in _body_lines(script):
-        if not any(word in line.text for word in launchers):
-            continue
         text = line.text
-        for pattern in (_EMPTY_FLAG, _UNFILLED_FLAG):
-            for match in pattern.finditer(text):
-                report.fixed(line.number, f"removed {match.group()!r} from the launcher line (no value)")
-            text = pattern.sub("", text)
-        if text != line.text:
-            script = _set_body_line(script, index, re.sub(r"(?<=\S)  +(?=\S)", " ", text))
+        bad = [(start, end, word) for start, end, word in launcher_option_words(text, launchers) if _empty_value(word)]
+        for start, end, word in reversed(bad):
+            # Remove the word and the blanks before it: every other byte of the line (quotes, spacing) stays.
+            before = len(text[:start].rstrip())
+            text = text[:before] + text[end:]
+            report.fixed(
+                line.number,
+                f"removed {word!r} from the launcher line (no value)",
+                f"{word!r} on the launcher line has no value: fill the GUI field or remove it",
+            )
+        if bad:
+            script = _set_body_line(script, index, text)
     return script
 
 
-@rule("body-placeholder", "unfilled_placeholder", "a command with RELION's XXX...XXX left in cannot run")
+@rule("body-placeholder", "body_placeholder", "a command with RELION's XXX...XXX left in cannot run")
 def body_placeholders(script: Script, ctx: Context, report: Report) -> Script:
     for _, line in _body_lines(script):
-        match = PLACEHOLDER.search(line.text)
-        if match:
-            name = match.group()[3:-3]
-            fix = (
-                (
-                    f"set RELION_QSUB_{name.upper()} in RELION's environment (module load relion-qsub) or remove it "
-                    "from the template"
-                )
-                if name.startswith("extra")
-                else "the template is not one RELION filled"
-            )
-            report.changes.append(
-                Change(
-                    report.rule,
-                    ERROR,
-                    line.number,
-                    f"{match.group()} is unfilled in a command: {fix}",
-                    report.reason,
-                )
-            )
+        match = ANY_PLACEHOLDER.search(line.text)
+        if match and not line.text.lstrip().startswith("#"):
+            report.problem(line.number, f"{match.group()} is unfilled in a command: {why_unfilled(match.group())}")
     return script
 
 
-@rule("memory", "memory_conflict", "Slurm refuses --mem together with --mem-per-cpu or --mem-per-gpu")
+@rule("memory-conflict", "memory_conflict", "Slurm refuses --mem together with --mem-per-cpu or --mem-per-gpu")
 def memory(script: Script, ctx: Context, report: Report) -> Script:
     cli = [name for name in MEMORY if ctx.cli_has(name)]
     if cli:
@@ -381,6 +557,7 @@ def memory(script: Script, ctx: Context, report: Report) -> Script:
             report.fixed(
                 line.number,
                 f"dropped --{parsed.name}={parsed.value}: --{cli[-1]} is given on the command line",
+                f"--{parsed.name}={parsed.value} conflicts with --{cli[-1]} on the command line: remove one",
             )
             return []
 
@@ -398,13 +575,17 @@ def memory(script: Script, ctx: Context, report: Report) -> Script:
     def visit(line: Line, parsed: Parsed) -> list[Parsed] | None:
         if parsed.name not in drop:
             return None
-        report.fixed(line.number, f"dropped --{parsed.name}={parsed.value}: {kept} is set")
+        report.fixed(
+            line.number,
+            f"dropped --{parsed.name}={parsed.value}: {kept} is set",
+            f"--{parsed.name}={parsed.value} and {kept} are both set: Slurm refuses the pair; remove one",
+        )
         return []
 
     return _rewrite(script, visit)
 
 
-@rule("gres", "duplicate_gres", "with several --gres sbatch keeps only the last, silently losing the others")
+@rule("duplicate-gres", "duplicate_gres", "with several --gres sbatch keeps only the last, silently losing the others")
 def merge_gres(script: Script, ctx: Context, report: Report) -> Script:
     found = [(index, parsed) for index, _, parsed in script.options() if parsed.name == "gres"]
     if not found:
@@ -419,19 +600,31 @@ def merge_gres(script: Script, ctx: Context, report: Report) -> Script:
             old = merged.get(key)
             if old is not None and old.count != gres.count:
                 keep = gres if (gres.count or 0) > (old.count or 0) else old
-                report.fixed(0, f"--gres asks for {old.text} and {gres.text}; keeping the larger, {keep.text}")
+                report.fixed(
+                    0,
+                    f"--gres asks for {old.text} and {gres.text}; keeping the larger, {keep.text}",
+                    f"--gres asks for {old.text} and {gres.text}: keep one",
+                )
                 gres = keep
             merged[key] = gres
     # "gpu:4" next to "gpu:p100:4": the typed request says more; keep it.
     for name, kind in list(merged):
         if kind is None and any(n == name and t is not None for n, t in merged):
-            report.fixed(0, f"dropped untyped {merged[(name, None)].text}: a typed {name} request is also given")
+            report.fixed(
+                0,
+                f"dropped untyped {merged[(name, None)].text}: a typed {name} request is also given",
+                f"untyped {merged[(name, None)].text} next to a typed {name} request: keep one",
+            )
             del merged[(name, None)]
     value = ",".join(g.render() for g in merged.values())
     if not merged or (len(found) == 1 and value == found[0][1].value):
         return script  # nothing to merge (or an explicit --gres=none): leave the user's text alone
     if len(found) > 1:
-        report.fixed(script.lines[found[0][0]].number, f"merged {len(found)} --gres directives into --gres={value}")
+        report.fixed(
+            script.lines[found[0][0]].number,
+            f"merged {len(found)} --gres directives into --gres={value}",
+            f"{len(found)} --gres directives: sbatch keeps only the last; write one --gres={value}",
+        )
     first = found[0][1]
 
     def visit(line: Line, parsed: Parsed) -> list[Parsed] | None:
@@ -440,6 +633,33 @@ def merge_gres(script: Script, ctx: Context, report: Report) -> Script:
         return [_option("gres", value)] if parsed is first else []
 
     return _rewrite(script, visit)
+
+
+@rule(
+    "repeated-option",
+    "repeated_option",
+    "sbatch keeps only the last of a repeated option, silently dropping the others (--gres is merged by "
+    "duplicate_gres); warn, not fix: which value was meant is the user's call",
+)
+def repeated_option(script: Script, ctx: Context, report: Report) -> Script:
+    seen: dict[str, list[tuple[int, Parsed]]] = {}
+    for index, _, parsed in script.options():
+        option = parsed.option
+        if option is None or parsed.problem or option.arg is NONE or option.name == "gres":
+            continue
+        seen.setdefault(option.name, []).append((script.lines[index].number, parsed))
+    for name, given in seen.items():
+        values = [p.value for _, p in given]
+        if len(set(values)) < 2 or ctx.cli_has(name):
+            continue  # the same value twice changes nothing; the command line overrides them all anyway
+        shown = ", ".join(f"line {number}: {clip(str(p.value), 30)}" for number, p in given)
+        join = " (or ask for both in one, e.g. --constraint='a&b')" if name == "constraint" else ""
+        report.problem(
+            given[-1][0],
+            f"--{name} is given {len(given)} times ({shown}); sbatch uses only the last, "
+            f"{clip(str(values[-1]), 30)}: keep the one you mean{join}",
+        )
+    return script
 
 
 def _set_gres(script: Script, entries: Sequence[Gres]) -> Script:
@@ -463,83 +683,128 @@ def _set_gres(script: Script, entries: Sequence[Gres]) -> Script:
 _SCRATCH_ARG = re.compile(r"(?<!\S)--scratch_dir(?:=|\s+)(\"[^\"]*\"|'[^']*'|\S+)")
 
 
-@rule(
-    "scratch",
-    "scratch_inject",
-    "relion_refine copies particles to --scratch_dir; without it every rank reads "
-    "the shared filesystem (and a scratch path without the job id is shared by jobs on a node, relion issue 455)",
-)
-def scratch(script: Script, ctx: Context, report: Report) -> Script:
-    site = ctx.site.scratch
-    entries = gres_entries(script, ctx)
-    has_gres = any(g.name == site.gres for g in entries)
-    refines = [(i, line, m) for i, line in _body_lines(script) if (m := REFINE.search(line.text)) is not None]
-    missing: list[tuple[int, Line, re.Match[str]]] = []
-    # First the commands that name a scratch dir (they may add the lscratch gres), then those that do not (they
-    # get one injected if the job has lscratch): in this order one pass reaches the fixed point.
-    for index, line, match in refines:
+_SCRATCH_REASON = "relion_refine copies particles to --scratch_dir; without it every rank reads the shared filesystem"
+# Lines that only show a command (an echo of XXXcommandXXX into the log) run nothing: no scratch finding there.
+_SHOWS = ("echo", "printf", ":", "logger")
+
+
+class Refine:
+    """One command line that runs relion_refine(_mpi), and what it says about scratch."""
+
+    __slots__ = ("index", "line", "match", "path", "preread")
+
+    def __init__(self, index: int, line: Line, match: re.Match[str], path: str | None, preread: bool) -> None:
+        self.index, self.line, self.match, self.path, self.preread = index, line, match, path, preread
+
+
+def refines(script: Script) -> list[Refine]:
+    found = []
+    for index, line in _body_lines(script):
+        match = REFINE.search(line.text)
+        words = line.text.split()
+        if match is None or not words or words[0] in _SHOWS:
+            continue
         arg = _SCRATCH_ARG.search(line.text)
-        if "--preread_images" in line.text.split():
-            if arg is not None:
-                report.problem(
-                    line.number,
-                    "--scratch_dir is ignored with --preread_images (RELION reads the particles into memory instead)",
-                )
-            continue
-        if arg is None:
-            missing.append((index, line, match))
-            continue
-        path = arg.group(1).strip("\"'")
-        if "SLURM_JOB_ID" not in path and ctx.site.action("scratch_job_id") != "off":
-            report.changes.append(
-                Change(
-                    "scratch",
-                    ERROR if ctx.site.action("scratch_job_id") == "error" else WARNING,
-                    line.number,
-                    f"--scratch_dir {path} has no $SLURM_JOB_ID: two jobs on one node would wipe each other's copy; "
-                    f"use {site.job_dir}",
-                    report.reason,
-                )
-            )
-        under_root = path == site.root or path.startswith(site.root.rstrip("/") + "/")
-        if under_root and not has_gres and ctx.site.action("scratch_gres") != "off":
-            entries = [*entries, Gres(site.gres, None, site.min_gb, f"{site.gres}:{site.min_gb}")]
-            has_gres = True
-            script = _set_gres(script, entries)
-            report.changes.append(
-                Change(
-                    "scratch",
-                    WARNING,
-                    line.number,
-                    f"--scratch_dir is under {site.root} but no {site.gres} was allocated: added "
-                    f"--gres {site.gres}:{site.min_gb} (the site minimum; allocate more for large data sets)",
-                    report.reason,
-                )
-            )
-    for _, line, match in missing:
-        if has_gres and ctx.site.action("scratch_inject") != "off":
-            text = line.text[: match.end()] + f" --scratch_dir {site.job_dir}" + line.text[match.end() :]
-            # Find the line again by identity: adding the gres directive above may have moved it.
-            script = _set_body_line(script, script.lines.index(line), text)
+        found.append(
+            Refine(index, line, match, arg.group(1).strip("\"'") if arg else None, "--preread_images" in words)
+        )
+    return found
+
+
+def _has_scratch_gres(script: Script, ctx: Context) -> bool:
+    return any(g.name == ctx.site.scratch.gres for g in gres_entries(script, ctx))
+
+
+@rule(
+    "scratch-gres",
+    "scratch_gres",
+    "a --scratch_dir under the site's local scratch is empty unless the job allocates it (gres)",
+)
+def scratch_gres(script: Script, ctx: Context, report: Report) -> Script:
+    site = ctx.site.scratch
+    if _has_scratch_gres(script, ctx):
+        return script
+    for r in refines(script):
+        under_root = r.path is not None and (r.path == site.root or r.path.startswith(site.root.rstrip("/") + "/"))
+        if under_root and not r.preread:
+            entry = Gres(site.gres, None, site.min_gb, f"{site.gres}:{site.min_gb}")
             report.fixed(
-                line.number,
-                f"added --scratch_dir {site.job_dir} to {match.group().strip('`')}: the job allocates {site.gres}",
+                r.line.number,
+                f"--scratch_dir is under {site.root} but no {site.gres} was allocated: added --gres "
+                f"{site.gres}:{site.min_gb} (the site minimum; allocate more for large data sets)",
+                f"--scratch_dir is under {site.root} but no {site.gres} is allocated: add {site.gres}:N (GB) "
+                "to the Gres box",
             )
-        elif not has_gres and ctx.site.action("scratch_missing") != "off":
-            report.changes.append(
-                Change(
-                    "scratch",
-                    ERROR if ctx.site.action("scratch_missing") == "error" else WARNING,
-                    line.number,
-                    f"no local scratch: add {site.gres}:N (GB, at least the particle data) to Gres and "
-                    f"{site.job_dir} to 'Copy particles to scratch directory'",
-                    report.reason,
-                )
+            return _set_gres(script, [*gres_entries(script, ctx), entry])
+    return script
+
+
+@rule(
+    "scratch-inject",
+    "scratch_inject",
+    _SCRATCH_REASON + "; the job allocates local scratch, so relion-qsub can name it",
+)
+def scratch_inject(script: Script, ctx: Context, report: Report) -> Script:
+    site = ctx.site.scratch
+    if not _has_scratch_gres(script, ctx):
+        return script
+    for r in refines(script):
+        if r.path is not None or r.preread:
+            continue
+        text = r.line.text[: r.match.end()] + f" --scratch_dir {site.job_dir}" + r.line.text[r.match.end() :]
+        script = _set_body_line(script, r.index, text)
+        report.fixed(
+            r.line.number,
+            f"added --scratch_dir {site.job_dir} to {r.match.group().strip('`')}: the job allocates {site.gres}",
+            f"the job allocates {site.gres} but {r.match.group().strip('`')} has no --scratch_dir: set 'Copy "
+            f"particles to scratch directory' to {site.job_dir}",
+        )
+    return script
+
+
+@rule(
+    "scratch-job-id",
+    "scratch_job_id",
+    "a scratch path without the job id is shared by the jobs on a node: each wipes the other's copy (relion issue 455)",
+)
+def scratch_job_id(script: Script, ctx: Context, report: Report) -> Script:
+    for r in refines(script):
+        if r.path is not None and not r.preread and "SLURM_JOB_ID" not in r.path:
+            report.problem(
+                r.line.number,
+                f"--scratch_dir {r.path} has no $SLURM_JOB_ID: two jobs on one node would wipe each other's copy; "
+                f"use {ctx.site.scratch.job_dir}",
             )
     return script
 
 
-@rule("layout", "ntasks_mismatch", "the MPI layout must add up: --ntasks = --nodes x --ntasks-per-node")
+@rule("scratch-missing", "scratch_missing", _SCRATCH_REASON + " (the site asks RELION jobs to use local scratch)")
+def scratch_missing(script: Script, ctx: Context, report: Report) -> Script:
+    site = ctx.site.scratch
+    if _has_scratch_gres(script, ctx):
+        return script
+    bare = [r for r in refines(script) if r.path is None and not r.preread]
+    if bare:  # once per script: every command of the job reads the same particles
+        report.problem(
+            bare[0].line.number,
+            f"no local scratch: add {site.gres}:N (GB, at least the particle data) to Gres and "
+            f"{site.job_dir} to 'Copy particles to scratch directory'",
+        )
+    return script
+
+
+@rule("scratch-preread", "scratch_preread", "relion_refine ignores --scratch_dir when it pre-reads the particles")
+def scratch_preread(script: Script, ctx: Context, report: Report) -> Script:
+    for r in refines(script):
+        if r.path is not None and r.preread:
+            report.problem(
+                r.line.number,
+                "--scratch_dir is ignored with --preread_images (RELION reads the particles into memory instead)",
+            )
+    return script
+
+
+@rule("ntasks-mismatch", "ntasks_mismatch", "the MPI layout must add up: --ntasks = --nodes x --ntasks-per-node")
 def layout(script: Script, ctx: Context, report: Report) -> Script:
     ntasks = _int(effective(script, ctx, "ntasks"))
     nodes = _int(effective(script, ctx, "nodes"))
@@ -566,7 +831,7 @@ def _tasks_per_node(script: Script, ctx: Context) -> int | None:
 
 
 @rule(
-    "gpu-tasks",
+    "tasks-per-gpu",
     "tasks_per_gpu",
     "more ranks on a node than its GPUs + 1 leader overload the GPUs "
     "(CudaCustomAllocator out of memory; MotionCor2 'All GPUs are in use')",
@@ -583,7 +848,7 @@ def gpu_tasks(script: Script, ctx: Context, report: Report) -> Script:
 
 
 @rule(
-    "gpu-threads",
+    "threads-per-gpu",
     "threads_per_gpu",
     "too many threads per GPU hang the node (seed: k80 1, p100 2, v100/a100 4)",
 )
@@ -611,7 +876,7 @@ def gpu_threads(script: Script, ctx: Context, report: Report) -> Script:
 
 
 @rule(
-    "plus-one",
+    "plus-one-launcher",
     "plus_one_launcher",
     "homogeneous+1 (odd --ntasks-per-node > 2 on several GPU nodes) needs the "
     "launcher that puts the leader rank alone-extra on the first node",
@@ -641,33 +906,35 @@ def plus_one(script: Script, ctx: Context, report: Report) -> Script:
     return script
 
 
-@rule("partition", "gpu_partition", "GPUs exist only in the site's GPU partitions")
-def partition(script: Script, ctx: Context, report: Report) -> Script:
-    site = ctx.site
+def _partitions(script: Script, ctx: Context) -> list[str]:
+    """The partitions the job asks for (a comma list: Slurm takes the first that can run it)."""
     name = effective(script, ctx, "partition")
-    gpu = _gpu(script, ctx)
-    if not name or not site.partitions:
-        return script
-    chosen = [p.strip() for p in name.split(",") if p.strip()]
-    unknown = [p for p in chosen if p not in site.partitions]
+    return [p.strip() for p in (name or "").split(",") if p.strip()] if ctx.site.partitions else []
+
+
+@rule("unknown-partition", "unknown_partition", "a partition the site does not have makes sbatch fail")
+def unknown_partition(script: Script, ctx: Context, report: Report) -> Script:
+    site = ctx.site
+    unknown = [p for p in _partitions(script, ctx) if p not in site.partitions]
     if unknown:
-        action = site.action("unknown_partition")
-        if action != "off":
-            report.changes.append(
-                Change(
-                    "partition",
-                    ERROR if action == "error" else WARNING,
-                    0,
-                    f"partition {unknown[0]!r} is not one of this site's: set 'Queue name' to one of "
-                    f"{', '.join(sorted(site.partitions))}",
-                    report.reason,
-                )
-            )
-        return script
+        report.problem(
+            0,
+            f"partition {unknown[0]!r} is not one of this site's: set 'Queue name' to one of "
+            f"{', '.join(sorted(site.partitions))}",
+        )
+    return script
+
+
+@rule("gpu-partition", "gpu_partition", "GPUs exist only in the site's GPU partitions")
+def gpu_partition(script: Script, ctx: Context, report: Report) -> Script:
+    site = ctx.site
+    gpu = _gpu(script, ctx)
     if gpu is None:
         return script
-    for part_name in chosen:
-        part = site.partitions[part_name]
+    for part_name in _partitions(script, ctx):
+        part = site.partitions.get(part_name)
+        if part is None:
+            continue  # unknown_partition's finding
         if not part.gpu_types:
             report.problem(
                 0,
@@ -688,8 +955,20 @@ def partition(script: Script, ctx: Context, report: Report) -> Script:
 _GPU_FLAG = re.compile(r"(?<!\S)--gpu(?=\s|=|$)")
 
 
+def _gres_box(ctx: Context) -> str:
+    """Where the user asks for a gres: the template's box for --gres, else the profile's field, else the template."""
+    box = ctx.boxes.for_option("gres")
+    if box is not None:
+        return box or "the template (it has no box for --gres)"
+    # The raw [[fields]] rows, not Site.field_for: that builds (and validates) the whole profile on the submit path.
+    fields = ctx.site.raw.get("fields")
+    rows = fields if isinstance(fields, list) else []
+    label = next((f.get("label") for f in rows if isinstance(f, dict) and f.get("option") == "gres"), None)
+    return f"the '{label}' box" if label else "the template (or a box it has for #SBATCH options)"
+
+
 @rule(
-    "gpu-gres",
+    "gpu-without-gres",
     "gpu_without_gres",
     "RELION started with --gpu on a job that allocates no GPU fails ('no CUDA-capable device')",
 )
@@ -700,8 +979,8 @@ def gpu_without_gres(script: Script, ctx: Context, report: Report) -> Script:
         if "relion_" in line.text and _GPU_FLAG.search(line.text):
             report.problem(
                 line.number,
-                "the command uses --gpu but the job allocates no GPU: add gpu:TYPE:N to "
-                "Gres (and a GPU 'Queue name'), or set 'Use GPU acceleration?' to No",
+                f"the command uses --gpu but the job allocates no GPU: ask for --gres=gpu:N in {_gres_box(ctx)} "
+                "(and a GPU 'Queue name'), or set 'Use GPU acceleration?' to No",
             )
             break
     return script
@@ -732,10 +1011,14 @@ def normalise(script: Script, ctx: Context) -> Result:
         if action == "off":
             continue
         report = Report(r.name, r.reason, action)
-        script = r.func(script, ctx, report)
+        repaired = r.func(script, ctx, report)
+        if action != "error":  # a refusal repairs nothing: `check` shows the refused script as it was written
+            script = repaired
         changes.extend(report.changes)
     return Result(script, tuple(changes))
 
 
-def parse_cli_options(words: Sequence[str], max_distance: int = 2) -> tuple[Parsed, ...]:
-    return tuple(parse_words(words, max_distance))
+def parse_cli_options(
+    words: Sequence[str], max_distance: int = 2, site_options: Mapping[str, str] | None = None
+) -> tuple[Parsed, ...]:
+    return tuple(parse_words(words, max_distance, site_table(site_options) if site_options else None))

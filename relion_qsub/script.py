@@ -13,14 +13,15 @@ script identical. Only lines a rule touched are rendered anew (``#SBATCH --name=
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 from .errors import ScriptError
-from .options import Parsed, parse_words
+from .options import Parsed, parse_words, site_table
 
 MAGIC = "#SBATCH"
-# Looks like a directive but sbatch ignores it: indented, lower-case, "# SBATCH".
-_LOOKALIKE = re.compile(r"^\s*#\s*sbatch\b", re.IGNORECASE)
+# Looks like a directive but sbatch ignores it: indented, "# SBATCH", "#sbatch". Not "# sbatch --mem=10g job.sh": a
+# lower-case word after "# " is prose naming the sbatch command (sites' templates explain options that way).
+_LOOKALIKE = re.compile(r"^\s*#(?:\s*SBATCH\b|sbatch\b)")
 
 
 class Kind:
@@ -71,6 +72,16 @@ def split_words(text: str) -> tuple[list[str], str | None]:
     if in_word:
         words.append("".join(current))
     return words, None
+
+
+# A shell word of a command line: unquoted characters, backslash escapes, '...' and "..." runs (with $(...) and
+# backticks inside a word left as they are). Enough to find word boundaries; nothing is expanded.
+_SHELL_WORD = re.compile(r"""(?:[^\s'"\\]|\\.|'[^']*'|"(?:[^"\\]|\\.)*")+""")
+
+
+def shell_words(text: str) -> list[tuple[int, int, str]]:
+    """The words of a command line as (start, end, text), so that a rule can change one word and no other byte."""
+    return [(m.start(), m.end(), m.group()) for m in _SHELL_WORD.finditer(text)]
 
 
 def quote_word(word: str) -> str:
@@ -198,8 +209,14 @@ def _lines(text: str) -> list[tuple[str, str]]:
     return out
 
 
-def parse(text: str, path: str | None = None, max_distance: int = 2) -> Script:
-    """Parse a batch script. Never fails on option problems: they are recorded for the rules to judge."""
+def parse(
+    text: str, path: str | None = None, max_distance: int = 2, site_options: Mapping[str, str] | None = None
+) -> Script:
+    """Parse a batch script. Never fails on option problems: they are recorded for the rules to judge.
+
+    ``site_options``: the site's plugin options (profile ``[site_options]``), which sbatch there accepts too.
+    """
+    extra = site_table(site_options) if site_options else None
     lines: list[Line] = []
     in_header = True
     for number, (body, end) in enumerate(_lines(text), 1):
@@ -207,13 +224,30 @@ def parse(text: str, path: str | None = None, max_distance: int = 2) -> Script:
             lines.append(Line(Kind.SHEBANG, body, end, number=number))
         elif in_header and body.startswith(MAGIC):
             words, comment = split_words(body[len(MAGIC) :])
-            lines.append(Line(Kind.DIRECTIVE, body, end, tuple(parse_words(words, max_distance)), comment, number))
+            options = tuple(parse_words(words, max_distance, extra))
+            lines.append(Line(Kind.DIRECTIVE, body, end, options, comment, number))
         elif in_header and (body.strip() == "" or body.lstrip().startswith("#")):
             lines.append(Line(Kind.COMMENT, body, end, number=number))
         else:
             in_header = False
             lines.append(Line(Kind.BODY, body, end, number=number))
     return Script(tuple(lines), path)
+
+
+# Other batch systems' directive prefixes, at column 0 as their own parsers want them. sbatch skips "#$" lines as
+# comments, and reads "#PBS"/"#BSUB" lines only partly, translating a few options (man sbatch: --ignore-pbs).
+FOREIGN = (("#$", "SGE (Grid Engine)"), ("#PBS", "PBS/Torque"), ("#BSUB", "LSF"))
+
+
+def foreign_directives(script: Script) -> list[tuple[Line, str]]:
+    """Directive lines of another batch system in the header block, with the system's name."""
+    found = []
+    for line in script.lines[: script.body_start]:
+        if line.kind == Kind.COMMENT:
+            system = next((name for prefix, name in FOREIGN if line.text.startswith(prefix)), None)
+            if system is not None:
+                found.append((line, system))
+    return found
 
 
 def lookalikes(script: Script) -> list[Line]:

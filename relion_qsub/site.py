@@ -44,14 +44,19 @@ ACTIONS = ("error", "warn", "fix", "off")
 
 DEFAULT_POLICY: dict[str, str] = {
     "empty_directive": "fix",
+    "partly_empty": "fix",  # --mem=GB from --mem=XXXextra2XXXGB with the box cleared: dropped like --mem=
     "unfilled_placeholder": "warn",  # a directive with RELION's XXX...XXX left in: dropped with a warning
+    "body_placeholder": "error",  # a command with XXX...XXX left in cannot run
+    "launcher_options": "fix",  # an empty --opt= after the launcher in the body
     "typo": "fix",
     "memory_conflict": "fix",
     "duplicate_gres": "fix",
+    "repeated_option": "warn",  # -C a ... -C b: sbatch keeps b; which one was meant is the user's call
     "scratch_inject": "fix",
     "scratch_gres": "fix",
     "scratch_job_id": "warn",
     "scratch_missing": "warn",
+    "scratch_preread": "warn",
     "ntasks_mismatch": "error",
     "tasks_per_gpu": "warn",
     "threads_per_gpu": "error",
@@ -60,6 +65,8 @@ DEFAULT_POLICY: dict[str, str] = {
     "gpu_without_gres": "error",
     "unknown_partition": "warn",
     "ignored_directive": "warn",
+    "foreign_scheduler": "error",  # no #SBATCH, another batch system's directives: sbatch would run it on 1 CPU
+    "foreign_directive": "warn",  # a stray #$/#PBS/#BSUB line in a Slurm script
 }
 
 DEFAULT_TRANSIENT = (
@@ -161,6 +168,7 @@ class Site(_Value):
         "policy",
         "raw",
         "scratch",
+        "site_options",
         "submit",
         "typo_distance",
     )
@@ -177,6 +185,7 @@ class Site(_Value):
         launchers: tuple[str, ...] = ("RELION_STD_LAUNCHER", "relion-launch"),
         submit: Submit | None = None,
         raw: Mapping[str, Any] | None = None,
+        site_options: Mapping[str, str] | None = None,
     ) -> None:
         self.name, self.path = name, path
         self.partitions: Mapping[str, Partition] = partitions or {}
@@ -187,6 +196,8 @@ class Site(_Value):
         self.launchers = launchers
         self.submit = submit or Submit()
         self.raw: Mapping[str, Any] = raw or {}
+        # The site's plugin (SPANK) options sbatch accepts, name -> its argument: "none", "required" or "optional".
+        self.site_options: Mapping[str, str] = site_options or {}
         self._profile: Profile | None = None
 
     def _items(self) -> tuple[tuple[str, Any], ...]:
@@ -392,7 +403,19 @@ def from_mapping(data: Mapping[str, Any], path: str) -> Site:
         launchers=top.strings("launchers", ("RELION_STD_LAUNCHER", "relion-launch")),
         submit=submit,
         raw=data,
+        site_options=_site_options(top),
     )
+
+
+def _site_options(top: Reader) -> dict[str, str]:
+    """``[site_options]``: ``gpu_cmode = "required"``; a name is what follows ``--`` (no typo rule touches it)."""
+    table = top.table("site_options")
+    found = {}
+    for name in table.keys():
+        if not name or name.startswith("-") or any(c.isspace() or c == "=" for c in name):
+            raise table.fail(name, "an option name without '--' (e.g. gpu_cmode)", name)
+        found[name] = table.text(name, "required", ("none", "required", "optional"))
+    return found
 
 
 def resolve(name_or_path: str | None = None, environ: Mapping[str, str] = os.environ) -> Path:

@@ -98,13 +98,13 @@ def read_script(path: Path) -> str:
 
 def prepare(source: Path, cli_args: Sequence[str], site: Site) -> Prepared:
     original = read_script(source)
-    ctx = rules.Context(site, rules.parse_cli_options(cli_args, site.typo_distance))
+    ctx = rules.Context(site, rules.parse_cli_options(cli_args, site.typo_distance, site.site_options))
     bad = [p for p in ctx.cli_options if p.problem]
     if bad:
         from .errors import UsageError
 
         raise UsageError(f"sbatch option on the command line: {bad[0].problem}")
-    result = rules.normalise(parse(original, str(source), site.typo_distance), ctx)
+    result = rules.normalise(parse(original, str(source), site.typo_distance, site.site_options), ctx)
     return Prepared(source, original, result, output_path(source), jobdir_mod.of_script(source), tuple(cli_args))
 
 
@@ -136,7 +136,7 @@ def sbatch_argv(site: Site, prepared: Prepared, token: str) -> list[str]:
     The command line wins over the script's directives and, for a repeated option, the last one wins: the tagged
     ``--comment`` goes last and carries the user's own comment (from the command line or the script) along.
     """
-    cli = rules.Context(site, rules.parse_cli_options(prepared.cli_args))
+    cli = rules.Context(site, rules.parse_cli_options(prepared.cli_args, site_options=site.site_options))
     user_comment = cli.cli_value("comment") if cli.cli_has("comment") else prepared.result.script.last("comment")
     tag = f"--comment={comment_with_token(user_comment, token)}"
     return [site.submit.sbatch, *prepared.cli_args, tag, str(prepared.output)]

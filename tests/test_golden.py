@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from relion_qsub import site as site_mod
+from relion_qsub.boxes import Boxes
 from relion_qsub.rules import Context, normalise
 from relion_qsub.script import parse
 
@@ -24,7 +25,7 @@ SITE = site_mod.load("biowulf")
 
 
 def expected_text(script: Path) -> str:
-    result = normalise(parse(script.read_text(), script.name), Context(SITE))
+    result = normalise(parse(script.read_text(), script.name), Context(SITE, (), Boxes(None, {})))
     report = "".join(f"# {change}\n" for change in result.changes)
     verdict = "# would submit\n" if result.ok else f"# would NOT submit: {len(result.errors)} error(s)\n"
     return report + verdict + "# ---- normalised script ----\n" + result.script.render()

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from relion_qsub import site as site_mod
+from relion_qsub.boxes import Boxes
 from relion_qsub.rules import Context, normalise, parse_cli_options
 from relion_qsub.script import parse
 
@@ -19,9 +20,10 @@ LAUNCH = (
 )
 
 
-def run(text: str, site: site_mod.Site = BIOWULF, cli: list[str] | None = None):  # type: ignore[no-untyped-def]
-    result = normalise(parse(text), Context(site, parse_cli_options(cli or [])))
-    again = normalise(result.script, Context(site, parse_cli_options(cli or [])))
+def run(text: str, site: site_mod.Site = BIOWULF, cli: list[str] | None = None, boxes: Boxes | None = None):  # type: ignore[no-untyped-def]
+    ctx = Context(site, parse_cli_options(cli or [], site_options=site.site_options), boxes or Boxes(None, {}))
+    result = normalise(parse(text, site_options=site.site_options), ctx)
+    again = normalise(result.script, ctx)
     # Idempotent: a normalised script needs no further repair.
     assert again.script.render() == result.script.render()
     assert [c for c in again.changes if c.action == "fixed"] == []
@@ -68,7 +70,7 @@ def test_exlusive_is_repaired() -> None:
 def test_far_typo_is_an_error_saying_to_remove_it() -> None:
     result = run(HEAD + "#SBATCH --frobnicate\nhostname\n")
     assert not result.ok
-    assert result.errors[0].message.startswith("unrecognized option '--frobnicate': remove it from the SBATCH")
+    assert result.errors[0].message.startswith("unrecognized option '--frobnicate': remove it from the template")
 
 
 def test_near_but_ambiguous_typo_names_the_nearest_options() -> None:
@@ -91,7 +93,7 @@ def test_stray_word_is_an_error() -> None:
 def test_mem_next_to_mem_per_cpu_is_dropped() -> None:
     result = run(HEAD + "#SBATCH --mem-per-cpu=4g\n#SBATCH --mem=100g\nhostname\n")
     assert result.script.render() == HEAD + "#SBATCH --mem-per-cpu=4g\nhostname\n"
-    assert actions(result) == [("memory", "fixed")]
+    assert actions(result) == [("memory-conflict", "fixed")]
 
 
 def test_memory_on_the_command_line_replaces_the_scripts() -> None:
@@ -143,7 +145,7 @@ def test_scratch_dir_without_gres_gets_the_site_minimum() -> None:
 
 def test_scratch_dir_without_job_id_warns() -> None:
     text = HEAD + "#SBATCH -p norm --gres=lscratch:50\nrelion_refine --o x --scratch_dir /lscratch\n"
-    assert ("scratch", "warning") in actions(run(text))
+    assert ("scratch-job-id", "warning") in actions(run(text))
 
 
 def test_ntasks_must_equal_nodes_times_tasks_per_node() -> None:
@@ -159,19 +161,19 @@ def test_too_many_threads_per_gpu_is_an_error() -> None:
 def test_policy_can_turn_an_error_into_a_warning() -> None:
     lenient = BIOWULF.replace(policy={**BIOWULF.policy, "threads_per_gpu": "warn"})
     result = run(HEAD + "#SBATCH -p gpu --gres=gpu:k80:4 -n 8 --cpus-per-task=2\nhostname\n", site=lenient)
-    assert result.ok and ("gpu-threads", "warning") in actions(result)
+    assert result.ok and ("threads-per-gpu", "warning") in actions(result)
 
 
 def test_more_tasks_per_node_than_gpus_plus_one_warns() -> None:
     result = run(HEAD + "#SBATCH -p gpu --gres=gpu:p100:4 -N 2 --ntasks-per-node=8 -n 16\nhostname\n")
-    assert ("gpu-tasks", "warning") in actions(result)
+    assert ("tasks-per-gpu", "warning") in actions(result)
 
 
 def test_homogeneous_plus_one_needs_the_launcher() -> None:
     head = HEAD + "#SBATCH -p gpu --gres=gpu:p100:4 -N 2 --ntasks-per-node=5 -n 10 -c 2\n"
     bare = run(head + "srun relion_refine_mpi --o x --gpu\n")
-    assert ("plus-one", "warning") in actions(bare)
-    assert ("plus-one", "warning") not in actions(run(head + LAUNCH))
+    assert ("plus-one-launcher", "warning") in actions(bare)
+    assert ("plus-one-launcher", "warning") not in actions(run(head + LAUNCH))
 
 
 def test_gpu_gres_in_a_cpu_partition_is_an_error() -> None:
@@ -189,7 +191,7 @@ def test_gpu_flag_without_gpu_gres_is_an_error() -> None:
 
 
 def test_unknown_partition_follows_policy() -> None:
-    assert ("partition", "warning") in actions(run(HEAD + "#SBATCH -p nosuch\nhostname\n"))
+    assert ("unknown-partition", "warning") in actions(run(HEAD + "#SBATCH -p nosuch\nhostname\n"))
     testbed = site_mod.load("testbed")
     assert not run(HEAD + "#SBATCH -p nosuch\nhostname\n", site=testbed).ok
 
@@ -276,3 +278,120 @@ def test_duplicates_inside_one_gres_are_combined_and_none_is_left_alone() -> Non
     assert run(HEAD + "#SBATCH --gres=lscratch:200,lscratch:400\nx\n").script.last("gres") == "lscratch:400"
     text = HEAD + "#SBATCH --gres=none\nx\n"
     assert run(text).script.render() == text
+
+
+def test_launcher_repair_touches_only_the_launchers_empty_option() -> None:
+    # Issue 15 class 2: the quoted command keeps its spacing; only srun's own empty option goes.
+    text = HEAD + "#SBATCH -n 4\nsrun --mem-per-cpu= bash --norc -c 'echo  a   b'\n"
+    assert run(text).script.body() == ["srun bash --norc -c 'echo  a   b'"]
+    text = HEAD + '#SBATCH -n 4\nsrun -n 4 --mem-per-cpu=  --mpi=pmix  "${CMD}"  --x= \n'
+    assert run(text).script.body() == ['srun -n 4  --mpi=pmix  "${CMD}"  --x= ']
+
+
+def test_lines_that_only_mention_srun_are_not_launcher_lines() -> None:
+    for body in ("echo srun --mem-per-cpu= --mpi=pmi2 relion_x", "relion_x --o y --srun-opt= z", "# srun --mem="):
+        text = HEAD + "#SBATCH -n 4\n" + body + "\n"
+        assert run(text).script.render() == text, body
+
+
+def test_site_plugin_options_pass_through_and_are_never_repaired() -> None:
+    # Issue 15 class 4: SPANK options the profile lists are sbatch options at that site.
+    spank = BIOWULF.replace(site_options={"gpu_cmode": "required", "auks": "optional"})
+    text = HEAD + "#SBATCH -n 1 --gpu_cmode=shared --auks=yes\n#SBATCH --gpu_cmode exclusive\nhostname\n"
+    assert not run(text).ok  # stock sbatch: unrecognized options
+    result = run(text, site=spank)
+    assert result.ok and result.script.render() == text
+    assert [c.rule for c in result.changes] == ["repeated-option"]  # sbatch keeps the last --gpu_cmode
+    # Not "repaired" into a near stock option either (--auk would be --auks, not --ack...).
+    assert run(HEAD + "#SBATCH --auks\nhostname\n", site=spank).script.render() == HEAD + "#SBATCH --auks\nhostname\n"
+
+
+def test_site_options_are_read_from_the_profile(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "spank.toml"
+    path.write_text('[site_options]\ngpu_cmode = "required"\nauks = "optional"\n')
+    assert site_mod.load(str(path)).site_options == {"gpu_cmode": "required", "auks": "optional"}
+    path.write_text('[site_options]\n"--auks" = "optional"\n')
+    try:
+        site_mod.load(str(path))
+    except site_mod.ProfileError as exc:
+        assert "site_options" in str(exc)
+    else:
+        raise AssertionError("a name with -- must be refused")
+
+
+BOXES_TEMPLATE = [
+    "#!/bin/bash",
+    "#SBATCH --partition=XXXqueueXXX",
+    "#SBATCH --mem=XXXextra2XXXGB",
+    "#SBATCH XXXextra4XXX",
+    "srun XXXcommandXXX",
+]
+LABELS = {2: "Memory (GB)", 4: "More sbatch options"}
+
+
+def test_hints_name_the_templates_own_boxes() -> None:
+    # Issue 15 class 6: a word from the template's 'More sbatch options' box, not "an SBATCH Directives box".
+    boxes = Boxes(BOXES_TEMPLATE, LABELS)
+    text = HEAD + "#SBATCH --partition=gpu\n#SBATCH --mem=GB\n#SBATCH gpu:p100:1\nsrun x --gpu\n"
+    result = run(text, boxes=boxes)
+    messages = {c.rule: c.message for c in result.changes}
+    assert "the 'Memory (GB)' box (RELION_QSUB_EXTRA2)" in messages["partly-empty"]
+    assert "it came from the 'More sbatch options' box (RELION_QSUB_EXTRA4)" in messages["typo"]
+    assert (
+        "the template (it has no box for --gres)"
+        in run(HEAD + "#SBATCH -p norm\n" + LAUNCH, boxes=boxes).errors[0].message
+    )
+
+
+def test_a_placeholder_relion_does_not_fill_is_named_as_such() -> None:
+    result = run(HEAD + "#SBATCH -n 1 --qos=XXXqosXXX\nhostname\n")
+    (change,) = result.changes
+    assert change.rule == "unfilled-placeholder" and "not a placeholder RELION fills" in change.message
+    assert "RELION_QSUB_EXTRA3 is not set" in run(HEAD + "#SBATCH --gres=XXXextra3XXX\nx\n").changes[0].message
+
+
+def test_partly_empty_values_are_dropped_like_empty_ones() -> None:
+    # Issue 15 class 5: --mem=XXXextra2XXXGB with the box cleared.
+    result = run(HEAD + "#SBATCH -n 2 --mem=GB\n#SBATCH --gres=gpu: --time=:00:00\nhostname\n")
+    assert result.script.render() == HEAD + "#SBATCH --ntasks=2\n#SBATCH --time=:00:00\nhostname\n"
+    assert [c.rule for c in result.changes] == ["partly-empty", "partly-empty"]
+    assert run(HEAD + "#SBATCH --mem=4GB --gres=gpu:2,lscratch:5 -C 'a&b'\nx\n").changes == ()
+
+
+def test_a_prose_comment_about_sbatch_is_no_ignored_directive() -> None:
+    # Issue 15 class 7.
+    text = HEAD + "# sbatch --mem=10g --partition=largemem myjob.sh\n#SBATCH -n 1\nhostname\n"
+    assert run(text).changes == ()
+    assert [c.rule for c in run(HEAD + "# SBATCH --mem=10g\n#sbatch -n 2\n  #SBATCH -c 2\nx\n").changes] == [
+        "ignored-directive"
+    ] * 3
+
+
+def test_the_scratch_warning_comes_once_and_never_for_an_echo() -> None:
+    text = HEAD + "#SBATCH -p norm\necho relion_refine --o x\nrelion_refine --o x\nrelion_refine --o y\n"
+    assert [(c.rule, c.line) for c in run(text).changes] == [("scratch-missing", 4)]
+    text = HEAD + "#SBATCH -p norm --gres=lscratch:5\necho `which relion_refine` --o x\n"
+    assert run(text).script.render() == text
+
+
+def test_repeated_options_other_than_gres_are_reported() -> None:
+    # Issue 15 class 1: sbatch keeps only x2695.
+    result = run(HEAD + "#SBATCH -p gpu\n#SBATCH -C gpup100\n#SBATCH -C x2695\nhostname\n")
+    (change,) = result.changes
+    assert (change.rule, change.action, change.line) == ("repeated-option", "warning", 4)
+    assert "sbatch uses only the last, x2695" in change.message
+    assert run(HEAD + "#SBATCH -n 2\n#SBATCH --ntasks=2\nx\n").changes == ()  # the same value twice
+    assert run(HEAD + "#SBATCH -t 1:00\n#SBATCH -t 2:00\nx\n", cli=["--time=3:00"]).changes == ()
+
+
+def test_other_batch_systems_are_refused_with_the_fix() -> None:
+    # Issue 15 class 3: RELION's default qsub.csh, filled.
+    csh = "#!/bin/tcsh\n#$ -pe openmpi 4\n#$ -e Class2D/job001/run.err\n#$ -cwd\n\nmpiexec -n 4  relion_x_mpi\n"
+    (error,) = run(csh).errors
+    assert "SGE (Grid Engine) (RELION's default qsub.csh), not Slurm" in error.message
+    assert "RELION_QSUB_TEMPLATE" in error.message
+    for head, system in (("#PBS -l nodes=2:ppn=4", "PBS/Torque"), ("#BSUB -n 8", "LSF")):
+        (error,) = run("#!/bin/bash\n" + head + "\nmpirun x\n").errors
+        assert f"a template for {system}, not Slurm" in error.message
+    mixed = run(HEAD + "#SBATCH -n 1\n#$BATCH -e x\nhostname\n")
+    assert mixed.ok and [(c.rule, c.action) for c in mixed.changes] == [("foreign-directive", "warning")]

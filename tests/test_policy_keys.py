@@ -1,0 +1,122 @@
+"""Issue 11 item 4: every rule change is keyed by its own policy key and switched off per key.
+
+For each key in ``site.DEFAULT_POLICY`` a script that makes that key's rule fire (and, where the defect was, a rule
+of another key too). With only that key "off", its findings vanish and every other key's findings stay exactly as
+they were; with only that key "error", each of its findings is an error and the script is refused.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from relion_qsub import site as site_mod
+from relion_qsub.boxes import Boxes
+from relion_qsub.rules import RULES, Change, Context, normalise, parse_cli_options
+from relion_qsub.script import parse
+
+BIOWULF = site_mod.load("biowulf")
+H = "#!/bin/bash\n"
+GPU = "#SBATCH -p gpu --gres=lscratch:400,gpu:p100:4 -c 2\n"
+REFINE = '`which relion_refine_mpi` --o Class2D/job001/run --i p.star --gpu "" --pipeline_control Class2D/job001/\n'
+
+# key -> a script on which that key's rule fires. Several hold a second key's finding (the defects of issue 11:
+# scratch_inject "off" silenced scratch_job_id, gpu_partition "off" silenced unknown_partition).
+TRIGGERS: dict[str, str] = {
+    "empty_directive": H + "#SBATCH --ntasks=4\n#SBATCH --time=\n#SBATCH \nhostname\n",
+    "unfilled_placeholder": H + "#SBATCH --time=XXXextra1XXX\nhostname\n",
+    "body_placeholder": H + "#SBATCH -n 1\nrelion_refine XXXextra7XXX\n",
+    "launcher_options": H
+    + "#SBATCH -n 4\n${RELION_STD_LAUNCHER} --mem-per-cpu= `which relion_run_ctffind_mpi` --i x\n",
+    "typo": H + "#SBATCH --nodes=1 --exlusive\nhostname\n",
+    "memory_conflict": H + "#SBATCH --mem-per-cpu=4g\n#SBATCH --mem=100g\nhostname\n",
+    "duplicate_gres": H + "#SBATCH --gres=lscratch:200\n#SBATCH --gres=gpu:p100:4 -p gpu\nhostname\n",
+    "foreign_scheduler": "#!/bin/tcsh\n#$ -pe openmpi 4\n#$ -cwd\n\nmpiexec -n 4  relion_refine_mpi --o x\n",
+    "foreign_directive": H + "#SBATCH -n 4\n#$BATCH -e run.err\n#PBS -l walltime=1:00:00\nhostname\n",
+    "repeated_option": H + "#SBATCH -p gpu\n#SBATCH -C gpup100\n#SBATCH -C x2695\nhostname\n",
+    "partly_empty": H + "#SBATCH -n 2 --mem=GB\n#SBATCH --gres=gpu: -p gpu\nhostname\n",
+    "scratch_inject": H + GPU + "${RELION_STD_LAUNCHER} " + REFINE + "relion_refine --o y --scratch_dir /lscratch/x\n",
+    # (One command only: a second one without --scratch_dir would get one from scratch_inject only once this key
+    # has added the gres, so its finding rightly depends on this key.)
+    "scratch_gres": H + "#SBATCH -p norm\nrelion_refine --o x --scratch_dir /lscratch/$SLURM_JOB_ID\n",
+    "scratch_job_id": H + GPU + "relion_refine --o y --scratch_dir /lscratch/x\n${RELION_STD_LAUNCHER} " + REFINE,
+    "scratch_missing": H
+    + "#SBATCH -p norm\nrelion_refine --o x\nrelion_refine --o y --scratch_dir /tmp/s --preread_images\n",
+    "scratch_preread": H
+    + GPU
+    + "relion_refine --o y --scratch_dir /lscratch/x --preread_images\nrelion_refine --o z\n",
+    "ntasks_mismatch": H + "#SBATCH --ntasks=16 --nodes=4 --ntasks-per-node=5\nhostname\n",
+    "tasks_per_gpu": H + "#SBATCH -p gpu --gres=gpu:p100:4 -N 2 --ntasks-per-node=8 -n 16\nhostname\n",
+    "threads_per_gpu": H + "#SBATCH -p gpu --gres=gpu:k80:4 -n 8 --cpus-per-task=2\nhostname\n",
+    "plus_one_launcher": H + "#SBATCH -p gpu --gres=gpu:p100:4 -N 2 --ntasks-per-node=5 -n 10 -c 2\n"
+    "srun relion_refine_mpi --o x --gpu\n",
+    "gpu_partition": H + "#SBATCH -p multinode,nosuch --gres=gpu:p100:4\nhostname\n",
+    "unknown_partition": H + "#SBATCH -p nosuch,multinode --gres=gpu:p100:4\nhostname\n",
+    "gpu_without_gres": H + "#SBATCH -p norm\n${RELION_STD_LAUNCHER} " + REFINE,
+    "ignored_directive": H + "hostname\n#SBATCH --ntasks=4\n",
+}
+
+KEYS = sorted(site_mod.DEFAULT_POLICY)
+KEY_OF = {r.name: r.check for r in RULES}
+
+
+def findings(key: str, action: str | None = None) -> tuple[object, tuple[Change, ...]]:
+    policy = dict(BIOWULF.policy)
+    if action is not None:
+        policy[key] = action
+    ctx = Context(BIOWULF.replace(policy=policy), parse_cli_options([]), Boxes(None, {}))
+    result = normalise(parse(TRIGGERS[key]), ctx)
+    return result, result.changes
+
+
+def by_key(changes: tuple[Change, ...]) -> dict[str, Counter[tuple[str, str]]]:
+    out: dict[str, Counter[tuple[str, str]]] = {}
+    for c in changes:
+        out.setdefault(KEY_OF.get(c.rule, c.rule), Counter())[(c.action, c.message)] += 1
+    return out
+
+
+def test_every_key_has_a_trigger_and_one_rule() -> None:
+    assert sorted(TRIGGERS) == KEYS, "add a script to TRIGGERS for each new policy key"
+    checks = [r.check for r in RULES]
+    assert sorted(checks) == KEYS, "each policy key is served by exactly one rule"
+    assert all(r.name == r.check.replace("_", "-") for r in RULES), "a rule is named after its key"
+
+
+@pytest.mark.parametrize("key", KEYS)
+def test_the_trigger_fires_its_key(key: str) -> None:
+    if key not in TRIGGERS:
+        pytest.fail(f"no script in TRIGGERS for policy key {key}")
+    _, changes = findings(key)
+    assert key in by_key(changes), changes
+
+
+@pytest.mark.parametrize("key", KEYS)
+def test_off_turns_off_only_this_key(key: str) -> None:
+    if key not in TRIGGERS:
+        pytest.fail(f"no script in TRIGGERS for policy key {key}")
+    _, before = findings(key)
+    _, after = findings(key, "off")
+    expected = {k: v for k, v in by_key(before).items() if k != key}
+    assert by_key(after) == expected
+
+
+@pytest.mark.parametrize("key", KEYS)
+def test_error_means_error(key: str) -> None:
+    if key not in TRIGGERS:
+        pytest.fail(f"no script in TRIGGERS for policy key {key}")
+    result, changes = findings(key, "error")
+    mine = [c for c in changes if KEY_OF.get(c.rule, c.rule) == key]
+    assert mine and all(c.action == "error" for c in mine), mine
+    assert not result.ok  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("key", KEYS)
+def test_error_never_repairs(key: str) -> None:
+    """A refused script is shown as written: the refusing key's repair is not applied."""
+    if key not in TRIGGERS:
+        pytest.fail(f"no script in TRIGGERS for policy key {key}")
+    off, _ = findings(key, "off")
+    refused, _ = findings(key, "error")
+    assert refused.script.render() == off.script.render()  # type: ignore[attr-defined]
