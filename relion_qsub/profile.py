@@ -12,10 +12,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from . import crosscheck
 from .errors import ScriptError
 from .options import BY_NAME, parse_words
+from .schema import SIZE_NAMES, TOOL_VARIABLES
+from .schema import default as _d
 from .script import split_words
-from .site import Reader
+from .site import FILLED, Reader
+from .units import memory_mb
 
 if TYPE_CHECKING:
     from .site import Partition, Site
@@ -25,17 +29,6 @@ if TYPE_CHECKING:
 RELION_CHAR_MAX = 127
 # RELION_QUEUE_USE: RELION compares the text with these words only (anything else reads as "no").
 QUEUE_USE_WORDS = ("yes", "no", "true", "false")
-# Size templates: <NN>_<name>.sh, as in Biowulf's template tree (01_tiny.sh ... 05_xlarge.sh).
-SIZE_NAMES = ("tiny", "small", "medium", "large", "xlarge")
-# [tools] key -> the variable RELION reads for the default of that program's "executable" box.
-TOOL_VARIABLES = {
-    "ctffind": "RELION_CTFFIND_EXECUTABLE",
-    "gctf": "RELION_GCTF_EXECUTABLE",
-    "motioncor2": "RELION_MOTIONCOR2_EXECUTABLE",
-    "resmap": "RELION_RESMAP_EXECUTABLE",
-    "topaz": "RELION_TOPAZ_EXECUTABLE",
-    "python": "RELION_PYTHON_EXECUTABLE",
-}
 # Names that become file or directory names (template directories, node types, the site): one plain path component.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 NAME_EXPECTED = "a plain name of letters, digits, '.', '_', '+' and '-' (it names a file or directory)"
@@ -49,16 +42,7 @@ JOB_DIR_EXPECTED = (
     "for the job id (it goes into shell code)"
 )
 _LINE_BREAKS = "\n\r\0"
-_MEMORY = re.compile(r"^(\d+)([KkMmGgTt]?)$")
-_MEMORY_FACTOR = {"k": 1 / 1024, "m": 1, "g": 1024, "t": 1024 * 1024, "": 1}
-
-
-def memory_mb(text: str) -> int | None:
-    """A Slurm memory size (``20g``, ``4200m``, ``500`` = MB, ``0``) in MiB; None when it is not one."""
-    match = _MEMORY.match(text.strip())
-    if match is None:
-        return None
-    return int(int(match.group(1)) * _MEMORY_FACTOR[match.group(2).lower()])
+__all__ = ["SIZE_NAMES", "TOOL_VARIABLES", "memory_mb"]  # read here by the site tools and tests
 
 
 @dataclass(frozen=True)
@@ -104,36 +88,36 @@ class GuiField:
 class Limits:
     """Running-tab defaults and limits (RELION_QSUB_NRMPI ... RELION_MPIRUN)."""
 
-    nr_mpi: int = 1
-    nr_threads: int = 1
-    mpi_max: int = 64  # RELION's default slider maximum
-    thread_max: int = 16
-    minimum_dedicated: int = 1
-    allow_change_dedicated: bool = False
-    error_local_mpi: int = 32
-    mpirun: str = "mpirun"
+    nr_mpi: int = _d("limits", "nr_mpi")
+    nr_threads: int = _d("limits", "nr_threads")
+    mpi_max: int = _d("limits", "mpi_max")  # RELION's default slider maximum
+    thread_max: int = _d("limits", "thread_max")
+    minimum_dedicated: int = _d("limits", "minimum_dedicated")
+    allow_change_dedicated: bool = _d("limits", "allow_change_dedicated")
+    error_local_mpi: int = _d("limits", "error_local_mpi")
+    mpirun: str = _d("limits", "mpirun")
 
 
 @dataclass(frozen=True)
 class Queue:
-    use: str = "yes"
-    name: str = ""
-    command: str = "relion-qsub"
+    use: str = _d("queue", "use")
+    name: str = _d("queue", "name")
+    command: str = _d("queue", "command")
 
 
 @dataclass(frozen=True)
 class Launcher:
     """How templates start RELION's command: ``${<variable>} [--mem-per-cpu=...] XXXcommandXXX``."""
 
-    variable: str = "RELION_STD_LAUNCHER"
-    command: str = "relion-launch"  # the module's value of the variable
-    memory_option: bool = False  # repeat Memory Per Thread on the launcher line (Biowulf's common.sh does)
+    variable: str = _d("launcher", "variable")
+    command: str = _d("launcher", "command")  # the module's value of the variable
+    memory_option: bool = _d("launcher", "memory_option")  # repeat Memory Per Thread on the launcher line
 
 
 @dataclass(frozen=True)
 class MemoryPolicy:
-    whole_node: str = "0"  # Memory Per Thread that means "all of the node" with --exclusive (seed NOTE 5)
-    default: str = "4g"
+    whole_node: str = _d("memory", "whole_node")  # Memory Per Thread: "all of the node" with --exclusive (seed NOTE 5)
+    default: str = _d("memory", "default")
 
 
 @dataclass(frozen=True)
@@ -244,6 +228,10 @@ def build(data: Mapping[str, Any], site: Site) -> Profile:
     check_site(top, site)
     node_types = _node_types(top, site.partitions, site.gpu_safe_threads)
     recipes = _recipes(top, node_types)
+    template_sets = _template_sets(top, recipes, node_types)
+    crosscheck.partitions(site)
+    crosscheck.recipes(site, recipes, node_types)
+    crosscheck.template_sizes(site, template_sets, node_types)
     return Profile(
         node_types=node_types,
         fields=_fields(top),
@@ -253,7 +241,7 @@ def build(data: Mapping[str, Any], site: Site) -> Profile:
         memory=_memory_policy(top),
         tools=_tools(top),
         recipes=recipes,
-        template_sets=_template_sets(top, recipes, node_types),
+        template_sets=template_sets,
         exclusive=_exclusive(top, node_types),
     )
 
@@ -270,14 +258,14 @@ def _shown_key(key: str) -> str:
     return key if key.isprintable() else repr(key)
 
 
-def read_word(r: Reader, key: str, default: str) -> str:
+def read_word(r: Reader, key: str, default: Any = FILLED) -> str:
     value = r.text(key, default)
     if not _WORD.fullmatch(value):
         raise r.fail(key, WORD_EXPECTED, value)
     return value
 
 
-def read_line(r: Reader, key: str, default: str) -> str:
+def read_line(r: Reader, key: str, default: Any = FILLED) -> str:
     """Text shown in a comment line of a generated script: a line break would start shell code."""
     value = r.text(key, default)
     if any(c in value for c in _LINE_BREAKS):
@@ -319,7 +307,7 @@ def check_site(top: Reader, site: Site) -> None:
             raise parts.fail(name, "a partition name: " + WORD_EXPECTED, name)
 
 
-def read_memory(r: Reader, key: str, default: str) -> str:
+def read_memory(r: Reader, key: str, default: Any = FILLED) -> str:
     """A Slurm memory size at ``key`` (``20g``, ``4200m``, ``500``)."""
     value = r.text(key, default)
     if memory_mb(value) is None:
@@ -348,7 +336,7 @@ def _node_types(top: Reader, partitions: Mapping[str, Partition], safe: Mapping[
         read_name(table, name, name)
         t = table.table(name)
         part = t.key_of("partition", "partitions", sorted(partitions))
-        gpu_type = t.text("gpu_type", "")
+        gpu_type = t.text("gpu_type")
         if gpu_type and gpu_type not in safe:
             raise t.fail("gpu_type", "a GPU type with a [gpu_types.<type>] table", gpu_type)
         t.required("cpus", "the number of CPUs Slurm counts on one node")
@@ -356,14 +344,14 @@ def _node_types(top: Reader, partitions: Mapping[str, Partition], safe: Mapping[
         out[name] = NodeType(
             name=name,
             partition=part,
-            cpus=t.integer("cpus", 1, minimum=1),
-            memory_mb=memory_mb(read_memory(t, "memory", "0")) or 0,
-            constraint=read_word(t, "constraint", ""),
+            cpus=t.integer("cpus", minimum=1),
+            memory_mb=memory_mb(read_memory(t, "memory")) or 0,
+            constraint=read_word(t, "constraint"),
             gpu_type=gpu_type,
-            gpus=t.integer("gpus", 0),
+            gpus=t.integer("gpus"),
             safe_threads=safe.get(gpu_type, 0),
-            scratch_gb=t.integer("scratch_gb", 0),
-            description=read_line(t, "description", ""),
+            scratch_gb=t.integer("scratch_gb"),
+            description=read_line(t, "description"),
         )
     return out
 
@@ -375,13 +363,13 @@ def _fields(top: Reader) -> tuple[GuiField, ...]:
     out = []
     for number, item in enumerate(value, start=1):
         f = Reader(top.path, item, f"fields[{number}].")
-        label = read_line(f, "label", "")
+        label = read_line(f, "label")
         if not label.strip():
             raise f.fail("label", "the text RELION shows beside the box (RELION_QSUB_EXTRA" + f"{number})", label)
-        option = f.text("option", "")
+        option = f.text("option")
         if option and option not in BY_NAME:
             raise f.fail("option", "an sbatch long option name without '--' (time, mem-per-cpu, gres) or none", option)
-        out.append(GuiField(number, label, option, f.text("default", ""), f.text("help", "")))
+        out.append(GuiField(number, label, option, f.text("default"), f.text("help")))
     return tuple(out)
 
 
@@ -389,41 +377,46 @@ def _limits(top: Reader) -> Limits:
     t = top.table("limits")
     why = " (RELION stores it in a char: larger values wrap to negative numbers)"
     return Limits(
-        nr_mpi=t.integer("nr_mpi", 1, minimum=1, maximum=RELION_CHAR_MAX, why=why),
-        nr_threads=t.integer("nr_threads", 1, minimum=1, maximum=RELION_CHAR_MAX, why=why),
-        mpi_max=t.integer("mpi_max", 64, minimum=1),
-        thread_max=t.integer("thread_max", 16, minimum=1),
-        minimum_dedicated=t.integer("minimum_dedicated", 1, minimum=1),
-        allow_change_dedicated=t.boolean("allow_change_dedicated", False),
-        error_local_mpi=t.integer("error_local_mpi", 32, minimum=1),
-        mpirun=t.text("mpirun", "mpirun"),
+        nr_mpi=t.integer("nr_mpi", minimum=1, maximum=RELION_CHAR_MAX, why=why),
+        nr_threads=t.integer("nr_threads", minimum=1, maximum=RELION_CHAR_MAX, why=why),
+        mpi_max=t.integer("mpi_max", minimum=1),
+        thread_max=t.integer("thread_max", minimum=1),
+        minimum_dedicated=t.integer("minimum_dedicated", minimum=1),
+        allow_change_dedicated=t.boolean("allow_change_dedicated"),
+        error_local_mpi=t.integer("error_local_mpi", minimum=1),
+        mpirun=t.text("mpirun"),
     )
 
 
 def _queue(top: Reader) -> Queue:
     t = top.table("queue")
-    return Queue(t.text("use", "yes", QUEUE_USE_WORDS), t.text("name", ""), t.text("command", "relion-qsub"))
+    return Queue(t.text("use", choices=QUEUE_USE_WORDS), t.text("name"), t.text("command"))
 
 
 def _launcher(top: Reader) -> Launcher:
     t = top.table("launcher")
-    variable = t.text("variable", "RELION_STD_LAUNCHER")
+    variable = t.text("variable")
     if not re.fullmatch(r"[A-Za-z_]\w*", variable):
         raise t.fail("variable", "an environment variable name", variable)
-    return Launcher(variable, t.text("command", "relion-launch"), t.boolean("memory_option", False))
+    return Launcher(variable, t.text("command"), t.boolean("memory_option"))
 
 
 def _memory_policy(top: Reader) -> MemoryPolicy:
     t = top.table("memory")
-    return MemoryPolicy(read_memory(t, "whole_node", "0"), read_memory(t, "default", "4g"))
+    return MemoryPolicy(read_memory(t, "whole_node"), read_memory(t, "default"))
 
 
 def _tools(top: Reader) -> dict[str, str]:
+    """The tool paths; with ``must_exist`` each must be an executable file on this host (the schema has the keys)."""
     t = top.table("tools")
-    for key in t.keys():
-        if key not in TOOL_VARIABLES:
-            raise t.fail(key, "one of " + ", ".join(TOOL_VARIABLES), key)
-    return {key: t.text(key, "") for key in t.keys() if t.text(key, "")}
+    tools = {key: t.text(key) for key in t.keys() if key in TOOL_VARIABLES and t.text(key)}
+    if t.boolean("must_exist"):
+        import os
+
+        for key, path in tools.items():
+            if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+                raise t.fail(key, "an executable file (tools.must_exist = true)", path)
+    return tools
 
 
 def _row(r: Reader, defaults: Reader, node_type: str, has_threads: bool) -> Row:
@@ -456,7 +449,7 @@ def _recipes(top: Reader, node_types: Mapping[str, NodeType]) -> dict[str, Recip
             raise table.fail(_shown_key(key), "a recipe name on one line", key)
         t = table.table(key)
         defaults, rows_table = t.table("defaults"), t.table("rows")
-        has_threads = t.boolean("has_threads", True)
+        has_threads = t.boolean("has_threads")
         rows: dict[str, Row] = {}
         for node in rows_table.keys():
             if node != "any" and node not in node_types:
@@ -468,11 +461,11 @@ def _recipes(top: Reader, node_types: Mapping[str, NodeType]) -> dict[str, Recip
         out[key] = Recipe(
             key=key,
             title=read_line(t, "title", key),
-            relion_job=t.text("relion_job", ""),
+            relion_job=t.text("relion_job"),
             tabs=tuple((name, tabs.pairs(name)) for name in tabs.keys()),
             rows=rows,
-            notes=t.strings("notes", ()),
-            source=read_line(t, "source", ""),
+            notes=t.strings("notes"),
+            source=read_line(t, "source"),
         )
     return out
 

@@ -1,9 +1,10 @@
 """The site profile: what a cluster's partitions, GPUs and scratch look like, and what relion-qsub enforces.
 
-A profile is a TOML file read with tomllib. The packaged profiles live in
-``relion_qsub/profiles/``; ``biowulf`` (the NIH values from the seed page) is the default. A site selects its own with
-``--site NAME|PATH`` or ``RELION_QSUB_SITE`` (set by the environment module). Errors name the file, the key and
-what is expected.
+A profile is a TOML file read with tomllib and checked against ``relion_qsub.schema`` (every key, its type and
+default; docs/profile-reference.md). The packaged profiles live in ``relion_qsub/profiles/``. The profile used is
+``--site NAME|PATH``, else ``RELION_QSUB_SITE`` (set by the environment module), else the site an installation was
+built for (``<prefix>/etc/<site>.toml``), else ``biowulf`` (the NIH values from the seed page). Errors name the
+file, the key and what is expected.
 
 This module is on the submit path (``relion-qsub`` as RELION's Queue submit command, ``relion-qsub check``), so it
 reads only what the rules need and stays cheap to import: slotted value classes instead of dataclasses, no typing at
@@ -36,7 +37,10 @@ if TYPE_CHECKING:
         TemplateSet,
     )
 
-PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
+_HERE = Path(__file__).resolve().parent
+PROFILE_DIR = _HERE / "profiles"
+INSTALLED_DIR = _HERE.parent / "etc"  # <prefix>/etc/<site>.toml beside <prefix>/relion_qsub (module install)
+SCHEMA_FILE = str(_HERE / "schema.py")
 DEFAULT_PROFILE = "biowulf"
 
 # What a check does when it fires: refuse the script, warn and submit, repair it, or nothing.
@@ -69,14 +73,7 @@ DEFAULT_POLICY: dict[str, str] = {
     "foreign_directive": "warn",  # a stray #$/#PBS/#BSUB line in a Slurm script
 }
 
-DEFAULT_TRANSIENT = (
-    "Socket timed out on send/recv operation",
-    "Unable to contact slurm controller",
-    "Transport endpoint is not connected",
-    "Zero Bytes were transmitted or received",
-    "Slurm temporarily unable to accept job",
-    "Connection refused",
-)
+FILLED: Any = object()  # Reader: "the schema filled this key in"
 
 
 class _Value:
@@ -103,23 +100,48 @@ class _Value:
 
 
 class Partition(_Value):
-    __slots__ = ("gpu_types", "gpus_per_node", "name")
+    """One Slurm partition and what its largest node has (0 / empty: unknown, so not checked)."""
 
-    def __init__(self, name: str, gpu_types: tuple[str, ...] = (), gpus_per_node: int = 0) -> None:
-        self.name, self.gpu_types, self.gpus_per_node = name, gpu_types, gpus_per_node
+    __slots__ = (
+        "cpus",
+        "default",
+        "features",
+        "gpu_types",
+        "gpus_per_node",
+        "max_nodes",
+        "max_time",
+        "memory",
+        "name",
+        "nodes",
+        "scratch_gb",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        gpu_types: tuple[str, ...] = (),
+        gpus_per_node: int = 0,
+        *,
+        default: bool = False,
+        max_time: str = "",
+        max_nodes: int = 0,
+        nodes: int = 0,
+        cpus: int = 0,
+        memory: str = "",
+        scratch_gb: int = 0,
+        features: tuple[str, ...] = (),
+    ) -> None:
+        # The keyword defaults mean "unknown" (a partition named in a test); a profile's values come from the
+        # schema, which fills every key (relion_qsub/schema.py).
+        self.name, self.gpu_types, self.gpus_per_node, self.default = name, gpu_types, gpus_per_node, default
+        self.max_time, self.max_nodes, self.nodes, self.cpus = max_time, max_nodes, nodes, cpus
+        self.memory, self.scratch_gb, self.features = memory, scratch_gb, features
 
 
 class Scratch(_Value):
     __slots__ = ("gres", "job_dir", "min_gb", "monitor_interval", "root")
 
-    def __init__(
-        self,
-        gres: str = "lscratch",
-        root: str = "/lscratch",
-        job_dir: str = "/lscratch/$SLURM_JOB_ID",
-        min_gb: int = 5,
-        monitor_interval: int = 0,  # seconds between lscratch_mon.sh samples in generated templates; 0: not started
-    ) -> None:
+    def __init__(self, gres: str, root: str, job_dir: str, min_gb: int, monitor_interval: int) -> None:
         self.gres, self.root, self.job_dir, self.min_gb = gres, root, job_dir, min_gb
         self.monitor_interval = monitor_interval
 
@@ -129,14 +151,14 @@ class Submit(_Value):
 
     def __init__(
         self,
-        sbatch: str = "sbatch",
-        squeue: str = "squeue",
-        timeout: float = 60.0,
-        attempts: int = 4,
-        backoff: tuple[float, ...] = (2.0, 5.0, 15.0),
-        transient: tuple[str, ...] = DEFAULT_TRANSIENT,
-        scancel: str = "scancel",
-        settle: float = 3.0,  # seconds between the two squeue answers that must agree "no job" before a retry
+        sbatch: str,
+        squeue: str,
+        timeout: float,
+        attempts: int,
+        backoff: tuple[float, ...],
+        transient: tuple[str, ...],
+        scancel: str,
+        settle: float,
     ) -> None:
         self.sbatch, self.squeue, self.scancel, self.timeout = sbatch, squeue, scancel, timeout
         self.attempts, self.backoff, self.transient, self.settle = attempts, backoff, transient, settle
@@ -177,24 +199,24 @@ class Site(_Value):
         self,
         name: str,
         path: str,
-        partitions: Mapping[str, Partition] | None = None,
-        gpu_safe_threads: Mapping[str, int] | None = None,
-        scratch: Scratch | None = None,
-        policy: Mapping[str, str] | None = None,
-        typo_distance: int = 2,
-        launchers: tuple[str, ...] = ("RELION_STD_LAUNCHER", "relion-launch"),
-        submit: Submit | None = None,
+        partitions: Mapping[str, Partition],
+        gpu_safe_threads: Mapping[str, int],
+        scratch: Scratch,
+        policy: Mapping[str, str],
+        typo_distance: int,
+        launchers: tuple[str, ...],
+        submit: Submit,
         raw: Mapping[str, Any] | None = None,
         site_options: Mapping[str, str] | None = None,
     ) -> None:
         self.name, self.path = name, path
-        self.partitions: Mapping[str, Partition] = partitions or {}
-        self.gpu_safe_threads: Mapping[str, int] = gpu_safe_threads or {}
-        self.scratch = scratch or Scratch()
-        self.policy: Mapping[str, str] = policy if policy is not None else dict(DEFAULT_POLICY)
+        self.partitions: Mapping[str, Partition] = partitions
+        self.gpu_safe_threads: Mapping[str, int] = gpu_safe_threads
+        self.scratch = scratch
+        self.policy: Mapping[str, str] = policy
         self.typo_distance = typo_distance
         self.launchers = launchers
-        self.submit = submit or Submit()
+        self.submit = submit
         self.raw: Mapping[str, Any] = raw or {}
         # The site's plugin (SPANK) options sbatch accepts, name -> its argument: "none", "required" or "optional".
         self.site_options: Mapping[str, str] = site_options or {}
@@ -220,6 +242,16 @@ class Site(_Value):
 
     def gpu_partitions(self) -> list[str]:
         return sorted(p.name for p in self.partitions.values() if p.gpu_types)
+
+    def field_labels(self) -> list[tuple[str, str]]:
+        """(label, sbatch option) of each extra GUI box, RELION_QSUB_EXTRA1 first; read without building the
+        rich profile (the submit path names boxes in its messages)."""
+        fields = self.raw.get("fields", [])
+        return [(str(f.get("label", "")), str(f.get("option", ""))) for f in fields if isinstance(f, dict)]
+
+    def default_partition(self) -> Partition | None:
+        """Where a job without --partition lands (Slurm's Default=YES), if the profile says."""
+        return next((p for p in self.partitions.values() if p.default), None)
 
     @property
     def profile(self) -> Profile:
@@ -276,7 +308,12 @@ class Site(_Value):
 
 
 class Reader:
-    """Typed access to a TOML table that reports mistakes as ``file: key: expected ..., got ...``."""
+    """Typed access to a TOML table that reports mistakes as ``file: key: expected ..., got ...``.
+
+    The profile reaching it went through ``schema.check``, which filled in every default: a read without
+    ``default`` takes the file's (or the schema's) value. ``default`` is for values inherited from elsewhere in the
+    profile (a recipe row from the recipe's defaults).
+    """
 
     def __init__(self, path: str, data: Mapping[str, Any], prefix: str = "") -> None:
         self.path, self.data, self.prefix = path, data, prefix
@@ -284,14 +321,21 @@ class Reader:
     def fail(self, key: str, expected: str, got: object) -> ProfileError:
         return ProfileError(f"{self.path}: {self.prefix}{key}: expected {expected}, got {got!r}")
 
+    def get(self, key: str, default: Any) -> Any:
+        if key in self.data:
+            return self.data[key]
+        if default is FILLED:
+            raise ProfileError(f"{self.path}: {self.prefix}{key}: missing")
+        return default
+
     def table(self, key: str) -> Reader:
         value = self.data.get(key, {})
         if not isinstance(value, dict):
             raise self.fail(key, "a table", value)
         return Reader(self.path, value, f"{self.prefix}{key}.")
 
-    def text(self, key: str, default: str, choices: tuple[str, ...] = ()) -> str:
-        value = self.data.get(key, default)
+    def text(self, key: str, default: Any = FILLED, choices: tuple[str, ...] = ()) -> str:
+        value = self.get(key, default)
         if not isinstance(value, str) or (choices and value not in choices):
             raise self.fail(key, "one of " + ", ".join(choices) if choices else "a string", value)
         return value
@@ -303,16 +347,18 @@ class Reader:
             raise self.fail(key, f"one of the [{table}] ({', '.join(keys)})", value)
         return value
 
-    def integer(self, key: str, default: int, minimum: int = 0, maximum: int | None = None, why: str = "") -> int:
-        value = self.data.get(key, default)
+    def integer(
+        self, key: str, default: Any = FILLED, minimum: int = 0, maximum: int | None = None, why: str = ""
+    ) -> int:
+        value = self.get(key, default)
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             raise self.fail(key, f"a whole number >= {minimum}", value)
         if maximum is not None and value > maximum:
             raise self.fail(key, f"a whole number <= {maximum}{why}", value)
         return value
 
-    def boolean(self, key: str, default: bool) -> bool:
-        value = self.data.get(key, default)
+    def boolean(self, key: str, default: Any = FILLED) -> bool:
+        value = self.get(key, default)
         if not isinstance(value, bool):
             raise self.fail(key, "true or false", value)
         return value
@@ -325,22 +371,24 @@ class Reader:
     def pairs(self, key: str) -> tuple[tuple[str, str], ...]:
         """A table of label = "value" strings, in file order (tomllib keeps it)."""
         table = self.table(key)
-        return tuple((label, table.text(label, "")) for label in table.keys())
+        return tuple((label, table.text(label)) for label in table.keys())
 
-    def number(self, key: str, default: float) -> float:
-        value = self.data.get(key, default)
+    def number(self, key: str, default: Any = FILLED) -> float:
+        value = self.get(key, default)
         if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
             raise self.fail(key, "a number >= 0", value)
         return float(value)
 
-    def strings(self, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
-        value = self.data.get(key, list(default))
+    def strings(self, key: str, default: Any = FILLED) -> tuple[str, ...]:
+        value = self.get(key, default)
+        if isinstance(value, tuple):
+            value = list(value)
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise self.fail(key, "a list of strings", value)
         return tuple(value)
 
-    def numbers(self, key: str, default: tuple[float, ...]) -> tuple[float, ...]:
-        value = self.data.get(key, list(default))
+    def numbers(self, key: str, default: Any = FILLED) -> tuple[float, ...]:
+        value = self.get(key, default)
         if not isinstance(value, list) or not all(isinstance(v, int | float) and v >= 0 for v in value):
             raise self.fail(key, "a list of numbers >= 0", value)
         return tuple(float(v) for v in value)
@@ -349,29 +397,39 @@ class Reader:
         return list(self.data)
 
 
+def _partition(parts: Reader, name: str, safe: Mapping[str, int]) -> Partition:
+    p = parts.table(name)
+    types = p.strings("gpu_types")
+    for t in types:
+        if t not in safe:
+            raise ProfileError(
+                f"{parts.path}: partitions.{name}.gpu_types: GPU type {t!r} has no [gpu_types.{t}] table"
+            )
+    return Partition(
+        name,
+        types,
+        p.integer("gpus_per_node"),
+        default=p.boolean("default"),
+        max_time=p.text("max_time"),
+        max_nodes=p.integer("max_nodes"),
+        nodes=p.integer("nodes"),
+        cpus=p.integer("cpus"),
+        memory=p.text("memory"),
+        scratch_gb=p.integer("scratch_gb"),
+        features=p.strings("features"),
+    )
+
+
 def from_mapping(data: Mapping[str, Any], path: str) -> Site:
+    """The submit path's part of a profile ``data`` that ``schema.check`` filled in."""
     top = Reader(path, data)
-    partitions: dict[str, Partition] = {}
-    parts = top.table("partitions")
-    for name in parts.keys():
-        p = parts.table(name)
-        types = p.strings("gpu_types", ())
-        partitions[name] = Partition(name, types, p.integer("gpus_per_node", 4 if types else 0))
     gpu_types = top.table("gpu_types")
-    safe = {name: gpu_types.table(name).integer("safe_threads", 1, minimum=1) for name in gpu_types.keys()}
-    for part in partitions.values():
-        for t in part.gpu_types:
-            if t not in safe:
-                raise ProfileError(
-                    f"{path}: partitions.{part.name}.gpu_types: GPU type {t!r} has no [gpu_types.{t}] table"
-                )
+    safe = {name: gpu_types.table(name).integer("safe_threads", minimum=1) for name in gpu_types.keys()}
+    parts = top.table("partitions")
+    partitions = {name: _partition(parts, name, safe) for name in parts.keys()}
     s = top.table("scratch")
     scratch = Scratch(
-        s.text("gres", "lscratch"),
-        s.text("root", "/lscratch"),
-        s.text("job_dir", "/lscratch/$SLURM_JOB_ID"),
-        s.integer("min_gb", 5),
-        s.integer("monitor_interval", 0),
+        s.text("gres"), s.text("root"), s.text("job_dir"), s.integer("min_gb"), s.integer("monitor_interval")
     )
     pol = top.table("policy")
     policy = dict(DEFAULT_POLICY)
@@ -383,14 +441,14 @@ def from_mapping(data: Mapping[str, Any], path: str) -> Site:
         policy[key] = pol.text(key, "warn", ACTIONS)
     sub = top.table("submit")
     submit = Submit(
-        sub.text("sbatch", "sbatch"),
-        sub.text("squeue", "squeue"),
-        sub.number("timeout", 60.0),
-        sub.integer("attempts", 4, minimum=1),
-        sub.numbers("backoff", (2.0, 5.0, 15.0)),
-        sub.strings("transient", DEFAULT_TRANSIENT),
-        sub.text("scancel", "scancel"),
-        sub.number("settle", 3.0),
+        sub.text("sbatch"),
+        sub.text("squeue"),
+        sub.number("timeout"),
+        sub.integer("attempts", minimum=1),
+        sub.numbers("backoff"),
+        sub.strings("transient"),
+        sub.text("scancel"),
+        sub.number("settle"),
     )
     return Site(
         name=top.text("name", Path(path).stem),
@@ -399,8 +457,8 @@ def from_mapping(data: Mapping[str, Any], path: str) -> Site:
         gpu_safe_threads=safe,
         scratch=scratch,
         policy=policy,
-        typo_distance=pol.integer("typo_distance", 2),
-        launchers=top.strings("launchers", ("RELION_STD_LAUNCHER", "relion-launch")),
+        typo_distance=pol.integer("typo_distance"),
+        launchers=top.strings("launchers"),
         submit=submit,
         raw=data,
         site_options=_site_options(top),
@@ -418,35 +476,68 @@ def _site_options(top: Reader) -> dict[str, str]:
     return found
 
 
+def installed_profiles() -> list[Path]:
+    """The profiles an installation was built for: ``<prefix>/etc/*.toml`` beside the installed package
+    (``relion-qsub module install`` writes ``etc/<site>.toml``; a source checkout has no ``etc/``)."""
+    try:
+        names = os.listdir(INSTALLED_DIR)
+    except OSError:
+        return []
+    return sorted(INSTALLED_DIR / n for n in names if n.endswith(".toml") and not n.startswith("."))
+
+
+def known_profiles() -> list[str]:
+    """Every profile ``--site`` could mean: the installed ones (as paths), then the bundled names."""
+    return [*map(str, installed_profiles()), *sorted(p.stem for p in PROFILE_DIR.glob("*.toml"))]
+
+
 def resolve(name_or_path: str | None = None, environ: Mapping[str, str] = os.environ) -> Path:
-    """The profile file for ``--site``, else ``$RELION_QSUB_SITE``, else the default (a name or a path)."""
-    choice = name_or_path or environ.get("RELION_QSUB_SITE") or DEFAULT_PROFILE
+    """The profile file: ``--site``, else ``$RELION_QSUB_SITE``, else the installed site, else the bundled default.
+
+    A name is looked up among the installed profiles first, then the bundled ones; a path is taken as it is.
+    """
+    choice = name_or_path or environ.get("RELION_QSUB_SITE")
+    if not choice:
+        installed = installed_profiles()
+        if len(installed) == 1:
+            return installed[0]
+        if installed:
+            raise ProfileError(
+                f"{INSTALLED_DIR} holds {len(installed)} site profiles; choose one with --site or RELION_QSUB_SITE: "
+                + ", ".join(map(str, installed))
+            )
+        choice = DEFAULT_PROFILE
     if "/" in choice or choice.endswith(".toml"):
         return Path(choice)
+    installed_path = INSTALLED_DIR / f"{choice}.toml"
+    if installed_path.is_file():
+        return installed_path
     return PROFILE_DIR / f"{choice}.toml"
 
 
 def _cache_file(path: Path, environ: Mapping[str, str]) -> Path | None:
-    """Where the parsed form of ``path`` is cached, keyed by the file's identity and change time."""
+    """Where the checked form of ``path`` is cached, keyed by the file's identity and change time, and by the
+    schema's (a new schema may fill in other defaults)."""
     if environ.get("RELION_QSUB_NO_CACHE"):
         return None
     import zlib
 
     st = path.stat()
+    schema = os.stat(SCHEMA_FILE).st_mtime_ns
     base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     key = f"{zlib.crc32(str(path.resolve()).encode()):08x}-{st.st_ino:x}-{st.st_size:x}-{st.st_mtime_ns:x}"
-    return Path(base) / "relion-qsub" / f"profile-{key}.marshal"
+    return Path(base) / "relion-qsub" / f"profile-{key}-{schema & 0xFFFFFFFF:x}.marshal"
 
 
 def _not_found(path: Path) -> ProfileError:
-    known = ", ".join(sorted(p.stem for p in PROFILE_DIR.glob("*.toml")))
-    return ProfileError(f"site profile {str(path)!r} not found; use a path or one of: {known}")
+    return ProfileError(f"site profile {str(path)!r} not found; use a path or one of: {', '.join(known_profiles())}")
 
 
 def read_data(path: Path, environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
-    """The profile's TOML as a dict. tomllib costs more start-up than all of `relion-qsub check` otherwise does,
-    so the parsed dict is cached with marshal (stdlib, already loaded) under $XDG_CACHE_HOME/relion-qsub; the key
-    changes whenever the file does, and any problem with the cache just means parsing the file again."""
+    """The profile's TOML as a dict, checked against the schema with every default filled in. tomllib costs more
+    start-up than all of `relion-qsub check` otherwise does, so the checked dict is cached with marshal (stdlib,
+    already loaded) under $XDG_CACHE_HOME/relion-qsub; the key changes whenever the file (or the schema) does, and
+    any problem with the cache just means reading the file again. Only a profile that passed the schema is cached."""
     import marshal
 
     try:
@@ -473,6 +564,9 @@ def read_data(path: Path, environ: Mapping[str, str] = os.environ) -> dict[str, 
         raise ProfileError(f"site profile {str(path)!r} is a directory; give a .toml file") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ProfileError(f"{path}: not valid TOML: {exc}") from exc
+    from .schema import check
+
+    data = check(data, str(path), DEFAULT_POLICY, ACTIONS)
     if cache is not None:
         try:
             cache.parent.mkdir(parents=True, exist_ok=True)

@@ -111,7 +111,7 @@ def test_cli_errors_are_one_line() -> None:
         ("[partitions.gpu]\n[node_types.a]\npartition = 'gpu'\nmemory = '1g'\n", "node_types.a.cpus: missing"),
         ("[partitions.gpu]\n[node_types.a]\npartition = 'gpu'\ncpus = 4\nmemory = 'lots'\n", "node_types.a.memory"),
         ("[[fields]]\noption = 'time'\n", "fields[1].label"),
-        ("[tools]\nctfind = '/x'\n", "tools.ctfind: expected one of ctffind"),
+        ("[tools]\nctfind = '/x'\n", "tools.ctfind: unknown key; did you mean tools.ctffind?"),
         ("[recipes.x.rows.h100]\nqueue = 'gpu'\n", "recipes.x.rows.h100: expected a node type"),
         ("[recipes.x.rows.any]\nmpi = 'lots'\nqueue = 'q'\n", "recipes.x.rows.any.mpi: expected a number of MPI"),
         ("[recipes.x.rows.any]\nmpi = 2\n", "recipes.x.rows.any.queue"),

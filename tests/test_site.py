@@ -27,7 +27,7 @@ def test_environment_selects_the_profile() -> None:
     ("toml", "message"),
     [
         ("[policy]\nthreads_per_gpu = 'eror'\n", "policy.threads_per_gpu: expected one of error, warn, fix, off"),
-        ("[policy]\nnosuch = 'warn'\n", "policy.nosuch: unknown check"),
+        ("[policy]\nnosuch = 'warn'\n", "policy.nosuch: unknown key"),
         ("[scratch]\nmin_gb = -1\n", "scratch.min_gb: expected a whole number >= 0"),
         ("[partitions.gpu]\ngpu_types = ['h100']\n", "GPU type 'h100' has no [gpu_types.h100] table"),
         ("[submit]\nbackoff = 'x'\n", "submit.backoff: expected a list of numbers"),
