@@ -739,6 +739,14 @@ def test_sacct_answers_when_the_controller_does_not(job_dir: Path) -> None:
     assert first.repair is not None
 
 
+def test_unreachable_controller_and_a_running_accounting_record(job_dir: Path) -> None:
+    """slurmdbd still says RUNNING for a job that may have ended while the controller was unreachable."""
+    fake = FakeSlurm(sacct="RUNNING|0:0|cn5|00:05:00\n", scontrol_error=UNREACHABLE)
+    (first,) = doctor_job.check(job_dir.parent.parent, job_dir, runner=fake)
+    assert first.level == "warning" and "Slurm could not be asked about job 42" in first.what, first
+    assert first.repair is None
+
+
 def test_forgotten_job_without_sacct_command(job_dir: Path) -> None:
     fake = FakeSlurm(missing=("sacct",))
     (first,) = doctor_job.check(job_dir.parent.parent, job_dir, runner=fake)

@@ -783,3 +783,29 @@ def test_supervise_reports_unrunnable_programs_as_command_errors(tmp_path: Path)
     with pytest.raises(CommandError, match="cannot run it"):
         supervise([str(text)], {}, scan_srun=False, on_kill=lambda s: None)
     assert LAUNCHER.exists() and os.stat(LAUNCHER).st_mode & stat.S_IXUSR
+
+
+# The child arms the parent-death signal, says so, and records the SIGTERM it gets when its parent shell exits.
+ORPHAN = """
+import signal, sys, time
+from relion_qsub.launch.supervise import term_when_parent_dies
+def got(signum, frame):
+    open(sys.argv[1], "w").write("TERM")
+    sys.exit(0)
+signal.signal(signal.SIGTERM, got)
+assert term_when_parent_dies()
+open(sys.argv[1] + ".armed", "w").close()
+time.sleep(30)
+"""
+
+
+def test_parent_death_is_a_sigterm(tmp_path: Path) -> None:
+    """As the batch shell under proctrack/cgroup: it dies of scancel's SIGTERM, relion-launch below it gets none."""
+    marker = tmp_path / "got"
+    shell = 'python=$1; shift; "$python" -c "$@" & until [ -e "$2.armed" ]; do sleep 0.05; done'
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    subprocess.run(["sh", "-c", shell, "sh", sys.executable, ORPHAN, str(marker)], env=env, timeout=30, check=True)
+    deadline = time.monotonic() + 10
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert marker.read_text() == "TERM"

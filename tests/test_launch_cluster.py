@@ -19,7 +19,7 @@ from pathlib import Path
 import hostlist
 import pytest
 
-from tests.slurmtools import job_env, run, sbatch, wait_for_job, wait_until
+from tests.slurmtools import job_env, job_info, run, sbatch, wait_for_job, wait_until
 
 pytestmark = pytest.mark.slurm
 
@@ -305,6 +305,47 @@ def test_mpi_world_of_nine_ranks_homogeneous_plus_one(tmp_path: Path, mpi_progra
     assert len(list(out.glob("passed-barrier-*"))) == 9
 
 
+def test_gpu_ids_are_cudas_inside_a_device_cgroup(tmp_path: Path, rank_script: Path) -> None:
+    """A job that gets GPUs 2,3 of a node (another job holds 0,1): inside its device cgroup CUDA sees two devices,
+    numbered 0 and 1, and each worker rank must get one of those, not the node's ids (CUDA_VISIBLE_DEVICES=2 would
+    name a device CUDA cannot see there)."""
+    go = tmp_path / "go"
+    (tmp_path / "holder").mkdir()
+    holder_script = tmp_path / "holder" / "hold.sh"
+    holder_script.write_text(
+        f"#!/bin/bash\ntouch started\nfor _ in $(seq 600); do [ -e {go} ] && exit 0; sleep 0.1; done\n"
+    )
+    holder = sbatch(
+        holder_script, f"--chdir={tmp_path / 'holder'}", "--output=hold.out", "-p", "gpu", "--gres=gpu:p100:2",
+        "-n1", env=job_env(),
+    )  # fmt: skip
+    try:
+        wait_until("the holder runs", lambda: (tmp_path / "holder" / "started").exists(), timeout=60)
+        node = wait_for_running(holder)["NodeList"]
+        body = f'echo "JOB GPUS $SLURM_JOB_GPUS"\n{LAUNCHER} {rank_script} {tmp_path / "out"}\necho launch-rc=$?'
+        job = submit(tmp_path, body, "-p", "gpu", "--gres=gpu:p100:2", f"--nodelist={node}", "-N1",
+                     "--ntasks-per-node=2", "--mem-per-cpu=1000")  # fmt: skip
+        info = finished(job)
+    finally:
+        go.touch()
+    run_out = (tmp_path / "Class2D/job001/run.out").read_text()
+    assert info["JobState"] == "COMPLETED" and "launch-rc=0" in run_out, run_out
+    job_gpus = re.findall(r"^JOB GPUS (\S+)$", run_out, re.MULTILINE)
+    assert job_gpus and job_gpus[0] != "0,1", run_out  # the node's ids: the holder has GPUs 0,1
+    ranks = read_ranks(tmp_path / "out")
+    assert sorted(r.gpus for r in ranks.values()) == ["0", "1"], ranks
+
+
+def wait_for_running(job_id: str) -> dict[str, str]:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        info = job_info(job_id)
+        if info.get("JobState") == "RUNNING":
+            return info
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} is not running after 60 s: {job_info(job_id)}")
+
+
 # ---------------------------------------------------------------------------------------------- zombie defence
 
 
@@ -397,7 +438,9 @@ def test_time_limit_leaves_failure_behind(tmp_path: Path) -> None:
     run_err = (jobdir / "run.err").read_text()
     assert (jobdir / "RELION_JOB_EXIT_FAILURE").exists(), run_err
     assert "DUE TO TIME LIMIT" in run_err
-    assert "relion-launch: got SIGTERM (time limit)" in run_err
+    # "(time limit)" once srun has said so; "(time limit or scancel)" where only the parent-death SIGTERM came in
+    # time (proctrack/cgroup: Slurm SIGKILLs relion-launch right after the batch shell died of its SIGTERM).
+    assert "relion-launch: got SIGTERM (time limit" in run_err
 
 
 # ---------------------------------------------------------------------------------------------- real RELION

@@ -337,7 +337,10 @@ def query_slurm(job_id: str, runner: Runner = proc.run, timeout: float = 30) -> 
     except CommandError:
         acct = None
     view = view_from_sacct(job_id, acct.stdout) if acct is not None and acct.returncode == 0 else None
-    if view is not None:
+    # How a job ended is final in accounting, but a live state is only as fresh as the controller's last report:
+    # while the controller is unreachable a job that ends stays RUNNING in slurmdbd. So with scontrol failing,
+    # only an ended record answers; a "running" one still means Slurm could not be asked.
+    if view is not None and (not problem or view.state in ENDED):
         return view
     if problem:
         return SlurmView(job_id, "", source="unreachable", error=problem)

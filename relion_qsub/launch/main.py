@@ -116,7 +116,8 @@ def _launch(plan: Plan, rargs: RelionArgs, env: Mapping[str, str], directory: st
         name = signal.Signals(signum).name
         pipeline.mark_failure(f"got {name} (time limit or scancel) while {rargs.program} was running")
 
-    outcome = supervise(plan.argv, step_env, scan_srun=plan.mode is not Mode.LOCAL, on_kill=on_kill)
+    in_step = plan.mode is not Mode.LOCAL
+    outcome = supervise(plan.argv, step_env, scan_srun=in_step, on_kill=on_kill, parent_death=in_step)
     code, reason = verdict(outcome, rargs.program)
     if reason is not None:
         if not pipeline.mark_failure(reason):

@@ -7,6 +7,7 @@ for srun's own "task N: Exited with exit code X" messages to name the rank that 
 
 from __future__ import annotations
 
+import ctypes
 import os
 import re
 import signal
@@ -80,6 +81,28 @@ class Outcome:
 
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
 KILLING = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def term_when_parent_dies() -> bool:
+    """Have the kernel send this process SIGTERM the moment its parent (the batch shell) dies.
+
+    Where Slurm tracks jobs with proctrack/cgroup (most sites), scancel and the time limit send SIGTERM only to
+    the step's own tasks: in the batch step that is the shell, not relion-launch below it. The shell dies of
+    it at once, and slurmstepd then SIGKILLs everything left in the job's cgroup, so relion-launch would never
+    learn that the job ended and could not tell RELION. The parent-death signal arrives while the shell exits,
+    before slurmstepd has reaped it. False where prctl is unavailable (not Linux).
+    """
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) != 0:
+            return False
+    except (OSError, AttributeError):
+        return False
+    if os.getppid() != parent:  # the shell died before the signal was armed
+        os.kill(os.getpid(), signal.SIGTERM)
+    return True
 
 
 def supervise(
@@ -89,8 +112,13 @@ def supervise(
     scan_srun: bool,
     on_kill: Callable[[int], None],
     stderr: IO[bytes] | None = None,
+    parent_death: bool = False,
 ) -> Outcome:
-    """Run argv, forward signals to it, pass its stderr through (scanning srun's task reports), wait."""
+    """Run argv, forward signals to it, pass its stderr through (scanning srun's task reports), wait.
+
+    ``parent_death``: treat the death of the parent process (the batch shell) as SIGTERM; see
+    term_when_parent_dies.
+    """
     outcome = Outcome(returncode=0)
     child: subprocess.Popen[bytes] | None = None
 
@@ -106,6 +134,8 @@ def supervise(
                 pass
 
     previous = {sig: signal.signal(sig, handler) for sig in FORWARDED}
+    if parent_death:
+        term_when_parent_dies()
     try:
         try:
             child = subprocess.Popen(  # noqa: S603 - list argv built by the layout, never a shell string
