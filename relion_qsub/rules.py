@@ -334,7 +334,8 @@ def foreign_directive(script: Script, ctx: Context, report: Report) -> Script:
     more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
     report.problem(
         line.number,
-        f"{clip(line.text.strip())!r}{more} is a {system} directive in a Slurm script; write what it asks as "
+        f"{clip(line.text.strip())!r}{more} is {'an' if system[0] in 'AEIOSL' else 'a'} {system} directive in a Slurm "
+        "script; write what it asks as "
         "#SBATCH options (or delete it)",
     )
     return script
@@ -343,7 +344,8 @@ def foreign_directive(script: Script, ctx: Context, report: Report) -> Script:
 @rule(
     "unfilled-placeholder",
     "unfilled_placeholder",
-    "RELION leaves XXXextraNXXX in the script when RELION_QSUB_EXTRAn is not set",
+    "RELION leaves a placeholder it does not fill in the script literally (XXXextraNXXX when RELION_QSUB_EXTRAn is "
+    "not set; XXXqosXXX of a patched RELION's template always)",
 )
 def unfilled_directives(script: Script, ctx: Context, report: Report) -> Script:
     def visit(line: Line, parsed: Parsed) -> list[Parsed] | None:
@@ -457,7 +459,8 @@ def typos(script: Script, ctx: Context, report: Report) -> Script:
             hint = "; give it a value or remove it"
         elif parsed.spelled and not parsed.spelled.startswith("-"):
             hint = (
-                f"; it came from {box}, which the template puts on an #SBATCH line: write it there as an option"
+                f"; it came from {box}, which the template puts on an #SBATCH line: write it there as an option "
+                "(--name=value)"
                 if box
                 else "; every word on an #SBATCH line must be an option (--name=value)"
             )

@@ -337,10 +337,11 @@ def test_hints_name_the_templates_own_boxes() -> None:
     messages = {c.rule: c.message for c in result.changes}
     assert "the 'Memory (GB)' box (RELION_QSUB_EXTRA2)" in messages["partly-empty"]
     assert "it came from the 'More sbatch options' box (RELION_QSUB_EXTRA4)" in messages["typo"]
-    assert (
-        "the template (it has no box for --gres)"
-        in run(HEAD + "#SBATCH -p norm\n" + LAUNCH, boxes=boxes).errors[0].message
-    )
+    gpu = run(HEAD + "#SBATCH -p norm\n" + LAUNCH, boxes=boxes).errors[0].message
+    assert "--gres=gpu:N in the 'More sbatch options' box (RELION_QSUB_EXTRA4)" in gpu
+    bare = Boxes(BOXES_TEMPLATE[:3] + BOXES_TEMPLATE[4:], LABELS)
+    gpu = run(HEAD + "#SBATCH -p norm\n" + LAUNCH, boxes=bare).errors[0].message
+    assert "the template (it has no box for --gres)" in gpu
 
 
 def test_a_placeholder_relion_does_not_fill_is_named_as_such() -> None:
