@@ -391,21 +391,24 @@ def empty_directives(script: Script, ctx: Context, report: Report) -> Script:
 
 
 # Options whose value holds a number (a count, a size, a duration): one without any digit lost it to an empty box
-# (`--mem=XXXextra2XXXGB` with the box cleared is `--mem=GB`). Lists lose an item: `--gres=gpu:XXXextra4XXX` -> `gpu:`.
+# (`--mem=XXXextra2XXXGB` with the box cleared is `--mem=GB`), and so did one that starts or ends with its separator
+# (`--time=XXXextra1XXX:00:00` -> `:00:00`). A --gres list loses an item: `--gres=gpu:XXXextra4XXX` -> `gpu:`.
+# Only what sbatch 22.05 refuses ("Invalid --mem specification", "Invalid generic resource (gres) specification";
+# tests/test_sites.py asks the real sbatch): a trailing "," in --partition or "&" in --constraint it accepts.
 _NUMERIC = frozenset(
     (
         "mem", "mem-per-cpu", "mem-per-gpu", "tmp", "time", "time-min", "ntasks", "nodes", "ntasks-per-node",
         "cpus-per-task", "cpus-per-gpu", "mincpus", "gpus", "gpus-per-node", "gpus-per-task", "ntasks-per-gpu",
     )
 )  # fmt: skip
-_LISTS = frozenset(("gres", "constraint", "partition", "licenses", "nodelist", "exclude", "qos", "account"))
-_LIST_GAP = re.compile(r"^[:,&|]|[:,&|]$|[:,&|]{2}")
+_NUMBER_GAP = re.compile(r"^:|[:-]$")
+_GRES_GAP = re.compile(r"^[:,]|[:,]$|[:,]{2}")
 
 
 def _lost_part(name: str, value: str) -> bool:
     if name in _NUMERIC:
-        return not any(ch.isdigit() for ch in value)
-    return name in _LISTS and _LIST_GAP.search(value) is not None
+        return not any(ch.isdigit() for ch in value) or _NUMBER_GAP.search(value) is not None
+    return name == "gres" and _GRES_GAP.search(value) is not None
 
 
 @rule(

@@ -104,3 +104,34 @@ def test_sbatch_alone_takes_relions_sge_template_without_a_word(tmp_path: Path) 
         ["sbatch", "--test-only", str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=30, check=False
     )
     assert done.returncode == 0 and "to start at" in done.stderr, done.stderr
+
+
+# What partly_empty drops (sbatch refuses each) and what it leaves (sbatch takes each): the rule's facts, from sbatch.
+PARTLY_EMPTY = [
+    "--mem=GB",
+    "--gres=gpu:",
+    "--gres=gpu::1",
+    "--gres=lscratch:5,",
+    "--time=:00:00",
+    "--time=1:00:",
+    "--nodes=1-",
+]
+TAKEN = ["--mem=4GB", "--partition=multinode,", "--constraint=x2695&", "--time=-1", "--gres=lscratch:5"]
+
+
+def test_partly_empty_flags_exactly_these() -> None:
+    for option in PARTLY_EMPTY + TAKEN:
+        text = f"#!/bin/bash\n#SBATCH -p multinode -n 1 {option}\nhostname\n"
+        flagged = [c.rule for c in normalise(parse(text), Context(SITE, ())).changes] == ["partly-empty"]
+        assert flagged == (option in PARTLY_EMPTY), option
+
+
+@pytest.mark.slurm
+@pytest.mark.parametrize("option", PARTLY_EMPTY + TAKEN)
+def test_sbatch_agrees_with_partly_empty(option: str, tmp_path: Path) -> None:
+    script = tmp_path / "job.sh"
+    script.write_text(f"#!/bin/bash\n#SBATCH -p multinode -n 1 {option}\nhostname\n")
+    done = subprocess.run(
+        ["sbatch", "--test-only", str(script)], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert (done.returncode == 0) == (option in TAKEN), done.stderr
