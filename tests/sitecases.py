@@ -10,46 +10,38 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from relion_qsub.boxes import Boxes
-from tests.relionfill import fill, relion_command
+from tests.corpus.generate import TEMPLATES as CORPUS_TEMPLATES
+from tests.corpus.generate import Entry
+from tests.relionfill import relion_command
 
 TEMPLATES = Path(__file__).resolve().parent / "corpus" / "sites" / "templates"
+MAIN = "main:"  # a template of the main corpus (tests/corpus/templates/)
+
+
+SITES = "../sites/templates/"  # Entry.template is relative to tests/corpus/templates/
 
 
 @dataclass(frozen=True)
-class Case:
-    name: str
-    template: str
-    purpose: str
-    jobdir: str
-    commands: tuple[str, ...]
-    mpi: int = 1
-    threads: int = 1
-    queue: str = "norm"
-    dedicated: int = 1
-    labels: dict[int, str] = field(default_factory=dict)
-    extras: dict[int, str] = field(default_factory=dict)
+class Case(Entry):
+    labels: dict[int, str] = field(default_factory=dict)  # the site's RELION_QSUB_EXTRAn labels
     # sbatch --test-only cannot judge it on the testbed (a site plugin's option): why
     no_testbed: str = ""
 
     def template_text(self) -> str:
-        return (TEMPLATES / self.template).read_text()
-
-    def render(self) -> str:
-        return fill(
-            self.template_text(),
-            jobdir=self.jobdir,
-            commands=list(self.commands),
-            mpi=self.mpi,
-            threads=self.threads,
-            queue=self.queue,
-            dedicated=self.dedicated,
-            extras=self.extras,
-        )
+        return (CORPUS_TEMPLATES / self.template).read_text()
 
     def boxes(self) -> Boxes:
         return Boxes(self.template_text().split("\n"), self.labels)
+
+
+def case(name: str, template: str, purpose: str, jobdir: str, commands: tuple[str, ...], **values: Any) -> Case:
+    """A case on one of tests/corpus/sites/templates/ (origins: MANIFEST.md), or of the main corpus (MAIN + name)."""
+    path = template[len(MAIN) :] if template.startswith(MAIN) else SITES + template
+    values.setdefault("queue", "norm")  # the testbed's default partition, as a site's module would set it
+    return Case(name, "tests/corpus/sites/MANIFEST.md", purpose, jobdir, commands, template=path, **values)
 
 
 def class2d(jobdir: str, mpi: int, threads: int, gpu: bool = False, scratch: str = "") -> str:
@@ -96,12 +88,21 @@ def python_job(program: str, args: str, jobdir: str) -> str:
     return relion_command(program, args, jobdir=jobdir, mpi=1, mpi_capable=False)
 
 
+NORC = {1: "Number of nodes", 2: "MPI per node", 3: "Partition", 4: "GPUs per node", 5: "Memory"}
+ECHO = {1: "Account", 2: "Time", 3: "Memory per CPU", 4: "Gres", 5: "Extra 1", 6: "Extra 2", 7: "Extra 3"}
+SHERLOCK = {
+    1: "Walltime",
+    2: "Memory per CPU",
+    3: "Additional option 1",
+    4: "Additional option 2",
+    5: "Additional option 3",
+}
 C2 = "Class2D/job012/"
 R3 = "Refine3D/job020/"
 CTF = "CtfFind/job003/"
 
 CASES: tuple[Case, ...] = (
-    Case(
+    case(
         "goettingen_cpu",
         "goettingen_cpu.sh",
         "mpirun, '--mem-per-cpu 8000' as two words, a prose '--mem 80G'",
@@ -110,7 +111,7 @@ CASES: tuple[Case, ...] = (
         mpi=8,
         queue="multinode",
     ),
-    Case(
+    case(
         "goettingen_gpu",
         "goettingen_gpu.sh",
         "fixed --gres=gpu:2 and a GPU constraint in the template",
@@ -120,7 +121,7 @@ CASES: tuple[Case, ...] = (
         threads=2,
         queue="gpu",
     ),
-    Case(
+    case(
         "norc_quoted",
         "norc_quoted.sh",
         "RELION's command inside srun bash -c '...': its bytes must stay",
@@ -128,7 +129,7 @@ CASES: tuple[Case, ...] = (
         (ctffind(CTF, 4),),
         mpi=4,
     ),
-    Case(
+    case(
         "norc_extras_filled",
         "norc_extras.sh",
         "partition, nodes, tasks per node, GPUs and memory from 5 boxes",
@@ -136,10 +137,10 @@ CASES: tuple[Case, ...] = (
         (class2d(C2, 5, 2, gpu=True),),
         mpi=5,
         threads=2,
-        labels={1: "Number of nodes", 2: "MPI per node", 3: "Partition", 4: "GPUs per node", 5: "Memory"},
+        labels=NORC,
         extras={1: "1", 2: "5", 3: "gpu", 4: "4", 5: "30000"},
     ),
-    Case(
+    case(
         "norc_extras_gpu_box_cleared",
         "norc_extras.sh",
         "'GPUs per node' left empty: --gres=gpu: (class 5, 6)",
@@ -147,10 +148,10 @@ CASES: tuple[Case, ...] = (
         (class2d(C2, 5, 2, gpu=True),),
         mpi=5,
         threads=2,
-        labels={1: "Number of nodes", 2: "MPI per node", 3: "Partition", 4: "GPUs per node", 5: "Memory"},
+        labels=NORC,
         extras={1: "1", 2: "5", 3: "gpu", 4: "", 5: "30000"},
     ),
-    Case(
+    case(
         "minimal_pmi2",
         "minimal_pmi2.sh",
         "the smallest template: 4 directives and srun --mpi=pmi2",
@@ -159,7 +160,7 @@ CASES: tuple[Case, ...] = (
         mpi=4,
         threads=2,
     ),
-    Case(
+    case(
         "sge_leftovers",
         "sge_leftovers.sh",
         "'#$BATCH' lines left from an SGE template beside #SBATCH (class 3)",
@@ -168,7 +169,7 @@ CASES: tuple[Case, ...] = (
         mpi=3,
         threads=4,
     ),
-    Case(
+    case(
         "placeholder_comments",
         "placeholder_comments.sh",
         "every placeholder in comments, mpirun over 4 lines",
@@ -180,7 +181,7 @@ CASES: tuple[Case, ...] = (
         labels={1: "Walltime", 2: "Extra sbatch options", 3: "Nodes", 4: "Memory"},
         extras={1: "2:00:00", 2: "", 3: "1", 4: "16G"},
     ),
-    Case(
+    case(
         "echo_srun_memory_cleared",
         "echo_srun.sh",
         "the command echoed before it runs; Memory box cleared: --mem-per-cpu= twice (classes 2, 7)",
@@ -188,10 +189,10 @@ CASES: tuple[Case, ...] = (
         (refine3d(R3, 3, 4),),
         mpi=3,
         threads=4,
-        labels={1: "Account", 2: "Time", 3: "Memory per CPU", 4: "Gres", 5: "Extra 1", 6: "Extra 2", 7: "Extra 3"},
+        labels=ECHO,
         extras={1: "", 2: "1:00:00", 3: "", 4: "", 5: "", 6: "", 7: ""},
     ),
-    Case(
+    case(
         "echo_srun_scratch",
         "echo_srun.sh",
         "lscratch in the Gres box: --scratch_dir added to the run, not the echo",
@@ -199,10 +200,10 @@ CASES: tuple[Case, ...] = (
         (refine3d(R3, 3, 4),),
         mpi=3,
         threads=4,
-        labels={1: "Account", 2: "Time", 3: "Memory per CPU", 4: "Gres", 5: "Extra 1", 6: "Extra 2", 7: "Extra 3"},
+        labels=ECHO,
         extras={1: "", 2: "1:00:00", 3: "1000", 4: "lscratch:10", 5: "--nodes=1", 6: "", 7: ""},
     ),
-    Case(
+    case(
         "mpirun_time",
         "mpirun_time.sh",
         "'##### --exclusive' comment, mpirun time XXXcommandXXX",
@@ -211,7 +212,7 @@ CASES: tuple[Case, ...] = (
         mpi=8,
         queue="multinode",
     ),
-    Case(
+    case(
         "mail_mpiexec",
         "mail_mpiexec.sh",
         "mail options, mpiexec, walltime and RAM boxes",
@@ -221,7 +222,7 @@ CASES: tuple[Case, ...] = (
         labels={1: "Maximum CPU time", 2: "Maximum RAM process"},
         extras={1: "00:30:00", 2: "1G"},
     ),
-    Case(
+    case(
         "three_boxes_word",
         "three_boxes.sh",
         "a bare 'gpu:p100:2' in a whole-line box (class 6)",
@@ -230,16 +231,10 @@ CASES: tuple[Case, ...] = (
         mpi=3,
         threads=2,
         queue="gpu",
-        labels={
-            1: "Walltime",
-            2: "Memory per CPU",
-            3: "Additional option 1",
-            4: "Additional option 2",
-            5: "Additional option 3",
-        },
+        labels=SHERLOCK,
         extras={1: "1:00:00", 2: "2000", 3: "gpu:p100:2", 4: "", 5: ""},
     ),
-    Case(
+    case(
         "three_boxes_gres",
         "three_boxes.sh",
         "the same with --gres=gpu:p100:2 written as an option",
@@ -248,16 +243,10 @@ CASES: tuple[Case, ...] = (
         mpi=3,
         threads=2,
         queue="gpu",
-        labels={
-            1: "Walltime",
-            2: "Memory per CPU",
-            3: "Additional option 1",
-            4: "Additional option 2",
-            5: "Additional option 3",
-        },
+        labels=SHERLOCK,
         extras={1: "1:00:00", 2: "2000", 3: "--gres=gpu:p100:2", 4: "--nodes=1", 5: ""},
     ),
-    Case(
+    case(
         "lsf_bsub",
         "lsf_bsub.sh",
         "an LSF template (#BSUB) given to a Slurm site (class 3)",
@@ -267,7 +256,7 @@ CASES: tuple[Case, ...] = (
         labels={1: "Walltime"},
         extras={1: "1:00"},
     ),
-    Case(
+    case(
         "pbs_torque",
         "pbs_torque.sh",
         "a PBS/Torque template (#PBS) given to a Slurm site (class 3)",
@@ -277,7 +266,7 @@ CASES: tuple[Case, ...] = (
         labels={1: "Walltime", 2: "GPUs"},
         extras={1: "2", 2: "1"},
     ),
-    Case(
+    case(
         "qsub_csh",
         "qsub_csh.sh",
         "RELION's own default template: SGE, tcsh, mpiexec (class 3)",
@@ -286,7 +275,7 @@ CASES: tuple[Case, ...] = (
         mpi=4,
         queue="openmpi",
     ),
-    Case(
+    case(
         "patched_qos",
         "patched_qos.sh",
         "XXXqosXXX, a placeholder only a patched RELION fills (class 6)",
@@ -296,7 +285,7 @@ CASES: tuple[Case, ...] = (
         labels={1: "Walltime"},
         extras={1: "0:30:00"},
     ),
-    Case(
+    case(
         "spank_options",
         "spank_options.sh",
         "site plugin options --gpu_cmode and --auks (class 4)",
@@ -309,7 +298,7 @@ CASES: tuple[Case, ...] = (
         extras={1: "2"},
         no_testbed="the testbed runs no SPANK plugin, so its sbatch has no --gpu_cmode or --auks",
     ),
-    Case(
+    case(
         "repeated_constraint",
         "repeated_constraint.sh",
         "-C from a box and -C x2695 below it: last wins (class 1)",
@@ -320,7 +309,7 @@ CASES: tuple[Case, ...] = (
         labels={1: "Node feature"},
         extras={1: "gpup100"},
     ),
-    Case(
+    case(
         "prose_sbatch",
         "prose_sbatch.sh",
         "'# sbatch --mem=1009g ...' in a comment is prose (class 7)",
@@ -328,7 +317,7 @@ CASES: tuple[Case, ...] = (
         (ctffind(CTF, 4),),
         mpi=4,
     ),
-    Case(
+    case(
         "mem_units_cleared",
         "mem_units.sh",
         "--mem=XXXextra2XXXGB and srun --mem-per-cpu= with boxes cleared (5)",
@@ -338,7 +327,7 @@ CASES: tuple[Case, ...] = (
         labels={1: "Hours", 2: "Memory (GB)", 3: "Memory per CPU"},
         extras={1: "1", 2: "", 3: ""},
     ),
-    Case(
+    case(
         "mem_units_filled",
         "mem_units.sh",
         "the same with the boxes filled",
@@ -351,7 +340,6 @@ CASES: tuple[Case, ...] = (
 )
 
 # ---- RELION 4.0 and 5.0 jobs (issue 15 class 8), on the main corpus' RELION 4.0/5.0-style templates.
-MAIN = "../../templates/"
 IM = "InitialModel/job009/"
 DM = "DynaMight/job030/"
 MA = "ModelAngelo/job031/"
@@ -385,7 +373,7 @@ def initial_model_vdam(jobdir: str, threads: int) -> tuple[str, ...]:
 
 
 CASES += (
-    Case(
+    case(
         "relion4_initialmodel_dedicated",
         MAIN + "dedicated_cores.sh",
         "RELION 4.0 InitialModel, 4 commands; --nodes=XXXnodesXXX --ntasks-per-node=XXXdedicatedXXX",
@@ -398,7 +386,7 @@ CASES += (
         labels={1: "Walltime"},
         extras={1: "1:00:00"},
     ),
-    Case(
+    case(
         "relion5_scheme_motioncorr",
         MAIN + "relion5_nodes.sh",
         "a job relion_schemer runs for Schemes/prep: MotionCorr 4 MPI x 4 threads, XXXnodesXXX with dedicated 16",
@@ -411,7 +399,7 @@ CASES += (
         labels=R45,
         extras={1: "0:30:00", 2: "1000"},
     ),
-    Case(
+    case(
         "relion5_dynamight",
         MAIN + "relion5_nodes.sh",
         "RELION 5.0 DynaMight: a Python job, one process",
@@ -432,7 +420,7 @@ CASES += (
         labels=R45,
         extras={1: "1:00:00", 2: "2000"},
     ),
-    Case(
+    case(
         "relion5_modelangelo",
         MAIN + "relion5_nodes.sh",
         "RELION 5.0 ModelAngelo: a Python job, one process",
@@ -450,7 +438,7 @@ CASES += (
         labels=R45,
         extras={1: "2:00:00", 2: "4000"},
     ),
-    Case(
+    case(
         "relion5_classranker",
         MAIN + "relion5_nodes.sh",
         "RELION 5.0 auto-select (Select job): relion_python_classranker",
@@ -470,7 +458,7 @@ CASES += (
         labels=R45,
         extras={1: "0:10:00", 2: "1000"},
     ),
-    Case(
+    case(
         "relion5_refine_blush_two_extras",
         MAIN + "mpirun_two_extras.sh",
         "RELION 5.0 Refine3D with Blush on GPUs: RELION's default 2 extras, --gres=gpu:XXXextra1XXX",
