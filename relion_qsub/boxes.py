@@ -57,10 +57,13 @@ class Boxes:
         """The box the template fills ``--name`` from; "" when the template has none; None when it is unknown."""
         if self.template is None:
             return None
-        for line in self.template:
+        whole = None  # a box the template puts on an #SBATCH line of its own takes any option
+        for number, line in enumerate(self.template, 1):
             if line.startswith("#SBATCH") and re.search(rf"--{re.escape(name)}[= ]\S*XXX[a-z]\w*?XXX", line):
-                return self.for_line(self.template.index(line) + 1) or ""
-        return ""
+                return self.for_line(number) or ""
+            if whole is None and re.fullmatch(r"#SBATCH\s+XXX[a-z]\w*?XXX\s*", line.rstrip("\r")):
+                whole = self.for_line(number)
+        return whole or ""
 
 
 def from_environment(environ: Mapping[str, str]) -> Boxes:

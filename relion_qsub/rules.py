@@ -334,7 +334,8 @@ def foreign_directive(script: Script, ctx: Context, report: Report) -> Script:
     more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
     report.problem(
         line.number,
-        f"{clip(line.text.strip())!r}{more} is a {system} directive in a Slurm script; write what it asks as "
+        f"{clip(line.text.strip())!r}{more} is {'an' if system[0] in 'AEIOSL' else 'a'} {system} directive in a Slurm "
+        "script; write what it asks as "
         "#SBATCH options (or delete it)",
     )
     return script
@@ -343,7 +344,8 @@ def foreign_directive(script: Script, ctx: Context, report: Report) -> Script:
 @rule(
     "unfilled-placeholder",
     "unfilled_placeholder",
-    "RELION leaves XXXextraNXXX in the script when RELION_QSUB_EXTRAn is not set",
+    "RELION leaves a placeholder it does not fill in the script literally (XXXextraNXXX when RELION_QSUB_EXTRAn is "
+    "not set; XXXqosXXX of a patched RELION's template always)",
 )
 def unfilled_directives(script: Script, ctx: Context, report: Report) -> Script:
     def visit(line: Line, parsed: Parsed) -> list[Parsed] | None:
@@ -389,21 +391,24 @@ def empty_directives(script: Script, ctx: Context, report: Report) -> Script:
 
 
 # Options whose value holds a number (a count, a size, a duration): one without any digit lost it to an empty box
-# (`--mem=XXXextra2XXXGB` with the box cleared is `--mem=GB`). Lists lose an item: `--gres=gpu:XXXextra4XXX` -> `gpu:`.
+# (`--mem=XXXextra2XXXGB` with the box cleared is `--mem=GB`), and so did one that starts or ends with its separator
+# (`--time=XXXextra1XXX:00:00` -> `:00:00`). A --gres list loses an item: `--gres=gpu:XXXextra4XXX` -> `gpu:`.
+# Only what sbatch 22.05 refuses ("Invalid --mem specification", "Invalid generic resource (gres) specification";
+# tests/test_sites.py asks the real sbatch): a trailing "," in --partition or "&" in --constraint it accepts.
 _NUMERIC = frozenset(
     (
         "mem", "mem-per-cpu", "mem-per-gpu", "tmp", "time", "time-min", "ntasks", "nodes", "ntasks-per-node",
         "cpus-per-task", "cpus-per-gpu", "mincpus", "gpus", "gpus-per-node", "gpus-per-task", "ntasks-per-gpu",
     )
 )  # fmt: skip
-_LISTS = frozenset(("gres", "constraint", "partition", "licenses", "nodelist", "exclude", "qos", "account"))
-_LIST_GAP = re.compile(r"^[:,&|]|[:,&|]$|[:,&|]{2}")
+_NUMBER_GAP = re.compile(r"^:|[:-]$")
+_GRES_GAP = re.compile(r"^[:,]|[:,]$|[:,]{2}")
 
 
 def _lost_part(name: str, value: str) -> bool:
     if name in _NUMERIC:
-        return not any(ch.isdigit() for ch in value)
-    return name in _LISTS and _LIST_GAP.search(value) is not None
+        return not any(ch.isdigit() for ch in value) or _NUMBER_GAP.search(value) is not None
+    return name == "gres" and _GRES_GAP.search(value) is not None
 
 
 @rule(
@@ -457,7 +462,8 @@ def typos(script: Script, ctx: Context, report: Report) -> Script:
             hint = "; give it a value or remove it"
         elif parsed.spelled and not parsed.spelled.startswith("-"):
             hint = (
-                f"; it came from {box}, which the template puts on an #SBATCH line: write it there as an option"
+                f"; it came from {box}, which the template puts on an #SBATCH line: write it there as an option "
+                "(--name=value)"
                 if box
                 else "; every word on an #SBATCH line must be an option (--name=value)"
             )

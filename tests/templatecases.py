@@ -29,6 +29,8 @@ PROGRAMS = {
     "InitialModel": ("relion_refine", "--o {jobdir}run --grad --denovo_3dref --i particles.star --j {threads}"),
     "AutoPick": ("relion_autopick", "--i micrographs.star --odir {jobdir} --topaz_extract"),
     "PseudoSubtomo": ("relion_tomo_subtomo", "--o {jobdir} --j {threads}"),
+    "CtfRefine": ("relion_ctf_refine", "--i Refine3D/job020/run_data.star --o {jobdir} --fit_defocus --j {threads}"),
+    "LocalRes": ("relion_postprocess", "--locres --i Refine3D/job020/run_half1_class001_unfil.mrc --o {jobdir}relion"),
 }
 
 

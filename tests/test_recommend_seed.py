@@ -120,7 +120,9 @@ def test_seed_parsed_every_section_and_node_row() -> None:
 
 def test_profile_has_no_rows_the_seed_lacks() -> None:
     seeded = {(r, profile_row_key(SITE.recipes[r], n)) for r, n in TABLES}
-    in_profile = {(key, node) for key, recipe in SITE.recipes.items() for node in recipe.rows}
+    # Recipes the site adds for job types the seed gives no row for (CtfRefine, LocalRes) say so in their source.
+    seed_recipes = {key: r for key, r in SITE.recipes.items() if not r.source.startswith("site choice")}
+    in_profile = {(key, node) for key, recipe in seed_recipes.items() for node in recipe.rows}
     assert in_profile == seeded
 
 
