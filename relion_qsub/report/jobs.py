@@ -100,15 +100,19 @@ def local_time(when: datetime) -> datetime:
 
 def read_requested(text: str) -> Requested:
     script = parse_script(text)
-    threads = script.last("cpus-per-task") or ""
-    per_node = script.last("ntasks-per-node") or ""
+    given: dict[str, list[str]] = {}  # one pass over the directives; sbatch uses the last value of an option
+    for _, _, option in script.options():
+        if option.name:
+            given.setdefault(option.name, []).append(option.value or "")
+    threads = (given.get("cpus-per-task") or [""])[-1]
+    per_node = (given.get("ntasks-per-node") or [""])[-1]
     return Requested(
-        gres=",".join(v for v in script.values("gres") if v),
-        constraint=script.last("constraint") or "",
+        gres=",".join(v for v in given.get("gres", []) if v),
+        constraint=(given.get("constraint") or [""])[-1],
         threads=int(threads) if threads.isdigit() and int(threads) > 0 else 1,
         tasks_per_node=int(per_node) if per_node.isdigit() and int(per_node) > 0 else None,
-        exclusive=script.has("exclusive"),
-        mem_per_cpu=script.last("mem-per-cpu") or "",
+        exclusive="exclusive" in given,
+        mem_per_cpu=(given.get("mem-per-cpu") or [""])[-1],
         gpu_flag=gpu_flag(script.body()),
     )
 

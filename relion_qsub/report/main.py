@@ -116,7 +116,12 @@ def report(
         doc = render.document(rows, total, str(project), meta)
         doc["seconds"] = round(seconds, 3)
         return json.dumps(doc, indent=1) + "\n", code
-    footer = f"{PROG}: {calls} sacct call for {len(ids)} Slurm job(s), {len(records)} recorded ({seconds:.2f} s)"
+    asked = (
+        f"1 sacct call for {len(ids)} Slurm job(s), {len(records)} recorded"
+        if ids
+        else "no Slurm job id, no sacct call"
+    )
+    footer = f"{PROG}: {asked} ({seconds:.2f} s)"
     if problem:
         footer += f"; Slurm's figures are missing: {problem}"
     colour = render.use_colour(is_tty, environ)

@@ -71,6 +71,12 @@ def fit(text: str, width: int, right: bool) -> str:
     return text.rjust(width) if right else text.ljust(width)
 
 
+def wrap(sentence: str) -> list[str]:
+    if len(sentence) <= WIDTH - 4:  # most verdicts: textwrap costs ~0.1 ms a line
+        return [f"  > {sentence}"]
+    return textwrap.wrap(sentence, WIDTH - 4, initial_indent="  > ", subsequent_indent="    ")
+
+
 def table(rows: Sequence[tuple[Usage, Verdict]], colour: bool) -> list[str]:
     body = [cells(u) for u, _ in rows]
     sizes = widths([list(HEADERS), *body])
@@ -79,7 +85,7 @@ def table(rows: Sequence[tuple[Usage, Verdict]], colour: bool) -> list[str]:
         text = [fit(c, w, h in RIGHT) for c, w, h in zip(row, sizes, HEADERS, strict=True)]
         text[3] = paint(text[3], verdict.level if verdict.level == ERROR else "", colour)
         lines.append(GAP.join(text).rstrip())
-        wrapped = textwrap.wrap(verdict.text, WIDTH - 4, initial_indent="  > ", subsequent_indent="    ")
+        wrapped = wrap(verdict.text)
         lines += [paint(line, verdict.level, colour) for line in wrapped]
     return lines
 

@@ -27,7 +27,7 @@ class Summary:
 
 def waste(usage: Usage) -> tuple[float, str]:
     if usage.failed:
-        return usage.node_hours, usage.failure.split(":")[0]
+        return usage.node_hours, reason_kind(usage.failure)
     if usage.cpu_eff is not None and usage.node_hours:
         return usage.node_hours * (1 - usage.cpu_eff), f"CPU efficiency {usage.cpu_eff:.0%}"
     return 0.0, ""

@@ -11,7 +11,8 @@ here and documented in docs/report.md:
 - a job that used less than half its walltime: 1.5 x what it used, rounded up to 5 minutes (whole hours from one
   hour on). A shorter time limit lets Slurm's backfill scheduler start it in gaps a long limit does not fit;
 - scratch: 1.5 x the peak the monitor logged (at least the site minimum), or more when it was 90% full;
-- memory: a peak under a quarter of what it asked (not a whole-node job): 1.5 x the peak as Memory Per Thread.
+- memory: a peak under a quarter of what it asked (not a whole-node job): 1.5 x the peak as Memory Per Thread;
+- CPU efficiency under 50%: fewer threads or MPI procs. These two only after MEASURED seconds of run time.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ from .usage import Usage
 
 OK, WASTE, WARNING, ERROR, INFO = "ok", "waste", "warning", "error", "info"
 MB = 1024**2
+# Seconds a job must run before its CPU efficiency and a low memory peak say anything: start-up (reading the
+# particles) dominates a shorter job, and MaxRSS is sampled (JobAcctGatherFrequency, 30 s by default).
+MEASURED = 300
 
 
 @dataclass(frozen=True)
@@ -121,7 +125,7 @@ def memory_clauses(site: Site, usage: Usage) -> list[tuple[str, str]]:
     if peak >= 0.9 * alloc:
         return [(WARNING, f"{said}: close to the limit, next time {box} {per_cpu(alloc * 1.25, cpus)}")]
     whole = usage.job.requested.exclusive and usage.job.requested.mem_per_cpu == site.memory.whole_node
-    if peak < 0.25 * alloc and not whole and alloc > GIB:
+    if peak < 0.25 * alloc and not whole and alloc > GIB and (usage.elapsed or 0) >= MEASURED:
         return [(WASTE, f"{said}: {box} {per_cpu(peak * 1.5, cpus)} would do")]
     return []
 
@@ -175,7 +179,7 @@ def gpu_clauses(site: Site, usage: Usage) -> list[tuple[str, str]]:
 
 
 def cpu_clauses(site: Site, usage: Usage) -> list[tuple[str, str]]:
-    if usage.cpu_eff is None or usage.elapsed is None or usage.elapsed < 300 or usage.cpu_eff >= 0.5:
+    if usage.cpu_eff is None or usage.elapsed is None or usage.elapsed < MEASURED or usage.cpu_eff >= 0.5:
         return []
     idle = round(usage.cpus * (1 - usage.cpu_eff))
     return [
@@ -200,11 +204,12 @@ def judge(site: Site, usage: Usage) -> Verdict:
     if usage.slurm == "RUNNING":
         limit = f" of {clock(usage.limit)}" if usage.limit else ""
         return Verdict(INFO, f"running for {clock(usage.elapsed or 0)}{limit} on {usage.nodelist}")
+    # Within a level the order says what costs most: GPUs idle, a queue wait, scratch, memory, CPUs.
     clauses = [
-        *memory_clauses(site, usage),
+        *gpu_clauses(site, usage),
         *time_clauses(site, usage),
         *scratch_clauses(site, usage),
-        *gpu_clauses(site, usage),
+        *memory_clauses(site, usage),
         *cpu_clauses(site, usage),
     ]
     clauses.sort(key=lambda c: PRIORITY[c[0]])  # stable: the order above within a level
