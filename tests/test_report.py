@@ -155,6 +155,11 @@ def test_verdicts_of_the_recorded_endings() -> None:
     assert verdict.judge(TESTBED, measured("113")).text == (
         "TIMEOUT at 0:01:00: ask 0:02:00 (Walltime) and continue from the last iteration"
     )
+    running = measured("113")
+    running.job.relion = "running"
+    assert verdict.judge(TESTBED, running).text.endswith(
+        "; RELION still shows it running (relion-qsub doctor --job Class2D/job001 --fix)"
+    )
     crash = verdict.judge(TESTBED, measured("112")).text
     assert crash.startswith("rank crash (step 112.0: exit code 3) on cn[5-6]: see run.err")
     ok = verdict.judge(TESTBED, measured("114", gres="lscratch:5,gpu:p100:1", gpu_flag=False))
@@ -202,6 +207,14 @@ def test_gpu_overload_scratch_and_fits() -> None:
     idle = verdict.judge(BIOWULF, big(scratch_req_gb=650, scratch_used_kib=10 * 1024**2))
     assert idle.text == "scratch 10 GB of lscratch:650 used: lscratch:15 would do"
     assert verdict.judge(BIOWULF, big()).text == "used 7:59:00 of 8:00:00: fits"
+    assert verdict.judge(BIOWULF, big(mem_peak=2 * GIB)).text == (
+        "peak 2.0 GB of 64 GB per node: Memory Per Thread 200m would do"
+    )
+    assert verdict.judge(BIOWULF, big(cpu_eff=0.12)).text == (
+        "CPU efficiency 12%: 56 of 64 CPUs idle; ask fewer threads or MPI procs"
+    )
+    short_job = big(mem_peak=2 * GIB, cpu_eff=0.12, elapsed=200, limit=300)
+    assert verdict.judge(BIOWULF, short_job).text == "used 0:03:20 of 0:05:00: fits"  # too short to judge
 
 
 def test_walltime_rounding() -> None:

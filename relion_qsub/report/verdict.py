@@ -192,7 +192,10 @@ PRIORITY = {WARNING: 0, WASTE: 1, OK: 2}
 
 def judge(site: Site, usage: Usage) -> Verdict:
     if usage.failed:
-        return Verdict(ERROR, failed(site, usage))
+        text = failed(site, usage)
+        if usage.job.relion == "running" and usage.job_id:  # nothing wrote RELION_JOB_EXIT_*: the GUI waits forever
+            text += f"; RELION still shows it running (relion-qsub doctor --job {usage.job.name} --fix)"
+        return Verdict(ERROR, text)
     if usage.slurm == "not asked":
         return Verdict(INFO, f"RELION: {usage.job.relion}; sacct could not be asked about job {usage.job_id}")
     if usage.slurm == "id reused":
