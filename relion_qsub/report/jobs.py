@@ -11,21 +11,19 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from .. import jobdir as contract
 from ..doctor.job import relion_state, scan_err
 from ..errors import InputError
 from ..script import parse as parse_script
 from ..sitetools.templates import MONITOR_LOG
-from ..submit import LOG_NAME, output_path
+from ..submit import output_path
 
-_JOB_DIR = re.compile(r"job\d{3,}")
 ERR_TAIL = 64 << 10  # the endings are in the last lines of run.err
-RELION_SCRIPT = "run_submit.script"  # what RELION writes; relion-qsub's normalised copy is output_path() of it
 
 
 @dataclass(frozen=True)
@@ -148,7 +146,7 @@ def _read(path: Path, tail: int | None = None) -> str | None:
 
 def read_jobdir(path: Path, project: Path, since: datetime | None = None) -> JobDir | None:
     """One job dir, or None when relion-qsub never submitted from it (no log, or nothing since ``since``)."""
-    log = _read(path / LOG_NAME)
+    log = _read(path / contract.RECORD)
     if log is None:
         return None
     submissions = read_log(log, since)
@@ -163,19 +161,19 @@ def read_jobdir(path: Path, project: Path, since: datetime | None = None) -> Job
         names = set()
         name = f"{path.parent.name}/{path.name}"
     job = JobDir(path, name, path.parent.name, relion_state(names), submissions)
-    script = _read(output_path(path / RELION_SCRIPT))
+    script = _read(output_path(path / contract.SUBMIT_SCRIPT))
     if script is not None:
         job.requested = read_requested(script)
     monitor = _read(path / MONITOR_LOG) if MONITOR_LOG in names else None
     job.scratch_used_kib = scratch_peak_kib(monitor) if monitor is not None else None
-    if job.relion != "success" and "run.err" in names:
-        err = _read(path / "run.err", ERR_TAIL) or ""
+    if job.relion != "success" and contract.RUN_ERR in names:
+        err = _read(path / contract.RUN_ERR, ERR_TAIL) or ""
         job.err_reasons = [(pattern.kind, line) for _, pattern, line in scan_err(err)]
     return job
 
 
 def is_jobdir(path: Path) -> bool:
-    return bool(_JOB_DIR.fullmatch(path.name)) or (path / LOG_NAME).is_file()
+    return contract.is_job_dir_name(path.name) or (path / contract.RECORD).is_file()
 
 
 def project_jobdirs(project: Path) -> list[Path]:
@@ -187,10 +185,10 @@ def project_jobdirs(project: Path) -> list[Path]:
         raise InputError(f"{project}: cannot read the project directory ({exc.strerror})") from exc
     for entry in types:
         try:
-            found += [Path(j.path) for j in os.scandir(entry.path) if _JOB_DIR.fullmatch(j.name) and j.is_dir()]
+            found += [Path(j.path) for j in os.scandir(entry.path) if contract.is_job_dir_name(j.name) and j.is_dir()]
         except OSError:
             continue
-    return sorted(p for p in found if (p / LOG_NAME).is_file())
+    return sorted(p for p in found if (p / contract.RECORD).is_file())
 
 
 def resolve(paths: Sequence[str], cwd: Path) -> tuple[Path, list[Path]]:
