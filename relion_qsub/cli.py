@@ -43,6 +43,7 @@ commands:
                                exit 0 when it would submit, 65 when it would not
   templates | recommend | module  site tools (build templates, recommended GUI values, modulefiles): see --help
   doctor [PROJECT_DIR]         find RELION's known problems (damaged images, pipeline, lock, ended jobs); --help
+  report [PROJECT_DIR|JOBDIR]  what each job used against what it asked (sacct), and what to ask next; --help
 
 options:
   --site PROFILE   site profile: a name ({profiles}) or a .toml path;
@@ -246,6 +247,7 @@ SUBCOMMANDS = {
     "recommend": "relion_qsub.sitetools.recommend",
     "module": "relion_qsub.sitetools.module",
     "doctor": "relion_qsub.doctor.main",
+    "report": "relion_qsub.report.main",
 }
 
 
