@@ -128,7 +128,7 @@ def _policy(policy: Mapping[str, str], actions: Iterable[str]) -> Table:
 
 
 def profile_schema(policy: Mapping[str, str], actions: Iterable[str]) -> Table:
-    """The whole profile. ``policy``: the checks and their default actions (site.DEFAULT_POLICY)."""
+    """The whole profile. ``policy``: the checks and their default actions (site.ALL_POLICY)."""
     return Table(
         "A site profile (TOML).",
         {
