@@ -43,6 +43,7 @@ commands:
                                exit 0 when it would submit, 65 when it would not
   templates | recommend | module  site tools (build templates, recommended GUI values, modulefiles): see --help
   doctor [PROJECT_DIR]         find RELION's known problems (damaged images, pipeline, lock, ended jobs); --help
+  site init|validate|reference  a starting profile from the live cluster, its checks (--live), every key; --help
 
 options:
   --site PROFILE   site profile: a name ({profiles}) or a .toml path;
@@ -246,6 +247,7 @@ SUBCOMMANDS = {
     "recommend": "relion_qsub.sitetools.recommend",
     "module": "relion_qsub.sitetools.module",
     "doctor": "relion_qsub.doctor.main",
+    "site": "relion_qsub.sitetools.siteinit",
 }
 
 

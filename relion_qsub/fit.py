@@ -81,6 +81,11 @@ def cpus_per_node(get: Callable[[str], str | None]) -> tuple[int, int | None, in
     return (tasks or 1) * per_task, tasks, per_task
 
 
+def _set(where: str, option: str) -> str:
+    """How to change a value: in its box, or in the template when no box filled it."""
+    return f"change --{option} in the template to" if where == "the template" else f"set {where} to"
+
+
 def _mb(value: float) -> str:
     return f"{int(value)} MB" if value < 10240 else f"{value / 1024:.0f} GB"
 
@@ -99,7 +104,7 @@ def max_time(script: Script, ctx: Context, report: Report) -> None:
         report.problem(
             0,
             f"--time={value} from {where} is over the MaxTime of partition {part.name!r}, {part.max_time} (the job "
-            f"would pend forever): set {where} to {part.max_time} or less",
+            f"would pend forever): {_set(where, 'time')} {part.max_time} or less",
         )
 
 
@@ -136,14 +141,15 @@ def node_cpus(script: Script, ctx: Context, report: Report) -> None:
         report.problem(
             0,
             f"--cpus-per-task={per_task} from {threads} is more than the {part.cpus} CPUs of a partition "
-            f"{part.name!r} node: set {threads} to {part.cpus} or fewer",
+            f"{part.name!r} node: {_set(threads, 'cpus-per-task')} {part.cpus} or fewer",
         )
         return
     ranks = _where(script, ctx, "ntasks-per-node" if script.has("ntasks-per-node") else "ntasks")
     report.problem(
         0,
         f"{tasks} tasks per node (from {ranks}) x {per_task} CPUs (from {threads}) = {need} CPUs, but a partition "
-        f"{part.name!r} node has {part.cpus}: set {threads} to {max(1, part.cpus // tasks)} or fewer, or put "
+        f"{part.name!r} node has {part.cpus}: {_set(threads, 'cpus-per-task')} {max(1, part.cpus // tasks)} or fewer, "
+        "or put "
         f"at most {max(1, part.cpus // per_task)} tasks on a node",
     )
 
@@ -180,9 +186,8 @@ def node_memory(script: Script, ctx: Context, report: Report) -> None:
     per = f" x {factor} {'CPUs' if name == 'mem-per-cpu' else 'GPUs'} per node = {_mb(need)}" if factor > 1 else ""
     report.problem(
         0,
-        f"--{name}={value} from {where}{per} is more than the {_mb(has)} of a partition {part.name!r} node: set "
-        f"{where} to "
-        f"{has // factor}m or less (0 with --exclusive gives the job all of each node's memory)",
+        f"--{name}={value} from {where}{per} is more than the {_mb(has)} of a partition {part.name!r} node: "
+        f"{_set(where, name)} {has // factor}m or less (0 with --exclusive gives the job all of each node's memory)",
     )
 
 
@@ -212,7 +217,7 @@ def node_scratch(script: Script, ctx: Context, report: Report) -> None:
             report.problem(
                 0,
                 f"--gres={entry.text} from {where} is more than the {gres}:{part.scratch_gb} of a partition "
-                f"{part.name!r} node: set {where} to {gres}:{part.scratch_gb} or less",
+                f"{part.name!r} node: {_set(where, 'gres')} {gres}:{part.scratch_gb} or less",
             )
 
 

@@ -246,6 +246,11 @@ def build(data: Mapping[str, Any], site: Site) -> Profile:
     )
 
 
+def plain_name(name: str) -> bool:
+    """Whether ``name`` can name a file or directory (template dirs, node types, the site)."""
+    return bool(_NAME.fullmatch(name)) and ".." not in name
+
+
 def read_name(r: Reader, key: str, name: str) -> str:
     """A table key or value that names a file or directory: no '/', no '..', no line breaks, no shell syntax."""
     if not _NAME.fullmatch(name) or ".." in name:
