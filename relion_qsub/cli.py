@@ -44,6 +44,7 @@ commands:
   templates | recommend | module  site tools (build templates, recommended GUI values, modulefiles): see --help
   doctor [PROJECT_DIR]         find RELION's known problems (damaged images, pipeline, lock, ended jobs); --help
   report [PROJECT_DIR|JOBDIR]  what each job used against what it asked (sacct), and what to ask next; --help
+  site init|validate|reference  a starting profile from the live cluster, its checks (--live), every key; --help
 
 options:
   --site PROFILE   site profile: a name ({profiles}) or a .toml path;
@@ -248,6 +249,7 @@ SUBCOMMANDS = {
     "module": "relion_qsub.sitetools.module",
     "doctor": "relion_qsub.doctor.main",
     "report": "relion_qsub.report.main",
+    "site": "relion_qsub.sitetools.siteinit",
 }
 
 

@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 from . import crosscheck
 from .errors import ScriptError
 from .options import BY_NAME, parse_words
+from .reader import FILLED, Reader
 from .schema import SIZE_NAMES, TOOL_VARIABLES
 from .schema import default as _d
 from .script import split_words
-from .site import FILLED, Reader
 from .units import memory_mb
 
 if TYPE_CHECKING:
@@ -244,6 +244,11 @@ def build(data: Mapping[str, Any], site: Site) -> Profile:
         template_sets=template_sets,
         exclusive=_exclusive(top, node_types),
     )
+
+
+def plain_name(name: str) -> bool:
+    """Whether ``name`` can name a file or directory (template dirs, node types, the site)."""
+    return bool(_NAME.fullmatch(name)) and ".." not in name
 
 
 def read_name(r: Reader, key: str, name: str) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
+from . import blame, gpus
 from .options import BY_NAME, BY_SHORT, NONE, REQUIRED, Parsed, clip, nearest, parse_words, site_table
 from .script import Kind, Line, Script, directive_line, foreign_directives, lookalikes, shell_words
 from .site import Site
@@ -461,12 +462,7 @@ def typos(script: Script, ctx: Context, report: Report) -> Script:
         elif "requires an argument" in parsed.problem:
             hint = "; give it a value or remove it"
         elif parsed.spelled and not parsed.spelled.startswith("-"):
-            hint = (
-                f"; it came from {box}, which the template puts on an #SBATCH line: write it there as an option "
-                "(--name=value)"
-                if box
-                else "; every word on an #SBATCH line must be an option (--name=value)"
-            )
+            hint = blame.stray_word_hint(ctx.site, line, parsed, box)
         report.refuse(line.number, f"{parsed.problem}{hint}")
         return None
 
@@ -826,7 +822,9 @@ def layout(script: Script, ctx: Context, report: Report) -> Script:
 
 
 def _gpu(script: Script, ctx: Context) -> Gres | None:
-    return next((g for g in gres_entries(script, ctx) if g.name == "gpu"), None)
+    found = next((g for g in gres_entries(script, ctx) if g.name == "gpu"), None)
+    asked = gpus.per_node(lambda name: effective(script, ctx, name)) if found is None else None
+    return Gres("gpu", *asked) if asked is not None else found  # --gpus* count as GPUs in every GPU rule
 
 
 def _tasks_per_node(script: Script, ctx: Context) -> int | None:
@@ -856,7 +854,7 @@ def gpu_tasks(script: Script, ctx: Context, report: Report) -> Script:
 @rule(
     "threads-per-gpu",
     "threads_per_gpu",
-    "too many threads per GPU hang the node (seed: k80 1, p100 2, v100/a100 4)",
+    "too many threads per GPU hang the node (the profile's [gpu_types] safe_threads)",
 )
 def gpu_threads(script: Script, ctx: Context, report: Report) -> Script:
     gpu = _gpu(script, ctx)

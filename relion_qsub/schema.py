@@ -127,8 +127,222 @@ def _policy(policy: Mapping[str, str], actions: Iterable[str]) -> Table:
     return Table("What each check does when it fires: error (refuse), warn, fix (repair and say so) or off.", keys)
 
 
+def _scratch() -> Node:
+    return Table(
+        "Node-local scratch, allocated as a count-only gres in GB.",
+        {
+            "gres": Key(STRING, "lscratch", "the gres name"),
+            "root": Key(STRING, "/lscratch", "where the scratch file system is mounted on a node"),
+            "job_dir": Key(STRING, "/lscratch/$SLURM_JOB_ID", "the job's own scratch directory"),
+            "min_gb": Key(INTEGER, 5, "the least scratch a job may allocate (GB); added when missing"),
+            "monitor_interval": Key(
+                INTEGER, 0, "seconds between scratch-use samples in generated templates (0: no monitor)"
+            ),
+        },
+    )
+
+
+def _gpu_types() -> Node:
+    return Table(
+        "GPU types by their gres type name (gpu:<type>:N).",
+        each=Table(
+            "One GPU type.",
+            {"safe_threads": Key(INTEGER, 1, "threads per GPU before the node hangs (Number of threads)")},
+        ),
+    )
+
+
+def _partitions() -> Node:
+    return Table(
+        "Slurm partitions (Queue name) and what their nodes have; `relion-qsub site init` writes them from "
+        "scontrol/sinfo. A 0 or empty value means unknown: that check is not made.",
+        each=Table(
+            "One partition.",
+            {
+                "default": Key(BOOLEAN, False, "Slurm's default partition (Default=YES): jobs without -p"),
+                "gpu_types": Key(STRINGS, [], "the GPU types of its nodes ([gpu_types] entries)"),
+                "gpus_per_node": Key(INTEGER, 0, "GPUs on its largest node"),
+                "max_time": Key(STRING, "", "MaxTime as Slurm writes it (10-00:00:00); empty: UNLIMITED"),
+                "max_nodes": Key(INTEGER, 0, "MaxNodes per job (0: unlimited)"),
+                "nodes": Key(INTEGER, 0, "how many nodes it has (0: unknown)"),
+                "cpus": Key(INTEGER, 0, "CPUs on its largest node (Slurm CPUs)"),
+                "memory": Key(STRING, "", "memory of its largest node (RealMemory, e.g. 240g or 64000 MB)"),
+                "scratch_gb": Key(INTEGER, 0, "scratch gres (GB) on its largest node"),
+                "features": Key(STRINGS, [], "node features (--constraint names) of its nodes"),
+            },
+        ),
+    )
+
+
+def _site_options() -> Node:
+    return Table(
+        "The site's plugin (SPANK) options sbatch accepts (gpu_cmode = \"required\"): the name after '--' and "
+        "its argument: none, required or optional. Passed through as sbatch parses them, never typo-repaired.",
+        free=STRING,
+    )
+
+
+def _submit() -> Node:
+    return Table(
+        "How sbatch is run and retried.",
+        {
+            "sbatch": Key(STRING, "sbatch", "the sbatch command"),
+            "squeue": Key(STRING, "squeue", "the squeue command (asked before any retry)"),
+            "scancel": Key(STRING, "scancel", "the scancel command (cancels a twin job after a retry)"),
+            "timeout": Key(NUMBER, 60.0, "seconds one sbatch or squeue call may take"),
+            "attempts": Key(INTEGER, 4, "sbatch attempts on a transient failure"),
+            "backoff": Key(NUMBERS, [2.0, 5.0, 15.0], "seconds between attempts"),
+            "transient": Key(STRINGS, DEFAULT_TRANSIENT, "sbatch messages that are worth a retry"),
+            "settle": Key(NUMBER, 3.0, "seconds between the two squeue answers that must agree 'no job'"),
+        },
+    )
+
+
+def _node_types() -> Node:
+    return Table(
+        "Kinds of nodes a job can ask for (templates and recommendations).",
+        each=Table(
+            "One node type.",
+            {
+                "partition": Key(STRING, NO_DEFAULT, "its partition", required=True),
+                "cpus": Key(INTEGER, NO_DEFAULT, "Slurm CPUs of one node", required=True),
+                "memory": Key(STRING, NO_DEFAULT, "memory of one node as Slurm sees it (RealMemory)", required=True),
+                "constraint": Key(STRING, "", "the --constraint that selects it"),
+                "gpu_type": Key(STRING, "", "its GPU type ([gpu_types] entry)"),
+                "gpus": Key(INTEGER, 0, "GPUs per node"),
+                "scratch_gb": Key(INTEGER, 0, "scratch gres per node (GB)"),
+                "description": Key(STRING, "", "one line for the generated README"),
+            },
+        ),
+    )
+
+
+def _fields() -> Node:
+    return Array(
+        "RELION's extra Running-tab boxes, in order: [[fields]] number N is RELION_QSUB_EXTRAn.",
+        Table(
+            "One box.",
+            {
+                "label": Key(STRING, NO_DEFAULT, "the text RELION shows beside the box", required=True),
+                "option": Key(
+                    STRING,
+                    "",
+                    "the sbatch option it fills (time, mem-per-cpu, gres); empty: a bare '#SBATCH <text>' box",
+                ),
+                "default": Key(STRING, "", "RELION_QSUB_EXTRAn_DEFAULT"),
+                "help": Key(STRING, "", "RELION_QSUB_EXTRAn_HELP"),
+            },
+        ),
+    )
+
+
+def _limits() -> Node:
+    return Table(
+        "Running-tab defaults and limits RELION reads from the environment.",
+        {
+            "nr_mpi": Key(INTEGER, 1, "RELION_QSUB_NRMPI: default Number of MPI procs (<= 127)"),
+            "nr_threads": Key(INTEGER, 1, "RELION_QSUB_NRTHREADS: default Number of threads (<= 127)"),
+            "mpi_max": Key(INTEGER, 64, "RELION_MPI_MAX: the MPI slider's maximum"),
+            "thread_max": Key(INTEGER, 16, "RELION_THREAD_MAX: the threads slider's maximum"),
+            "minimum_dedicated": Key(INTEGER, 1, "RELION_MINIMUM_DEDICATED"),
+            "allow_change_dedicated": Key(BOOLEAN, False, "RELION_ALLOW_CHANGE_MINIMUM_DEDICATED"),
+            "error_local_mpi": Key(INTEGER, 32, "RELION_ERROR_LOCAL_MPI: most MPI procs of a local run"),
+            "mpirun": Key(STRING, "mpirun", "RELION_MPIRUN (local runs only)"),
+        },
+    )
+
+
+def _queue() -> Node:
+    return Table(
+        "RELION's queue boxes.",
+        {
+            "use": Key(STRING, "yes", "RELION_QUEUE_USE: yes, no, true or false"),
+            "name": Key(STRING, "", "RELION_QUEUE_NAME: the default Queue name"),
+            "command": Key(STRING, "relion-qsub", "RELION_QSUB_COMMAND: the Queue submit command"),
+        },
+    )
+
+
+def _launcher() -> Node:
+    return Table(
+        "How templates start RELION's command.",
+        {
+            "variable": Key(STRING, "RELION_STD_LAUNCHER", "the variable on the template's launcher line"),
+            "command": Key(STRING, "relion-launch", "the module's value of that variable"),
+            "memory_option": Key(BOOLEAN, False, "repeat Memory Per Thread on the launcher line"),
+        },
+    )
+
+
+def _memory() -> Node:
+    return Table(
+        "Memory Per Thread values with a meaning.",
+        {
+            "whole_node": Key(STRING, "0", "the value that means all of the node (with --exclusive)"),
+            "default": Key(STRING, "4g", "the default Memory Per Thread"),
+        },
+    )
+
+
+def _tools() -> Node:
+    return Table(
+        "Paths of external programs: the defaults of RELION's 'executable' boxes.",
+        {
+            **{name: Key(STRING, "", variable, fill=False) for name, variable in TOOL_VARIABLES.items()},
+            "must_exist": Key(
+                BOOLEAN, False, "every path above must be an executable file (site validate, templates build)"
+            ),
+        },
+    )
+
+
+def _recipes() -> Node:
+    return Table(
+        "Recommended parameters per job type (relion-qsub recommend, templates build).",
+        each=Table(
+            "One recipe.",
+            {
+                "title": Key(STRING, NO_DEFAULT, "its title (absent: the recipe's key)"),
+                "relion_job": Key(STRING, "", "RELION's job type (Class2D, MotionCorr ...)"),
+                "has_threads": Key(BOOLEAN, True, "the job type has a Number of threads box"),
+                "notes": Key(STRINGS, [], "lines shown by relion-qsub recommend"),
+                "source": Key(STRING, "", "where the values come from"),
+                "tabs": Table(
+                    "GUI values on other tabs: [recipes.<key>.tabs.<tab>] with label = value.",
+                    each=Table("One tab.", free=STRING),
+                ),
+                "defaults": Table(
+                    "Running-tab values every row inherits.", _row_keys("1 thread, 1 MPI proc, or empty")
+                ),
+                "rows": Table(
+                    "Running-tab values per node type ([node_types] entry or 'any').",
+                    each=Table("One row.", _row_keys("the recipe's [defaults]")),
+                ),
+            },
+        ),
+    )
+
+
+def _job_templates() -> Node:
+    return Table(
+        "Fully filled templates: a directory per job type, one file per size.",
+        each=Table(
+            "One template directory.",
+            {
+                "recipe": Key(STRING, NO_DEFAULT, "its [recipes] entry", required=True),
+                "node_type": Key(STRING, NO_DEFAULT, "its [node_types] entry", required=True),
+                "sizes": Table(
+                    "The sizes to write (01_tiny.sh ... 05_xlarge.sh).",
+                    each=Table("One size.", _size_keys()),
+                    names=SIZE_NAMES,
+                ),
+            },
+        ),
+    )
+
+
 def profile_schema(policy: Mapping[str, str], actions: Iterable[str]) -> Table:
-    """The whole profile. ``policy``: the checks and their default actions (site.DEFAULT_POLICY)."""
+    """The whole profile. ``policy``: the checks and their default actions (site.ALL_POLICY)."""
     return Table(
         "A site profile (TOML).",
         {
@@ -141,181 +355,21 @@ def profile_schema(policy: Mapping[str, str], actions: Iterable[str]) -> Table:
             "exclusive_templates": Key(
                 STRINGS, NO_DEFAULT, "node types that get a whole-node template (absent: the node types without GPUs)"
             ),
-            "scratch": Table(
-                "Node-local scratch, allocated as a count-only gres in GB.",
-                {
-                    "gres": Key(STRING, "lscratch", "the gres name"),
-                    "root": Key(STRING, "/lscratch", "where the scratch file system is mounted on a node"),
-                    "job_dir": Key(STRING, "/lscratch/$SLURM_JOB_ID", "the job's own scratch directory"),
-                    "min_gb": Key(INTEGER, 5, "the least scratch a job may allocate (GB); added when missing"),
-                    "monitor_interval": Key(
-                        INTEGER, 0, "seconds between scratch-use samples in generated templates (0: no monitor)"
-                    ),
-                },
-            ),
-            "gpu_types": Table(
-                "GPU types by their gres type name (gpu:<type>:N).",
-                each=Table(
-                    "One GPU type.",
-                    {"safe_threads": Key(INTEGER, 1, "threads per GPU before the node hangs (Number of threads)")},
-                ),
-            ),
-            "partitions": Table(
-                "Slurm partitions (Queue name) and what their nodes have; `relion-qsub site init` writes them from "
-                "scontrol/sinfo. A 0 or empty value means unknown: that check is not made.",
-                each=Table(
-                    "One partition.",
-                    {
-                        "default": Key(BOOLEAN, False, "Slurm's default partition (Default=YES): jobs without -p"),
-                        "gpu_types": Key(STRINGS, [], "the GPU types of its nodes ([gpu_types] entries)"),
-                        "gpus_per_node": Key(INTEGER, 0, "GPUs on its largest node"),
-                        "max_time": Key(STRING, "", "MaxTime as Slurm writes it (10-00:00:00); empty: UNLIMITED"),
-                        "max_nodes": Key(INTEGER, 0, "MaxNodes per job (0: unlimited)"),
-                        "nodes": Key(INTEGER, 0, "how many nodes it has (0: unknown)"),
-                        "cpus": Key(INTEGER, 0, "CPUs on its largest node (Slurm CPUs)"),
-                        "memory": Key(STRING, "", "memory of its largest node (RealMemory, e.g. 240g or 64000 MB)"),
-                        "scratch_gb": Key(INTEGER, 0, "scratch gres (GB) on its largest node"),
-                        "features": Key(STRINGS, [], "node features (--constraint names) of its nodes"),
-                    },
-                ),
-            ),
+            "scratch": _scratch(),
+            "gpu_types": _gpu_types(),
+            "partitions": _partitions(),
             "policy": _policy(policy, actions),
-            "site_options": Table(
-                "The site's plugin (SPANK) options sbatch accepts (gpu_cmode = \"required\"): the name after '--' and "
-                "its argument: none, required or optional. Passed through as sbatch parses them, never typo-repaired.",
-                free=STRING,
-            ),
-            "submit": Table(
-                "How sbatch is run and retried.",
-                {
-                    "sbatch": Key(STRING, "sbatch", "the sbatch command"),
-                    "squeue": Key(STRING, "squeue", "the squeue command (asked before any retry)"),
-                    "scancel": Key(STRING, "scancel", "the scancel command (cancels a twin job after a retry)"),
-                    "timeout": Key(NUMBER, 60.0, "seconds one sbatch or squeue call may take"),
-                    "attempts": Key(INTEGER, 4, "sbatch attempts on a transient failure"),
-                    "backoff": Key(NUMBERS, [2.0, 5.0, 15.0], "seconds between attempts"),
-                    "transient": Key(STRINGS, DEFAULT_TRANSIENT, "sbatch messages that are worth a retry"),
-                    "settle": Key(NUMBER, 3.0, "seconds between the two squeue answers that must agree 'no job'"),
-                },
-            ),
-            "node_types": Table(
-                "Kinds of nodes a job can ask for (templates and recommendations).",
-                each=Table(
-                    "One node type.",
-                    {
-                        "partition": Key(STRING, NO_DEFAULT, "its partition", required=True),
-                        "cpus": Key(INTEGER, NO_DEFAULT, "Slurm CPUs of one node", required=True),
-                        "memory": Key(
-                            STRING, NO_DEFAULT, "memory of one node as Slurm sees it (RealMemory)", required=True
-                        ),
-                        "constraint": Key(STRING, "", "the --constraint that selects it"),
-                        "gpu_type": Key(STRING, "", "its GPU type ([gpu_types] entry)"),
-                        "gpus": Key(INTEGER, 0, "GPUs per node"),
-                        "scratch_gb": Key(INTEGER, 0, "scratch gres per node (GB)"),
-                        "description": Key(STRING, "", "one line for the generated README"),
-                    },
-                ),
-            ),
-            "fields": Array(
-                "RELION's extra Running-tab boxes, in order: [[fields]] number N is RELION_QSUB_EXTRAn.",
-                Table(
-                    "One box.",
-                    {
-                        "label": Key(STRING, NO_DEFAULT, "the text RELION shows beside the box", required=True),
-                        "option": Key(
-                            STRING,
-                            "",
-                            "the sbatch option it fills (time, mem-per-cpu, gres); empty: a bare '#SBATCH <text>' box",
-                        ),
-                        "default": Key(STRING, "", "RELION_QSUB_EXTRAn_DEFAULT"),
-                        "help": Key(STRING, "", "RELION_QSUB_EXTRAn_HELP"),
-                    },
-                ),
-            ),
-            "limits": Table(
-                "Running-tab defaults and limits RELION reads from the environment.",
-                {
-                    "nr_mpi": Key(INTEGER, 1, "RELION_QSUB_NRMPI: default Number of MPI procs (<= 127)"),
-                    "nr_threads": Key(INTEGER, 1, "RELION_QSUB_NRTHREADS: default Number of threads (<= 127)"),
-                    "mpi_max": Key(INTEGER, 64, "RELION_MPI_MAX: the MPI slider's maximum"),
-                    "thread_max": Key(INTEGER, 16, "RELION_THREAD_MAX: the threads slider's maximum"),
-                    "minimum_dedicated": Key(INTEGER, 1, "RELION_MINIMUM_DEDICATED"),
-                    "allow_change_dedicated": Key(BOOLEAN, False, "RELION_ALLOW_CHANGE_MINIMUM_DEDICATED"),
-                    "error_local_mpi": Key(INTEGER, 32, "RELION_ERROR_LOCAL_MPI: most MPI procs of a local run"),
-                    "mpirun": Key(STRING, "mpirun", "RELION_MPIRUN (local runs only)"),
-                },
-            ),
-            "queue": Table(
-                "RELION's queue boxes.",
-                {
-                    "use": Key(STRING, "yes", "RELION_QUEUE_USE: yes, no, true or false"),
-                    "name": Key(STRING, "", "RELION_QUEUE_NAME: the default Queue name"),
-                    "command": Key(STRING, "relion-qsub", "RELION_QSUB_COMMAND: the Queue submit command"),
-                },
-            ),
-            "launcher": Table(
-                "How templates start RELION's command.",
-                {
-                    "variable": Key(STRING, "RELION_STD_LAUNCHER", "the variable on the template's launcher line"),
-                    "command": Key(STRING, "relion-launch", "the module's value of that variable"),
-                    "memory_option": Key(BOOLEAN, False, "repeat Memory Per Thread on the launcher line"),
-                },
-            ),
-            "memory": Table(
-                "Memory Per Thread values with a meaning.",
-                {
-                    "whole_node": Key(STRING, "0", "the value that means all of the node (with --exclusive)"),
-                    "default": Key(STRING, "4g", "the default Memory Per Thread"),
-                },
-            ),
-            "tools": Table(
-                "Paths of external programs: the defaults of RELION's 'executable' boxes.",
-                {
-                    **{name: Key(STRING, "", variable, fill=False) for name, variable in TOOL_VARIABLES.items()},
-                    "must_exist": Key(
-                        BOOLEAN, False, "every path above must be an executable file (site validate, templates build)"
-                    ),
-                },
-            ),
-            "recipes": Table(
-                "Recommended parameters per job type (relion-qsub recommend, templates build).",
-                each=Table(
-                    "One recipe.",
-                    {
-                        "title": Key(STRING, NO_DEFAULT, "its title (absent: the recipe's key)"),
-                        "relion_job": Key(STRING, "", "RELION's job type (Class2D, MotionCorr ...)"),
-                        "has_threads": Key(BOOLEAN, True, "the job type has a Number of threads box"),
-                        "notes": Key(STRINGS, [], "lines shown by relion-qsub recommend"),
-                        "source": Key(STRING, "", "where the values come from"),
-                        "tabs": Table(
-                            "GUI values on other tabs: [recipes.<key>.tabs.<tab>] with label = value.",
-                            each=Table("One tab.", free=STRING),
-                        ),
-                        "defaults": Table(
-                            "Running-tab values every row inherits.", _row_keys("1 thread, 1 MPI proc, or empty")
-                        ),
-                        "rows": Table(
-                            "Running-tab values per node type ([node_types] entry or 'any').",
-                            each=Table("One row.", _row_keys("the recipe's [defaults]")),
-                        ),
-                    },
-                ),
-            ),
-            "job_templates": Table(
-                "Fully filled templates: a directory per job type, one file per size.",
-                each=Table(
-                    "One template directory.",
-                    {
-                        "recipe": Key(STRING, NO_DEFAULT, "its [recipes] entry", required=True),
-                        "node_type": Key(STRING, NO_DEFAULT, "its [node_types] entry", required=True),
-                        "sizes": Table(
-                            "The sizes to write (01_tiny.sh ... 05_xlarge.sh).",
-                            each=Table("One size.", _size_keys()),
-                            names=SIZE_NAMES,
-                        ),
-                    },
-                ),
-            ),
+            "site_options": _site_options(),
+            "submit": _submit(),
+            "node_types": _node_types(),
+            "fields": _fields(),
+            "limits": _limits(),
+            "queue": _queue(),
+            "launcher": _launcher(),
+            "memory": _memory(),
+            "tools": _tools(),
+            "recipes": _recipes(),
+            "job_templates": _job_templates(),
         },
     )
 

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from .errors import ProfileError
+from .reader import Reader
 
 # Not `from typing import TYPE_CHECKING`: importing typing alone costs the submit path ~2 ms (mypy knows this idiom).
 TYPE_CHECKING = False
@@ -72,8 +73,20 @@ DEFAULT_POLICY: dict[str, str] = {
     "foreign_scheduler": "error",  # no #SBATCH, another batch system's directives: sbatch would run it on 1 CPU
     "foreign_directive": "warn",  # a stray #$/#PBS/#BSUB line in a Slurm script
 }
-
-FILLED: Any = object()  # Reader: "the schema filled this key in"
+# relion_qsub/fit.py: the job against the partition limits of [partitions.*], after the rules above (each key's
+# per-key test is in tests/test_fit.py).
+FIT_POLICY: dict[str, str] = {
+    "max_time": "error",
+    "partition_nodes": "error",
+    "node_cpus": "error",
+    "node_memory": "error",
+    "memory_unit": "error",
+    "node_scratch": "error",
+    "unknown_feature": "error",
+    "gpu_default_partition": "error",
+    "template_size": "error",
+}
+ALL_POLICY = {**DEFAULT_POLICY, **FIT_POLICY}
 
 
 class _Value:
@@ -238,7 +251,7 @@ class Site(_Value):
         return new
 
     def action(self, check: str) -> str:
-        return self.policy.get(check, DEFAULT_POLICY.get(check, "warn"))
+        return self.policy.get(check, ALL_POLICY.get(check, "warn"))
 
     def gpu_partitions(self) -> list[str]:
         return sorted(p.name for p in self.partitions.values() if p.gpu_types)
@@ -307,96 +320,6 @@ class Site(_Value):
         return self.profile.field_for(option)
 
 
-class Reader:
-    """Typed access to a TOML table that reports mistakes as ``file: key: expected ..., got ...``.
-
-    The profile reaching it went through ``schema.check``, which filled in every default: a read without
-    ``default`` takes the file's (or the schema's) value. ``default`` is for values inherited from elsewhere in the
-    profile (a recipe row from the recipe's defaults).
-    """
-
-    def __init__(self, path: str, data: Mapping[str, Any], prefix: str = "") -> None:
-        self.path, self.data, self.prefix = path, data, prefix
-
-    def fail(self, key: str, expected: str, got: object) -> ProfileError:
-        return ProfileError(f"{self.path}: {self.prefix}{key}: expected {expected}, got {got!r}")
-
-    def get(self, key: str, default: Any) -> Any:
-        if key in self.data:
-            return self.data[key]
-        if default is FILLED:
-            raise ProfileError(f"{self.path}: {self.prefix}{key}: missing")
-        return default
-
-    def table(self, key: str) -> Reader:
-        value = self.data.get(key, {})
-        if not isinstance(value, dict):
-            raise self.fail(key, "a table", value)
-        return Reader(self.path, value, f"{self.prefix}{key}.")
-
-    def text(self, key: str, default: Any = FILLED, choices: tuple[str, ...] = ()) -> str:
-        value = self.get(key, default)
-        if not isinstance(value, str) or (choices and value not in choices):
-            raise self.fail(key, "one of " + ", ".join(choices) if choices else "a string", value)
-        return value
-
-    def key_of(self, key: str, table: str, keys: list[str]) -> str:
-        """A string naming an entry of another table (``[partitions]``, ``[recipes]`` ...)."""
-        value = self.text(key, "")
-        if value not in keys:
-            raise self.fail(key, f"one of the [{table}] ({', '.join(keys)})", value)
-        return value
-
-    def integer(
-        self, key: str, default: Any = FILLED, minimum: int = 0, maximum: int | None = None, why: str = ""
-    ) -> int:
-        value = self.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise self.fail(key, f"a whole number >= {minimum}", value)
-        if maximum is not None and value > maximum:
-            raise self.fail(key, f"a whole number <= {maximum}{why}", value)
-        return value
-
-    def boolean(self, key: str, default: Any = FILLED) -> bool:
-        value = self.get(key, default)
-        if not isinstance(value, bool):
-            raise self.fail(key, "true or false", value)
-        return value
-
-    def required(self, key: str, expected: str) -> Any:
-        if key not in self.data:
-            raise ProfileError(f"{self.path}: {self.prefix}{key}: missing; expected {expected}")
-        return self.data[key]
-
-    def pairs(self, key: str) -> tuple[tuple[str, str], ...]:
-        """A table of label = "value" strings, in file order (tomllib keeps it)."""
-        table = self.table(key)
-        return tuple((label, table.text(label)) for label in table.keys())
-
-    def number(self, key: str, default: Any = FILLED) -> float:
-        value = self.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            raise self.fail(key, "a number >= 0", value)
-        return float(value)
-
-    def strings(self, key: str, default: Any = FILLED) -> tuple[str, ...]:
-        value = self.get(key, default)
-        if isinstance(value, tuple):
-            value = list(value)
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise self.fail(key, "a list of strings", value)
-        return tuple(value)
-
-    def numbers(self, key: str, default: Any = FILLED) -> tuple[float, ...]:
-        value = self.get(key, default)
-        if not isinstance(value, list) or not all(isinstance(v, int | float) and v >= 0 for v in value):
-            raise self.fail(key, "a list of numbers >= 0", value)
-        return tuple(float(v) for v in value)
-
-    def keys(self) -> list[str]:
-        return list(self.data)
-
-
 def _partition(parts: Reader, name: str, safe: Mapping[str, int]) -> Partition:
     p = parts.table(name)
     types = p.strings("gpu_types")
@@ -432,12 +355,12 @@ def from_mapping(data: Mapping[str, Any], path: str) -> Site:
         s.text("gres"), s.text("root"), s.text("job_dir"), s.integer("min_gb"), s.integer("monitor_interval")
     )
     pol = top.table("policy")
-    policy = dict(DEFAULT_POLICY)
+    policy = dict(ALL_POLICY)
     for key in pol.keys():
         if key == "typo_distance":
             continue
-        if key not in DEFAULT_POLICY:
-            raise ProfileError(f"{path}: policy.{key}: unknown check; known: {', '.join(sorted(DEFAULT_POLICY))}")
+        if key not in ALL_POLICY:
+            raise ProfileError(f"{path}: policy.{key}: unknown check; known: {', '.join(sorted(ALL_POLICY))}")
         policy[key] = pol.text(key, "warn", ACTIONS)
     sub = top.table("submit")
     submit = Submit(
@@ -566,7 +489,7 @@ def read_data(path: Path, environ: Mapping[str, str] = os.environ) -> dict[str, 
         raise ProfileError(f"{path}: not valid TOML: {exc}") from exc
     from .schema import check
 
-    data = check(data, str(path), DEFAULT_POLICY, ACTIONS)
+    data = check(data, str(path), ALL_POLICY, ACTIONS)
     if cache is not None:
         try:
             cache.parent.mkdir(parents=True, exist_ok=True)

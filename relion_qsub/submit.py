@@ -19,8 +19,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from . import fit, proc, rules
 from . import jobdir as jobdir_mod
-from . import proc, rules
 from .errors import CommandError, CommandTimeout, InputError, ScriptError, TransientError
 from .script import Script, parse
 from .site import Site
@@ -104,7 +104,7 @@ def prepare(source: Path, cli_args: Sequence[str], site: Site) -> Prepared:
         from .errors import UsageError
 
         raise UsageError(f"sbatch option on the command line: {bad[0].problem}")
-    result = rules.normalise(parse(original, str(source), site.typo_distance, site.site_options), ctx)
+    result = fit.check(rules.normalise(parse(original, str(source), site.typo_distance, site.site_options), ctx), ctx)
     return Prepared(source, original, result, output_path(source), jobdir_mod.of_script(source), tuple(cli_args))
 
 

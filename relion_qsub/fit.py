@@ -1,0 +1,299 @@
+"""Fit rules: does the job fit the partition it goes to? Checked before sbatch, from the profile's partition limits.
+
+sbatch answers an impossible request with "Requested node configuration is not available" or "Invalid feature
+specification", and accepts a walltime over MaxTime or more nodes than the partition has, which then pend forever
+(PartitionTimeLimit, PartitionNodeLimit; see /work/shared/notes/slurm-facts.md). The limits come from the profile
+(``[partitions.*]``, written by ``relion-qsub site init``; cached with it), never from a Slurm call per submission.
+Each rule serves one policy key and says, in one sentence, which GUI box the value came from and what fits.
+
+The rules run after ``relion_qsub.rules`` (on the normalised script): ``check`` is called by ``submit.prepare``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from . import gpus, units
+from .blame import RELION_BOXES, box, label, size_guard
+from .rules import Context, Report, Result, Rule, effective, gres_entries
+from .script import Script
+from .site import Partition
+
+FitFunc = Callable[[Script, Context, Report], None]
+FIT_RULES: list[Rule] = []
+
+
+def fit_rule(name: str, check: str, reason: str) -> Callable[[FitFunc], FitFunc]:
+    def register(func: FitFunc) -> FitFunc:
+        def run(script: Script, ctx: Context, report: Report) -> Script:
+            func(script, ctx, report)
+            return script  # fit rules only report: what fits is the user's choice
+
+        FIT_RULES.append(Rule(name, check, reason, run))
+        return func
+
+    return register
+
+
+def check(result: Result, ctx: Context) -> Result:
+    """``result`` with the fit rules' findings added (they change nothing in the script)."""
+    changes = list(result.changes)
+    for r in FIT_RULES:
+        action = ctx.site.action(r.check)
+        if action == "off":
+            continue
+        report = Report(r.name, r.reason, action)
+        r.func(result.script, ctx, report)
+        changes.extend(report.changes)
+    return Result(result.script, tuple(changes))
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+
+def _where(script: Script, ctx: Context, name: str) -> str:
+    return box(ctx, script, name)
+
+
+def _getter(script: Script, ctx: Context) -> Callable[[str], str | None]:
+    return lambda name: effective(script, ctx, name)
+
+
+def target(script: Script, ctx: Context) -> Partition | None:
+    """The partition the job goes to: the first of --partition, else the site's default (None if unknown)."""
+    name = effective(script, ctx, "partition")
+    if name:
+        return ctx.site.partitions.get(name.split(",")[0].strip())
+    return ctx.site.default_partition()
+
+
+def _count(value: str | None) -> int | None:
+    return gpus._count(value or "")
+
+
+def cpus_per_node(get: Callable[[str], str | None]) -> tuple[int, int | None, int]:
+    """(CPUs the busiest node must give, tasks on it when known, CPUs per task)."""
+    per_task = _count(get("cpus-per-task")) or 1
+    tasks = gpus.tasks_per_node(get)
+    if tasks is None and _count(get("nodes")) == 1:
+        tasks = _count(get("ntasks"))
+    return (tasks or 1) * per_task, tasks, per_task
+
+
+def _set(where: str, option: str) -> str:
+    """How to change a value: in its box, or in the template when no box filled it."""
+    return f"change --{option} in the template to" if where == "the template" else f"set {where} to"
+
+
+def _mb(value: float) -> str:
+    return f"{int(value)} MB" if value < 10240 else f"{value / 1024:.0f} GB"
+
+
+# ---------------------------------------------------------------------------------------------- rules
+
+
+@fit_rule("max-time", "max_time", "a walltime over the partition's MaxTime pends forever (PartitionTimeLimit)")
+def max_time(script: Script, ctx: Context, report: Report) -> None:
+    part, value = target(script, ctx), effective(script, ctx, "time")
+    if part is None or not part.max_time or not value:
+        return
+    asked, limit = units.minutes(value), units.minutes(part.max_time)
+    if asked is not None and limit is not None and asked > limit:
+        where = _where(script, ctx, "time")
+        report.problem(
+            0,
+            f"--time={value} from {where} is over the MaxTime of partition {part.name!r}, {part.max_time} (the job "
+            f"would pend forever): {_set(where, 'time')} {part.max_time} or less",
+        )
+
+
+@fit_rule(
+    "partition-nodes", "partition_nodes", "more nodes than the partition allows pend forever (PartitionNodeLimit)"
+)
+def partition_nodes(script: Script, ctx: Context, report: Report) -> None:
+    part, nodes = target(script, ctx), _count(effective(script, ctx, "nodes"))
+    ntasks = _count(effective(script, ctx, "ntasks"))
+    if ntasks is not None and nodes is not None:
+        nodes = min(nodes, ntasks)  # sbatch: "can't run 2 processes on 3 nodes, setting nnodes to 2"
+    if part is None or nodes is None:
+        return
+    limits = [n for n in (part.max_nodes, part.nodes) if n]
+    if limits and nodes > min(limits):
+        where = _where(script, ctx, "nodes")
+        report.problem(
+            0,
+            f"--nodes={nodes} from {where} is more than partition {part.name!r} allows ({min(limits)}): ask for "
+            f"--nodes={min(limits)} or fewer",
+        )
+
+
+@fit_rule("node-cpus", "node_cpus", "a node cannot give more CPUs than it has ('Requested node configuration')")
+def node_cpus(script: Script, ctx: Context, report: Report) -> None:
+    part = target(script, ctx)
+    if part is None or not part.cpus:
+        return
+    need, tasks, per_task = cpus_per_node(_getter(script, ctx))
+    if need <= part.cpus:
+        return
+    threads = _where(script, ctx, "cpus-per-task")
+    if tasks is None or tasks == 1:
+        report.problem(
+            0,
+            f"--cpus-per-task={per_task} from {threads} is more than the {part.cpus} CPUs of a partition "
+            f"{part.name!r} node: {_set(threads, 'cpus-per-task')} {part.cpus} or fewer",
+        )
+        return
+    ranks = _where(script, ctx, "ntasks-per-node" if script.has("ntasks-per-node") else "ntasks")
+    report.problem(
+        0,
+        f"{tasks} tasks per node (from {ranks}) x {per_task} CPUs (from {threads}) = {need} CPUs, but a partition "
+        f"{part.name!r} node has {part.cpus}: {_set(threads, 'cpus-per-task')} {max(1, part.cpus // tasks)} or fewer, "
+        "or put "
+        f"at most {max(1, part.cpus // per_task)} tasks on a node",
+    )
+
+
+def _memory_request(script: Script, ctx: Context) -> tuple[str, str, float, int] | None:
+    """(option, value, MB per node, how many units it was multiplied by) of the job's memory option."""
+    get = _getter(script, ctx)
+    for name in ("mem", "mem-per-cpu", "mem-per-gpu"):
+        value = get(name)
+        mb = units.memory_mb(value) if value else None
+        if value is None or mb is None or mb == 0:  # 0: all of the node's memory (man sbatch)
+            continue
+        if name == "mem":
+            return name, value, mb, 1
+        if name == "mem-per-cpu":
+            factor = cpus_per_node(get)[0]
+        else:
+            asked = gpus.per_node(get)
+            gres = next((g for g in gres_entries(script, ctx) if g.name == "gpu"), None)
+            factor = (gres.count if gres and gres.count else None) or (asked[1] if asked else 1)
+        return name, value, mb * factor, factor
+    return None
+
+
+@fit_rule("node-memory", "node_memory", "a node cannot give more memory than it has ('Requested node configuration')")
+def node_memory(script: Script, ctx: Context, report: Report) -> None:
+    part = target(script, ctx)
+    has = units.memory_mb(part.memory) if part is not None and part.memory else None
+    asked = _memory_request(script, ctx)
+    if part is None or not has or asked is None or asked[2] <= has:
+        return
+    name, value, need, factor = asked
+    where = _where(script, ctx, name)
+    per = f" x {factor} {'CPUs' if name == 'mem-per-cpu' else 'GPUs'} per node = {_mb(need)}" if factor > 1 else ""
+    report.problem(
+        0,
+        f"--{name}={value} from {where}{per} is more than the {_mb(has)} of a partition {part.name!r} node: "
+        f"{_set(where, name)} {has // factor}m or less (0 with --exclusive gives the job all of each node's memory)",
+    )
+
+
+@fit_rule("memory-unit", "memory_unit", "a memory value without a unit is MB: 20 means 20 MB, not 20 GB")
+def memory_unit(script: Script, ctx: Context, report: Report) -> None:
+    for name in ("mem-per-cpu", "mem-per-gpu", "mem"):
+        value = effective(script, ctx, name)
+        if value and value.strip().isdigit() and 0 < int(value) < 128:
+            where = _where(script, ctx, name)
+            report.problem(
+                0,
+                f"--{name}={value} from {where} is {value} MB (a value without a unit is MB), too little for RELION: "
+                f"write {value}g for {value} GB",
+            )
+            return
+
+
+@fit_rule("node-scratch", "node_scratch", "a node cannot give more local scratch than its disk has")
+def node_scratch(script: Script, ctx: Context, report: Report) -> None:
+    part = target(script, ctx)
+    if part is None or not part.scratch_gb:
+        return
+    gres = ctx.site.scratch.gres
+    for entry in gres_entries(script, ctx):
+        if entry.name == gres and entry.count is not None and entry.count > part.scratch_gb:
+            where = _where(script, ctx, "gres")
+            report.problem(
+                0,
+                f"--gres={entry.text} from {where} is more than the {gres}:{part.scratch_gb} of a partition "
+                f"{part.name!r} node: {_set(where, 'gres')} {gres}:{part.scratch_gb} or less",
+            )
+
+
+def _feature_names(expression: str) -> list[str]:
+    """The feature names of a --constraint expression: ``a&b``, ``a|b``, ``[a*2&b]``, ``a,b`` (man sbatch)."""
+    return re.findall(r"[A-Za-z_][\w.-]*", re.sub(r"\*\d+", "", expression))
+
+
+@fit_rule(
+    "unknown-feature", "unknown_feature", "sbatch refuses a --constraint no node has ('Invalid feature specification')"
+)
+def unknown_feature(script: Script, ctx: Context, report: Report) -> None:
+    value = effective(script, ctx, "constraint")
+    if not value:
+        return
+    part = target(script, ctx)
+    parts = [part] if part is not None and part.features else [p for p in ctx.site.partitions.values() if p.features]
+    known = sorted({f for p in parts for f in p.features})
+    if not known:
+        return
+    unknown = [name for name in _feature_names(value) if name not in known]
+    if unknown:
+        where = _where(script, ctx, "constraint")
+        scope = (
+            f"partition {part.name!r} nodes have" if part is not None and part.features else "this site's nodes have"
+        )
+        report.problem(
+            0,
+            f"--constraint={value} from {where} names feature {unknown[0]!r}, which no node has ({scope} "
+            f"{', '.join(known)}): use one of those",
+        )
+
+
+def _gpu_asked(script: Script, ctx: Context) -> str | None:
+    """How the job asks for GPUs (the option as written), or None."""
+    entry = next((g for g in gres_entries(script, ctx) if g.name == "gpu"), None)
+    if entry is not None:
+        return f"--gres={entry.text}"
+    asked = gpus.per_node(_getter(script, ctx))
+    return asked[2] if asked else None
+
+
+@fit_rule(
+    "gpu-default-partition",
+    "gpu_default_partition",
+    "a job without --partition goes to the default partition, which may have no GPUs",
+)
+def gpu_default_partition(script: Script, ctx: Context, report: Report) -> None:
+    if effective(script, ctx, "partition"):
+        return
+    part, asked = ctx.site.default_partition(), _gpu_asked(script, ctx)
+    if part is None or part.gpu_types or asked is None:
+        return
+    choices = " or ".join(ctx.site.gpu_partitions()) or "a GPU partition"
+    report.problem(
+        0,
+        f"{asked} asks for GPUs but {label(RELION_BOXES['partition'])} is empty, so the job would land in the "
+        f"default partition {part.name!r}, which has none: set {label(RELION_BOXES['partition'])} to {choices}",
+    )
+
+
+@fit_rule(
+    "template-size",
+    "template_size",
+    "a fully filled template's MPI procs and threads must be RELION's (it picks relion_*_mpi and --j from them)",
+)
+def template_size(script: Script, ctx: Context, report: Report) -> None:
+    guard = size_guard(script)
+    if guard is None:
+        return
+    relion_mpi, mpi, relion_threads, threads = guard
+    if (relion_mpi, relion_threads) != (mpi, threads):
+        report.problem(
+            0,
+            f"this template is for {mpi} MPI procs x {threads} threads but RELION's Running tab says "
+            f"{relion_mpi} x {relion_threads}: set {label(RELION_BOXES['ntasks'])} to {mpi} and "
+            f"{label(RELION_BOXES['cpus-per-task'])} to {threads}, or choose the template for "
+            f"{relion_mpi} x {relion_threads}",
+        )

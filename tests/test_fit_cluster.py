@@ -1,0 +1,131 @@
+"""Fit rules against the real testbed (issue 14): what relion-qsub refuses before sbatch is what Slurm would have
+refused ("Requested node configuration is not available", "Invalid feature specification") or left pending forever
+(PartitionTimeLimit); relion-qsub refuses it in one line naming the GUI box, tells RELION, and never calls sbatch."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.slurmtools import cancel, job_env, job_info, run, wait_until
+from tests.test_fit import common
+
+pytestmark = pytest.mark.slurm
+
+ROOT = Path(__file__).resolve().parent.parent
+QSUB = str(ROOT / "bin" / "relion-qsub")
+
+CASES = [
+    (
+        {"gres": "lscratch:5000"},
+        "Requested node configuration is not available",
+        "--gres=lscratch:5000 from the 'Gres' box",
+    ),
+    (
+        {"directives": "--constraint=x2680"},
+        "Invalid feature specification",
+        "--constraint=x2680 from the 'SBATCH Directives' box",
+    ),
+    (
+        {"mem": "200g"},
+        "Requested node configuration is not available",
+        "--mem-per-cpu=200g from the 'Memory Per Thread' box",
+    ),
+    (
+        {"mpi": 8, "threads": 8, "directives": "--nodes=1"},
+        "Requested node configuration is not available",
+        "8 tasks per node (from the 'Number of MPI procs' box) x 8 CPUs",
+    ),
+    (
+        {"mpi": 3, "directives": "--nodes=3"},
+        "Requested node configuration is not available",
+        "--nodes=3 from the 'SBATCH Directives' box",
+    ),
+]
+
+
+def _relion_job(tmp_path: Path, text: str) -> Path:
+    job = tmp_path / "Class2D" / "job001"
+    job.mkdir(parents=True)
+    (job / "run_submit.script").write_text(text)
+    return job
+
+
+def _qsub(tmp_path: Path) -> tuple[int, str]:
+    proc = run(
+        [QSUB, "Class2D/job001/run_submit.script"],
+        env=job_env(RELION_QSUB_SITE="testbed"),
+        check=False,
+        timeout=60,
+    )
+    return proc.returncode, proc.stderr
+
+
+@pytest.mark.parametrize(("values", "slurm_says", "box"), CASES)
+def test_refused_before_sbatch_what_slurm_refuses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, values: dict[str, object], slurm_says: str, box: str
+) -> None:
+    text = common(**values)
+    raw = tmp_path / "raw.sh"
+    raw.write_text(text)
+    proc = run(["sbatch", "--test-only", str(raw)], env=job_env(), check=False, timeout=30)
+    assert proc.returncode != 0 and slurm_says in proc.stderr, proc.stderr  # Slurm itself refuses the job
+    job = _relion_job(tmp_path, text)
+    monkeypatch.chdir(tmp_path)
+    code, stderr = _qsub(tmp_path)
+    assert code == 65, stderr
+    (line,) = (job / "run.err").read_text().splitlines()
+    assert line.startswith("relion-qsub: job not submitted: Class2D/job001/run_submit.script: ") and box in line
+    assert (job / "RELION_JOB_EXIT_FAILURE").exists()
+    entry = json.loads((job / "relion-qsub.jsonl").read_text().splitlines()[-1])
+    assert entry["submitted"] is False and "sbatch_argv" not in entry  # sbatch never ran
+
+
+def test_walltime_over_maxtime_pends_forever_in_slurm_and_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = common(time="11-00:00:00")
+    raw = tmp_path / "raw.sh"
+    raw.write_text(text.replace("${RELION_STD_LAUNCHER} `which relion_refine_mpi`", "echo"))
+    out = run(["sbatch", "--parsable", f"--output={tmp_path}/o", str(raw)], env=job_env(), timeout=30).stdout
+    job_id = out.strip().split(";")[0]
+    try:
+        # The controller may first show another reason (PartitionConfig was seen once); the time limit follows.
+        wait_until("PartitionTimeLimit", lambda: job_info(job_id).get("Reason") == "PartitionTimeLimit", timeout=20)
+        assert job_info(job_id)["JobState"] == "PENDING"
+    finally:
+        cancel(job_id)
+    _relion_job(tmp_path, text)
+    monkeypatch.chdir(tmp_path)
+    code, stderr = _qsub(tmp_path)
+    assert (
+        code == 65
+        and "--time=11-00:00:00 from the 'Walltime' box is over the MaxTime of partition 'multinode'" in stderr
+    )
+
+
+def test_gpu_request_without_queue_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = "#!/bin/bash\n#SBATCH --ntasks=1\n#SBATCH --gres=gpu:p100:1\nhostname\n"
+    raw = tmp_path / "raw.sh"
+    raw.write_text(text)
+    proc = run(["sbatch", "--test-only", str(raw)], env=job_env(), check=False, timeout=30)
+    assert proc.returncode != 0 and "Requested node configuration is not available" in proc.stderr
+    _relion_job(tmp_path, text)
+    monkeypatch.chdir(tmp_path)
+    code, stderr = _qsub(tmp_path)
+    assert code == 65 and "the default partition 'norm', which has none: set the 'Queue name' box to gpu" in stderr
+
+
+def test_a_job_that_fits_is_submitted_quietly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = common(mpi=2, threads=2, gres="lscratch:5", directives="--constraint=x2695").replace(
+        "${RELION_STD_LAUNCHER} `which relion_refine_mpi`", "echo relion_refine_mpi"
+    )
+    job = _relion_job(tmp_path, text)
+    monkeypatch.chdir(tmp_path)
+    proc = run([QSUB, "Class2D/job001/run_submit.script"], env=job_env(RELION_QSUB_SITE="testbed"), timeout=60)
+    assert proc.stderr == "", proc.stderr
+    job_id = proc.stdout.split()[-1]
+    cancel(job_id)
+    assert "RELION_QSUB_REPORT" not in (job / "run_submit.slurm").read_text()
