@@ -135,6 +135,21 @@ def test_a_token_in_the_stored_comment_must_be_ours() -> None:
     assert usage.same_job(jobs.Submission(logged, "114", "relion-qsub:other"), line)
 
 
+NODE_FAIL = """\
+322|NODE_FAIL|0:0|2026-12-01T23:00:56|2026-12-01T23:00:56|2026-12-01T23:00:57|1|5|2|32||00:00.007|||billing=2,cpu=2,mem=200M,node=2|billing=32,cpu=32,gres/gpu=8,mem=3200M,node=2|cn[1-2]|gpu|
+322.batch|CANCELLED|0:15|2026-12-01T23:00:56|2026-12-01T23:00:56|2026-12-01T23:00:58|2||1|16|1|00:00.003|3952640|cpu=00:00:00,energy=0,fs/disk=0,mem=3952640,pages=0,vmem=3960832||cpu=16,gres/gpu=4,mem=1600M,node=1|cn1||
+322.0|CANCELLED|0:15|2026-12-01T23:00:57|2026-12-01T23:00:57|2026-12-01T23:00:59|2||2|32|2|00:00.004|0|cpu=00:00:00,energy=0,fs/disk=0,mem=0,pages=0,vmem=0||cpu=32,mem=3200M,node=2|cn[1-2]||
+"""  # recorded on the testbed: a job whose node's slurmd was killed (a fault-injection test)
+
+
+def test_node_failure_is_not_a_rank_crash() -> None:
+    job = jobdir()
+    job.submissions = [jobs.Submission(datetime(2026, 12, 1, 23, 0, 57).astimezone(), "322")]
+    figures = usage.measure(job, sacct.parse(NODE_FAIL)["322"], datetime(2026, 12, 1, 23, 5))
+    assert figures.failure == "NODE_FAIL" and figures.gpus == 8 and figures.nodes == 2
+    assert verdict.judge(TESTBED, figures).text == ("NODE_FAIL: run it again, continuing from its last iteration")
+
+
 def test_not_submitted_and_not_recorded() -> None:
     job = jobdir()
     job.submissions = [jobs.Submission(None, "", error="line 14: unrecognized option '--frobnicate'")]
