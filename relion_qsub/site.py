@@ -118,7 +118,20 @@ class Scratch(_Value):
 
 
 class Submit(_Value):
-    __slots__ = ("attempts", "backoff", "sbatch", "scancel", "settle", "squeue", "timeout", "transient")
+    __slots__ = (
+        "attempts",
+        "backoff",
+        "requeue",
+        "sbatch",
+        "scancel",
+        "scontrol",
+        "settle",
+        "squeue",
+        "timeout",
+        "transient",
+        "watch",
+        "watch_options",
+    )
 
     def __init__(
         self,
@@ -130,9 +143,14 @@ class Submit(_Value):
         transient: tuple[str, ...] = DEFAULT_TRANSIENT,
         scancel: str = "scancel",
         settle: float = 3.0,  # seconds between the two squeue answers that must agree "no job" before a retry
+        scontrol: str = "scontrol",
+        requeue: bool = False,  # False: every job gets --no-requeue (a requeued job would rerun after FAILURE)
+        watch: bool = True,  # submit the end-watcher job (relion_qsub/watch.py) beside each RELION job
+        watch_options: tuple[str, ...] = (),  # extra sbatch options for the watcher (e.g. a quick partition)
     ) -> None:
         self.sbatch, self.squeue, self.scancel, self.timeout = sbatch, squeue, scancel, timeout
         self.attempts, self.backoff, self.transient, self.settle = attempts, backoff, transient, settle
+        self.scontrol, self.requeue, self.watch, self.watch_options = scontrol, requeue, watch, watch_options
 
 
 # The rich sections a Site hands out from its Profile (templates, recommend, module).
@@ -380,6 +398,10 @@ def from_mapping(data: Mapping[str, Any], path: str) -> Site:
         sub.strings("transient", DEFAULT_TRANSIENT),
         sub.text("scancel", "scancel"),
         sub.number("settle", 3.0),
+        sub.text("scontrol", "scontrol"),
+        sub.boolean("requeue", False),
+        sub.boolean("watch", True),
+        sub.strings("watch_options", ()),
     )
     return Site(
         name=top.text("name", Path(path).stem),
