@@ -182,7 +182,7 @@ def test_out_of_memory_in_the_batch_step(tmp_path: Path) -> None:
 
 def test_node_failure_of_a_two_node_job_is_not_rerun(tmp_path: Path) -> None:
     """A node of a running 2-node job fails: NODE_FAIL, FAILURE, and no requeue (--no-requeue by default)."""
-    script = SCRIPT.replace("--partition=norm", "--partition=gpu --nodes=2 --exclusive")
+    script = SCRIPT.replace("--partition=norm", "--partition=gpu --nodes=2 --exclusive").replace("ntasks=1", "ntasks=2")
     job = job_dir(tmp_path, f"srun -N2 -n2 sleep 60\n: > {tmp_path}/Class2D/job001/{SUCCESS}", script)
     job_id = str(submitted(tmp_path)["job_id"])
     wait_until("the job runs", lambda: job_info(job_id).get("JobState") == "RUNNING", timeout=60)
