@@ -254,7 +254,8 @@ def _sbatch_failed(prepared: Prepared, exc: CommandError, token: str) -> int:
     if isinstance(exc, TransientError):
         # Every request went out with --hold: one the controller still processes later creates a held job, which
         # never runs (doctor finds it by the token and --fix cancels it). So "failed" stays true.
-        reason += f"; a job a lost request still creates stays held and never runs: relion-qsub doctor --fix cancels it (token {token})"
+        reason += "; a job a lost request still creates stays held and never runs: relion-qsub doctor --fix "
+        reason += f"cancels it (token {token})"
     sub.record(prepared, {"submitted": False, "error": reason, "token": token, "held": True})
     if prepared.jobdir is not None:
         sub.mark_failed(prepared.jobdir, reason)
