@@ -11,13 +11,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .errors import EX_DATAERR, EX_OK, EX_USAGE, CommandError, RelionQsubError, guarded
+from .errors import EX_DATAERR, EX_OK, EX_USAGE, CommandError, RelionQsubError, TransientError, guarded
 
 # Not `from typing import TYPE_CHECKING`: importing typing alone costs the submit path ~2 ms (mypy knows this idiom).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .rules import Change
-    from .submit import Prepared
+    from .submit import Prepared, Submission
 
 PROG = "relion-qsub"
 
@@ -208,37 +208,83 @@ def _submit(args: _Args) -> int:
         first = errors[0]
         where = f"{source} line {first.line}" if first.line else str(source)
         more = f" (and {len(errors) - 1} more: run `relion-qsub check {source}`)" if len(errors) > 1 else ""
-        reason = f"{where}: {first.message}{more}"
-        _submission_failed(prepared, reason)
-        print(f"{PROG}: not submitted; fix the errors above and run the job again", file=sys.stderr)
-        return EX_DATAERR
-    sub.write_output(prepared)
+        return _not_submitted(prepared, f"{where}: {first.message}{more}")
     try:
-        submission = sub.submit(site, prepared)
-    except CommandError as exc:
-        if exc.stderr:
-            sys.stderr.write(exc.stderr if exc.stderr.endswith("\n") else exc.stderr + "\n")
-        _submission_failed(prepared, str(exc))
-        if exc.returncode:  # sbatch ran and refused: exit with its status, as sbatch itself would
-            print(f"{PROG}: error: {exc}", file=sys.stderr)
-            return exc.returncode
-        raise
+        sub.write_output(prepared)
     except RelionQsubError as exc:
-        _submission_failed(prepared, str(exc))
+        _not_submitted(prepared, str(exc), quiet=True)
         raise
-    sys.stdout.write(submission.stdout)
-    sys.stderr.write(submission.stderr)
-    sub.record(
-        prepared,
-        {
-            "submitted": True,
-            "job_id": submission.job_id,
-            "sbatch_argv": submission.argv,
-            "token": submission.token,
-            "attempts": submission.attempts,
-        },
-    )
+    token = sub.new_token()
+    try:
+        submission = sub.submit(site, prepared, token=token)
+    except CommandError as exc:
+        return _sbatch_failed(prepared, exc, token)
+    sys.stdout.write(submission.stdout)  # first: the job id must reach the caller whatever fails next
+    sys.stdout.flush()
+    try:
+        sub.start(site, prepared, submission)
+    except TransientError as exc:  # not released: the job stays held and never runs, so FAILURE is true
+        return _held_for_good(prepared, submission, exc)
+    finally:
+        sys.stderr.write(submission.stderr)
+    sub.record(prepared, _submitted_entry(submission))
     return submission.returncode
+
+
+def _submitted_entry(submission: Submission) -> dict[str, object]:
+    return {
+        "submitted": True,
+        "job_id": submission.job_id,
+        "sbatch_argv": submission.argv,
+        "token": submission.token,
+        "attempts": submission.attempts,
+        "watcher": submission.watcher,
+        "released": submission.released,
+    }
+
+
+def _not_submitted(prepared: Prepared, reason: str, quiet: bool = False) -> int:
+    from . import submit as sub
+
+    sub.record(prepared, {"submitted": False, "error": reason})
+    if prepared.jobdir is not None:
+        sub.mark_failed(prepared.jobdir, reason)
+    if not quiet:
+        print(f"{PROG}: not submitted; fix the errors above and run the job again", file=sys.stderr)
+    return EX_DATAERR
+
+
+def _sbatch_failed(prepared: Prepared, exc: CommandError, token: str) -> int:
+    """sbatch refused the job, or the controller did not answer within the retry budget."""
+    from . import submit as sub
+
+    if exc.stderr:
+        sys.stderr.write(exc.stderr if exc.stderr.endswith("\n") else exc.stderr + "\n")
+    reason = str(exc)
+    if isinstance(exc, TransientError):
+        # Every request went out with --hold: one the controller still processes later creates a held job, which
+        # never runs (doctor finds it by the token and --fix cancels it). So "failed" stays true.
+        reason += "; a job a lost request still creates stays held and never runs: relion-qsub doctor --fix "
+        reason += f"cancels it (token {token})"
+    sub.record(prepared, {"submitted": False, "error": reason, "token": token, "held": True})
+    if prepared.jobdir is not None:
+        sub.mark_failed(prepared.jobdir, reason)
+    if exc.returncode:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return int(exc.returncode)
+    raise exc
+
+
+def _held_for_good(prepared: Prepared, submission: Submission, exc: TransientError) -> int:
+    from . import submit as sub
+
+    job = submission.job_id
+    reason = f"{exc}; it never runs while held: scancel {job} and run the job again"
+    sub.record(prepared, {**_submitted_entry(submission), "error": reason})
+    if prepared.jobdir is not None:
+        sub.mark_failed(prepared.jobdir, reason, lead=f"job {job} not started")
+    print(f"{PROG}: error: {reason}", file=sys.stderr)
+    return exc.exit_code
 
 
 # Subcommands beyond submit/check, each in its own module with its own argparse (off the submit path):

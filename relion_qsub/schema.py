@@ -194,6 +194,16 @@ def _submit() -> Node:
             "backoff": Key(NUMBERS, [2.0, 5.0, 15.0], "seconds between attempts"),
             "transient": Key(STRINGS, DEFAULT_TRANSIENT, "sbatch messages that are worth a retry"),
             "settle": Key(NUMBER, 3.0, "seconds between the two squeue answers that must agree 'no job'"),
+            "scontrol": Key(STRING, "scontrol", "the scontrol command (releases the held job once its id is known)"),
+            "requeue": Key(
+                BOOLEAN,
+                False,
+                "let Slurm requeue a job (false: --no-requeue, so a job RELION was told failed never reruns)",
+            ),
+            "watch": Key(
+                BOOLEAN, True, "submit the small end-watcher job that tells RELION when Slurm ends a job early"
+            ),
+            "watch_options": Key(STRINGS, [], "extra sbatch options for the watcher job (e.g. a quick partition)"),
         },
     )
 

@@ -160,7 +160,20 @@ class Scratch(_Value):
 
 
 class Submit(_Value):
-    __slots__ = ("attempts", "backoff", "sbatch", "scancel", "settle", "squeue", "timeout", "transient")
+    __slots__ = (
+        "attempts",
+        "backoff",
+        "requeue",
+        "sbatch",
+        "scancel",
+        "scontrol",
+        "settle",
+        "squeue",
+        "timeout",
+        "transient",
+        "watch",
+        "watch_options",
+    )
 
     def __init__(
         self,
@@ -172,9 +185,14 @@ class Submit(_Value):
         transient: tuple[str, ...],
         scancel: str,
         settle: float,
+        scontrol: str,
+        requeue: bool,  # False: every job gets --no-requeue (a requeued job would rerun after FAILURE)
+        watch: bool,  # submit the end-watcher job (relion_qsub/watch.py) beside each RELION job
+        watch_options: tuple[str, ...],  # extra sbatch options for the watcher (e.g. a quick partition)
     ) -> None:
         self.sbatch, self.squeue, self.scancel, self.timeout = sbatch, squeue, scancel, timeout
         self.attempts, self.backoff, self.transient, self.settle = attempts, backoff, transient, settle
+        self.scontrol, self.requeue, self.watch, self.watch_options = scontrol, requeue, watch, watch_options
 
 
 # The rich sections a Site hands out from its Profile (templates, recommend, module).
@@ -372,6 +390,10 @@ def from_mapping(data: Mapping[str, Any], path: str) -> Site:
         sub.strings("transient"),
         sub.text("scancel"),
         sub.number("settle"),
+        sub.text("scontrol"),
+        sub.boolean("requeue"),
+        sub.boolean("watch"),
+        sub.strings("watch_options"),
     )
     return Site(
         name=top.text("name", Path(path).stem),

@@ -12,6 +12,7 @@ squeue answers that it does not.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import sys
@@ -109,17 +110,22 @@ def prepare(source: Path, cli_args: Sequence[str], site: Site) -> Prepared:
 
 
 def write_output(prepared: Prepared) -> None:
-    """Write the normalised script atomically (a reader never sees half a script)."""
+    """Write the normalised script atomically (a reader never sees half a script; a failed write leaves nothing)."""
     from .fsio import atomic_write
 
     try:
         atomic_write(prepared.output, prepared.text)
     except OSError as exc:
-        from .errors import EX_CANTCREAT
+        raise write_error(prepared.output, "cannot write the normalised script", exc) from exc
 
-        error = ScriptError(f"{prepared.output}: cannot write the normalised script ({exc.strerror})")
-        error.exit_code = EX_CANTCREAT
-        raise error from exc
+
+def write_error(path: Path, what: str, exc: OSError) -> ScriptError:
+    """One line naming the path; sysexits 74 (I/O: full disk, quota) or 73 (cannot create: read-only, no access)."""
+    from .errors import EX_CANTCREAT, EX_IOERR
+
+    error = ScriptError(f"{path}: {what} ({exc.strerror or exc})")
+    error.exit_code = EX_IOERR if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG) else EX_CANTCREAT
+    return error
 
 
 def new_token() -> str:
@@ -131,15 +137,52 @@ def comment_with_token(user_comment: str | None, token: str) -> str:
 
 
 def sbatch_argv(site: Site, prepared: Prepared, token: str) -> list[str]:
-    """sbatch [user's extra options] --comment=TOKEN SCRIPT.
+    """sbatch --hold [--no-requeue] [user's extra options] --comment=TOKEN SCRIPT.
 
+    ``--hold``: a request whose answer is lost (controller outage) can only create a held job, which never runs
+    unless relion-qsub releases it; so a job relion-qsub gave up on (and told RELION it failed) never runs later.
+    ``--no-requeue`` (site policy ``submit.requeue = false``): Slurm requeues a batch job after a node failure by
+    default and reruns it after RELION was told it failed; the user's own ``--requeue`` on the command line wins.
     The command line wins over the script's directives and, for a repeated option, the last one wins: the tagged
     ``--comment`` goes last and carries the user's own comment (from the command line or the script) along.
     """
     cli = rules.Context(site, rules.parse_cli_options(prepared.cli_args, site_options=site.site_options))
     user_comment = cli.cli_value("comment") if cli.cli_has("comment") else prepared.result.script.last("comment")
     tag = f"--comment={comment_with_token(user_comment, token)}"
-    return [site.submit.sbatch, *prepared.cli_args, tag, str(prepared.output)]
+    policy = ["--hold"] if site.submit.requeue else ["--hold", "--no-requeue"]
+    return [site.submit.sbatch, *policy, *prepared.cli_args, tag, str(prepared.output)]
+
+
+def user_holds(site: Site, prepared: Prepared) -> bool:
+    """The user asked for a held job (-H/--hold in the script or on the command line): it is not released."""
+    cli = rules.Context(site, rules.parse_cli_options(prepared.cli_args, site_options=site.site_options))
+    return cli.cli_has("hold") or prepared.result.script.has("hold")
+
+
+def job_option(site: Site, prepared: Prepared, name: str) -> str | None:
+    """The value sbatch uses for ``name``: the command line's, else the script's last."""
+    cli = rules.Context(site, rules.parse_cli_options(prepared.cli_args, site_options=site.site_options))
+    return cli.cli_value(name) if cli.cli_has(name) else prepared.result.script.last(name)
+
+
+def release(
+    site: Site, job_id: str, runner: Callable[..., proc.Result] = proc.run, sleep: Callable[[float], None] = time.sleep
+) -> int:
+    """``scontrol release`` the held job; retried like squeue while the controller does not answer. Returns the
+    attempts used; raises TransientError when it could not be released (the job then stays held: it never runs)."""
+    why = ""
+    for attempt in range(1, site.submit.attempts + 1):
+        try:
+            result = runner([site.submit.scontrol, "release", job_id], timeout=site.submit.timeout)
+        except CommandError as exc:
+            why = str(exc)
+        else:
+            if result.returncode == 0:
+                return attempt
+            why = _last_line(result.stderr)
+        if attempt < site.submit.attempts:
+            sleep(_backoff(site, attempt))
+    raise TransientError(f"job {job_id} was submitted held and could not be released ({why})")
 
 
 def parse_job_id(stdout: str) -> str | None:
@@ -182,6 +225,8 @@ class Submission:
         self.stdout = ""
         self.stderr = ""
         self.attempts: list[dict[str, object]] = []
+        self.watcher: str | None = None  # the end-watcher's job id (watch.py)
+        self.released = False
 
 
 def _backoff(site: Site, attempt: int) -> float:
@@ -254,6 +299,7 @@ def submit(
         if found is not None:
             sub.job_id, sub.returncode = found, 0
             sub.stdout = f"Submitted batch job {found}\n"
+            sub.stderr += f"relion-qsub: sbatch's answer was lost ({why}); the job was found by its token: {found}\n"
             sub.attempts.append({"attempt": attempt, "found_by_token": found})
             return _keep_one(site, sub, runner, sleep)
     raise TransientError(
@@ -295,8 +341,12 @@ def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def record(prepared: Prepared, entry: dict[str, object]) -> Path:
-    """Append one JSON line to the log beside the script (the job dir for RELION jobs)."""
+def record(prepared: Prepared, entry: dict[str, object]) -> bool:
+    """Append one JSON line to the log beside the script (the job dir for RELION jobs); False if it failed.
+
+    One write(2) of the whole line with O_APPEND; a short or failed write (full disk, quota) is cut back off, so the
+    log never holds half a line. When it fails, the warning names the job id and token (they must not be lost).
+    """
     import json
 
     log = prepared.source.parent / jobdir_mod.RECORD
@@ -311,20 +361,87 @@ def record(prepared: Prepared, entry: dict[str, object]) -> Path:
         ],
         **entry,
     }
-    try:
-        with open(log, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(line, sort_keys=False) + "\n")
-    except OSError as exc:
-        print(f"relion-qsub: warning: cannot append to {log}: {exc.strerror}", file=sys.stderr)
-    return log
+    problem = _append_whole(log, (json.dumps(line, sort_keys=False) + "\n").encode("utf-8"))
+    if problem:
+        job = f"; the job is Slurm job {entry['job_id']}" if entry.get("job_id") else ""
+        token = f" (token {entry['token']})" if entry.get("token") else ""
+        print(f"relion-qsub: warning: cannot append to {log}: {problem}{job}{token}", file=sys.stderr)
+    return not problem
 
 
-def mark_failed(jobdir: Path, reason: str) -> None:
-    """Tell RELION the job failed: without this the GUI shows a rejected job as "Running" forever."""
+def _append_whole(path: Path, data: bytes) -> str:
+    """Append ``data`` in one write, or not at all; "" on success, else why not."""
     try:
-        marked = jobdir_mod.mark_failed(jobdir, f"relion-qsub: job not submitted: {reason}")
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o666)
     except OSError as exc:
-        print(f"relion-qsub: warning: cannot mark {jobdir} as failed: {exc.strerror}", file=sys.stderr)
+        return exc.strerror or str(exc)
+    try:
+        size = os.fstat(fd).st_size
+        try:
+            if os.write(fd, data) != len(data):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        except OSError as exc:
+            try:
+                os.ftruncate(fd, size)  # a half line would be one more damaged line for every reader
+            except OSError:
+                pass
+            return exc.strerror or str(exc)
+    finally:
+        os.close(fd)
+    return ""
+
+
+def start(
+    site: Site,
+    prepared: Prepared,
+    sub: Submission,
+    runner: Callable[..., proc.Result] = proc.run,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """After sbatch: submit the end-watcher beside a RELION job, then release the held job (unless the user asked
+    for a held job). The watcher goes first, so it exists before the job can end. Raises TransientError when the
+    job could not be released: it stays held and never runs."""
+    if sub.job_id is None:
         return
+    if prepared.jobdir is not None and site.submit.watch:
+        sub.watcher = submit_watcher(site, prepared, sub, runner)
+    if not user_holds(site, prepared):
+        sub.attempts.append({"released": sub.job_id, "release_attempts": release(site, sub.job_id, runner, sleep)})
+        sub.released = True
+
+
+def submit_watcher(site: Site, prepared: Prepared, sub: Submission, runner: Callable[..., proc.Result]) -> str | None:
+    """One try (a twin watcher would be harmless: the second finds the exit file); a failure is a warning, since
+    the job itself is fine and `relion-qsub doctor` still finds an ending nobody reported."""
+    from . import watch
+
+    assert prepared.jobdir is not None and sub.job_id is not None
+    where = [f"--{name}={value}" for name in ("partition", "account") if (value := job_option(site, prepared, name))]
+    argv = watch.sbatch_argv(site.submit.sbatch, sub.job_id, prepared.jobdir, where, site.submit.watch_options)
+    why = ""
+    try:
+        result = runner(argv, timeout=site.submit.timeout)
+    except CommandError as exc:
+        why = str(exc)
+    else:
+        if result.returncode == 0 and result.stdout.strip():
+            return result.stdout.strip().split(";")[0]
+        why = _last_line(result.stderr)
+    sub.attempts.append({"watcher_error": why})
+    sub.stderr += f"relion-qsub: warning: the end-watcher for job {sub.job_id} was not submitted ({why}); if Slurm "
+    sub.stderr += "ends the job before it runs, `relion-qsub doctor` finds it\n"
+    return None
+
+
+def mark_failed(jobdir: Path, reason: str, lead: str = "job not submitted") -> bool:
+    """Tell RELION the job failed: without this the GUI shows a rejected job as "Running" forever. False (and a
+    warning naming the path) when not even the empty RELION_JOB_EXIT_FAILURE could be created."""
+    try:
+        marked = jobdir_mod.mark_failed(jobdir, f"relion-qsub: {lead}: {reason}")
+    except OSError as exc:
+        path = jobdir / jobdir_mod.EXIT_FAILURE
+        print(f"relion-qsub: warning: cannot tell RELION: cannot create {path} ({exc.strerror})", file=sys.stderr)
+        return False
     if marked.err_note:
         print(f"relion-qsub: warning: marked {jobdir} failed, but {marked.err_note}", file=sys.stderr)
+    return True

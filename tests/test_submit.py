@@ -37,7 +37,7 @@ def prepared(jobdir: Path) -> sub.Prepared:
 
 
 def sbatch_cmd(p: sub.Prepared) -> list[str]:
-    return ["sbatch", f"--comment={TOKEN}", str(p.output)]
+    return ["sbatch", "--hold", "--no-requeue", f"--comment={TOKEN}", str(p.output)]
 
 
 def no_answer(process: object) -> None:
@@ -195,12 +195,15 @@ def test_cli_script_with_errors_is_not_submitted(
 def test_cli_success_logs_job_id(
     fp: FakeProcess, jobdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    fp.register(["sbatch", fp.any()], stdout="Submitted batch job 99\n")
+    fp.register(["sbatch", "--hold", fp.any()], stdout="Submitted batch job 99\n")
+    fp.register(["sbatch", "--parsable", "--dependency=afternotok:99", fp.any()], stdout="100\n")
+    fp.register(["scontrol", "release", "99"])
     monkeypatch.chdir(jobdir.parent.parent)
     assert qsub_main(["--site", "testbed", "Class2D/job007/run_submit.script"]) == 0
     assert capsys.readouterr().out == "Submitted batch job 99\n"
     entry = json.loads((jobdir / jobdir_mod.RECORD).read_text())
     assert entry["job_id"] == "99" and entry["normalised"].endswith("run_submit.slurm")
+    assert (entry["watcher"], entry["released"]) == ("100", True)
     assert entry["sbatch_argv"][-1].endswith("run_submit.slurm")
     assert not (jobdir / "RELION_JOB_EXIT_FAILURE").exists()
 

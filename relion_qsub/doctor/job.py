@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import jobdir, proc
+from ..endings import AGAIN, ENDINGS, NEVER_STARTS, OOM_FIX, TIMEOUT_FIX, cancelled_by
 from ..errors import CommandError, RelionQsubError
 from .finding import Finding
 
@@ -55,6 +56,8 @@ class SlurmView:
     # could not be asked: ``error`` says why; nothing is known about the job).
     source: str = "scontrol"
     error: str = ""
+    acct_state: str = ""  # sacct's State when asked: "CANCELLED by 1234" says who
+    owner_uid: int | None = None
 
     @property
     def known(self) -> bool:
@@ -112,6 +115,7 @@ def parse_scontrol(text: str) -> dict[str, str]:
 
 
 def view_from_scontrol(job_id: str, info: dict[str, str]) -> SlurmView:
+    uid = info.get("UserId", "").partition("(")[2].rstrip(")")
     return SlurmView(
         job_id,
         info.get("JobState", "").split()[0] if info.get("JobState") else "",
@@ -120,15 +124,23 @@ def view_from_scontrol(job_id: str, info: dict[str, str]) -> SlurmView:
         info.get("NodeList", ""),
         info.get("TimeLimit", ""),
         info.get("TresPerNode", ""),
+        owner_uid=int(uid) if uid.isdigit() else None,
     )
 
 
+SACCT_FIELDS = "State,ExitCode,NodeList,Timelimit,Reason"
+
+
 def view_from_sacct(job_id: str, text: str) -> SlurmView | None:
-    """``sacct -X -n -P -o State,ExitCode,NodeList,Timelimit``: "CANCELLED by 0|0:15|cn5|00:05:00"."""
+    """``sacct -X -n -P -o State,ExitCode,NodeList,Timelimit[,Reason]``: "CANCELLED by 0|0:15|cn5|00:05:00|None"."""
     for line in text.splitlines():
         parts = line.split("|")
         if len(parts) >= 4 and parts[0].strip():
-            return SlurmView(job_id, parts[0].split()[0], "", parts[1], parts[2], parts[3], source="sacct")
+            reason = parts[4] if len(parts) > 4 else ""
+            state = parts[0].strip()
+            return SlurmView(
+                job_id, state.split()[0], reason, parts[1], parts[2], parts[3], source="sacct", acct_state=state
+            )
     return None
 
 
@@ -142,25 +154,31 @@ class Pattern:
 
 # Order matters: the first pattern matching a line claims it (CudaCustomAllocator before the generic GPU message).
 PATTERNS = (
-    Pattern(
-        "timeout",
-        re.compile(r"DUE TO TIME LIMIT"),
-        "Slurm killed the job at its time limit",
-        "ask for more time (--time) and continue from the last iteration (Continue now, or --continue)",
-    ),
+    Pattern("timeout", re.compile(r"DUE TO TIME LIMIT"), "Slurm killed the job at its time limit", TIMEOUT_FIX),
     Pattern(
         "oom",
         # slurmstepd: "Detected 1 oom-kill event(s)... killed by the cgroup out-of-memory handler"; the kernel:
         # "Out of memory: Killed process". Not "out of memory" with spaces: that is RELION's GPU message.
         re.compile(r"oom[-_]kill|out-of-memory handler|Out of memory: Kill"),
         "the job ran out of host memory (killed by the out-of-memory handler)",
-        "ask for more memory per CPU (--mem-per-cpu), fewer MPI ranks per node, or turn off pre-reading into RAM",
+        OOM_FIX,
+    ),
+    Pattern("node-fail", re.compile(r"DUE TO NODE FAIL"), "a node of the job failed; Slurm ended the job", AGAIN),
+    Pattern("preempted", re.compile(r"DUE TO PREEMPTION"), "the job was preempted", AGAIN),
+    Pattern(
+        # slurmstepd's own line for the whole job: scancel, or Slurm ending it from outside. Not "by you or an
+        # admin": a node failure and a SIGKILLed batch step end jobs with the same words.
+        "cancelled",
+        re.compile(r"\*\*\* JOB \S+ ON \S+ CANCELLED AT"),
+        "Slurm ended the job (scancel, or a kill from outside the job; `sacct -j JOBID` says which)",
+        AGAIN,
     ),
     Pattern(
-        "cancelled",
-        re.compile(r"CANCELLED AT"),
-        "the job was cancelled (scancel by you or an admin, or a failed node)",
-        "run it again, continuing from its last iteration if it has one",
+        # One step ended: srun -K1 after a rank failed, or the job being ended. Not a cancel by a person.
+        "step-ended",
+        re.compile(r"\*\*\* STEP \S+ ON \S+ CANCELLED AT"),
+        "Slurm ended a job step (srun -K1 after a rank failed, or the job itself was being ended)",
+        "the lines before it name the first failure",
     ),
     Pattern(
         "gpu-threads",
@@ -227,18 +245,15 @@ def scan_err(text: str) -> list[tuple[int, Pattern, str]]:
     return hits
 
 
+# state -> (level, what, fix); the what is completed with the exit code / reason. A cancel is a warning: the user
+# may have meant it.
 SLURM_ENDINGS: dict[str, tuple[str, str, str]] = {
-    # state -> (level, what, fix); the what is completed with the exit code / reason.
-    "TIMEOUT": ("error", "hit its time limit", PATTERNS[0].fix),
-    "OUT_OF_MEMORY": ("error", "ran out of memory", PATTERNS[1].fix),
-    "NODE_FAIL": ("error", "a node failed", "run it again, continuing from its last iteration"),
-    "BOOT_FAIL": ("error", "its node did not boot", "run it again"),
-    "PREEMPTED": ("error", "was preempted", "run it again, continuing from its last iteration"),
-    "DEADLINE": ("error", "missed its deadline", "run it again with a later --deadline"),
-    "FAILED": ("error", "exited with an error", "read run.err and run.out for the cause"),
-    "CANCELLED": ("warning", "was cancelled", PATTERNS[2].fix),
+    state: ("warning" if state == "CANCELLED" else "error", what, fix) for state, (what, fix) in ENDINGS.items()
 }
-STATE_KIND = {"TIMEOUT": "timeout", "OUT_OF_MEMORY": "oom", "CANCELLED": "cancelled"}
+STATE_KIND = {"TIMEOUT": "timeout", "OUT_OF_MEMORY": "oom", "NODE_FAIL": "node-fail", "PREEMPTED": "preempted"}
+# run.err lines that only say "Slurm ended it": once Slurm itself says how, they add nothing.
+ENDED_KINDS = frozenset({"cancelled", "step-ended", "node-fail", "preempted"})
+HELD = "JobHeldUser"  # every relion-qsub submission starts held; a job still held never runs
 
 
 def judge(where: str, relion: str, slurm: SlurmView | None) -> list[tuple[str, str, str]]:
@@ -284,8 +299,24 @@ def judge(where: str, relion: str, slurm: SlurmView | None) -> list[tuple[str, s
                 "mark it failed so RELION moves on (--fix creates RELION_JOB_EXIT_FAILURE)",
             )
         )
+    elif relion == "running" and slurm.state == "PENDING" and slurm.reason in NEVER_STARTS:
+        out.append(
+            (
+                "error",
+                f"Slurm job {slurm.job_id} can never start: PENDING ({slurm.reason})",
+                f"{NEVER_STARTS[slurm.reason]}; scancel {slurm.job_id} (RELION is then told it failed), run it again",
+            )
+        )
     elif relion == "running":
         out.append(("ok", f"running: {slurm_text}" + (f" on {slurm.nodes}" if slurm.nodes else ""), ""))
+    elif slurm.state == "PENDING" and slurm.reason == HELD:
+        out.append(
+            (
+                "error",
+                f"RELION says {relion}; Slurm job {slurm.job_id} is held and never runs",
+                f"--fix cancels it (scancel {slurm.job_id}); run the job again from RELION",
+            )
+        )
     elif not slurm.ended:
         out.append(
             (
@@ -300,6 +331,7 @@ def judge(where: str, relion: str, slurm: SlurmView | None) -> list[tuple[str, s
     if ending is not None:
         level, what, fix = ending
         limit = f" of {slurm.time_limit}" if slurm.state == "TIMEOUT" and slurm.time_limit else ""
+        what = cancelled_by(slurm.acct_state, slurm.owner_uid) or what
         out.append((level, f"Slurm: job {slurm.job_id} {what}{limit}" + (f" ({detail})" if detail else ""), fix))
     return out
 
@@ -326,14 +358,13 @@ def query_slurm(job_id: str, runner: Runner = proc.run, timeout: float = 30) -> 
         problem = str(exc)
     else:
         if result.returncode == 0 and "JobState=" in result.stdout:
-            return view_from_scontrol(job_id, parse_scontrol(result.stdout.splitlines()[0]))
+            live = view_from_scontrol(job_id, parse_scontrol(result.stdout.splitlines()[0]))
+            return with_acct_state(live, runner, timeout) if live.state == "CANCELLED" else live
         if FORGOTTEN not in result.stdout + result.stderr:
             said = (result.stderr.strip() or result.stdout.strip() or f"exit status {result.returncode}").splitlines()
             problem = f"scontrol: {said[0][:160]}"
     try:  # accounting, where there is any, knows ended jobs (and answers without the controller)
-        acct = runner(
-            ["sacct", "-j", job_id, "-X", "-n", "-P", "-o", "State,ExitCode,NodeList,Timelimit"], timeout=timeout
-        )
+        acct = runner(["sacct", "-j", job_id, "-X", "-n", "-P", "-o", SACCT_FIELDS], timeout=timeout)
     except CommandError:
         acct = None
     view = view_from_sacct(job_id, acct.stdout) if acct is not None and acct.returncode == 0 else None
@@ -345,6 +376,92 @@ def query_slurm(job_id: str, runner: Runner = proc.run, timeout: float = 30) -> 
     if problem:
         return SlurmView(job_id, "", source="unreachable", error=problem)
     return SlurmView(job_id, "", source="none")
+
+
+def with_acct_state(view: SlurmView, runner: Runner, timeout: float) -> SlurmView:
+    """scontrol does not say who cancelled a job; sacct's State does ("CANCELLED by 1234")."""
+    try:
+        acct = runner(["sacct", "-j", view.job_id, "-X", "-n", "-P", "-o", "State"], timeout=timeout)
+    except CommandError:
+        return view
+    state = acct.stdout.strip().splitlines()[0].strip() if acct.returncode == 0 and acct.stdout.strip() else ""
+    if not state.startswith(view.state):
+        return view
+    from dataclasses import replace
+
+    return replace(view, acct_state=state)
+
+
+def last_entry(log_text: str) -> dict[str, object]:
+    """The last readable line of relion-qsub.jsonl ({} when there is none)."""
+    for line in reversed(log_text.splitlines()):
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict):
+            return entry
+    return {}
+
+
+def jobs_with_token(token: str, runner: Runner = proc.run) -> list[tuple[str, str, str]]:
+    """(id, state, reason) of every job whose comment carries ``token``; raises CommandError if squeue fails."""
+    result = runner(
+        ["squeue", "--noheader", "--states=all", f"--user={os.getuid()}", "--format=%i|%T|%r|%k"], timeout=30
+    )
+    if result.returncode != 0:
+        raise CommandError(f"squeue: {result.stderr.strip()[:160] or result.returncode}")
+    rows = [row.split("|", 3) for row in result.stdout.splitlines()]
+    return [(r[0].strip(), r[1], r[2]) for r in rows if len(r) == 4 and r[3].rsplit("[", 1)[-1].strip("] ") == token]
+
+
+def ghost_findings(where: str, token: str, runner: Runner) -> list[Finding]:
+    """A submission relion-qsub gave up on (RELION was told it failed): a job the controller still created from a
+    lost request carries its token. It went in held (--hold), so it never runs; --fix cancels it."""
+    try:
+        found = jobs_with_token(token, runner)
+    except CommandError as exc:
+        return [Finding("warning", where, f"could not look for a job with token {token}: {exc}", "", "job")]
+    findings = []
+    for job_id, state, reason in found:
+        if state in ENDED:
+            continue
+        held = state == "PENDING" and reason == HELD
+        what = f"{'held ' if held else ''}job {job_id} carries the token of a submission relion-qsub gave up on"
+        what += " (RELION was told it failed); " + ("it never runs" if held else f"it is {state}")
+        fix = f"--fix cancels it (scancel {job_id})"
+        findings.append(Finding("error", where, what, fix, "job", repair=_canceller(job_id, runner)))
+    return findings
+
+
+def _canceller(job_id: str, runner: Runner) -> Callable[[], str]:
+    def repair() -> str:
+        try:
+            result = runner(["scancel", job_id], timeout=30)
+        except CommandError as exc:
+            raise OSError(0, f"scancel {job_id}: {exc}") from exc
+        if result.returncode != 0:
+            raise OSError(0, f"scancel {job_id}: {result.stderr.strip()[:160]}")
+        return f"cancelled job {job_id}"
+
+    return repair
+
+
+def running_jobs(project: Path) -> list[Path]:
+    """The job dirs default_pipeline.star shows as Running (status 0 in RELION 3.1, "Running" in 4 and later)."""
+    from ..formats import star
+
+    try:
+        text = (project / "default_pipeline.star").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    block = star.parse(text).block("pipeline_processes")
+    if block is None:
+        return []
+    names = block.column("rlnPipeLineProcessName")
+    status = block.column("rlnPipeLineProcessStatus") or block.column("rlnPipeLineProcessStatusLabel")
+    running = [name for name, st in zip(names, status, strict=False) if st in ("0", "Running")]
+    return [project / name for name in running if (project / name).is_dir()]
 
 
 def _tail(path: Path) -> tuple[str, int]:
@@ -487,10 +604,11 @@ def check(project: Path, job_dir: Path, runner: Runner = proc.run) -> list[Findi
         return [_unreadable(where, "", exc)]
     relion = relion_state(names)
     findings: list[Finding] = []
-    job_id, log_read = None, True
+    job_id, log_read, entry = None, True, {}
     if jobdir.RECORD in names:
         try:
-            job_id = last_job_id(_read_log(job_dir / jobdir.RECORD))
+            text = _read_log(job_dir / jobdir.RECORD)
+            job_id, entry = last_job_id(text), last_entry(text)
         except OSError as exc:
             # The job id is unknown: say so instead of "no Slurm job id recorded" (whose fix is to mark it failed).
             findings.append(_unreadable(where, jobdir.RECORD, exc))
@@ -501,8 +619,14 @@ def check(project: Path, job_dir: Path, runner: Runner = proc.run) -> list[Findi
             repair = None
             if what.startswith("RELION thinks running") and slurm is not None and slurm.ended:
                 repair = _marker(job_dir, f"Slurm job {slurm.job_id} ended ({slurm.state or 'no record'}) without one")
+            elif what.endswith("is held and never runs") and slurm is not None:
+                repair = _canceller(slurm.job_id, runner)
             findings.append(Finding(level, where, what, fix, "job", repair=repair))
+    if entry.get("submitted") is False and isinstance(entry.get("token"), str):
+        findings += ghost_findings(where, str(entry["token"]), runner)
     kinds = {STATE_KIND.get(slurm.state, "")} if slurm else set()
+    if slurm is not None and slurm.known and slurm.ended:
+        kinds |= ENDED_KINDS
     if jobdir.RUN_ERR in names:
         try:
             jobdir.require_regular(job_dir / jobdir.RUN_ERR)

@@ -138,11 +138,11 @@ def main(argv: list[str]) -> int:
 
         image_findings, scanned = doctor_images.check(project, args.path, verbose=args.verbose)
         findings += image_findings
-    if job_dirs:
-        from . import job as doctor_job
+    from . import job as doctor_job
 
-        for job_dir in job_dirs:
-            findings += doctor_job.check(project, job_dir)
+    # Without --job: every job the pipeline shows as Running (RELION shows those until an exit file appears).
+    for job_dir in job_dirs or doctor_job.running_jobs(project):
+        findings += doctor_job.check(project, job_dir)
     if args.fix:
         apply_repairs(findings)
     seconds = time.perf_counter() - start

@@ -114,11 +114,14 @@ def _launch(plan: Plan, rargs: RelionArgs, env: Mapping[str, str], directory: st
 
     def on_kill(signum: int) -> None:
         name = signal.Signals(signum).name
-        pipeline.mark_failure(f"got {name} (time limit or scancel) while {rargs.program} was running")
+        pipeline.mark_failure(
+            f"got {name} while {rargs.program} was running: Slurm is ending the job (time limit, scancel, node "
+            f"failure or preemption; `sacct -j {env.get('SLURM_JOB_ID', '<job id>')}` says which)"
+        )
 
     in_step = plan.mode is not Mode.LOCAL
     outcome = supervise(plan.argv, step_env, scan_srun=in_step, on_kill=on_kill, parent_death=in_step)
-    code, reason = verdict(outcome, rargs.program)
+    code, reason = verdict(outcome, rargs.program, env.get("SLURM_JOB_ID", ""))
     if reason is not None:
         if not pipeline.mark_failure(reason):
             stderr_text(f"{PROG}: {reason}\n")

@@ -171,7 +171,7 @@ def supervise(
     return outcome
 
 
-def verdict(outcome: Outcome, program: str) -> tuple[int, str | None]:
+def verdict(outcome: Outcome, program: str, job_id: str = "") -> tuple[int, str | None]:
     """(exit code, one-line reason or None on success)."""
     if outcome.signal is not None:
         name = signal.Signals(outcome.signal).name
@@ -181,6 +181,14 @@ def verdict(outcome: Outcome, program: str) -> tuple[int, str | None]:
     if f is not None:
         if outcome.cancel and f.code == 128 + signal.SIGTERM:
             return f.code, f"the step was cancelled ({outcome.cancel}): rank {f.rank} on {f.host}: {f.what}"
+        if f.code in (128 + signal.SIGTERM, 128 + signal.SIGKILL):
+            # A rank that was sent SIGTERM/SIGKILL did not fail by itself: Slurm ended the step from outside (the
+            # job was cancelled, lost a node, hit a limit, or its batch step was killed). Blaming the rank misleads.
+            return f.code, (
+                f"Slurm ended the step from outside (rank {f.rank} on {f.host}: {f.what}): the job was cancelled, "
+                f"lost a node or hit a limit (`sacct -j {job_id or '<job id>'}` says which); not a failure of "
+                f"{program} itself"
+            )
         return f.code, (
             f"rank {f.rank} on {f.host} failed first ({f.what}); srun -K1 ended the other ranks of {program}"
         )

@@ -1,0 +1,77 @@
+"""How Slurm ended a job, in a user's words: one table for the end-watcher (run.err) and doctor.
+
+The states are Slurm's (``sacct``/``scontrol`` JobState, 22.05); "CANCELLED by <uid>" is sacct's spelling. Pending
+reasons that mean "this job can never start" are squeue's ``%r`` values (slurm/slurm.h, ``job_state_reason``).
+Imports nothing of the package and nothing heavy: the watcher job runs it on a compute node.
+"""
+
+from __future__ import annotations
+
+AGAIN = "run it again, continuing from its last iteration if it has one"
+TIMEOUT_FIX = "ask for more time (--time) and continue from the last iteration (Continue now, or --continue)"
+OOM_FIX = "ask for more memory per CPU (--mem-per-cpu), fewer MPI ranks per node, or turn off pre-reading into RAM"
+
+# state -> (what happened, what to do)
+ENDINGS: dict[str, tuple[str, str]] = {
+    "TIMEOUT": ("hit its time limit", TIMEOUT_FIX),
+    "OUT_OF_MEMORY": ("ran out of memory (killed by the out-of-memory handler)", OOM_FIX),
+    "NODE_FAIL": ("lost a node (node failure)", AGAIN),
+    "BOOT_FAIL": ("its node did not boot", "run it again"),
+    "PREEMPTED": ("was preempted by a job of higher priority", AGAIN),
+    "DEADLINE": ("missed its deadline (--deadline)", "run it again with a later --deadline"),
+    "FAILED": ("exited with an error", "read run.err and run.out for the cause"),
+    "CANCELLED": ("was cancelled", AGAIN),
+}
+
+# Pending reasons after which the job never starts by itself -> what to change.
+NEVER_STARTS: dict[str, str] = {
+    "PartitionTimeLimit": "ask for less time (--time) than the partition's MaxTime (sinfo -o '%P %l'), or another "
+    "partition",
+    "PartitionNodeLimit": "ask for fewer nodes than the partition allows (sinfo -o '%P %D'), or another partition",
+    "PartitionConfig": "ask for what the partition allows (scontrol show partition), or another partition",
+    "BadConstraints": "ask for a --constraint/--gres/--mem some node of the partition has (sinfo -o '%N %f %G %m')",
+    "ReqNodeNotAvail": "leave out --nodelist/--exclude of nodes that are down, or ask for other nodes",
+    "AccountNotAllowed": "use an account that may run in this partition (sacctmgr show assoc user=$USER)",
+    "InvalidAccount": "use one of your accounts (sacctmgr show assoc user=$USER)",
+    "InvalidQOS": "use a QOS your account has (sacctmgr show assoc user=$USER format=qos)",
+    "QOSMaxWallDurationPerJobLimit": "ask for less time (--time) than the QOS allows",
+    "QOSMaxNodePerJobLimit": "ask for fewer nodes than the QOS allows",
+    "QOSMaxCpuPerJobLimit": "ask for fewer CPUs than the QOS allows",
+    "QOSMaxMemoryPerJob": "ask for less memory than the QOS allows",
+    "QOSMaxGRESPerJob": "ask for fewer GPUs/gres than the QOS allows",
+    "DependencyNeverSatisfied": "the job it depends on did not end as required: cancel this one and submit again",
+}
+
+
+def cancelled_by(state: str, owner_uid: int | None = None) -> str:
+    """sacct's "CANCELLED by 1234" -> "cancelled by user alice (scancel)"; "" when sacct does not say who."""
+    words = state.split()
+    if len(words) < 3 or words[0] != "CANCELLED" or words[1] != "by" or not words[2].isdigit():
+        return ""
+    uid = int(words[2])
+    try:
+        import pwd
+
+        name = pwd.getpwuid(uid).pw_name
+    except (KeyError, ImportError):
+        name = f"uid {uid}"
+    if owner_uid is not None and uid == owner_uid:
+        return f"was cancelled by you ({name}, scancel)"
+    return f"was cancelled by {name} (scancel by an admin or another account)"
+
+
+def describe(job_id: str, state: str, exit_code: str = "", reason: str = "", owner_uid: int | None = None) -> str:
+    """One sentence: what Slurm says happened to the job, and what to do about it."""
+    base = state.split()[0] if state else ""
+    what, fix = ENDINGS.get(base, (f"ended {base or 'without a record'}", "read run.err and run.out for the cause"))
+    who = cancelled_by(state, owner_uid)
+    if base == "CANCELLED":
+        what = who or "was cancelled (by scancel, or by Slurm)"
+    if base == "FAILED" and reason == "JobLaunchFailure":
+        what, fix = (
+            "could not be launched (JobLaunchFailure: e.g. run.out/run.err cannot be created, or the node's "
+            "prolog failed)",
+            "check that the output directory exists and is writable from the compute nodes, then run it again",
+        )
+    detail = ", ".join(x for x in (base, f"exit code {exit_code}" if exit_code and exit_code != "0:0" else "") if x)
+    return f"Slurm job {job_id} {what} ({detail}); {fix}"

@@ -1,0 +1,127 @@
+"""The end-watcher: one small Slurm job per RELION submission that tells RELION when Slurm ended the job badly.
+
+RELION learns a queued job's end only from ``RELION_JOB_EXIT_*`` in the job dir. The RELION program and
+relion-launch write one for every ending they live to see; they do not see a job cancelled while PENDING, a launch
+failure (run.out cannot be created), a SIGKILLed batch step (cgroup OOM), a lost node. For those, relion-qsub
+submits beside each job::
+
+    sbatch --dependency=afternotok:<id> --kill-on-invalid-dep=yes ... --wrap='python -c ... watch JOBDIR <id>'
+
+Measured on the testbed (Slurm 22.05, docs/design.md): afternotok is satisfied by every failed ending, also by a
+cancel while PENDING (the watcher ran 0.8 s after the scancel); when the job COMPLETES, the dependency can never be
+satisfied and ``--kill-on-invalid-dep=yes`` makes slurmctld cancel the watcher at once (Reason
+DependencyNeverSatisfied): on success it never runs, no job and no process is left. Runs as the user, no root, no
+controller-side hook (EpilogSlurmctld/strigger run on the controller host), any Slurm >= 21.08.
+
+At run time (``main``) the watcher asks Slurm how the job ended and writes RELION_JOB_EXIT_FAILURE plus one run.err
+line through :func:`jobdir.mark_failed` (never over an exit file the program or relion-launch wrote).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from . import jobdir, proc
+from .errors import CommandError
+
+COMMENT = "relion-qsub-watch"  # --comment of the watcher: never the submission's token (lookups by token stay exact)
+NAME = "relion-qsub-watch"
+# What the watcher asks for: one CPU for at most 2 minutes (it runs for about a second), so backfill fits it anywhere.
+RESOURCES = ("--ntasks=1", "--cpus-per-task=1", "--mem=100M", "--time=2", "--no-requeue")
+_RUN = "import sys; sys.path.insert(0, sys.argv.pop(1)); import relion_qsub.watch as w; sys.exit(w.main(sys.argv[1:]))"
+
+
+def command(job_dir: Path, job_id: str) -> list[str]:
+    """This interpreter and this package, as the submission ran them (a compute node sees the same install)."""
+    root = str(Path(__file__).resolve().parent.parent)
+    return [sys.executable, "-s", "-c", _RUN, root, os.path.abspath(job_dir), job_id]
+
+
+def sbatch_argv(sbatch: str, job_id: str, job_dir: Path, where: list[str], extra: tuple[str, ...] = ()) -> list[str]:
+    """The watcher's sbatch command. ``where``: the job's own --partition/--account (the user may use them);
+    ``extra``: the site's ``submit.watch_options`` (last, so they win)."""
+    import shlex
+
+    return [
+        sbatch,
+        "--parsable",
+        f"--dependency=afternotok:{job_id}",
+        "--kill-on-invalid-dep=yes",
+        f"--job-name={NAME}",
+        f"--comment={COMMENT}:{job_id}",
+        "--output=/dev/null",
+        "--error=/dev/null",
+        *RESOURCES,
+        *where,
+        *extra,
+        f"--wrap={shlex.join(command(job_dir, job_id))}",
+    ]
+
+
+# ---- run time, on a compute node ------------------------------------------------------------------------------
+
+Runner = Callable[..., proc.Result]
+_FIELDS = ("JobState", "Reason", "ExitCode", "UserId")
+
+
+def _scontrol(job_id: str, runner: Runner) -> dict[str, str]:
+    try:
+        result = runner(["scontrol", "show", "job", "-o", job_id], timeout=30)
+    except CommandError:
+        return {}
+    info: dict[str, str] = {}
+    for word in result.stdout.split() if result.returncode == 0 else ():
+        key, sep, value = word.partition("=")
+        if sep and key in _FIELDS:
+            info.setdefault(key, value)
+    return info
+
+
+def _sacct_state(job_id: str, runner: Runner) -> str:
+    """sacct's State, which alone says who cancelled ("CANCELLED by 1234"); "" without accounting."""
+    try:
+        result = runner(["sacct", "-j", job_id, "-X", "-n", "-P", "-o", "State"], timeout=30)
+    except CommandError:
+        return ""
+    lines = result.stdout.strip().splitlines() if result.returncode == 0 else []
+    return lines[0].strip() if lines else ""
+
+
+def ending(job_id: str, runner: Runner = proc.run, sleep: Callable[[float], None] = time.sleep) -> str:
+    """The run.err sentence for how Slurm ended ``job_id``."""
+    from .endings import describe
+
+    info = _scontrol(job_id, runner)
+    state = info.get("JobState", "")
+    acct = ""
+    for _ in range(5):  # slurmdbd hears of the end a moment after the controller
+        acct = _sacct_state(job_id, runner)
+        if not acct or acct.split()[0] not in ("RUNNING", "PENDING", "COMPLETING", "REQUEUED"):
+            break
+        sleep(1)
+    if acct and (not state or acct.split()[0] == state):
+        state = acct  # the same state, with "by <uid>" for a cancel
+    uid = info.get("UserId", "").partition("(")[2].rstrip(")")
+    owner = int(uid) if uid.isdigit() else None
+    return describe(job_id, state, info.get("ExitCode", ""), info.get("Reason", ""), owner)
+
+
+def main(argv: list[str]) -> int:
+    """``watch JOBDIR JOB_ID``: mark the RELION job failed, saying how Slurm ended it; exit 0 in every case (the
+    watcher's own exit code is seen by nobody; its output goes to /dev/null)."""
+    if len(argv) != 2:
+        print("usage: watch JOBDIR JOB_ID", file=sys.stderr)
+        return 64
+    job_dir, job_id = Path(argv[0]), argv[1]
+    if jobdir.exit_file(job_dir) is not None:
+        return 0  # the program or relion-launch said it already
+    line = f"relion-qsub: {ending(job_id)}"
+    try:
+        jobdir.mark_failed(job_dir, line)
+    except OSError as exc:
+        print(f"relion-qsub watch: cannot create {job_dir / jobdir.EXIT_FAILURE}: {exc.strerror}", file=sys.stderr)
+    return 0
