@@ -164,8 +164,10 @@ def test_site_install_then_module_load_then_relion_pipeliner_runs_a_job(tmp_path
     proc = subprocess.run(
         # -o: use the developer venv as it is. Remaking it here (pyproject.toml newer than .venv/.installed, e.g. after
         # a pull) would recreate it under the tests that run from it, with the CLEAN environment's python3.
-        ["make", "-C", str(ROOT), "-o", ".venv/.installed", "site-install"]
-        + [f"PREFIX={prefix}", f"MODULEDIR={moduledir}", "SITE=testbed"],
+        [
+            *("make", "-C", str(ROOT), "-o", ".venv/.installed", "site-install"),
+            *(f"PREFIX={prefix}", f"MODULEDIR={moduledir}", "SITE=testbed"),
+        ],
         env={**CLEAN, "HOME": str(home)},
         capture_output=True,
         text=True,
