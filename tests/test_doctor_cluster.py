@@ -25,7 +25,7 @@ QSUB = str(ROOT / "bin" / "relion-qsub")
 # What RELION would write for a one-process job, but the body never runs a relion_* program, so nothing writes
 # RELION_JOB_EXIT_*: to RELION the job stays "Running".
 SCRIPT = """#!/bin/bash
-#SBATCH --partition=norm --time=0:05:00 --ntasks=1 --mem-per-cpu=100
+#SBATCH --partition=norm --time=0:05:00 --ntasks=1 --mem-per-cpu=100M
 #SBATCH --error=Class2D/job001/run.err
 #SBATCH --output=Class2D/job001/run.out
 echo started

@@ -28,7 +28,7 @@ LAUNCH = str(ROOT / "bin" / "relion-launch")
 FAILURE = "RELION_JOB_EXIT_FAILURE"
 SUCCESS = "RELION_JOB_EXIT_SUCCESS"
 SCRIPT = """#!/bin/bash
-#SBATCH --partition=norm --time=0:05:00 --ntasks=1 --mem-per-cpu=100
+#SBATCH --partition=norm --time=0:05:00 --ntasks=1 --mem-per-cpu=100M
 #SBATCH --error=Class2D/job001/run.err
 #SBATCH --output=Class2D/job001/run.out
 echo "job $SLURM_JOB_ID started"
@@ -174,7 +174,7 @@ def test_out_of_memory_in_the_batch_step(tmp_path: Path) -> None:
     """The cgroup OOM killer kills a program in the batch script; the script goes on and exits 0, Slurm says
     OUT_OF_MEMORY (testbed-fidelity.md): no program lived to write an exit file."""
     body = "python3 -c 'bytearray(400 << 20)'\nexit 0"
-    job = job_dir(tmp_path, body, SCRIPT.replace("--mem-per-cpu=100", "--mem=100M"))
+    job = job_dir(tmp_path, body, SCRIPT.replace("--mem-per-cpu=100M", "--mem=100M"))
     job_id = str(submitted(tmp_path)["job_id"])
     line = failure_line(job, job_id)
     assert line.startswith(f"relion-qsub: Slurm job {job_id} ran out of memory") and "OUT_OF_MEMORY" in line, line

@@ -36,7 +36,7 @@ SCRIPT = """#!/bin/bash
 #SBATCH --output={job}run.out
 #SBATCH --open-mode=append
 #SBATCH --time={time}
-#SBATCH --mem-per-cpu={mem}
+#SBATCH --mem-per-cpu={mem}M
 #SBATCH --gres=lscratch:5
 {sbatch}
 relion-launch --mpi=pmix {command} --pipeline_control {job}
