@@ -448,7 +448,7 @@ def typos(script: Script, ctx: Context, report: Report) -> Script:
             return [Parsed(f"--{parsed.guess.name}", parsed.guess, parsed.value)]
         hint = ""
         box = ctx.box_for(line.number, line.text)
-        where = box or "the template (or the GUI box it came from)"
+        where = box or profile_box(ctx, "") or "the template (or the GUI box it came from)"
         if parsed.spelled.startswith("--") and parsed.option is None and "ambiguous" not in parsed.problem:
             word = parsed.spelled[2:]
             # Suggest only what a slip of the keyboard could have produced; far matches are noise.
@@ -959,16 +959,23 @@ def gpu_partition(script: Script, ctx: Context, report: Report) -> Script:
 _GPU_FLAG = re.compile(r"(?<!\S)--gpu(?=\s|=|$)")
 
 
+def profile_box(ctx: Context, option: str) -> str | None:
+    """The site profile's own GUI field for ``--option`` ("": its first directives box), as "the 'Label' box".
+
+    The raw [[fields]] rows, not Site.field_for: that builds (and validates) the whole profile on the submit path.
+    """
+    fields = ctx.site.raw.get("fields")
+    rows = fields if isinstance(fields, list) else []
+    label = next((f.get("label") for f in rows if isinstance(f, dict) and f.get("option", "") == option), None)
+    return f"the '{label}' box" if label else None
+
+
 def _gres_box(ctx: Context) -> str:
     """Where the user asks for a gres: the template's box for --gres, else the profile's field, else the template."""
     box = ctx.boxes.for_option("gres")
     if box is not None:
         return box or "the template (it has no box for --gres)"
-    # The raw [[fields]] rows, not Site.field_for: that builds (and validates) the whole profile on the submit path.
-    fields = ctx.site.raw.get("fields")
-    rows = fields if isinstance(fields, list) else []
-    label = next((f.get("label") for f in rows if isinstance(f, dict) and f.get("option") == "gres"), None)
-    return f"the '{label}' box" if label else "the template (or a box it has for #SBATCH options)"
+    return profile_box(ctx, "gres") or "the template (or a box it has for #SBATCH options)"
 
 
 @rule(
