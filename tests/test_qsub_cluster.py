@@ -76,7 +76,11 @@ def test_filled_relion_script_lands_as_meant(project: Path) -> None:
     assert f"--scratch_dir /lscratch/{job_id} --o" in out  # injected, with the job id expanded by the job shell
     assert (project / "Class2D/job001/run_submit.script").read_text() == FILLED
     entry = json.loads((project / "Class2D/job001/relion-qsub.jsonl").read_text())
-    assert entry["job_id"] == job_id and {c["rule"] for c in entry["changes"]} >= {"typo", "memory-conflict", "duplicate-gres"}
+    assert entry["job_id"] == job_id and {c["rule"] for c in entry["changes"]} >= {
+        "typo",
+        "memory-conflict",
+        "duplicate-gres",
+    }
 
 
 def test_rejected_job_is_marked_failed_for_relion(project: Path) -> None:

@@ -70,7 +70,8 @@ def test_exlusive_is_repaired() -> None:
 def test_far_typo_is_an_error_saying_to_remove_it() -> None:
     result = run(HEAD + "#SBATCH --frobnicate\nhostname\n")
     assert not result.ok
-    assert result.errors[0].message.startswith("unrecognized option '--frobnicate': remove it from the 'SBATCH Directives' box")
+    expected = "unrecognized option '--frobnicate': remove it from the 'SBATCH Directives' box"
+    assert result.errors[0].message.startswith(expected)
 
 
 def test_near_but_ambiguous_typo_names_the_nearest_options() -> None:
