@@ -637,6 +637,12 @@ def merge_gres(script: Script, ctx: Context, report: Report) -> Script:
     return _rewrite(script, visit)
 
 
+def _where_given(script: Script, ctx: Context, index: int, parsed: Parsed) -> str:
+    line = script.lines[index]
+    box = ctx.box_for(line.number, line.text)
+    return f"line {line.number}{f' from {box}' if box else ''}: {clip(str(parsed.value), 30)}"
+
+
 @rule(
     "repeated-option",
     "repeated_option",
@@ -649,15 +655,15 @@ def repeated_option(script: Script, ctx: Context, report: Report) -> Script:
         option = parsed.option
         if option is None or parsed.problem or option.arg is NONE or option.name == "gres":
             continue
-        seen.setdefault(option.name, []).append((script.lines[index].number, parsed))
+        seen.setdefault(option.name, []).append((index, parsed))
     for name, given in seen.items():
         values = [p.value for _, p in given]
         if len(set(values)) < 2 or ctx.cli_has(name):
             continue  # the same value twice changes nothing; the command line overrides them all anyway
-        shown = ", ".join(f"line {number}: {clip(str(p.value), 30)}" for number, p in given)
+        shown = ", ".join(_where_given(script, ctx, index, p) for index, p in given)
         join = " (or ask for both in one, e.g. --constraint='a&b')" if name == "constraint" else ""
         report.problem(
-            given[-1][0],
+            script.lines[given[-1][0]].number,
             f"--{name} is given {len(given)} times ({shown}); sbatch uses only the last, "
             f"{clip(str(values[-1]), 30)}: keep the one you mean{join}",
         )
@@ -815,8 +821,8 @@ def layout(script: Script, ctx: Context, report: Report) -> Script:
         report.problem(
             0,
             f"--ntasks={ntasks} but --nodes={nodes} x --ntasks-per-node={per_node} = "
-            f"{nodes * per_node}: set 'Number of MPI procs' to {nodes * per_node} or change the "
-            "SBATCH Directives",
+            f"{nodes * per_node}: set 'Number of MPI procs' to {nodes * per_node} or change --nodes/--ntasks-per-node "
+            f"in {ctx.boxes.for_option('nodes') or profile_box(ctx, '') or 'the template'}",
         )
     return script
 
