@@ -9,7 +9,16 @@ from pathlib import Path
 from relion_qsub.boxes import Boxes, box_name, from_environment
 
 ROOT = Path(__file__).resolve().parent.parent
-TEMPLATE = "#!/bin/bash\n#SBATCH --partition=XXXqueueXXX\n#SBATCH --mem=XXXextra2XXXGB\n#SBATCH XXXextra3XXX\nsrun XXXcommandXXX\n"
+TEMPLATE = "".join(
+    line + "\n"
+    for line in (
+        "#!/bin/bash",
+        "#SBATCH --partition=XXXqueueXXX",
+        "#SBATCH --mem=XXXextra2XXXGB",
+        "#SBATCH XXXextra3XXX",
+        "srun XXXcommandXXX",
+    )
+)
 
 
 def test_names() -> None:
