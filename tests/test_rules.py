@@ -245,6 +245,12 @@ WORDS = [
     "#",
     "--ntasks-per",
     "--constraint=x2695",
+    "--mem=GB",
+    "--gres=gpu:",
+    "-C",
+    "gpup100",
+    "--qos=XXXqosXXX",
+    "--gpu_cmode=shared",
 ]
 BODIES = [
     "hostname",
@@ -252,6 +258,10 @@ BODIES = [
     "srun relion_refine_mpi --o x --scratch_dir /lscratch/$SLURM_JOB_ID",
     "relion_refine --o x --preread_images --scratch_dir /tmp/s",
     "echo XXXcommandXXX",
+    "echo srun --mem-per-cpu= relion_refine --o x",
+    "srun --mem-per-cpu= -n 2 --mpi=pmix bash -c 'relion_refine  --o x'",
+    "#$ -pe openmpi 4",
+    "# sbatch --mem=10g",
 ]
 
 
