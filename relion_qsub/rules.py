@@ -966,14 +966,9 @@ _GPU_FLAG = re.compile(r"(?<!\S)--gpu(?=\s|=|$)")
 
 
 def profile_box(ctx: Context, option: str) -> str | None:
-    """The site profile's own GUI field for ``--option`` ("": its first directives box), as "the 'Label' box".
-
-    The raw [[fields]] rows, not Site.field_for: that builds (and validates) the whole profile on the submit path.
-    """
-    fields = ctx.site.raw.get("fields")
-    rows = fields if isinstance(fields, list) else []
-    label = next((f.get("label") for f in rows if isinstance(f, dict) and f.get("option", "") == option), None)
-    return f"the '{label}' box" if label else None
+    """The site profile's own GUI field for ``--option`` ("": its first directives box), as "the 'Label' box"."""
+    found = next((lab for lab, opt in ctx.site.field_labels() if opt == option and lab), None)
+    return blame.label(found) if found else None
 
 
 def _gres_box(ctx: Context) -> str:
