@@ -26,9 +26,9 @@ FIXED, WARNING, ERROR = "fixed", "warning", "error"
 
 # RELION's placeholders (RelionJob::saveJobSubmissionScript); an XXXextraNXXX whose RELION_QSUB_EXTRAn is unset
 # stays in the script literally.
-PLACEHOLDER = re.compile(
-    r"XXX(?:mpinodes|threads|cores|dedicated|nodes|name|errfile|outfile|queue|command|extra\d+)XXX"
-)
+# (A pattern string, compiled by re's cache on first use: only a message needs it, and the submit path's start-up
+# is the budget.)
+RELION_PLACEHOLDER = r"XXX(?:mpinodes|threads|cores|dedicated|nodes|name|errfile|outfile|queue|command|extra\d+)XXX"
 # Any XXXwordXXX: a template for a patched RELION may carry one RELION never fills (XXXqosXXX).
 ANY_PLACEHOLDER = re.compile(r"XXX[a-z]\w*?XXX")
 
@@ -42,7 +42,7 @@ def why_unfilled(placeholder: str) -> str:
             f"leaves {placeholder} (set it, e.g. with `module load relion-qsub`, or remove {placeholder} from the "
             "template)"
         )
-    if PLACEHOLDER.fullmatch(placeholder):
+    if re.fullmatch(RELION_PLACEHOLDER, placeholder):
         return f"RELION fills {placeholder} in every script it writes, so this one was not written by RELION's Run"
     return (
         f"{placeholder} is not a placeholder RELION fills (a template for a patched RELION?): put a value there, "
@@ -402,14 +402,15 @@ _NUMERIC = frozenset(
         "cpus-per-task", "cpus-per-gpu", "mincpus", "gpus", "gpus-per-node", "gpus-per-task", "ntasks-per-gpu",
     )
 )  # fmt: skip
-_NUMBER_GAP = re.compile(r"^:|[:-]$")
-_GRES_GAP = re.compile(r"^[:,]|[:,]$|[:,]{2}")
 
 
 def _lost_part(name: str, value: str) -> bool:
     if name in _NUMERIC:
-        return not any(ch.isdigit() for ch in value) or _NUMBER_GAP.search(value) is not None
-    return name == "gres" and _GRES_GAP.search(value) is not None
+        return not any(ch.isdigit() for ch in value) or value.startswith(":") or value.endswith((":", "-"))
+    gap = (
+        value.startswith((":", ",")) or value.endswith((":", ",")) or any(p in value for p in ("::", ",,", ":,", ",:"))
+    )
+    return name == "gres" and gap
 
 
 @rule(
@@ -511,7 +512,7 @@ def launcher_option_words(text: str, launchers: Sequence[str]) -> list[tuple[int
 
 def _empty_value(word: str) -> bool:
     name, eq, value = word.partition("=")
-    return bool(eq) and name.startswith("--") and (not value.strip("\"'") or PLACEHOLDER.search(value) is not None)
+    return bool(eq) and name.startswith("--") and (not value.strip("\"'") or ANY_PLACEHOLDER.search(value) is not None)
 
 
 @rule(
@@ -962,7 +963,7 @@ def gpu_partition(script: Script, ctx: Context, report: Report) -> Script:
     return script
 
 
-_GPU_FLAG = re.compile(r"(?<!\S)--gpu(?=\s|=|$)")
+_GPU_FLAG = r"(?<!\S)--gpu(?=\s|=|$)"  # compiled on first use (re's cache): only a job without GPUs needs it
 
 
 def profile_box(ctx: Context, option: str) -> str | None:
@@ -988,7 +989,7 @@ def gpu_without_gres(script: Script, ctx: Context, report: Report) -> Script:
     if _gpu(script, ctx) is not None or effective(script, ctx, "gpus") or effective(script, ctx, "gpus-per-node"):
         return script
     for _, line in _body_lines(script):
-        if "relion_" in line.text and _GPU_FLAG.search(line.text):
+        if "relion_" in line.text and re.search(_GPU_FLAG, line.text):
             report.problem(
                 line.number,
                 f"the command uses --gpu but the job allocates no GPU: ask for --gres=gpu:N in {_gres_box(ctx)} "
