@@ -26,9 +26,9 @@ FIXED, WARNING, ERROR = "fixed", "warning", "error"
 
 # RELION's placeholders (RelionJob::saveJobSubmissionScript); an XXXextraNXXX whose RELION_QSUB_EXTRAn is unset
 # stays in the script literally.
-PLACEHOLDER = re.compile(
-    r"XXX(?:mpinodes|threads|cores|dedicated|nodes|name|errfile|outfile|queue|command|extra\d+)XXX"
-)
+# (A pattern string, compiled by re's cache on first use: only a message needs it, and the submit path's start-up
+# is the budget.)
+RELION_PLACEHOLDER = r"XXX(?:mpinodes|threads|cores|dedicated|nodes|name|errfile|outfile|queue|command|extra\d+)XXX"
 # Any XXXwordXXX: a template for a patched RELION may carry one RELION never fills (XXXqosXXX).
 ANY_PLACEHOLDER = re.compile(r"XXX[a-z]\w*?XXX")
 
@@ -42,7 +42,7 @@ def why_unfilled(placeholder: str) -> str:
             f"leaves {placeholder} (set it, e.g. with `module load relion-qsub`, or remove {placeholder} from the "
             "template)"
         )
-    if PLACEHOLDER.fullmatch(placeholder):
+    if re.fullmatch(RELION_PLACEHOLDER, placeholder):
         return f"RELION fills {placeholder} in every script it writes, so this one was not written by RELION's Run"
     return (
         f"{placeholder} is not a placeholder RELION fills (a template for a patched RELION?): put a value there, "
@@ -402,14 +402,15 @@ _NUMERIC = frozenset(
         "cpus-per-task", "cpus-per-gpu", "mincpus", "gpus", "gpus-per-node", "gpus-per-task", "ntasks-per-gpu",
     )
 )  # fmt: skip
-_NUMBER_GAP = re.compile(r"^:|[:-]$")
-_GRES_GAP = re.compile(r"^[:,]|[:,]$|[:,]{2}")
 
 
 def _lost_part(name: str, value: str) -> bool:
     if name in _NUMERIC:
-        return not any(ch.isdigit() for ch in value) or _NUMBER_GAP.search(value) is not None
-    return name == "gres" and _GRES_GAP.search(value) is not None
+        return not any(ch.isdigit() for ch in value) or value.startswith(":") or value.endswith((":", "-"))
+    gap = (
+        value.startswith((":", ",")) or value.endswith((":", ",")) or any(p in value for p in ("::", ",,", ":,", ",:"))
+    )
+    return name == "gres" and gap
 
 
 @rule(
@@ -448,7 +449,7 @@ def typos(script: Script, ctx: Context, report: Report) -> Script:
             return [Parsed(f"--{parsed.guess.name}", parsed.guess, parsed.value)]
         hint = ""
         box = ctx.box_for(line.number, line.text)
-        where = box or "the template (or the GUI box it came from)"
+        where = box or profile_box(ctx, "") or "the template (or the GUI box it came from)"
         if parsed.spelled.startswith("--") and parsed.option is None and "ambiguous" not in parsed.problem:
             word = parsed.spelled[2:]
             # Suggest only what a slip of the keyboard could have produced; far matches are noise.
@@ -511,7 +512,7 @@ def launcher_option_words(text: str, launchers: Sequence[str]) -> list[tuple[int
 
 def _empty_value(word: str) -> bool:
     name, eq, value = word.partition("=")
-    return bool(eq) and name.startswith("--") and (not value.strip("\"'") or PLACEHOLDER.search(value) is not None)
+    return bool(eq) and name.startswith("--") and (not value.strip("\"'") or ANY_PLACEHOLDER.search(value) is not None)
 
 
 @rule(
@@ -637,6 +638,12 @@ def merge_gres(script: Script, ctx: Context, report: Report) -> Script:
     return _rewrite(script, visit)
 
 
+def _where_given(script: Script, ctx: Context, index: int, parsed: Parsed) -> str:
+    line = script.lines[index]
+    box = ctx.box_for(line.number, line.text)
+    return f"line {line.number}{f' from {box}' if box else ''}: {clip(str(parsed.value), 30)}"
+
+
 @rule(
     "repeated-option",
     "repeated_option",
@@ -649,15 +656,15 @@ def repeated_option(script: Script, ctx: Context, report: Report) -> Script:
         option = parsed.option
         if option is None or parsed.problem or option.arg is NONE or option.name == "gres":
             continue
-        seen.setdefault(option.name, []).append((script.lines[index].number, parsed))
+        seen.setdefault(option.name, []).append((index, parsed))
     for name, given in seen.items():
         values = [p.value for _, p in given]
         if len(set(values)) < 2 or ctx.cli_has(name):
             continue  # the same value twice changes nothing; the command line overrides them all anyway
-        shown = ", ".join(f"line {number}: {clip(str(p.value), 30)}" for number, p in given)
+        shown = ", ".join(_where_given(script, ctx, index, p) for index, p in given)
         join = " (or ask for both in one, e.g. --constraint='a&b')" if name == "constraint" else ""
         report.problem(
-            given[-1][0],
+            script.lines[given[-1][0]].number,
             f"--{name} is given {len(given)} times ({shown}); sbatch uses only the last, "
             f"{clip(str(values[-1]), 30)}: keep the one you mean{join}",
         )
@@ -815,8 +822,8 @@ def layout(script: Script, ctx: Context, report: Report) -> Script:
         report.problem(
             0,
             f"--ntasks={ntasks} but --nodes={nodes} x --ntasks-per-node={per_node} = "
-            f"{nodes * per_node}: set 'Number of MPI procs' to {nodes * per_node} or change the "
-            "SBATCH Directives",
+            f"{nodes * per_node}: set 'Number of MPI procs' to {nodes * per_node} or change --nodes/--ntasks-per-node "
+            f"in {ctx.boxes.for_option('nodes') or profile_box(ctx, '') or 'the template'}",
         )
     return script
 
@@ -956,7 +963,13 @@ def gpu_partition(script: Script, ctx: Context, report: Report) -> Script:
     return script
 
 
-_GPU_FLAG = re.compile(r"(?<!\S)--gpu(?=\s|=|$)")
+_GPU_FLAG = r"(?<!\S)--gpu(?=\s|=|$)"  # compiled on first use (re's cache): only a job without GPUs needs it
+
+
+def profile_box(ctx: Context, option: str) -> str | None:
+    """The site profile's own GUI field for ``--option`` ("": its first directives box), as "the 'Label' box"."""
+    found = next((lab for lab, opt in ctx.site.field_labels() if opt == option and lab), None)
+    return blame.label(found) if found else None
 
 
 def _gres_box(ctx: Context) -> str:
@@ -964,11 +977,7 @@ def _gres_box(ctx: Context) -> str:
     box = ctx.boxes.for_option("gres")
     if box is not None:
         return box or "the template (it has no box for --gres)"
-    # The raw [[fields]] rows, not Site.field_for: that builds (and validates) the whole profile on the submit path.
-    fields = ctx.site.raw.get("fields")
-    rows = fields if isinstance(fields, list) else []
-    label = next((f.get("label") for f in rows if isinstance(f, dict) and f.get("option") == "gres"), None)
-    return f"the '{label}' box" if label else "the template (or a box it has for #SBATCH options)"
+    return profile_box(ctx, "gres") or "the template (or a box it has for #SBATCH options)"
 
 
 @rule(
@@ -980,7 +989,7 @@ def gpu_without_gres(script: Script, ctx: Context, report: Report) -> Script:
     if _gpu(script, ctx) is not None or effective(script, ctx, "gpus") or effective(script, ctx, "gpus-per-node"):
         return script
     for _, line in _body_lines(script):
-        if "relion_" in line.text and _GPU_FLAG.search(line.text):
+        if "relion_" in line.text and re.search(_GPU_FLAG, line.text):
             report.problem(
                 line.number,
                 f"the command uses --gpu but the job allocates no GPU: ask for --gres=gpu:N in {_gres_box(ctx)} "

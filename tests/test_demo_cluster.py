@@ -54,7 +54,7 @@ def test_demo_runs_relion_class2d_end_to_end(tmp_path: Path) -> None:
     # The refused job: one sentence in run.err, RELION_JOB_EXIT_FAILURE at once, nothing sent to Slurm.
     refusal = (
         "relion-qsub: job not submitted: Class2D/job002/run_submit.script line 14: "
-        "unrecognized option '--frobnicate': remove it from the SBATCH Directives box"
+        "unrecognized option '--frobnicate': remove it from the 'SBATCH Directives' box"
     )
     assert refusal in out
     assert re.search(r"RELION: Class2D/job002/RELION_JOB_EXIT_FAILURE after [\d.]+ s, nothing sent to Slurm", out)

@@ -156,3 +156,34 @@ def test_hostile_long_option_is_refused_quickly() -> None:
     start = time.perf_counter()
     result = normalise(parse("#!/bin/bash\n#SBATCH --" + "x" * 200_000 + "\nhostname\n"), Context(site.load("testbed")))
     assert not result.ok and time.perf_counter() - start < 2.0
+
+
+def test_shell_words_keep_their_spans() -> None:
+    from relion_qsub.script import shell_words
+
+    text = "srun  --x= bash -c 'echo  a   b' \"q r\" esc\\ aped"
+    words = shell_words(text)
+    assert [w for _, _, w in words] == ["srun", "--x=", "bash", "-c", "'echo  a   b'", '"q r"', "esc\\ aped"]
+    assert all(text[start:end] == word for start, end, word in words)
+
+
+def test_site_options_join_the_table_for_one_parse() -> None:
+    from relion_qsub.options import site_table
+
+    extra = site_table({"gpu_cmode": "required", "auks": "optional"})
+    (parsed,) = parse_words(["--gpu_c=shared"], extra=extra)  # a prefix, as getopt_long takes it
+    assert (parsed.name, parsed.value, parsed.problem) == ("gpu_cmode", "shared", None)
+    (parsed,) = parse_words(["--auks"], extra=extra)
+    assert (parsed.name, parsed.value, parsed.problem) == ("auks", None, None)
+    assert parse_words(["--auks"])[0].problem is not None  # not a stock sbatch option
+
+
+def test_other_batch_systems_directives_and_prose_are_told_apart() -> None:
+    from relion_qsub.script import foreign_directives, lookalikes
+
+    text = (
+        "#!/bin/tcsh\n#$ -pe mpi 4\n#PBS -l nodes=1\n#BSUB -n 2\n# sbatch --mem=1g job.sh\n# SBATCH -n 2\nx\n#$ -cwd\n"
+    )
+    script = parse(text)
+    assert [system for _, system in foreign_directives(script)] == ["SGE (Grid Engine)", "PBS/Torque", "LSF"]
+    assert [line.number for line in lookalikes(script)] == [6]

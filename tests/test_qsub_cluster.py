@@ -33,7 +33,8 @@ FILLED = """#!/bin/bash
 #SBATCH --gres=gpu:p100:4 --mem=4000
 #SBATCH XXXextra6XXX
 echo "nodes=$SLURM_JOB_NODELIST gpus=$SLURM_JOB_GPUS"
-echo relion_refine_mpi --o Class2D/job001/run --i particles.star --pipeline_control Class2D/job001/
+relion_refine_mpi() { echo "$FUNCNAME $*"; }
+relion_refine_mpi --o Class2D/job001/run --i particles.star --pipeline_control Class2D/job001/
 touch Class2D/job001/RELION_JOB_EXIT_SUCCESS
 
 """
@@ -75,7 +76,11 @@ def test_filled_relion_script_lands_as_meant(project: Path) -> None:
     assert f"--scratch_dir /lscratch/{job_id} --o" in out  # injected, with the job id expanded by the job shell
     assert (project / "Class2D/job001/run_submit.script").read_text() == FILLED
     entry = json.loads((project / "Class2D/job001/relion-qsub.jsonl").read_text())
-    assert entry["job_id"] == job_id and {c["rule"] for c in entry["changes"]} >= {"typo", "memory", "gres"}
+    assert entry["job_id"] == job_id and {c["rule"] for c in entry["changes"]} >= {
+        "typo",
+        "memory-conflict",
+        "duplicate-gres",
+    }
 
 
 def test_rejected_job_is_marked_failed_for_relion(project: Path) -> None:

@@ -70,7 +70,8 @@ def test_exlusive_is_repaired() -> None:
 def test_far_typo_is_an_error_saying_to_remove_it() -> None:
     result = run(HEAD + "#SBATCH --frobnicate\nhostname\n")
     assert not result.ok
-    assert result.errors[0].message.startswith("unrecognized option '--frobnicate': remove it from the template")
+    expected = "unrecognized option '--frobnicate': remove it from the 'SBATCH Directives' box"
+    assert result.errors[0].message.startswith(expected)
 
 
 def test_near_but_ambiguous_typo_names_the_nearest_options() -> None:
@@ -244,6 +245,12 @@ WORDS = [
     "#",
     "--ntasks-per",
     "--constraint=x2695",
+    "--mem=GB",
+    "--gres=gpu:",
+    "-C",
+    "gpup100",
+    "--qos=XXXqosXXX",
+    "--gpu_cmode=shared",
 ]
 BODIES = [
     "hostname",
@@ -251,6 +258,10 @@ BODIES = [
     "srun relion_refine_mpi --o x --scratch_dir /lscratch/$SLURM_JOB_ID",
     "relion_refine --o x --preread_images --scratch_dir /tmp/s",
     "echo XXXcommandXXX",
+    "echo srun --mem-per-cpu= relion_refine --o x",
+    "srun --mem-per-cpu= -n 2 --mpi=pmix bash -c 'relion_refine  --o x'",
+    "#$ -pe openmpi 4",
+    "# sbatch --mem=10g",
 ]
 
 

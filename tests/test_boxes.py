@@ -1,0 +1,56 @@
+"""boxes.py: which GUI box filled which script line, from RELION's environment (RELION_QSUB_TEMPLATE, labels)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from relion_qsub.boxes import Boxes, box_name, from_environment
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = "".join(
+    line + "\n"
+    for line in (
+        "#!/bin/bash",
+        "#SBATCH --partition=XXXqueueXXX",
+        "#SBATCH --mem=XXXextra2XXXGB",
+        "#SBATCH XXXextra3XXX",
+        "srun XXXcommandXXX",
+    )
+)
+
+
+def test_names() -> None:
+    assert box_name("extra2", {2: "Memory"}) == "the 'Memory' box (RELION_QSUB_EXTRA2)"
+    assert box_name("extra5", {}) == "RELION_QSUB_EXTRA5 (not set)"
+    assert box_name("queue", {}) == "the 'Queue name' box"
+
+
+def test_from_the_environment_and_checked_against_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "t.sh"
+    path.write_text(TEMPLATE)
+    boxes = from_environment({"RELION_QSUB_TEMPLATE": str(path), "RELION_QSUB_EXTRA2": "Memory", "PATH": "/bin"})
+    assert boxes.for_line(3, "#SBATCH --mem=GB") == "the 'Memory' box (RELION_QSUB_EXTRA2)"
+    assert boxes.for_line(3, "#SBATCH --time=1:00") is None  # not the line this template gives: no guess
+    assert boxes.for_line(2) == "the 'Queue name' box" and boxes.for_line(1) is None and boxes.for_line(99) is None
+    assert boxes.for_option("mem") == "the 'Memory' box (RELION_QSUB_EXTRA2)"
+    assert boxes.for_option("gres") == "RELION_QSUB_EXTRA3 (not set)"  # the whole-line box takes any option
+    assert Boxes(["#SBATCH -n 1"], {}).for_option("gres") == ""
+    assert from_environment({"RELION_QSUB_TEMPLATE": str(tmp_path / "missing")}).template is None  # a hint only
+
+
+def test_check_names_the_box_from_relions_environment(tmp_path: Path) -> None:
+    template = tmp_path / "site.sh"
+    template.write_text(TEMPLATE)
+    script = tmp_path / "CtfFind" / "job003" / "run_submit.script"
+    script.parent.mkdir(parents=True)
+    script.write_text("#!/bin/bash\n#SBATCH --partition=norm\n#SBATCH --mem=GB\n#SBATCH gpu:1\nsrun x\n")
+    env = {"PATH": "/usr/bin:/bin", "RELION_QSUB_SITE": "testbed", "RELION_QSUB_TEMPLATE": str(template)}
+    env |= {"RELION_QSUB_EXTRA2": "Memory (GB)", "RELION_QSUB_EXTRA3": "More options", "RELION_QSUB_NO_CACHE": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "relion_qsub", "check", str(script)], env=env, capture_output=True, text=True, cwd=ROOT
+    )
+    assert done.returncode == 65, done.stderr
+    assert "so the 'Memory (GB)' box (RELION_QSUB_EXTRA2) was left empty" in done.stderr
+    assert "it came from the 'More options' box (RELION_QSUB_EXTRA3)" in done.stderr
