@@ -20,9 +20,9 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
 
-from ..errors import EX_DATAERR, EX_OK, InputError, UsageError
+from ..errors import EX_DATAERR, EX_OK, InputError
+from ..usage import Parser
 from .finding import LEVELS, Finding
 
 PROG = "relion-qsub doctor"
@@ -63,14 +63,8 @@ def summary_line(findings: Sequence[Finding], project: str, scanned: int, second
     return text
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        """One line and exit 64 (sysexits), like every relion-qsub usage error, instead of argparse's exit 2."""
-        raise UsageError(f"{message} (see {PROG} --help)")
-
-
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = Parser(
         prog=PROG,
         description="Find the known RELION problems in a project (pipeline file, lock, damaged micrographs, "
         "jobs RELION shows as running that Slurm has ended) and say how to fix each.",

@@ -16,11 +16,11 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import NoReturn
 
 from .. import proc
 from .. import site as site_mod
 from ..errors import EX_OK, EX_UNAVAILABLE, CommandError, UsageError
+from ..usage import Parser
 from . import jobs as jobs_mod
 from . import render, sacct, summary, usage, verdict
 
@@ -28,13 +28,8 @@ PROG = "relion-qsub report"
 Runner = Callable[..., proc.Result]
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{message} (see {PROG} --help)")
-
-
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = Parser(
         prog=PROG,
         description="What each RELION job run through relion-qsub used against what it asked (queue wait, time, "
         "CPU efficiency, memory per node, GPUs, scratch, node hours), why the failed ones failed, and what to ask "

@@ -30,6 +30,7 @@ from .. import __version__, proc, profile
 from .. import site as site_mod
 from ..errors import CommandError, InputError, ProfileError, UsageError
 from ..fsio import atomic_write
+from ..usage import Parser
 
 NAME = "relion-qsub"
 # The checkout (or unpacked source tree) this package runs from: bin/ sits beside relion_qsub/.
@@ -276,7 +277,7 @@ def install(site: site_mod.Site, prefix_root: Path, moduledir: Path, python: str
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="relion-qsub module",
         description="Write an environment modulefile (Lmod Lua or Environment Modules Tcl) from a site profile, or "
         "install the whole site tree (install).",

@@ -23,6 +23,7 @@ from ..options import parse_words
 from ..profile import NodeType, Recipe, Row, memory_mb
 from ..script import split_words
 from ..site import Site
+from ..usage import Parser
 
 GIB = 1024**3
 _GPU = re.compile(r"(?:^|,)gpu(?::([\w.-]+))?:(\d+)")
@@ -298,7 +299,7 @@ def as_json(site: Site, advice: Advice) -> dict[str, Any]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="relion-qsub recommend",
         description="Print the RELION Running/Compute tab values the site recommends for a job type, the seed's "
         "memory estimates, and warnings where the request does not fit the node type.",

@@ -23,6 +23,7 @@ from pathlib import Path
 from .. import proc
 from .. import site as site_mod
 from ..errors import EX_CONFIG, EX_OK, InputError, UsageError
+from ..usage import Parser
 from . import cluster
 
 PROG = "relion-qsub site"
@@ -352,7 +353,7 @@ def validate(site: site_mod.Site, live: bool, runner: Callable[..., proc.Result]
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog=PROG,
         description="Site profiles: a starting one from the live cluster, checks, and the reference of every key.",
         epilog="examples:\n"

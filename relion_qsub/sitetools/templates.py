@@ -27,6 +27,7 @@ from .. import profile
 from .. import site as site_mod
 from ..errors import InputError, ProfileError, UsageError
 from ..fsio import atomic_write
+from ..usage import Parser
 
 if TYPE_CHECKING:
     import jinja2
@@ -264,7 +265,7 @@ def _shown(paths: Sequence[str], limit: int = 3) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="relion-qsub templates",
         description="Render RELION queue templates (common.sh, one directory per job type with 01_tiny.sh ... "
         "05_xlarge.sh, <node>_exclusive.sh, lscratch_mon.sh) from a site profile.",
