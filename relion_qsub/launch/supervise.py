@@ -91,7 +91,9 @@ def term_when_parent_dies() -> bool:
     the step's own tasks: in the batch step that is the shell, not relion-launch below it. The shell dies of
     it at once, and slurmstepd then SIGKILLs everything left in the job's cgroup, so relion-launch would never
     learn that the job ended and could not tell RELION. The parent-death signal arrives while the shell exits,
-    before slurmstepd has reaped it. False where prctl is unavailable (not Linux).
+    before slurmstepd has reaped it. Best effort: the handler must run before slurmstepd's SIGKILL, a race that a
+    loaded node can lose (seen once in a full test run on the 2-core testbed); for jobs submitted through
+    relion-qsub the end-watcher job (watch.py) writes the exit file then. False where prctl is unavailable.
     """
     parent = os.getppid()
     try:
