@@ -21,15 +21,17 @@ if TYPE_CHECKING:
     from .rules import Context
 
 RELION_BOXES = {"ntasks": "Number of MPI procs", "cpus-per-task": "Number of threads", "partition": "Queue name"}
-# The size check a fully filled template carries (sitetools/jinja/size.sh.j2), as RELION filled it.
-SIZE_GUARD = re.compile(r'^if \[ "(\d+)" != "(\d+)" \] \|\| \[ "(\d+)" != "(\d+)" \]; then')
+# The size check a fully filled template carries (sitetools/jinja/size.sh.j2), as RELION filled it. Compiled on
+# first use: most scripts have no line that could be it, and compiling costs the submit path at import.
+SIZE_GUARD = r'^if \[ "(\d+)" != "(\d+)" \] \|\| \[ "(\d+)" != "(\d+)" \]; then'
 DIRECTIVES = "SBATCH Directives"
 
 
 def size_guard(script: Script) -> tuple[int, int, int, int] | None:
     """(RELION's MPI procs, the template's, RELION's threads, the template's) of a fully filled template."""
     for line in script.lines[script.body_start :]:
-        match = SIZE_GUARD.match(line.text.strip())
+        text = line.text.strip()
+        match = re.match(SIZE_GUARD, text) if text.startswith('if [ "') else None
         if match is not None:
             a, b, c, d = (int(g) for g in match.groups())
             return a, b, c, d
