@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from . import blame, gpus, quiet
+from . import gpus, quiet
 from .options import BY_NAME, BY_SHORT, NONE, REQUIRED, Parsed, clip, nearest, parse_words, site_table
 from .script import Kind, Line, Script, directive_line, foreign_directives, lookalikes, shell_words
 from .site import Site
@@ -462,7 +462,9 @@ def typos(script: Script, ctx: Context, report: Report) -> Script:
         elif "requires an argument" in parsed.problem:
             hint = "; give it a value or remove it"
         elif parsed.spelled and not parsed.spelled.startswith("-"):
-            hint = blame.stray_word_hint(ctx.site, line, parsed, box)
+            from .blame import stray_word_hint  # only for this message
+
+            hint = stray_word_hint(ctx.site, line, parsed, box)
         report.refuse(line.number, f"{parsed.problem}{hint}")
         return None
 
