@@ -5,12 +5,10 @@ filled the script from it). Without it, the script and the profile tell: RELION 
 ``--cpus-per-task=XXXthreadsXXX`` and ``--partition=XXXqueueXXX`` from its fixed boxes and ``--<option>=XXXextraNXXX``
 from the box ``[[fields]]`` N labels, each on a line of its own; a line with several options was pasted from an
 "SBATCH Directives" box (``#SBATCH XXXextraNXXX``). A fully filled template (``templates build``) writes its own
-sizes and ignores the boxes: what it asks is the template's.
+sizes and ignores the boxes: what it asks is the template's. Imported only when a message needs a box's name.
 """
 
 from __future__ import annotations
-
-import re
 
 from .options import Parsed
 from .script import Kind, Line, Script
@@ -21,19 +19,7 @@ if TYPE_CHECKING:
     from .rules import Context
 
 RELION_BOXES = {"ntasks": "Number of MPI procs", "cpus-per-task": "Number of threads", "partition": "Queue name"}
-# The size check a fully filled template carries (sitetools/jinja/size.sh.j2), as RELION filled it.
-SIZE_GUARD = re.compile(r'^if \[ "(\d+)" != "(\d+)" \] \|\| \[ "(\d+)" != "(\d+)" \]; then')
 DIRECTIVES = "SBATCH Directives"
-
-
-def size_guard(script: Script) -> tuple[int, int, int, int] | None:
-    """(RELION's MPI procs, the template's, RELION's threads, the template's) of a fully filled template."""
-    for line in script.lines[script.body_start :]:
-        match = SIZE_GUARD.match(line.text.strip())
-        if match is not None:
-            a, b, c, d = (int(g) for g in match.groups())
-            return a, b, c, d
-    return None
 
 
 def label(name: str) -> str:
@@ -59,8 +45,9 @@ def guess(site: Site, line: Line, name: str, filled: bool = False) -> str:
     return "the template"
 
 
-def box(ctx: Context, script: Script, name: str) -> str:
-    """The box the value sbatch uses for ``--name`` came from (the command line wins, then the last directive)."""
+def box(ctx: Context, script: Script, name: str, filled: bool = False) -> str:
+    """The box the value sbatch uses for ``--name`` came from (the command line wins, then the last directive);
+    ``filled``: the script is a fully filled template (fit.size_guard)."""
     if ctx.cli_has(name):
         return "the relion-qsub command line"
     found = [line for _, line in script.directives() if any(p.name == name for p in line.options)]
@@ -68,7 +55,7 @@ def box(ctx: Context, script: Script, name: str) -> str:
         return "the template"
     line = found[-1]
     exact = ctx.box_for(line.number, line.text) if line.number else None
-    return exact or guess(ctx.site, line, name, size_guard(script) is not None)
+    return exact or guess(ctx.site, line, name, filled)
 
 
 def stray_word_hint(site: Site, line: Line, parsed: Parsed, box_name: str | None) -> str:

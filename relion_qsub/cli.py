@@ -51,7 +51,7 @@ options:
                    default $RELION_QSUB_SITE, else biowulf
   --diff           (check) also print a unified diff of the changes on stderr
   -q, --quiet      do not print fixes and warnings (errors are always printed)
-  -v, --verbose    tracebacks on errors
+  -v, --verbose    also the repairs of empty GUI boxes (kept in relion-qsub.jsonl); tracebacks on errors
   --version        print the version
   -h, --help       this help
 
@@ -140,9 +140,11 @@ def _usage(message: str) -> int:
     return EX_USAGE
 
 
-def print_report(changes: Sequence[Change], quiet: bool) -> None:
+def print_report(changes: Sequence[Change], quiet: bool, verbose: bool = False) -> None:
+    from .quiet import harmless
+
     for change in changes:
-        if quiet and change.action != "error":
+        if (quiet and change.action != "error") or (harmless(change) and not verbose):
             continue
         print(f"{PROG}: {change}", file=sys.stderr)
 
@@ -169,7 +171,7 @@ def _check(args: _Args) -> int:
     prepared = prepare(Path(args.script), args.sbatch_args, site)
     sys.stdout.write(prepared.text)
     sys.stdout.flush()
-    print_report(prepared.result.changes, args.quiet)
+    print_report(prepared.result.changes, args.quiet, args.verbose)
     if args.diff:
         sys.stderr.write(_diff(prepared))
     if not prepared.result.ok:
@@ -202,7 +204,7 @@ def _submit(args: _Args) -> int:
         if jobdir is not None and jobdir.is_dir():
             sub.mark_failed(jobdir, str(exc))
         raise
-    print_report(prepared.result.changes, args.quiet)
+    print_report(prepared.result.changes, args.quiet, args.verbose)
     errors = prepared.result.errors
     if errors:
         first = errors[0]

@@ -15,12 +15,14 @@ import re
 from collections.abc import Callable
 
 from . import gpus, units
-from .blame import RELION_BOXES, box, label, size_guard
 from .rules import Context, Report, Result, Rule, effective, gres_entries
 from .script import Script
 from .site import Partition
 
 FitFunc = Callable[[Script, Context, Report], None]
+# The size check a fully filled template carries (sitetools/jinja/size.sh.j2), as RELION filled it. Compiled on
+# first use: most scripts have no line that could be it.
+SIZE_GUARD = r'^if \[ "(\d+)" != "(\d+)" \] \|\| \[ "(\d+)" != "(\d+)" \]; then'
 FIT_RULES: list[Rule] = []
 
 
@@ -52,8 +54,27 @@ def check(result: Result, ctx: Context) -> Result:
 # ---------------------------------------------------------------------------------------------- helpers
 
 
+def size_guard(script: Script) -> tuple[int, int, int, int] | None:
+    """(RELION's MPI procs, the template's, RELION's threads, the template's) of a fully filled template."""
+    for line in script.lines[script.body_start :]:
+        text = line.text.strip()
+        match = re.match(SIZE_GUARD, text) if text.startswith('if [ "') else None
+        if match is not None:
+            a, b, c, d = (int(g) for g in match.groups())
+            return a, b, c, d
+    return None
+
+
 def _where(script: Script, ctx: Context, name: str) -> str:
-    return box(ctx, script, name)
+    from .blame import box  # only for a message: not imported by a job that fits
+
+    return box(ctx, script, name, size_guard(script) is not None)
+
+
+def _box(relion_box: str) -> str:
+    from .blame import RELION_BOXES, label
+
+    return label(RELION_BOXES[relion_box])
 
 
 def _getter(script: Script, ctx: Context) -> Callable[[str], str | None]:
@@ -274,8 +295,8 @@ def gpu_default_partition(script: Script, ctx: Context, report: Report) -> None:
     choices = " or ".join(ctx.site.gpu_partitions()) or "a GPU partition"
     report.problem(
         0,
-        f"{asked} asks for GPUs but {label(RELION_BOXES['partition'])} is empty, so the job would land in the "
-        f"default partition {part.name!r}, which has none: set {label(RELION_BOXES['partition'])} to {choices}",
+        f"{asked} asks for GPUs but {_box('partition')} is empty, so the job would land in the "
+        f"default partition {part.name!r}, which has none: set {_box('partition')} to {choices}",
     )
 
 
@@ -293,7 +314,7 @@ def template_size(script: Script, ctx: Context, report: Report) -> None:
         report.problem(
             0,
             f"this template is for {mpi} MPI procs x {threads} threads but RELION's Running tab says "
-            f"{relion_mpi} x {relion_threads}: set {label(RELION_BOXES['ntasks'])} to {mpi} and "
-            f"{label(RELION_BOXES['cpus-per-task'])} to {threads}, or choose the template for "
+            f"{relion_mpi} x {relion_threads}: set {_box('ntasks')} to {mpi} and "
+            f"{_box('cpus-per-task')} to {threads}, or choose the template for "
             f"{relion_mpi} x {relion_threads}",
         )

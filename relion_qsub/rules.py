@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from . import blame, gpus
+from . import gpus, quiet
 from .options import BY_NAME, BY_SHORT, NONE, REQUIRED, Parsed, clip, nearest, parse_words, site_table
 from .script import Kind, Line, Script, directive_line, foreign_directives, lookalikes, shell_words
 from .site import Site
@@ -386,7 +386,7 @@ def empty_directives(script: Script, ctx: Context, report: Report) -> Script:
     if bare and report.repairs:
         # sbatch itself ignores a bare "#SBATCH"; drop them so that the script says only what it means.
         for line in bare:
-            report.fixed(line.number, "dropped an empty '#SBATCH' line (the GUI field was left empty)")
+            report.fixed(line.number, quiet.BARE_DIRECTIVE)
         out = out.replace_lines([line for line in out.lines if all(line is not b for b in bare)])
     return out
 
@@ -463,7 +463,9 @@ def typos(script: Script, ctx: Context, report: Report) -> Script:
         elif "requires an argument" in parsed.problem:
             hint = "; give it a value or remove it"
         elif parsed.spelled and not parsed.spelled.startswith("-"):
-            hint = blame.stray_word_hint(ctx.site, line, parsed, box)
+            from .blame import stray_word_hint  # only for this message
+
+            hint = stray_word_hint(ctx.site, line, parsed, box)
         report.refuse(line.number, f"{parsed.problem}{hint}")
         return None
 

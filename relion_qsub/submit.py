@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from . import fit, proc, rules
+from . import fit, proc, quiet, rules
 from . import jobdir as jobdir_mod
 from .errors import CommandError, CommandTimeout, InputError, ScriptError, TransientError
 from .script import Script, parse
@@ -63,7 +63,7 @@ def with_report(script: Script, changes: Sequence[rules.Change]) -> str:
     the report into the job's output (run.out). Users who clicked "Run" in RELION's GUI never see the terminal
     relion-qsub printed to; run.out is what the GUI shows them. A quoted here-document prints it verbatim."""
     text = script.render()
-    shown = [change for change in changes if change.action != rules.ERROR]
+    shown = [change for change in changes if change.action != rules.ERROR and not quiet.harmless(change)]
     if not shown:
         return text
     at = sum(len(line.text) + len(line.end) for line in script.lines[: script.body_start])

@@ -1,42 +1,51 @@
 """Slurm's units, parsed as Slurm parses them: memory sizes (MB by default) and times (minutes by default).
 
-Import-light (only ``re``): the submit path's fit rules (``relion_qsub.fit``) and the profile read them.
+Import-light (nothing at all): the submit path's fit rules (``relion_qsub.fit``) and the profile read them.
 """
 
 from __future__ import annotations
 
-import re
-
-_MEMORY = re.compile(r"^(\d+)([KkMmGgTt]?)$")
-_MEMORY_FACTOR = {"k": 1 / 1024, "m": 1, "g": 1024, "t": 1024 * 1024, "": 1}
-# sbatch --time: "minutes", "minutes:seconds", "hours:minutes:seconds", "days-hours", "days-hours:minutes",
-# "days-hours:minutes:seconds" (man sbatch); UNLIMITED/INFINITE for none.
-_DAYS = re.compile(r"^(\d+)-(\d+)(?::(\d+))?(?::(\d+))?$")
-_CLOCK = re.compile(r"^(\d+)(?::(\d+))?(?::(\d+))?$")
+# No regular expressions: compiling them at import would cost the submit path more than all its parsing here.
+_MEMORY_FACTOR = {"k": 1 / 1024, "m": 1, "g": 1024, "t": 1024 * 1024}
 UNLIMITED = ("unlimited", "infinite")
 
 
 def memory_mb(text: str) -> int | None:
     """A Slurm memory size (``20g``, ``4200m``, ``500`` = MB, ``0``) in MiB; None when it is not one."""
-    match = _MEMORY.match(text.strip())
-    if match is None:
+    value = text.strip()
+    factor: float = 1
+    if value and value[-1].lower() in _MEMORY_FACTOR:
+        factor, value = _MEMORY_FACTOR[value[-1].lower()], value[:-1]
+    if not (value.isascii() and value.isdigit()):
         return None
-    return int(int(match.group(1)) * _MEMORY_FACTOR[match.group(2).lower()])
+    return int(int(value) * factor)
+
+
+def _numbers(text: str, most: int) -> list[int] | None:
+    parts = text.split(":")
+    if not 1 <= len(parts) <= most or not all(p.isascii() and p.isdigit() for p in parts):
+        return None
+    return [int(p) for p in parts]
 
 
 def minutes(text: str) -> float | None:
-    """A Slurm time limit in minutes (seconds as fractions); ``inf`` for UNLIMITED; None when it is not one."""
+    """A Slurm time limit in minutes (seconds as fractions); ``inf`` for UNLIMITED; None when it is not one.
+
+    sbatch --time: "minutes", "minutes:seconds", "hours:minutes:seconds", "days-hours", "days-hours:minutes",
+    "days-hours:minutes:seconds" (man sbatch)."""
     value = text.strip()
     if value.lower() in UNLIMITED:
         return float("inf")
-    match = _DAYS.match(value)
-    if match is not None:
-        days, hours, mins, secs = (int(g) if g else 0 for g in match.groups())
-        return days * 1440 + hours * 60 + mins + secs / 60
-    match = _CLOCK.match(value)
-    if match is None:
+    days, dash, rest = value.partition("-")
+    if dash:
+        clock = _numbers(rest, 3)
+        if clock is None or not (days.isascii() and days.isdigit()):
+            return None
+        hours, mins, secs = [*clock, 0, 0][:3]
+        return int(days) * 1440 + hours * 60 + mins + secs / 60
+    parts = _numbers(value, 3)
+    if parts is None:
         return None
-    parts = [int(g) for g in match.groups() if g is not None]
     if len(parts) == 1:
         return float(parts[0])
     if len(parts) == 2:

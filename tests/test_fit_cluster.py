@@ -129,3 +129,44 @@ def test_a_job_that_fits_is_submitted_quietly(tmp_path: Path, monkeypatch: pytes
     job_id = proc.stdout.split()[-1]
     cancel(job_id)
     assert "RELION_QSUB_REPORT" not in (job / "run_submit.slurm").read_text()
+
+
+@pytest.mark.relion
+def test_relion_fills_a_sized_template_with_other_boxes_and_it_is_refused_before_sbatch(tmp_path: Path) -> None:
+    """Real relion_pipeliner fills InitialModel/01_tiny.sh (1 MPI x 8 threads) with 'Number of threads' 4: before,
+    the job waited in the queue and then stopped at once; now relion-qsub refuses it and tells RELION."""
+    import shutil
+    import subprocess
+
+    from relion_qsub import site as site_mod
+    from relion_qsub.sitetools.templates import plan, write
+
+    if shutil.which("relion_pipeliner") is None:
+        pytest.fail("relion_pipeliner is not installed: run `make deps` (Debian package relion)")
+    site = site_mod.load("testbed")
+    tree = tmp_path / "templates"
+    write(plan(site, str(tree)), tree)
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "default_pipeline.star").write_text("data_pipeline_general\n\n_rlnPipeLineJobCounter 1\n")
+    (project / "particles.star").write_text("")
+    fields = {f"RELION_QSUB_EXTRA{f.number}": f.label for f in site.fields}
+    env = job_env(RELION_QSUB_SITE="testbed", RELION_QSUB_EXTRA_COUNT=str(len(site.fields)), **fields)
+    options = [
+        "fn_img == particles.star",
+        "nr_mpi == 1",
+        "nr_threads == 4",
+        "do_queue == Yes",
+        f"qsub == {QSUB}",
+        f"qsubscript == {tree / 'InitialModel' / '01_tiny.sh'}",
+        "queuename == gpu",
+    ]
+    kw = dict(cwd=project, env=env, capture_output=True, text=True, timeout=90, check=True)
+    subprocess.run(["relion_pipeliner", "--addJob", "InitialModel", "--addJobOptions", ";".join(options)], **kw)  # type: ignore[call-overload]
+    subprocess.run(["relion_pipeliner", "--RunJobs", "InitialModel/job001/", "--sec_wait_after", "0"], **kw)  # type: ignore[call-overload]
+    job = project / "InitialModel" / "job001"
+    entry = json.loads((job / "relion-qsub.jsonl").read_text().splitlines()[-1])
+    assert entry["submitted"] is False and "sbatch_argv" not in entry, entry
+    assert (job / "RELION_JOB_EXIT_FAILURE").exists()
+    (line,) = (job / "run.err").read_text().splitlines()
+    assert "this template is for 1 MPI procs x 8 threads but RELION's Running tab says 1 x 4" in line, line

@@ -150,3 +150,37 @@ def test_installed_site_is_the_default(tmp_path: Path, monkeypatch: pytest.Monke
     (etc / "other.toml").write_text("")
     with pytest.raises(ProfileError, match="holds 2 site profiles; choose one with --site"):
         site.resolve(None, {})
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("gpus_per_node = 4\nmax_time", "gpus_per_nod = 4\nmax_time", "did you mean partitions.gpu.gpus_per_node?"),
+        ("p100 = { safe_threads = 2 }", "p100 = { safe_thread = 2 }", "did you mean gpu_types.p100.safe_threads?"),
+        ("[scratch]\n", "[scrach]\n", "scrach: unknown section; did you mean scratch?"),
+        (
+            '[recipes.topaz_picking.rows.p100]\nmpi = 4\nthreads = 1\nqueue = "gpu"',
+            '[recipes.topaz_picking.rows.p100]\nmpi = 4\nthreads = 1\nqueue = "norm"',
+            "partition 'norm' has no p100 GPUs",
+        ),
+    ],
+)
+def test_templates_build_and_module_refuse_what_used_to_pass(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], old: str, new: str, message: str
+) -> None:
+    """Issue 14: these loaded, built and installed with exit 0, each silently falling back to a default."""
+    from relion_qsub.cli import qsub_main
+
+    assert old in TESTBED
+    bad = tmp_path / "bad.toml"
+    bad.write_text(TESTBED.replace(old, new, 1))
+    for argv in (
+        ["templates", "build", "--site", str(bad), "--out", str(tmp_path / "out")],
+        ["module", "--site", str(bad), "--format", "lua", "--prefix", str(tmp_path / "prefix")],
+        # The submit path checks the schema too (cross-checks need the rich sections it never builds).
+        *([["check", "--site", str(bad), str(bad)]] if "unknown" in message or "did you mean" in message else []),
+    ):
+        assert qsub_main(argv) == 78, argv
+        err = capsys.readouterr().err
+        assert f"{bad}: " in err and message in err, (argv, err)
+    assert not (tmp_path / "out").exists()

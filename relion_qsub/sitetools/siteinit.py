@@ -362,16 +362,23 @@ def _parser() -> argparse.ArgumentParser:
         "  relion-qsub site reference > docs/profile-reference.md",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="tracebacks on errors")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true", help="tracebacks on errors")
     sub = parser.add_subparsers(dest="action", required=True)
-    init = sub.add_parser("init", help="write a starting profile from scontrol/sinfo (stdout, or -o FILE)")
+    init = sub.add_parser(
+        "init", parents=[common], help="write a starting profile from scontrol/sinfo (stdout, or -o FILE)"
+    )
     init.add_argument("--name", default="", help="the site's name (default: Slurm's ClusterName, else 'site')")
     init.add_argument("-o", "--output", help="write here (refused if it exists, unless --force)")
     init.add_argument("--force", action="store_true", help="replace --output if it exists")
-    check = sub.add_parser("validate", help="schema, cross-checks, every template filled as RELION would")
+    check = sub.add_parser(
+        "validate", parents=[common], help="schema, cross-checks, every template filled as RELION would"
+    )
     check.add_argument("--site", help="profile name or path (default: as for submissions)")
     check.add_argument("--live", action="store_true", help="also try each with sbatch --test-only on the cluster")
-    sub.add_parser("reference", help="print docs/profile-reference.md (every key, type, default, meaning)")
+    sub.add_parser(
+        "reference", parents=[common], help="print docs/profile-reference.md (every key, type, default, meaning)"
+    )
     return parser
 
 
