@@ -16,7 +16,7 @@ ENDINGS: dict[str, tuple[str, str]] = {
     "TIMEOUT": ("hit its time limit", TIMEOUT_FIX),
     "OUT_OF_MEMORY": ("ran out of memory (killed by the out-of-memory handler)", OOM_FIX),
     "NODE_FAIL": ("lost a node (node failure)", AGAIN),
-    "BOOT_FAIL": ("its node did not boot", "run it again"),
+    "BOOT_FAIL": ("could not start: its node failed to boot", "run it again"),
     "PREEMPTED": ("was preempted by a job of higher priority", AGAIN),
     "DEADLINE": ("missed its deadline (--deadline)", "run it again with a later --deadline"),
     "FAILED": ("exited with an error", "read run.err and run.out for the cause"),
