@@ -136,27 +136,29 @@ def comment_with_token(user_comment: str | None, token: str) -> str:
     return f"{user_comment} [{token}]" if user_comment else token
 
 
-def sbatch_argv(site: Site, prepared: Prepared, token: str) -> list[str]:
-    """sbatch --hold [--no-requeue] [user's extra options] --comment=TOKEN SCRIPT.
+# How every submission goes in "held": a begin time a year away, not --hold. A held job (priority 0) skips the
+# controller's submit-time check, so `--hold` made sbatch accept a request no node can satisfy ("Requested node
+# configuration is not available" became a job PENDING BadConstraints forever; measured on the testbed, 22.05);
+# a future --begin keeps that check and still never runs until relion-qsub moves the begin time to now.
+HOLD = "--begin=now+365days"
 
-    ``--hold``: a request whose answer is lost (controller outage) can only create a held job, which never runs
-    unless relion-qsub releases it; so a job relion-qsub gave up on (and told RELION it failed) never runs later.
+
+def sbatch_argv(site: Site, prepared: Prepared, token: str) -> list[str]:
+    """sbatch --begin=now+365days [--no-requeue] [user's extra options] --comment=TOKEN SCRIPT.
+
+    The far begin time: a request whose answer is lost (controller outage) can only create a job that does not start
+    until relion-qsub releases it; so a job relion-qsub gave up on (and told RELION it failed) never runs later.
     ``--no-requeue`` (site policy ``submit.requeue = false``): Slurm requeues a batch job after a node failure by
     default and reruns it after RELION was told it failed; the user's own ``--requeue`` on the command line wins.
     The command line wins over the script's directives and, for a repeated option, the last one wins: the tagged
-    ``--comment`` goes last and carries the user's own comment (from the command line or the script) along.
+    ``--comment`` goes last and carries the user's own comment (from the command line or the script) along. A
+    script's ``--begin`` is applied on release; one on relion-qsub's command line replaces the hold.
     """
     cli = rules.Context(site, rules.parse_cli_options(prepared.cli_args, site_options=site.site_options))
     user_comment = cli.cli_value("comment") if cli.cli_has("comment") else prepared.result.script.last("comment")
     tag = f"--comment={comment_with_token(user_comment, token)}"
-    policy = ["--hold"] if site.submit.requeue else ["--hold", "--no-requeue"]
+    policy = [HOLD] if site.submit.requeue else [HOLD, "--no-requeue"]
     return [site.submit.sbatch, *policy, *prepared.cli_args, tag, str(prepared.output)]
-
-
-def user_holds(site: Site, prepared: Prepared) -> bool:
-    """The user asked for a held job (-H/--hold in the script or on the command line): it is not released."""
-    cli = rules.Context(site, rules.parse_cli_options(prepared.cli_args, site_options=site.site_options))
-    return cli.cli_has("hold") or prepared.result.script.has("hold")
 
 
 def job_option(site: Site, prepared: Prepared, name: str) -> str | None:
@@ -166,14 +168,20 @@ def job_option(site: Site, prepared: Prepared, name: str) -> str | None:
 
 
 def release(
-    site: Site, job_id: str, runner: Callable[..., proc.Result] = proc.run, sleep: Callable[[float], None] = time.sleep
+    site: Site,
+    job_id: str,
+    begin: str | None = None,
+    runner: Callable[..., proc.Result] = proc.run,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> int:
-    """``scontrol release`` the held job; retried like squeue while the controller does not answer. Returns the
-    attempts used; raises TransientError when it could not be released (the job then stays held: it never runs)."""
+    """Move the job's begin time from a year away to ``begin`` (the user's --begin) or now; retried like squeue while
+    the controller does not answer. Returns the attempts used; raises TransientError when it could not be released
+    (the job then does not start for a year: RELION is told it failed and the message says to scancel it)."""
     why = ""
+    argv = [site.submit.scontrol, "update", f"JobId={job_id}", f"StartTime={begin or 'now'}"]
     for attempt in range(1, site.submit.attempts + 1):
         try:
-            result = runner([site.submit.scontrol, "release", job_id], timeout=site.submit.timeout)
+            result = runner(argv, timeout=site.submit.timeout)
         except CommandError as exc:
             why = str(exc)
         else:
@@ -398,16 +406,16 @@ def start(
     runner: Callable[..., proc.Result] = proc.run,
     sleep: Callable[[float], None] = time.sleep,
 ) -> None:
-    """After sbatch: submit the end-watcher beside a RELION job, then release the held job (unless the user asked
-    for a held job). The watcher goes first, so it exists before the job can end. Raises TransientError when the
-    job could not be released: it stays held and never runs."""
+    """After sbatch: submit the end-watcher beside a RELION job, then release the held job (a user's own --hold
+    stays: it is a separate hold). The watcher goes first, so it exists before the job can end. Raises
+    TransientError when the job could not be released: it stays held and never runs."""
     if sub.job_id is None:
         return
     if prepared.jobdir is not None and site.submit.watch:
         sub.watcher = submit_watcher(site, prepared, sub, runner)
-    if not user_holds(site, prepared):
-        sub.attempts.append({"released": sub.job_id, "release_attempts": release(site, sub.job_id, runner, sleep)})
-        sub.released = True
+    tries = release(site, sub.job_id, job_option(site, prepared, "begin"), runner, sleep)  # a --hold stays held
+    sub.attempts.append({"released": sub.job_id, "release_attempts": tries})
+    sub.released = True
 
 
 def submit_watcher(site: Site, prepared: Prepared, sub: Submission, runner: Callable[..., proc.Result]) -> str | None:

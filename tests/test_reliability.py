@@ -80,9 +80,9 @@ def test_full_disk_before_submitting_is_74_and_relion_is_told(
 def test_full_disk_after_submitting_keeps_the_job_id(
     small_disk: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], fp: FakeProcess
 ) -> None:
-    fp.register(["sbatch", "--hold", fp.any()], stdout="Submitted batch job 77\n")
+    fp.register(["sbatch", "--begin=now+365days", fp.any()], stdout="Submitted batch job 77\n")
     fp.register(["sbatch", "--parsable", fp.any()], stdout="78\n")
-    fp.register(["scontrol", "release", "77"])
+    fp.register(["scontrol", "update", "JobId=77", "StartTime=now"])
     fill(small_disk.parent.parent, keep_pages=1)  # room for the normalised script, none for the record
     monkeypatch.chdir(small_disk.parent.parent)
     assert qsub_main(["--site", "testbed", "Class2D/job007/run_submit.script"]) == 0
@@ -120,10 +120,10 @@ def test_a_job_that_cannot_be_released_is_held_for_good_and_marked(
     job = tmp_path / "Class2D" / "job007"
     job.mkdir(parents=True)
     (job / "run_submit.script").write_text(SCRIPT)
-    fp.register(["sbatch", "--hold", fp.any()], stdout="Submitted batch job 80\n")
+    fp.register(["sbatch", "--begin=now+365days", fp.any()], stdout="Submitted batch job 80\n")
     fp.register(["sbatch", "--parsable", fp.any()], stdout="81\n")
     unreachable = "scontrol: error: Unable to contact slurm controller (connect failure)\n"
-    fp.register(["scontrol", "release", "80"], stderr=unreachable, returncode=1, occurrences=3)
+    fp.register(["scontrol", "update", "JobId=80", "StartTime=now"], stderr=unreachable, returncode=1, occurrences=3)
     monkeypatch.setattr("time.sleep", lambda _: None)
     monkeypatch.chdir(tmp_path)
     assert qsub_main(["--site", "testbed", "Class2D/job007/run_submit.script"]) == EX_TEMPFAIL
@@ -142,9 +142,9 @@ def test_watcher_submission_failure_is_a_warning_and_the_job_still_runs(
     job = tmp_path / "Class2D" / "job007"
     job.mkdir(parents=True)
     (job / "run_submit.script").write_text(SCRIPT)
-    fp.register(["sbatch", "--hold", fp.any()], stdout="Submitted batch job 82\n")
+    fp.register(["sbatch", "--begin=now+365days", fp.any()], stdout="Submitted batch job 82\n")
     fp.register(["sbatch", "--parsable", fp.any()], stderr="sbatch: error: QOSMaxSubmitJobPerUserLimit\n", returncode=1)
-    fp.register(["scontrol", "release", "82"])
+    fp.register(["scontrol", "update", "JobId=82", "StartTime=now"])
     monkeypatch.chdir(tmp_path)
     assert qsub_main(["--site", "testbed", "Class2D/job007/run_submit.script"]) == 0
     err = capsys.readouterr().err
@@ -221,7 +221,7 @@ def test_doctor_finds_a_ghost_by_its_token(tmp_path: Path) -> None:
 
     def runner(argv: list[str], timeout: float | None = None) -> proc.Result:
         calls.append(argv)
-        rows = "7|PENDING|JobHeldUser|relion-qsub:ab\n8|PENDING|JobHeldUser|relion-qsub:abc\n"
+        rows = "7|PENDING|BeginTime|relion-qsub:ab\n8|PENDING|BeginTime|relion-qsub:abc\n"
         return proc.Result(tuple(argv), 0, rows if argv[0] == "squeue" else "", "")
 
     findings = doctor_job.check(tmp_path, job, runner=runner)

@@ -106,7 +106,12 @@ def test_success_leaves_no_watcher_and_no_failure(tmp_path: Path) -> None:
     watcher_gone(str(entry["watcher"]))
     assert (job / SUCCESS).exists() and not (job / FAILURE).exists()
     argv = entry["sbatch_argv"]
-    assert isinstance(argv, list) and "--hold" in argv and "--no-requeue" in argv and entry["released"] is True
+    assert (
+        isinstance(argv, list)
+        and "--begin=now+365days" in argv
+        and "--no-requeue" in argv
+        and entry["released"] is True
+    )
 
 
 def test_cancelled_while_pending(tmp_path: Path) -> None:
@@ -235,7 +240,7 @@ def test_controller_outage_beyond_the_retry_budget_leaves_no_ghost(tmp_path: Pat
     ghosts: list[list[str]] = []
     wait_until("the lost request creates its job", lambda: bool(ghosts.extend(_with_token(token)) or ghosts), 30)
     (ghost,) = {tuple(row) for row in ghosts}
-    assert ghost[1] == "PENDING" and ghost[2] == "JobHeldUser", ghost
+    assert ghost[1] == "PENDING" and ghost[2] == "BeginTime", ghost
     time.sleep(2)
     assert _with_token(token) == [list(ghost)]  # still held: it never runs
     doctor = subprocess.run(

@@ -150,6 +150,6 @@ def test_pipeliner_sees_a_submission_lost_in_a_controller_outage(tmp_path: Path)
     rows = [r.split("|") for r in run(["squeue", "-h", "--states=all", "-o", "%i|%T|%r|%k"]).stdout.splitlines()]
     ghosts = [r for r in rows if r[3].rsplit("[", 1)[-1].strip("] ") == token]
     for ghost in ghosts:
-        assert ghost[1:3] == ["PENDING", "JobHeldUser"], ghost
+        assert ghost[1:3] == ["PENDING", "BeginTime"], ghost
         cancel(ghost[0])
     assert not (project / "Class2D" / "job001" / "RELION_JOB_EXIT_SUCCESS").exists()

@@ -253,7 +253,9 @@ SLURM_ENDINGS: dict[str, tuple[str, str, str]] = {
 STATE_KIND = {"TIMEOUT": "timeout", "OUT_OF_MEMORY": "oom", "NODE_FAIL": "node-fail", "PREEMPTED": "preempted"}
 # run.err lines that only say "Slurm ended it": once Slurm itself says how, they add nothing.
 ENDED_KINDS = frozenset({"cancelled", "step-ended", "node-fail", "preempted"})
-HELD = "JobHeldUser"  # every relion-qsub submission starts held; a job still held never runs
+# Every relion-qsub submission starts held (a begin time a year away, submit.HOLD) and is released at once; a job
+# still waiting for that begin time, or held by the user, does not run.
+HELD = ("BeginTime", "JobHeldUser")
 
 
 def judge(where: str, relion: str, slurm: SlurmView | None) -> list[tuple[str, str, str]]:
@@ -309,7 +311,7 @@ def judge(where: str, relion: str, slurm: SlurmView | None) -> list[tuple[str, s
         )
     elif relion == "running":
         out.append(("ok", f"running: {slurm_text}" + (f" on {slurm.nodes}" if slurm.nodes else ""), ""))
-    elif slurm.state == "PENDING" and slurm.reason == HELD:
+    elif slurm.state == "PENDING" and slurm.reason in HELD:
         out.append(
             (
                 "error",
@@ -417,7 +419,7 @@ def jobs_with_token(token: str, runner: Runner = proc.run) -> list[tuple[str, st
 
 def ghost_findings(where: str, token: str, runner: Runner) -> list[Finding]:
     """A submission relion-qsub gave up on (RELION was told it failed): a job the controller still created from a
-    lost request carries its token. It went in held (--hold), so it never runs; --fix cancels it."""
+    lost request carries its token. It went in held (a begin time a year away), so it does not run; --fix cancels it."""
     try:
         found = jobs_with_token(token, runner)
     except CommandError as exc:
@@ -426,7 +428,7 @@ def ghost_findings(where: str, token: str, runner: Runner) -> list[Finding]:
     for job_id, state, reason in found:
         if state in ENDED:
             continue
-        held = state == "PENDING" and reason == HELD
+        held = state == "PENDING" and reason in HELD
         what = f"{'held ' if held else ''}job {job_id} carries the token of a submission relion-qsub gave up on"
         what += " (RELION was told it failed); " + ("it never runs" if held else f"it is {state}")
         fix = f"--fix cancels it (scancel {job_id})"
