@@ -28,7 +28,7 @@ TEMPLATE = """#!/bin/bash
 #SBATCH --error=XXXerrfileXXX
 #SBATCH --output=XXXoutfileXXX
 #SBATCH --time=0:05:00
-#SBATCH --mem-per-cpu=100
+#SBATCH --mem-per-cpu=1g
 #SBATCH XXXextra1XXX
 echo "job $SLURM_JOB_ID started"
 {body}
