@@ -73,5 +73,12 @@ def describe(job_id: str, state: str, exit_code: str = "", reason: str = "", own
             "prolog failed)",
             "check that the output directory exists and is writable from the compute nodes, then run it again",
         )
+    if base == "FAILED" and exit_code.split(":")[0] == "137":
+        what, fix = (
+            "was killed: its batch script ended by SIGKILL (exit code 137: the out-of-memory killer, a watchdog or "
+            "kill -9 of relion-launch)",
+            f"look at its memory (sacct -j {job_id} -o JobID,State,MaxRSS,ReqMem), ask for more if it was near the "
+            "limit, and run it again",
+        )
     detail = ", ".join(x for x in (base, f"exit code {exit_code}" if exit_code and exit_code != "0:0" else "") if x)
     return f"Slurm job {job_id} {what} ({detail}); {fix}"

@@ -175,6 +175,8 @@ class FakeSlurm:
         ("JobState=NODE_FAIL Reason=NodeDown ExitCode=0:15 UserId=root(0)", "NODE_FAIL\n", "lost a node"),
         ("JobState=FAILED Reason=JobLaunchFailure ExitCode=0:53 UserId=root(0)", "FAILED\n", "could not be launched"),
         ("JobState=OUT_OF_MEMORY Reason=OutOfMemory ExitCode=0:125", "OUT_OF_MEMORY\n", "ran out of memory"),
+        ("JobState=FAILED Reason=NonZeroExitCode ExitCode=137:0", "FAILED\n", "was killed: its batch script ended"),
+        ("JobState=FAILED Reason=NonZeroExitCode ExitCode=2:0", "FAILED\n", "exited with an error"),
         ("JobState=TIMEOUT Reason=TimeLimit ExitCode=0:0", "TIMEOUT\n", "hit its time limit"),
         ("JobState=PREEMPTED Reason=None ExitCode=0:0", "PREEMPTED\n", "was preempted"),
         ("JobState=BOOT_FAIL Reason=None ExitCode=0:0", "BOOT_FAIL\n", "could not start: its node failed to boot"),
