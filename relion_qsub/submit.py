@@ -51,24 +51,31 @@ class Prepared:
     def text(self) -> str:
         """The script that is written and submitted: the normalised script, with the report echoed into run.out."""
         if self._text is None:  # written, hashed for the log, printed or diffed: render it once
-            self._text = with_report(self.result.script, self.result.changes)
+            self._text = with_report(self.result.script, self.result.changes, job_line=self.jobdir is not None)
         return self._text
 
 
 REPORT_MARK = "RELION_QSUB_REPORT"
 
 
-def with_report(script: Script, changes: Sequence[rules.Change]) -> str:
+# A RELION job's run.out names its Slurm job id in its first lines (after the report): the id must not be lost when
+# relion-qsub could not write its record (a full disk), and the GUI shows run.out, not relion-qsub's stdout.
+JOB_LINE = 'echo "relion-qsub: this is Slurm job $SLURM_JOB_ID"'
+
+
+def with_report(script: Script, changes: Sequence[rules.Change], job_line: bool = False) -> str:
     """The rendered script plus, when relion-qsub changed or warned about something, a first command that prints
     the report into the job's output (run.out). Users who clicked "Run" in RELION's GUI never see the terminal
-    relion-qsub printed to; run.out is what the GUI shows them. A quoted here-document prints it verbatim."""
+    relion-qsub printed to; run.out is what the GUI shows them. A quoted here-document prints it verbatim.
+    ``job_line`` (RELION jobs): then print the job id (JOB_LINE)."""
     text = script.render()
     shown = [change for change in changes if change.action != rules.ERROR]
-    if not shown:
+    if not shown and not job_line:
         return text
     at = sum(len(line.text) + len(line.end) for line in script.lines[: script.body_start])
     end = "\r\n" if script.lines and script.lines[0].end == "\r\n" else "\n"
-    block = [f"cat <<'{REPORT_MARK}'", *(f"relion-qsub: {change}" for change in shown), REPORT_MARK]
+    block = [f"cat <<'{REPORT_MARK}'", *(f"relion-qsub: {change}" for change in shown), REPORT_MARK] if shown else []
+    block += [JOB_LINE] if job_line else []
     head = text[:at] if not text[:at] or text[:at].endswith("\n") else text[:at] + end  # a last line without "\n"
     return head + end.join(block) + end + text[at:]
 

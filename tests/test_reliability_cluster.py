@@ -106,6 +106,7 @@ def test_success_leaves_no_watcher_and_no_failure(tmp_path: Path) -> None:
     assert wait_for_job(str(entry["job_id"]), timeout=60)["JobState"] == "COMPLETED"
     watcher_gone(str(entry["watcher"]))
     assert (job / SUCCESS).exists() and not (job / FAILURE).exists()
+    assert f"relion-qsub: this is Slurm job {entry['job_id']}\n" in (job / "run.out").read_text()
     argv = entry["sbatch_argv"]
     assert (
         isinstance(argv, list)
