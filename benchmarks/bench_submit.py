@@ -31,6 +31,7 @@ from summary import figure
 ROOT = Path(__file__).resolve().parent.parent
 QSUB = str(ROOT / "bin" / "relion-qsub")
 TOTAL, PARALLEL = 200, 8
+RPC_RUNS = 10  # submissions of each kind between two sdiag readings
 SCRIPT = """#!/bin/bash
 #SBATCH --partition=norm --ntasks=1 --time=0:05:00 --mem-per-cpu=1g --job-name={name}
 #SBATCH --output={job}/run.out --error={job}/run.err
@@ -116,25 +117,34 @@ def rpc_counts() -> dict[str, int]:
     return counts
 
 
-def serial(base: Path, tag: str, n: int) -> tuple[dict[str, float], dict[str, float], list[dict[str, object]]]:
+def serial(
+    base: Path, tag: str, n: int
+) -> tuple[dict[str, float], dict[str, dict[str, float]], list[dict[str, object]]]:
     python = str(ROOT / ".venv" / "bin" / "python")
     name = f"bserial-{tag}"
-    jobs = job_dirs(base, name, n)
+    jobs = job_dirs(base, name, n + RPC_RUNS)
     bare_script = base / "bare-serial.sh"
     bare_script.write_text("#!/bin/sh\ntrue\n")
     bare = ["sbatch", "--hold", f"--job-name={name}", "-p", "norm", "-t", "5", "-o", "/dev/null", str(bare_script)]
     times: dict[str, list[float]] = {"python -c pass": [], "sbatch --hold": [], "relion-qsub": []}
-    before = rpc_counts()
-    for job in jobs:
+    for job in jobs[:n]:
         times["python -c pass"].append(timed([python, "-c", "pass"])[0])
         times["sbatch --hold"].append(timed(bare)[0])
         times["relion-qsub"].append(timed([QSUB, str(job / "run_submit.script"), "--hold"])[0])
-    after = rpc_counts()
+    rpcs = {}
+    for tool, argvs in (
+        ("relion-qsub", [[QSUB, str(job / "run_submit.script"), "--hold"] for job in jobs[n:]]),
+        ("sbatch", [bare] * RPC_RUNS),
+    ):
+        before = rpc_counts()
+        for argv in argvs:
+            timed(argv)
+        after = rpc_counts()
+        rpcs[tool] = {k: (after.get(k, 0) - before.get(k, 0)) / RPC_RUNS for k in after if k.startswith(RPCS)}
     entries = records(jobs)
     cancel_all([str(e["watcher"]) for e in entries if e.get("watcher")])
     cancel_all(squeue_ids(name))
     medians = {k: statistics.median(v) * 1000 for k, v in times.items()}
-    rpcs = {k: (after.get(k, 0) - before.get(k, 0)) / (2 * n) for k in after if k.startswith(RPCS)}
     return medians, rpcs, entries
 
 
@@ -150,15 +160,17 @@ def main() -> int:
     for key, value in counts.items():
         print(f"{key:40s} {value:6d}")
     print(f"flood: {2 * TOTAL} submissions, {PARALLEL} at a time, in {flood_s:.1f} s")
-    for key, value in medians.items():
-        print(f"median {key:33s} {value:8.1f} ms   ({n} serial runs)")
+    for key, ms in medians.items():
+        print(f"median {key:33s} {ms:8.1f} ms   ({n} serial runs)")
     overhead = medians["relion-qsub"] - medians["python -c pass"] - medians["sbatch --hold"]
     print(f"relion-qsub overhead over python -c pass + sbatch: {overhead:.1f} ms")
-    commands = 1 + sum(1 for e in entries if e.get("watcher")) / len(entries) + 1  # sbatch, watcher sbatch, release
+    commands = 2 + sum(1 for e in entries if e.get("watcher")) / len(entries)  # sbatch, release, the watcher's sbatch
     print(f"commands per relion-qsub submission: {commands:.2f} (sbatch, the watcher's sbatch, scontrol update)")
-    print("slurmctld RPCs per submission (relion-qsub and bare sbatch mixed 1:1, plus the testbed's other users):")
-    for key, value in sorted(rpcs.items()):
-        print(f"  {key:36s} {value:6.2f}")
+    print(f"slurmctld RPCs per submission (sdiag around {RPC_RUNS} serial runs each; other users add noise):")
+    for tool, counts_of in rpcs.items():
+        total = sum(counts_of.values())
+        print(f"  {tool:12s} {total:5.2f}: " + ", ".join(f"{k} {v:.2f}" for k, v in sorted(counts_of.items()) if v))
+    figure("submit", "slurmctld RPCs per relion-qsub submission", sum(rpcs["relion-qsub"].values()), "", "-", None)
     ok = counts["relion-qsub jobs in squeue"] == counts["relion-qsub distinct jobs"] == TOTAL
     ok = ok and counts["sbatch jobs in squeue"] == TOTAL and counts["relion-qsub records = squeue"] == 1
     figure("submit", "relion-qsub jobs of 200 (8 parallel)", counts["relion-qsub jobs in squeue"], "", "= 200", ok)
