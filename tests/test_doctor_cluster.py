@@ -204,14 +204,20 @@ def test_a_job_that_can_never_start_is_an_error(tmp_path: Path) -> None:
     try:
         wait_until("Slurm gives the reason", lambda: job_info(job_id).get("Reason") == "PartitionNodeLimit", 30)
         code, lines = doctor(tmp_path)
+        assert code == 65, lines
+        assert any(
+            line.startswith(f"error: Class2D/job001/: Slurm job {job_id} can never start: PENDING (PartitionNodeLimit)")
+            and "fewer nodes" in line
+            for line in lines
+        ), lines
+        code, lines = doctor(tmp_path, "--fix")
+        assert any(
+            "fixed: created RELION_JOB_EXIT_FAILURE" in line and f"cancelled job {job_id}" in line for line in lines
+        )
+        assert "can never start (PENDING PartitionNodeLimit)" in (job / "run.err").read_text()
+        wait_until("it is cancelled", lambda: job_info(job_id).get("JobState", "CANCELLED") == "CANCELLED", 30)
     finally:
         cancel(job_id)
-    assert code == 65, lines
-    assert any(
-        line.startswith(f"error: Class2D/job001/: Slurm job {job_id} can never start: PENDING (PartitionNodeLimit)")
-        and "fewer nodes" in line
-        for line in lines
-    ), lines
 
 
 def test_without_job_every_job_the_pipeline_shows_running_is_checked(tmp_path: Path) -> None:

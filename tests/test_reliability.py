@@ -203,7 +203,7 @@ def test_doctor_a_job_that_can_never_start_is_an_error_with_the_fix() -> None:
     view = doctor_job.SlurmView("5", "PENDING", reason="PartitionNodeLimit")
     ((level, what, fix),) = doctor_job.judge("j/", "running", view)
     assert (level, what) == ("error", "Slurm job 5 can never start: PENDING (PartitionNodeLimit)")
-    assert "fewer nodes" in fix and "scancel 5" in fix
+    assert "fewer nodes" in fix and "--fix marks it failed and cancels it" in fix
     assert doctor_job.judge("j/", "running", doctor_job.SlurmView("5", "PENDING", reason="Resources"))[0][0] == "ok"
 
 

@@ -306,7 +306,7 @@ def judge(where: str, relion: str, slurm: SlurmView | None) -> list[tuple[str, s
             (
                 "error",
                 f"Slurm job {slurm.job_id} can never start: PENDING ({slurm.reason})",
-                f"{NEVER_STARTS[slurm.reason]}; scancel {slurm.job_id} (RELION is then told it failed), run it again",
+                f"{NEVER_STARTS[slurm.reason]}, and run it again; --fix marks it failed and cancels it",
             )
         )
     elif relion == "running":
@@ -434,6 +434,16 @@ def ghost_findings(where: str, token: str, runner: Runner) -> list[Finding]:
         fix = f"--fix cancels it (scancel {job_id})"
         findings.append(Finding("error", where, what, fix, "job", repair=_canceller(job_id, runner)))
     return findings
+
+
+def _never_starts(job_dir: Path, slurm: SlurmView, fix: str, runner: Runner) -> Callable[[], str]:
+    """FAILURE first, with the reason (the end-watcher then finds it and says nothing), then scancel."""
+
+    def repair() -> str:
+        done = mark_ended(job_dir, f"Slurm job {slurm.job_id} can never start (PENDING {slurm.reason}): {fix}")
+        return f"{done}; {_canceller(slurm.job_id, runner)()}"
+
+    return repair
 
 
 def _canceller(job_id: str, runner: Runner) -> Callable[[], str]:
@@ -623,6 +633,8 @@ def check(project: Path, job_dir: Path, runner: Runner = proc.run) -> list[Findi
                 repair = _marker(job_dir, f"Slurm job {slurm.job_id} ended ({slurm.state or 'no record'}) without one")
             elif what.endswith("is held and never runs") and slurm is not None:
                 repair = _canceller(slurm.job_id, runner)
+            elif " can never start: " in what and slurm is not None:
+                repair = _never_starts(job_dir, slurm, fix, runner)
             findings.append(Finding(level, where, what, fix, "job", repair=repair))
     if entry.get("submitted") is False and isinstance(entry.get("token"), str):
         findings += ghost_findings(where, str(entry["token"]), runner)
