@@ -264,7 +264,7 @@ def _sbatch_failed(prepared: Prepared, exc: CommandError, token: str) -> int:
         sys.stderr.write(exc.stderr if exc.stderr.endswith("\n") else exc.stderr + "\n")
     reason = str(exc)
     if isinstance(exc, TransientError):
-        # Every request went out with --hold: one the controller still processes later creates a held job, which
+        # Every request went out held (submit.HOLD): one the controller still processes later creates a held job, which
         # never runs (doctor finds it by the token and --fix cancels it). So "failed" stays true.
         reason += "; a job a lost request still creates stays held and never runs: relion-qsub doctor --fix "
         reason += f"cancels it (token {token})"

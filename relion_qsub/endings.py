@@ -16,7 +16,7 @@ ENDINGS: dict[str, tuple[str, str]] = {
     "TIMEOUT": ("hit its time limit", TIMEOUT_FIX),
     "OUT_OF_MEMORY": ("ran out of memory (killed by the out-of-memory handler)", OOM_FIX),
     "NODE_FAIL": ("lost a node (node failure)", AGAIN),
-    "BOOT_FAIL": ("its node did not boot", "run it again"),
+    "BOOT_FAIL": ("could not start: its node failed to boot", "run it again"),
     "PREEMPTED": ("was preempted by a job of higher priority", AGAIN),
     "DEADLINE": ("missed its deadline (--deadline)", "run it again with a later --deadline"),
     "FAILED": ("exited with an error", "read run.err and run.out for the cause"),
@@ -72,6 +72,13 @@ def describe(job_id: str, state: str, exit_code: str = "", reason: str = "", own
             "could not be launched (JobLaunchFailure: e.g. run.out/run.err cannot be created, or the node's "
             "prolog failed)",
             "check that the output directory exists and is writable from the compute nodes, then run it again",
+        )
+    if base == "FAILED" and exit_code.split(":")[0] == "137":
+        what, fix = (
+            "was killed: its batch script ended by SIGKILL (exit code 137: the out-of-memory killer, a watchdog or "
+            "kill -9 of relion-launch)",
+            f"look at its memory (sacct -j {job_id} -o JobID,State,MaxRSS,ReqMem), ask for more if it was near the "
+            "limit, and run it again",
         )
     detail = ", ".join(x for x in (base, f"exit code {exit_code}" if exit_code and exit_code != "0:0" else "") if x)
     return f"Slurm job {job_id} {what} ({detail}); {fix}"

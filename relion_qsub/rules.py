@@ -971,7 +971,11 @@ _GPU_FLAG = r"(?<!\S)--gpu(?=\s|=|$)"  # compiled on first use (re's cache): onl
 def profile_box(ctx: Context, option: str) -> str | None:
     """The site profile's own GUI field for ``--option`` ("": its first directives box), as "the 'Label' box"."""
     found = next((lab for lab, opt in ctx.site.field_labels() if opt == option and lab), None)
-    return blame.label(found) if found else None
+    if found is None:
+        return None
+    from .blame import label  # only for a message: blame stays off the submit path otherwise
+
+    return label(found)
 
 
 def _gres_box(ctx: Context) -> str:

@@ -51,24 +51,31 @@ class Prepared:
     def text(self) -> str:
         """The script that is written and submitted: the normalised script, with the report echoed into run.out."""
         if self._text is None:  # written, hashed for the log, printed or diffed: render it once
-            self._text = with_report(self.result.script, self.result.changes)
+            self._text = with_report(self.result.script, self.result.changes, job_line=self.jobdir is not None)
         return self._text
 
 
 REPORT_MARK = "RELION_QSUB_REPORT"
 
 
-def with_report(script: Script, changes: Sequence[rules.Change]) -> str:
+# A RELION job's run.out names its Slurm job id in its first lines (after the report): the id must not be lost when
+# relion-qsub could not write its record (a full disk), and the GUI shows run.out, not relion-qsub's stdout.
+JOB_LINE = 'echo "relion-qsub: this is Slurm job $SLURM_JOB_ID"'
+
+
+def with_report(script: Script, changes: Sequence[rules.Change], job_line: bool = False) -> str:
     """The rendered script plus, when relion-qsub changed or warned about something, a first command that prints
     the report into the job's output (run.out). Users who clicked "Run" in RELION's GUI never see the terminal
-    relion-qsub printed to; run.out is what the GUI shows them. A quoted here-document prints it verbatim."""
+    relion-qsub printed to; run.out is what the GUI shows them. A quoted here-document prints it verbatim.
+    ``job_line`` (RELION jobs): then print the job id (JOB_LINE)."""
     text = script.render()
     shown = [change for change in changes if change.action != rules.ERROR and not quiet.harmless(change)]
-    if not shown:
+    if not shown and not job_line:
         return text
     at = sum(len(line.text) + len(line.end) for line in script.lines[: script.body_start])
     end = "\r\n" if script.lines and script.lines[0].end == "\r\n" else "\n"
-    block = [f"cat <<'{REPORT_MARK}'", *(f"relion-qsub: {change}" for change in shown), REPORT_MARK]
+    block = [f"cat <<'{REPORT_MARK}'", *(f"relion-qsub: {change}" for change in shown), REPORT_MARK] if shown else []
+    block += [JOB_LINE] if job_line else []
     head = text[:at] if not text[:at] or text[:at].endswith("\n") else text[:at] + end  # a last line without "\n"
     return head + end.join(block) + end + text[at:]
 
@@ -136,27 +143,29 @@ def comment_with_token(user_comment: str | None, token: str) -> str:
     return f"{user_comment} [{token}]" if user_comment else token
 
 
-def sbatch_argv(site: Site, prepared: Prepared, token: str) -> list[str]:
-    """sbatch --hold [--no-requeue] [user's extra options] --comment=TOKEN SCRIPT.
+# How every submission goes in "held": a begin time a year away, not --hold. A held job (priority 0) skips the
+# controller's submit-time check, so `--hold` made sbatch accept a request no node can satisfy ("Requested node
+# configuration is not available" became a job PENDING BadConstraints forever; measured on the testbed, 22.05);
+# a future --begin keeps that check and still never runs until relion-qsub moves the begin time to now.
+HOLD = "--begin=now+365days"
 
-    ``--hold``: a request whose answer is lost (controller outage) can only create a held job, which never runs
-    unless relion-qsub releases it; so a job relion-qsub gave up on (and told RELION it failed) never runs later.
+
+def sbatch_argv(site: Site, prepared: Prepared, token: str) -> list[str]:
+    """sbatch --begin=now+365days [--no-requeue] [user's extra options] --comment=TOKEN SCRIPT.
+
+    The far begin time: a request whose answer is lost (controller outage) can only create a job that does not start
+    until relion-qsub releases it; so a job relion-qsub gave up on (and told RELION it failed) never runs later.
     ``--no-requeue`` (site policy ``submit.requeue = false``): Slurm requeues a batch job after a node failure by
     default and reruns it after RELION was told it failed; the user's own ``--requeue`` on the command line wins.
     The command line wins over the script's directives and, for a repeated option, the last one wins: the tagged
-    ``--comment`` goes last and carries the user's own comment (from the command line or the script) along.
+    ``--comment`` goes last and carries the user's own comment (from the command line or the script) along. A
+    script's ``--begin`` is applied on release; one on relion-qsub's command line replaces the hold.
     """
     cli = rules.Context(site, rules.parse_cli_options(prepared.cli_args, site_options=site.site_options))
     user_comment = cli.cli_value("comment") if cli.cli_has("comment") else prepared.result.script.last("comment")
     tag = f"--comment={comment_with_token(user_comment, token)}"
-    policy = ["--hold"] if site.submit.requeue else ["--hold", "--no-requeue"]
+    policy = [HOLD] if site.submit.requeue else [HOLD, "--no-requeue"]
     return [site.submit.sbatch, *policy, *prepared.cli_args, tag, str(prepared.output)]
-
-
-def user_holds(site: Site, prepared: Prepared) -> bool:
-    """The user asked for a held job (-H/--hold in the script or on the command line): it is not released."""
-    cli = rules.Context(site, rules.parse_cli_options(prepared.cli_args, site_options=site.site_options))
-    return cli.cli_has("hold") or prepared.result.script.has("hold")
 
 
 def job_option(site: Site, prepared: Prepared, name: str) -> str | None:
@@ -166,14 +175,20 @@ def job_option(site: Site, prepared: Prepared, name: str) -> str | None:
 
 
 def release(
-    site: Site, job_id: str, runner: Callable[..., proc.Result] = proc.run, sleep: Callable[[float], None] = time.sleep
+    site: Site,
+    job_id: str,
+    begin: str | None = None,
+    runner: Callable[..., proc.Result] = proc.run,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> int:
-    """``scontrol release`` the held job; retried like squeue while the controller does not answer. Returns the
-    attempts used; raises TransientError when it could not be released (the job then stays held: it never runs)."""
+    """Move the job's begin time from a year away to ``begin`` (the user's --begin) or now; retried like squeue while
+    the controller does not answer. Returns the attempts used; raises TransientError when it could not be released
+    (the job then does not start for a year: RELION is told it failed and the message says to scancel it)."""
     why = ""
+    argv = [site.submit.scontrol, "update", f"JobId={job_id}", f"StartTime={begin or 'now'}"]
     for attempt in range(1, site.submit.attempts + 1):
         try:
-            result = runner([site.submit.scontrol, "release", job_id], timeout=site.submit.timeout)
+            result = runner(argv, timeout=site.submit.timeout)
         except CommandError as exc:
             why = str(exc)
         else:
@@ -398,16 +413,16 @@ def start(
     runner: Callable[..., proc.Result] = proc.run,
     sleep: Callable[[float], None] = time.sleep,
 ) -> None:
-    """After sbatch: submit the end-watcher beside a RELION job, then release the held job (unless the user asked
-    for a held job). The watcher goes first, so it exists before the job can end. Raises TransientError when the
-    job could not be released: it stays held and never runs."""
+    """After sbatch: submit the end-watcher beside a RELION job, then release the held job (a user's own --hold
+    stays: it is a separate hold). The watcher goes first, so it exists before the job can end. Raises
+    TransientError when the job could not be released: it stays held and never runs."""
     if sub.job_id is None:
         return
     if prepared.jobdir is not None and site.submit.watch:
         sub.watcher = submit_watcher(site, prepared, sub, runner)
-    if not user_holds(site, prepared):
-        sub.attempts.append({"released": sub.job_id, "release_attempts": release(site, sub.job_id, runner, sleep)})
-        sub.released = True
+    tries = release(site, sub.job_id, job_option(site, prepared, "begin"), runner, sleep)  # a --hold stays held
+    sub.attempts.append({"released": sub.job_id, "release_attempts": tries})
+    sub.released = True
 
 
 def submit_watcher(site: Site, prepared: Prepared, sub: Submission, runner: Callable[..., proc.Result]) -> str | None:

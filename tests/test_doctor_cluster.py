@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.slurmtools import cancel, job_info, wait_for_job, wait_until
+from tests.slurmtools import cancel, job_env, job_info, sbatch, wait_for_job, wait_until
 
 pytestmark = pytest.mark.slurm
 
@@ -25,7 +25,7 @@ QSUB = str(ROOT / "bin" / "relion-qsub")
 # What RELION would write for a one-process job, but the body never runs a relion_* program, so nothing writes
 # RELION_JOB_EXIT_*: to RELION the job stays "Running".
 SCRIPT = """#!/bin/bash
-#SBATCH --partition=norm --time=0:05:00 --ntasks=1 --mem-per-cpu=100M
+#SBATCH --partition=norm --time=0:05:00 --ntasks=1 --mem-per-cpu=1g
 #SBATCH --error=Class2D/job001/run.err
 #SBATCH --output=Class2D/job001/run.out
 echo started
@@ -49,20 +49,31 @@ Class2D/job001/ None 8 0
 """
 
 
-def qsub(*args: str, cwd: Path, slurm_conf: str | None = None) -> subprocess.CompletedProcess[str]:
+def qsub(
+    *args: str, cwd: Path, slurm_conf: str | None = None, site: str = "testbed"
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_") or k == "SLURM_CONF"}
-    env["RELION_QSUB_SITE"] = "testbed"
+    env["RELION_QSUB_SITE"] = site
     if slurm_conf:
         env["SLURM_CONF"] = slurm_conf
     return subprocess.run([QSUB, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
 
 
-def submit(project: Path, body: str) -> str:
+def no_watcher_site(project: Path) -> str:
+    """The testbed's profile with the end-watcher turned off (submit.watch = false): the doctor is then the only
+    one to find an ending nobody in the job saw (what these tests are about)."""
+    text = (ROOT / "relion_qsub" / "profiles" / "testbed.toml").read_text()
+    profile = project / "no-watcher.toml"
+    profile.write_text(text.replace("[submit]\n", "[submit]\nwatch = false\n", 1))
+    return str(profile)
+
+
+def submit(project: Path, body: str, watch: bool = False) -> str:
     job = project / "Class2D" / "job001"
     job.mkdir(parents=True)
     (project / "default_pipeline.star").write_text(PIPELINE)
     (job / "run_submit.script").write_text(SCRIPT.format(body=body))
-    proc = qsub("Class2D/job001/run_submit.script", cwd=project)
+    proc = qsub("Class2D/job001/run_submit.script", cwd=project, site="testbed" if watch else no_watcher_site(project))
     assert proc.returncode == 0, proc.stderr
     job_id = proc.stdout.split()[-1]
     assert json.loads((job / "relion-qsub.jsonl").read_text().splitlines()[-1])["job_id"] == job_id
@@ -149,7 +160,10 @@ def test_cancelled_job_relion_thinks_running_then_fixed(tmp_path: Path) -> None:
         and "--fix creates RELION_JOB_EXIT_FAILURE" in line
         for line in lines
     ), lines
-    assert any(line.startswith(f"warning: Class2D/job001/: Slurm: job {job_id} was cancelled") for line in lines)
+    # sacct says who: "CANCELLED by <uid>" (scontrol does not)
+    assert any(
+        line.startswith(f"warning: Class2D/job001/: Slurm: job {job_id} was cancelled by you (") for line in lines
+    ), lines
     assert not (tmp_path / "Class2D/job001/RELION_JOB_EXIT_FAILURE").exists()  # nothing changed without --fix
 
     code, lines = doctor(tmp_path, "--fix")
@@ -175,3 +189,51 @@ def test_finished_without_exit_file(tmp_path: Path) -> None:
     ), lines
     assert any(line.startswith(f"error: Class2D/job001/: Slurm: job {job_id} exited with an error") for line in lines)
     assert (tmp_path / "Class2D/job001/RELION_JOB_EXIT_FAILURE").exists()
+
+
+def test_a_job_that_can_never_start_is_an_error(tmp_path: Path) -> None:
+    """5 nodes on the 2-node norm partition: sbatch accepts it, Slurm leaves it PENDING (PartitionNodeLimit)
+    forever. Submitted with bare sbatch (relion-qsub's own fit rules refuse it before sbatch)."""
+    job = tmp_path / "Class2D" / "job001"
+    job.mkdir(parents=True)
+    (tmp_path / "default_pipeline.star").write_text(PIPELINE)
+    script = tmp_path / "never.sh"
+    script.write_text("#!/bin/sh\ntrue\n")
+    job_id = sbatch(script, "-p", "norm", "--nodes=5", "-o", "/dev/null", env=job_env())
+    (job / "relion-qsub.jsonl").write_text(json.dumps({"job_id": job_id}) + "\n")
+    try:
+        wait_until("Slurm gives the reason", lambda: job_info(job_id).get("Reason") == "PartitionNodeLimit", 30)
+        code, lines = doctor(tmp_path)
+        assert code == 65, lines
+        assert any(
+            line.startswith(f"error: Class2D/job001/: Slurm job {job_id} can never start: PENDING (PartitionNodeLimit)")
+            and "fewer nodes" in line
+            for line in lines
+        ), lines
+        code, lines = doctor(tmp_path, "--fix")
+        assert any(
+            "fixed: created RELION_JOB_EXIT_FAILURE" in line and f"cancelled job {job_id}" in line for line in lines
+        )
+        assert "can never start (PENDING PartitionNodeLimit)" in (job / "run.err").read_text()
+        wait_until("it is cancelled", lambda: job_info(job_id).get("JobState", "CANCELLED") == "CANCELLED", 30)
+    finally:
+        cancel(job_id)
+
+
+def test_without_job_every_job_the_pipeline_shows_running_is_checked(tmp_path: Path) -> None:
+    job_id = submit(tmp_path, "exit 3")
+    assert wait_for_job(job_id, timeout=60)["JobState"] == "FAILED"
+    proc = qsub("doctor", str(tmp_path), "--no-images", cwd=tmp_path)
+    assert proc.returncode == 65, proc.stdout
+    assert f"error: Class2D/job001/: RELION thinks running, Slurm says ended: Slurm job {job_id} FAILED" in proc.stdout
+
+
+def test_the_watcher_tells_relion_before_the_doctor_has_to(tmp_path: Path) -> None:
+    """With the end-watcher (the default), a job cancelled while running is marked failed without the doctor."""
+    job_id = submit(tmp_path, "sleep 120", watch=True)
+    wait_until("the job runs", lambda: job_info(job_id).get("JobState") == "RUNNING", timeout=60)
+    cancel(job_id)
+    failure = tmp_path / "Class2D/job001/RELION_JOB_EXIT_FAILURE"
+    wait_until("the watcher marks it failed", failure.exists, timeout=60)
+    _, lines = doctor(tmp_path)
+    assert any(line.startswith(f"ok: Class2D/job001/: RELION: failure; Slurm job {job_id} CANCELLED") for line in lines)

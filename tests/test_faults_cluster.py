@@ -72,5 +72,9 @@ def test_stalled_controller_still_gives_exactly_one_job(tmp_path: Path) -> None:
     # Were it slower, the retry's twin would be cancelled (_keep_one): either way one job does the work.
     assert any("found_by_token" in a or "cancelled_twins" in a for a in entry["attempts"]), entry["attempts"]
     assert out == f"Submitted batch job {entry['job_id']}\n"
+    if any("found_by_token" in a for a in entry["attempts"]):  # sbatch's error line is not the last word
+        assert f"the job was found by its token: {entry['job_id']}" in err.splitlines()[-1], err
+    # submitted held (a begin time a year away), released once the id was known, the end-watcher beside it
+    assert "--begin=now+365days" in entry["sbatch_argv"] and entry["released"] is True and entry["watcher"]
     assert live_jobs_with(entry["token"]) == [entry["job_id"]]
     assert wait_for_job(entry["job_id"], timeout=60)["JobState"] == "COMPLETED"

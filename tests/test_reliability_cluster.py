@@ -28,7 +28,7 @@ LAUNCH = str(ROOT / "bin" / "relion-launch")
 FAILURE = "RELION_JOB_EXIT_FAILURE"
 SUCCESS = "RELION_JOB_EXIT_SUCCESS"
 SCRIPT = """#!/bin/bash
-#SBATCH --partition=norm --time=0:05:00 --ntasks=1 --mem-per-cpu=100M
+#SBATCH --partition=norm --time=0:05:00 --ntasks=1 --mem-per-cpu=1g
 #SBATCH --error=Class2D/job001/run.err
 #SBATCH --output=Class2D/job001/run.out
 echo "job $SLURM_JOB_ID started"
@@ -84,6 +84,7 @@ def failure_line(job: Path, job_id: str, timeout: float = 60) -> str:
     assert not (job / SUCCESS).exists()
     lines = [line for line in (job / "run.err").read_text().splitlines() if line.startswith("relion-")]
     assert len(lines) == 1, lines
+    print(f"run.err: {lines[0]}")
     return lines[0]
 
 
@@ -105,8 +106,14 @@ def test_success_leaves_no_watcher_and_no_failure(tmp_path: Path) -> None:
     assert wait_for_job(str(entry["job_id"]), timeout=60)["JobState"] == "COMPLETED"
     watcher_gone(str(entry["watcher"]))
     assert (job / SUCCESS).exists() and not (job / FAILURE).exists()
+    assert f"relion-qsub: this is Slurm job {entry['job_id']}\n" in (job / "run.out").read_text()
     argv = entry["sbatch_argv"]
-    assert isinstance(argv, list) and "--hold" in argv and "--no-requeue" in argv and entry["released"] is True
+    assert (
+        isinstance(argv, list)
+        and "--begin=now+365days" in argv
+        and "--no-requeue" in argv
+        and entry["released"] is True
+    )
 
 
 def test_cancelled_while_pending(tmp_path: Path) -> None:
@@ -123,7 +130,7 @@ def test_cancelled_right_after_it_starts(tmp_path: Path) -> None:
     """scancel within ~0.1 s of the start: before relion-launch could install its SIGTERM handler."""
     for attempt in range(3):
         project = tmp_path / str(attempt)
-        job = job_dir(project, f"{LAUNCH} sleep 60 --pipeline_control Class2D/job001/")
+        job = job_dir(project, f"{LAUNCH} sh -c 'exec sleep 60' --pipeline_control Class2D/job001/")
         job_id = str(submitted(project)["job_id"])
         wait_until("the job starts", lambda j=job_id: job_info(j).get("JobState") != "PENDING", timeout=60, poll=0.02)
         cancel(job_id)
@@ -147,12 +154,13 @@ def launcher_pid(job_id: str) -> int:
 
 
 def test_relion_launch_sigkilled(tmp_path: Path) -> None:
-    job = job_dir(tmp_path, f"{LAUNCH} sleep 60 --pipeline_control Class2D/job001/")
+    job = job_dir(tmp_path, f"{LAUNCH} sh -c 'exec sleep 60' --pipeline_control Class2D/job001/")
     job_id = str(submitted(tmp_path)["job_id"])
     wait_until("relion-launch runs the step", lambda: "relion-launch:" in _read(job / "run.out"), timeout=60)
     os.kill(launcher_pid(job_id), signal.SIGKILL)  # what the OOM killer does: no handler runs
     line = failure_line(job, job_id)
-    assert line.startswith(f"relion-qsub: Slurm job {job_id} exited with an error (FAILED, exit code 137:0)"), line
+    assert line.startswith(f"relion-qsub: Slurm job {job_id} was killed: its batch script ended by SIGKILL"), line
+    assert "(FAILED, exit code 137:0)" in line, line
 
 
 def _read(path: Path) -> str:
@@ -174,7 +182,7 @@ def test_out_of_memory_in_the_batch_step(tmp_path: Path) -> None:
     """The cgroup OOM killer kills a program in the batch script; the script goes on and exits 0, Slurm says
     OUT_OF_MEMORY (testbed-fidelity.md): no program lived to write an exit file."""
     body = "python3 -c 'bytearray(400 << 20)'\nexit 0"
-    job = job_dir(tmp_path, body, SCRIPT.replace("--mem-per-cpu=100M", "--mem=100M"))
+    job = job_dir(tmp_path, body, SCRIPT.replace("--mem-per-cpu=1g", "--mem=100M"))
     job_id = str(submitted(tmp_path)["job_id"])
     line = failure_line(job, job_id)
     assert line.startswith(f"relion-qsub: Slurm job {job_id} ran out of memory") and "OUT_OF_MEMORY" in line, line
@@ -235,7 +243,7 @@ def test_controller_outage_beyond_the_retry_budget_leaves_no_ghost(tmp_path: Pat
     ghosts: list[list[str]] = []
     wait_until("the lost request creates its job", lambda: bool(ghosts.extend(_with_token(token)) or ghosts), 30)
     (ghost,) = {tuple(row) for row in ghosts}
-    assert ghost[1] == "PENDING" and ghost[2] == "JobHeldUser", ghost
+    assert ghost[1] == "PENDING" and ghost[2] == "BeginTime", ghost
     time.sleep(2)
     assert _with_token(token) == [list(ghost)]  # still held: it never runs
     doctor = subprocess.run(

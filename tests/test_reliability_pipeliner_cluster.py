@@ -28,7 +28,7 @@ TEMPLATE = """#!/bin/bash
 #SBATCH --error=XXXerrfileXXX
 #SBATCH --output=XXXoutfileXXX
 #SBATCH --time=0:05:00
-#SBATCH --mem-per-cpu=100M
+#SBATCH {memory}
 #SBATCH XXXextra1XXX
 echo "job $SLURM_JOB_ID started"
 {body}
@@ -36,7 +36,9 @@ echo "job $SLURM_JOB_ID started"
 FAILED = "3"  # RELION 3.1 PROC_FINISHED_FAILURE in _rlnPipeLineProcessStatus
 
 
-def pipeliner(project: Path, body: str, directives: str, site: str = "testbed") -> subprocess.Popen[str]:
+def pipeliner(
+    project: Path, body: str, directives: str, site: str = "testbed", memory: str = "--mem-per-cpu=1g"
+) -> subprocess.Popen[str]:
     """Add a Class2D job with this template and start relion_pipeliner --RunJobs on it (it waits for the end)."""
     if shutil.which("relion_pipeliner") is None:
         pytest.fail("relion_pipeliner is not installed: run `make deps` (Debian package relion)")
@@ -44,7 +46,7 @@ def pipeliner(project: Path, body: str, directives: str, site: str = "testbed") 
     (project / "default_pipeline.star").write_text("data_pipeline_general\n\n_rlnPipeLineJobCounter 1\n")
     (project / "particles.star").write_text("")
     template = project / "template.sh"
-    template.write_text(TEMPLATE.format(body=body))
+    template.write_text(TEMPLATE.format(body=body, memory=memory))
     job_env = env(RELION_QSUB_SITE=site, RELION_QSUB_EXTRA_COUNT="1", RELION_QSUB_EXTRA1="SBATCH directives")
     options = ";".join(
         [
@@ -104,7 +106,7 @@ def test_pipeliner_sees_a_cancel_while_pending(tmp_path: Path) -> None:
 
 
 def test_pipeliner_sees_an_out_of_memory_kill(tmp_path: Path) -> None:
-    pipe = pipeliner(tmp_path, "python3 -c 'bytearray(400 << 20)'\nexit 0", "--mem=100M")
+    pipe = pipeliner(tmp_path, "python3 -c 'bytearray(400 << 20)'\nexit 0", "--comment=oom", memory="--mem=100M")
     job_id = job_id_of(tmp_path)
     line = pipeline_says_failed(tmp_path, pipe)
     assert f"Slurm job {job_id} ran out of memory" in line and "OUT_OF_MEMORY" in line
@@ -150,6 +152,6 @@ def test_pipeliner_sees_a_submission_lost_in_a_controller_outage(tmp_path: Path)
     rows = [r.split("|") for r in run(["squeue", "-h", "--states=all", "-o", "%i|%T|%r|%k"]).stdout.splitlines()]
     ghosts = [r for r in rows if r[3].rsplit("[", 1)[-1].strip("] ") == token]
     for ghost in ghosts:
-        assert ghost[1:3] == ["PENDING", "JobHeldUser"], ghost
+        assert ghost[1:3] == ["PENDING", "BeginTime"], ghost
         cancel(ghost[0])
     assert not (project / "Class2D" / "job001" / "RELION_JOB_EXIT_SUCCESS").exists()

@@ -37,7 +37,7 @@ def prepared(jobdir: Path) -> sub.Prepared:
 
 
 def sbatch_cmd(p: sub.Prepared) -> list[str]:
-    return ["sbatch", "--hold", "--no-requeue", f"--comment={TOKEN}", str(p.output)]
+    return ["sbatch", "--begin=now+365days", "--no-requeue", f"--comment={TOKEN}", str(p.output)]
 
 
 def no_answer(process: object) -> None:
@@ -195,9 +195,9 @@ def test_cli_script_with_errors_is_not_submitted(
 def test_cli_success_logs_job_id(
     fp: FakeProcess, jobdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    fp.register(["sbatch", "--hold", fp.any()], stdout="Submitted batch job 99\n")
+    fp.register(["sbatch", "--begin=now+365days", fp.any()], stdout="Submitted batch job 99\n")
     fp.register(["sbatch", "--parsable", "--dependency=afternotok:99", fp.any()], stdout="100\n")
-    fp.register(["scontrol", "release", "99"])
+    fp.register(["scontrol", "update", "JobId=99", "StartTime=now"])
     monkeypatch.chdir(jobdir.parent.parent)
     assert qsub_main(["--site", "testbed", "Class2D/job007/run_submit.script"]) == 0
     assert capsys.readouterr().out == "Submitted batch job 99\n"

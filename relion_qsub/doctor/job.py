@@ -253,7 +253,9 @@ SLURM_ENDINGS: dict[str, tuple[str, str, str]] = {
 STATE_KIND = {"TIMEOUT": "timeout", "OUT_OF_MEMORY": "oom", "NODE_FAIL": "node-fail", "PREEMPTED": "preempted"}
 # run.err lines that only say "Slurm ended it": once Slurm itself says how, they add nothing.
 ENDED_KINDS = frozenset({"cancelled", "step-ended", "node-fail", "preempted"})
-HELD = "JobHeldUser"  # every relion-qsub submission starts held; a job still held never runs
+# Every relion-qsub submission starts held (a begin time a year away, submit.HOLD) and is released at once; a job
+# still waiting for that begin time, or held by the user, does not run.
+HELD = ("BeginTime", "JobHeldUser")
 
 
 def judge(where: str, relion: str, slurm: SlurmView | None) -> list[tuple[str, str, str]]:
@@ -304,12 +306,12 @@ def judge(where: str, relion: str, slurm: SlurmView | None) -> list[tuple[str, s
             (
                 "error",
                 f"Slurm job {slurm.job_id} can never start: PENDING ({slurm.reason})",
-                f"{NEVER_STARTS[slurm.reason]}; scancel {slurm.job_id} (RELION is then told it failed), run it again",
+                f"{NEVER_STARTS[slurm.reason]}, and run it again; --fix marks it failed and cancels it",
             )
         )
     elif relion == "running":
         out.append(("ok", f"running: {slurm_text}" + (f" on {slurm.nodes}" if slurm.nodes else ""), ""))
-    elif slurm.state == "PENDING" and slurm.reason == HELD:
+    elif slurm.state == "PENDING" and slurm.reason in HELD:
         out.append(
             (
                 "error",
@@ -417,7 +419,7 @@ def jobs_with_token(token: str, runner: Runner = proc.run) -> list[tuple[str, st
 
 def ghost_findings(where: str, token: str, runner: Runner) -> list[Finding]:
     """A submission relion-qsub gave up on (RELION was told it failed): a job the controller still created from a
-    lost request carries its token. It went in held (--hold), so it never runs; --fix cancels it."""
+    lost request carries its token. It went in held (a begin time a year away), so it does not run; --fix cancels it."""
     try:
         found = jobs_with_token(token, runner)
     except CommandError as exc:
@@ -426,12 +428,22 @@ def ghost_findings(where: str, token: str, runner: Runner) -> list[Finding]:
     for job_id, state, reason in found:
         if state in ENDED:
             continue
-        held = state == "PENDING" and reason == HELD
+        held = state == "PENDING" and reason in HELD
         what = f"{'held ' if held else ''}job {job_id} carries the token of a submission relion-qsub gave up on"
         what += " (RELION was told it failed); " + ("it never runs" if held else f"it is {state}")
         fix = f"--fix cancels it (scancel {job_id})"
         findings.append(Finding("error", where, what, fix, "job", repair=_canceller(job_id, runner)))
     return findings
+
+
+def _never_starts(job_dir: Path, slurm: SlurmView, fix: str, runner: Runner) -> Callable[[], str]:
+    """FAILURE first, with the reason (the end-watcher then finds it and says nothing), then scancel."""
+
+    def repair() -> str:
+        done = mark_ended(job_dir, f"Slurm job {slurm.job_id} can never start (PENDING {slurm.reason}): {fix}")
+        return f"{done}; {_canceller(slurm.job_id, runner)()}"
+
+    return repair
 
 
 def _canceller(job_id: str, runner: Runner) -> Callable[[], str]:
@@ -621,6 +633,8 @@ def check(project: Path, job_dir: Path, runner: Runner = proc.run) -> list[Findi
                 repair = _marker(job_dir, f"Slurm job {slurm.job_id} ended ({slurm.state or 'no record'}) without one")
             elif what.endswith("is held and never runs") and slurm is not None:
                 repair = _canceller(slurm.job_id, runner)
+            elif " can never start: " in what and slurm is not None:
+                repair = _never_starts(job_dir, slurm, fix, runner)
             findings.append(Finding(level, where, what, fix, "job", repair=repair))
     if entry.get("submitted") is False and isinstance(entry.get("token"), str):
         findings += ghost_findings(where, str(entry["token"]), runner)

@@ -362,7 +362,7 @@ def _parser() -> argparse.ArgumentParser:
         "  relion-qsub site reference > docs/profile-reference.md",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    common = argparse.ArgumentParser(add_help=False)
+    common = Parser(add_help=False)
     common.add_argument("-v", "--verbose", action="store_true", help="tracebacks on errors")
     sub = parser.add_subparsers(dest="action", required=True)
     init = sub.add_parser(
