@@ -258,21 +258,68 @@ ENDED_KINDS = frozenset({"cancelled", "step-ended", "node-fail", "preempted"})
 HELD = ("BeginTime", "JobHeldUser")
 
 
-def judge(where: str, relion: str, slurm: SlurmView | None) -> list[tuple[str, str, str]]:
-    """(level, what, fix) for RELION's view against Slurm's."""
-    out: list[tuple[str, str, str]] = []
-    if slurm is None:
-        if relion == "running":
-            out.append(
-                (
-                    "warning",
-                    "no RELION_JOB_EXIT_* file (RELION shows it running) and no Slurm job id in relion-qsub.jsonl",
-                    "if it is not running any more, create RELION_JOB_EXIT_FAILURE in the job dir",
-                )
+Verdict = tuple[str, str, str]  # (level, what, fix)
+
+
+def _no_job_id(relion: str) -> list[Verdict]:
+    if relion == "running":
+        return [
+            (
+                "warning",
+                "no RELION_JOB_EXIT_* file (RELION shows it running) and no Slurm job id in relion-qsub.jsonl",
+                "if it is not running any more, create RELION_JOB_EXIT_FAILURE in the job dir",
             )
-        else:
-            out.append(("ok", f"RELION: {relion}; no Slurm job id recorded", ""))
-        return out
+        ]
+    return [("ok", f"RELION: {relion}; no Slurm job id recorded", "")]
+
+
+def _details(slurm: SlurmView) -> str:
+    """ "exit code 1:0, reason NonZeroExitCode": what Slurm adds to a state, when it adds anything."""
+    return ", ".join(
+        x
+        for x in (
+            f"exit code {slurm.exit_code}" if slurm.exit_code and slurm.exit_code != "0:0" else "",
+            f"reason {slurm.reason}" if slurm.reason and slurm.reason != "None" else "",
+        )
+        if x
+    )
+
+
+def _views(relion: str, slurm: SlurmView, slurm_text: str) -> Verdict:
+    """RELION's view against Slurm's: the one verdict on whether the two agree."""
+    if relion == "running" and slurm.ended:
+        return (
+            "error",
+            f"RELION thinks running, Slurm says ended: {slurm_text}",
+            "mark it failed so RELION moves on (--fix creates RELION_JOB_EXIT_FAILURE)",
+        )
+    if relion == "running" and slurm.state == "PENDING" and slurm.reason in NEVER_STARTS:
+        return (
+            "error",
+            f"Slurm job {slurm.job_id} can never start: PENDING ({slurm.reason})",
+            f"{NEVER_STARTS[slurm.reason]}, and run it again; --fix marks it failed and cancels it",
+        )
+    if relion == "running":
+        return ("ok", f"running: {slurm_text}" + (f" on {slurm.nodes}" if slurm.nodes else ""), "")
+    if slurm.state == "PENDING" and slurm.reason in HELD:
+        return (
+            "error",
+            f"RELION says {relion}; Slurm job {slurm.job_id} is held and never runs",
+            f"--fix cancels it (scancel {slurm.job_id}); run the job again from RELION",
+        )
+    if not slurm.ended:
+        return (
+            "warning",
+            f"RELION says {relion} but {slurm_text} is still alive",
+            f"if it makes no progress (seed: Zombification), scancel {slurm.job_id}",
+        )
+    return ("ok", f"RELION: {relion}; {slurm_text}", "")
+
+
+def judge(where: str, relion: str, slurm: SlurmView | None) -> list[Verdict]:
+    """(level, what, fix) for RELION's view against Slurm's, then how Slurm says the job ended."""
+    if slurm is None:
+        return _no_job_id(relion)
     if not slurm.answered:
         return [
             (
@@ -281,54 +328,11 @@ def judge(where: str, relion: str, slurm: SlurmView | None) -> list[tuple[str, s
                 f"run the doctor again when Slurm answers (scontrol show job {slurm.job_id}); nothing was changed",
             )
         ]
-    state = slurm.state or "no record"
-    detail = ", ".join(
-        x
-        for x in (
-            f"exit code {slurm.exit_code}" if slurm.exit_code and slurm.exit_code != "0:0" else "",
-            f"reason {slurm.reason}" if slurm.reason and slurm.reason != "None" else "",
-        )
-        if x
-    )
-    slurm_text = f"Slurm job {slurm.job_id} {state}" + (f" ({detail})" if detail else "")
+    detail = _details(slurm)
+    slurm_text = f"Slurm job {slurm.job_id} {slurm.state or 'no record'}" + (f" ({detail})" if detail else "")
     if not slurm.known:
         slurm_text = f"Slurm no longer knows job {slurm.job_id} (it forgets ended jobs; sacct unavailable)"
-    if relion == "running" and slurm.ended:
-        out.append(
-            (
-                "error",
-                f"RELION thinks running, Slurm says ended: {slurm_text}",
-                "mark it failed so RELION moves on (--fix creates RELION_JOB_EXIT_FAILURE)",
-            )
-        )
-    elif relion == "running" and slurm.state == "PENDING" and slurm.reason in NEVER_STARTS:
-        out.append(
-            (
-                "error",
-                f"Slurm job {slurm.job_id} can never start: PENDING ({slurm.reason})",
-                f"{NEVER_STARTS[slurm.reason]}, and run it again; --fix marks it failed and cancels it",
-            )
-        )
-    elif relion == "running":
-        out.append(("ok", f"running: {slurm_text}" + (f" on {slurm.nodes}" if slurm.nodes else ""), ""))
-    elif slurm.state == "PENDING" and slurm.reason in HELD:
-        out.append(
-            (
-                "error",
-                f"RELION says {relion}; Slurm job {slurm.job_id} is held and never runs",
-                f"--fix cancels it (scancel {slurm.job_id}); run the job again from RELION",
-            )
-        )
-    elif not slurm.ended:
-        out.append(
-            (
-                "warning",
-                f"RELION says {relion} but {slurm_text} is still alive",
-                f"if it makes no progress (seed: Zombification), scancel {slurm.job_id}",
-            )
-        )
-    else:
-        out.append(("ok", f"RELION: {relion}; {slurm_text}", ""))
+    out = [_views(relion, slurm, slurm_text)]
     ending = SLURM_ENDINGS.get(slurm.state)
     if ending is not None:
         level, what, fix = ending

@@ -107,6 +107,39 @@ def term_when_parent_dies() -> bool:
     return True
 
 
+def _start(argv: Sequence[str], env: Mapping[str, str], scan_srun: bool) -> subprocess.Popen[bytes]:
+    """Popen on the list argv; a program that cannot start is a CommandError that says which and why."""
+    try:
+        return subprocess.Popen(  # noqa: S603 - list argv built by the layout, never a shell string
+            list(argv), env=dict(env), stderr=subprocess.PIPE if scan_srun else None
+        )
+    except FileNotFoundError as exc:
+        raise CommandError(
+            f"{argv[0]}: command not found; is Slurm installed and on PATH in the batch job?"
+            if os.path.basename(argv[0]) == "srun"
+            else f"{argv[0]}: command not found; check the command (or RELION_MPIRUN)",
+            argv=tuple(argv),
+        ) from exc
+    except PermissionError as exc:
+        raise CommandError(f"{argv[0]}: not executable ({exc.strerror})", argv=tuple(argv)) from exc
+    except OSError as exc:
+        raise CommandError(f"{argv[0]}: cannot run it ({exc.strerror})", argv=tuple(argv)) from exc
+
+
+def _pass_through(lines: IO[bytes], sink: IO[bytes], outcome: Outcome) -> None:
+    """Copy srun's stderr line by line (the job's run.err) and note its first task report and cancel line."""
+    for line in lines:
+        try:
+            sink.write(line)
+            sink.flush()
+        except (OSError, ValueError):
+            pass
+        if outcome.failure is None:
+            outcome.failure = parse_task_end(line)
+        if outcome.cancel is None:
+            outcome.cancel = parse_cancel(line)
+
+
 def supervise(
     argv: Sequence[str],
     env: Mapping[str, str],
@@ -139,33 +172,9 @@ def supervise(
     if parent_death:
         term_when_parent_dies()
     try:
-        try:
-            child = subprocess.Popen(  # noqa: S603 - list argv built by the layout, never a shell string
-                list(argv), env=dict(env), stderr=subprocess.PIPE if scan_srun else None
-            )
-        except FileNotFoundError as exc:
-            raise CommandError(
-                f"{argv[0]}: command not found; is Slurm installed and on PATH in the batch job?"
-                if os.path.basename(argv[0]) == "srun"
-                else f"{argv[0]}: command not found; check the command (or RELION_MPIRUN)",
-                argv=tuple(argv),
-            ) from exc
-        except PermissionError as exc:
-            raise CommandError(f"{argv[0]}: not executable ({exc.strerror})", argv=tuple(argv)) from exc
-        except OSError as exc:
-            raise CommandError(f"{argv[0]}: cannot run it ({exc.strerror})", argv=tuple(argv)) from exc
+        child = _start(argv, env, scan_srun)
         if child.stderr is not None:
-            sink = stderr if stderr is not None else sys.stderr.buffer
-            for line in child.stderr:
-                try:
-                    sink.write(line)
-                    sink.flush()
-                except (OSError, ValueError):
-                    pass
-                if outcome.failure is None:
-                    outcome.failure = parse_task_end(line)
-                if outcome.cancel is None:
-                    outcome.cancel = parse_cancel(line)
+            _pass_through(child.stderr, stderr if stderr is not None else sys.stderr.buffer, outcome)
         outcome.returncode = child.wait()
     finally:
         for sig, old in previous.items():
