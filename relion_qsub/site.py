@@ -38,7 +38,7 @@ if TYPE_CHECKING:
         TemplateSet,
     )
 
-_HERE = Path(__file__).resolve().parent
+_HERE = Path(os.path.dirname(os.path.abspath(__file__)))  # not resolve(): an lstat per component
 PROFILE_DIR = _HERE / "profiles"
 INSTALLED_DIR = _HERE.parent / "etc"  # <prefix>/etc/<site>.toml beside <prefix>/relion_qsub (module install)
 SCHEMA_FILE = str(_HERE / "schema.py")
@@ -465,12 +465,12 @@ def _cache_file(path: Path, environ: Mapping[str, str]) -> Path | None:
     schema's (a new schema may fill in other defaults)."""
     if environ.get("RELION_QSUB_NO_CACHE"):
         return None
-    import zlib
-
     st = path.stat()
     schema = os.stat(SCHEMA_FILE).st_mtime_ns
     base = environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    key = f"{zlib.crc32(str(path.resolve()).encode()):08x}-{st.st_ino:x}-{st.st_size:x}-{st.st_mtime_ns:x}"
+    # Device and inode name the file on this machine, whatever path it was reached by (no hash of the resolved path:
+    # zlib's import and resolve()'s lstat walk cost the submit path half a millisecond).
+    key = f"{st.st_dev:x}-{st.st_ino:x}-{st.st_size:x}-{st.st_mtime_ns:x}"
     return Path(base) / "relion-qsub" / f"profile-{key}-{schema & 0xFFFFFFFF:x}.marshal"
 
 

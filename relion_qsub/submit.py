@@ -26,7 +26,7 @@ from .errors import CommandError, CommandTimeout, InputError, ScriptError, Trans
 from .script import Script, parse
 from .site import Site
 
-_SUBMITTED = re.compile(r"Submitted batch job (\d+)")
+_SUBMITTED = r"Submitted batch job (\d+)"  # compiled on first use (re caches it): `check` never needs it
 
 
 class Prepared:
@@ -201,7 +201,7 @@ def release(
 
 
 def parse_job_id(stdout: str) -> str | None:
-    match = _SUBMITTED.search(stdout)
+    match = re.search(_SUBMITTED, stdout)
     return match.group(1) if match else None
 
 

@@ -407,3 +407,15 @@ def test_other_batch_systems_are_refused_with_the_fix() -> None:
         assert f"a template for {system}, not Slurm" in error.message
     mixed = run(HEAD + "#SBATCH -n 1\n#$BATCH -e x\nhostname\n")
     assert mixed.ok and [(c.rule, c.action) for c in mixed.changes] == [("foreign-directive", "warning")]
+
+
+@pytest.mark.parametrize(
+    ("word", "expected"),
+    [("OMP_NUM_THREADS=4", True), ("_X=", True), ("A1=b=c", True), ("1A=x", False), ("=x", False), ("srun", False),
+     ("a-b=1", False), ("é=1", False)],
+)  # fmt: skip
+def test_environment_prefix_words(word: str, expected: bool) -> None:
+    """The shell's NAME=value words before a launcher (what the regex [A-Za-z_]\\w*=\\S* matched)."""
+    from relion_qsub.rules import _assignment
+
+    assert _assignment(word) is expected
