@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from relion_qsub import proc  # noqa: E402
 from relion_qsub.report import main as report_main  # noqa: E402
+from summary import figure  # noqa: E402
 from tests.reportdata import make_project  # noqa: E402
 
 BUDGET = 2.0
@@ -76,6 +77,7 @@ def main() -> None:
     print(f"{n} jobs ({lines} sacct lines, 1 sacct call), median of {repeat}:")
     print(f"  in process (report.main.report):       {inside:.3f} s")
     print(f"  bin/relion-qsub report (CLI, start-up): {whole:.3f} s  (budget {BUDGET:.1f} s)")
+    figure("report", f"relion-qsub report, {n} jobs (CLI)", whole, "s", f"<= {BUDGET:g}", whole <= BUDGET)
     if whole > BUDGET:
         raise SystemExit(f"over budget: {whole:.3f} s > {BUDGET} s")
 
