@@ -24,9 +24,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from summary import figure  # noqa: E402
+
 from relion_qsub import proc  # noqa: E402
 from relion_qsub.report import main as report_main  # noqa: E402
-from summary import figure  # noqa: E402
 from tests.reportdata import make_project  # noqa: E402
 
 BUDGET = 2.0
