@@ -16,7 +16,6 @@ EX_DATAERR = 65  # input data was incorrect (the script)
 EX_NOINPUT = 66  # input file missing or unreadable
 EX_UNAVAILABLE = 69  # a service (sbatch, slurmctld) is unavailable
 EX_SOFTWARE = 70  # internal error: a bug in relion-qsub
-EX_OSERR = 71  # system error (fork failed, ...)
 EX_CANTCREAT = 73  # cannot create an output file
 EX_IOERR = 74  # input/output error
 EX_TEMPFAIL = 75  # temporary failure; the user may retry

@@ -224,10 +224,6 @@ def effective(script: Script, ctx: Context, name: str) -> str | None:
     return script.last(name)
 
 
-def present(script: Script, ctx: Context, name: str) -> bool:
-    return ctx.cli_has(name) or script.has(name)
-
-
 def _assignment(word: str) -> bool:
     """``NAME=value`` before a command (the shell's environment prefix). String tests, not a regex: each pattern
     compiled costs the submit path ~0.1 ms, and this runs on every job."""
