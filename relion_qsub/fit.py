@@ -20,6 +20,7 @@ from .script import Script
 from .site import Partition
 
 FitFunc = Callable[[Script, Context, Report], None]
+SURELY_GB = 32  # memory_unit: a unit-less memory value up to this many "MB" is almost surely meant as GB
 # The size check a fully filled template carries (sitetools/jinja/size.sh.j2), as RELION filled it. Compiled on
 # first use: most scripts have no line that could be it.
 SIZE_GUARD = r'^if \[ "(\d+)" != "(\d+)" \] \|\| \[ "(\d+)" != "(\d+)" \]; then'
@@ -216,7 +217,9 @@ def node_memory(script: Script, ctx: Context, report: Report) -> None:
 def memory_unit(script: Script, ctx: Context, report: Report) -> None:
     for name in ("mem-per-cpu", "mem-per-gpu", "mem"):
         value = effective(script, ctx, name)
-        if value and value.strip().isdigit() and 0 < int(value) < 128:
+        # 1..32 without a unit is GB meant (2, 4, 8, 16, 20, 32 per thread are the usual values); 100 MB for a
+        # small test job is plausible, so larger numbers are left alone.
+        if value and value.strip().isdigit() and 0 < int(value) <= SURELY_GB:
             where = _where(script, ctx, name)
             report.problem(
                 0,

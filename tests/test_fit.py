@@ -105,6 +105,11 @@ def test_each_misfit_is_refused_naming_the_box_and_what_fits(
     assert [c.rule for c in result.errors] == [rule], result.changes  # one sentence, one rule, nothing else
 
 
+def test_small_memory_in_mb_is_left_alone() -> None:
+    assert check(common(mem="100")).changes == ()  # a small test job's 100 MB is plausible
+    assert [c.rule for c in check(common(mem="32")).errors] == ["memory-unit"]
+
+
 def test_a_job_that_fits_has_no_finding() -> None:
     result = check(common(mpi=4, threads=8, directives="--nodes=1 --constraint=x2695", mem="4000", gres="lscratch:400"))
     assert result.changes == (), result.changes
