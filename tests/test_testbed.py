@@ -571,3 +571,20 @@ def test_up_twice_down_up(tmp_path: Path, testbed_dir: Path) -> None:
     result = submit_and_wait("#!/bin/bash\necho BACK\n", tmp_path, env=job_env(), timeout=JOB_TIMEOUT)
     assert_ok(result)
     assert wait_for_sacct(result.job_id)[result.job_id]["State"] == "COMPLETED"
+
+
+def test_daemons_work_in_the_state_dir(testbed_dir: Path) -> None:
+    """slurmstepd inherits slurmd's working directory: once that is gone (a pytest tmp dir that ran `up`), every step
+    prints "unable to get current working directory" into the job's stderr. `up` starts the daemons in the state dir
+    (mariadbd and munged choose their own: the datadir and /)."""
+    cwds: dict[str, list[str]] = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            name = Path(f"/proc/{pid}/comm").read_text().strip()
+            if name in ("slurmctld", "slurmd", "slurmdbd", "mariadbd"):
+                cwds.setdefault(name, []).append(os.readlink(f"/proc/{pid}/cwd"))
+        except OSError:
+            continue
+    assert set(cwds) == {"slurmctld", "slurmd", "slurmdbd", "mariadbd"}, cwds
+    assert all(os.path.isdir(cwd) for found in cwds.values() for cwd in found), cwds  # "(deleted)" is no dir
+    assert set(cwds["slurmd"] + cwds["slurmctld"] + cwds["slurmdbd"]) == {str(testbed_dir)}, cwds
