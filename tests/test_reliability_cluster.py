@@ -95,6 +95,8 @@ def state(job_id: str) -> str:
 def watcher_gone(watcher: str) -> None:
     """The watcher of a job that ended well: cancelled unrun by slurmctld, no process."""
     wait_until("the watcher ends", lambda: job_info(watcher).get("JobState", "CANCELLED") == "CANCELLED", timeout=30)
+    # slurmdbd records the end a moment after the controller: sacct may not know it yet.
+    wait_until("sacct knows how the watcher ended", lambda: bool(state(watcher)), timeout=30)
     assert state(watcher).startswith("CANCELLED")
     never_ran = run(["sacct", "-X", "-n", "-P", "-j", watcher, "-o", "Elapsed,NodeList,AllocTRES"]).stdout.strip()
     assert never_ran == "00:00:00|None assigned|", never_ran
