@@ -181,10 +181,11 @@ def _check(args: _Args) -> int:
     return EX_OK
 
 
-def _submission_failed(prepared: Prepared, reason: str) -> None:
+def _submission_failed(prepared: Prepared, reason: str, **extra: object) -> None:
+    """Record the refusal and tell RELION the job failed (run.err line + RELION_JOB_EXIT_FAILURE)."""
     from . import submit as sub
 
-    sub.record(prepared, {"submitted": False, "error": reason})
+    sub.record(prepared, {"submitted": False, "error": reason, **extra})
     if prepared.jobdir is not None:
         sub.mark_failed(prepared.jobdir, reason)
 
@@ -246,11 +247,7 @@ def _submitted_entry(submission: Submission) -> dict[str, object]:
 
 
 def _not_submitted(prepared: Prepared, reason: str, quiet: bool = False) -> int:
-    from . import submit as sub
-
-    sub.record(prepared, {"submitted": False, "error": reason})
-    if prepared.jobdir is not None:
-        sub.mark_failed(prepared.jobdir, reason)
+    _submission_failed(prepared, reason)
     if not quiet:
         print(f"{PROG}: not submitted; fix the errors above and run the job again", file=sys.stderr)
     return EX_DATAERR
@@ -258,8 +255,6 @@ def _not_submitted(prepared: Prepared, reason: str, quiet: bool = False) -> int:
 
 def _sbatch_failed(prepared: Prepared, exc: CommandError, token: str) -> int:
     """sbatch refused the job, or the controller did not answer within the retry budget."""
-    from . import submit as sub
-
     if exc.stderr:
         sys.stderr.write(exc.stderr if exc.stderr.endswith("\n") else exc.stderr + "\n")
     reason = str(exc)
@@ -268,9 +263,7 @@ def _sbatch_failed(prepared: Prepared, exc: CommandError, token: str) -> int:
         # never runs (doctor finds it by the token and --fix cancels it). So "failed" stays true.
         reason += "; a job a lost request still creates stays held and never runs: relion-qsub doctor --fix "
         reason += f"cancels it (token {token})"
-    sub.record(prepared, {"submitted": False, "error": reason, "token": token, "held": True})
-    if prepared.jobdir is not None:
-        sub.mark_failed(prepared.jobdir, reason)
+    _submission_failed(prepared, reason, token=token, held=True)
     if exc.returncode:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return int(exc.returncode)
