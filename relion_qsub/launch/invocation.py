@@ -22,12 +22,15 @@ FALSE_WORDS = frozenset({"0", "no", "false", "off"})
 HELP = """\
 usage: relion-launch [options] [srun options] [--] <RELION command and its arguments...>
 
-The RELION_STD_LAUNCHER inside a Slurm batch job: lays out the MPI ranks, binds GPUs, runs the command
-with `srun -K1` (one failed rank ends the step), and writes RELION_JOB_EXIT_FAILURE in the job directory
-given by --pipeline_control when the step fails, the job is killed, or relion-launch itself cannot start
-it (never over a RELION_JOB_EXIT_* file RELION wrote). Outside an allocation (no SLURM_JOB_ID)
-it runs on this node: `$RELION_MPIRUN -n N` (default mpirun) for *_mpi programs with N > 1, else the
-program itself.
+The RELION_STD_LAUNCHER inside a Slurm batch job: lays out the MPI ranks, runs the command with
+`srun -K1` (one failed rank ends the step), and writes RELION_JOB_EXIT_FAILURE in the job directory
+given by --pipeline_control (or --pipeline-control) when the step fails, the job is killed, or
+relion-launch itself cannot start it (never over a RELION_JOB_EXIT_* file RELION wrote). Every rank
+sees all the GPUs Slurm gave its node and RELION maps them; the plan shows RELION's mapping and warns
+when two ranks would share a GPU or the --gpu ids do not fit the node. A relion_python_* program the
+command needs (ModelAngelo, DynaMight, Blush for --blush) must be on PATH, or nothing starts.
+Outside an allocation (no SLURM_JOB_ID) it runs on this node: `$RELION_MPIRUN -n N` (default mpirun)
+for *_mpi programs with N > 1, else the program itself.
 
 Options (before the command; the first word that is not an option starts the command):
   -h, --help         show this help
@@ -37,8 +40,7 @@ Options (before the command; the first word that is not an option starts the com
                      inside the job with `env -0 > job.env` (exact), or KEY=VALUE lines such as
                      `env | grep -E '^(SLURM_|CUDA_VISIBLE_DEVICES=|RELION_)' > job.env`
   --mode MODE        auto (default), heterogeneous, homogeneous or homogeneous+1 (env RELION_LAUNCH_MODE)
-  --no-gpu-bind      let RELION map GPUs itself (`--gpu ""`) instead of one GPU per worker rank
-                     (env RELION_LAUNCH_GPU_BIND=0)
+  --no-gpu-bind      accepted from older templates, no effect (relion-launch never narrows the GPUs)
   -n, --ntasks N     number of ranks (local runs: also RELION_LAUNCH_NP); in a job relion-launch sets it
   any srun option    passed on to srun, e.g. --mem-per-cpu=4g or --mpi=pmix; an empty value
                      (--mem-per-cpu=) or an unfilled RELION placeholder (XXXextra2XXX) is dropped
@@ -46,7 +48,7 @@ Options (before the command; the first word that is not an option starts the com
                      so -K0 is refused and -K/-K1 are dropped as repeats
 
 Modes (auto): homogeneous+1 for GPU jobs with an odd number >= 3 of tasks per node (the leader rank
-alone-extra on the first node, tasks-per-node - 1 worker ranks on every node, one GPU each); homogeneous
+alone-extra on the first node, tasks-per-node - 1 worker ranks on every node); homogeneous
 when the job has --ntasks-per-node; else heterogeneous (plain srun, Slurm places the ranks).
 
 Examples:
@@ -108,7 +110,6 @@ _PLACEHOLDER = re.compile(r"XXX\w+XXX")
 class Invocation:
     dry_run: bool = False
     env_file: str | None = None
-    gpu_bind: bool = True
     mode: str | None = None
     verbose: bool = False
     help: bool = False
@@ -161,7 +162,7 @@ def parse_args(argv: Sequence[str]) -> Invocation:
         elif name == "--dry-run":
             inv.dry_run = True
         elif name == "--no-gpu-bind":
-            inv.gpu_bind = False
+            pass  # what relion-launch always does now; older templates still pass it
         elif name == "--env-file":
             inv.env_file = value_of(word, "--env-file")
         elif name == "--mode":
@@ -287,6 +288,12 @@ def _srun_short(args: Sequence[str], i: int, inv: Invocation) -> int:
 # -------------------------------------------------------------------------------------------- RELION command
 
 
+# How RELION passes the job directory: prepareFinalCommand (src/pipeline_jobs.cpp, 5.0.1) appends
+# `--pipeline_control <jobdir>` to every command holding "relion_", and `--pipeline-control <jobdir>` (a dash) for
+# the Python programs it runs with do_dash_for_python (ModelAngelo, DynaMight: relion_python_modelangelo/dynamight).
+PIPELINE_CONTROL = ("--pipeline_control", "--pipeline-control")
+
+
 @dataclass(frozen=True)
 class RelionArgs:
     program: str
@@ -296,6 +303,7 @@ class RelionArgs:
     threads: int | None
     gpu: str | None  # None: no --gpu; "": automatic mapping; else explicit ids
     keep_free_scratch_gb: float
+    flags: frozenset[str] = frozenset()  # every word of the command that starts with "--" (whole words only)
 
 
 def relion_args(command: Sequence[str]) -> RelionArgs:
@@ -321,12 +329,13 @@ def relion_args(command: Sequence[str]) -> RelionArgs:
         keep = 10.0
     return RelionArgs(
         program=os.path.basename(command[0]) if command else "",
-        pipeline_control=after("--pipeline_control") or None,
+        pipeline_control=next((v for v in map(after, PIPELINE_CONTROL) if v), None),
         scratch_dir=after("--scratch_dir") or None,
         input_star=after("--i") or None,
         threads=threads,
         gpu=after("--gpu"),
         keep_free_scratch_gb=keep,
+        flags=frozenset(w for w in command[1:] if w.startswith("--")),
     )
 
 

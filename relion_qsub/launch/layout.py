@@ -1,8 +1,9 @@
 """Where the MPI ranks of one RELION command go: a pure function of the job's Slurm environment.
 
 Input: the environment of the batch step (a ``Mapping[str, str]``) and a few options. Output: a frozen
-``Plan`` saying how many ranks run, on which nodes, which GPU each rank gets, which variables the srun step
-needs set or unset, the srun argv, and a human-readable reason. Nothing here runs a process or touches a file;
+``Plan`` saying how many ranks run, on which nodes, the GPUs of a node, which variables the srun step needs set or
+unset, the srun argv, and a human-readable reason. Every rank sees all the GPUs Slurm gave its node: the RELION
+program maps them itself (``gpumap`` predicts how). Nothing here runs a process or touches a file;
 ``main`` does that.
 
 Three distribution modes (the Biowulf RELION guide, "Understanding MPI Task Distribution"):
@@ -11,7 +12,8 @@ Three distribution modes (the Biowulf RELION guide, "Understanding MPI Task Dist
   homogeneous+1   GPU jobs with an odd number k >= 3 of tasks per node: the leader rank (RELION's rank 0,
                   which does no GPU work) runs alone-extra on the first node and k-1 worker ranks run on every
                   node, one GPU each. That is 1 + N*(k-1) ranks from an allocation of N*k tasks, laid out
-                  with an arbitrary-distribution hostfile.
+                  with an arbitrary-distribution hostfile. Every worker sees all of its node's GPUs, and
+                  relion_refine_mpi's automatic mapping gives each its own when a node has k-1 GPUs.
 
 Slurm behaviour relied on (checked on Slurm 22.05, see /work/shared/notes/slurm-facts.md):
   * ``SLURM_HOSTFILE`` + ``SLURM_DISTRIBUTION=arbitrary``: srun lays the tasks out in the order of the file's
@@ -22,9 +24,6 @@ Slurm behaviour relied on (checked on Slurm 22.05, see /work/shared/notes/slurm-
     only (srun(1) "INPUT ENVIRONMENT VARIABLES" does not list it): it stays.
   * ``SLURM_TASKS_PER_NODE`` has the compressed form ``5(x2),4`` and lists the tasks of each node in the order
     of ``SLURM_JOB_NODELIST``.
-  * No srun option gives "leader: no GPU, each worker: one GPU" in one step (``--gpus-per-task=1`` fails,
-    ``--gpu-bind=map_gpu`` is applied per node by local id), so a tiny per-rank wrapper sets
-    ``CUDA_VISIBLE_DEVICES`` from ``SLURM_PROCID``/``SLURM_LOCALID`` and the node's GPU list.
 """
 
 from __future__ import annotations
@@ -51,54 +50,21 @@ MODE_CHOICES = ("auto", Mode.HETEROGENEOUS.value, Mode.HOMOGENEOUS.value, Mode.H
 # Shown in plans before the launcher has made its private directory (dry runs).
 HOSTFILE_PLACEHOLDER = "<job-private dir>/hostfile"
 
-# The per-rank GPU binder. POSIX sh, so it costs ~1 ms per rank and needs nothing from this package on the
-# compute nodes. $1 is the leader's node name ('' when there is no GPU-less leader); the rest is the command.
-# GPU ids: the first non-empty of GPU_SOURCES (CUDA_VISIBLE_DEVICES first: it is what CUDA uses in the step, and
-# with device cgroups Slurm renumbers it from 0 while SLURM_JOB_GPUS keeps the node's ids); NoDevFiles means
-# none; with no id at all, SLURM_GPUS_ON_NODE as a count 0..n-1. gpu_ids() below is the same rule in Python,
-# so the plan shows what this script binds. Rank 0 (the leader) gets none; a worker gets the slot of its local
-# id on the node, minus one on the leader's node, modulo the node's GPU count.
-GPU_BIND_SCRIPT = r"""lead=$1; shift
-gpus=${CUDA_VISIBLE_DEVICES:-${SLURM_STEP_GPUS:-${SLURM_JOB_GPUS:-}}}
-case $gpus in NoDevFiles) gpus= ;; esac
-set -f; IFS=', '
-n=0; for g in $gpus; do if [ -n "$g" ]; then n=$((n + 1)); fi; done
-if [ "$n" = 0 ] && [ "${SLURM_GPUS_ON_NODE:-0}" -gt 0 ] 2>/dev/null; then
-  i=1; gpus=0; while [ "$i" -lt "$SLURM_GPUS_ON_NODE" ]; do gpus=$gpus,$i; i=$((i + 1)); done
-  n=$i
-fi
-if [ -n "$lead" ] && [ "${SLURM_PROCID:-}" = 0 ]; then
-  CUDA_VISIBLE_DEVICES=; export CUDA_VISIBLE_DEVICES; exec "$@"
-fi
-slot=${SLURM_LOCALID:-0}
-if [ -n "$lead" ] && [ "${SLURMD_NODENAME:-}" = "$lead" ]; then slot=$((slot - 1)); fi
-[ "$slot" -ge 0 ] || slot=0
-if [ "$n" -gt 0 ]; then
-  slot=$((slot % n)); i=0
-  for g in $gpus; do
-    [ -n "$g" ] || continue
-    if [ "$i" = "$slot" ]; then CUDA_VISIBLE_DEVICES=$g; export CUDA_VISIBLE_DEVICES; break; fi
-    i=$((i + 1))
-  done
-fi
-exec "$@"
-"""
-# Where GPU_BIND_SCRIPT and gpu_ids() look for GPU ids, in this order (the first non-empty one wins).
+# Where gpu_ids() looks for the GPUs of a node, in this order (the first non-empty one wins): CUDA_VISIBLE_DEVICES
+# first, it is what CUDA enumerates in the step (with device cgroups Slurm renumbers it from 0 while SLURM_JOB_GPUS
+# keeps the node's ids); NoDevFiles means none; with no id at all, SLURM_GPUS_ON_NODE as a count 0..n-1.
 GPU_SOURCES = ("CUDA_VISIBLE_DEVICES", "SLURM_STEP_GPUS", "SLURM_JOB_GPUS")
-GPU_BIND_ARGV0 = "relion-launch-rank"
 
 
 @dataclass(frozen=True)
 class LayoutOptions:
     mode: str = "auto"  # one of MODE_CHOICES
-    gpu_bind: bool = True
     ntasks: int | None = None  # -n given to relion-launch
     srun: str = "srun"
     srun_options: tuple[str, ...] = ()  # passed through, after ours (the user's word wins where it may)
     command: tuple[str, ...] = ()
     hostfile_path: str = HOSTFILE_PLACEHOLDER
     mpirun: tuple[str, ...] = ("mpirun",)  # local mode only
-    gpu_bind_off_reason: str = ""  # why the launcher turned gpu_bind off (shown in the plan)
 
 
 @dataclass(frozen=True)
@@ -109,8 +75,7 @@ class Plan:
     tasks_allocated: tuple[int, ...]  # per node, from SLURM_TASKS_PER_NODE
     ranks_per_node: tuple[int, ...]  # per node, what the step runs
     hostfile_lines: tuple[str, ...]  # empty: no hostfile
-    gpus: tuple[str, ...]  # the GPU ids of a node (as the batch step sees its own node)
-    rank_gpus: tuple[str | None, ...]  # per rank: GPU id, "" = none (leader), None = not bound (sees all)
+    gpus: tuple[str, ...]  # the GPU ids of a node (as the batch step sees its own node); every rank sees them all
     leader_node: str | None
     env_set: Mapping[str, str]
     env_unset: tuple[str, ...]
@@ -119,9 +84,15 @@ class Plan:
     warnings: tuple[str, ...] = field(default=())
     gpu_source: str = ""  # the variable the GPU ids came from (GPU_SOURCES, or SLURM_GPUS_ON_NODE as a count)
 
-    @property
-    def gpu_bound(self) -> bool:
-        return any(g is not None for g in self.rank_gpus)
+    def rank_nodes(self) -> tuple[str, ...] | None:
+        """The node of every rank, in rank order; None where Slurm places the ranks (heterogeneous)."""
+        if self.hostfile_lines:
+            return self.hostfile_lines  # srun's arbitrary distribution follows the file's lines
+        if self.mode is Mode.HOMOGENEOUS:  # block distribution: ranks 0..k-1 on the first node, and so on
+            return tuple(node for node, k in zip(self.nodes, self.ranks_per_node, strict=True) for _ in range(k))
+        if self.mode is Mode.LOCAL:
+            return ("(this node)",) * self.ranks
+        return None
 
 
 # ---------------------------------------------------------------------------------------------------- parsing
@@ -288,7 +259,7 @@ def _check_rank_limit(ranks: int, source: str) -> None:
 
 
 def gpu_ids(env: Mapping[str, str]) -> tuple[tuple[str, ...], str]:
-    """(GPU ids, where they came from), by the rule GPU_BIND_SCRIPT applies in every rank (see GPU_SOURCES)."""
+    """(GPU ids of this node, where they came from), by the order of GPU_SOURCES."""
     name = next((n for n in GPU_SOURCES if env.get(n)), "")
     raw = env.get(name, "") if name else ""
     if raw != "NoDevFiles":
@@ -338,22 +309,9 @@ def plus_one_lines(nodes: Sequence[str], k: int) -> list[str]:
     return lines
 
 
-def _bound_gpus(slots: Sequence[int | None], gpus: Sequence[str]) -> tuple[str | None, ...]:
-    n = len(gpus)
-    return tuple("" if s is None else gpus[s % n] for s in slots)
-
-
-def _bind_off_note(options: LayoutOptions) -> str:
-    why = f" ({options.gpu_bind_off_reason})" if options.gpu_bind_off_reason else ""
-    return f"; GPU binding is off{why}: RELION maps the GPUs itself"
-
-
-def _gpu_note(workers: int, ngpus: int) -> str:
-    if workers > ngpus:
-        return f"; {workers} workers share the {ngpus} GPUs of each node round-robin"
-    if workers < ngpus:
-        return f"; {ngpus - workers} of the {ngpus} GPUs of each node stay idle"
-    return ""
+def _gpu_note(shape: JobShape) -> str:
+    n = len(shape.gpus)
+    return f"; every rank sees the {n} GPU{'s' if n > 1 else ''} Slurm gave its node and RELION maps them" if n else ""
 
 
 def plan_layout(env: Mapping[str, str], options: LayoutOptions) -> Plan:
@@ -457,7 +415,7 @@ def _plus_one_tasks(options: LayoutOptions, shape: JobShape) -> int:
     return k
 
 
-def _plus_one_reason(shape: JobShape, options: LayoutOptions, ranks: int, workers: int, bind: bool) -> str:
+def _plus_one_reason(shape: JobShape, ranks: int, workers: int) -> str:
     """The line run.out shows first: how many ranks run, why, and where the leader is."""
     n = len(shape.nodes)
     node_word = "node" if n == 1 else "nodes"
@@ -469,11 +427,7 @@ def _plus_one_reason(shape: JobShape, options: LayoutOptions, ranks: int, worker
         idle = shape.ntasks - ranks
         reason += f"; {idle} task slot{'s stay' if idle > 1 else ' stays'} idle by design"
     reason += f"; the leader (rank 0) runs alone-extra on {shape.nodes[0]}"
-    if bind:
-        reason += " without a GPU, each worker gets one GPU of its node" + _gpu_note(workers, len(shape.gpus))
-    elif shape.gpus:
-        reason += _bind_off_note(options)
-    return reason
+    return reason + _gpu_note(shape)
 
 
 def _plan_plus_one(env: Mapping[str, str], options: LayoutOptions, shape: JobShape) -> Plan:
@@ -485,24 +439,12 @@ def _plan_plus_one(env: Mapping[str, str], options: LayoutOptions, shape: JobSha
     n, workers = len(nodes), k - 1
     per_node = (k,) + (workers,) * (n - 1)
     leader = nodes[0]
-    bind = options.gpu_bind and bool(gpus)
-    rank_gpus: tuple[str | None, ...]
-    if bind:
-        # rank 0: leader, no GPU; then workers in hostfile order: slot = position among the node's workers.
-        slots: list[int | None] = [None]
-        slots.extend(range(workers))
-        for _ in range(n - 1):
-            slots.extend(range(workers))
-        rank_gpus = _bound_gpus(slots, gpus)
-    else:
-        rank_gpus = (None,) * ranks
-    reason = _plus_one_reason(shape, options, ranks, workers, bind)
+    reason = _plus_one_reason(shape, ranks, workers)
     env_set = {"SLURM_HOSTFILE": options.hostfile_path, "SLURM_DISTRIBUTION": "arbitrary"}
     env_set.update(_cpus_per_task(env, options))
     # An srun input variable (same as --ntasks-per-node): beside a hostfile srun warns and ignores it.
     unset = tuple(v for v in ("SLURM_NTASKS_PER_NODE",) if v in env)
-    argv = [options.srun, "-K1", *options.srun_options, "-n", str(ranks)]
-    argv += _wrapped(options, leader if bind else None, bind)
+    argv = [options.srun, "-K1", *options.srun_options, "-n", str(ranks), *options.command]
     return Plan(
         mode=Mode.HOMOGENEOUS_PLUS_ONE,
         ranks=ranks,
@@ -511,7 +453,6 @@ def _plan_plus_one(env: Mapping[str, str], options: LayoutOptions, shape: JobSha
         ranks_per_node=per_node,
         hostfile_lines=tuple(lines),
         gpus=gpus,
-        rank_gpus=rank_gpus,
         leader_node=leader,
         env_set=env_set,
         env_unset=unset,
@@ -534,18 +475,11 @@ def _plan_homogeneous(env: Mapping[str, str], options: LayoutOptions, shape: Job
     ranks = n * k
     _check_rank_limit(ranks, f"homogeneous mode with {k} ranks on each of {n} nodes")
     _check_ntasks(options, ranks, "homogeneous")
-    bind = options.gpu_bind and bool(gpus)
-    # Block distribution (srun's default): ranks 0..k-1 on the first node, and so on; local id = rank % k.
-    rank_gpus: tuple[str | None, ...] = _bound_gpus([r % k for r in range(ranks)], gpus) if bind else (None,) * ranks
-    reason = f"homogeneous: {ranks} ranks = {n} node{'s' if n > 1 else ''} × {k} ranks per node"
-    if bind:
-        reason += ", each rank gets one GPU of its node" + _gpu_note(k, len(gpus))
-    elif gpus:
-        reason += _bind_off_note(options)
+    reason = f"homogeneous: {ranks} ranks = {n} node{'s' if n > 1 else ''} × {k} ranks per node" + _gpu_note(shape)
     warnings: list[str] = []
     unset = _clear_stale_hostfile(env, warnings)
     argv = [options.srun, "-K1", "-N", str(n), f"--ntasks-per-node={k}", "-n", str(ranks)]
-    argv += [*options.srun_options, *_wrapped(options, None, bind)]
+    argv += [*options.srun_options, *options.command]
     return Plan(
         mode=Mode.HOMOGENEOUS,
         ranks=ranks,
@@ -554,7 +488,6 @@ def _plan_homogeneous(env: Mapping[str, str], options: LayoutOptions, shape: Job
         ranks_per_node=(k,) * n,
         hostfile_lines=(),
         gpus=gpus,
-        rank_gpus=rank_gpus,
         leader_node=None,
         env_set=_cpus_per_task(env, options),
         env_unset=unset,
@@ -592,8 +525,7 @@ def _plan_heterogeneous(env: Mapping[str, str], options: LayoutOptions, shape: J
         )
     if shape.k_user is not None and shape.k is not None and not _homogeneous_fits(shape, shape.k):
         reason += f"; --ntasks-per-node={shape.k_user} but {total} tasks do not fill every node evenly"
-    if shape.gpus:
-        reason += "; RELION maps the GPUs itself"
+    reason += _gpu_note(shape)
     unset = _clear_stale_hostfile(env, warnings)
     argv = [options.srun, "-K1"]
     if options.ntasks is not None:
@@ -607,7 +539,6 @@ def _plan_heterogeneous(env: Mapping[str, str], options: LayoutOptions, shape: J
         ranks_per_node=(),  # Slurm decides
         hostfile_lines=(),
         gpus=shape.gpus,
-        rank_gpus=(None,) * ranks,
         leader_node=None,
         env_set=_cpus_per_task(env, options),
         env_unset=unset,
@@ -647,12 +578,6 @@ def _clear_stale_hostfile(env: Mapping[str, str], warnings: list[str]) -> tuple[
     return tuple(unset)
 
 
-def _wrapped(options: LayoutOptions, leader: str | None, bind: bool) -> list[str]:
-    if not bind:
-        return list(options.command)
-    return ["/bin/sh", "-c", GPU_BIND_SCRIPT, GPU_BIND_ARGV0, leader or "", *options.command]
-
-
 def plan_local(env: Mapping[str, str], options: LayoutOptions, ranks: int) -> Plan:
     """Outside an allocation: ``$RELION_MPIRUN -n N cmd`` for an MPI program with N > 1, else the program."""
     if not options.command:
@@ -681,7 +606,6 @@ def plan_local(env: Mapping[str, str], options: LayoutOptions, ranks: int) -> Pl
         ranks_per_node=(ranks,),
         hostfile_lines=(),
         gpus=(),
-        rank_gpus=(None,) * ranks,
         leader_node=None,
         env_set={},
         env_unset=(),

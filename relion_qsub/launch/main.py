@@ -1,9 +1,10 @@
 """relion-launch: the RELION_STD_LAUNCHER inside a Slurm job.
 
 Used in a RELION queue template as ``${RELION_STD_LAUNCHER} [srun options] XXXcommandXXX``. It lays out the
-MPI ranks (``layout``: heterogeneous, homogeneous, homogeneous+1), binds one GPU per worker rank, runs the
-step with ``srun -K1`` so one dead rank ends the step instead of leaving zombies, and keeps RELION's pipeline
-truthful: when the step fails or the job is killed and RELION wrote no ``RELION_JOB_EXIT_*`` file, it writes
+MPI ranks (``layout``: heterogeneous, homogeneous, homogeneous+1), leaves every rank all the GPUs of its node
+(RELION maps them; ``gpumap`` predicts how, for the plan), runs the step with ``srun -K1`` so one
+dead rank ends the step instead of leaving zombies, and keeps RELION's pipeline truthful: when the step fails or
+the job is killed and RELION wrote no ``RELION_JOB_EXIT_*`` file, it writes
 ``<jobdir>RELION_JOB_EXIT_FAILURE`` and a one-line reason in ``<jobdir>run.err``. Outside an allocation it
 runs on the local node (``$RELION_MPIRUN -n N`` for MPI programs).
 
@@ -21,7 +22,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from ..errors import LayoutError, RelionQsubError, UsageError, guarded
+from ..errors import CommandError, LayoutError, RelionQsubError, UsageError, guarded
 from .envfile import env_file_warnings, load_env_file
 from .invocation import HELP, PROG, Invocation, RelionArgs, parse_args, relion_args
 from .layout import (
@@ -32,8 +33,8 @@ from .layout import (
     step_environment,
 )
 from .pipeline import Pipeline
-from .plan import format_plan, make_plan, summary_line
-from .preflight import check_local_cpus, scratch_check, thread_warnings
+from .plan import format_plan, make_plan, plan_gpus, summary_line
+from .preflight import check_local_cpus, check_python_programs, scratch_check, thread_warnings
 from .say import stderr_text, warn
 from .supervise import supervise, verdict
 
@@ -76,7 +77,11 @@ def run(inv: Invocation) -> int:
         plan = make_plan(inv, env, rargs, HOSTFILE_PLACEHOLDER)
         for w in inv.warnings:
             warn(w)
-        sys.stdout.write(format_plan(plan, rargs) + "\n")
+        try:
+            check_python_programs(inv.command, rargs, env)
+        except CommandError as exc:
+            warn(str(exc))
+        sys.stdout.write(format_plan(plan, rargs, plan_gpus(plan, rargs)) + "\n")
         return 0
 
     directory = private_dir(env) if in_job else None
@@ -85,6 +90,7 @@ def run(inv: Invocation) -> int:
         plan = make_plan(inv, env, rargs, hostfile)
         for w in inv.warnings:
             warn(w)
+        check_python_programs(inv.command, rargs, env)
         return _launch(plan, rargs, env, directory)
     finally:
         if directory:
@@ -94,7 +100,8 @@ def run(inv: Invocation) -> int:
 def _launch(plan: Plan, rargs: RelionArgs, env: Mapping[str, str], directory: str | None) -> int:
     pipeline = Pipeline(rargs.pipeline_control)
     cwd = Path.cwd()
-    warnings = list(plan.warnings)
+    use = plan_gpus(plan, rargs)
+    warnings = [*plan.warnings, *use.warnings]
     if plan.mode is Mode.LOCAL:
         check_local_cpus(plan, rargs)
     else:
@@ -103,8 +110,10 @@ def _launch(plan: Plan, rargs: RelionArgs, env: Mapping[str, str], directory: st
     warnings += scratch_warnings
     for w in warnings:
         warn(w)
-    print(summary_line(plan, rargs, scratch), flush=True)
+    print(summary_line(plan, rargs, scratch, use), flush=True)
     print(f"{PROG}: {plan.reason}", flush=True)
+    if use.rule:
+        print(f"{PROG}: {use.rule}", flush=True)
 
     if plan.hostfile_lines:
         if directory is None:
@@ -142,8 +151,9 @@ def run_or_mark(argv: Sequence[str]) -> int:
 
     A launcher error (a bad job environment, a template mistake, no srun) would otherwise leave the job
     directory without RELION_JOB_EXIT_*, and the GUI would show the job "Running" forever. The job directory
-    comes from the command's --pipeline_control, found in argv even when the options before the command do
-    not parse. A dry run writes nothing; the error itself is re-raised for guarded() to report.
+    comes from the command's --pipeline_control (--pipeline-control for RELION 5's Python programs), found in
+    argv even when the options before the command do not parse. A dry run writes nothing; the error itself is
+    re-raised for guarded() to report.
     """
     inv: Invocation | None = None
     try:

@@ -1,4 +1,4 @@
-"""The plan of a launch and what run.out says about it: ranks, nodes, GPUs, the hostfile, the srun argv."""
+"""The plan of a launch and what run.out says about it: ranks, nodes, RELION's GPU mapping, the hostfile, srun argv."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import shlex
 from collections.abc import Callable, Mapping, Sequence
 
 from ..errors import UsageError
+from .gpumap import GpuUse, gpu_use, node_devices_used
 from .invocation import FALSE_WORDS, PROG, Invocation, RelionArgs, positive
 from .layout import (
-    GPU_BIND_SCRIPT,
     MODE_CHOICES,
     LayoutOptions,
     Mode,
@@ -19,44 +19,37 @@ from .layout import (
 )
 
 
-def _gpu_bind_choice(inv: Invocation, env: Mapping[str, str], rargs: RelionArgs) -> tuple[bool, str]:
-    if not inv.gpu_bind:
-        return False, "--no-gpu-bind"
-    setting = env.get("RELION_LAUNCH_GPU_BIND", "").strip().lower()
-    if setting in FALSE_WORDS:
-        return False, f"RELION_LAUNCH_GPU_BIND={setting}"
-    if rargs.gpu and any(c.isdigit() for c in rargs.gpu):
-        # Explicit RELION GPU ids index the devices a rank sees; with one GPU per rank only id 0 would exist.
-        return False, f"the command names GPU ids: --gpu {rargs.gpu}"
-    return True, ""
+def _old_gpu_bind_setting(env: Mapping[str, str]) -> str | None:
+    """RELION_LAUNCH_GPU_BIND asked for the one-GPU-per-rank binding that relion-launch no longer does."""
+    setting = env.get("RELION_LAUNCH_GPU_BIND", "").strip()
+    if not setting or setting.lower() in FALSE_WORDS:
+        return None
+    return (
+        f"RELION_LAUNCH_GPU_BIND={setting} has no effect: every rank sees all the GPUs Slurm gave its node and "
+        "RELION maps them (one GPU per rank made relion_refine_mpi count one GPU shared by all workers of a node "
+        "and give each 1/K of its memory); unset it"
+    )
 
 
 # -------------------------------------------------------------------------------------------------- planning
 
 
 def make_plan(inv: Invocation, env: Mapping[str, str], rargs: RelionArgs, hostfile: str) -> Plan:
-    bind, off_reason = _gpu_bind_choice(inv, env, rargs)
+    old = _old_gpu_bind_setting(env)
+    if old:
+        inv.warnings.append(old)
     mode = inv.mode or env.get("RELION_LAUNCH_MODE", "").strip() or "auto"
     if mode not in MODE_CHOICES:
         raise UsageError(f"--mode {mode!r}: choose one of {', '.join(MODE_CHOICES)}")
     if env.get("SLURM_JOB_ID", "").strip():
         options = LayoutOptions(
             mode=mode,
-            gpu_bind=bind,
             ntasks=inv.ntasks,
             srun_options=tuple(inv.srun_options),
             command=tuple(inv.command),
             hostfile_path=hostfile,
-            gpu_bind_off_reason=off_reason,
         )
-        plan = plan_layout(env, options)
-        if plan.mode is Mode.HOMOGENEOUS_PLUS_ONE and plan.gpu_bound and rargs.program != "relion_refine_mpi":
-            plan = _with_warning(
-                plan,
-                f"homogeneous+1 suits relion_refine_mpi, whose rank 0 does no GPU work; rank 0 of "
-                f"{rargs.program} gets no GPU here (use --mode homogeneous if it needs one)",
-            )
-        return plan
+        return plan_layout(env, options)
     if inv.srun_options:
         inv.warnings.append(f"ignoring srun options outside a Slurm job (no SLURM_JOB_ID): {inv.srun_options}")
     np_raw = env.get("RELION_LAUNCH_NP", "").strip()
@@ -65,47 +58,38 @@ def make_plan(inv: Invocation, env: Mapping[str, str], rargs: RelionArgs, hostfi
     return plan_local(env, LayoutOptions(command=tuple(inv.command), mpirun=mpirun), ranks)
 
 
-def _with_warning(plan: Plan, warning: str) -> Plan:
-    from dataclasses import replace
-
-    return replace(plan, warnings=(*plan.warnings, warning))
-
-
-def _describe_argv(argv: Sequence[str]) -> str:
-    """shlex-quoted argv with the GPU-bind wrapper (/bin/sh -c SCRIPT argv0 leader) shown as one token."""
-    words = list(argv)
-    if GPU_BIND_SCRIPT not in words:
-        return shlex.join(words)
-    pos = words.index(GPU_BIND_SCRIPT)
-    token = f"<gpu-bind wrapper: /bin/sh -c ..., leader={words[pos + 2] or 'none'}>"
-    return f"{shlex.join(words[: pos - 2])} {token} {shlex.join(words[pos + 3 :])}"
-
-
-def _rank_node(plan: Plan, rank: int) -> str | None:
+def plan_gpus(plan: Plan, rargs: RelionArgs) -> GpuUse:
+    """RELION's own GPU mapping for this plan (outside Slurm the node's GPUs are unknown: nothing to predict)."""
     if plan.mode is Mode.LOCAL:
-        return "(this node)"
-    if plan.hostfile_lines:
-        return plan.hostfile_lines[rank]
-    if plan.mode is Mode.HOMOGENEOUS:
-        return plan.nodes[rank // plan.ranks_per_node[0]]
-    return None
+        return GpuUse("", None)
+    return gpu_use(rargs, plan.rank_nodes(), plan.gpus)
 
 
-def _rank_row(plan: Plan, rank: int) -> str:
-    g = plan.rank_gpus[rank]
-    gpu = "all (RELION maps)" if g is None else ("none (leader)" if g == "" else g)
-    if not plan.gpus and g is None:
-        gpu = "-"
-    return f"  rank {rank:<6} {_rank_node(plan, rank) or '(Slurm decides)':<16} GPU {gpu}"
+def _rank_gpu(plan: Plan, use: GpuUse, rank: int) -> str:
+    """What the plan shows for one rank: the GPU ids (as CUDA_VISIBLE_DEVICES lists them) RELION will use."""
+    if not plan.gpus:
+        return "-"
+    if use.rank_devices is None:
+        return "all visible (RELION maps)"
+    devices = use.rank_devices[rank]
+    if not devices:
+        return "none (leader)"
+    n = len(plan.gpus)
+    return ",".join(plan.gpus[d] if d < n else f"<device {d}: not on the node>" for d in devices)
 
 
-def format_plan(plan: Plan, rargs: RelionArgs, limit: int = 64) -> str:
+def _rank_row(plan: Plan, use: GpuUse, nodes: Sequence[str] | None, rank: int) -> str:
+    node = nodes[rank] if nodes is not None else "(Slurm decides)"
+    return f"  rank {rank:<6} {node:<16} GPU {_rank_gpu(plan, use, rank)}"
+
+
+def format_plan(plan: Plan, rargs: RelionArgs, use: GpuUse, limit: int = 64) -> str:
     """The plan as text; long rank and hostfile lists are clipped, and only the rows shown are formatted."""
     out = [
         f"mode:      {plan.mode}",
         f"reason:    {plan.reason}",
         f"ranks:     {plan.ranks}",
-        f"argv:      {_describe_argv(plan.argv)}",
+        f"argv:      {shlex.join(plan.argv)}",
     ]
     if plan.env_set:
         out.append("env set:   " + " ".join(f"{k}={v}" for k, v in plan.env_set.items()))
@@ -114,17 +98,20 @@ def format_plan(plan: Plan, rargs: RelionArgs, limit: int = 64) -> str:
     if plan.nodes:
         out.append(f"nodes:     {len(plan.nodes)} ({compress_counts(plan.tasks_allocated)} tasks of room)")
     if plan.gpus:
-        source = f" (from {plan.gpu_source}, as each rank's GPU binder reads it)" if plan.gpu_source else ""
+        source = f" (from {plan.gpu_source}; every rank sees all of them)" if plan.gpu_source else ""
         out.append(f"node GPUs: {','.join(plan.gpus)}{source}")
-    out.append(f"summary:   {summary_line(plan, rargs, None)}")
-    for w in plan.warnings:
+    if use.rule:
+        out.append(f"GPU map:   {use.rule}")
+    out.append(f"summary:   {summary_line(plan, rargs, None, use)}")
+    for w in (*plan.warnings, *use.warnings):
         out.append(f"warning:   {w}")
     if plan.hostfile_lines:
         lines = plan.hostfile_lines
         out.append(f"hostfile ({len(lines)} lines):")
         out.extend(_clipped(len(lines), limit, lambda i: f"  {lines[i]}"))
     out.append("rank -> node, GPU:")
-    out.extend(_clipped(plan.ranks, limit, lambda r: _rank_row(plan, r)))
+    nodes = plan.rank_nodes()
+    out.extend(_clipped(plan.ranks, limit, lambda r: _rank_row(plan, use, nodes, r)))
     return "\n".join(out)
 
 
@@ -136,19 +123,36 @@ def _clipped(count: int, limit: int, row: Callable[[int], str]) -> list[str]:
     return [*map(row, head), f"  ... ({count - len(head) - len(tail)} more)", *map(row, tail)]
 
 
-def summary_line(plan: Plan, rargs: RelionArgs, scratch: str | None) -> str:
+def _gpu_summary(plan: Plan, use: GpuUse) -> str:
+    """GPUs/rank: what RELION will use of the node's GPUs that every rank sees."""
+    n = len(plan.gpus)
+    if not n:
+        return "none"
+    if use.rank_devices is None:
+        return f"all {n} visible (RELION maps)"
+    counts = sorted({len(d) for d in use.rank_devices if d})
+    if not counts:
+        return f"none of {n}"
+    text = (str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}") + f" of {n} visible"
+    notes = ["leader none"] if plan.leader_node and not use.rank_devices[0] else []
+    nodes = plan.rank_nodes()
+    if nodes is not None:
+        idle = max(n - len([d for d in used if d < n]) for used in node_devices_used(use, nodes).values())
+        if idle:
+            notes.append(f"{idle} idle per node")
+    if use.shared:
+        notes.append(f"{use.shared} shared")
+    return text + (f" ({', '.join(notes)})" if notes else "")
+
+
+def summary_line(plan: Plan, rargs: RelionArgs, scratch: str | None, use: GpuUse) -> str:
     if plan.mode is Mode.HOMOGENEOUS_PLUS_ONE:
         per_node = compress_counts(plan.ranks_per_node)
     elif plan.ranks_per_node:
         per_node = compress_counts(plan.ranks_per_node)
     else:
         per_node = "Slurm decides"
-    if plan.gpu_bound:
-        gpus = "1 (leader none)" if plan.leader_node else "1"
-    elif plan.gpus:
-        gpus = f"RELION maps {len(plan.gpus)} per node"
-    else:
-        gpus = "none"
+    gpus = _gpu_summary(plan, use)
     threads = str(rargs.threads) if rargs.threads is not None else "1 (no --j)"
     parts = [
         f"{PROG}: {plan.mode}",

@@ -1,13 +1,15 @@
-"""Checks before the step starts: local CPUs, threads per rank against the allocation, room for --scratch_dir."""
+"""Checks before the step starts: local CPUs, threads per rank against the allocation, room for --scratch_dir, and
+the relion_python_* programs the command needs."""
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+import shutil
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from ..errors import UsageError
+from ..errors import CommandError, UsageError
 from .invocation import RelionArgs
 from .layout import (
     Plan,
@@ -94,4 +96,42 @@ def scratch_check(rargs: RelionArgs, cwd: Path) -> tuple[str | None, list[str]]:
     return text, []
 
 
-# --------------------------------------------------------------------------------------------------- running
+# RELION 5 runs these from RELION's conda environment, by name from PATH (src/pipeline_jobs.cpp): ModelAngelo's and
+# DynaMight's jobs start relion_python_modelangelo / relion_python_dynamight themselves (the job's command), and
+# relion_refine --blush popen()s "relion_python_blush <star> ..." at every reconstruction (src/backprojector.cpp
+# BackProjector::externalReconstruct; the arguments from src/ml_optimiser.cpp MlOptimiser::initialiseGeneral).
+# Blush fails only when the first reconstruction ends (hours in); users meet it when the conda environment is not
+# on the compute nodes' PATH (3dem/relion issues 1214, 910).
+PYTHON_PREFIX = "relion_python_"
+BLUSH = ("--blush", "relion_python_blush", ("relion_refine", "relion_refine_mpi"))
+
+
+def _found(program: str, path: str | None) -> bool:
+    if "/" in program:
+        return os.path.isfile(program) and os.access(program, os.X_OK)
+    return shutil.which(program, path=path) is not None
+
+
+def python_programs(command: Sequence[str], rargs: RelionArgs) -> list[tuple[str, str]]:
+    """(program, why the job needs it) for each relion_python_* program the command will run."""
+    needed: list[tuple[str, str]] = []
+    if command and rargs.program.startswith(PYTHON_PREFIX):
+        needed.append((command[0], "the job's command"))
+    flag, blush, runners = BLUSH
+    if rargs.program in runners and flag in rargs.flags:
+        needed.append((blush, f"{rargs.program} {flag} runs it for every reconstruction"))
+    return needed
+
+
+def check_python_programs(command: Sequence[str], rargs: RelionArgs, env: Mapping[str, str]) -> None:
+    """A CommandError (exit 69; relion-launch then writes RELION_JOB_EXIT_FAILURE) for the first one missing.
+
+    The PATH checked is the batch step's, which srun passes on to every rank (its default --export=ALL).
+    """
+    for program, why in python_programs(command, rargs):
+        if not _found(program, env.get("PATH")):
+            raise CommandError(
+                f"{program} ({why}) is not on PATH inside the job: it must be on PATH on the compute nodes "
+                "(load RELION's module or conda environment in the queue template before the launcher line, "
+                "or give its full path in the job's executable box)"
+            )
