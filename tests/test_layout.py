@@ -1,8 +1,7 @@
-"""Pure layout tests: the job's Slurm environment in, a plan out. No processes except the /bin/sh GPU binder."""
+"""Pure layout tests: the job's Slurm environment in, a plan out, and RELION's GPU mapping for that plan."""
 
 from __future__ import annotations
 
-import subprocess
 from collections import Counter
 
 import hostlist
@@ -11,10 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from relion_qsub.errors import LayoutError
+from relion_qsub.launch.gpumap import GpuUse, gpu_use
+from relion_qsub.launch.invocation import relion_args
 from relion_qsub.launch.layout import (
-    GPU_BIND_ARGV0,
-    GPU_BIND_SCRIPT,
-    GPU_SOURCES,
     HOSTFILE_PLACEHOLDER,
     MAX_RANKS,
     LayoutOptions,
@@ -73,6 +71,17 @@ def plan(env: dict[str, str], **opts: object) -> Plan:
     return plan_layout(env, LayoutOptions(command=CMD, **opts))  # type: ignore[arg-type]
 
 
+def relion_map(p: Plan, command: tuple[str, ...] = CMD) -> GpuUse:
+    return gpu_use(relion_args(command), p.rank_nodes(), p.gpus)
+
+
+def relion_gpus(p: Plan, command: tuple[str, ...] = CMD) -> tuple[str, ...]:
+    """The GPU ids each rank of relion_refine_mpi (automatic mapping, --j 2) will use, "" for none."""
+    use = relion_map(p, command)
+    assert use.rank_devices is not None
+    return tuple(",".join(p.gpus[d] for d in devices) for devices in use.rank_devices)
+
+
 def srun_n(p: Plan) -> int:
     argv = list(p.argv)
     return int(argv[argv.index("-n") + 1])
@@ -87,7 +96,8 @@ def test_biowulf_example_two_gpu_nodes_five_tasks_each() -> None:
     assert p.hostfile_lines == ("cn1",) * 5 + ("cn2",) * 4
     assert p.ranks == 9 == srun_n(p)
     assert p.ranks_per_node == (5, 4)
-    assert p.rank_gpus == ("", "0", "1", "2", "3", "0", "1", "2", "3")
+    assert relion_gpus(p) == ("", "0", "1", "2", "3", "0", "1", "2", "3")
+    assert relion_map(p).warnings == ()
     assert p.leader_node == "cn1"
     assert "running 9 ranks (1 leader + 2 nodes × 4 workers) of the 10 tasks allocated" in p.reason
     assert "1 task slot stays idle" in p.reason
@@ -132,7 +142,7 @@ def test_single_gpu_node_odd_tasks_leader_gets_no_gpu() -> None:
     p = plan(slurm_env(1, 5))
     assert p.mode is Mode.HOMOGENEOUS_PLUS_ONE
     assert p.hostfile_lines == ("cn1",) * 5
-    assert p.rank_gpus == ("", "0", "1", "2", "3")
+    assert relion_gpus(p) == ("", "0", "1", "2", "3")
     assert "1 leader + 1 node × 4 workers" in p.reason
 
 
@@ -145,28 +155,36 @@ def test_capacity_too_small_for_plus_one_falls_back() -> None:
         plan(env, mode="homogeneous+1")
 
 
-def test_workers_share_gpus_round_robin_when_more_workers_than_gpus() -> None:
+def test_more_workers_than_gpus_relion_shares_them_in_blocks() -> None:
+    # MlOptimiserMpi::initialise, 6 followers on a node with 2 devices: dev = 2*((r-1)%6) / 6 -> 0,0,0,1,1,1
     p = plan(slurm_env(2, 7, gpus="0,1"))
-    assert p.rank_gpus == ("", "0", "1", "0", "1", "0", "1", "0", "1", "0", "1", "0", "1")
-    assert "6 workers share the 2 GPUs" in p.reason
+    assert relion_gpus(p) == ("", *("0", "0", "0", "1", "1", "1") * 2)
+    use = relion_map(p)
+    assert use.shared == 4 and len(use.warnings) == 4
+    assert use.warnings[0].startswith("Device 0 on cn1 (GPU 0) would be shared by 3 ranks (1, 2, 3): ")
+    assert "relion_refine_mpi gives each of them 1/3 of its memory" in use.warnings[0]
+    assert "every rank sees the 2 GPUs Slurm gave its node and RELION maps them" in p.reason
 
 
-def test_idle_gpus_are_reported() -> None:
+def test_fewer_workers_than_gpus_leave_gpus_idle() -> None:
     p = plan(slurm_env(2, 3))
-    assert p.rank_gpus == ("", "0", "1", "0", "1")
-    assert "2 of the 4 GPUs of each node stay idle" in p.reason
+    # 2 followers per node, 4 devices: with --j 2 each thread gets its own device (4*(j*2+i)/4), with --j 1
+    # the followers get 4*j/2 = devices 0 and 2, and 1 and 3 stay idle
+    assert relion_gpus(p) == ("", "0,1", "2,3", "0,1", "2,3")
+    assert relion_gpus(p, ("relion_refine_mpi", "--gpu", "")) == ("", "0", "2", "0", "2")
+    assert relion_map(p).warnings == ()
 
 
 def test_gpu_ids_from_slurm_gpus_on_node_alone() -> None:
     env = slurm_env(2, 5, gpus=None, SLURM_GPUS_ON_NODE="4")
     p = plan(env)
     assert p.mode is Mode.HOMOGENEOUS_PLUS_ONE
-    assert p.rank_gpus[1:5] == ("0", "1", "2", "3")
+    assert relion_gpus(p)[1:5] == ("0", "1", "2", "3")
 
 
 def test_gpu_ids_follow_the_jobs_list_not_zero_based() -> None:
     p = plan(slurm_env(2, 3, gpus="2,3"))
-    assert p.rank_gpus == ("", "2", "3", "2", "3")
+    assert relion_gpus(p) == ("", "2", "3", "2", "3")
 
 
 def test_gpu_ids_prefer_what_cuda_sees() -> None:
@@ -174,7 +192,7 @@ def test_gpu_ids_prefer_what_cuda_sees() -> None:
     env = slurm_env(2, 3, gpus="2,3", CUDA_VISIBLE_DEVICES="0,1")
     p = plan(env)
     assert p.gpus == ("0", "1") and p.gpu_source == "CUDA_VISIBLE_DEVICES"
-    assert p.rank_gpus == ("", "0", "1", "0", "1")
+    assert relion_gpus(p) == ("", "0", "1", "0", "1")
     assert gpu_ids({"SLURM_STEP_GPUS": "5", "SLURM_JOB_GPUS": "4,5"}) == (("5",), "SLURM_STEP_GPUS")
     assert gpu_ids({"CUDA_VISIBLE_DEVICES": "NoDevFiles", "SLURM_JOB_GPUS": "1", "SLURM_GPUS_ON_NODE": "2"}) == (
         ("0", "1"),
@@ -184,12 +202,11 @@ def test_gpu_ids_prefer_what_cuda_sees() -> None:
     assert gpu_ids({}) == ((), "")
 
 
-def test_gpu_bind_off_keeps_hostfile_but_binds_nothing() -> None:
-    p = plan(slurm_env(2, 5), gpu_bind=False, gpu_bind_off_reason="--no-gpu-bind")
-    assert p.mode is Mode.HOMOGENEOUS_PLUS_ONE and len(p.hostfile_lines) == 9
-    assert p.rank_gpus == (None,) * 9 and not p.gpu_bound
-    assert GPU_BIND_SCRIPT not in p.argv
-    assert "GPU binding is off (--no-gpu-bind)" in p.reason
+def test_the_command_runs_unwrapped_every_rank_sees_the_nodes_gpus() -> None:
+    for env in (slurm_env(2, 5), slurm_env(2, 4), slurm_env(2, None, ntasks=7, tasks_per_node="6,1")):
+        p = plan(env)
+        assert p.argv[-len(CMD) :] == CMD and "/bin/sh" not in p.argv
+        assert "CUDA_VISIBLE_DEVICES" not in (*p.env_set, *p.env_unset)
 
 
 def test_thousand_nodes_plus_one() -> None:
@@ -224,15 +241,20 @@ def test_even_gpu_tasks_per_node_is_homogeneous_one_gpu_each() -> None:
     p = plan(slurm_env(2, 4))
     assert p.mode is Mode.HOMOGENEOUS
     assert p.hostfile_lines == () and p.ranks == 8
-    assert p.rank_gpus == ("0", "1", "2", "3", "0", "1", "2", "3")
+    # relion_refine_mpi --j 1: cn1 has followers 1-3 (4*j/3 -> 0,1,2), cn2 followers 4-7 ((r-1)%4 = 3,0,1,2)
+    assert relion_gpus(p, ("relion_refine_mpi", "--gpu", "")) == ("", "0", "1", "2", "3", "0", "1", "2")
+    # --j 2 on cn1: threads of follower j get 4*(2j+i)/6, so followers 2 and 3 both use device 2
+    assert relion_gpus(p) == ("", "0", "1,2", "2,3", "3", "0", "1", "2")
+    assert relion_map(p).shared == 1
+    assert relion_map(p).warnings[0].startswith("Device 2 on cn1 (GPU 2) would be shared by 2 ranks (2, 3)")
     assert p.argv[:7] == ("srun", "-K1", "-N", "2", "--ntasks-per-node=4", "-n", "8")
     assert p.env_set == {} and p.env_unset == ()
 
 
 def test_cpu_only_odd_tasks_per_node_is_homogeneous_without_gpus() -> None:
     p = plan(slurm_env(2, 5, gpus=None))
-    assert p.mode is Mode.HOMOGENEOUS and p.ranks == 10
-    assert p.rank_gpus == (None,) * 10 and GPU_BIND_SCRIPT not in p.argv
+    assert p.mode is Mode.HOMOGENEOUS and p.ranks == 10 and p.gpus == ()
+    assert relion_map(p).rank_devices is None and "RELION stops" in relion_map(p).warnings[0]
 
 
 def test_two_tasks_per_node_is_never_plus_one() -> None:
@@ -249,7 +271,7 @@ def test_forced_homogeneous_needs_uniform_tasks() -> None:
 def test_forced_plus_one_with_even_tasks_per_node() -> None:
     p = plan(slurm_env(2, 4), mode="homogeneous+1")
     assert p.mode is Mode.HOMOGENEOUS_PLUS_ONE and p.ranks == 7
-    assert p.rank_gpus == ("", "0", "1", "2", "0", "1", "2")
+    assert relion_gpus(p, ("relion_refine_mpi", "--gpu", "")) == ("", "0", "1", "2", "0", "1", "2")
 
 
 # ------------------------------------------------------------------------------------------------ heterogeneous
@@ -266,8 +288,9 @@ def test_ragged_cpu_job_is_heterogeneous_plain_srun() -> None:
 
 def test_ragged_gpu_job_lets_relion_map_gpus() -> None:
     p = plan(slurm_env(2, None, ntasks=7, tasks_per_node="6,1"))
-    assert p.mode is Mode.HETEROGENEOUS and not p.gpu_bound
-    assert "RELION maps the GPUs itself" in p.reason
+    assert p.mode is Mode.HETEROGENEOUS and p.rank_nodes() is None
+    assert "every rank sees the 4 GPUs Slurm gave its node and RELION maps them" in p.reason
+    assert relion_map(p) == GpuUse("", None)  # Slurm places the ranks: nothing to predict
 
 
 def test_exclusive_without_ntasks_runs_one_rank_per_node_and_warns() -> None:
@@ -440,99 +463,6 @@ def test_plan_local() -> None:
         plan_local({}, LayoutOptions(command=("relion_refine",)), 2)
 
 
-# ------------------------------------------------------------------------------------------------ the GPU binder
-
-
-def binder_gpu(p: Plan, rank: int, node: str, local_id: int, node_gpus: str) -> str:
-    """Run the plan's /bin/sh binder as one rank would and return the CUDA_VISIBLE_DEVICES it execs with."""
-    argv = list(p.argv)
-    pos = argv.index(GPU_BIND_SCRIPT)
-    assert argv[pos - 2 : pos] == ["/bin/sh", "-c"] and argv[pos + 1] == GPU_BIND_ARGV0
-    leader = argv[pos + 2]
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "SLURM_PROCID": str(rank),
-        "SLURM_LOCALID": str(local_id),
-        "SLURMD_NODENAME": node,
-        "CUDA_VISIBLE_DEVICES": node_gpus,
-        "SLURM_STEP_GPUS": node_gpus,
-    }
-    script = 'printf %s "${CUDA_VISIBLE_DEVICES-unset}"'
-    out = subprocess.run(
-        ["/bin/sh", "-c", GPU_BIND_SCRIPT, GPU_BIND_ARGV0, leader, "/bin/sh", "-c", script],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return out.stdout
-
-
-def binder_gpu_in(p: Plan, rank: int, node: str, local_id: int, env: dict[str, str]) -> str:
-    """The binder run as one rank of the step whose GPU variables are those of ``env`` (unset when absent)."""
-    argv = list(p.argv)
-    leader = argv[argv.index(GPU_BIND_SCRIPT) + 2]
-    step = {k: v for k, v in env.items() if k in (*GPU_SOURCES, "SLURM_GPUS_ON_NODE")}
-    step.update(PATH="/usr/bin:/bin", SLURM_PROCID=str(rank), SLURM_LOCALID=str(local_id), SLURMD_NODENAME=node)
-    script = 'printf %s "${CUDA_VISIBLE_DEVICES-unset}"'
-    out = subprocess.run(
-        ["/bin/sh", "-c", GPU_BIND_SCRIPT, GPU_BIND_ARGV0, leader, "/bin/sh", "-c", script],
-        env=step,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return out.stdout
-
-
-_GPU_VALUES = st.sampled_from(["", "0,1,2,3", "2,3", "0,1", "NoDevFiles", "7", "1,,2", " 0 , 1", ","])
-
-
-@settings(max_examples=60, deadline=None)
-@given(
-    st.fixed_dictionaries({name: st.none() | _GPU_VALUES for name in GPU_SOURCES}),
-    st.sampled_from([None, "", "0", "2", "4", " 3"]),
-)
-def test_property_plan_and_binder_read_the_same_gpus(sources: dict[str, str | None], on_node: str | None) -> None:
-    """One order of preference: whatever the GPU variables say, the plan shows what each rank binds."""
-    env = slurm_env(2, 5, gpus=None)
-    env.update({k: v for k, v in sources.items() if v is not None})
-    if on_node is not None:
-        env["SLURM_GPUS_ON_NODE"] = on_node
-    p = plan(env)
-    if not p.gpus:
-        assert p.mode is Mode.HOMOGENEOUS and not p.gpu_bound  # nothing to bind, no binder in argv
-        return
-    local: Counter[str] = Counter()
-    for rank, node in enumerate(p.hostfile_lines):
-        assert binder_gpu_in(p, rank, node, local[node], env) == p.rank_gpus[rank], (rank, env)
-        local[node] += 1
-
-
-@pytest.mark.parametrize(("nodes", "k", "gpus"), [(2, 5, "0,1,2,3"), (3, 3, "0,1,2,3"), (2, 7, "0,1"), (1, 5, "2,3")])
-def test_sh_binder_agrees_with_the_plan_plus_one(nodes: int, k: int, gpus: str) -> None:
-    p = plan(slurm_env(nodes, k, gpus=gpus))
-    local: Counter[str] = Counter()
-    for rank, node in enumerate(p.hostfile_lines):
-        got = binder_gpu(p, rank, node, local[node], gpus)
-        local[node] += 1
-        assert got == p.rank_gpus[rank], (rank, node)
-
-
-def test_sh_binder_agrees_with_the_plan_homogeneous() -> None:
-    p = plan(slurm_env(2, 4))
-    for rank in range(p.ranks):
-        assert binder_gpu(p, rank, p.nodes[rank // 4], rank % 4, "0,1,2,3") == p.rank_gpus[rank]
-
-
-def test_sh_binder_uses_the_step_list_and_leaves_gpu_less_ranks_alone() -> None:
-    p = plan(slurm_env(2, 5))
-    # a node whose step sees other GPU ids (shared node): the worker picks from what it sees
-    assert binder_gpu(p, 6, "cn2", 1, "4,5,6,7") == "5"
-    # no GPU visible on that node: nothing to bind, the variable stays as it was
-    assert binder_gpu(p, 6, "cn2", 1, "") == ""
-
-
 # ------------------------------------------------------------------------------------------------ properties
 
 
@@ -552,7 +482,7 @@ def test_property_ranks_equal_hostfile_lines(job: tuple[dict[str, str], int, int
     p = plan(env, mode=mode)
     if p.hostfile_lines:
         assert p.ranks == len(p.hostfile_lines) == srun_n(p) == 1 + nodes * (k - 1)
-        assert len(p.rank_gpus) == p.ranks
+        assert p.rank_nodes() == p.hostfile_lines
     else:
         assert p.mode is Mode.HOMOGENEOUS and p.ranks == nodes * k
     if mode == "auto":
@@ -570,24 +500,28 @@ def test_property_leader_alone_extra_on_first_node(job: tuple[dict[str, str], in
     assert counts[first] == k
     assert all(counts[n] == k - 1 for n in p.nodes[1:])
     assert list(counts) == list(p.nodes)  # node order kept, each node's lines contiguous
-    assert p.rank_gpus[0] == ""
+    assert relion_gpus(p)[0] == ""
 
 
 @settings(max_examples=200, deadline=None)
 @given(gpu_jobs())
-def test_property_each_worker_one_distinct_gpu_per_node(job: tuple[dict[str, str], int, int, int]) -> None:
+def test_property_relion_gives_each_worker_its_own_gpu_when_they_fit(job: tuple[dict[str, str], int, int, int]) -> None:
+    """homogeneous+1, --j 1: RELION's automatic mapping gives the k-1 workers of every node distinct devices when
+    k-1 <= GPUs, and uses every GPU (sharing, which the plan warns about) when there are more workers."""
     env, _, k, ngpus = job
     p = plan(env, mode="homogeneous+1")
-    by_node: dict[str, list[str | None]] = {}
-    for rank in range(1, p.ranks):
-        by_node.setdefault(p.hostfile_lines[rank], []).append(p.rank_gpus[rank])
+    command = ("relion_refine_mpi", "--gpu", "")
+    use = relion_map(p, command)
+    by_node: dict[str, list[str]] = {}
+    for rank, gpu in enumerate(relion_gpus(p, command)[1:], start=1):
+        by_node.setdefault(p.hostfile_lines[rank], []).append(gpu)
     for gpus in by_node.values():
-        assert len(gpus) == k - 1
-        assert all(g is not None and g != "" for g in gpus)
+        assert len(gpus) == k - 1 and "" not in gpus
         if k - 1 <= ngpus:
             assert len(set(gpus)) == len(gpus)  # distinct
         else:
-            assert set(gpus) == {str(g) for g in range(ngpus)}  # shared round-robin, all used
+            assert set(gpus) == {str(g) for g in range(ngpus)}  # all used
+    assert (use.shared == 0) == (k - 1 <= ngpus)
 
 
 @settings(max_examples=100, deadline=None)

@@ -186,8 +186,8 @@ def gpu_use(rargs: RelionArgs, rank_nodes: Sequence[str] | None, gpus: Sequence[
     if problems:
         return GpuUse(rule, None, tuple(problems))
     warnings = _out_of_range(devices, len(gpus), rargs)
-    split = _shared(devices, rank_nodes, gpus, rargs)
-    return GpuUse(rule, tuple(devices), (*warnings, *split), len(split))
+    shared, split = _shared(devices, rank_nodes, gpus, rargs)
+    return GpuUse(rule, tuple(devices), (*warnings, *split), shared)
 
 
 def _no_gpus(rargs: RelionArgs) -> str:
@@ -212,8 +212,11 @@ def _out_of_range(devices: Sequence[Devices], ndev: int, rargs: RelionArgs) -> l
     ]
 
 
-def _shared(devices: Sequence[Devices], rank_nodes: Sequence[str], gpus: Sequence[str], rargs: RelionArgs) -> list[str]:
-    """One warning per device two ranks would share: "Device <CUDA index> on <node>", as RELION identifies it."""
+def _shared(
+    devices: Sequence[Devices], rank_nodes: Sequence[str], gpus: Sequence[str], rargs: RelionArgs
+) -> tuple[int, list[str]]:
+    """(how many, warnings) for the devices two ranks would share: "Device <CUDA index> on <node>", as RELION
+    identifies a device; one warning each, the first few only."""
     users: dict[tuple[str, int], list[int]] = {}
     for rank, ids in enumerate(devices):
         for d in ids:
@@ -228,8 +231,8 @@ def _shared(devices: Sequence[Devices], rank_nodes: Sequence[str], gpus: Sequenc
             what += f": relion_refine_mpi gives each of them 1/{len(ranks)} of its memory"
         out.append(what + "; fewer ranks per node (or more GPUs) gives each rank its own GPU")
     if len(out) > _SHOWN:
-        return [*out[:_SHOWN], f"... and {len(out) - _SHOWN} more GPUs would be shared the same way"]
-    return out
+        return len(out), [*out[:_SHOWN], f"... and {len(out) - _SHOWN} more GPUs would be shared the same way"]
+    return len(out), out
 
 
 _SHOWN = 4  # shared-GPU warnings shown one by one; a plan of thousands of nodes says the rest in one line

@@ -134,7 +134,7 @@ def _gpu_summary(plan: Plan, use: GpuUse) -> str:
     if not counts:
         return f"none of {n}"
     text = (str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}") + f" of {n} visible"
-    notes = ["leader none"] if plan.leader_node and not use.rank_devices[0] else []
+    notes = ["leader none"] if not use.rank_devices[0] else []
     nodes = plan.rank_nodes()
     if nodes is not None:
         idle = max(n - len([d for d in used if d < n]) for used in node_devices_used(use, nodes).values())
