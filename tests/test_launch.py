@@ -815,3 +815,88 @@ def test_parent_death_is_a_sigterm(tmp_path: Path) -> None:
     while not marker.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert marker.read_text() == "TERM"
+
+
+# ------------------------------------------------------------------------------ RELION 5's Python programs
+
+
+def _stand_in(directory: Path, name: str, body: str) -> Path:
+    directory.mkdir(exist_ok=True)
+    prog = directory / name
+    prog.write_text(f"#!/bin/sh\n{body}\n")
+    prog.chmod(0o755)
+    return prog
+
+
+@pytest.mark.parametrize("spelling", ["--pipeline-control", "--pipeline_control"])
+def test_failing_python_program_with_either_pipeline_control_gets_its_exit_file(
+    local_env: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str], spelling: str
+) -> None:
+    """ModelAngelo and DynaMight pass --pipeline-control (src/pipeline_jobs.cpp prepareFinalCommand,
+    do_dash_for_python): a failed run must still tell RELION, or its GUI shows the job Running for ever."""
+    # stand-in for relion_python_modelangelo: dies as it would when CUDA or a weight file is missing
+    bindir = local_env / "bin"
+    _stand_in(bindir, "relion_python_modelangelo", 'echo "modelangelo: $*" >&2\nexit 1')
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    jobdir = local_env / "ModelAngelo" / "job042"
+    jobdir.mkdir(parents=True)
+    command = ["relion_python_modelangelo", "build", "-d", "0", "-o", "ModelAngelo/job042/", spelling]
+    assert launch.main([*command, "ModelAngelo/job042/"]) == 1
+    assert (jobdir / "RELION_JOB_EXIT_FAILURE").exists()
+    assert "relion_python_modelangelo ended with exit code 1" in (jobdir / "run.err").read_text()
+    capfd.readouterr()
+
+
+def test_relion_args_read_both_pipeline_control_spellings() -> None:
+    assert relion_args(["relion_python_dynamight", "--pipeline-control", "D/job001/"]).pipeline_control == "D/job001/"
+    assert relion_args(["relion_refine", "--pipeline_control", "C/job001/"]).pipeline_control == "C/job001/"
+    assert relion_args(["relion_refine", "--pipeline-controls", "C/"]).pipeline_control is None  # whole words only
+
+
+@pytest.mark.parametrize(
+    ("command", "missing", "why"),
+    [
+        (["relion_python_modelangelo", "build", "-d", "0"], "relion_python_modelangelo", "the job's command"),
+        (["relion_python_dynamight", "optimize-deformations"], "relion_python_dynamight", "the job's command"),
+        (
+            ["relion_refine_mpi", "--o", "Refine3D/job001/run", "--blush", "--gpu", ""],
+            "relion_python_blush",
+            "relion_refine_mpi --blush runs it for every reconstruction",
+        ),
+    ],
+    ids=["modelangelo", "dynamight", "blush"],
+)
+def test_missing_python_program_stops_before_srun_and_tells_relion(
+    fake_srun: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    command: list[str],
+    missing: str,
+    why: str,
+) -> None:
+    monkeypatch.setenv("FAKE_SRUN_MODE", "ok")
+    jobdir = tmp_path / "Class2D" / "job001"
+    assert launch.main([*command, "--pipeline-control", "Class2D/job001/"]) == 69
+    assert not (fake_srun / "argv").exists()  # srun never ran
+    assert (jobdir / "RELION_JOB_EXIT_FAILURE").exists()
+    line = (jobdir / "run.err").read_text()
+    assert line.count("\n") == 1
+    assert (
+        f"relion-launch: error: {missing} ({why}) is not on PATH inside the job: it must be on PATH on the compute"
+        in line
+    )
+    capfd.readouterr()
+
+
+def test_python_programs_on_path_start_and_dry_run_only_warns(
+    fake_srun: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.setenv("FAKE_SRUN_MODE", "ok")
+    blush = ["relion_refine_mpi", "--o", "Refine3D/job001/run", "--blush", "--gpu", "", "--pipeline_control", "x/"]
+    assert launch.main(["--dry-run", *blush]) == 0
+    assert "warning: relion_python_blush (relion_refine_mpi --blush" in capfd.readouterr().err
+    _stand_in(tmp_path / "bin", "relion_python_blush", "echo success")
+    assert launch.main(blush) == 0
+    assert (fake_srun / "argv").read_text().splitlines()[-len(blush) :] == blush
+    capfd.readouterr()
