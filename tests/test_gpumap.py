@@ -63,7 +63,7 @@ def test_refine_trailing_colon_maps_automatically_and_bad_ids_are_reported() -> 
 
 
 def test_refine_without_gpu_flag_or_without_gpus() -> None:
-    assert use_of("relion_refine_mpi", "--j", "4") == GpuUse("", None)  # CPU run: nothing to map
+    assert use_of("relion_refine_mpi", "--j", "4") == GpuUse("", None, unused=True)  # CPU run: nothing to map
     none = use_of("relion_refine_mpi", "--gpu", "", gpus=())
     assert none.rank_devices is None and "the job has none" in none.warnings[0]
 
@@ -78,7 +78,7 @@ def test_autopick_maps_every_rank_modulo_and_needs_one_field_per_rank() -> None:
 
 
 def test_motioncor2_only_with_use_motioncor2_and_takes_all_ids_of_its_field() -> None:
-    assert use_of("relion_run_motioncorr_mpi", "--gpu", "") == GpuUse("", None)  # RELION's own CPU code
+    assert use_of("relion_run_motioncorr_mpi", "--gpu", "") == GpuUse("", None, unused=True)  # RELION's own CPU code
     ids = ":".join(["0,1", "2,3"] * 4)
     use = use_of("relion_run_motioncorr_mpi", "--use_motioncor2", "--gpu", ids, nodes=HOMOGENEOUS)
     assert use.rank_devices == ((0, 1), (2, 3)) * 4

@@ -655,7 +655,7 @@ def test_largest_allowed_plan_is_quick(tmp_path: Path, capfd: pytest.CaptureFixt
     assert time.monotonic() - started < 5
     out = capfd.readouterr().out
     assert "ranks:     998001" in out and len(out.splitlines()) < 200
-    assert "  rank 998000 cn1000           GPU all visible (RELION maps)" in out  # no --gpu: nothing predicted
+    assert "  rank 998000 cn1000           GPU all visible (unused: CPU run)" in out  # no --gpu
 
 
 def test_usage_errors_are_one_line_with_sysexits(

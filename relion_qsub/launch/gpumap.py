@@ -43,6 +43,7 @@ class GpuUse:
     rank_devices: tuple[Devices, ...] | None  # per rank; None: unknown (Slurm places the ranks, or not modelled)
     warnings: tuple[str, ...] = ()
     shared: int = 0  # devices used by more than one rank of one node
+    unused: bool = False  # a RELION GPU program run without its GPU option (CPU code): it uses none
 
 
 def untangle(gpu_ids: str) -> tuple[list[list[str]], str]:
@@ -157,6 +158,12 @@ _GCTF = _modulo_mapper(lambda g: _starts_with_digit(untangle(g)[1]), False, "ctf
 Mapper = Callable[[Sequence[str], int, RelionArgs], tuple[list[Devices], str, list[str]]]
 
 
+# The programs whose GPU mapping _mapper models (each uses GPUs only with the option it checks).
+GPU_PROGRAMS = frozenset(
+    {"relion_refine_mpi", "relion_autopick_mpi", "relion_run_motioncorr_mpi", "relion_run_ctffind_mpi"}
+)
+
+
 def _mapper(rargs: RelionArgs) -> Mapper | None:
     """The program's mapping when it will use GPUs (the flag that turns its GPU code on is in the command)."""
     if rargs.program == "relion_refine_mpi" and rargs.gpu is not None:
@@ -177,7 +184,7 @@ def gpu_use(rargs: RelionArgs, rank_nodes: Sequence[str] | None, gpus: Sequence[
     """RELION's mapping for ranks placed on ``rank_nodes`` (None: Slurm places them) with ``gpus`` on every node."""
     mapper = _mapper(rargs)
     if mapper is None:
-        return GpuUse("", None)
+        return GpuUse("", None, unused=rargs.program in GPU_PROGRAMS)
     if not gpus:
         return GpuUse("", None, (_no_gpus(rargs),))
     if rank_nodes is None:

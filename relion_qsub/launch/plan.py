@@ -70,7 +70,7 @@ def _rank_gpu(plan: Plan, use: GpuUse, rank: int) -> str:
     if not plan.gpus:
         return "-"
     if use.rank_devices is None:
-        return "all visible (RELION maps)"
+        return "all visible (unused: CPU run)" if use.unused else "all visible (RELION maps)"
     devices = use.rank_devices[rank]
     if not devices:
         return "none (leader)"
@@ -129,7 +129,7 @@ def _gpu_summary(plan: Plan, use: GpuUse) -> str:
     if not n:
         return "none"
     if use.rank_devices is None:
-        return f"all {n} visible (RELION maps)"
+        return f"all {n} visible " + ("(unused: CPU run)" if use.unused else "(RELION maps)")
     counts = sorted({len(d) for d in use.rank_devices if d})
     if not counts:
         return f"none of {n}"
