@@ -41,7 +41,7 @@ def test_demo_runs_relion_class2d_end_to_end(tmp_path: Path) -> None:
     assert "relion-qsub: fixed: line 13: merged 2 --gres directives into --gres=lscratch:5,gpu:p100:4" in out
     job = re.search(r"Submitted batch job (\d+)", out)
     assert job, out
-    assert "relion-launch: homogeneous+1 | ranks 9 | ranks/node 5,4 | GPUs/rank 1 (leader none)" in out
+    assert "relion-launch: homogeneous+1 | ranks 9 | ranks/node 5,4 | GPUs/rank all 4 visible (unused: CPU run)" in out
     assert "running 9 ranks (1 leader + 2 nodes × 4 workers) of the 10 tasks allocated" in out
     assert "RELION: Number of MPI processes = 9" in out
     assert re.search(r"Slurm: JobState=COMPLETED ExitCode=0:0 .*NodeList=cn\[\d-\d\] NumTasks=10", out), out
