@@ -119,3 +119,43 @@ def test_relion_counts_no_gpu_twice_under_homogeneous_plus_one(tmp_path: Path, g
     summary = run_out.splitlines()[0]
     assert f"| GPUs/rank 1 of {ngpus} visible (leader none" in summary, summary
     assert not (jobdir / "RELION_JOB_EXIT_FAILURE").exists()
+
+
+# ------------------------------------------------------------------------------ RELION 5's Python programs
+
+FAILING_MODELANGELO = """#!/bin/sh
+# stand-in for relion_python_modelangelo: fails the way a missing weight file makes it fail
+echo "modelangelo: no weights" >&2
+exit 1
+"""
+
+
+@pytest.mark.parametrize("present", [False, True], ids=["not-on-path", "fails"])
+def test_modelangelo_job_tells_relion_when_it_cannot_run(tmp_path: Path, present: bool) -> None:
+    """src/pipeline_jobs.cpp (5.0.1) runs ModelAngelo as `relion_python_modelangelo build ... --pipeline-control
+    <jobdir>` (a dash): a program missing from the compute nodes' PATH is refused before srun, and a failed one
+    leaves RELION_JOB_EXIT_FAILURE; either way the GUI stops showing the job Running."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    if present:
+        (bindir / "relion_python_modelangelo").write_text(FAILING_MODELANGELO)
+        (bindir / "relion_python_modelangelo").chmod(0o755)
+    command = "relion_python_modelangelo build -d 0 -o Class2D/job001/ --pipeline-control Class2D/job001/"
+    job = submit(tmp_path, f'PATH="{bindir}:$PATH" {LAUNCHER} {command}\necho launch-rc=$?', "-p", "gpu", "-n1",
+                 "--gres=gpu:p100:1", "--mem-per-cpu=500")  # fmt: skip
+    finished(job)
+    jobdir = tmp_path / "Class2D" / "job001"
+    run_out, run_err = (jobdir / "run.out").read_text(), (jobdir / "run.err").read_text()
+    assert (jobdir / "RELION_JOB_EXIT_FAILURE").exists(), run_out + run_err
+    ours = [line for line in run_err.splitlines() if line.startswith("relion-launch:")]
+    if present:
+        assert "launch-rc=1" in run_out and "modelangelo: no weights" in run_err
+        assert len(ours) == 1 and "rank 0 on cn" in ours[0] and "failed first (Exited with exit code 1)" in ours[0]
+        assert ours[0].endswith("wrote Class2D/job001/RELION_JOB_EXIT_FAILURE"), run_err
+    else:
+        assert "launch-rc=69" in run_out, run_out + run_err
+        assert ours == [
+            "relion-launch: error: relion_python_modelangelo (the job's command) is not on PATH inside the job: it "
+            "must be on PATH on the compute nodes (load RELION's module or conda environment in the queue template "
+            "before the launcher line, or give its full path in the job's executable box)"
+        ], run_err
