@@ -92,9 +92,15 @@ def _refine_mpi(rank_nodes: Sequence[str], ndev: int, rargs: RelionArgs) -> tupl
     automatic = not _starts_with_digit(last)
     devices: list[Devices] = [()]
     problems: list[str] = []
+    auto: dict[tuple[int, int], Devices] = {}  # (slot on the host, followers on it) -> devices: a few per job
     for rank in range(1, len(rank_nodes)):
         if automatic:
-            ids = _refine_auto(rank, on_host[rank_nodes[rank]], ndev, threads)
+            here = on_host[rank_nodes[rank]]
+            key = ((rank - 1) % here, here)
+            if key not in auto:
+                auto[key] = tuple(dict.fromkeys(_refine_auto(rank, here, ndev, threads)))
+            devices.append(auto[key])
+            continue
         else:
             given = _ints(lists[rank - 1])
             if given is None:
@@ -224,14 +230,14 @@ def _shared(
 ) -> tuple[int, list[str]]:
     """(how many, warnings) for the devices two ranks would share: "Device <CUDA index> on <node>", as RELION
     identifies a device; one warning each, the first few only."""
-    users: dict[tuple[str, int], list[int]] = {}
+    counts = Counter((rank_nodes[rank], d) for rank, ids in enumerate(devices) for d in ids if d < len(gpus))
+    users: dict[tuple[str, int], list[int]] = {key: [] for key, n in counts.items() if n > 1}
     for rank, ids in enumerate(devices):
         for d in ids:
-            users.setdefault((rank_nodes[rank], d), []).append(rank)
+            if (rank_nodes[rank], d) in users:
+                users[(rank_nodes[rank], d)].append(rank)
     out: list[str] = []
     for (node, d), ranks in users.items():
-        if len(ranks) < 2 or d >= len(gpus):
-            continue
         shown = ", ".join(map(str, ranks[:6])) + (", ..." if len(ranks) > 6 else "")
         what = f"Device {d} on {node} (GPU {gpus[d]}) would be shared by {len(ranks)} ranks ({shown})"
         if rargs.program == "relion_refine_mpi":

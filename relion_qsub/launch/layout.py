@@ -11,7 +11,7 @@ Three distribution modes (the Biowulf RELION guide, "Understanding MPI Task Dist
   homogeneous     the same number of ranks on every node (``--ntasks-per-node``).
   homogeneous+1   GPU jobs with an odd number k >= 3 of tasks per node: the leader rank (RELION's rank 0,
                   which does no GPU work) runs alone-extra on the first node and k-1 worker ranks run on every
-                  node, one GPU each. That is 1 + N*(k-1) ranks from an allocation of N*k tasks, laid out
+                  node. That is 1 + N*(k-1) ranks from an allocation of N*k tasks, laid out
                   with an arbitrary-distribution hostfile. Every worker sees all of its node's GPUs, and
                   relion_refine_mpi's automatic mapping gives each its own when a node has k-1 GPUs.
 
