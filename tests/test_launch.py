@@ -889,6 +889,16 @@ def test_missing_python_program_stops_before_srun_and_tells_relion(
     capfd.readouterr()
 
 
+def test_python_program_given_by_a_path_that_is_not_there(
+    fake_srun: Path, capfd: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    missing = str(tmp_path / "conda" / "bin" / "relion_python_dynamight")
+    assert launch.main([missing, "optimize-deformations", "--pipeline-control", "Class2D/job001/"]) == 69
+    line = (tmp_path / "Class2D" / "job001" / "run.err").read_text()
+    assert f"relion-launch: error: {missing} (the job's command) is not an executable file on this compute node" in line
+    capfd.readouterr()
+
+
 def test_python_programs_on_path_start_and_dry_run_only_warns(
     fake_srun: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

@@ -129,6 +129,11 @@ def check_python_programs(command: Sequence[str], rargs: RelionArgs, env: Mappin
     The PATH checked is the batch step's, which srun passes on to every rank (its default --export=ALL).
     """
     for program, why in python_programs(command, rargs):
+        if "/" in program and not _found(program, None):
+            raise CommandError(
+                f"{program} ({why}) is not an executable file on this compute node; fix the job's executable box, "
+                "or leave it as RELION's default name and put RELION's conda environment on PATH"
+            )
         if not _found(program, env.get("PATH")):
             raise CommandError(
                 f"{program} ({why}) is not on PATH inside the job: it must be on PATH on the compute nodes "
