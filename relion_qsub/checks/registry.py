@@ -114,7 +114,13 @@ RULES: tuple[Rule, ...] = (
         "the launcher line repeats GUI fields (--mem-per-cpu=XXXextra2XXX): an empty or unfilled value makes srun fail",
         "drop an empty `--mem-per-cpu=` (or one with `XXXextraNXXX` left in) after the launcher on a command line",
     ),
-    Rule("body_placeholder", N, Action.ERROR, "a command with RELION's XXX...XXX left in cannot run"),
+    Rule(
+        "body_placeholder",
+        N,
+        Action.ERROR,
+        "a command with RELION's XXX...XXX left in cannot run",
+        "a command with RELION's `XXX...XXX` left in cannot run",
+    ),
     Rule(
         "memory_conflict",
         N,
@@ -316,17 +322,11 @@ README_END = "<!-- end of policy table -->"
 
 
 def render_policy_table() -> str:
-    """README.md's policy table: every check with its default and what it does, in the order they run."""
-    rows = [
-        "| policy key (rule) | checks | default | what and why |",
-        "|---|---|---|---|",
-        *(
-            f"| `{r.key}` | {'the job against the partition' if r.kind is F else 'the script'} | {r.default} | "
-            f"{r.doc or r.reason} |"
-            for r in RULES
-        ),
-    ]
-    return "\n".join([README_BEGIN, *rows, README_END])
+    """README.md's policy table, between its markers: every check with its default and what it does, in the order
+    they run (tests/test_readme_policy.py keeps README.md in step)."""
+    rows = [f"| `{r.key}` | {r.kind.value} | {r.default} | {r.doc or r.reason} |" for r in RULES]
+    header = ["| policy key (rule) | kind | default | what and why |", "|---|---|---|---|"]
+    return "\n".join([README_BEGIN, *header, *rows, README_END])
 
 
 def reference_rows() -> list[str]:
