@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+from .. import blame
 from ..boxes import Boxes, from_environment
 from ..options import BY_NAME, Parsed
 from ..script import Kind, Line, Script, directive_line
@@ -47,7 +48,7 @@ class Change:
 class Context:
     site: Site
     cli_options: tuple[Parsed, ...] = ()  # sbatch options given on relion-qsub's command line: they win
-    _boxes: Boxes | None = None  # which GUI box filled which line; from the environment on first use
+    given_boxes: Boxes | None = None  # which GUI box filled which line; from the environment on first use
     # The action of every check: the defaults, overridden by the profile's [policy] (validated here).
     policy: dict[str, Action] = field(init=False)
 
@@ -56,9 +57,9 @@ class Context:
 
     @property
     def boxes(self) -> Boxes:
-        if self._boxes is None:
-            self._boxes = from_environment(os.environ)
-        return self._boxes
+        if self.given_boxes is None:
+            self.given_boxes = from_environment(os.environ)
+        return self.given_boxes
 
     def box_for(self, number: int, text: str | None = None) -> str | None:
         """The GUI box that filled script line ``number``, by the template's own labels, if that can be known."""
@@ -192,9 +193,7 @@ def profile_box(ctx: Context, option: str) -> str | None:
     found = next((lab for lab, opt in ctx.site.field_labels() if opt == option and lab), None)
     if found is None:
         return None
-    from ..blame import label  # only for a message: blame stays off the submit path otherwise
-
-    return label(found)
+    return blame.label(found)
 
 
 # ---------------------------------------------------------------------------------------------- editing the script

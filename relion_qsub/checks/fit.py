@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from .. import gpus, units
+from .. import blame, gpus, units
 from ..script import Script
 from ..site import Partition
 from .core import Context, Report, as_int, effective, gres_entries, implements
@@ -40,15 +40,11 @@ def size_guard(script: Script) -> tuple[int, int, int, int] | None:
 
 
 def _where(script: Script, ctx: Context, name: str) -> str:
-    from ..blame import box  # only for a message: not imported by a job that fits
-
-    return box(ctx, script, name, size_guard(script) is not None)
+    return blame.box(ctx, script, name, size_guard(script) is not None)
 
 
 def _box(relion_box: str) -> str:
-    from ..blame import RELION_BOXES, label
-
-    return label(RELION_BOXES[relion_box])
+    return blame.label(blame.RELION_BOXES[relion_box])
 
 
 def _getter(script: Script, ctx: Context) -> Callable[[str], str | None]:

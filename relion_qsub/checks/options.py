@@ -3,6 +3,7 @@ or in pairs Slurm refuses."""
 
 from __future__ import annotations
 
+from .. import blame
 from ..options import NONE, Parsed, clip, nearest
 from ..script import Kind, Line, Script, foreign_directives, lookalikes
 from .core import Context, Gres, Report, implements, new_option, profile_box, rewrite
@@ -86,9 +87,7 @@ def typos(script: Script, ctx: Context, report: Report) -> Script:
         elif "requires an argument" in parsed.problem:
             hint = "; give it a value or remove it"
         elif parsed.spelled and not parsed.spelled.startswith("-"):
-            from ..blame import stray_word_hint  # only for this message
-
-            hint = stray_word_hint(ctx.site, line, parsed, box)
+            hint = blame.stray_word_hint(ctx.site, line, parsed, box)
         report.refuse(line.number, f"{parsed.problem}{hint}")
         return None
 
