@@ -60,7 +60,8 @@ def no_injection(root: Path) -> None:
 
 
 def test_submit_and_launch_in_a_hostile_dir(hostile_path: Path, tmp_path: Path) -> None:
-    job = make_job(hostile_path, f"{shlex.quote(LAUNCH)} sh -c 'exit 0' --pipeline_control {{job}}\n: > {{job}}{SUCCESS}")
+    body = f"{shlex.quote(LAUNCH)} sh -c 'exit 0' --pipeline_control {{job}}\n: > {{job}}{SUCCESS}"
+    job = make_job(hostile_path, body)
     entry = submit(hostile_path)
     assert wait_for_job(str(entry["job_id"]), timeout=90)["JobState"] == "COMPLETED"
     assert (job / SUCCESS).exists() and not (job / FAILURE).exists()

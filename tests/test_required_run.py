@@ -1,4 +1,4 @@
-"""A required run (``make test``, CI: RELION_QSUB_REQUIRE_SLURM=1) turns every skip into a failure (tests/conftest.py)."""
+"""A required run (``make test``, CI: RELION_QSUB_REQUIRE_SLURM=1) turns every skip into a failure (conftest)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import ROOT
 
-CASES = '''
+CASES = """
 import pytest
 
 def test_skips_without_a_tool():
@@ -20,7 +20,7 @@ def test_skips_without_a_tool():
 @pytest.mark.xfail(reason="known", strict=True)
 def test_expected_failure():
     assert False
-'''
+"""
 
 
 @pytest.mark.parametrize(("required", "expected"), [("1", "1 failed, 1 xfailed"), ("0", "1 skipped, 1 xfailed")])

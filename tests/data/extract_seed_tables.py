@@ -74,7 +74,6 @@ def parse_seed(text: str) -> dict[tuple[str, str | None], dict[str, dict[str, st
     return out
 
 
-
 ERRATA_NOTES = [
     "Gctf rows: the seed's tables say 'Use Gctf instead? no', its CTF estimation text says to change it to 'Yes': "
     "recorded as 'yes'",
