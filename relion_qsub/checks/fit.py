@@ -2,10 +2,11 @@
 
 sbatch answers an impossible request with "Requested node configuration is not available" or "Invalid feature
 specification", and accepts a walltime over MaxTime or more nodes than the partition has, which then pend forever
-(PartitionTimeLimit, PartitionNodeLimit). The limits come from the profile (``[partitions.*]``, written by
-``relion-qsub site init``; cached with it), never from a Slurm call per submission. Each check serves one policy
-key and says, in one sentence, which GUI box the value came from and what fits. They run after the normalisation
-rules, on the normalised script, and only report: what fits is the user's choice (they return None).
+(squeue reasons PartitionTimeLimit, PartitionNodeLimit; checked on the testbed). The limits come from the profile
+(``[partitions.*]``, written by ``relion-qsub site init``; cached with it), never from a Slurm call per submission.
+Each check serves one policy key and says, in one sentence, which GUI box the value came from and what fits. They
+run after the normalisation rules, on the normalised script, and only report: what fits is the user's choice (they
+return None).
 """
 
 from __future__ import annotations
