@@ -146,3 +146,12 @@ def test_a_bad_policy_in_a_profile_refuses_the_check(tmp_path: Path) -> None:
     profile.write_text("[policy]\ntypo_distance = 1\nthreads_per_gpu = 'eror'\n")
     with pytest.raises(ProfileError, match=r"bad\.toml: policy\.threads_per_gpu: expected one of"):
         Context(site_mod.load(str(profile), {"XDG_CACHE_HOME": str(tmp_path / "cache")}))
+
+
+def test_a_function_attaches_only_to_a_declared_key_and_only_once() -> None:
+    from relion_qsub.checks.core import implements
+
+    with pytest.raises(ValueError, match="not declared"):
+        implements("no_such_check")
+    with pytest.raises(ValueError, match="implemented twice"):
+        implements("typo")

@@ -127,8 +127,10 @@ FUNCTIONS: dict[str, CheckFunc] = {}
 
 def implements(key: str) -> Callable[[CheckFunc], CheckFunc]:
     """Attach the decorated function to the check declared as ``key`` in the registry."""
-    if key not in registry.BY_KEY or key in FUNCTIONS:
-        raise ValueError(f"{key!r}: not declared in relion_qsub/checks/registry.py, or implemented twice")
+    if key not in registry.BY_KEY:
+        raise ValueError(f"{key!r}: not declared in relion_qsub/checks/registry.py")
+    if key in FUNCTIONS:
+        raise ValueError(f"{key!r}: implemented twice ({FUNCTIONS[key].__module__}.{FUNCTIONS[key].__name__})")
 
     def attach(func: CheckFunc) -> CheckFunc:
         FUNCTIONS[key] = func
