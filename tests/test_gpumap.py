@@ -94,3 +94,13 @@ def test_many_shared_gpus_are_summarised() -> None:
     use = use_of("relion_autopick_mpi", "--gpu", "", nodes=nodes, gpus=("0",))
     assert use.shared == 10 and len(use.warnings) == 5
     assert use.warnings[-1] == "... and 6 more GPUs would be shared the same way"
+
+
+def test_slurm_placed_ranks_get_their_ids_checked_but_no_sharing_claim() -> None:
+    # heterogeneous: where the ranks go is Slurm's; explicit ids and rank % GPUs do not depend on it
+    explicit = gpu_use(relion_args(("relion_refine_mpi", "--gpu", "0:1:2:3:4")), None, GPUS, 7)
+    assert explicit.rank_devices == ((), (0,), (1,), (2,), (3,), (4,), (0,))
+    assert len(explicit.warnings) == 1 and "gives rank 5 device 4" in explicit.warnings[0]
+    picked = gpu_use(relion_args(("relion_autopick_mpi", "--gpu", "")), None, GPUS, 7)
+    assert picked.rank_devices == tuple((r % 4,) for r in range(7)) and picked.shared == 0 and picked.warnings == ()
+    assert gpu_use(relion_args(("relion_refine_mpi", "--gpu", "")), None, GPUS, 7) == GpuUse("", None)

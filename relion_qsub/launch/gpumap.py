@@ -186,20 +186,28 @@ def _mapper(rargs: RelionArgs) -> Mapper | None:
 # ------------------------------------------------------------------------------------------------- the whole
 
 
-def gpu_use(rargs: RelionArgs, rank_nodes: Sequence[str] | None, gpus: Sequence[str]) -> GpuUse:
-    """RELION's mapping for ranks placed on ``rank_nodes`` (None: Slurm places them) with ``gpus`` on every node."""
+def gpu_use(rargs: RelionArgs, rank_nodes: Sequence[str] | None, gpus: Sequence[str], ranks: int = 0) -> GpuUse:
+    """RELION's mapping for ranks placed on ``rank_nodes`` with ``gpus`` on every node.
+
+    ``rank_nodes`` None: Slurm places the ``ranks`` ranks (heterogeneous; SLURM_TASKS_PER_NODE does not tell how:
+    on Slurm 22.05 a --ntasks=9 --cpus-per-task=2 job said 8,1 and srun placed 7,2). A mapping that does not depend
+    on the hosts (explicit --gpu ids, rank % GPUs) is still shown and its ids checked; which ranks share a GPU is not.
+    """
     mapper = _mapper(rargs)
     if mapper is None:
         return GpuUse("", None, unused=rargs.program in GPU_PROGRAMS)
     if not gpus:
         return GpuUse("", None, (_no_gpus(rargs),))
+    placed = rank_nodes is not None
     if rank_nodes is None:
-        return GpuUse("", None)
+        if mapper is _refine_mpi and not _starts_with_digit(untangle(rargs.gpu or "")[1]):
+            return GpuUse("", None)  # automatic: it counts the followers on each host
+        rank_nodes = ("",) * ranks
     devices, rule, problems = mapper(rank_nodes, len(gpus), rargs)
     if problems:
         return GpuUse(rule, None, tuple(problems))
     warnings = _out_of_range(devices, len(gpus), rargs)
-    shared, split = _shared(devices, rank_nodes, gpus, rargs)
+    shared, split = _shared(devices, rank_nodes, gpus, rargs) if placed else (0, [])
     return GpuUse(rule, tuple(devices), (*warnings, *split), shared)
 
 

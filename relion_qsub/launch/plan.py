@@ -62,7 +62,7 @@ def plan_gpus(plan: Plan, rargs: RelionArgs) -> GpuUse:
     """RELION's own GPU mapping for this plan (outside Slurm the node's GPUs are unknown: nothing to predict)."""
     if plan.mode is Mode.LOCAL:
         return GpuUse("", None)
-    return gpu_use(rargs, plan.rank_nodes(), plan.gpus)
+    return gpu_use(rargs, plan.rank_nodes(), plan.gpus, plan.ranks)
 
 
 def _rank_gpu(plan: Plan, use: GpuUse, rank: int) -> str:
