@@ -33,6 +33,8 @@ from .invocation import RelionArgs
 
 # One device list per rank: the CUDA indices (into the rank's CUDA_VISIBLE_DEVICES) it uses; () = none.
 Devices = tuple[int, ...]
+# (node of each rank, devices a rank sees, the command) -> (devices per rank, the rule in words, problems)
+Mapper = Callable[[Sequence[str], int, RelionArgs], tuple[list[Devices], str, list[str]]]
 
 
 @dataclass(frozen=True)
@@ -141,9 +143,7 @@ def _per_rank(nranks: int, ndev: int, rargs: RelionArgs, explicit: bool, all_ids
     return out
 
 
-def _modulo_mapper(
-    explicit: Callable[[str], bool], all_ids: bool, where: str
-) -> Callable[[Sequence[str], int, RelionArgs], tuple[list[Devices], str, list[str]]]:
+def _modulo_mapper(explicit: Callable[[str], bool], all_ids: bool, where: str) -> Mapper:
     def mapper(rank_nodes: Sequence[str], ndev: int, rargs: RelionArgs) -> tuple[list[Devices], str, list[str]]:
         is_explicit = explicit(rargs.gpu or "")
         got = _per_rank(len(rank_nodes), ndev, rargs, is_explicit, all_ids)
@@ -161,26 +161,19 @@ _AUTOPICK = _modulo_mapper(lambda g: _starts_with_digit(untangle(g)[1]), False, 
 _MOTIONCOR2 = _modulo_mapper(lambda g: g != "", True, "motioncorr_runner.cpp, MotionCor2 -Gpu")
 _GCTF = _modulo_mapper(lambda g: _starts_with_digit(untangle(g)[1]), False, "ctffind_runner.cpp, Gctf -gid")
 
-Mapper = Callable[[Sequence[str], int, RelionArgs], tuple[list[Devices], str, list[str]]]
-
-
-# The programs whose GPU mapping _mapper models (each uses GPUs only with the option it checks).
-GPU_PROGRAMS = frozenset(
-    {"relion_refine_mpi", "relion_autopick_mpi", "relion_run_motioncorr_mpi", "relion_run_ctffind_mpi"}
-)
+# The programs whose GPU mapping is modelled: program -> (the option that turns its GPU code on, its mapping).
+MAPPERS: dict[str, tuple[str, Mapper]] = {
+    "relion_refine_mpi": ("--gpu", _refine_mpi),
+    "relion_autopick_mpi": ("--gpu", _AUTOPICK),
+    "relion_run_motioncorr_mpi": ("--use_motioncor2", _MOTIONCOR2),
+    "relion_run_ctffind_mpi": ("--use_gctf", _GCTF),
+}
 
 
 def _mapper(rargs: RelionArgs) -> Mapper | None:
-    """The program's mapping when it will use GPUs (the flag that turns its GPU code on is in the command)."""
-    if rargs.program == "relion_refine_mpi" and rargs.gpu is not None:
-        return _refine_mpi
-    if rargs.program == "relion_autopick_mpi" and rargs.gpu is not None:
-        return _AUTOPICK
-    if rargs.program == "relion_run_motioncorr_mpi" and "--use_motioncor2" in rargs.flags:
-        return _MOTIONCOR2
-    if rargs.program == "relion_run_ctffind_mpi" and "--use_gctf" in rargs.flags:
-        return _GCTF
-    return None
+    """The program's mapping when it will use GPUs (the option that turns its GPU code on is in the command)."""
+    option, mapper = MAPPERS.get(rargs.program, ("", None))
+    return mapper if option in rargs.flags else None
 
 
 # ------------------------------------------------------------------------------------------------- the whole
@@ -195,7 +188,7 @@ def gpu_use(rargs: RelionArgs, rank_nodes: Sequence[str] | None, gpus: Sequence[
     """
     mapper = _mapper(rargs)
     if mapper is None:
-        return GpuUse("", None, unused=rargs.program in GPU_PROGRAMS)
+        return GpuUse("", None, unused=rargs.program in MAPPERS)
     if not gpus:
         return GpuUse("", None, (_no_gpus(rargs),))
     placed = rank_nodes is not None
