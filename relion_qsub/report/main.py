@@ -19,8 +19,8 @@ from pathlib import Path
 
 from .. import proc
 from .. import site as site_mod
+from ..argparser import Parser
 from ..errors import EX_OK, EX_UNAVAILABLE, CommandError, UsageError
-from ..usage import Parser
 from . import jobs as jobs_mod
 from . import render, sacct, summary, usage, verdict
 

@@ -28,9 +28,9 @@ from pathlib import Path
 
 from .. import __version__, proc, profile
 from .. import site as site_mod
+from ..argparser import Parser
 from ..errors import CommandError, InputError, ProfileError, UsageError
 from ..fsio import atomic_write
-from ..usage import Parser
 
 NAME = "relion-qsub"
 # The checkout (or unpacked source tree) this package runs from: bin/ sits beside relion_qsub/.

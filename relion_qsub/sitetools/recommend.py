@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import site as site_mod
+from ..argparser import Parser
 from ..errors import ScriptError, UsageError
 from ..options import parse_words
 from ..profile import NodeType, Recipe, Row, memory_mb
 from ..script import split_words
 from ..site import Site
-from ..usage import Parser
 
 GIB = 1024**3
 _GPU = re.compile(r"(?:^|,)gpu(?::([\w.-]+))?:(\d+)")

@@ -22,8 +22,8 @@ from pathlib import Path
 
 from .. import proc
 from .. import site as site_mod
+from ..argparser import Parser
 from ..errors import EX_CONFIG, EX_OK, InputError, UsageError
-from ..usage import Parser
 from . import cluster
 
 PROG = "relion-qsub site"

@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any
 
 from .. import profile
 from .. import site as site_mod
+from ..argparser import Parser
 from ..errors import InputError, ProfileError, UsageError
 from ..fsio import atomic_write
-from ..usage import Parser
 
 if TYPE_CHECKING:
     import jinja2

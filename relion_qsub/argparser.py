@@ -1,7 +1,7 @@
-"""The argument parser of the subcommands off the submit path (doctor, report, site, templates, module, recommend).
+"""The one argparse parser class of relion-qsub's commands (submit, check and every subcommand).
 
 argparse exits 2 on a usage error; relion-qsub's commands say it in one line and exit 64 (sysexits EX_USAGE), like
-every other relion-qsub error. The submit path parses its own argv (argparse's import costs more than the check).
+every other relion-qsub error.
 """
 
 from __future__ import annotations
