@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .argparser import Parser
+from .argparser import FixedWidth, Parser
 from .errors import EX_DATAERR, EX_OK, EX_USAGE, UsageError, guarded
 
 if TYPE_CHECKING:
@@ -91,7 +91,7 @@ def _parser(command: str) -> Parser:
     """Options before SCRIPT are ours; every word after SCRIPT is sbatch's, as sbatch treats its script's arguments
     (REMAINDER: an option after SCRIPT is never taken for ours, `-v` there is sbatch's). -h and --version are ours
     so that --help prints this tool's help (with the profiles), not argparse's."""
-    p = Parser(prog=PROG, add_help=False, allow_abbrev=False)  # no --ver for --version
+    p = Parser(prog=PROG, add_help=False, allow_abbrev=False, formatter_class=FixedWidth)  # no --ver for --version
     p.add_argument("-h", "--help", action="store_true")
     p.add_argument("--version", action="store_true")
     p.add_argument("--site", metavar="PROFILE")
