@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -80,7 +80,7 @@ class Args:
 
     command: str  # "submit" or "check"
     script: str
-    sbatch_args: tuple[str, ...] = field(default_factory=tuple)
+    sbatch_args: tuple[str, ...] = ()
     site: str | None = None
     diff: bool = False
     quiet: bool = False

@@ -1,8 +1,11 @@
 """Submission: write the normalised script beside RELION's, run sbatch exactly once, record what happened.
 
-Split as submitit does: ``prepare`` (read, normalise, decide where the result goes), ``sbatch_argv`` (build the
-command), ``parse_job_id`` (read its answer), ``submit`` (run it with retries), ``record``/``mark_failed`` (tell the
-job dir). RELION's own ``run_submit.script`` is never modified.
+One owner, as submitit's executor: ``run`` goes through every step and handles every failure beside the step that
+fails, and returns an ``Outcome`` (the CLI prints it and exits with its code); ``Hooks`` pass output on as it
+happens. The steps: ``prepare`` (read, normalise, decide where the result goes, parse the command line's sbatch
+options once), ``write_output``, ``submit`` (``sbatch_argv``, run it with retries, ``parse_job_id``), ``start``
+(the end-watcher, then the release) and ``record``/``mark_failed`` (tell the job dir). RELION's own
+``run_submit.script`` is never modified.
 
 Exactly once: sbatch does not retry "Socket timed out on send/recv operation", and after such a timeout the job may
 exist nevertheless (the controller got the request, the answer was lost). Each submission therefore carries a unique
