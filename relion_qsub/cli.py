@@ -18,7 +18,7 @@ from .argparser import FixedWidth, Parser
 from .errors import EX_DATAERR, EX_OK, EX_USAGE, UsageError, guarded
 
 if TYPE_CHECKING:
-    from .rules import Change
+    from .checks.core import Change
     from .submit import Outcome, Prepared
 
 PROG = "relion-qsub"

@@ -25,8 +25,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import fit, proc, quiet, rules
 from . import jobdir as jobdir_mod
+from . import proc, quiet
+from .checks import core as checks
+from .checks.engine import check_fit, normalise, parse_cli_options
 from .errors import EX_DATAERR, CommandError, CommandTimeout, InputError, RelionQsubError, ScriptError, TransientError
 from .script import Script, parse
 from .site import Site
@@ -40,16 +42,16 @@ class Prepared:
 
     source: Path
     original: str
-    result: rules.Result
+    result: checks.Result
     output: Path
     jobdir: Path | None
     cli_args: tuple[str, ...]
-    context: rules.Context  # the site and the command line's sbatch options, parsed once (in `prepare`)
+    context: checks.Context  # the site and the command line's sbatch options, parsed once (in `prepare`)
     text: str  # what is written and submitted: the normalised script, with the report echoed into run.out
 
     def option(self, name: str) -> str | None:
         """The value sbatch uses for ``name``: the command line's, else the script's last."""
-        return rules.effective(self.result.script, self.context, name)
+        return checks.effective(self.result.script, self.context, name)
 
 
 REPORT_MARK = "RELION_QSUB_REPORT"
@@ -60,13 +62,13 @@ REPORT_MARK = "RELION_QSUB_REPORT"
 JOB_LINE = 'echo "relion-qsub: this is Slurm job $SLURM_JOB_ID"'
 
 
-def with_report(script: Script, changes: Sequence[rules.Change], job_line: bool = False) -> str:
+def with_report(script: Script, changes: Sequence[checks.Change], job_line: bool = False) -> str:
     """The rendered script plus, when relion-qsub changed or warned about something, a first command that prints
     the report into the job's output (run.out). Users who clicked "Run" in RELION's GUI never see the terminal
     relion-qsub printed to; run.out is what the GUI shows them. A quoted here-document prints it verbatim.
     ``job_line`` (RELION jobs): then print the job id (JOB_LINE)."""
     text = script.render()
-    shown = [change for change in changes if change.action != rules.ERROR and not quiet.harmless(change)]
+    shown = [change for change in changes if change.action != checks.Outcome.ERROR and not quiet.harmless(change)]
     if not shown and not job_line:
         return text
     at = sum(len(line.text) + len(line.end) for line in script.lines[: script.body_start])
@@ -103,13 +105,13 @@ def read_script(path: Path) -> str:
 
 def prepare(source: Path, cli_args: Sequence[str], site: Site) -> Prepared:
     original = read_script(source)
-    ctx = rules.Context(site, rules.parse_cli_options(cli_args, site.typo_distance, site.site_options))
+    ctx = checks.Context(site, parse_cli_options(cli_args, site.typo_distance, site.site_options))
     bad = [p for p in ctx.cli_options if p.problem]
     if bad:
         from .errors import UsageError
 
         raise UsageError(f"sbatch option on the command line: {bad[0].problem}")
-    result = fit.check(rules.normalise(parse(original, str(source), site.typo_distance, site.site_options), ctx), ctx)
+    result = check_fit(normalise(parse(original, str(source), site.typo_distance, site.site_options), ctx), ctx)
     jobdir = jobdir_mod.of_script(source)
     text = with_report(result.script, result.changes, job_line=jobdir is not None)
     return Prepared(source, original, result, output_path(source), jobdir, tuple(cli_args), ctx, text)
