@@ -67,13 +67,13 @@ def size_guard(script: Script) -> tuple[int, int, int, int] | None:
 
 
 def _where(script: Script, ctx: Context, name: str) -> str:
-    from .blame import box  # only for a message: not imported by a job that fits
+    from .relion.gui import box  # only for a message: not imported by a job that fits
 
     return box(ctx, script, name, size_guard(script) is not None)
 
 
 def _box(relion_box: str) -> str:
-    from .blame import RELION_BOXES, label
+    from .relion.gui import RELION_BOXES, label
 
     return label(RELION_BOXES[relion_box])
 

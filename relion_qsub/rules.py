@@ -13,42 +13,18 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from . import gpus, quiet
+from . import gpus
 from .options import BY_NAME, BY_SHORT, NONE, REQUIRED, Parsed, clip, nearest, parse_words, site_table
+from .relion import gui
+from .relion.gui import ANY_PLACEHOLDER, why_unfilled
 from .script import Kind, Line, Script, directive_line, foreign_directives, lookalikes, shell_words
 from .site import Site
 
 TYPE_CHECKING = False  # not typing's: importing typing costs the submit path ~2 ms
 if TYPE_CHECKING:
-    from .boxes import Boxes
+    from .relion.gui import Boxes
 
 FIXED, WARNING, ERROR = "fixed", "warning", "error"
-
-# RELION's placeholders (RelionJob::saveJobSubmissionScript); an XXXextraNXXX whose RELION_QSUB_EXTRAn is unset
-# stays in the script literally.
-# (A pattern string, compiled by re's cache on first use: only a message needs it, and the submit path's start-up
-# is the budget.)
-RELION_PLACEHOLDER = r"XXX(?:mpinodes|threads|cores|dedicated|nodes|name|errfile|outfile|queue|command|extra\d+)XXX"
-# Any XXXwordXXX: a template for a patched RELION may carry one RELION never fills (XXXqosXXX).
-ANY_PLACEHOLDER = re.compile(r"XXX[a-z]\w*?XXX")
-
-
-def why_unfilled(placeholder: str) -> str:
-    """Why RELION left ``placeholder`` in the script, and what to do about it."""
-    name = placeholder[3:-3]
-    if name.startswith("extra") and name[5:].isdigit():
-        return (
-            f"RELION_QSUB_{name.upper()} is not set in RELION's environment, so RELION shows no box for it and "
-            f"leaves {placeholder} (set it, e.g. with `module load relion-qsub`, or remove {placeholder} from the "
-            "template)"
-        )
-    if re.fullmatch(RELION_PLACEHOLDER, placeholder):
-        return f"RELION fills {placeholder} in every script it writes, so this one was not written by RELION's Run"
-    return (
-        f"{placeholder} is not a placeholder RELION fills (a template for a patched RELION?): put a value there, "
-        "or a box of its own (XXXextraNXXX with RELION_QSUB_EXTRAn set)"
-    )
-
 
 MEMORY = ("mem", "mem-per-cpu", "mem-per-gpu")
 # relion_refine(_mpi) is the only RELION program that takes --scratch_dir (RELION 3.1-5.0).
@@ -101,7 +77,7 @@ class Context:
         if self._boxes is None:
             import os
 
-            from .boxes import from_environment
+            from .relion.gui import from_environment
 
             self._boxes = from_environment(os.environ)
         return self._boxes
@@ -396,7 +372,7 @@ def empty_directives(script: Script, ctx: Context, report: Report) -> Script:
     if bare and report.repairs:
         # sbatch itself ignores a bare "#SBATCH"; drop them so that the script says only what it means.
         for line in bare:
-            report.fixed(line.number, quiet.BARE_DIRECTIVE)
+            report.fixed(line.number, gui.BARE_DIRECTIVE)
         out = out.replace_lines([line for line in out.lines if all(line is not b for b in bare)])
     return out
 
@@ -473,9 +449,7 @@ def typos(script: Script, ctx: Context, report: Report) -> Script:
         elif "requires an argument" in parsed.problem:
             hint = "; give it a value or remove it"
         elif parsed.spelled and not parsed.spelled.startswith("-"):
-            from .blame import stray_word_hint  # only for this message
-
-            hint = stray_word_hint(ctx.site, line, parsed, box)
+            hint = gui.stray_word_hint(ctx.site, line, parsed, box)
         report.refuse(line.number, f"{parsed.problem}{hint}")
         return None
 
@@ -524,7 +498,7 @@ def launcher_option_words(text: str, launchers: Sequence[str]) -> list[tuple[int
 
 def _empty_value(word: str) -> bool:
     name, eq, value = word.partition("=")
-    return bool(eq) and name.startswith("--") and (not value.strip("\"'") or ANY_PLACEHOLDER.search(value) is not None)
+    return bool(eq) and name.startswith("--") and gui.unset_value(value) is not None
 
 
 @rule(
@@ -983,9 +957,7 @@ def profile_box(ctx: Context, option: str) -> str | None:
     found = next((lab for lab, opt in ctx.site.field_labels() if opt == option and lab), None)
     if found is None:
         return None
-    from .blame import label  # only for a message: blame stays off the submit path otherwise
-
-    return label(found)
+    return gui.label(found)
 
 
 def _gres_box(ctx: Context) -> str:

@@ -1,4 +1,4 @@
-"""boxes.py: which GUI box filled which script line, from RELION's environment (RELION_QSUB_TEMPLATE, labels)."""
+"""relion/gui.py Boxes: which GUI box filled which script line, from RELION_QSUB_TEMPLATE and the box labels."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from relion_qsub.boxes import Boxes, box_name, from_environment
+from relion_qsub.relion.gui import Boxes, box_name, from_environment
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = "".join(

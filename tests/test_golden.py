@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from relion_qsub import site as site_mod
-from relion_qsub.boxes import Boxes
+from relion_qsub.relion.gui import Boxes
 from relion_qsub.rules import Context, normalise
 from relion_qsub.script import parse
 

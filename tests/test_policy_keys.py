@@ -12,7 +12,7 @@ from collections import Counter
 import pytest
 
 from relion_qsub import site as site_mod
-from relion_qsub.boxes import Boxes
+from relion_qsub.relion.gui import Boxes
 from relion_qsub.rules import RULES, Change, Context, normalise, parse_cli_options
 from relion_qsub.script import parse
 

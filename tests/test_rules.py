@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from relion_qsub import site as site_mod
-from relion_qsub.boxes import Boxes
+from relion_qsub.relion.gui import Boxes
 from relion_qsub.rules import Context, normalise, parse_cli_options
 from relion_qsub.script import parse
 

@@ -7,11 +7,11 @@ untouched. srun options are recognised by srun's own table (getopt_long semantic
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..errors import UsageError
+from ..relion.gui import EMPTY, unset_value
 from .layout import (
     MAX_RANKS,
 )
@@ -101,7 +101,6 @@ SRUN_SHORT: dict[str, int] = {
     **dict.fromkeys("IKk", OPTIONAL),
     **dict.fromkeys("XHlZOsEQuV", NONE),
 }
-_PLACEHOLDER = re.compile(r"XXX\w+XXX")
 
 
 @dataclass
@@ -237,18 +236,17 @@ def _kill_on_bad_exit(word: str, value: str | None, inv: Invocation) -> None:
 
 
 def _empty_or_placeholder(name: str, value: str, inv: Invocation) -> bool:
-    if value.strip() == "":
+    unset = unset_value(value)
+    if unset is None:
+        return False
+    if unset == EMPTY:
         inv.warnings.append(
             f"dropping {name}= (empty value: the RELION GUI field for it was left blank); srun uses the "
             "job's own setting"
         )
         return True
-    if _PLACEHOLDER.search(value):
-        inv.warnings.append(
-            f"dropping {name}={value} (RELION left its placeholder unfilled: is RELION_QSUB_EXTRAn set?)"
-        )
-        return True
-    return False
+    inv.warnings.append(f"dropping {name}={value} (RELION left its placeholder unfilled: is RELION_QSUB_EXTRAn set?)")
+    return True
 
 
 def _srun_short(args: Sequence[str], i: int, inv: Invocation) -> int:
