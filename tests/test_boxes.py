@@ -69,8 +69,10 @@ def test_check_names_the_box_from_relions_environment(tmp_path: Path) -> None:
         ("''", EMPTY),
         ("XXXextra2XXX", "XXXextra2XXX"),
         ("2XXXqosXXX", "XXXqosXXX"),
-    ]
-    + [("4G", None), ("XXX", None), ("gpu:1", None)],
+        ("4G", None),
+        ("XXX", None),
+        ("gpu:1", None),
+    ],
 )
 def test_one_answer_for_an_option_a_box_left_empty_or_unfilled(value: str, unset: str | None) -> None:
     """The launcher-line rule (relion-qsub) and relion-launch drop the same options: both ask gui.unset_value."""
