@@ -282,8 +282,8 @@ def ignored_directives(script: Script, ctx: Context, report: Report) -> Script:
 
 
 _SLURM_TEMPLATE = (
-    "#SBATCH --ntasks=XXXmpinodesXXX --cpus-per-task=XXXthreadsXXX --partition=XXXqueueXXX "
-    "--output=XXXoutfileXXX --error=XXXerrfileXXX"
+    f"#SBATCH --ntasks={gui.MPINODES} --cpus-per-task={gui.THREADS} --partition={gui.QUEUE} "
+    f"--output={gui.OUTFILE} --error={gui.ERRFILE}"
 )
 
 
@@ -402,7 +402,7 @@ def _lost_part(name: str, value: str) -> bool:
 @rule(
     "partly-empty",
     "partly_empty",
-    "a value the template builds around a GUI box (--mem=XXXextra2XXXGB) is broken when the box is left empty "
+    f"a value the template builds around a GUI box (--mem={gui.extra(2)}GB) is broken when the box is left empty "
     "(--mem=GB), and sbatch refuses it",
 )
 def partly_empty(script: Script, ctx: Context, report: Report) -> Script:
@@ -504,7 +504,7 @@ def _empty_value(word: str) -> bool:
 @rule(
     "launcher-options",
     "launcher_options",
-    "the launcher line repeats GUI fields (--mem-per-cpu=XXXextra2XXX): an empty or unfilled value makes srun fail",
+    f"the launcher line repeats GUI fields (--mem-per-cpu={gui.extra(2)}): an empty or unfilled value makes srun fail",
 )
 def launcher_options(script: Script, ctx: Context, report: Report) -> Script:
     launchers = (*ctx.site.launchers, "srun")
