@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from relion_qsub.checks.placeholders import _empty_value
 from relion_qsub.launch.invocation import parse_args
 from relion_qsub.relion.gui import EMPTY, Boxes, box_name, from_environment, unset_value
-from relion_qsub.rules import _empty_value
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = "".join(

@@ -77,8 +77,10 @@ def extra(n: int) -> str:
     return placeholder(f"extra{n}")
 
 
-# The placeholders RELION fills (a pattern string, compiled by re's cache on first use: only a message needs it).
-RELION_PLACEHOLDER = r"XXX(?:mpinodes|threads|cores|dedicated|nodes|name|errfile|outfile|queue|command|extra\d+)XXX"
+# The placeholders RELION fills.
+RELION_PLACEHOLDER = re.compile(
+    r"XXX(?:mpinodes|threads|cores|dedicated|nodes|name|errfile|outfile|queue|command|extra\d+)XXX"
+)
 # Any XXXwordXXX: a template for a patched RELION may carry one RELION never fills (XXXqosXXX). The one pattern for
 # "a placeholder is left in": the rules and relion-launch both use it.
 ANY_PLACEHOLDER = re.compile(r"XXX[a-z]\w*?XXX")
@@ -92,7 +94,7 @@ def why_unfilled(found: str) -> str:
             f"RELION_QSUB_{name.upper()} is not set in RELION's environment, so RELION shows no box for it and "
             f"leaves {found} (set it, e.g. with `module load relion-qsub`, or remove {found} from the template)"
         )
-    if re.fullmatch(RELION_PLACEHOLDER, found):
+    if RELION_PLACEHOLDER.fullmatch(found):
         return f"RELION fills {found} in every script it writes, so this one was not written by RELION's Run"
     return (
         f"{found} is not a placeholder RELION fills (a template for a patched RELION?): put a value there, "
@@ -264,11 +266,12 @@ def stray_word_hint(site: _Site, line: _Line, parsed: _Option, box_name: str | N
 
 # ---- which findings a correct job's user is spared (issue 14: quiet by default on a correct job) --------------------
 # Our own templates carry one ``#SBATCH XXXextraNXXX`` line per SBATCH Directives box: a box left empty gives a bare
-# ``#SBATCH``, which sbatch ignores. relion-qsub drops it so that the script says only what it means; nothing was
-# wrong, so that repair is not echoed into run.out or onto the terminal. It stays in relion-qsub.jsonl and ``-v``
-# prints it. (An empty ``--gres=`` is different: sbatch refuses it, so its repair is reported.)
+# ``#SBATCH``, which sbatch ignores (src/sbatch/opt.c reads no option from it). relion-qsub drops it so that the
+# script says only what it means; nothing was wrong, so that repair is not echoed into run.out or onto the terminal.
+# It stays in relion-qsub.jsonl and ``-v`` prints it. (An empty ``--gres=`` is different: sbatch refuses it, so its
+# repair is reported.)
 
-# The one message of that repair (the empty-directive rule writes it).
+# The one message of that repair (relion_qsub.checks.placeholders.empty_directives writes it).
 BARE_DIRECTIVE = "dropped an empty '#SBATCH' line (the GUI field was left empty)"
 
 
