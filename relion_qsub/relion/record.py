@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 TYPE_CHECKING = False  # not typing's: importing typing costs the submit path ~2 ms
@@ -22,87 +23,27 @@ if TYPE_CHECKING:
 Json = dict[str, object]
 
 
-# The keys of a line, in the order they are written.
-FIELDS = (
-    "time",  # ISO 8601 with the UTC offset, when the line was written
-    "original",  # the script RELION wrote (path as given)
-    "original_sha256",
-    "normalised",  # the script sbatch got
-    "normalised_sha256",
-    "changes",  # {"rule", "action", "line", "message"} per finding
-    "submitted",
-    "job_id",
-    "sbatch_argv",
-    "token",  # the comment that finds the job in squeue when sbatch's answer was lost
-    "attempts",
-    "watcher",  # the end-watcher's job id
-    "released",
-    "error",  # why it was not submitted (or not started)
-    "held",  # a request that may still create a job went out held
-)
-
-
+@dataclass(frozen=True, slots=True)
 class Record:
-    """One line of relion-qsub.jsonl. The submission's outcome fields are None (and left out of the line) when the
-    submission never reached that point: a refused script has no ``sbatch_argv``, a failed sbatch no ``job_id``.
+    """One line of relion-qsub.jsonl, its keys in the order they are written. The submission's outcome fields are
+    None (and left out of the line) when the submission never reached that point: a refused script has no
+    ``sbatch_argv``, a failed sbatch no ``job_id``."""
 
-    Immutable, with a dataclass's equality and repr, but a plain slotted class: the submit path writes one on every
-    submission, and importing dataclasses (and with it inspect) costs it ~7 ms.
-    """
-
-    __slots__ = FIELDS
-    time: str
-    original: str
-    original_sha256: str
-    normalised: str
-    normalised_sha256: str
-    changes: tuple[Json, ...]
-    submitted: bool | None
-    job_id: str | None
-    sbatch_argv: tuple[str, ...] | None
-    token: str | None
-    attempts: tuple[Json, ...] | None
-    watcher: str | None
-    released: bool | None
-    error: str | None
-    held: bool | None
-
-    def __init__(
-        self,
-        time: str = "",
-        original: str = "",
-        original_sha256: str = "",
-        normalised: str = "",
-        normalised_sha256: str = "",
-        changes: tuple[Json, ...] = (),
-        submitted: bool | None = None,
-        job_id: str | None = None,
-        sbatch_argv: tuple[str, ...] | None = None,
-        token: str | None = None,
-        attempts: tuple[Json, ...] | None = None,
-        watcher: str | None = None,
-        released: bool | None = None,
-        error: str | None = None,
-        held: bool | None = None,
-    ) -> None:
-        values = locals()
-        for name in FIELDS:
-            object.__setattr__(self, name, values[name])
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"Record is immutable: cannot set {name}")
-
-    def _items(self) -> tuple[object, ...]:
-        return tuple(getattr(self, name) for name in FIELDS)
-
-    def __eq__(self, other: object) -> bool:
-        return type(other) is Record and self._items() == other._items()
-
-    __hash__ = None  # type: ignore[assignment]  # changes hold dicts
-
-    def __repr__(self) -> str:
-        set_ = ", ".join(f"{name}={getattr(self, name)!r}" for name in FIELDS if getattr(self, name))
-        return f"Record({set_})"
+    time: str = ""  # ISO 8601 with the UTC offset, when the line was written
+    original: str = ""  # the script RELION wrote (path as given)
+    original_sha256: str = ""
+    normalised: str = ""  # the script sbatch got
+    normalised_sha256: str = ""
+    changes: tuple[Json, ...] = ()  # {"rule", "action", "line", "message"} per finding
+    submitted: bool | None = None
+    job_id: str | None = None
+    sbatch_argv: tuple[str, ...] | None = None
+    token: str | None = None  # the comment that finds the job in squeue when sbatch's answer was lost
+    attempts: tuple[Json, ...] | None = None
+    watcher: str | None = None  # the end-watcher's job id
+    released: bool | None = None
+    error: str | None = None  # why it was not submitted (or not started)
+    held: bool | None = None  # a request that may still create a job went out held
 
     @property
     def when(self) -> datetime | None:
@@ -120,8 +61,8 @@ class Record:
 
     def to_json(self) -> str:
         line: Json = {}
-        for name in FIELDS:
-            value = getattr(self, name)
+        for f in fields(self):
+            name, value = f.name, getattr(self, f.name)
             if value is not None:
                 line[name] = list(value) if isinstance(value, tuple) else value
         return json.dumps(line, sort_keys=False)
