@@ -11,8 +11,8 @@ sizes and ignores the boxes: what it asks is the template's. Imported only when 
 from __future__ import annotations
 
 from .options import Parsed
+from .profile import Site
 from .script import Kind, Line, Script
-from .site import Site
 
 TYPE_CHECKING = False  # not typing's: importing typing costs the submit path ~2 ms
 if TYPE_CHECKING:

@@ -66,7 +66,7 @@ exit status: sbatch's own when sbatch ran; otherwise 64 usage, 65 the script can
 
 
 def help_text() -> str:
-    from .site import PROFILE_DIR
+    from .profile import PROFILE_DIR
 
     profiles = ", ".join(sorted(p.stem for p in PROFILE_DIR.glob("*.toml")))
     return HELP.format(usage=USAGE, prog=PROG, profiles=profiles)
@@ -163,7 +163,7 @@ def _diff(prepared: Prepared) -> str:
 
 
 def _check(args: _Args) -> int:
-    from . import site as site_mod
+    from . import profile as site_mod
     from .submit import prepare
 
     assert args.script is not None
@@ -191,7 +191,7 @@ def _submission_failed(prepared: Prepared, reason: str, **extra: object) -> None
 
 
 def _submit(args: _Args) -> int:
-    from . import site as site_mod
+    from . import profile as site_mod
     from . import submit as sub
     from .jobdir import of_script
 

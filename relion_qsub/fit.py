@@ -15,9 +15,9 @@ import re
 from collections.abc import Callable
 
 from . import gpus, units
+from .profile import Partition
 from .rules import Context, Report, Result, Rule, effective, gres_entries
 from .script import Script
-from .site import Partition
 
 FitFunc = Callable[[Script, Context, Report], None]
 SURELY_GB = 32  # memory_unit: a unit-less memory value up to this many "MB" is almost surely meant as GB

@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from . import gpus, quiet
 from .options import BY_NAME, BY_SHORT, NONE, REQUIRED, Parsed, clip, nearest, parse_words, site_table
+from .profile import Site
 from .script import Kind, Line, Script, directive_line, foreign_directives, lookalikes, shell_words
-from .site import Site
 
 TYPE_CHECKING = False  # not typing's: importing typing costs the submit path ~2 ms
 if TYPE_CHECKING:

@@ -23,8 +23,8 @@ from pathlib import Path
 from . import fit, proc, quiet, rules
 from . import jobdir as jobdir_mod
 from .errors import CommandError, CommandTimeout, InputError, ScriptError, TransientError
+from .profile import Site
 from .script import Script, parse
-from .site import Site
 
 _SUBMITTED = r"Submitted batch job (\d+)"  # compiled on first use (re caches it): `check` never needs it
 

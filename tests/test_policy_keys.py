@@ -7,16 +7,17 @@ they were; with only that key "error", each of its findings is an error and the 
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 
 import pytest
 
-from relion_qsub import site as site_mod
+from relion_qsub import profile
 from relion_qsub.boxes import Boxes
 from relion_qsub.rules import RULES, Change, Context, normalise, parse_cli_options
 from relion_qsub.script import parse
 
-BIOWULF = site_mod.load("biowulf")
+BIOWULF = profile.load("biowulf")
 H = "#!/bin/bash\n"
 GPU = "#SBATCH -p gpu --gres=lscratch:400,gpu:p100:4 -c 2\n"
 REFINE = '`which relion_refine_mpi` --o Class2D/job001/run --i p.star --gpu "" --pipeline_control Class2D/job001/\n'
@@ -57,7 +58,7 @@ TRIGGERS: dict[str, str] = {
     "ignored_directive": H + "hostname\n#SBATCH --ntasks=4\n",
 }
 
-KEYS = sorted(site_mod.DEFAULT_POLICY)
+KEYS = sorted(profile.DEFAULT_POLICY)
 KEY_OF = {r.name: r.check for r in RULES}
 
 
@@ -65,7 +66,7 @@ def findings(key: str, action: str | None = None) -> tuple[object, tuple[Change,
     policy = dict(BIOWULF.policy)
     if action is not None:
         policy[key] = action
-    ctx = Context(BIOWULF.replace(policy=policy), parse_cli_options([]), Boxes(None, {}))
+    ctx = Context(dataclasses.replace(BIOWULF, policy=policy), parse_cli_options([]), Boxes(None, {}))
     result = normalise(parse(TRIGGERS[key]), ctx)
     return result, result.changes
 

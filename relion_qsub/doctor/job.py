@@ -553,7 +553,7 @@ def judge_scratch(
 
 def scratch_finding(where: str, slurm: SlurmView, runner: Runner = proc.run) -> Finding:
     """Best effort: the job's scratch dir (site profile's job_dir), here if visible, else on its first node."""
-    from .. import site as site_mod
+    from .. import profile as site_mod
 
     try:
         scratch = site_mod.load(None).scratch
