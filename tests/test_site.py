@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 
 from relion_qsub import profile
 from relion_qsub.errors import ProfileError
+from relion_qsub.profile import files
 
 
 def test_packaged_profiles_load() -> None:
@@ -78,3 +80,34 @@ def test_replace_keeps_the_rest() -> None:
     lenient = dataclasses.replace(biowulf, policy={**biowulf.policy, "typo": "off"})
     assert lenient.action("typo") == "off" and biowulf.action("typo") == "fix"
     assert lenient.scratch == biowulf.scratch and lenient.profile.recipes == biowulf.profile.recipes
+
+
+def test_site_option_is_declared_once() -> None:
+    """``--site`` and its help are written once (profile.add_site_option), beside the search they describe; the
+    tools' parsers use it (issue 19: five copies of the help had drifted from what resolve() does)."""
+    parser = argparse.ArgumentParser()
+    profile.add_site_option(parser)
+    assert parser.parse_args(["--site", "testbed"]).site == "testbed" and parser.parse_args([]).site is None
+    (action,) = [a for a in parser._actions if "--site" in a.option_strings]
+    assert action.help == profile.SITE_HELP and action.metavar == "PROFILE"
+    package = Path(profile.__file__).resolve().parent.parent
+    own = {str(p.relative_to(package)) for p in package.rglob("*.py") if '"--site"' in p.read_text()}
+    assert own <= {"profile/files.py", "cli.py"}, own  # cli.py: the submit path's own word parser reads it
+
+
+def test_site_help_says_what_resolve_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    monkeypatch.setattr(files, "INSTALLED_DIR", etc)
+    # "a path (it has a '/' or ends in .toml)"
+    assert profile.resolve("x.toml", {}) == Path("x.toml") and profile.resolve("a/b", {}) == Path("a/b")
+    # "a NAME looked up as <prefix>/etc/NAME.toml, then as a bundled profile"
+    assert profile.resolve("testbed", {}) == profile.PROFILE_DIR / "testbed.toml"
+    (etc / "testbed.toml").write_text("")
+    assert profile.resolve("testbed", {}) == etc / "testbed.toml"
+    # "default: $RELION_QSUB_SITE (as for --site), else the one profile in <prefix>/etc/, else biowulf"
+    assert profile.resolve(None, {"RELION_QSUB_SITE": "a/b"}) == Path("a/b")
+    assert profile.resolve(None, {}) == etc / "testbed.toml"
+    (etc / "testbed.toml").unlink()
+    assert profile.resolve(None, {}) == profile.PROFILE_DIR / f"{profile.DEFAULT_PROFILE}.toml"
+    assert "$RELION_QSUB_SITE" in profile.SITE_HELP and profile.DEFAULT_PROFILE in profile.SITE_HELP

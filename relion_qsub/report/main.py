@@ -40,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--since", metavar="DATE", help="only submissions from DATE on (2026-12-01 or 2026-12-01T09:30)"
     )
-    parser.add_argument("--site", help="site profile: a name or a .toml path (default $RELION_QSUB_SITE, else biowulf)")
+    profile.add_site_option(parser)
     parser.add_argument("-v", "--verbose", action="store_true", help="tracebacks on errors")
     return parser
 

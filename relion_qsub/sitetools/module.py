@@ -291,7 +291,7 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("action", nargs="?", choices=["write", "install"], default="write")
-    p.add_argument("--site", help="site profile: a name or a .toml path (default $RELION_QSUB_SITE, else biowulf)")
+    profile.add_site_option(p)
     p.add_argument("--format", choices=["lua", "tcl"], default="lua", help="write: Lmod (lua) or Environment Modules")
     p.add_argument(
         "--prefix",

@@ -310,7 +310,7 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("jobtype", nargs="?", help="recipe (class_gpu), template directory (Class2D_gpu) or RELION job type")
-    p.add_argument("--site", help="site profile: a name or a .toml path (default $RELION_QSUB_SITE, else biowulf)")
+    profile.add_site_option(p)
     p.add_argument("--node-type", help="one node type (default: every node type the recipe has a row for)")
     p.add_argument("--list", action="store_true", help="list the recipes and node types")
     p.add_argument("--json", action="store_true", help="machine-readable output")

@@ -373,7 +373,7 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser(
         "validate", parents=[common], help="schema, cross-checks, every template filled as RELION would"
     )
-    check.add_argument("--site", help="profile name or path (default: as for submissions)")
+    profile.add_site_option(check)
     check.add_argument("--live", action="store_true", help="also try each with sbatch --test-only on the cluster")
     sub.add_parser(
         "reference", parents=[common], help="print docs/profile-reference.md (every key, type, default, meaning)"

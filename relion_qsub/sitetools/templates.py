@@ -272,7 +272,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     build = sub.add_parser("build", help="render the template tree into --out")
-    build.add_argument("--site", help="site profile: a name or a .toml path (default $RELION_QSUB_SITE, else biowulf)")
+    profile.add_site_option(build)
     build.add_argument("--out", required=True, type=Path, help="output directory (created)")
     build.add_argument(
         "--install-dir",
