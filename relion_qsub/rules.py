@@ -165,7 +165,7 @@ RULES: list[Rule] = []
 
 
 def rule(name: str, check: str, reason: str) -> Callable[[RuleFunc], RuleFunc]:
-    """Register a rule for policy key ``check`` (a key of ``site.DEFAULT_POLICY``); appended to :data:`RULES`."""
+    """Register a rule for policy key ``check`` (a key of ``profile.DEFAULT_POLICY``); appended to :data:`RULES`."""
 
     def register(func: RuleFunc) -> RuleFunc:
         RULES.append(Rule(name, check, reason, func))

@@ -1,6 +1,6 @@
 """Issue 11 item 4: every rule change is keyed by its own policy key and switched off per key.
 
-For each key in ``site.DEFAULT_POLICY`` a script that makes that key's rule fire (and, where the defect was, a rule
+For each key in ``profile.DEFAULT_POLICY`` a script that makes that key's rule fire (and, where the defect was, a rule
 of another key too). With only that key "off", its findings vanish and every other key's findings stay exactly as
 they were; with only that key "error", each of its findings is an error and the script is refused.
 """

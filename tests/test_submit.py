@@ -157,10 +157,10 @@ def test_user_comment_is_kept_beside_the_token(jobdir: Path) -> None:
 
 
 def write_site(tmp_path: Path, sbatch: str) -> Path:
-    profile = tmp_path / "site.toml"
+    path = tmp_path / "site.toml"
     testbed = (Path(profile.PROFILE_DIR) / "testbed.toml").read_text()
-    profile.write_text(testbed.replace("[submit]\n", f'[submit]\nsbatch = "{sbatch}"\n'))
-    return profile
+    path.write_text(testbed.replace("[submit]\n", f'[submit]\nsbatch = "{sbatch}"\n'))
+    return path
 
 
 def test_cli_rejected_job_marks_relion_job_failed(
