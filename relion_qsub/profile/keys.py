@@ -82,6 +82,7 @@ def _site_options() -> Node:
         free=Key(
             STRING, NO_DEFAULT, "its argument: " + ", ".join(SITE_OPTION_ARGUMENTS), choices=SITE_OPTION_ARGUMENTS
         ),
+        label="<option>",
     )
 
 
