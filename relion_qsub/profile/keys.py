@@ -15,14 +15,62 @@ partition exists, a recipe's queue has the GPUs its node type needs, template si
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ProfileError
-from .declare import NO_DEFAULT, Array, Key, Kind, Node, Table, section
+from .declare import NO_DEFAULT, Kind, declared
 from .policy import ACTIONS
 from .reader import unknown_key
 from .recipes import SIZE_NAMES, TOOL_VARIABLES, Launcher, Limits, MemoryPolicy, Queue
 from .site import SITE_OPTION_ARGUMENTS, GpuType, Partition, Scratch, Submit
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    """One key: its type, its default (filled in when absent unless ``fill`` is off), what it means, and the
+    choices its value must be one of (the ranges of the typed sections' keys are checked when they are read)."""
+
+    kind: Kind
+    default: Any
+    doc: str
+    fill: bool = True
+    required: bool = False
+    choices: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """A table of known keys, or (``each``) a table of named entries that all follow one table's schema; ``free``:
+    any other key is a free label (``label`` in the reference) whose value follows that key's declaration."""
+
+    doc: str
+    keys: dict[str, Key | Table | Array] = field(default_factory=dict)
+    each: Table | None = None
+    free: Key | None = None
+    names: tuple[str, ...] = ()
+    label: str = "<label>"
+
+
+@dataclass(frozen=True, slots=True)
+class Array:
+    """An array of tables (``[[fields]]``)."""
+
+    doc: str
+    item: Table
+
+
+Node = Key | Table | Array
+
+
+def section(cls: type, doc: str) -> Table:
+    """The table a typed section's dataclass declares (relion_qsub.profile.declare)."""
+    keys: dict[str, Node] = {}
+    for name, kind, default, limits in declared(cls):
+        shown = list(default) if isinstance(default, tuple) else default  # as TOML gives it: a list
+        keys[name] = Key(kind, shown, limits["doc"], choices=limits.get("choices", ()))
+    return Table(doc, keys)
+
 
 STRING, INTEGER, NUMBER, BOOLEAN, STRINGS, MPI = (
     Kind.STRING,

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from ..errors import ProfileError
 from ..options import nearest
-from .declare import Key, Kind, declared
+from .declare import Kind, declared
 
 T = TypeVar("T")
 FILLED: Any = object()  # Reader: "the schema filled this key in"
@@ -114,23 +114,25 @@ class Reader:
     def keys(self) -> list[str]:
         return list(self.data)
 
-    def value(self, name: str, key: Key) -> Any:
-        """The value of a declared key, of its type and in its range or choices."""
-        if key.kind is Kind.STRING:
-            return self.text(name, choices=key.choices)
-        if key.kind is Kind.INTEGER:
-            return self.integer(name, minimum=key.minimum, maximum=key.maximum, why=key.why)
-        if key.kind is Kind.NUMBER:
+    def value(self, name: str, kind: Kind, limits: Mapping[str, Any]) -> Any:
+        """The value of a declared key (relion_qsub.profile.declare), of its type and in its range or choices."""
+        if kind is Kind.STRING:
+            return self.text(name, choices=limits.get("choices", ()))
+        if kind is Kind.INTEGER:
+            minimum, maximum, why = limits.get("minimum", 0), limits.get("maximum"), limits.get("why", "")
+            return self.integer(name, minimum=minimum, maximum=maximum, why=why)
+        if kind is Kind.NUMBER:
             return self.number(name)
-        if key.kind is Kind.BOOLEAN:
+        if kind is Kind.BOOLEAN:
             return self.boolean(name)
-        if key.kind is Kind.STRINGS:
+        if kind is Kind.STRINGS:
             return self.strings(name)
-        if key.kind is Kind.NUMBERS:
+        if kind is Kind.NUMBERS:
             return self.numbers(name)
-        raise AssertionError(f"no typed field reads {key.kind}")
+        raise AssertionError(f"no typed field reads {kind}")
 
     def section(self, cls: type[T], **others: Any) -> T:
         """The typed object a dataclass declares (relion_qsub.profile.declare), from this table; ``others``: its
         fields that are not profile keys."""
-        return cls(**{name: self.value(name, key) for name, key in declared(cls).items()}, **others)
+        values = {name: self.value(name, kind, limits) for name, kind, _, limits in declared(cls)}
+        return cls(**values, **others)

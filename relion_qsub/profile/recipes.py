@@ -403,7 +403,7 @@ def _launcher(top: Reader) -> Launcher:
 
 def _memory_policy(top: Reader) -> MemoryPolicy:
     t = top.table("memory")
-    for name in declare.declared(MemoryPolicy):
+    for name, *_ in declare.declared(MemoryPolicy):
         read_memory(t, name)
     return t.section(MemoryPolicy)
 
