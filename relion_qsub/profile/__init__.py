@@ -7,8 +7,8 @@ docs/profile-reference.md (``keys``) and the typed objects come from that declar
 - ``declare``: how a key is declared (type, default, meaning, range);
 - ``keys``: every section and key, the checker that fills in defaults, the reference doc;
 - ``reader``: typed reads of a checked table, with errors naming the file and key;
-- ``policy``: the ``[policy]`` table's actions (and, until the checks' registry owns them, their defaults);
-- ``site``: what the submit path reads (:class:`Site`: partitions, GPU types, scratch, policy, sbatch);
+- ``site``: what the submit path reads (:class:`Site`: partitions, GPU types, scratch, sbatch, and the
+  ``[policy]`` table raw: the checks declare its keys and actions, relion_qsub.checks.registry);
 - ``recipes``: what the site tools read (``Site.profile``: node types, GUI boxes, RELION's environment, recipes,
   template sets), built on first use; ``crosscheck``: checks across its sections;
 - ``files``: ``--site``, the search for the file, and the cache of its checked form (keyed by device and inode).
@@ -31,15 +31,10 @@ from .files import (
     load,
     resolve,
 )
-from .policy import ACTIONS, ALL_POLICY, DEFAULT_POLICY, FIT_POLICY
 from .site import GpuType, Partition, Scratch, Site, Submit
 
 __all__ = [
-    "ACTIONS",
-    "ALL_POLICY",
-    "DEFAULT_POLICY",
     "DEFAULT_PROFILE",
-    "FIT_POLICY",
     "INSTALLED_DIR",
     "PROFILE_DIR",
     "SITE_ENV",

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ProfileError
-from .policy import ALL_POLICY
 from .site import Site, from_mapping
 
 if TYPE_CHECKING:
@@ -143,16 +142,10 @@ def read_data(path: Path, environ: Mapping[str, str] = os.environ) -> dict[str, 
     return data
 
 
-def load(
-    name_or_path: str | None = None,
-    environ: Mapping[str, str] = os.environ,
-    full: bool = False,
-    policy: Mapping[str, str] = ALL_POLICY,
-) -> Site:
-    """The site profile. ``full``: also build and check the sections the submit path does not use. ``policy``:
-    the checks that exist and their default actions (the checks' registry passes its own)."""
+def load(name_or_path: str | None = None, environ: Mapping[str, str] = os.environ, full: bool = False) -> Site:
+    """The site profile. ``full``: also build and check the sections the submit path does not use."""
     path = resolve(name_or_path, environ)
-    site = from_mapping(read_data(path, environ), str(path), policy)
+    site = from_mapping(read_data(path, environ), str(path))
     if full:
         _ = site.profile
     return site

@@ -14,13 +14,12 @@ partition exists, a recipe's queue has the GPUs its node type needs, template si
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ProfileError
 from .declare import NO_DEFAULT, Kind, declared
-from .policy import ACTIONS
 from .reader import unknown_key
 from .recipes import SIZE_NAMES, TOOL_VARIABLES, Launcher, Limits, MemoryPolicy, Queue
 from .site import SITE_OPTION_ARGUMENTS, GpuType, Partition, Scratch, Submit
@@ -102,11 +101,12 @@ def _size_keys() -> dict[str, Node]:
 
 
 def _policy() -> Node:
+    # The checks' keys and actions are declared by relion_qsub.checks.registry, which validates them (and gives
+    # the reference their rows): the profile keeps this table raw, as free text values.
     return Table(
-        "What each check does when it fires: error (refuse), warn, fix (repair and say so) or off. The checks and "
-        "their default actions: the README's policy table.",
+        "What each check does when it fires: error (refuse), warn, fix (repair and say so) or off.",
         {"typo_distance": Key(INTEGER, 2, "how many typed characters an sbatch option may be off and still be read")},
-        free=Key(STRING, NO_DEFAULT, f"a check's action: one of {', '.join(ACTIONS)}", choices=ACTIONS),
+        free=Key(STRING, NO_DEFAULT, "a check's action (relion_qsub/checks/registry.py declares the checks)"),
         label="<check>",
     )
 
@@ -359,41 +359,45 @@ def _shown(value: Any) -> str:
     return f"`{value}`"
 
 
-def _reference_rows(node: Node, where: str, rows: list[str]) -> None:
+def _reference_rows(node: Node, where: str, rows: list[str], free_rows: Mapping[str, Sequence[str]]) -> None:
     if isinstance(node, Key):
         kind = node.kind.word + (" (required)" if node.required else "")
         rows.append(f"| `{where}` | {kind} | {_shown(node.default)} | {node.doc} |")
         return
     if isinstance(node, Array):
         rows.append(f"| `[[{where}]]` | array of tables | | {node.doc} |")
-        _reference_rows(node.item, where, rows)
+        _reference_rows(node.item, where, rows, free_rows)
         return
     if where:
         rows.append(f"| `[{where}]` | table | | {node.doc} |")
-    if node.free is not None:
+    if node.free is not None and where in free_rows:
+        rows.extend(free_rows[where])  # keys another part declares (the checks' [policy] keys)
+    elif node.free is not None:
         rows.append(f"| `{where}.{node.label}` | {node.free.kind.word} | | {node.free.doc} |")
     if node.each is not None:
         name = "<size>" if node.names else "<name>"
         if node.names:
             rows.append(f"| `{where}.{name}` | table | | one of {', '.join(node.names)} |")
-        _reference_rows(node.each, f"{where}.{name}", rows)
+        _reference_rows(node.each, f"{where}.{name}", rows, free_rows)
     for key, child in node.keys.items():
-        _reference_rows(child, f"{where}.{key}" if where else key, rows)
+        _reference_rows(child, f"{where}.{key}" if where else key, rows, free_rows)
 
 
-def reference() -> str:
-    """docs/profile-reference.md: every key with its type, default and meaning."""
+def reference(free_rows: Mapping[str, Sequence[str]]) -> str:
+    """docs/profile-reference.md: every key with its type, default and meaning. ``free_rows``: the rows of an open
+    table's keys that another part declares (``policy``: relion_qsub.checks.registry.reference_rows)."""
     rows: list[str] = []
-    _reference_rows(profile_schema(), "", rows)
+    _reference_rows(profile_schema(), "", rows, free_rows)
     return "\n".join(
         [
             "# Site profile reference",
             "",
             "Generated from the declarations in `relion_qsub/profile/` (`declare.key` fields of the typed sections,",
-            "the rest in `keys.py`) by `relion-qsub site reference > docs/profile-reference.md`; do not edit. A key",
-            "or section not listed here is an error naming the nearest known key. `—`: no default of its own (the",
-            "meaning says what absent means). Examples: `relion_qsub/profiles/*.toml`; a starting profile for a live",
-            "cluster: `relion-qsub site init`; check one: `relion-qsub site validate [--live]`.",
+            "the rest in `keys.py`; the `policy.*` checks: `relion_qsub/checks/registry.py`) by",
+            "`relion-qsub site reference > docs/profile-reference.md`; do not edit. A key or section not listed here",
+            "is an error naming the nearest known key. `—`: no default of its own (the meaning says what absent",
+            "means). Examples: `relion_qsub/profiles/*.toml`; a starting profile for a live cluster:",
+            "`relion-qsub site init`; check one: `relion-qsub site validate [--live]`.",
             "",
             "| key | type | default | meaning |",
             "| --- | --- | --- | --- |",

@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ProfileError
 from .declare import key
-from .policy import ACTIONS
-from .reader import Reader, unknown_key
+from .reader import Reader
 
 if TYPE_CHECKING:
     from .recipes import Profile
@@ -100,7 +99,7 @@ class Site:
     partitions: Mapping[str, Partition]
     gpu_safe_threads: Mapping[str, int]
     scratch: Scratch
-    policy: Mapping[str, str]  # every check's action: the defaults load() was given, then the file's [policy]
+    policy: Mapping[str, str]  # the [policy] table as written, less typo_distance (relion_qsub.checks reads it)
     typo_distance: int
     launchers: tuple[str, ...]
     submit: Submit
@@ -109,9 +108,6 @@ class Site:
     site_options: Mapping[str, str] = field(default_factory=dict)
     # The site tools' sections once built (by :attr:`profile`, or given: a copy with other values of them).
     built: Profile | None = field(default=None, repr=False, compare=False)
-
-    def action(self, check: str) -> str:
-        return self.policy.get(check, "warn")
 
     def gpu_partitions(self) -> list[str]:
         return sorted(p.name for p in self.partitions.values() if p.gpu_types)
@@ -147,21 +143,8 @@ def _partition(parts: Reader, name: str, safe: Mapping[str, int]) -> Partition:
     return p.section(Partition, name=name)
 
 
-def _policy(pol: Reader, defaults: Mapping[str, str]) -> dict[str, str]:
-    """``defaults`` (the checks that exist and their actions) with the file's ``[policy]`` actions over them."""
-    policy = dict(defaults)
-    for name in pol.keys():
-        if name == "typo_distance":
-            continue
-        if name not in defaults:
-            raise unknown_key(pol.path, "policy.", name, [*defaults, "typo_distance"], False)
-        policy[name] = pol.text(name, choices=ACTIONS)
-    return policy
-
-
-def from_mapping(data: Mapping[str, Any], path: str, policy: Mapping[str, str]) -> Site:
-    """The submit path's part of a profile ``data`` that ``keys.check`` filled in; ``policy``: every check and its
-    default action (the checks own them; see relion_qsub.profile.policy)."""
+def from_mapping(data: Mapping[str, Any], path: str) -> Site:
+    """The submit path's part of a profile ``data`` that ``keys.check`` filled in."""
     top = Reader(path, data)
     gpu_types = top.table("gpu_types")
     safe = {name: gpu_types.table(name).section(GpuType).safe_threads for name in gpu_types.keys()}
@@ -173,7 +156,8 @@ def from_mapping(data: Mapping[str, Any], path: str, policy: Mapping[str, str]) 
         partitions={name: _partition(parts, name, safe) for name in parts.keys()},
         gpu_safe_threads=safe,
         scratch=top.table("scratch").section(Scratch),
-        policy=_policy(pol, policy),
+        # Kept raw: the checks declare their keys and validate this table (relion_qsub.checks.registry.policy).
+        policy={name: pol.text(name) for name in pol.keys() if name != "typo_distance"},
         typo_distance=pol.integer("typo_distance"),
         launchers=top.strings("launchers"),
         submit=top.table("submit").section(Submit),

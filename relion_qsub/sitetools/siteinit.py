@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .. import proc, profile
+from ..checks import registry
 from ..errors import EX_CONFIG, EX_OK, InputError, UsageError
 from ..usage import Parser
 from . import cluster
@@ -417,7 +418,7 @@ def main(argv: Sequence[str]) -> int:
     if args.action == "reference":
         from ..profile.keys import reference
 
-        sys.stdout.write(reference())
+        sys.stdout.write(reference({"policy": registry.reference_rows()}))
         return EX_OK
     if args.action == "init":
         if args.output and Path(args.output).exists() and not args.force:
@@ -429,6 +430,7 @@ def main(argv: Sequence[str]) -> int:
             sys.stdout.write(text)
         return EX_OK
     site = profile.load(args.site, full=True)
+    registry.policy(site.policy, site.path)  # the [policy] keys and actions: the checks declare them
     tried, failures = validate(site, args.live)
     for line in failures:
         print(line)
