@@ -1,11 +1,13 @@
 """The site profile: what a cluster's partitions, GPUs and scratch look like, and what relion-qsub enforces.
 
 A profile is a TOML file (the bundled ones: ``relion_qsub/profiles/``); which one is meant is written in
-``files`` (``--site``, :data:`SITE_HELP`). Each key is declared once (``declare``): the checker and
-docs/profile-reference.md (``keys``) and the typed objects come from that declaration. The modules:
+``files`` (``--site``, :data:`SITE_HELP`). Each key is declared once, and the checker, the typed objects and
+docs/profile-reference.md come from that declaration. The modules:
 
-- ``declare``: how a key is declared (type, default, meaning, range);
-- ``keys``: every section and key, the checker that fills in defaults, the reference doc;
+- ``declare``: how a key of a typed section is declared: a ``declare.key`` field (type, default, meaning, range) of
+  the section's frozen dataclass (``site.Scratch``, ``site.Partition``, ``recipes.Limits`` ...);
+- ``keys``: the whole tree (those sections, and the keys of the sections that are not one object: recipes,
+  templates, node types), the checker that fills in defaults, the reference doc;
 - ``reader``: typed reads of a checked table, with errors naming the file and key;
 - ``site``: what the submit path reads (:class:`Site`: partitions, GPU types, scratch, sbatch, and the
   ``[policy]`` table raw: the checks declare its keys and actions, relion_qsub.checks.registry);
