@@ -18,6 +18,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from .. import proc, profile
@@ -50,13 +51,14 @@ def _key(key: str) -> str:
     return key if key.replace("_", "").replace("-", "").isalnum() else json.dumps(key)
 
 
+@dataclass(frozen=True, slots=True)
 class NodeKind:
     """One kind of node (same CPUs, memory, gres and features): a node type of the profile."""
 
-    __slots__ = ("count", "name", "node", "partition")
-
-    def __init__(self, name: str, node: cluster.Node, partition: str, count: int) -> None:
-        self.name, self.node, self.partition, self.count = name, node, partition, count
+    name: str
+    node: cluster.Node
+    partition: str
+    count: int
 
 
 def _scratch_gres(nodes: Sequence[cluster.Node], preferred: str) -> str:
