@@ -24,10 +24,10 @@ from . import proc
 from .checks import core as checks
 from .checks.engine import check_fit, normalise, parse_cli_options
 from .errors import CommandError, CommandTimeout, InputError, ScriptError, TransientError
+from .profile import Site
 from .relion import gui
 from .relion import jobdir as jobdir_mod
 from .script import Script, parse
-from .site import Site
 
 _SUBMITTED = r"Submitted batch job (\d+)"  # compiled on first use (re caches it): `check` never needs it
 

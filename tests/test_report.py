@@ -10,16 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from relion_qsub import proc
-from relion_qsub import site as site_mod
+from relion_qsub import proc, profile
 from relion_qsub.errors import CommandError, InputError, UsageError
 from relion_qsub.relion.record import Record
 from relion_qsub.report import jobs, main, sacct, summary, usage, verdict
 from relion_qsub.report.units import GIB, clock, gb, short
 from tests.reportdata import make_project, recorded
 
-TESTBED = site_mod.load("testbed")
-BIOWULF = site_mod.load("biowulf")
+TESTBED = profile.load("testbed")
+BIOWULF = profile.load("biowulf")
 ANSI = re.compile(r"\033\[[0-9;]*m")
 SECONDS = re.compile(r"\(\d+\.\d+ s\)")
 

@@ -528,10 +528,10 @@ def judge_scratch(
 
 def scratch_finding(where: str, slurm: SlurmView, runner: Runner = proc.run) -> Finding:
     """Best effort: the job's scratch dir (site profile's job_dir), here if visible, else on its first node."""
-    from .. import site as site_mod
+    from .. import profile
 
     try:
-        scratch = site_mod.load(None).scratch
+        scratch = profile.load(None).scratch
     except RelionQsubError as exc:
         return Finding("warning", where, f"scratch not checked: {exc}", check="job")
     path = scratch.job_dir.replace("${SLURM_JOB_ID}", slurm.job_id).replace("$SLURM_JOB_ID", slurm.job_id)
