@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from .argparser import FixedWidth, Parser
 from .errors import EX_DATAERR, EX_OK, EX_USAGE, UsageError, guarded
+from .profile.files import add_site_option
 
 if TYPE_CHECKING:
     from .checks.core import Change
@@ -49,8 +50,7 @@ commands:
   site init|validate|reference  a starting profile from the live cluster, its checks (--live), every key; --help
 
 options:
-  --site PROFILE   site profile: a name ({profiles}) or a .toml path;
-                   default $RELION_QSUB_SITE, else biowulf
+  --site PROFILE   {site_help}
   --diff           (check) also print a unified diff of the changes on stderr
   -q, --quiet      do not print fixes and warnings (errors are always printed)
   -v, --verbose    also the repairs of empty GUI boxes (kept in relion-qsub.jsonl); tracebacks on errors
@@ -68,10 +68,14 @@ exit status: sbatch's own when sbatch ran; otherwise 64 usage, 65 the script can
 
 
 def help_text() -> str:
-    from .site import PROFILE_DIR
+    import textwrap
 
-    profiles = ", ".join(sorted(p.stem for p in PROFILE_DIR.glob("*.toml")))
-    return HELP.format(usage=USAGE, prog=PROG, profiles=profiles)
+    from .profile import SITE_HELP, known_profiles
+
+    indent = " " * len("  --site PROFILE   ")
+    text = f"{SITE_HELP} (known: {', '.join(known_profiles())})"
+    site_help = textwrap.fill(text, 118, initial_indent=indent, subsequent_indent=indent)[len(indent) :]
+    return HELP.format(usage=USAGE, prog=PROG, site_help=site_help)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +98,7 @@ def _parser(command: str) -> Parser:
     p = Parser(prog=PROG, add_help=False, allow_abbrev=False, formatter_class=FixedWidth)  # no --ver for --version
     p.add_argument("-h", "--help", action="store_true")
     p.add_argument("--version", action="store_true")
-    p.add_argument("--site", metavar="PROFILE")
+    add_site_option(p)
     p.add_argument("-q", "--quiet", action="store_true")
     p.add_argument("-v", "--verbose", action="store_true")
     if command == "check":
@@ -140,7 +144,7 @@ def _usage(message: str) -> int:
 
 
 def print_report(changes: Sequence[Change], quiet: bool, verbose: bool = False) -> None:
-    from .quiet import harmless
+    from .relion.gui import harmless
 
     for change in changes:
         if (quiet and change.action != "error") or (harmless(change) and not verbose):
@@ -162,7 +166,7 @@ def _diff(prepared: Prepared) -> str:
 
 
 def _check(args: Args) -> int:
-    from .site import load
+    from .profile import load
     from .submit import prepare
 
     prepared = prepare(Path(args.script), args.sbatch_args, load(args.site))

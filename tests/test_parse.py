@@ -150,12 +150,14 @@ def test_lines_after_the_first_command_are_body() -> None:
 def test_hostile_long_option_is_refused_quickly() -> None:
     import time
 
-    from relion_qsub import site
+    from relion_qsub import profile
     from relion_qsub.checks.core import Context
     from relion_qsub.checks.engine import normalise
 
     start = time.perf_counter()
-    result = normalise(parse("#!/bin/bash\n#SBATCH --" + "x" * 200_000 + "\nhostname\n"), Context(site.load("testbed")))
+    result = normalise(
+        parse("#!/bin/bash\n#SBATCH --" + "x" * 200_000 + "\nhostname\n"), Context(profile.load("testbed"))
+    )
     assert not result.ok and time.perf_counter() - start < 2.0
 
 

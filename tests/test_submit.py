@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 from pathlib import Path
@@ -9,15 +10,16 @@ from pathlib import Path
 import pytest
 from pytest_subprocess import FakeProcess
 
-from relion_qsub import jobdir as jobdir_mod
-from relion_qsub import site as site_mod
+from relion_qsub import profile
 from relion_qsub import submit as sub
 from relion_qsub.checks.registry import ALL_POLICY
 from relion_qsub.cli import qsub_main
 from relion_qsub.errors import EX_DATAERR, CommandError, TransientError
+from relion_qsub.relion import jobdir as jobdir_mod
 
-SITE = site_mod.load("testbed").replace(
-    submit=site_mod.load("testbed").submit.replace(timeout=0.2, attempts=3, backoff=(0.0,)),
+SITE = dataclasses.replace(
+    profile.load("testbed"),
+    submit=dataclasses.replace(profile.load("testbed").submit, timeout=0.2, attempts=3, backoff=(0.0,)),
 )
 TOKEN = "relion-qsub:test0token"
 SCRIPT = "#!/bin/bash\n#SBATCH --ntasks=1 --partition=norm\n#SBATCH --gres=\nhostname\n"
@@ -137,7 +139,7 @@ def test_permanent_rejection_is_not_retried(fp: FakeProcess, jobdir: Path) -> No
 
 
 def test_missing_sbatch_is_a_clear_error(jobdir: Path) -> None:
-    nowhere = SITE.replace(submit=SITE.submit.replace(sbatch="/nonexistent/sbatch"))
+    nowhere = dataclasses.replace(SITE, submit=dataclasses.replace(SITE.submit, sbatch="/nonexistent/sbatch"))
     p = prepared(jobdir)
     with pytest.raises(CommandError, match="command not found"):
         sub.submit(nowhere, p, token=TOKEN)
@@ -156,10 +158,10 @@ def test_user_comment_is_kept_beside_the_token(jobdir: Path) -> None:
 
 
 def write_site(tmp_path: Path, sbatch: str) -> Path:
-    profile = tmp_path / "site.toml"
-    testbed = (Path(site_mod.PROFILE_DIR) / "testbed.toml").read_text()
-    profile.write_text(testbed.replace("[submit]\n", f'[submit]\nsbatch = "{sbatch}"\n'))
-    return profile
+    path = tmp_path / "site.toml"
+    testbed = (Path(profile.PROFILE_DIR) / "testbed.toml").read_text()
+    path.write_text(testbed.replace("[submit]\n", f'[submit]\nsbatch = "{sbatch}"\n'))
+    return path
 
 
 def test_cli_rejected_job_marks_relion_job_failed(
@@ -238,7 +240,7 @@ def test_report_is_echoed_into_the_job_output(tmp_path: Path, text: str) -> None
     proc = subprocess.run(["bash", "-c", body], capture_output=True, text=True, check=False)
     assert proc.stdout.startswith("relion-qsub: fixed: line 2: dropped the empty '--gres='"), proc.stdout
     assert ("hostname" in text) == (proc.stdout.count("\n") == 2)
-    clean = sub.prepare(script, [], SITE.replace(policy={k: "off" for k in ALL_POLICY}))
+    clean = sub.prepare(script, [], dataclasses.replace(SITE, policy={k: "off" for k in ALL_POLICY}))
     assert clean.text == text  # nothing to report: the script is submitted as normalised, byte for byte
 
 

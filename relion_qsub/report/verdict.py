@@ -21,8 +21,8 @@ import math
 from dataclasses import dataclass
 
 from ..doctor.job import PATTERNS, SLURM_ENDINGS
-from ..profile import NodeType
-from ..site import Site
+from ..profile import Site
+from ..profile.recipes import NodeType
 from .units import GIB, clock, gb
 from .usage import Usage
 
@@ -41,7 +41,7 @@ class Verdict:
 
 def node_type(site: Site, usage: Usage) -> NodeType | None:
     """The site's node type the job ran on: its partition, GPU type and constraint; None when that is not one."""
-    types = [t for t in site.node_types.values() if t.partition == usage.partition]
+    types = [t for t in site.profile.node_types.values() if t.partition == usage.partition]
     if usage.gpu_type:
         types = [t for t in types if t.gpu_type == usage.gpu_type] or types
     constraint = usage.job.requested.constraint
@@ -54,7 +54,7 @@ def node_type(site: Site, usage: Usage) -> NodeType | None:
 
 def label(site: Site, option: str) -> str:
     """The Running-tab box the value goes into ("Memory Per Thread"), else the sbatch option."""
-    gui = site.field_for(option)
+    gui = site.profile.field_for(option)
     return gui.label if gui is not None else f"--{option}"
 
 
@@ -86,7 +86,7 @@ def oom(site: Site, usage: Usage) -> str:
     if node is not None and want > node.memory_mb * MB:
         if alloc >= node.memory_mb * MB * 0.95:
             return f"{at}, all of a {node.name} node: fewer MPI ranks per node or fewer threads"
-        whole = site.memory.whole_node
+        whole = site.profile.memory.whole_node
         return f"{at}: ask the whole {node.name} node ({box} {whole} with --exclusive) or fewer threads"
     return f"{at}: ask {gb(want)} GB ({box} {per_cpu(want, cpus_per_node(usage))}) or fewer threads"
 
@@ -124,7 +124,7 @@ def memory_clauses(site: Site, usage: Usage) -> list[tuple[str, str]]:
     said = f"peak {gb(peak)} GB of {gb(alloc)} GB per node"
     if peak >= 0.9 * alloc:
         return [(WARNING, f"{said}: close to the limit, next time {box} {per_cpu(alloc * 1.25, cpus)}")]
-    whole = usage.job.requested.exclusive and usage.job.requested.mem_per_cpu == site.memory.whole_node
+    whole = usage.job.requested.exclusive and usage.job.requested.mem_per_cpu == site.profile.memory.whole_node
     if peak < 0.25 * alloc and not whole and alloc > GIB and (usage.elapsed or 0) >= MEASURED:
         return [(WASTE, f"{said}: {box} {per_cpu(peak * 1.5, cpus)} would do")]
     return []
