@@ -10,9 +10,9 @@ sizes and ignores the boxes: what it asks is the template's. Imported only when 
 
 from __future__ import annotations
 
-from .options import Parsed
 from .script import Kind, Line, Script
 from .site import Site
+from .slurm.options import Parsed
 
 TYPE_CHECKING = False  # not typing's: importing typing costs the submit path ~2 ms
 if TYPE_CHECKING:

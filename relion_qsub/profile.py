@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 from . import crosscheck
 from .errors import ScriptError
-from .options import BY_NAME, parse_words
 from .reader import FILLED, Reader
 from .schema import SIZE_NAMES, TOOL_VARIABLES
 from .schema import default as _d
 from .script import split_words
+from .slurm.options import BY_NAME, parse_words
 from .units import memory_mb
 
 if TYPE_CHECKING:

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .errors import ProfileError
-from .options import nearest
+from .slurm.options import nearest
 
 # What the job's directives must fit is read from [partitions.*]; these are the types a key can have.
 STRING, INTEGER, NUMBER, BOOLEAN, STRINGS, NUMBERS, MPI = (

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import errno
 import os
-import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -25,8 +24,6 @@ from . import jobdir as jobdir_mod
 from .errors import CommandError, CommandTimeout, InputError, ScriptError, TransientError
 from .script import Script, parse
 from .site import Site
-
-_SUBMITTED = r"Submitted batch job (\d+)"  # compiled on first use (re caches it): `check` never needs it
 
 
 class Prepared:
@@ -201,8 +198,9 @@ def release(
 
 
 def parse_job_id(stdout: str) -> str | None:
-    match = re.search(_SUBMITTED, stdout)
-    return match.group(1) if match else None
+    from .slurm import sbatch  # here, not at the top: `check` never needs it
+
+    return sbatch.job_id(stdout)
 
 
 def find_by_token(site: Site, token: str, runner: Callable[..., proc.Result] = proc.run) -> str | None:
@@ -213,16 +211,16 @@ def find_by_token(site: Site, token: str, runner: Callable[..., proc.Result] = p
 
 def jobs_with_token(site: Site, token: str, runner: Callable[..., proc.Result] = proc.run) -> list[str]:
     """The ids of every job carrying ``token``, oldest first. Raises TransientError if squeue fails."""
-    result = runner(
-        [site.submit.squeue, "--noheader", "--states=all", f"--user={os.getuid()}", "--format=%i|%k"],
-        timeout=site.submit.timeout,
-    )
-    if result.returncode != 0:
-        raise TransientError(
-            f"squeue failed: {_last_line(result.stderr)}", returncode=result.returncode, stderr=result.stderr
-        )
-    ids = [row.partition("|")[0].strip() for row in result.stdout.splitlines() if token in row.partition("|")[2]]
-    return sorted(ids, key=lambda i: (len(i), i))
+    from .slurm import client
+
+    found = client.jobs_with_token(token, runner, site.submit.squeue, site.submit.timeout)
+    return [job.job_id for job in found]
+
+
+def _answer(job_id: str) -> str:
+    from .slurm import sbatch
+
+    return sbatch.answer(job_id)
 
 
 def _last_line(text: str) -> str:
@@ -313,7 +311,7 @@ def submit(
             found = lookup_patiently(site, token, runner, sleep, why)
         if found is not None:
             sub.job_id, sub.returncode = found, 0
-            sub.stdout = f"Submitted batch job {found}\n"
+            sub.stdout = _answer(found)
             sub.stderr += f"relion-qsub: sbatch's answer was lost ({why}); the job was found by its token: {found}\n"
             sub.attempts.append({"attempt": attempt, "found_by_token": found})
             return _keep_one(site, sub, runner, sleep)
@@ -344,7 +342,7 @@ def _keep_one(
         runner([site.submit.scancel, *extra], timeout=site.submit.timeout)
         sub.attempts.append({"cancelled_twins": extra, "kept": keep})
         sub.job_id = keep
-        sub.stdout = f"Submitted batch job {keep}\n"
+        sub.stdout = _answer(keep)
         sub.stderr += f"relion-qsub: warning: the controller created {len(ids)} jobs for one submission; kept {keep}, "
         sub.stderr += f"cancelled {', '.join(extra)}\n"
     return sub

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from relion_qsub.options import BY_NAME, edit_distance, lookup_long, nearest, parse_words
 from relion_qsub.script import Kind, lookalikes, parse, quote_word, split_words
+from relion_qsub.slurm.options import BY_NAME, edit_distance, lookup_long, nearest, parse_words
 
 
 @pytest.mark.parametrize(
@@ -168,7 +168,7 @@ def test_shell_words_keep_their_spans() -> None:
 
 
 def test_site_options_join_the_table_for_one_parse() -> None:
-    from relion_qsub.options import site_table
+    from relion_qsub.slurm.options import site_table
 
     extra = site_table({"gpu_cmode": "required", "auks": "optional"})
     (parsed,) = parse_words(["--gpu_c=shared"], extra=extra)  # a prefix, as getopt_long takes it

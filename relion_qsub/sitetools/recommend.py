@@ -19,10 +19,10 @@ from typing import Any
 
 from .. import site as site_mod
 from ..errors import ScriptError, UsageError
-from ..options import parse_words
 from ..profile import NodeType, Recipe, Row, memory_mb
 from ..script import split_words
 from ..site import Site
+from ..slurm.options import parse_words
 from ..usage import Parser
 
 GIB = 1024**3

@@ -1,4 +1,4 @@
-"""The sbatch option table and a getopt_long-faithful option parser.
+"""The sbatch and srun option tables and a getopt_long-faithful option parser.
 
 sbatch parses every ``#SBATCH`` line with getopt_long(3) over the same table as its command line
 (src/sbatch/opt.c, src/common/slurm_opt.c), so this module mirrors getopt_long rather than argparse:
@@ -8,7 +8,9 @@ sbatch parses every ``#SBATCH`` line with getopt_long(3) over the same table as 
   * short options cluster (``-HQ``) and take attached or next-word arguments (``-N2``, ``-N 2``).
 Options are identified by name after this lookup, never by substring matching of the raw text.
 
-The table is sbatch(1) of Slurm 22.05; ``tests/test_qsub_cluster.py`` checks every entry against the real sbatch.
+The sbatch table is sbatch(1) of Slurm 22.05; ``tests/test_qsub_cluster.py`` checks every entry against the real
+sbatch. The srun table is srun(1) of Slurm 22.05 (src/srun/libsrun/opt.c), less ``-n/--ntasks``, ``-v/--verbose`` and
+``-h/--help``, which relion-launch reads itself.
 """
 
 from __future__ import annotations
@@ -135,12 +137,109 @@ OPTIONS: tuple[Option, ...] = (
     Option("wrap", None, REQUIRED),
 )
 
+
+class Table:
+    """One command's options, by long name (aliases included) and by short letter."""
+
+    __slots__ = ("by_name", "by_short")
+
+    def __init__(self, options: Iterable[Option], aliases: Mapping[str, str] | None = None) -> None:
+        names = {o.name: o for o in options}
+        self.by_name: dict[str, Option] = {**names, **{alias: names[name] for alias, name in (aliases or {}).items()}}
+        self.by_short: dict[str, Option] = {o.short: o for o in names.values() if o.short}
+
+    def arg(self, name: str) -> int | None:
+        """What the long option ``name`` (exactly that name) takes; None when the command has no such option."""
+        option = self.by_name.get(name)
+        return option.arg if option is not None else None
+
+    def short_arg(self, letter: str) -> int | None:
+        """What the short option ``letter`` takes; None when the command has no such option."""
+        option = self.by_short.get(letter)
+        return option.arg if option is not None else None
+
+
 # Long names sbatch accepts besides the table's (slurm_opt.c); they resolve to the canonical option.
 ALIASES: dict[str, str] = {"tasks-per-node": "ntasks-per-node"}
+SBATCH = Table(OPTIONS, ALIASES)
+BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}  # canonical names only
+BY_SHORT: dict[str, Option] = SBATCH.by_short
 
-BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
-_ALL_NAMES: dict[str, Option] = {**BY_NAME, **{alias: BY_NAME[name] for alias, name in ALIASES.items()}}
-BY_SHORT: dict[str, Option] = {o.short: o for o in OPTIONS if o.short}
+
+def _srun(names: str, arg: int, shorts: Mapping[str, str] | None = None) -> tuple[Option, ...]:
+    letters = {name: letter for letter, name in (shorts or {}).items()}
+    return tuple(Option(name, letters.get(name), arg) for name in names.split())
+
+
+# srun(1) of Slurm 22.05: long options, their short letters, and whether they take an argument. An optional argument
+# is only ever attached (--exclusive=user), as getopt_long does.
+SRUN_OPTIONS: tuple[Option, ...] = (
+    *_srun(
+        "accel-bind account acctg-freq bb bbf bcast-exclude begin chdir cluster-constraint clusters "
+        "comment constraint container core-spec cores-per-socket cpu-bind cpu-freq cpus-per-gpu "
+        "cpus-per-task deadline delay-boot dependency distribution epilog error exclude export "
+        "extra-node-info gid gpu-bind gpu-freq gpus gpus-per-node gpus-per-socket gpus-per-task gres "
+        "gres-flags het-group hint input job-name jobid "
+        "licenses mail-type mail-user mcs-label mem mem-bind mem-per-cpu mem-per-gpu mincpus mpi msg-timeout "
+        "network nodefile nodelist nodes ntasks-per-core ntasks-per-gpu ntasks-per-node ntasks-per-socket "
+        "open-mode output partition power prefer priority profile prolog qos relative reservation signal "
+        "slurmd-debug sockets-per-node switches task-epilog task-prolog thread-spec threads threads-per-core "
+        "time time-min tmp uid wait wckey",
+        REQUIRED,
+        {
+            "A": "account",
+            "b": "begin",
+            "D": "chdir",
+            "M": "clusters",
+            "C": "constraint",
+            "S": "core-spec",
+            "d": "dependency",
+            "m": "distribution",
+            "e": "error",
+            "x": "exclude",
+            "B": "extra-node-info",
+            "G": "gpus",
+            "i": "input",
+            "J": "job-name",
+            "L": "licenses",
+            "F": "nodefile",
+            "w": "nodelist",
+            "N": "nodes",
+            "o": "output",
+            "p": "partition",
+            "q": "qos",
+            "r": "relative",
+            "T": "threads",
+            "t": "time",
+            "W": "wait",
+            "c": "cpus-per-task",
+        },
+    ),
+    *_srun(
+        "bcast compress exclusive immediate kill-on-bad-exit nice no-kill propagate resv-ports send-libs x11",
+        OPTIONAL,
+        {"I": "immediate", "K": "kill-on-bad-exit", "k": "no-kill"},
+    ),
+    *_srun(
+        "contiguous disable-status exact hold label multi-prog no-allocate overcommit overlap oversubscribe "
+        "preserve-env pty quiet quit-on-interrupt reboot spread-job test-only unbuffered usage "
+        "use-min-nodes version",
+        NONE,
+        {
+            "X": "disable-status",
+            "H": "hold",
+            "l": "label",
+            "Z": "no-allocate",
+            "O": "overcommit",
+            "s": "oversubscribe",
+            "E": "preserve-env",
+            "Q": "quiet",
+            "u": "unbuffered",
+            "V": "version",
+        },
+    ),
+)
+SRUN = Table(SRUN_OPTIONS)
 
 
 EXACT, PREFIX, AMBIGUOUS, UNKNOWN = "exact", "prefix", "ambiguous", "unknown"
@@ -161,7 +260,7 @@ def site_table(site_options: Mapping[str, str]) -> dict[str, Option]:
 
 def lookup_long(name: str, extra: Mapping[str, Option] | None = None) -> tuple[str, tuple[Option, ...]]:
     """Resolve a long option name (without ``--``) the way getopt_long does (``extra``: the site's options)."""
-    table = {**_ALL_NAMES, **extra} if extra else _ALL_NAMES
+    table = {**SBATCH.by_name, **extra} if extra else SBATCH.by_name
     exact = table.get(name)
     if exact is not None:
         return EXACT, (exact,)
