@@ -264,9 +264,11 @@ def lookup_patiently(
             error = exc
             if attempt < site.submit.attempts:
                 sleep(_backoff(site, attempt))
+    from .slurm import client
+
     raise TransientError(
         f"sbatch failed ({why}) and squeue could not say whether the job exists ({error}); look for comment "
-        f"{token} in `squeue --me --format=%i,%k` before submitting again"
+        f"{token} in `{client.COMMENTS_BY_HAND}` before submitting again"
     ) from error
 
 

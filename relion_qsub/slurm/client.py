@@ -288,6 +288,10 @@ class QueuedJob:
 _QUEUE_FORMAT = "%i|%T|%r|%k"
 
 
+# The command a person runs to see the comments (and so the tokens) of their jobs.
+COMMENTS_BY_HAND = "squeue --me --format=%i,%k"
+
+
 def squeue_argv(squeue: str = SQUEUE) -> list[str]:
     """Every job of this user the controller still holds (``--states=all``: ended ones too, until MinJobAge)."""
     return [squeue, "--noheader", "--states=all", f"--user={os.getuid()}", f"--format={_QUEUE_FORMAT}"]
