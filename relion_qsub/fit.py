@@ -2,7 +2,7 @@
 
 sbatch answers an impossible request with "Requested node configuration is not available" or "Invalid feature
 specification", and accepts a walltime over MaxTime or more nodes than the partition has, which then pend forever
-(PartitionTimeLimit, PartitionNodeLimit; see /work/shared/notes/slurm-facts.md). The limits come from the profile
+(squeue reasons PartitionTimeLimit, PartitionNodeLimit; checked on the testbed). The limits come from the profile
 (``[partitions.*]``, written by ``relion-qsub site init``; cached with it), never from a Slurm call per submission.
 Each rule serves one policy key and says, in one sentence, which GUI box the value came from and what fits.
 
