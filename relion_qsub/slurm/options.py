@@ -141,10 +141,11 @@ OPTIONS: tuple[Option, ...] = (
 class Table:
     """One command's options, by long name (aliases included) and by short letter."""
 
-    __slots__ = ("by_name", "by_short")
+    __slots__ = ("by_name", "by_short", "canonical")
 
     def __init__(self, options: Iterable[Option], aliases: Mapping[str, str] | None = None) -> None:
         names = {o.name: o for o in options}
+        self.canonical: dict[str, Option] = names  # without the aliases: what a typo is corrected to
         self.by_name: dict[str, Option] = {**names, **{alias: names[name] for alias, name in (aliases or {}).items()}}
         self.by_short: dict[str, Option] = {o.short: o for o in names.values() if o.short}
 
@@ -162,7 +163,7 @@ class Table:
 # Long names sbatch accepts besides the table's (slurm_opt.c); they resolve to the canonical option.
 ALIASES: dict[str, str] = {"tasks-per-node": "ntasks-per-node"}
 SBATCH = Table(OPTIONS, ALIASES)
-BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}  # canonical names only
+BY_NAME: dict[str, Option] = SBATCH.canonical
 BY_SHORT: dict[str, Option] = SBATCH.by_short
 
 
@@ -258,9 +259,12 @@ def site_table(site_options: Mapping[str, str]) -> dict[str, Option]:
     return {name: Option(name, None, ARG_KINDS[kind]) for name, kind in site_options.items()}
 
 
-def lookup_long(name: str, extra: Mapping[str, Option] | None = None) -> tuple[str, tuple[Option, ...]]:
-    """Resolve a long option name (without ``--``) the way getopt_long does (``extra``: the site's options)."""
-    table = {**SBATCH.by_name, **extra} if extra else SBATCH.by_name
+def lookup_long(
+    name: str, extra: Mapping[str, Option] | None = None, command: Table = SBATCH
+) -> tuple[str, tuple[Option, ...]]:
+    """Resolve a long option name (without ``--``) the way getopt_long does over ``command``'s table (``extra``: the
+    site's options)."""
+    table = {**command.by_name, **extra} if extra else command.by_name
     exact = table.get(name)
     if exact is not None:
         return EXACT, (exact,)
@@ -305,10 +309,11 @@ def nearest(name: str, limit: int = 3, names: Iterable[str] | None = None) -> li
     return ranked[:limit]
 
 
-def unique_correction(name: str, max_distance: int) -> Option | None:
+def unique_correction(name: str, max_distance: int, command: Table = SBATCH) -> Option | None:
     """The one option within ``max_distance`` edits of ``name``, or None if there are none or several."""
-    close = [candidate for distance, candidate in nearest(name, limit=3) if distance <= max_distance]
-    return BY_NAME[close[0]] if len(close) == 1 else None
+    names = command.canonical
+    close = [candidate for distance, candidate in nearest(name, limit=3, names=names) if distance <= max_distance]
+    return names[close[0]] if len(close) == 1 else None
 
 
 class Parsed:
@@ -338,17 +343,19 @@ class Parsed:
         return self.option.name if self.option else None
 
 
-def _parse_long(word: str, rest: list[str], max_distance: int, extra: Mapping[str, Option] | None) -> Parsed:
+def _parse_long(
+    word: str, rest: list[str], max_distance: int, extra: Mapping[str, Option] | None, command: Table
+) -> Parsed:
     body = word[2:]
     name, eq, attached = body.partition("=")
     value = attached if eq else None
     word = "--" + name
-    kind, matches = lookup_long(name, extra)
+    kind, matches = lookup_long(name, extra, command)
     if kind == AMBIGUOUS:
         shown = ", ".join("--" + o.name for o in matches[:4])
         return Parsed(word, None, value, f"option '--{name}' is ambiguous (could be {shown})")
     if kind == UNKNOWN:
-        guess = unique_correction(name, max_distance)
+        guess = unique_correction(name, max_distance, command)
         # A misspelt option that takes an argument swallows the next word as getopt would have, had it been
         # spelt right; otherwise "--constrain x2695" would leave "x2695" behind as a stray word.
         if guess is not None and value is None and guess.arg is REQUIRED and rest and not rest[0].startswith("-"):
@@ -364,12 +371,12 @@ def _parse_long(word: str, rest: list[str], max_distance: int, extra: Mapping[st
     return Parsed(word, option, value)
 
 
-def _parse_short_cluster(word: str, rest: list[str]) -> list[Parsed]:
+def _parse_short_cluster(word: str, rest: list[str], command: Table) -> list[Parsed]:
     out: list[Parsed] = []
     i = 1
     while i < len(word):
         letter = word[i]
-        option = BY_SHORT.get(letter)
+        option = command.by_short.get(letter)
         if option is None:
             out.append(Parsed("-" + letter, None, None, f"invalid option -- '{letter}'"))
             i += 1
@@ -392,8 +399,14 @@ def _parse_short_cluster(word: str, rest: list[str]) -> list[Parsed]:
     return out
 
 
-def parse_words(words: Sequence[str], max_distance: int = 2, extra: Mapping[str, Option] | None = None) -> list[Parsed]:
-    """Parse the words of one directive line (or a command line) into options, in order (``extra``: site options)."""
+def parse_words(
+    words: Sequence[str],
+    max_distance: int = 2,
+    extra: Mapping[str, Option] | None = None,
+    command: Table = SBATCH,
+) -> list[Parsed]:
+    """Parse the words of one directive line (or a command line) into options, in order (``extra``: site options;
+    ``command``: whose table, sbatch's unless said). A word that is not an option is a problem, as in a directive."""
     rest = list(words)
     out: list[Parsed] = []
     while rest:
@@ -402,9 +415,9 @@ def parse_words(words: Sequence[str], max_distance: int = 2, extra: Mapping[str,
             out.extend(Parsed(w, None, None, f"Invalid directive found in batch script: {clip(w)}") for w in rest)
             break
         if word.startswith("--"):
-            out.append(_parse_long(word, rest, max_distance, extra))
+            out.append(_parse_long(word, rest, max_distance, extra, command))
         elif word.startswith("-") and word != "-":
-            out.extend(_parse_short_cluster(word, rest))
+            out.extend(_parse_short_cluster(word, rest, command))
         else:
             out.append(Parsed(word, None, None, f"Invalid directive found in batch script: {clip(word)}"))
     return out
