@@ -11,9 +11,9 @@ from __future__ import annotations
 
 TYPE_CHECKING = False  # not typing's: importing typing costs the submit path ~2 ms
 if TYPE_CHECKING:
-    from .rules import Change
+    from .checks.core import Change
 
-# The one message of that repair (rules.empty_directives writes it).
+# The one message of that repair (relion_qsub.checks.placeholders.empty_directives writes it).
 BARE_DIRECTIVE = "dropped an empty '#SBATCH' line (the GUI field was left empty)"
 
 

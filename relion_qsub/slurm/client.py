@@ -1,4 +1,4 @@
-"""One client for what Slurm's commands print: ``scontrol show job -o``, ``squeue``, ``sacct --parsable2``.
+"""One client for what Slurm's commands print: ``scontrol show job -o``, ``squeue``, ``sacct --parsable2``, sbatch.
 
 Each command's argv and the reading of its output live here once; callers get typed results (:class:`JobView`,
 :class:`QueuedJob`) or, for a report's own sacct fields, rows by field name. Every command runs through
@@ -13,6 +13,8 @@ Slurm 22.05, as verified on the testbed:
   last, so a ``|`` inside it cannot shift the other fields. State is "CANCELLED by <uid>" for a cancel.
 - ``squeue --format=%i|%T|%r|%k``: id, state, pending reason, comment (``--states=all``: ended jobs the controller
   still holds too).
+- sbatch without ``--parsable`` answers "Submitted batch job N" (src/sbatch/sbatch.c, main; then " on cluster X" with
+  ``--clusters``).
 """
 
 from __future__ import annotations
@@ -66,6 +68,22 @@ class JobView:
     @property
     def alive(self) -> bool:
         return self.known and self.state not in ENDED
+
+
+# ---- sbatch ---------------------------------------------------------------------------------------------------
+
+_SUBMITTED = re.compile(r"Submitted batch job (\d+)")
+
+
+def submitted_job_id(stdout: str) -> str | None:
+    """The job id sbatch printed, or None when it printed none."""
+    match = _SUBMITTED.search(stdout)
+    return match.group(1) if match else None
+
+
+def submitted_answer(job_id: str) -> str:
+    """What sbatch would have printed for ``job_id`` (for a job found by its token after sbatch's answer was lost)."""
+    return f"Submitted batch job {job_id}\n"
 
 
 # ---- scontrol show job -o -------------------------------------------------------------------------------------
