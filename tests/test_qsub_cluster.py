@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from relion_qsub.options import OPTIONS, REQUIRED
+from relion_qsub.slurm.options import OPTIONS, REQUIRED
 from tests.slurmtools import job_info, wait_for_job
 
 pytestmark = pytest.mark.slurm

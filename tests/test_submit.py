@@ -48,7 +48,7 @@ def no_answer(process: object) -> None:
     raise subprocess.TimeoutExpired("sbatch", 0.2)
 
 
-SQUEUE = ["squeue", "--noheader", "--states=all", FakeProcess.any(), "--format=%i|%k"]
+SQUEUE = ["squeue", "--noheader", "--states=all", FakeProcess.any(), "--format=%i|%T|%r|%k"]
 
 
 def test_success_passes_the_job_id(fp: FakeProcess, jobdir: Path) -> None:
@@ -61,9 +61,11 @@ def test_success_passes_the_job_id(fp: FakeProcess, jobdir: Path) -> None:
 def test_timeout_then_success_submits_once_more_only_after_squeue_says_no_job(fp: FakeProcess, jobdir: Path) -> None:
     p = prepared(jobdir)
     fp.register(sbatch_cmd(p), callback=no_answer)
-    fp.register(SQUEUE, stdout="11|someone else's job\n", occurrences=2)  # "no job", twice, settle seconds apart
+    fp.register(
+        SQUEUE, stdout="11|RUNNING|None|someone else's job\n", occurrences=2
+    )  # "no job", twice, settle seconds apart
     fp.register(sbatch_cmd(p), stdout="Submitted batch job 43\n")
-    fp.register(SQUEUE, stdout=f"43|{TOKEN}\n")  # after a retry: no twin
+    fp.register(SQUEUE, stdout=f"43|PENDING|BeginTime|{TOKEN}\n")  # after a retry: no twin
     s = sub.submit(SITE, p, token=TOKEN, sleep=lambda _: None)
     assert s.job_id == "43"
     assert fp.call_count(sbatch_cmd(p)) == 2
@@ -72,7 +74,7 @@ def test_timeout_then_success_submits_once_more_only_after_squeue_says_no_job(fp
 def test_timeout_but_job_exists_is_not_submitted_again(fp: FakeProcess, jobdir: Path) -> None:
     p = prepared(jobdir)
     fp.register(sbatch_cmd(p), stderr="sbatch: error: Socket timed out on send/recv operation\n", returncode=1)
-    fp.register(SQUEUE, stdout=f"44|{TOKEN}\n", occurrences=2)
+    fp.register(SQUEUE, stdout=f"44|PENDING|BeginTime|{TOKEN}\n", occurrences=2)
     s = sub.submit(SITE, p, token=TOKEN, sleep=lambda _: None)
     assert s.job_id == "44" and s.stdout == "Submitted batch job 44\n"
     assert fp.call_count(sbatch_cmd(p)) == 1
@@ -101,7 +103,7 @@ def test_squeue_answering_again_after_a_stall_finds_the_job(fp: FakeProcess, job
     p = prepared(jobdir)
     fp.register(sbatch_cmd(p), stderr="sbatch: error: Socket timed out on send/recv operation\n", returncode=1)
     fp.register(SQUEUE, stderr="squeue: error: Socket timed out on send/recv operation\n", returncode=1)
-    fp.register(SQUEUE, stdout=f"45|{TOKEN}\n", occurrences=2)
+    fp.register(SQUEUE, stdout=f"45|PENDING|BeginTime|{TOKEN}\n", occurrences=2)
     s = sub.submit(SITE, p, token=TOKEN, sleep=lambda _: None)
     assert s.job_id == "45" and fp.call_count(sbatch_cmd(p)) == 1
 
@@ -112,7 +114,7 @@ def test_last_attempt_is_checked_too(fp: FakeProcess, jobdir: Path) -> None:
     error = "sbatch: error: Socket timed out on send/recv operation\n"
     fp.register(sbatch_cmd(p), stderr=error, returncode=1, occurrences=3)
     fp.register(SQUEUE, stdout="", occurrences=4)
-    fp.register(SQUEUE, stdout=f"46|{TOKEN}\n", occurrences=2)
+    fp.register(SQUEUE, stdout=f"46|PENDING|BeginTime|{TOKEN}\n", occurrences=2)
     s = sub.submit(SITE, p, token=TOKEN, sleep=lambda _: None)
     assert s.job_id == "46" and fp.call_count(sbatch_cmd(p)) == 3
 
@@ -123,7 +125,7 @@ def test_a_late_twin_is_cancelled_and_the_oldest_job_kept(fp: FakeProcess, jobdi
     fp.register(sbatch_cmd(p), stderr="sbatch: error: Socket timed out on send/recv operation\n", returncode=1)
     fp.register(SQUEUE, stdout="", occurrences=2)
     fp.register(sbatch_cmd(p), stdout="Submitted batch job 48\n")
-    fp.register(SQUEUE, stdout=f"48|{TOKEN}\n47|{TOKEN}\n")
+    fp.register(SQUEUE, stdout=f"48|PENDING|BeginTime|{TOKEN}\n47|PENDING|BeginTime|{TOKEN}\n")
     fp.register(["scancel", "48"])
     s = sub.submit(SITE, p, token=TOKEN, sleep=lambda _: None)
     assert s.job_id == "47" and s.stdout == "Submitted batch job 47\n"

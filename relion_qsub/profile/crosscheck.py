@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 
 from .. import gpus
 from ..errors import ProfileError
-from ..options import parse_words
 from ..script import split_words
+from ..slurm.options import parse_words
 from ..units import memory_mb
 
 if TYPE_CHECKING:

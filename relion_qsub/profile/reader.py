@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
 from ..errors import ProfileError
-from ..options import nearest
+from ..slurm.options import nearest
 from .declare import Kind, declared
 
 T = TypeVar("T")

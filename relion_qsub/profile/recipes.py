@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ScriptError
-from ..options import BY_NAME, parse_words
 from ..script import split_words
+from ..slurm.options import BY_NAME, parse_words
 from ..units import memory_mb
 from . import crosscheck, declare
 from .reader import FILLED, Reader

@@ -20,8 +20,9 @@ from pathlib import Path
 from .. import proc, profile
 from ..argparser import Parser
 from ..errors import EX_OK, EX_UNAVAILABLE, CommandError, UsageError
+from . import figures as figures_mod
 from . import jobs as jobs_mod
-from . import render, sacct, summary, usage, verdict
+from . import render, sacct, summary, verdict
 
 PROG = "relion-qsub report"
 Runner = Callable[..., proc.Result]
@@ -70,13 +71,15 @@ def ask_sacct(job_ids: Sequence[str], timeout: float, runner: Runner = proc.run)
 
 def build(
     job_dirs: Sequence[jobs_mod.JobDir], records: Mapping[str, sacct.Job], site: profile.Site, asked: bool
-) -> list[tuple[usage.Usage, verdict.Verdict]]:
+) -> list[tuple[figures_mod.Usage, verdict.Verdict]]:
     now = datetime.now()
     rows = []
     for job in job_dirs:
         last = job.last
-        figures = usage.measure(job, records.get(last.job_id or "") if last else None, now, site.scratch.gres, asked)
-        figures.earlier_node_hours = usage.earlier_hours(job, dict(records))
+        figures = figures_mod.measure(
+            job, records.get(last.job_id or "") if last else None, now, site.scratch.gres, asked
+        )
+        figures.earlier_node_hours = figures_mod.earlier_hours(job, dict(records))
         rows.append((figures, verdict.judge(site, figures)))
     return rows
 

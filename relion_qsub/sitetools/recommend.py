@@ -20,10 +20,10 @@ from typing import Any
 from .. import profile
 from ..argparser import Parser
 from ..errors import ScriptError, UsageError
-from ..options import parse_words
 from ..profile import Site
 from ..profile.recipes import NodeType, Recipe, Row
 from ..script import split_words
+from ..slurm.options import parse_words
 from ..units import memory_mb
 
 GIB = 1024**3
