@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from ..errors import UsageError
 from ..relion.gui import COMMAND, EMPTY, extra, unset_value
+from ..relion.jobdir import PIPELINE_CONTROL
 from ..slurm.options import NONE, OPTIONAL, REQUIRED, SRUN
 from .layout import (
     MAX_RANKS,
@@ -250,12 +251,6 @@ def _srun_short(args: Sequence[str], i: int, inv: Invocation) -> int:
 
 
 # -------------------------------------------------------------------------------------------- RELION command
-
-
-# How RELION passes the job directory: prepareFinalCommand (src/pipeline_jobs.cpp, 5.0.1) appends
-# `--pipeline_control <jobdir>` to every command holding "relion_", and `--pipeline-control <jobdir>` (a dash) for
-# the Python programs it runs with do_dash_for_python (ModelAngelo, DynaMight: relion_python_modelangelo/dynamight).
-PIPELINE_CONTROL = ("--pipeline_control", "--pipeline-control")
 
 
 @dataclass(frozen=True)

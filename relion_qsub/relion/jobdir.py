@@ -26,6 +26,10 @@ RUN_ERR = "run.err"
 SUBMIT_SCRIPT = "run_submit.script"  # what RELION writes and passes to the Queue submit command
 RECORD = "relion-qsub.jsonl"  # relion-qsub's own: one JSON line per submission (record.py)
 JOB_STAR = "job.star"  # RELION's own record of the job's settings (RelionJob::write; jobstar.py)
+# How a RELION program learns its job dir: prepareFinalCommand (src/pipeline_jobs.cpp, 5.0.1) appends
+# `--pipeline_control <jobdir>` to every command holding "relion_", and `--pipeline-control <jobdir>` (a dash) for the
+# Python programs it runs with do_dash_for_python (ModelAngelo, DynaMight: relion_python_modelangelo/dynamight).
+PIPELINE_CONTROL = ("--pipeline_control", "--pipeline-control")
 
 
 def is_job_dir_name(name: str) -> bool:
