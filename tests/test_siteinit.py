@@ -4,6 +4,7 @@ keys read); the real-cluster tests run init -> validate --live on the testbed.""
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from pathlib import Path
@@ -14,7 +15,7 @@ from relion_qsub import proc
 from relion_qsub import site as site_mod
 from relion_qsub.cli import qsub_main
 from relion_qsub.errors import UsageError
-from relion_qsub.sitetools import cluster, siteinit
+from relion_qsub.sitetools import cluster, jobtypes, recommend, siteinit
 from tests.slurmtools import job_env, run
 
 DATA = Path(__file__).resolve().parent / "data" / "slurm-22.05"
@@ -86,6 +87,79 @@ def test_init_writes_a_profile_that_validates_unchanged(tmp_path: Path, json_wor
     assert tried >= 10 and failures == []
 
 
+def _every_job_type(path: Path, capsys: pytest.CaptureFixture[str]) -> set[str]:
+    """`recommend JOBTYPE` for every RELION job type the project knows; the template directories built."""
+    for job in jobtypes.JOB_TYPES:
+        assert recommend.main([job.name, "--site", str(path), "--json"]) == 0, job.name
+        advice = json.loads(capsys.readouterr().out)
+        assert advice and all(a["warnings"] == [] for a in advice), (job.name, advice)
+    generated = site_mod.load(str(path), {"RELION_QSUB_NO_CACHE": "1"}, full=True)
+    return {jobtypes.of_directory(t.directory).name for t in generated.template_sets}  # type: ignore[union-attr]
+
+
+def test_init_learns_every_job_type(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 22: `site init` gave a new site only Class2D. Now a recipe and a template directory for every job type,
+    sized by the seed's rules from this cluster's nodes."""
+    path = tmp_path / "new.toml"
+    path.write_text(siteinit.init("new", _captured()))
+    assert _every_job_type(path, capsys) == {j.name for j in jobtypes.JOB_TYPES}
+    data = tomllib.loads(path.read_text())
+    recipes, sets = data["recipes"], data["job_templates"]
+    # GPU refinement is homogeneous+1 on whole nodes with the GPU type's safe threads (p100: 2) and all scratch.
+    assert recipes["class_gpu"]["rows"]["p100"] == {
+        "mpi": 20,
+        "threads": 2,
+        "queue": "gpu",
+        "walltime": "8:00:00",
+        "memory": "0",
+        "gres": "lscratch:800,gpu:p100:4",
+        "directives": "--nodes=4 --ntasks-per-node=5 --exclusive",
+    }
+    assert sets["Class3D_gpu"]["recipe"] == "class_gpu" and sets["Refine3D_gpu"]["recipe"] == "refine_gpu"
+    # CPU refinement: odd MPI procs, 16 threads, the node's feature, scratch; CPU nodes get exclusive templates.
+    refine = recipes["refine"]["rows"]["x2695"]
+    assert (refine["mpi"] % 2, refine["threads"], refine["directives"], refine["gres"]) == (
+        1,
+        16,
+        "--constraint=x2695",
+        "lscratch:400",
+    )
+    assert all(size["mpi"] % 2 for size in sets["Polish"]["sizes"].values())
+    # Job types without threads or MPI boxes (RelionJob::initialise) get none.
+    assert "threads" not in recipes["ctffind"]["rows"]["x2695"]
+    assert (
+        recipes["modelangelo"]["rows"]["p100"]["mpi"] == 1 and "threads" not in recipes["modelangelo"]["rows"]["p100"]
+    )
+    # The VDAM rule: 4 threads per safe GPU thread (seed: p100 2 -> 8), one whole node.
+    assert recipes["vdam"]["rows"]["p100"]["threads"] == 8
+
+
+def test_init_sizes_recipes_from_other_clusters(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A cluster of only GPU nodes (two types, one with a 2-day MaxTime) and one of only CPU nodes."""
+    parts = [cluster.Partition("gpu", True, "2-00:00:00", 0, 6), cluster.Partition("big", False, "", 0, 2)]
+    a100 = cluster.Node("g1", 128, 1024000, {("gpu", "a100"): 8, ("lscratch", ""): 3200}, ("gpua100",), ("gpu",))
+    v100 = cluster.Node("g2", 32, 192000, {("gpu", "v100"): 4}, ("gpuv100",), ("gpu",))
+    bundled = site_mod.load("biowulf", full=True)
+    text = siteinit.generate("gpus", parts, [a100, v100, v100], bundled, "test")
+    path = tmp_path / "gpus.toml"
+    path.write_text(text)
+    assert _every_job_type(path, capsys) == {j.name for j in jobtypes.JOB_TYPES}
+    recipes = tomllib.loads(text)["recipes"]
+    assert recipes["class_gpu"]["rows"]["a100"]["directives"] == "--nodes=1 --ntasks-per-node=9 --exclusive"
+    assert recipes["class_gpu"]["rows"]["a100"]["threads"] == 4  # a100: 4 safe threads (biowulf's [gpu_types])
+    assert recipes["class_gpu"]["rows"]["v100"]["gres"] == "gpu:v100:4"  # no scratch on these nodes
+    assert recipes["refine_gpu"]["rows"]["v100"]["walltime"] == "2-00:00:00"  # cut to the partition's MaxTime
+    assert recipes["refine"]["rows"]["v100"]["queue"] == "gpu"  # no CPU nodes: CPU programs on GPU nodes
+    assert siteinit.validate(site_mod.load(str(path), {"RELION_QSUB_NO_CACHE": "1"}, full=True), live=False)[1] == []
+
+    cpu = cluster.Node("c1", 64, 256000, {("lscratch", ""): 800}, ("x6140",), ("big",))
+    text = siteinit.generate("cpus", parts[1:], [cpu, cpu], bundled, "test")
+    (tmp_path / "cpus.toml").write_text(text)
+    recipes = tomllib.loads(text)["recipes"]
+    assert "class_gpu" not in recipes and recipes["initialmodel_cpu"]["rows"]["x6140"]["mpi"] == 1
+    assert recipes["class_cpu"]["rows"]["x6140"]["mpi"] == "2-16"  # 2 nodes x 64 CPUs / 8 threads
+
+
 def test_init_names_and_output_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(UsageError, match=re.escape("--name '../x': expected a plain name")):
         siteinit.init("../x", _captured())
@@ -125,6 +199,16 @@ def test_init_then_validate_live_on_the_testbed(tmp_path: Path) -> None:
     proc_ = run([QSUB, "site", "validate", "--site", str(path), "--live"], env=job_env(), check=False, timeout=120)
     assert proc_.returncode == 0 and proc_.stdout == "", proc_.stdout + proc_.stderr
     assert "0 failed and sbatch --test-only" in proc_.stderr
+    # Issue 22: the live cluster's profile has a recipe and templates for every job type, and recommend takes each.
+    for job in jobtypes.JOB_TYPES:
+        shown = run([QSUB, "recommend", job.name, "--site", str(path)], env=job_env(), check=False, timeout=60)
+        assert shown.returncode == 0 and "Running tab" in shown.stdout, shown.stdout + shown.stderr
+    tree = tmp_path / "templates"
+    run([QSUB, "templates", "build", "--site", str(path), "--out", str(tree), "-q"], env=job_env(), timeout=60)
+    for directory in ("MotionCor2", "CtfFind", "AutoPick_gpu", "Class2D_gpu", "Class3D_gpu", "Refine3D_gpu"):
+        assert (tree / directory / "01_tiny.sh").is_file(), directory
+    for directory in ("InitialModel", "Polish", "CtfRefine", "LocalRes", "MultiBody_gpu", "ModelAngelo", "DynaMight"):
+        assert list((tree / directory).glob("0*.sh")), directory
 
 
 @pytest.mark.slurm
@@ -140,7 +224,7 @@ def test_validate_live_finds_what_only_slurm_knows(tmp_path: Path) -> None:
     for old, new in (
         ("cpus = 32", "cpus = 64"),
         ('memory = "128000"', 'memory = "256000"'),
-        ("threads = 4\n", "threads = 40\n"),
+        ("threads = 16\n", "threads = 40\n"),  # the refine recipe's CPU row (the only 16)
     ):
         text = text.replace(old, new)
     path = tmp_path / "believer.toml"
@@ -150,7 +234,8 @@ def test_validate_live_finds_what_only_slurm_knows(tmp_path: Path) -> None:
     live = run([QSUB, "site", "validate", "--site", str(path), "--live"], env=job_env(), check=False, timeout=120)
     lines = live.stdout.splitlines()
     assert live.returncode == 78 and lines, live.stderr
-    assert all("Class2D_x2695" in line or "x2695" in line for line in lines), lines
+    built = ("Refine3D_cpu/", "MultiBody_cpu/", "Polish/", "common.sh-refine-x2695")
+    assert all(any(what in line for what in built) for line in lines), lines
     assert all(
         line.endswith("sbatch --test-only: allocation failure: Requested node configuration is not available")
         for line in lines

@@ -25,7 +25,7 @@ from .. import site as site_mod
 from ..checks import registry
 from ..errors import EX_CONFIG, EX_OK, InputError, UsageError
 from ..usage import Parser
-from . import cluster
+from . import cluster, recipegen
 
 PROG = "relion-qsub site"
 WALLTIME = "1:00:00"  # the generated recipes' walltime, unless a partition's MaxTime is shorter
@@ -39,6 +39,8 @@ def _v(value: object) -> str:
         return "[" + ", ".join(_v(v) for v in value) + "]"
     if isinstance(value, int | float):
         return str(value)
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{_key(k)} = {_v(v)}" for k, v in value.items()) + " }" if value else "{}"
     return json.dumps(str(value), ensure_ascii=False)
 
 
@@ -139,68 +141,40 @@ def _fields(bundled: site_mod.Site, walltime: str, memory: str, scratch: str, mi
     return out
 
 
-def _gpu_recipe(kind: NodeKind, safe: int, scratch: str, walltime: str, job_dir: str) -> list[str]:
-    n = kind.node
-    gpu_type, gpus = n.gpus()
-    per_node = gpus + 1  # one rank per GPU plus the leader (relion-launch puts it on the first node)
-    threads = max(1, min(safe, n.cpus // per_node))
-    gres = f"gpu:{gpu_type}:{gpus}"
-    if scratch and n.gres.get((scratch, ""), 0):
-        gres = f"{scratch}:{min(100, n.gres[(scratch, '')])},{gres}"
-    key = f"class_{kind.name}"
-    out = [f"[recipes.{key}]", f'title = "Class2D & Class3D on {kind.name} GPUs (generated: REVIEW)"']
-    out += ['relion_job = "Class2D"', f"[recipes.{key}.tabs.Compute]", '"Use GPU acceleration?" = "yes"']
-    if scratch:
-        out.append(f'"Copy particles to scratch directory:" = {_v(job_dir)}')
-    row = {
-        "mpi": per_node,
-        "threads": threads,
-        "queue": kind.partition,
-        "walltime": walltime,
-        "memory": str(n.memory_mb // max(1, n.cpus)),
-        "gres": gres,
-        "directives": f"--nodes=1 --ntasks-per-node={per_node}",
-    }
-    out += _table(f"recipes.{key}.rows.{kind.name}", row)
-    sizes = []
-    for index, size in enumerate(("tiny", "small", "medium", "large")[: max(1, min(4, kind.count))], start=1):
-        sizes.append(
-            f'{size} = {{ mpi = {index * per_node}, directives = "--nodes={index} --ntasks-per-node={per_node}" }}'
+def _recipes(
+    kinds: Sequence[NodeKind], parts: Sequence[cluster.Partition], bundled: site_mod.Site, scratch: str
+) -> list[str]:
+    """A recipe and template set for every RELION job type (``recipegen``), from this cluster's node kinds."""
+    from ..units import minutes
+
+    limits = {p.name: minutes(p.max_time) if p.max_time else None for p in parts}
+    made = []
+    for kind in kinds:
+        n = kind.node
+        gpu_type, gpus = n.gpus()
+        made.append(
+            recipegen.Kind(
+                name=kind.name,
+                partition=kind.partition,
+                count=kind.count,
+                cpus=n.cpus,
+                memory_mb=n.memory_mb,
+                gpu_type=gpu_type,
+                gpus=gpus,
+                scratch_gb=n.gres.get((scratch, ""), 0) if scratch else 0,
+                constraint=next((f for f in n.features if not f.startswith("gpu")), ""),
+                safe_threads=bundled.gpu_safe_threads.get(gpu_type, 1),
+                max_minutes=limits.get(kind.partition) or float("inf"),
+            )
         )
-    out += [f"[job_templates.Class2D_{kind.name}]", f'recipe = "{key}"', f'node_type = "{kind.name}"']
-    out += [f"[job_templates.Class2D_{kind.name}.sizes]", *sizes, ""]
-    return out
-
-
-def _cpu_recipe(kind: NodeKind, scratch: str, walltime: str, job_dir: str) -> list[str]:
-    n = kind.node
-    threads = min(4, n.cpus)
-    total = kind.count * n.cpus // threads  # ranks that fit all nodes of this kind
-    key = f"class_{kind.name}"
-    out = [f"[recipes.{key}]", f'title = "Class2D & Class3D on {kind.name} CPUs (generated: REVIEW)"']
-    out += ['relion_job = "Class2D"', f"[recipes.{key}.tabs.Compute]", '"Use GPU acceleration?" = "no"']
-    if scratch:
-        out.append(f'"Copy particles to scratch directory:" = {_v(job_dir)}')
-    row: dict[str, object] = {
-        "mpi": f"2-{max(2, total)}",
-        "threads": threads,
-        "queue": kind.partition,
-        "walltime": walltime,
-        "memory": str(n.memory_mb // max(1, n.cpus)),
-    }
-    if scratch and n.gres.get((scratch, ""), 0):
-        row["gres"] = f"{scratch}:{min(100, n.gres[(scratch, '')])}"
-    feature = next((f for f in n.features if not f.startswith("gpu")), "")
-    if feature:
-        row["directives"] = f"--constraint={feature}"
-    out += _table(f"recipes.{key}.rows.{kind.name}", row)
-    sizes = [
-        f"{s} = {{ mpi = {m} }}"
-        for s, m in zip(("tiny", "small", "medium", "large", "xlarge"), (2, 4, 8, 16, 32), strict=True)
-        if m <= total
+    where = recipegen.Site(scratch, bundled.scratch.job_dir, bundled.memory.whole_node)
+    tables = recipegen.tables([k for k in made if k.gpus], [k for k in made if not k.gpus], where)
+    out = [
+        "# REVIEW: a recipe and template set for every RELION job type, sized from the node types above by the",
+        "# rules of the seed's recommended-parameters table (relion_qsub/sitetools/recipegen.py says which).",
     ]
-    out += [f"[job_templates.Class2D_{kind.name}]", f'recipe = "{key}"', f'node_type = "{kind.name}"']
-    out += [f"[job_templates.Class2D_{kind.name}.sizes]", *sizes, ""]
+    for name, items in tables:
+        out += _table(name, items)
     return out
 
 
@@ -294,12 +268,7 @@ def generate(
     for kind in kinds:
         out += _node_type(kind, scratch)
     out += _running_tab(bundled, kinds, walltime, str(per_cpu), scratch, min_gb, default)
-    job_dir = bundled.scratch.job_dir
-    for kind in kinds:
-        if kind.node.gpus()[1]:
-            out += _gpu_recipe(kind, bundled.gpu_safe_threads.get(kind.node.gpus()[0], 1), scratch, walltime, job_dir)
-        else:
-            out += _cpu_recipe(kind, scratch, walltime, job_dir)
+    out += _recipes(kinds, parts, bundled, scratch)
     return "\n".join(out).rstrip("\n") + "\n"
 
 
