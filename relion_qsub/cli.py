@@ -141,7 +141,7 @@ def _usage(message: str) -> int:
 
 
 def print_report(changes: Sequence[Change], quiet: bool, verbose: bool = False) -> None:
-    from .quiet import harmless
+    from .relion.gui import harmless
 
     for change in changes:
         if (quiet and change.action != "error") or (harmless(change) and not verbose):
@@ -193,7 +193,7 @@ def _submission_failed(prepared: Prepared, reason: str, **extra: object) -> None
 def _submit(args: _Args) -> int:
     from . import site as site_mod
     from . import submit as sub
-    from .jobdir import of_script
+    from .relion.jobdir import of_script
 
     assert args.script is not None
     source = Path(args.script)

@@ -20,11 +20,12 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from . import jobdir as jobdir_mod
-from . import proc, quiet
+from . import proc
 from .checks import core as checks
 from .checks.engine import check_fit, normalise, parse_cli_options
 from .errors import CommandError, CommandTimeout, InputError, ScriptError, TransientError
+from .relion import gui
+from .relion import jobdir as jobdir_mod
 from .script import Script, parse
 from .site import Site
 
@@ -71,7 +72,7 @@ def with_report(script: Script, changes: Sequence[checks.Change], job_line: bool
     relion-qsub printed to; run.out is what the GUI shows them. A quoted here-document prints it verbatim.
     ``job_line`` (RELION jobs): then print the job id (JOB_LINE)."""
     text = script.render()
-    shown = [change for change in changes if change.action != checks.Outcome.ERROR and not quiet.harmless(change)]
+    shown = [change for change in changes if change.action != checks.Outcome.ERROR and not gui.harmless(change)]
     if not shown and not job_line:
         return text
     at = sum(len(line.text) + len(line.end) for line in script.lines[: script.body_start])
@@ -359,12 +360,10 @@ def _sha256(text: str) -> str:
 
 
 def record(prepared: Prepared, entry: dict[str, object]) -> bool:
-    """Append one JSON line to the log beside the script (the job dir for RELION jobs); False if it failed.
-
-    One write(2) of the whole line with O_APPEND; a short or failed write (full disk, quota) is cut back off, so the
-    log never holds half a line. When it fails, the warning names the job id and token (they must not be lost).
-    """
-    import json
+    """Append one line to the submission record beside the script (the job dir for RELION jobs); False if it
+    failed (the record's one writer: relion.record.append). When it fails, the warning names the job id and token
+    (they must not be lost)."""
+    from .relion import record as record_mod
 
     log = prepared.source.parent / jobdir_mod.RECORD
     line = {
@@ -378,34 +377,12 @@ def record(prepared: Prepared, entry: dict[str, object]) -> bool:
         ],
         **entry,
     }
-    problem = _append_whole(log, (json.dumps(line, sort_keys=False) + "\n").encode("utf-8"))
+    problem = record_mod.append(log, record_mod.from_mapping(line))
     if problem:
         job = f"; the job is Slurm job {entry['job_id']}" if entry.get("job_id") else ""
         token = f" (token {entry['token']})" if entry.get("token") else ""
         print(f"relion-qsub: warning: cannot append to {log}: {problem}{job}{token}", file=sys.stderr)
     return not problem
-
-
-def _append_whole(path: Path, data: bytes) -> str:
-    """Append ``data`` in one write, or not at all; "" on success, else why not."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o666)
-    except OSError as exc:
-        return exc.strerror or str(exc)
-    try:
-        size = os.fstat(fd).st_size
-        try:
-            if os.write(fd, data) != len(data):
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        except OSError as exc:
-            try:
-                os.ftruncate(fd, size)  # a half line would be one more damaged line for every reader
-            except OSError:
-                pass
-            return exc.strerror or str(exc)
-    finally:
-        os.close(fd)
-    return ""
 
 
 def start(

@@ -25,8 +25,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import jobdir, proc
+from . import proc
 from .errors import CommandError
+from .relion import jobdir
 
 COMMENT = "relion-qsub-watch"  # --comment of the watcher: never the submission's token (lookups by token stay exact)
 NAME = "relion-qsub-watch"

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from relion_qsub import site as site_mod
-from relion_qsub.boxes import Boxes
 from relion_qsub.checks.core import FUNCTIONS, Change, Context
 from relion_qsub.checks.engine import normalise, parse_cli_options
 from relion_qsub.checks.registry import DEFAULT_POLICY, RULES, Kind, policy
 from relion_qsub.errors import ProfileError
+from relion_qsub.relion.gui import Boxes
 from relion_qsub.script import parse
 
 BIOWULF = site_mod.load("biowulf")

@@ -13,6 +13,7 @@ import pytest
 from relion_qsub import proc
 from relion_qsub import site as site_mod
 from relion_qsub.errors import CommandError, InputError, UsageError
+from relion_qsub.relion.record import Record
 from relion_qsub.report import jobs, main, sacct, summary, usage, verdict
 from relion_qsub.report.units import GIB, clock, gb, short
 from tests.reportdata import make_project, recorded
@@ -29,14 +30,16 @@ def records() -> dict[str, sacct.Job]:
 
 def jobdir(name: str = "Class2D/job001", relion: str = "failure", **requested: object) -> jobs.JobDir:
     logged = datetime(2026, 12, 1, 22, 37, 44).astimezone()
-    job = jobs.JobDir(Path("/p") / name, name, name.split("/")[0], relion, [jobs.Submission(logged, "111")])
+    job = jobs.JobDir(
+        Path("/p") / name, name, name.split("/")[0], relion, [Record(time=logged.isoformat(), job_id="111")]
+    )
     job.requested = jobs.Requested(**requested)  # type: ignore[arg-type]
     return job
 
 
 def measured(job_id: str, **requested: object) -> usage.Usage:
     job = jobdir(relion="success" if job_id == "114" else "failure", **requested)
-    job.submissions = [jobs.Submission(job.submissions[0].time, job_id)]
+    job.submissions = [Record(time=job.submissions[0].time, job_id=job_id)]
     return usage.measure(job, records()[job_id], datetime(2026, 12, 1, 23, 0))
 
 
@@ -121,7 +124,7 @@ def test_timeout_and_completed_figures() -> None:
 
 def test_a_record_submitted_after_the_log_line_is_another_job() -> None:
     job = jobdir()
-    job.submissions = [jobs.Submission(datetime(2026, 12, 1, 20, 0).astimezone(), "114")]
+    job.submissions = [Record(time=datetime(2026, 12, 1, 20, 0).astimezone().isoformat(), job_id="114")]
     figures = usage.measure(job, records()["114"], datetime(2026, 12, 1, 23, 0))
     assert figures.slurm == "id reused" and figures.node_hours == 0
     assert "now names a later job" in verdict.judge(TESTBED, figures).text
@@ -131,8 +134,8 @@ def test_a_token_in_the_stored_comment_must_be_ours() -> None:
     line = sacct.parse_line(recorded()["114"][0] + "[relion-qsub:other]")
     assert line is not None
     logged = datetime(2026, 12, 1, 22, 37, 44).astimezone()
-    assert not usage.same_job(jobs.Submission(logged, "114", "relion-qsub:mine"), line)
-    assert usage.same_job(jobs.Submission(logged, "114", "relion-qsub:other"), line)
+    assert not usage.same_job(Record(time=logged.isoformat(), job_id="114", token="relion-qsub:mine"), line)
+    assert usage.same_job(Record(time=logged.isoformat(), job_id="114", token="relion-qsub:other"), line)
 
 
 NODE_FAIL = """\
@@ -144,7 +147,7 @@ NODE_FAIL = """\
 
 def test_node_failure_is_not_a_rank_crash() -> None:
     job = jobdir()
-    job.submissions = [jobs.Submission(datetime(2026, 12, 1, 23, 0, 57).astimezone(), "322")]
+    job.submissions = [Record(time=datetime(2026, 12, 1, 23, 0, 57).astimezone().isoformat(), job_id="322")]
     figures = usage.measure(job, sacct.parse(NODE_FAIL)["322"], datetime(2026, 12, 1, 23, 5))
     assert figures.failure == "NODE_FAIL" and figures.gpus == 8 and figures.nodes == 2
     assert verdict.judge(TESTBED, figures).text == (
@@ -154,7 +157,7 @@ def test_node_failure_is_not_a_rank_crash() -> None:
 
 def test_not_submitted_and_not_recorded() -> None:
     job = jobdir()
-    job.submissions = [jobs.Submission(None, "", error="line 14: unrecognized option '--frobnicate'")]
+    job.submissions = [Record(submitted=False, error="line 14: unrecognized option '--frobnicate'")]
     figures = usage.measure(job, None, datetime.now())
     assert figures.slurm == "not submitted" and figures.failure.startswith("not submitted: line 14")
     assert usage.measure(jobdir(), None, datetime.now()).slurm == "no record"
@@ -256,7 +259,7 @@ def test_log_lines_since_and_damage() -> None:
         '{"time": "2026-12-01T10:00:00+0000", "submitted": false, "error": "bad"}\n'
     )
     subs = jobs.read_log(text)
-    assert [(s.job_id, s.error) for s in subs] == [("1", ""), ("", "bad")]
+    assert [(s.job_id, s.failure) for s in subs] == [("1", ""), (None, "bad")]
     assert len(jobs.read_log(text, datetime(2026, 12, 1))) == 1
 
 

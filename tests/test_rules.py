@@ -9,10 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from relion_qsub import site as site_mod
-from relion_qsub.boxes import Boxes
 from relion_qsub.checks.core import Context
 from relion_qsub.checks.engine import normalise, parse_cli_options
 from relion_qsub.checks.registry import ALL_POLICY
+from relion_qsub.relion.gui import Boxes
 from relion_qsub.script import parse
 
 BIOWULF = site_mod.load("biowulf")

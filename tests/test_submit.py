@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from pytest_subprocess import FakeProcess
 
-from relion_qsub import jobdir as jobdir_mod
 from relion_qsub import site as site_mod
 from relion_qsub import submit as sub
 from relion_qsub.checks.registry import ALL_POLICY
 from relion_qsub.cli import qsub_main
 from relion_qsub.errors import EX_DATAERR, CommandError, TransientError
+from relion_qsub.relion import jobdir as jobdir_mod
 
 SITE = site_mod.load("testbed").replace(
     submit=site_mod.load("testbed").submit.replace(timeout=0.2, attempts=3, backoff=(0.0,)),

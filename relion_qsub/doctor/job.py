@@ -12,16 +12,16 @@ slurm controller", a timeout, no scontrol) means Slurm could not be asked, and n
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import jobdir, proc
+from .. import proc
 from ..endings import AGAIN, ENDINGS, NEVER_STARTS, OOM_FIX, TIMEOUT_FIX, cancelled_by
 from ..errors import CommandError, RelionQsubError
+from ..relion import jobdir, record
 from .finding import Finding
 
 EXIT_FILES = {jobdir.EXIT_SUCCESS: "success", jobdir.EXIT_FAILURE: "failure", jobdir.EXIT_ABORTED: "aborted"}
@@ -86,19 +86,6 @@ def relion_state(names: set[str]) -> str:
         if name in names:
             return state
     return "running"
-
-
-def last_job_id(log_text: str) -> str | None:
-    """The job id of the last submission recorded in relion-qsub.jsonl (damaged lines are skipped)."""
-    job_id = None
-    for line in log_text.splitlines():
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(entry, dict) and entry.get("job_id"):
-            job_id = str(entry["job_id"])
-    return job_id
 
 
 _FIELD = re.compile(r"(?:^|\s)([A-Za-z][\w:/]*)=")
@@ -398,18 +385,6 @@ def with_acct_state(view: SlurmView, runner: Runner, timeout: float) -> SlurmVie
     return replace(view, acct_state=state)
 
 
-def last_entry(log_text: str) -> dict[str, object]:
-    """The last readable line of relion-qsub.jsonl ({} when there is none)."""
-    for line in reversed(log_text.splitlines()):
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(entry, dict):
-            return entry
-    return {}
-
-
 def jobs_with_token(token: str, runner: Runner = proc.run) -> list[tuple[str, str, str]]:
     """(id, state, reason) of every job whose comment carries ``token``; raises CommandError if squeue fails."""
     result = runner(
@@ -620,11 +595,11 @@ def check(project: Path, job_dir: Path, runner: Runner = proc.run) -> list[Findi
         return [_unreadable(where, "", exc)]
     relion = relion_state(names)
     findings: list[Finding] = []
-    job_id, log_read, entry = None, True, {}
+    job_id, log_read, last = None, True, None
     if jobdir.RECORD in names:
         try:
-            text = _read_log(job_dir / jobdir.RECORD)
-            job_id, entry = last_job_id(text), last_entry(text)
+            records = record.read(_read_log(job_dir / jobdir.RECORD))
+            job_id, last = record.last_job_id(records), (records[-1] if records else None)
         except OSError as exc:
             # The job id is unknown: say so instead of "no Slurm job id recorded" (whose fix is to mark it failed).
             findings.append(_unreadable(where, jobdir.RECORD, exc))
@@ -640,8 +615,8 @@ def check(project: Path, job_dir: Path, runner: Runner = proc.run) -> list[Findi
             elif " can never start: " in what and slurm is not None:
                 repair = _never_starts(job_dir, slurm, fix, runner)
             findings.append(Finding(level, where, what, fix, "job", repair=repair))
-    if entry.get("submitted") is False and isinstance(entry.get("token"), str):
-        findings += ghost_findings(where, str(entry["token"]), runner)
+    if last is not None and last.submitted is False and last.token:
+        findings += ghost_findings(where, last.token, runner)
     kinds = {STATE_KIND.get(slurm.state, "")} if slurm else set()
     if slurm is not None and slurm.known and slurm.ended:
         kinds |= ENDED_KINDS

@@ -7,11 +7,11 @@ untouched. srun options are recognised by srun's own table (getopt_long semantic
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..errors import UsageError
+from ..relion.gui import COMMAND, EMPTY, extra, unset_value
 from .layout import (
     MAX_RANKS,
 )
@@ -41,7 +41,7 @@ Options (before the command; the first word that is not an option starts the com
                      (env RELION_LAUNCH_GPU_BIND=0)
   -n, --ntasks N     number of ranks (local runs: also RELION_LAUNCH_NP); in a job relion-launch sets it
   any srun option    passed on to srun, e.g. --mem-per-cpu=4g or --mpi=pmix; an empty value
-                     (--mem-per-cpu=) or an unfilled RELION placeholder (XXXextra2XXX) is dropped
+                     (--mem-per-cpu=) or an unfilled RELION placeholder ({extra2}) is dropped
                      with a warning. Not -K/--kill-on-bad-exit: relion-launch always runs srun -K1,
                      so -K0 is refused and -K/-K1 are dropped as repeats
 
@@ -51,7 +51,7 @@ when the job has --ntasks-per-node; else heterogeneous (plain srun, Slurm places
 
 Examples:
   # Biowulf's template line (RELION_STD_LAUNCHER=relion-launch):
-  ${RELION_STD_LAUNCHER} --mem-per-cpu=XXXextra2XXX XXXcommandXXX
+  ${{RELION_STD_LAUNCHER}} --mem-per-cpu={extra2} {command}
   # what would run in this job, without running it:
   relion-launch --dry-run `which relion_refine_mpi` --o Class2D/job001/run --i particles.star --gpu ""
   # plan for a saved job environment (`env -0 > job.env` inside the job):
@@ -62,7 +62,7 @@ Examples:
 Exit status: the exit code of the rank that failed first (srun itself says 143 after -K kills the step),
 128+signal when the job was killed, or a sysexits code for relion-launch's own errors (64 usage, 65 layout,
 66 unreadable --env-file, 69 srun missing, 70 internal error).
-"""
+""".format(extra2=extra(2), command=COMMAND)
 
 
 # --------------------------------------------------------------------------------------------------- options
@@ -101,7 +101,6 @@ SRUN_SHORT: dict[str, int] = {
     **dict.fromkeys("IKk", OPTIONAL),
     **dict.fromkeys("XHlZOsEQuV", NONE),
 }
-_PLACEHOLDER = re.compile(r"XXX\w+XXX")
 
 
 @dataclass
@@ -237,18 +236,17 @@ def _kill_on_bad_exit(word: str, value: str | None, inv: Invocation) -> None:
 
 
 def _empty_or_placeholder(name: str, value: str, inv: Invocation) -> bool:
-    if value.strip() == "":
+    unset = unset_value(value)
+    if unset is None:
+        return False
+    if unset == EMPTY:
         inv.warnings.append(
             f"dropping {name}= (empty value: the RELION GUI field for it was left blank); srun uses the "
             "job's own setting"
         )
         return True
-    if _PLACEHOLDER.search(value):
-        inv.warnings.append(
-            f"dropping {name}={value} (RELION left its placeholder unfilled: is RELION_QSUB_EXTRAn set?)"
-        )
-        return True
-    return False
+    inv.warnings.append(f"dropping {name}={value} (RELION left its placeholder unfilled: is RELION_QSUB_EXTRAn set?)")
+    return True
 
 
 def _srun_short(args: Sequence[str], i: int, inv: Invocation) -> int:

@@ -76,7 +76,7 @@ def build(
     rows = []
     for job in job_dirs:
         last = job.last
-        figures = usage.measure(job, records.get(last.job_id) if last else None, now, site.scratch.gres, asked)
+        figures = usage.measure(job, records.get(last.job_id or "") if last else None, now, site.scratch.gres, asked)
         figures.earlier_node_hours = usage.earlier_hours(job, dict(records))
         rows.append((figures, verdict.judge(site, figures)))
     return rows

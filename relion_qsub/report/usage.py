@@ -16,7 +16,8 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from .jobs import JobDir, Submission, local_time
+from ..relion.record import Record
+from .jobs import JobDir, local_time
 from .sacct import Job, Line, size_bytes
 
 SIGNAL_NAMES = {6: "SIGABRT", 9: "SIGKILL", 11: "SIGSEGV", 15: "SIGTERM"}
@@ -138,14 +139,14 @@ LATE = timedelta(minutes=2)
 EARLY = timedelta(hours=1)  # sbatch's retries (timeout x attempts + backoff) fit well within this
 
 
-def same_job(sub: Submission, line: Line) -> bool:
+def same_job(sub: Record, line: Line) -> bool:
     """Whether sacct's record is the job relion-qsub submitted: its token (where the comment is stored, with
     AccountingStoreFlags=job_comment) and its submit time against the log's."""
     if sub.token and "relion-qsub:" in line.comment and sub.token not in line.comment:
         return False
-    if sub.time is None or line.submit is None:
+    if sub.when is None or line.submit is None:
         return True
-    logged = local_time(sub.time)
+    logged = local_time(sub.when)
     return logged - EARLY <= line.submit <= logged + LATE
 
 
@@ -157,7 +158,7 @@ def measure(job: JobDir, acct: Job | None, now: datetime, scratch_gres: str = "l
     usage.scratch_req_gb = scratch_gb(job.requested.gres, scratch_gres)
     if last is None or not last.job_id:
         usage.slurm = "not submitted"
-        usage.failure = f"not submitted: {last.error}" if last is not None else "not submitted"
+        usage.failure = f"not submitted: {last.failure}" if last is not None else "not submitted"
         return usage
     usage.job_id = last.job_id
     if acct is None:
@@ -201,7 +202,7 @@ def earlier_hours(job: JobDir, records: dict[str, Job]) -> float:
     """Node hours of the job dir's submissions before the last one."""
     total = 0.0
     for sub in job.submissions[:-1]:
-        acct = records.get(sub.job_id)
+        acct = records.get(sub.job_id or "")
         if acct is not None and acct.line.start is not None and same_job(sub, acct.line):
             total += acct.line.nodes * acct.line.elapsed / 3600
     return total

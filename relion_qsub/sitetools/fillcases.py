@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .. import profile
 from .. import site as site_mod
+from ..relion.jobdir import SUBMIT_SCRIPT
 from .relionfill import relion_command
 from .templates import Rendered, plan
 
@@ -163,6 +164,6 @@ def write_project(case: Case, script: str, project: Path) -> Path:
     """Lay the filled script out as RELION does: <project>/<jobdir>run_submit.script."""
     job = project / case.jobdir
     job.mkdir(parents=True, exist_ok=True)
-    path = job / "run_submit.script"
+    path = job / SUBMIT_SCRIPT
     path.write_text(script)
     return path

@@ -30,6 +30,7 @@ from .. import __version__, proc, profile
 from .. import site as site_mod
 from ..errors import CommandError, InputError, ProfileError, UsageError
 from ..fsio import atomic_write
+from ..relion.jobdir import SUBMIT_SCRIPT
 from ..usage import Parser
 
 NAME = "relion-qsub"
@@ -137,7 +138,7 @@ def help_lines(site: site_mod.Site, prefix: str) -> list[str]:
         f"  Launcher              ${{{site.launcher.variable}}} = {site.launcher.command} (runs RELION's MPI command)",
         f"Ready-made templates per job type and size: {template_dir(prefix)}/ (see its README.md).",
         "Recommended Running-tab values: relion-qsub recommend --list; relion-qsub recommend JOBTYPE --node-type T",
-        "Check a filled script without submitting: relion-qsub check <jobdir>/run_submit.script",
+        f"Check a filled script without submitting: relion-qsub check <jobdir>/{SUBMIT_SCRIPT}",
     ]
 
 

@@ -27,6 +27,7 @@ from .. import profile
 from .. import site as site_mod
 from ..errors import InputError, ProfileError, UsageError
 from ..fsio import atomic_write
+from ..relion import gui
 from ..usage import Parser
 
 if TYPE_CHECKING:
@@ -96,7 +97,7 @@ def monitor_line(site: site_mod.Site, install_dir: str) -> str:
         f"# Log local scratch use every {site.scratch.monitor_interval} s into <jobdir>{MONITOR_LOG}"
         " (stopped when this script ends).\n"
         f"if [ -x {script} ]; then\n"
-        f'    {script} "XXXnameXXX{MONITOR_LOG}" {site.scratch.monitor_interval} $$ &\n'
+        f'    {script} "{gui.NAME}{MONITOR_LOG}" {site.scratch.monitor_interval} $$ &\n'
         '    trap "kill $! 2>/dev/null" EXIT\n'
         "fi"
     )
