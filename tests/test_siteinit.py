@@ -15,7 +15,8 @@ from relion_qsub import proc
 from relion_qsub import site as site_mod
 from relion_qsub.cli import qsub_main
 from relion_qsub.errors import UsageError
-from relion_qsub.sitetools import cluster, jobtypes, recommend, siteinit
+from relion_qsub.relion import jobtypes
+from relion_qsub.sitetools import cluster, recommend, siteinit
 from tests.slurmtools import job_env, run
 
 DATA = Path(__file__).resolve().parent / "data" / "slurm-22.05"

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..units import minutes, show_minutes
-from . import jobtypes
+from ..relion import jobtypes
 
 SIZES = ("tiny", "small", "medium", "large", "xlarge")
 # The seed's walltimes (Recommended parameters) by recipe; the others are this project's choices, noted.

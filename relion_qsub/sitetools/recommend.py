@@ -24,7 +24,7 @@ from ..profile import NodeType, Recipe, Row, memory_mb
 from ..script import split_words
 from ..site import Site
 from ..usage import Parser
-from . import jobtypes
+from ..relion import jobtypes
 
 GIB = 1024**3
 _GPU = re.compile(r"(?:^|,)gpu(?::([\w.-]+))?:(\d+)")
