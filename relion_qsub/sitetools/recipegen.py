@@ -24,8 +24,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..units import minutes, show_minutes
 from ..relion import jobtypes
+from ..units import minutes, show_minutes
 
 SIZES = ("tiny", "small", "medium", "large", "xlarge")
 # The seed's walltimes (Recommended parameters) by recipe; the others are this project's choices, noted.

@@ -21,10 +21,10 @@ from .. import site as site_mod
 from ..errors import ScriptError, UsageError
 from ..options import parse_words
 from ..profile import NodeType, Recipe, Row, memory_mb
+from ..relion import jobtypes
 from ..script import split_words
 from ..site import Site
 from ..usage import Parser
-from ..relion import jobtypes
 
 GIB = 1024**3
 _GPU = re.compile(r"(?:^|,)gpu(?::([\w.-]+))?:(\d+)")
