@@ -61,6 +61,11 @@ def run(inv: Invocation) -> int:
     if inv.help:
         sys.stdout.write(HELP)
         return 0
+    if inv.version:
+        from .. import __version__
+
+        print(f"{PROG} {__version__}")
+        return 0
     if not inv.command:
         raise UsageError("no command given; usage: relion-launch [options] [srun options] <command...> (see --help)")
     if inv.env_file and not inv.dry_run:
