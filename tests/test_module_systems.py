@@ -176,7 +176,9 @@ def test_site_install_then_module_load_then_relion_pipeliner_runs_a_job(tmp_path
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert sorted(os.listdir(home)) == []  # nothing written outside PREFIX and MODULEDIR
     dest = prefix / "relion-qsub" / __version__
-    assert (dest / "venv" / "bin" / "python").exists() and (prefix / "relion-qsub" / "templates" / "common.sh").is_file()
+    assert (dest / "venv" / "bin" / "python").exists() and (
+        prefix / "relion-qsub" / "templates" / "common.sh"
+    ).is_file()
     assert (dest / "share" / "man" / "man1" / "relion-qsub.1").is_file()
     project = tmp_path / "project"
     project.mkdir()
