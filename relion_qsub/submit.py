@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import errno
 import os
-import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -24,12 +23,10 @@ from . import proc
 from .checks import core as checks
 from .checks.engine import check_fit, normalise, parse_cli_options
 from .errors import CommandError, CommandTimeout, InputError, ScriptError, TransientError
+from .profile import Site
 from .relion import gui
 from .relion import jobdir as jobdir_mod
 from .script import Script, parse
-from .site import Site
-
-_SUBMITTED = r"Submitted batch job (\d+)"  # compiled on first use (re caches it): `check` never needs it
 
 
 class Prepared:
@@ -204,8 +201,9 @@ def release(
 
 
 def parse_job_id(stdout: str) -> str | None:
-    match = re.search(_SUBMITTED, stdout)
-    return match.group(1) if match else None
+    from .slurm import client  # here, not at the top: `check` never needs it
+
+    return client.submitted_job_id(stdout)
 
 
 def find_by_token(site: Site, token: str, runner: Callable[..., proc.Result] = proc.run) -> str | None:
@@ -216,16 +214,16 @@ def find_by_token(site: Site, token: str, runner: Callable[..., proc.Result] = p
 
 def jobs_with_token(site: Site, token: str, runner: Callable[..., proc.Result] = proc.run) -> list[str]:
     """The ids of every job carrying ``token``, oldest first. Raises TransientError if squeue fails."""
-    result = runner(
-        [site.submit.squeue, "--noheader", "--states=all", f"--user={os.getuid()}", "--format=%i|%k"],
-        timeout=site.submit.timeout,
-    )
-    if result.returncode != 0:
-        raise TransientError(
-            f"squeue failed: {_last_line(result.stderr)}", returncode=result.returncode, stderr=result.stderr
-        )
-    ids = [row.partition("|")[0].strip() for row in result.stdout.splitlines() if token in row.partition("|")[2]]
-    return sorted(ids, key=lambda i: (len(i), i))
+    from .slurm import client
+
+    found = client.jobs_with_token(token, runner, site.submit.squeue, site.submit.timeout)
+    return [job.job_id for job in found]
+
+
+def _answer(job_id: str) -> str:
+    from .slurm import client
+
+    return client.submitted_answer(job_id)
 
 
 def _last_line(text: str) -> str:
@@ -269,9 +267,11 @@ def lookup_patiently(
             error = exc
             if attempt < site.submit.attempts:
                 sleep(_backoff(site, attempt))
+    from .slurm import client
+
     raise TransientError(
         f"sbatch failed ({why}) and squeue could not say whether the job exists ({error}); look for comment "
-        f"{token} in `squeue --me --format=%i,%k` before submitting again"
+        f"{token} in `{client.COMMENTS_BY_HAND}` before submitting again"
     ) from error
 
 
@@ -316,7 +316,7 @@ def submit(
             found = lookup_patiently(site, token, runner, sleep, why)
         if found is not None:
             sub.job_id, sub.returncode = found, 0
-            sub.stdout = f"Submitted batch job {found}\n"
+            sub.stdout = _answer(found)
             sub.stderr += f"relion-qsub: sbatch's answer was lost ({why}); the job was found by its token: {found}\n"
             sub.attempts.append({"attempt": attempt, "found_by_token": found})
             return _keep_one(site, sub, runner, sleep)
@@ -347,7 +347,7 @@ def _keep_one(
         runner([site.submit.scancel, *extra], timeout=site.submit.timeout)
         sub.attempts.append({"cancelled_twins": extra, "kept": keep})
         sub.job_id = keep
-        sub.stdout = f"Submitted batch job {keep}\n"
+        sub.stdout = _answer(keep)
         sub.stderr += f"relion-qsub: warning: the controller created {len(ids)} jobs for one submission; kept {keep}, "
         sub.stderr += f"cancelled {', '.join(extra)}\n"
     return sub

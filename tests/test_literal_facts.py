@@ -28,6 +28,63 @@ class Facts:
     shapes: tuple[re.Pattern[str], ...] = field(default=())
 
 
+SLURM = Facts(
+    exact=frozenset(
+        {
+            # JobState names (src/common/slurm_protocol_defs.c, job_state_string; 22.05)
+            "BOOT_FAIL",
+            "CANCELLED",
+            "COMPLETED",
+            "COMPLETING",
+            "CONFIGURING",
+            "DEADLINE",
+            "FAILED",
+            "NODE_FAIL",
+            "OUT_OF_MEMORY",
+            "PENDING",
+            "PREEMPTED",
+            "REQUEUED",
+            "RESIZING",
+            "REVOKED",
+            "RUNNING",
+            "SIGNALING",
+            "STAGE_OUT",
+            "STOPPED",
+            "SUSPENDED",
+            "TIMEOUT",
+            # pending and end reasons (slurm/slurm.h, job_state_reason)
+            "AccountNotAllowed",
+            "BadConstraints",
+            "BeginTime",
+            "DependencyNeverSatisfied",
+            "InvalidAccount",
+            "InvalidQOS",
+            "JobHeldAdmin",
+            "JobHeldUser",
+            "JobLaunchFailure",
+            "NonZeroExitCode",
+            "PartitionConfig",
+            "PartitionNodeLimit",
+            "PartitionTimeLimit",
+            "QOSMaxCpuPerJobLimit",
+            "QOSMaxGRESPerJob",
+            "QOSMaxMemoryPerJob",
+            "QOSMaxNodePerJobLimit",
+            "QOSMaxWallDurationPerJobLimit",
+            "ReqNodeNotAvail",
+        }
+    ),
+    within=(
+        "Submitted batch job",  # sbatch's answer
+        "Invalid job id specified",  # scontrol's answer for a forgotten job
+        "CANCELLED by",  # sacct's State of a cancel
+        "JobState=",  # scontrol show job's keys
+        "--parsable2",  # sacct's output format
+        "--format=%",  # squeue's output format
+    ),
+    shapes=(re.compile(r"%[a-zA-Z]\|%[a-zA-Z]"),),  # an squeue format: %i|%T|%r|%k
+)
+
 _RELION_FILES = (
     # the job-dir contract (pipeline_jobs.cpp, pipeliner.cpp): the exit files and the abort request the programs
     # read and write through --pipeline_control, the output files of the queue template, the job's settings
@@ -67,7 +124,7 @@ RELION = Facts(
 )
 
 # home (a package of relion_qsub) -> the literals only it may write
-HOMES: dict[str, Facts] = {"relion": RELION}
+HOMES: dict[str, Facts] = {"relion": RELION, "slurm": SLURM}
 
 
 def _docstrings(tree: ast.AST) -> set[int]:
@@ -135,3 +192,15 @@ SAID = "see run.out in the job dir"
         "XXXextra2XXX",
         "XXX\\w+XXX",
     ]
+
+
+def test_the_scan_sees_names_phrases_and_shapes_but_not_prose() -> None:
+    source = '''
+"""A docstring may say TIMEOUT and "Submitted batch job 5"."""
+def f(state, job):
+    """So may this one: PENDING."""
+    if state == "TIMEOUT":
+        return f"Submitted batch job {job}"
+    return ["squeue", "--format=%i|%T"]
+'''
+    assert [text for _, text in offences(source, SLURM)] == ["TIMEOUT", "Submitted batch job ", "--format=%i|%T"]

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from relion_qsub import proc
-from relion_qsub import site as site_mod
+from relion_qsub import proc, profile
 from relion_qsub.cli import qsub_main
 from relion_qsub.errors import UsageError
 from relion_qsub.relion import jobtypes
@@ -22,7 +21,7 @@ from tests.slurmtools import job_env, run
 DATA = Path(__file__).resolve().parent / "data" / "slurm-22.05"
 ROOT = Path(__file__).resolve().parent.parent
 QSUB = str(ROOT / "bin" / "relion-qsub")
-TESTBED = site_mod.load("testbed")
+TESTBED = profile.load("testbed")
 
 
 def _captured(json_works: bool = True):  # type: ignore[no-untyped-def]
@@ -71,17 +70,17 @@ def test_init_writes_a_profile_that_validates_unchanged(tmp_path: Path, json_wor
     text = siteinit.init("", _captured(json_works))
     path = tmp_path / "relionqsub.toml"
     path.write_text(text)
-    generated = site_mod.load(str(path), {"RELION_QSUB_NO_CACHE": "1"}, full=True)
+    generated = profile.load(str(path), {"RELION_QSUB_NO_CACHE": "1"}, full=True)
     assert generated.name == "relionqsub"  # Slurm's ClusterName
     assert ("sinfo --json" in text) == json_works
     # The partition limits are the testbed's, as testbed.toml states them by hand.
     assert generated.partitions == TESTBED.partitions
     assert {
         n: (t.partition, t.cpus, t.memory_mb, t.gpu_type, t.gpus, t.scratch_gb, t.constraint)
-        for n, t in generated.node_types.items()
+        for n, t in generated.profile.node_types.items()
     } == {
         n: (t.partition, t.cpus, t.memory_mb, t.gpu_type, t.gpus, t.scratch_gb, t.constraint)
-        for n, t in TESTBED.node_types.items()
+        for n, t in TESTBED.profile.node_types.items()
     }
     assert text.count("REVIEW") >= 5
     tried, failures = siteinit.validate(generated, live=False)
@@ -94,8 +93,8 @@ def _every_job_type(path: Path, capsys: pytest.CaptureFixture[str]) -> set[str]:
         assert recommend.main([job.name, "--site", str(path), "--json"]) == 0, job.name
         advice = json.loads(capsys.readouterr().out)
         assert advice and all(a["warnings"] == [] for a in advice), (job.name, advice)
-    generated = site_mod.load(str(path), {"RELION_QSUB_NO_CACHE": "1"}, full=True)
-    return {jobtypes.of_directory(t.directory).name for t in generated.template_sets}  # type: ignore[union-attr]
+    generated = profile.load(str(path), {"RELION_QSUB_NO_CACHE": "1"}, full=True)
+    return {jobtypes.of_directory(t.directory).name for t in generated.profile.template_sets}  # type: ignore[union-attr]
 
 
 def test_init_learns_every_job_type(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -140,7 +139,7 @@ def test_init_sizes_recipes_from_other_clusters(tmp_path: Path, capsys: pytest.C
     parts = [cluster.Partition("gpu", True, "2-00:00:00", 0, 6), cluster.Partition("big", False, "", 0, 2)]
     a100 = cluster.Node("g1", 128, 1024000, {("gpu", "a100"): 8, ("lscratch", ""): 3200}, ("gpua100",), ("gpu",))
     v100 = cluster.Node("g2", 32, 192000, {("gpu", "v100"): 4}, ("gpuv100",), ("gpu",))
-    bundled = site_mod.load("biowulf", full=True)
+    bundled = profile.load("biowulf", full=True)
     text = siteinit.generate("gpus", parts, [a100, v100, v100], bundled, "test")
     path = tmp_path / "gpus.toml"
     path.write_text(text)
@@ -151,7 +150,7 @@ def test_init_sizes_recipes_from_other_clusters(tmp_path: Path, capsys: pytest.C
     assert recipes["class_gpu"]["rows"]["v100"]["gres"] == "gpu:v100:4"  # no scratch on these nodes
     assert recipes["refine_gpu"]["rows"]["v100"]["walltime"] == "2-00:00:00"  # cut to the partition's MaxTime
     assert recipes["refine"]["rows"]["v100"]["queue"] == "gpu"  # no CPU nodes: CPU programs on GPU nodes
-    assert siteinit.validate(site_mod.load(str(path), {"RELION_QSUB_NO_CACHE": "1"}, full=True), live=False)[1] == []
+    assert siteinit.validate(profile.load(str(path), {"RELION_QSUB_NO_CACHE": "1"}, full=True), live=False)[1] == []
 
     cpu = cluster.Node("c1", 64, 256000, {("lscratch", ""): 800}, ("x6140",), ("big",))
     text = siteinit.generate("cpus", parts[1:], [cpu, cpu], bundled, "test")

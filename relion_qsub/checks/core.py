@@ -14,11 +14,11 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from ..options import BY_NAME, Parsed
+from ..profile import Site
 from ..relion import gui
 from ..relion.gui import Boxes, from_environment
 from ..script import Kind, Line, Script, directive_line
-from ..site import Site
+from ..slurm.options import BY_NAME, Parsed
 from . import registry
 from .registry import Action
 

@@ -15,9 +15,9 @@ import re
 from collections.abc import Callable
 
 from .. import gpus, units
+from ..profile import Partition
 from ..relion import gui
 from ..script import Script
-from ..site import Partition
 from .core import Context, Report, as_int, effective, gres_entries, implements
 
 SURELY_GB = 32  # memory_unit: a unit-less memory value up to this many "MB" is almost surely meant as GB

@@ -3,9 +3,9 @@ or in pairs Slurm refuses."""
 
 from __future__ import annotations
 
-from ..options import NONE, Parsed, clip, nearest
 from ..relion import gui
 from ..script import Kind, Line, Script, foreign_directives, lookalikes
+from ..slurm.options import NONE, Parsed, clip, nearest
 from .core import Context, Gres, Report, implements, new_option, profile_box, rewrite
 
 MEMORY = ("mem", "mem-per-cpu", "mem-per-gpu")

@@ -9,10 +9,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from ..options import BY_NAME, BY_SHORT, REQUIRED, Parsed, clip
 from ..relion import gui
 from ..relion.gui import ANY_PLACEHOLDER, why_unfilled
 from ..script import Line, Script, shell_words
+from ..slurm.options import BY_NAME, BY_SHORT, REQUIRED, Parsed, clip
 from .core import Context, Report, body_lines, implements, rewrite, set_body_line
 
 # NAME=value before a command: the shell's environment prefix.

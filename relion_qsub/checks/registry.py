@@ -14,8 +14,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from ..errors import ProfileError
-from ..options import nearest
 from ..relion import gui
+from ..slurm.options import nearest
 
 
 class Action(enum.StrEnum):

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from ..errors import UsageError
 from ..relion.gui import COMMAND, EMPTY, extra, unset_value
+from ..slurm.options import NONE, OPTIONAL, REQUIRED, SRUN
 from .layout import (
     MAX_RANKS,
 )
@@ -67,41 +68,6 @@ Exit status: the exit code of the rank that failed first (srun itself says 143 a
 
 
 # --------------------------------------------------------------------------------------------------- options
-
-NONE, REQUIRED, OPTIONAL = 0, 1, 2
-
-# srun(1) of Slurm 22.05: long options and whether they take an argument. An optional argument is only ever
-# attached (--exclusive=user), as getopt_long does.
-SRUN_LONG: dict[str, int] = {
-    **dict.fromkeys(
-        "accel-bind account acctg-freq bb bbf bcast-exclude begin chdir cluster-constraint clusters "
-        "comment constraint container core-spec cores-per-socket cpu-bind cpu-freq cpus-per-gpu "
-        "cpus-per-task deadline delay-boot dependency distribution epilog error exclude export "
-        "extra-node-info gid gpu-bind gpu-freq gpus gpus-per-node gpus-per-socket gpus-per-task gres "
-        "gres-flags het-group hint input job-name jobid "
-        "licenses mail-type mail-user mcs-label mem mem-bind mem-per-cpu mem-per-gpu mincpus mpi msg-timeout "
-        "network nodefile nodelist nodes ntasks-per-core ntasks-per-gpu ntasks-per-node ntasks-per-socket "
-        "open-mode output partition power prefer priority profile prolog qos relative reservation signal "
-        "slurmd-debug sockets-per-node switches task-epilog task-prolog thread-spec threads threads-per-core "
-        "time time-min tmp uid wait wckey".split(),
-        REQUIRED,
-    ),
-    **dict.fromkeys(
-        "bcast compress exclusive immediate kill-on-bad-exit nice no-kill propagate resv-ports send-libs x11".split(),
-        OPTIONAL,
-    ),
-    **dict.fromkeys(
-        "contiguous disable-status exact hold label multi-prog no-allocate overcommit overlap oversubscribe "
-        "preserve-env pty quiet quit-on-interrupt reboot spread-job test-only unbuffered usage "
-        "use-min-nodes version".split(),
-        NONE,
-    ),
-}
-SRUN_SHORT: dict[str, int] = {
-    **dict.fromkeys("AbDMCSdmexBGiJLFwNopqrTtWc", REQUIRED),
-    **dict.fromkeys("IKk", OPTIONAL),
-    **dict.fromkeys("XHlZOsEQuV", NONE),
-}
 
 
 @dataclass
@@ -179,7 +145,7 @@ def parse_args(argv: Sequence[str]) -> Invocation:
             inv.ntasks = positive(raw, "-n/--ntasks")
         elif word.startswith("--"):
             _srun_long(word, args, i, inv)
-            if "=" not in word and SRUN_LONG.get(word[2:]) == REQUIRED:
+            if "=" not in word and SRUN.arg(word[2:]) == REQUIRED:
                 i += 1
         else:
             i = _srun_short(args, i, inv)
@@ -196,7 +162,7 @@ def _not_srun(word: str) -> UsageError:
 
 def _srun_long(word: str, args: Sequence[str], i: int, inv: Invocation) -> None:
     name, eq, value = word[2:].partition("=")
-    kind = SRUN_LONG.get(name)
+    kind = SRUN.arg(name)
     if kind is None:
         raise _not_srun(word)
     if kind == NONE:
@@ -258,7 +224,7 @@ def _srun_short(args: Sequence[str], i: int, inv: Invocation) -> int:
     word = args[i]
     for pos in range(1, len(word)):
         letter = word[pos]
-        kind = SRUN_SHORT.get(letter)
+        kind = SRUN.short_arg(letter)
         if kind is None:
             raise _not_srun(word)
         rest = word[pos + 1 :]

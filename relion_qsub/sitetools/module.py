@@ -30,9 +30,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .. import __version__, proc, profile
-from .. import site as site_mod
 from ..errors import CommandError, InputError, ProfileError, UsageError
 from ..fsio import atomic_write
+from ..profile import recipes
 from ..relion.jobdir import SUBMIT_SCRIPT
 from ..usage import Parser
 
@@ -53,19 +53,19 @@ def shared_template_dir(prefix_root: Path) -> Path:
     return (prefix_root / NAME / "templates").absolute()
 
 
-def profile_path(prefix: str, site: site_mod.Site) -> str:
+def profile_path(prefix: str, site: profile.Site) -> str:
     return f"{prefix.rstrip('/')}/etc/{site.name}.toml"
 
 
-def variables(site: site_mod.Site, prefix: str, templates: str = "") -> list[tuple[str, str]]:
+def variables(site: profile.Site, prefix: str, templates: str = "") -> list[tuple[str, str]]:
     """Every variable the module sets, in a stable order (PATH and MANPATH are prepended separately)."""
-    limits = site.limits
+    limits = site.profile.limits
     out = [
-        ("RELION_QSUB_COMMAND", site.queue.command),
+        ("RELION_QSUB_COMMAND", site.profile.queue.command),
         ("RELION_QSUB_TEMPLATE", f"{templates or template_dir(prefix)}/common.sh"),
         ("RELION_QSUB_SITE", profile_path(prefix, site)),
-        ("RELION_QUEUE_USE", site.queue.use),
-        ("RELION_QUEUE_NAME", site.queue.name),
+        ("RELION_QUEUE_USE", site.profile.queue.use),
+        ("RELION_QUEUE_NAME", site.profile.queue.name),
         ("RELION_QSUB_NRMPI", str(limits.nr_mpi)),
         ("RELION_QSUB_NRTHREADS", str(limits.nr_threads)),
         ("RELION_MPI_MAX", str(limits.mpi_max)),
@@ -74,39 +74,42 @@ def variables(site: site_mod.Site, prefix: str, templates: str = "") -> list[tup
         ("RELION_ALLOW_CHANGE_MINIMUM_DEDICATED", "true" if limits.allow_change_dedicated else "false"),
         ("RELION_ERROR_LOCAL_MPI", str(limits.error_local_mpi)),
         ("RELION_MPIRUN", limits.mpirun),
-        (site.launcher.variable, site.launcher.command),
+        (site.profile.launcher.variable, site.profile.launcher.command),
         ("RELION_SCRATCH_DIR", site.scratch.job_dir),
-        ("RELION_QSUB_EXTRA_COUNT", str(len(site.fields))),
+        ("RELION_QSUB_EXTRA_COUNT", str(len(site.profile.fields))),
     ]
-    for f in site.fields:
+    for f in site.profile.fields:
         out += [
             (f"RELION_QSUB_EXTRA{f.number}", f.label),
             (f"RELION_QSUB_EXTRA{f.number}_DEFAULT", f.default),
             (f"RELION_QSUB_EXTRA{f.number}_HELP", f.help),
         ]
-    out += [(profile.TOOL_VARIABLES[key], path) for key, path in site.tools.items()]
+    out += [(recipes.TOOL_VARIABLES[key], path) for key, path in site.profile.tools.items()]
     # An empty value is left unset: RELION reads an unset and an empty _DEFAULT/_HELP alike, and Lmod and
     # Environment Modules treat setenv "" differently.
     return [(name, value) for name, value in out if value]
 
 
-def validate(site: site_mod.Site, values: Sequence[tuple[str, str]]) -> None:
+def validate(site: profile.Site, values: Sequence[tuple[str, str]]) -> None:
     """Refuse what RELION would read differently from what the profile says."""
     where = site.path
-    if site.queue.use not in profile.QUEUE_USE_WORDS:
+    if site.profile.queue.use not in recipes.QUEUE_USE_WORDS:
         raise ProfileError(
             f"{where}: queue.use: RELION reads only yes, no, true or false (anything else is 'no'), got "
-            f"{site.queue.use!r}"
+            f"{site.profile.queue.use!r}"
         )
-    for key, number in (("nr_mpi", site.limits.nr_mpi), ("nr_threads", site.limits.nr_threads)):
-        if not 1 <= number <= profile.RELION_CHAR_MAX:
+    for key, number in (("nr_mpi", site.profile.limits.nr_mpi), ("nr_threads", site.profile.limits.nr_threads)):
+        if not 1 <= number <= recipes.RELION_CHAR_MAX:
             raise ProfileError(f"{where}: limits.{key}: RELION stores it in a char, so {number} would wrap; use 1..127")
-    if site.limits.nr_mpi > site.limits.mpi_max or site.limits.nr_threads > site.limits.thread_max:
+    if (
+        site.profile.limits.nr_mpi > site.profile.limits.mpi_max
+        or site.profile.limits.nr_threads > site.profile.limits.thread_max
+    ):
         raise ProfileError(f"{where}: limits: nr_mpi/nr_threads must not exceed mpi_max/thread_max")
     for name, value in values:
         if any(c in value for c in "\n\r\0"):
             raise ProfileError(f"{where}: the value of {name} has a line break; environment values must be one line")
-    if not site.queue.command.strip():
+    if not site.profile.queue.command.strip():
         raise ProfileError(f"{where}: queue.command: empty; RELION would run nothing (use relion-qsub)")
 
 
@@ -136,17 +139,18 @@ def check_prefix(prefix: str) -> None:
         raise UsageError(f"--prefix {prefix!r} has a line break; give a directory name on one line")
 
 
-def help_lines(site: site_mod.Site, prefix: str, templates: str = "") -> list[str]:
-    fields = ", ".join(f.label for f in site.fields)
+def help_lines(site: profile.Site, prefix: str, templates: str = "") -> list[str]:
+    fields = ", ".join(f.label for f in site.profile.fields)
     templates = templates or template_dir(prefix)
+    launcher = site.profile.launcher
     return [
         f"relion-qsub {__version__}: RELION's queue submission for Slurm at site {site.name}.",
         "",
         "After `module load`, RELION (relion, relion_pipeliner) submits queued jobs through relion-qsub:",
         "  Queue submit command  relion-qsub (checks and repairs the script, then sbatch)",
         f"  Submission script     {templates}/common.sh",
-        f"  Queue name            {site.queue.name or '(type one)'};  extra fields: {fields}",
-        f"  Launcher              ${{{site.launcher.variable}}} = {site.launcher.command} (runs RELION's MPI command)",
+        f"  Queue name            {site.profile.queue.name or '(type one)'};  extra fields: {fields}",
+        f"  Launcher              ${{{launcher.variable}}} = {launcher.command} (runs RELION's MPI command)",
         f"Ready-made templates per job type and size: {templates}/ (see its README.md).",
         "Manual: man relion-qsub, man relion-launch.",
         "Recommended Running-tab values: relion-qsub recommend --list; relion-qsub recommend JOBTYPE --node-type T",
@@ -154,7 +158,7 @@ def help_lines(site: site_mod.Site, prefix: str, templates: str = "") -> list[st
     ]
 
 
-def render_lua(site: site_mod.Site, prefix: str, templates: str = "") -> str:
+def render_lua(site: profile.Site, prefix: str, templates: str = "") -> str:
     check_prefix(prefix)
     values = variables(site, prefix, templates)
     validate(site, values)
@@ -176,7 +180,7 @@ def render_lua(site: site_mod.Site, prefix: str, templates: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_tcl(site: site_mod.Site, prefix: str, templates: str = "") -> str:
+def render_tcl(site: profile.Site, prefix: str, templates: str = "") -> str:
     check_prefix(prefix)
     values = variables(site, prefix, templates)
     validate(site, values)
@@ -198,7 +202,7 @@ def render_tcl(site: site_mod.Site, prefix: str, templates: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
-def render(site: site_mod.Site, prefix: str, fmt: str) -> str:
+def render(site: profile.Site, prefix: str, fmt: str) -> str:
     if fmt == "lua":
         return render_lua(site, prefix)
     if fmt == "tcl":
@@ -265,7 +269,7 @@ def _copy_program(dest: Path) -> None:
     launch.symlink_to("relion-qsub")
 
 
-def _render_templates(site: site_mod.Site, templates: Path, dest: Path) -> None:
+def _render_templates(site: profile.Site, templates: Path, dest: Path) -> None:
     import importlib.util
 
     if importlib.util.find_spec("jinja2") is None:
@@ -298,7 +302,7 @@ def _venv(dest: Path, python: str) -> None:
 
 
 def install(
-    site: site_mod.Site, prefix_root: Path, moduledir: Path, python: str = sys.executable, force: bool = False
+    site: profile.Site, prefix_root: Path, moduledir: Path, python: str = sys.executable, force: bool = False
 ) -> Path:
     """The site tree: PREFIX/relion-qsub/<version>/, PREFIX/relion-qsub/templates/ and the two modulefiles."""
     dest = (prefix_root / NAME / __version__).absolute()
@@ -372,7 +376,7 @@ def _parser() -> argparse.ArgumentParser:
         default="write",
         help="write a modulefile (default), install the site tree, or write the man pages into -o DIR",
     )
-    p.add_argument("--site", help="site profile: a name or a .toml path (default $RELION_QSUB_SITE, else biowulf)")
+    profile.add_site_option(p)
     p.add_argument("--format", choices=["lua", "tcl"], default="lua", help="write: Lmod (lua) or Environment Modules")
     p.add_argument(
         "--prefix",
@@ -399,7 +403,7 @@ def main(argv: Sequence[str]) -> int:
         for path in write_manpages(args.output, sys.executable, PACKAGE.parent):
             print(path)
         return 0
-    site = site_mod.load(args.site, environ)
+    site = profile.load(args.site, environ)
     if args.action == "install":
         if not args.prefix or args.moduledir is None:
             raise UsageError("install needs --prefix DIR and --moduledir DIR")
