@@ -334,7 +334,7 @@ def _parser() -> argparse.ArgumentParser:
         help="RELION job type (Class3D, relion.class3d, '3D classification'), recipe (class_gpu) or template "
         "directory (Class3D_gpu)",
     )
-    p.add_argument("--site", help="site profile: a name or a .toml path (default $RELION_QSUB_SITE, else biowulf)")
+    profile.add_site_option(p)
     p.add_argument("--node-type", help="one node type (default: every node type the recipe has a row for)")
     p.add_argument("--list", action="store_true", help="list the recipes and node types")
     p.add_argument("--json", action="store_true", help="machine-readable output")
