@@ -30,11 +30,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .. import __version__, proc, profile
+from ..argparser import Parser
 from ..errors import CommandError, InputError, ProfileError, UsageError
 from ..fsio import atomic_write
 from ..profile import recipes
 from ..relion.jobdir import SUBMIT_SCRIPT
-from ..usage import Parser
 
 NAME = "relion-qsub"
 PACKAGE = Path(__file__).resolve().parents[1]  # relion_qsub/, in a checkout or in site-packages

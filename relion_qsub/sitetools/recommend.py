@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import profile
+from ..argparser import Parser
 from ..errors import ScriptError, UsageError
 from ..profile import Site
 from ..profile.recipes import NodeType, Recipe, Row
@@ -25,7 +26,6 @@ from ..relion import jobtypes
 from ..script import split_words
 from ..slurm.options import parse_words
 from ..units import memory_mb
-from ..usage import Parser
 
 GIB = 1024**3
 _GPU = re.compile(r"(?:^|,)gpu(?::([\w.-]+))?:(\d+)")
