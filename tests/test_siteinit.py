@@ -13,9 +13,9 @@ import pytest
 
 from relion_qsub import proc, profile
 from relion_qsub.cli import qsub_main
-from relion_qsub.errors import UsageError
+from relion_qsub.errors import CommandError, UsageError
 from relion_qsub.relion import jobtypes
-from relion_qsub.sitetools import cluster, recommend, siteinit
+from relion_qsub.sitetools import cluster, livecheck, recommend, siteinit
 from tests.slurmtools import job_env, run
 
 DATA = Path(__file__).resolve().parent / "data" / "slurm-22.05"
@@ -234,9 +234,64 @@ def test_validate_live_finds_what_only_slurm_knows(tmp_path: Path) -> None:
     live = run([QSUB, "site", "validate", "--site", str(path), "--live"], env=job_env(), check=False, timeout=120)
     lines = live.stdout.splitlines()
     assert live.returncode == 78 and lines, live.stderr
+    # Slurm's own numbers first (issue 22: compared by name with --live), then what sbatch --test-only refuses.
+    compared = [line for line in lines if "sbatch --test-only" not in line]
+    assert compared == [
+        f"{path}: partitions.{part}.{key}: {value} but its largest node has {has}"
+        for part in ("multinode", "norm")
+        for key, value, has in (("cpus", "64", "32 (Slurm)"), ("memory", "'256000'", "128000 MB (Slurm RealMemory)"))
+    ], compared
     built = ("Refine3D_cpu/", "MultiBody_cpu/", "Polish/", "common.sh-refine-x2695")
-    assert all(any(what in line for what in built) for line in lines), lines
+    tried = lines[len(compared) :]
+    assert tried and all(any(what in line for what in built) for line in tried), tried
     assert all(
         line.endswith("sbatch --test-only: allocation failure: Requested node configuration is not available")
-        for line in lines
+        for line in tried
     )
+
+
+def test_init_says_what_it_asks_and_fails_fast_without_a_controller(capsys: pytest.CaptureFixture[str]) -> None:
+    """site init was silent for 59 s against a dead controller; now scontrol ping first, with a timeout."""
+    calls: list[tuple[tuple[str, ...], float | None]] = []
+
+    def dead(argv: list[str], timeout: float | None = None) -> proc.Result:
+        calls.append((tuple(argv), timeout))
+        down = "Slurmctld(primary) at vm is DOWN\n*****************************************\n"
+        return proc.Result(tuple(argv), 1, down, "")
+
+    with pytest.raises(CommandError, match=r"does not answer scontrol ping: Slurmctld\(primary\) at vm is DOWN"):
+        cluster.ping(dead, siteinit.PING_TIMEOUT)
+    assert calls == [(("scontrol", "ping"), siteinit.PING_TIMEOUT)]
+
+
+def test_live_comparison_names_what_slurm_contradicts(tmp_path: Path) -> None:
+    text = siteinit.init("", _captured())
+    for old, new in (
+        ('features = ["x2695"]', 'features = ["x2695", "ib"]'),
+        ('[partitions.gpu]\ngpu_types = ["p100"]', '[partitions.gpu]\ngpu_types = ["p100", "a100"]'),
+        ("p100 = { safe_threads = 2 }", "p100 = { safe_threads = 2 }\na100 = { safe_threads = 4 }"),
+        ('max_time = "10-00:00:00"\nnodes = 2', 'max_time = "2-00:00:00"\nnodes = 2'),
+    ):
+        assert old in text, old
+        text = text.replace(old, new, 1)
+    path = tmp_path / "p.toml"
+    path.write_text(text + "\n[partitions.bigmem]\ncpus = 64\n")
+    site = profile.load(str(path), {"RELION_QSUB_NO_CACHE": "1"}, full=True)
+    parts = cluster.parse_partitions((DATA / "partitions.txt").read_text())
+    nodes = cluster.parse_nodes_text((DATA / "nodes.txt").read_text())
+    found = livecheck.compare(site, parts, nodes)
+    assert found == [
+        f"{path}: partitions.gpu.gpu_types: 'a100' is on no node of the partition (Slurm: p100)",
+        f"{path}: partitions.multinode.features: 'ib' is on no node of the partition (Slurm: x2695)",
+        f"{path}: partitions.multinode.max_time: '2-00:00:00' but Slurm's MaxTime is '10-00:00:00'",
+        f"{path}: partitions.bigmem: no such partition (Slurm has: gpu, multinode, norm)",
+    ], found
+
+
+def test_validate_verbose_lists_every_script_it_tried(capsys: pytest.CaptureFixture[str]) -> None:
+    assert qsub_main(["site", "validate", "--site", "testbed", "-v"]) == 0
+    err = capsys.readouterr().err
+    tried = [line for line in err.splitlines() if line.endswith("): ok")]
+    assert "the forms of times and memory sizes" in err
+    assert len(tried) >= 10 and any("Class2D_gpu/01_tiny.sh (5 MPI x 2 threads, queue" in line for line in tried)
+    assert re.search(rf"{len(tried)} scripts \(every template filled as RELION would\), 0 failed", err)

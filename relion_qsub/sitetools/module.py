@@ -274,8 +274,8 @@ def _render_templates(site: profile.Site, templates: Path, dest: Path) -> None:
 
     if importlib.util.find_spec("jinja2") is None:
         # This interpreter (make site-install's python3) lacks the runtime dependencies; the installed tree has them.
-        argv = [str(dest / "bin" / "relion-qsub"), "templates", "build", "--site", profile_path(str(dest), site)]
-        _run([*argv, "--out", str(templates), "--force", "-q"], "rendering the templates")
+        argv = [str(dest / "bin" / "relion-qsub"), "templates", "build", f"--site={profile_path(str(dest), site)}"]
+        _run([*argv, f"--out={templates}", "--force", "-q"], "rendering the templates")
         return
     from .templates import plan, stale, write
 

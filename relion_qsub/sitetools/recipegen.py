@@ -101,9 +101,10 @@ def _constraint(kind: Kind) -> str:
 
 
 def odd_sizes(total: int) -> list[int]:
-    """2^k + 1 MPI procs (seed: 17, 33, 65, ...; refinement wants odd) that fit ``total`` task slots."""
+    """2^k + 1 MPI procs (seed: 17, 33, 65, ...; refinement wants odd) that fit ``total`` task slots; 1 (RELION's
+    non-MPI program) where not even 3 fit."""
     out = [n for n in (3, 5, 9, 17, 33, 65, 129, 257) if n <= total]
-    return out[-5:] or [3]
+    return out[-5:] or [1]
 
 
 def power_sizes(total: int, low: int = 2) -> list[int]:
@@ -122,7 +123,7 @@ def gpu_task_row(kind: Kind, recipe: str, kinds: Sequence[Kind], gpus_per_task: 
         "mpi": [per_node * n for n in range(1, min(5, kind.count) + 1)],
         "threads": 1,
         "queue": kind.partition,
-        "walltime": walltime(recipe, kinds),
+        "walltime": walltime(recipe, [kind]),
         "memory": f"{kind.memory_mb // 3 // max(1, per_node)}M",
         "gres": f"gpu:{kind.gpu_type}:{kind.gpus}",
         "directives": f"--ntasks-per-node={per_node}",
@@ -141,7 +142,7 @@ def homogeneous_row(kind: Kind, recipe: str, kinds: Sequence[Kind], site: Site) 
         "mpi": per_node * nodes,
         "threads": max(1, min(kind.safe_threads, kind.cpus // per_node)),
         "queue": kind.partition,
-        "walltime": walltime(recipe, kinds),
+        "walltime": walltime(recipe, [kind]),
         "memory": site.whole_node,
         "gres": _gres(_scratch(kind, site), f"gpu:{kind.gpu_type}:{kind.gpus}"),
         "directives": f"--nodes={nodes} --ntasks-per-node={per_node} --exclusive",
@@ -154,7 +155,7 @@ def single_gpu_node_row(kind: Kind, recipe: str, kinds: Sequence[Kind], site: Si
         "mpi": 1,
         "threads": max(1, min(kind.cpus, threads)),
         "queue": kind.partition,
-        "walltime": walltime(recipe, kinds),
+        "walltime": walltime(recipe, [kind]),
         "memory": site.whole_node,
         "gres": _gres(_scratch(kind, site), f"gpu:{kind.gpu_type}:{kind.gpus}"),
         "directives": "--exclusive",
@@ -170,7 +171,7 @@ def one_gpu_row(kind: Kind, recipe: str, kinds: Sequence[Kind], threads: int | N
         row["threads"] = max(1, min(cpus, threads))
     row.update(
         queue=kind.partition,
-        walltime=walltime(recipe, kinds),
+        walltime=walltime(recipe, [kind]),
         memory=f"{kind.memory_mb // max(1, kind.gpus) // (threads or 1)}M",
         gres=f"gpu:{kind.gpu_type}:1",
     )
@@ -183,7 +184,7 @@ def cpu_row(kind: Kind, recipe: str, kinds: Sequence[Kind], threads: int | None,
     row: dict[str, object] = {"mpi": mpi}
     if threads is not None:
         row["threads"] = threads
-    row.update(queue=kind.partition, walltime=walltime(recipe, kinds), memory=f"{kind.share_mb}M")
+    row.update(queue=kind.partition, walltime=walltime(recipe, [kind]), memory=f"{kind.share_mb}M")
     return row
 
 
