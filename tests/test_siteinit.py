@@ -295,3 +295,10 @@ def test_validate_verbose_lists_every_script_it_tried(capsys: pytest.CaptureFixt
     assert "the forms of times and memory sizes" in err
     assert len(tried) >= 10 and any("Class2D_gpu/01_tiny.sh (5 MPI x 2 threads, queue" in line for line in tried)
     assert re.search(rf"{len(tried)} scripts \(every template filled as RELION would\), 0 failed", err)
+
+
+def test_init_labels_each_gui_box_distinctly() -> None:
+    """Three boxes labelled "SBATCH Directives" made every message about one of them ambiguous."""
+    labels = [f["label"] for f in tomllib.loads(siteinit.init("x", _captured()))["fields"]]
+    assert labels[3:] == ["SBATCH Directives", "SBATCH Directives 2", "SBATCH Directives 3"]
+    assert len(set(labels)) == len(labels)

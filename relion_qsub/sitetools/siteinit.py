@@ -143,9 +143,13 @@ def _walltime(parts: Sequence[cluster.Partition]) -> str:
 
 def _fields(bundled: profile.Site, walltime: str, memory: str, scratch: str, min_gb: int) -> list[str]:
     defaults = {"time": walltime, "mem-per-cpu": memory, "gres": f"{scratch}:{min_gb}" if scratch else ""}
-    out = ["# REVIEW: the extra Running-tab boxes (RELION_QSUB_EXTRAn), as the bundled profile has them."]
-    for f in bundled.profile.fields:
-        out += ["[[fields]]", f"label = {_v(f.label)}"]
+    out = ["# REVIEW: the extra Running-tab boxes (RELION_QSUB_EXTRAn), as the bundled profile has them; boxes of"]
+    out += ["# the same label are numbered, so that a message naming a box names one box."]
+    labels = [f.label for f in bundled.profile.fields]
+    for index, f in enumerate(bundled.profile.fields):
+        same = [i for i, label in enumerate(labels) if label == f.label]
+        label = f.label if len(same) == 1 or same[0] == index else f"{f.label} {same.index(index) + 1}"
+        out += ["[[fields]]", f"label = {_v(label)}"]
         if f.option:
             out.append(f"option = {_v(f.option)}")
         default = defaults.get(f.option, "") if f.option else ""
