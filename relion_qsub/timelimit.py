@@ -27,16 +27,23 @@ def clock(total: float) -> str:
     return f"{days}-{hours:02d}:{rest // 60:02d}:{rest % 60:02d}" if days else text
 
 
+def advice(time_limit: str, box: str) -> str:
+    """``ask 0:20:00 in the 'Walltime' box and continue from the last iteration ...``: twice the limit."""
+    limit = client.seconds(time_limit)
+    ask = f"ask {clock(2 * limit)} in {box}" if limit else f"ask for more time in {box}"
+    return f"{ask} and continue from the last iteration (Continue keeps the job's other settings)"
+
+
+def time_box(environ: Mapping[str, str]) -> str | None:
+    """The box RELION's template fills --time from ("the 'Walltime' box (RELION_QSUB_EXTRA1)"), if known."""
+    return gui.from_environment(environ).for_option("time") or None
+
+
 def sentence(time_limit: str, environ: Mapping[str, str]) -> str:
     """``Slurm ended the job at its time limit (0:10:00): ask 0:20:00 in the 'Walltime' box ...``."""
     limit = client.seconds(time_limit)
-    box = gui.from_environment(environ).for_option("time") or "--time"
-    ask = f"ask {clock(2 * limit)} in {box}" if limit else f"ask for more time in {box}"
     shown = clock(limit) if limit else time_limit
-    return (
-        f"Slurm ended the job at its time limit ({shown}): {ask} and continue from the last iteration "
-        "(Continue keeps the job's other settings)"
-    )
+    return f"Slurm ended the job at its time limit ({shown}): {advice(time_limit, time_box(environ) or '--time')}"
 
 
 def reason(job_id: str, environ: Mapping[str, str], runner: client.Runner = proc.run) -> str | None:
