@@ -17,7 +17,7 @@ def test_every_subcommand_has_a_page() -> None:
 
 
 def test_pages_are_the_help_and_man_renders_them(tmp_path: Path) -> None:
-    written = module.write_manpages(tmp_path, sys.executable, ROOT)
+    written = [p for p in module.write_manpages(tmp_path, sys.executable, ROOT) if p.suffix == ".1"]
     names = {p.name for p in written}
     assert names == {"relion-qsub.1", "relion-launch.1", *(f"relion-qsub-{s}.1" for s in manpages.SUBCOMMANDS)}
     for path in written:
@@ -43,3 +43,23 @@ def test_version_on_every_entry_point() -> None:
     for program in ("relion-qsub", "relion-launch"):
         done = subprocess.run([str(ROOT / "bin" / program), "--version"], capture_output=True, text=True, timeout=60)
         assert (done.returncode, done.stdout) == (0, f"{program} {__version__}\n"), done.stderr
+
+
+def test_bash_completion_offers_subcommands_options_and_job_types(tmp_path: Path) -> None:
+    module.write_manpages(tmp_path / "man", sys.executable, ROOT)
+    script = tmp_path / "bash-completion" / "completions" / "relion-qsub"
+    assert (tmp_path / "bash-completion" / "completions" / "relion-launch").resolve() == script.resolve()
+
+    def offered(*words: str, function: str = "_relion_qsub") -> list[str]:
+        probe = (
+            f"source {script}; COMP_WORDS=({' '.join(words)}); COMP_CWORD={len(words) - 1}; {function}; "
+            'printf "%s\\n" "${COMPREPLY[@]}"'
+        )
+        done = subprocess.run(["bash", "-c", probe], capture_output=True, text=True, timeout=30, check=True)
+        return done.stdout.split()
+
+    assert offered("relion-qsub", "recommend", "Cla") == ["Class2D", "Class3D"]
+    assert offered("relion-qsub", "site", "va") == ["validate"]
+    assert offered("relion-qsub", "--vers") == ["--version"]
+    assert offered("relion-qsub", "--p") == []  # prose in the help ("--partition=quick") is not an option
+    assert offered("relion-launch", "--dry", function="_relion_launch") == ["--dry-run"]

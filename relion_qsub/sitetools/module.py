@@ -339,9 +339,10 @@ def install(
 
 
 def write_manpages(mandir: Path, python: str, root: Path) -> list[Path]:
-    """The man pages from the help of the programs under ``root`` (a site tree or the package's parent), run by
-    ``python`` as bin/relion-qsub runs them."""
-    from . import manpages
+    """The man pages (``mandir/man1``) and the bash completion (``mandir/../bash-completion/completions``) from the
+    help of the programs under ``root`` (a site tree or the package's parent), run by ``python`` as bin/relion-qsub
+    runs them."""
+    from . import completion, manpages
 
     def run_help(program: str, args: Sequence[str]) -> str:
         func = "launch_main" if program == "relion-launch" else "qsub_main"
@@ -355,7 +356,13 @@ def write_manpages(mandir: Path, python: str, root: Path) -> list[Path]:
             raise CommandError(f"{program} {' '.join(args)} failed while writing the man pages: {tail[0]}")
         return result.stdout
 
-    return manpages.write(mandir, run_help)
+    written = manpages.write(mandir, run_help)
+    completions = mandir.parent / "bash-completion" / "completions"
+    completions.mkdir(parents=True, exist_ok=True)
+    atomic_write(completions / "relion-qsub", completion.script(run_help), 0o644)
+    (completions / "relion-launch").unlink(missing_ok=True)
+    (completions / "relion-launch").symlink_to("relion-qsub")  # bash-completion loads a file by the command's name
+    return [*written, completions / "relion-qsub"]
 
 
 def _parser() -> argparse.ArgumentParser:
