@@ -38,7 +38,8 @@ def site_install(tmp: Path) -> Path:
     argv += ["--prefix", str(tmp / "prefix"), "--moduledir", str(tmp / "modules")]
     env = {k: v for k, v in os.environ.items() if k != "RELION_QSUB_PYTHON"}
     subprocess.run(argv, check=True, env=env, stdout=subprocess.DEVNULL)
-    (dest,) = (tmp / "prefix" / "relion-qsub").iterdir()
+    # PREFIX/relion-qsub/ holds the version's tree and templates/ (shared by every version: RELION's Continue)
+    (dest,) = (p for p in (tmp / "prefix" / "relion-qsub").iterdir() if (p / "bin").is_dir())
     return dest
 
 
