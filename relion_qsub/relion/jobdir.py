@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from dataclasses import dataclass
 from pathlib import Path
 
 EXIT_SUCCESS = "RELION_JOB_EXIT_SUCCESS"
@@ -50,14 +51,14 @@ def exit_file(jobdir: Path) -> str | None:
     return next((name for name in EXIT_FILES if os.path.lexists(jobdir / name)), None)
 
 
+@dataclass(frozen=True, slots=True)
 class Marked:
     """What :func:`mark_failed` did. ``created``: we wrote the failure file; ``existing``: the exit file that was
     already there (then nothing was written); ``err_note``: why the run.err line is missing ("" = it was written)."""
 
-    __slots__ = ("created", "err_note", "existing")
-
-    def __init__(self, created: bool, existing: str | None = None, err_note: str = "") -> None:
-        self.created, self.existing, self.err_note = created, existing, err_note
+    created: bool
+    existing: str | None = None
+    err_note: str = ""
 
 
 def mark_failed(jobdir: Path, line: str) -> Marked:
@@ -76,6 +77,12 @@ def mark_failed(jobdir: Path, line: str) -> Marked:
     except FileExistsError:  # RELION (or a twin of ours) wrote one meanwhile
         return Marked(False, exit_file(jobdir) or EXIT_FAILURE)
     return Marked(True, None, _append_line(jobdir / RUN_ERR, line))
+
+
+def note(jobdir: Path, line: str) -> str:
+    """Append ``line`` to run.err without touching the exit files (a second word on an ending already told); best
+    effort as in :func:`mark_failed`; returns what became of it."""
+    return _append_line(jobdir / RUN_ERR, line)
 
 
 def require_regular(path: Path) -> os.stat_result:
