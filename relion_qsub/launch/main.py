@@ -151,7 +151,8 @@ def stall_watch(
     if conf is None:
         return None
     job = env.get("SLURM_JOB_ID", "")
-    where = f"on {socket.gethostname().split('.')[0]}" if in_step else "here"
+    node = env.get("SLURMD_NODENAME", "") or socket.gethostname().split(".")[0]  # the name Slurm knows it by
+    where = f"on {node}" if in_step else "here"
 
     def start(child: subprocess.Popen[bytes]) -> Callable[[], None]:
         meter = watchdog.cpu_meter(child.pid, in_step)
