@@ -1,8 +1,9 @@
 """Benchmark (not a test): `relion-qsub check` on a typical RELION script versus `python -c pass`.
 
-Target (issue 4): the check costs at most 1.3x an empty interpreter start with the same interpreter, i.e. the
-submit path adds next to nothing to what RELION's "Run" click already costs. Run: `.venv/bin/python
-benchmarks/bench_check.py [N]`. Both commands run N times alternately; the medians are compared.
+Target (issue 19; issue 4 had 1.3x): the check costs at most 5x an empty interpreter start with the same
+interpreter: generous enough for plain Python (dataclasses, enum, typing), tight enough to keep heavy imports off the
+submit path. Run: `.venv/bin/python benchmarks/bench_check.py [N]`. Both commands run N times alternately; the
+medians are compared.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from summary import figure
 
 ROOT = Path(__file__).resolve().parent.parent
 TYPICAL = ROOT / "tests" / "corpus" / "class2d_gpu_v100.script"
+BUDGET = 5.0  # x `python -c pass`
 
 
 def timed(argv: list[str], env: dict[str, str]) -> float:
@@ -52,7 +54,7 @@ def main() -> int:
         median = statistics.median(samples)
         print(f"{name:32s} {median * 1000:10.1f} {median / base:7.2f}")
     ratio = statistics.median(times["bin/relion-qsub check"]) / base
-    figure("check", "relion-qsub check / python -c pass", ratio, "x", "<= 1.3", ratio <= 1.3)
+    figure("check", "relion-qsub check / python -c pass", ratio, "x", f"<= {BUDGET}", ratio <= BUDGET)
     return 0
 
 

@@ -16,7 +16,7 @@ from .site import Site
 
 TYPE_CHECKING = False  # not typing's: importing typing costs the submit path ~2 ms
 if TYPE_CHECKING:
-    from .rules import Context
+    from .checks.core import Context
 
 RELION_BOXES = {"ntasks": "Number of MPI procs", "cpus-per-task": "Number of threads", "partition": "Queue name"}
 DIRECTIVES = "SBATCH Directives"
@@ -47,7 +47,7 @@ def guess(site: Site, line: Line, name: str, filled: bool = False) -> str:
 
 def box(ctx: Context, script: Script, name: str, filled: bool = False) -> str:
     """The box the value sbatch uses for ``--name`` came from (the command line wins, then the last directive);
-    ``filled``: the script is a fully filled template (fit.size_guard)."""
+    ``filled``: the script is a fully filled template (checks.fit.size_guard)."""
     if ctx.cli_has(name):
         return "the relion-qsub command line"
     found = [line for _, line in script.directives() if any(p.name == name for p in line.options)]

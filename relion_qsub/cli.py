@@ -16,7 +16,7 @@ from .errors import EX_DATAERR, EX_OK, EX_USAGE, CommandError, RelionQsubError, 
 # Not `from typing import TYPE_CHECKING`: importing typing alone costs the submit path ~2 ms (mypy knows this idiom).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from .rules import Change
+    from .checks.core import Change
     from .submit import Prepared, Submission
 
 PROG = "relion-qsub"

@@ -12,7 +12,7 @@ its node type needs, template sizes fit their nodes) are in ``relion_qsub.profil
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from .errors import ProfileError
@@ -118,13 +118,15 @@ def _size_keys() -> dict[str, Node]:
     return keys
 
 
-def _policy(policy: Mapping[str, str], actions: Iterable[str]) -> Table:
+def _policy() -> Table:
+    # The checks' keys are declared by relion_qsub.checks.registry, which validates them (and documents them in
+    # the reference): the profile keeps this table raw, as free text values.
     keys: dict[str, Node] = {
         "typo_distance": Key(INTEGER, 2, "how many typed characters an sbatch option may be off and still be read")
     }
-    for name, action in sorted(policy.items()):
-        keys[name] = Key(STRING, action, f"one of {', '.join(actions)}", fill=False)
-    return Table("What each check does when it fires: error (refuse), warn, fix (repair and say so) or off.", keys)
+    return Table(
+        "What each check does when it fires: error (refuse), warn, fix (repair and say so) or off.", keys, free=STRING
+    )
 
 
 def _scratch() -> Node:
@@ -351,8 +353,8 @@ def _job_templates() -> Node:
     )
 
 
-def profile_schema(policy: Mapping[str, str], actions: Iterable[str]) -> Table:
-    """The whole profile. ``policy``: the checks and their default actions (site.ALL_POLICY)."""
+def profile_schema() -> Table:
+    """The whole profile."""
     return Table(
         "A site profile (TOML).",
         {
@@ -368,7 +370,7 @@ def profile_schema(policy: Mapping[str, str], actions: Iterable[str]) -> Table:
             "scratch": _scratch(),
             "gpu_types": _gpu_types(),
             "partitions": _partitions(),
-            "policy": _policy(policy, actions),
+            "policy": _policy(),
             "site_options": _site_options(),
             "submit": _submit(),
             "node_types": _node_types(),
@@ -414,7 +416,7 @@ def _unknown(path: str, where: str, key: str, known: Iterable[str], section: boo
 def _check_table(path: str, spec: Table, data: Mapping[str, Any], where: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in data.items():
-        if spec.free:
+        if spec.free and key not in spec.keys:
             if not _type_ok(spec.free, value):
                 raise ProfileError(f"{path}: {where}{key}: expected {_EXPECTED[spec.free]}, got {value!r}")
             out[key] = value
@@ -433,7 +435,7 @@ def _check_table(path: str, spec: Table, data: Mapping[str, Any], where: str) ->
             # A required key that is missing is reported by relion_qsub.profile, after the entry's name is checked.
             if node.fill and node.default is not NO_DEFAULT:
                 out[key] = list(node.default) if isinstance(node.default, list) else node.default
-        elif isinstance(node, Table) and node.each is None and not node.free:
+        elif isinstance(node, Table) and node.each is None and (node.keys or not node.free):
             out[key] = _check_table(path, node, {}, f"{where}{key}.")
     return out
 
@@ -452,14 +454,14 @@ def _check_node(path: str, node: Node, value: Any, where: str) -> Any:
     return _check_table(path, node, value, f"{where}.")
 
 
-def check(data: Mapping[str, Any], path: str, policy: Mapping[str, str], actions: Iterable[str]) -> dict[str, Any]:
+def check(data: Mapping[str, Any], path: str) -> dict[str, Any]:
     """``data`` (a parsed profile) checked against the schema, with every default filled in."""
-    return _check_table(path, profile_schema(policy, actions), data, "")
+    return _check_table(path, profile_schema(), data, "")
 
 
 def default(section: str, key: str) -> Any:
     """The default of ``[section] key`` (for the classes that hold it; the schema is where it is written)."""
-    node = profile_schema({}, ()).keys[section]
+    node = profile_schema().keys[section]
     assert isinstance(node, Table)
     leaf = node.keys[key]
     assert isinstance(leaf, Key)
@@ -481,40 +483,44 @@ def _shown(value: Any) -> str:
     return f"`{value}`"
 
 
-def _reference_rows(node: Node, where: str, rows: list[str]) -> None:
+def _reference_rows(node: Node, where: str, rows: list[str], free_rows: Mapping[str, Sequence[str]]) -> None:
     if isinstance(node, Key):
         kind = node.kind + (" (required)" if node.required else "")
         rows.append(f"| `{where}` | {kind} | {_shown(node.default)} | {node.doc} |")
         return
     if isinstance(node, Array):
         rows.append(f"| `[[{where}]]` | array of tables | | {node.doc} |")
-        _reference_rows(node.item, where, rows)
+        _reference_rows(node.item, where, rows, free_rows)
         return
     if where:
         rows.append(f"| `[{where}]` | table | | {node.doc} |")
-    if node.free:
+    if node.free and where in free_rows:
+        rows.extend(free_rows[where])  # keys another part declares (the checks' [policy] keys)
+    elif node.free:
         rows.append(f"| `{where}.<label>` | {node.free} | | a free label = value |")
     if node.each is not None:
         name = "<size>" if node.names else "<name>"
         if node.names:
             rows.append(f"| `{where}.{name}` | table | | one of {', '.join(node.names)} |")
-        _reference_rows(node.each, f"{where}.{name}", rows)
+        _reference_rows(node.each, f"{where}.{name}", rows, free_rows)
     for key, child in node.keys.items():
-        _reference_rows(child, f"{where}.{key}" if where else key, rows)
+        _reference_rows(child, f"{where}.{key}" if where else key, rows, free_rows)
 
 
-def reference(policy: Mapping[str, str], actions: Iterable[str]) -> str:
-    """docs/profile-reference.md: every key with its type, default and meaning."""
+def reference(free_rows: Mapping[str, Sequence[str]]) -> str:
+    """docs/profile-reference.md: every key with its type, default and meaning. ``free_rows``: the rows of an open
+    table's keys that another part declares (``policy``: relion_qsub.checks.registry.reference_rows)."""
     rows: list[str] = []
-    _reference_rows(profile_schema(policy, actions), "", rows)
+    _reference_rows(profile_schema(), "", rows, free_rows)
     return "\n".join(
         [
             "# Site profile reference",
             "",
-            "Generated from `relion_qsub/schema.py` by `relion-qsub site reference > docs/profile-reference.md`;",
-            "do not edit. A key or section not listed here is an error naming the nearest known key. `—`: no default",
-            "of its own (the meaning says what absent means). Examples: `relion_qsub/profiles/*.toml`; a starting",
-            "profile for a live cluster: `relion-qsub site init`; check one: `relion-qsub site validate [--live]`.",
+            "Generated from `relion_qsub/schema.py` (the `policy.*` checks: `relion_qsub/checks/registry.py`) by",
+            "`relion-qsub site reference > docs/profile-reference.md`; do not edit. A key or section not listed here",
+            "is an error naming the nearest known key. `—`: no default of its own (the meaning says what absent",
+            "means). Examples: `relion_qsub/profiles/*.toml`; a starting profile for a live cluster:",
+            "`relion-qsub site init`; check one: `relion-qsub site validate [--live]`.",
             "",
             "| key | type | default | meaning |",
             "| --- | --- | --- | --- |",

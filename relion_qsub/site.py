@@ -44,50 +44,6 @@ INSTALLED_DIR = _HERE.parent / "etc"  # <prefix>/etc/<site>.toml beside <prefix>
 SCHEMA_FILE = str(_HERE / "schema.py")
 DEFAULT_PROFILE = "biowulf"
 
-# What a check does when it fires: refuse the script, warn and submit, repair it, or nothing.
-ACTIONS = ("error", "warn", "fix", "off")
-
-DEFAULT_POLICY: dict[str, str] = {
-    "empty_directive": "fix",
-    "partly_empty": "fix",  # --mem=GB from --mem=XXXextra2XXXGB with the box cleared: dropped like --mem=
-    "unfilled_placeholder": "warn",  # a directive with RELION's XXX...XXX left in: dropped with a warning
-    "body_placeholder": "error",  # a command with XXX...XXX left in cannot run
-    "launcher_options": "fix",  # an empty --opt= after the launcher in the body
-    "typo": "fix",
-    "memory_conflict": "fix",
-    "duplicate_gres": "fix",
-    "repeated_option": "warn",  # -C a ... -C b: sbatch keeps b; which one was meant is the user's call
-    "scratch_inject": "fix",
-    "scratch_gres": "fix",
-    "scratch_job_id": "warn",
-    "scratch_missing": "warn",
-    "scratch_preread": "warn",
-    "ntasks_mismatch": "error",
-    "tasks_per_gpu": "warn",
-    "threads_per_gpu": "error",
-    "plus_one_launcher": "warn",
-    "gpu_partition": "error",
-    "gpu_without_gres": "error",
-    "unknown_partition": "warn",
-    "ignored_directive": "warn",
-    "foreign_scheduler": "error",  # no #SBATCH, another batch system's directives: sbatch would run it on 1 CPU
-    "foreign_directive": "warn",  # a stray #$/#PBS/#BSUB line in a Slurm script
-}
-# relion_qsub/fit.py: the job against the partition limits of [partitions.*], after the rules above (each key's
-# per-key test is in tests/test_fit.py).
-FIT_POLICY: dict[str, str] = {
-    "max_time": "error",
-    "partition_nodes": "error",
-    "node_cpus": "error",
-    "node_memory": "error",
-    "memory_unit": "error",
-    "node_scratch": "error",
-    "unknown_feature": "error",
-    "gpu_default_partition": "error",
-    "template_size": "error",
-}
-ALL_POLICY = {**DEFAULT_POLICY, **FIT_POLICY}
-
 
 class _Value:
     """A small immutable-by-convention record: equality, repr and ``replace`` over its ``__slots__``.
@@ -244,7 +200,7 @@ class Site(_Value):
         self.partitions: Mapping[str, Partition] = partitions
         self.gpu_safe_threads: Mapping[str, int] = gpu_safe_threads
         self.scratch = scratch
-        self.policy: Mapping[str, str] = policy
+        self.policy: Mapping[str, str] = policy  # the [policy] table as written (relion_qsub.checks reads it)
         self.typo_distance = typo_distance
         self.launchers = launchers
         self.submit = submit
@@ -267,9 +223,6 @@ class Site(_Value):
         else:
             new._profile = self._profile
         return new
-
-    def action(self, check: str) -> str:
-        return self.policy.get(check, ALL_POLICY.get(check, "warn"))
 
     def gpu_partitions(self) -> list[str]:
         return sorted(p.name for p in self.partitions.values() if p.gpu_types)
@@ -373,13 +326,8 @@ def from_mapping(data: Mapping[str, Any], path: str) -> Site:
         s.text("gres"), s.text("root"), s.text("job_dir"), s.integer("min_gb"), s.integer("monitor_interval")
     )
     pol = top.table("policy")
-    policy = dict(ALL_POLICY)
-    for key in pol.keys():
-        if key == "typo_distance":
-            continue
-        if key not in ALL_POLICY:
-            raise ProfileError(f"{path}: policy.{key}: unknown check; known: {', '.join(sorted(ALL_POLICY))}")
-        policy[key] = pol.text(key, "warn", ACTIONS)
+    # Kept raw: the checks declare their keys and validate this table (relion_qsub.checks.registry.policy).
+    policy = {key: pol.text(key) for key in pol.keys() if key != "typo_distance"}
     sub = top.table("submit")
     submit = Submit(
         sub.text("sbatch"),
@@ -511,7 +459,7 @@ def read_data(path: Path, environ: Mapping[str, str] = os.environ) -> dict[str, 
         raise ProfileError(f"{path}: not valid TOML: {exc}") from exc
     from .schema import check
 
-    data = check(data, str(path), ALL_POLICY, ACTIONS)
+    data = check(data, str(path))
     if cache is not None:
         try:
             cache.parent.mkdir(parents=True, exist_ok=True)

@@ -20,8 +20,10 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from . import fit, proc, quiet, rules
 from . import jobdir as jobdir_mod
+from . import proc, quiet
+from .checks import core as checks
+from .checks.engine import check_fit, normalise, parse_cli_options
 from .errors import CommandError, CommandTimeout, InputError, ScriptError, TransientError
 from .script import Script, parse
 from .site import Site
@@ -38,7 +40,7 @@ class Prepared:
         self,
         source: Path,
         original: str,
-        result: rules.Result,
+        result: checks.Result,
         output: Path,
         jobdir: Path | None,
         cli_args: tuple[str, ...],
@@ -63,13 +65,13 @@ REPORT_MARK = "RELION_QSUB_REPORT"
 JOB_LINE = 'echo "relion-qsub: this is Slurm job $SLURM_JOB_ID"'
 
 
-def with_report(script: Script, changes: Sequence[rules.Change], job_line: bool = False) -> str:
+def with_report(script: Script, changes: Sequence[checks.Change], job_line: bool = False) -> str:
     """The rendered script plus, when relion-qsub changed or warned about something, a first command that prints
     the report into the job's output (run.out). Users who clicked "Run" in RELION's GUI never see the terminal
     relion-qsub printed to; run.out is what the GUI shows them. A quoted here-document prints it verbatim.
     ``job_line`` (RELION jobs): then print the job id (JOB_LINE)."""
     text = script.render()
-    shown = [change for change in changes if change.action != rules.ERROR and not quiet.harmless(change)]
+    shown = [change for change in changes if change.action != checks.Outcome.ERROR and not quiet.harmless(change)]
     if not shown and not job_line:
         return text
     at = sum(len(line.text) + len(line.end) for line in script.lines[: script.body_start])
@@ -106,13 +108,13 @@ def read_script(path: Path) -> str:
 
 def prepare(source: Path, cli_args: Sequence[str], site: Site) -> Prepared:
     original = read_script(source)
-    ctx = rules.Context(site, rules.parse_cli_options(cli_args, site.typo_distance, site.site_options))
+    ctx = checks.Context(site, parse_cli_options(cli_args, site.typo_distance, site.site_options))
     bad = [p for p in ctx.cli_options if p.problem]
     if bad:
         from .errors import UsageError
 
         raise UsageError(f"sbatch option on the command line: {bad[0].problem}")
-    result = fit.check(rules.normalise(parse(original, str(source), site.typo_distance, site.site_options), ctx), ctx)
+    result = check_fit(normalise(parse(original, str(source), site.typo_distance, site.site_options), ctx), ctx)
     return Prepared(source, original, result, output_path(source), jobdir_mod.of_script(source), tuple(cli_args))
 
 
@@ -161,7 +163,7 @@ def sbatch_argv(site: Site, prepared: Prepared, token: str) -> list[str]:
     ``--comment`` goes last and carries the user's own comment (from the command line or the script) along. A
     script's ``--begin`` is applied on release; one on relion-qsub's command line replaces the hold.
     """
-    cli = rules.Context(site, rules.parse_cli_options(prepared.cli_args, site_options=site.site_options))
+    cli = checks.Context(site, parse_cli_options(prepared.cli_args, site_options=site.site_options))
     user_comment = cli.cli_value("comment") if cli.cli_has("comment") else prepared.result.script.last("comment")
     tag = f"--comment={comment_with_token(user_comment, token)}"
     policy = [HOLD] if site.submit.requeue else [HOLD, "--no-requeue"]
@@ -170,7 +172,7 @@ def sbatch_argv(site: Site, prepared: Prepared, token: str) -> list[str]:
 
 def job_option(site: Site, prepared: Prepared, name: str) -> str | None:
     """The value sbatch uses for ``name``: the command line's, else the script's last."""
-    cli = rules.Context(site, rules.parse_cli_options(prepared.cli_args, site_options=site.site_options))
+    cli = checks.Context(site, parse_cli_options(prepared.cli_args, site_options=site.site_options))
     return cli.cli_value(name) if cli.cli_has(name) else prepared.result.script.last(name)
 
 

@@ -151,7 +151,8 @@ def test_hostile_long_option_is_refused_quickly() -> None:
     import time
 
     from relion_qsub import site
-    from relion_qsub.rules import Context, normalise
+    from relion_qsub.checks.core import Context
+    from relion_qsub.checks.engine import normalise
 
     start = time.perf_counter()
     result = normalise(parse("#!/bin/bash\n#SBATCH --" + "x" * 200_000 + "\nhostname\n"), Context(site.load("testbed")))

@@ -1,15 +1,16 @@
 """The Biowulf profile's recipes are the seed page's tables: every row read back, value by value.
 
-The seed (``/work/shared/seed/relion-on-biowulf.txt``, "Recommended parameters" and "Using Topaz") is parsed here
-into (section, node type, tab, label, value) and compared with what ``relion-qsub recommend`` prints from
+The seed page's "Recommended parameters" and "Using Topaz" tables are the project's own data
+(``tests/data/seed_recommended.json``: (section, node type, tab, label, value), re-recorded from the page by
+``tests/data/extract_seed_tables.py``) and are compared with what ``relion-qsub recommend`` prints from
 ``relion_qsub/profiles/biowulf.toml``, in both directions: no seed row missing, no profile row invented.
 
-Two seed typos are corrected in the profile and named here (SEED_ERRATA); nothing else differs.
+Two seed typos are corrected in the data and named in its "errata"; nothing else differs.
 """
 
 from __future__ import annotations
 
-import os
+import json
 import re
 from pathlib import Path
 
@@ -19,69 +20,14 @@ from relion_qsub import profile
 from relion_qsub import site as site_mod
 from relion_qsub.sitetools.recommend import running_tab
 
-SEED = Path(os.environ.get("RELION_QSUB_SEED", "/work/shared/seed/relion-on-biowulf.txt"))
-if not SEED.is_file():  # pragma: no cover - the seed page is part of the project's shared material
-    SEED = Path(__file__).resolve().parent / "data" / "relion-on-biowulf.txt"
-
-SECTIONS = {
-    "MotionCor2 with GPUs": "motioncor2",
-    "MotCorRel on CPUs only": "motcorrel",
-    "CTFRefinement using cttfind4": "ctffind",
-    "GCTF with GPU": "gctf",
-    "Class2D & Class3D on GPUs": "class_gpu",
-    "Class2D & Class3D on CPUs": "class_cpu",
-    "3D auto-refine and Bayesian polishing": "refine",
-    "VDAM optimization": "vdam",
-    "Make pseudo-subtomograms": "pseudo_subtomo",
-    "Subtomogram de novo 3D Model Generation": "subtomo_denovo",
-    "Training with Topaz": "topaz_training",
-    "Picking with Topaz": "topaz_picking",
-}
-NODE = re.compile(r"^ (k80|p100|v100x?|a100|x2695|x2680):\s*$")
-TAB = re.compile(r"^\*\*(.+?) tab:\*\*\s*$")
-ROW = re.compile(r"^\|(.+?)\|(.*)\|\s*$")
-# (recipe, tab, label, seed value) -> the profile's value, and text replaced in every seed value.
-SEED_ERRATA = {
-    # The seed's Gctf rows say "Use Gctf instead? no"; its CTF estimation section: "change the answer to 'Use Gctf
-    # instead?' to 'Yes'". The profile says yes.
-    ("gctf", "Gctf", "Use Gctf instead?", "no"): "yes",
-}
-TEXT_ERRATA = {"--exlusive": "--exclusive"}  # k80 rows: sbatch would refuse the misspelt option
+DATA = Path(__file__).resolve().parent / "data" / "seed_recommended.json"
 
 
-def clean(text: str) -> str:
-    text = text.replace("\\_", "_").replace("*", "").strip()
-    if text == "-- leave blank --":
-        return ""
-    for wrong, right in TEXT_ERRATA.items():
-        text = text.replace(wrong, right)
-    return re.sub(r"\s+", " ", text)
-
-
-def parse_seed(text: str) -> dict[tuple[str, str | None], dict[str, dict[str, str]]]:
-    """(recipe, node type or None) -> tab -> label -> value, for every table of the mapped sections."""
-    out: dict[tuple[str, str | None], dict[str, dict[str, str]]] = {}
-    recipe: str | None = None
-    node: str | None = None
-    tab: str | None = None
-    for line in text.splitlines():
-        if line.startswith("### "):
-            recipe, node, tab = SECTIONS.get(clean(line[4:]).rstrip(":")), None, None
-            continue
-        if recipe is None:
-            continue
-        if NODE.match(line):
-            node, tab = NODE.match(line).group(1), None  # type: ignore[union-attr]
-            continue
-        if TAB.match(line):
-            tab = TAB.match(line).group(1)  # type: ignore[union-attr]
-            continue
-        row = ROW.match(line)
-        if tab and row and row.group(1).strip() not in ("", "---"):
-            label, value = clean(row.group(1)), clean(row.group(2))
-            value = SEED_ERRATA.get((recipe, tab, label, value), value)
-            out.setdefault((recipe, node), {}).setdefault(tab, {})[label] = value
-    return out
+def load_tables() -> tuple[dict[str, str], dict[tuple[str, str | None], dict[str, dict[str, str]]]]:
+    """The seed's sections and, per (recipe, node type or None), tab -> label -> value (tests/data, errata applied)."""
+    doc = json.loads(DATA.read_text())
+    tables = {(row["recipe"], row["node_type"]): row["tabs"] for row in doc["rows"]}
+    return doc["sections"], tables
 
 
 def seed_mpi(text: str) -> tuple[str, tuple[int, ...]]:
@@ -102,7 +48,7 @@ def profile_mpi(mpi: profile.Mpi) -> tuple[str, tuple[int, ...]]:
 
 
 SITE = site_mod.load("biowulf")
-TABLES = parse_seed(SEED.read_text())
+SECTIONS, TABLES = load_tables()
 ROWS = sorted(TABLES, key=lambda k: (k[0], k[1] or ""))
 
 

@@ -18,6 +18,7 @@ import pytest
 from pytest_subprocess import FakeProcess
 
 from relion_qsub import endings, proc, watch
+from relion_qsub.checks.registry import ALL_POLICY
 from relion_qsub.cli import qsub_main
 from relion_qsub.doctor import job as doctor_job
 from relion_qsub.errors import EX_CANTCREAT, EX_IOERR, EX_TEMPFAIL
@@ -274,7 +275,7 @@ def test_a_relion_jobs_output_names_its_job_id(tmp_path: Path) -> None:
     job.mkdir(parents=True)
     (job / "run_submit.script").write_text(SCRIPT.replace("hostname", "echo body"))
     site = site_mod.load("testbed")
-    p = sub.prepare(job / "run_submit.script", [], site.replace(policy={k: "off" for k in site.policy}))
+    p = sub.prepare(job / "run_submit.script", [], site.replace(policy={k: "off" for k in ALL_POLICY}))
     env = {"PATH": os.environ["PATH"], "SLURM_JOB_ID": "4242"}
     out = subprocess.run(["bash", "-c", p.text], capture_output=True, text=True, env=env, check=True).stdout
     assert out == "relion-qsub: this is Slurm job 4242\nbody\n"

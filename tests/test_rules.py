@@ -10,7 +10,9 @@ from hypothesis import strategies as st
 
 from relion_qsub import site as site_mod
 from relion_qsub.boxes import Boxes
-from relion_qsub.rules import Context, normalise, parse_cli_options
+from relion_qsub.checks.core import Context
+from relion_qsub.checks.engine import normalise, parse_cli_options
+from relion_qsub.checks.registry import ALL_POLICY
 from relion_qsub.script import parse
 
 BIOWULF = site_mod.load("biowulf")
@@ -204,7 +206,7 @@ def test_directive_after_first_command_warns() -> None:
 
 
 def test_every_rule_can_be_turned_off() -> None:
-    off = BIOWULF.replace(policy={k: "off" for k in BIOWULF.policy})
+    off = BIOWULF.replace(policy={k: "off" for k in ALL_POLICY})
     text = HEAD + "#SBATCH --gres= --exlusive\nhostname\n"
     result = normalise(parse(text), Context(off))
     assert result.changes == () and result.script.render() == text
@@ -417,6 +419,6 @@ def test_other_batch_systems_are_refused_with_the_fix() -> None:
 )  # fmt: skip
 def test_environment_prefix_words(word: str, expected: bool) -> None:
     """The shell's NAME=value words before a launcher (what the regex [A-Za-z_]\\w*=\\S* matched)."""
-    from relion_qsub.rules import _assignment
+    from relion_qsub.checks.placeholders import environment_prefix
 
-    assert _assignment(word) is expected
+    assert environment_prefix(word) is expected

@@ -58,10 +58,9 @@ def test_a_real_repair_is_still_reported(tmp_path: Path) -> None:
 
 
 def test_reasons_quote_the_sites_values_not_the_seed() -> None:
-    from relion_qsub.fit import FIT_RULES
-    from relion_qsub.rules import RULES
+    from relion_qsub.checks.registry import RULES
 
-    for r in (*RULES, *FIT_RULES):
+    for r in RULES:
         assert "seed" not in r.reason.lower() and "biowulf" not in r.reason.lower(), (r.name, r.reason)
 
 

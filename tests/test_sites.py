@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from relion_qsub import site as site_mod
-from relion_qsub.rules import Context, Result, normalise, parse_cli_options
+from relion_qsub.checks.core import Context, Result
+from relion_qsub.checks.engine import normalise, parse_cli_options
 from relion_qsub.script import parse
 from tests.sitecases import CASES, SITES, TEMPLATES, Case
 

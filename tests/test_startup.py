@@ -1,8 +1,9 @@
-"""The submit path stays light: `relion-qsub check` imports nothing heavy (issue 4: <= 1.3x `python -c pass`).
+"""The submit path stays light: `relion-qsub check` imports nothing heavy (issue 19: <= 5x `python -c pass`).
 
 Timing is measured by benchmarks/bench_check.py; this test guards the cause instead, which does not flake: the
-modules a check run imports. jinja2/psutil/hostlist belong to templates/launch/doctor, dataclasses (with inspect),
-typing, subprocess, json, hashlib and argparse each cost milliseconds of start-up that the check does not need.
+modules a check run imports. jinja2/psutil/hostlist belong to templates/launch/doctor; subprocess, json, hashlib and
+argparse each cost milliseconds of start-up that the check does not need. Plain Python (dataclasses, enum, typing)
+is allowed: the budget is generous, and readable code is worth its few milliseconds.
 """
 
 from __future__ import annotations
@@ -17,9 +18,6 @@ FORBIDDEN = {
     "jinja2",
     "psutil",
     "hostlist",
-    "dataclasses",
-    "inspect",
-    "typing",
     "subprocess",
     "json",
     "hashlib",

@@ -12,6 +12,7 @@ from pytest_subprocess import FakeProcess
 from relion_qsub import jobdir as jobdir_mod
 from relion_qsub import site as site_mod
 from relion_qsub import submit as sub
+from relion_qsub.checks.registry import ALL_POLICY
 from relion_qsub.cli import qsub_main
 from relion_qsub.errors import EX_DATAERR, CommandError, TransientError
 
@@ -237,5 +238,5 @@ def test_report_is_echoed_into_the_job_output(tmp_path: Path, text: str) -> None
     proc = subprocess.run(["bash", "-c", body], capture_output=True, text=True, check=False)
     assert proc.stdout.startswith("relion-qsub: fixed: line 2: dropped the empty '--gres='"), proc.stdout
     assert ("hostname" in text) == (proc.stdout.count("\n") == 2)
-    clean = sub.prepare(script, [], SITE.replace(policy={k: "off" for k in SITE.policy}))
+    clean = sub.prepare(script, [], SITE.replace(policy={k: "off" for k in ALL_POLICY}))
     assert clean.text == text  # nothing to report: the script is submitted as normalised, byte for byte

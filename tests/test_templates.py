@@ -26,8 +26,9 @@ import pytest
 
 from relion_qsub import profile
 from relion_qsub import site as site_mod
+from relion_qsub.checks.core import Context
+from relion_qsub.checks.engine import normalise
 from relion_qsub.errors import InputError, ProfileError
-from relion_qsub.rules import Context, normalise
 from relion_qsub.script import parse
 from relion_qsub.sitetools.templates import SOURCES, plan, write
 from tests.templatecases import INSTALL_DIR, cases, fill_case, render, write_project

@@ -15,7 +15,8 @@ import psutil
 import pytest
 
 from relion_qsub import site as site_mod
-from relion_qsub.rules import Context, normalise
+from relion_qsub.checks.core import Context
+from relion_qsub.checks.engine import normalise
 from relion_qsub.script import parse
 from relion_qsub.sitetools.templates import plan, write
 from tests.relionfill import fill

@@ -13,7 +13,7 @@ Three distribution modes (the Biowulf RELION guide, "Understanding MPI Task Dist
                   node, one GPU each. That is 1 + N*(k-1) ranks from an allocation of N*k tasks, laid out
                   with an arbitrary-distribution hostfile.
 
-Slurm behaviour relied on (checked on Slurm 22.05, see /work/shared/notes/slurm-facts.md):
+Slurm behaviour relied on (checked on the testbed, Slurm 22.05; srun(1) "SLURM_HOSTFILE", "-m arbitrary"):
   * ``SLURM_HOSTFILE`` + ``SLURM_DISTRIBUTION=arbitrary``: srun lays the tasks out in the order of the file's
     lines; ``-n`` larger than the number of lines fails ("Too few NodeNames in Slurm Hostfile"), smaller uses
     the first lines only. So ranks == hostfile lines, always, and srun gets ``-n <lines>``.

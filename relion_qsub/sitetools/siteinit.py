@@ -22,6 +22,7 @@ from pathlib import Path
 
 from .. import proc
 from .. import site as site_mod
+from ..checks import registry
 from ..errors import EX_CONFIG, EX_OK, InputError, UsageError
 from ..usage import Parser
 from . import cluster
@@ -418,7 +419,7 @@ def main(argv: Sequence[str]) -> int:
     if args.action == "reference":
         from ..schema import reference
 
-        sys.stdout.write(reference(site_mod.ALL_POLICY, site_mod.ACTIONS))
+        sys.stdout.write(reference({"policy": registry.reference_rows()}))
         return EX_OK
     if args.action == "init":
         if args.output and Path(args.output).exists() and not args.force:
@@ -430,6 +431,7 @@ def main(argv: Sequence[str]) -> int:
             sys.stdout.write(text)
         return EX_OK
     site = site_mod.load(args.site, full=True)
+    registry.policy(site.policy, site.path)  # the [policy] keys and actions: the checks declare them
     tried, failures = validate(site, args.live)
     for line in failures:
         print(line)
