@@ -149,7 +149,14 @@ def _gpu_types() -> Node:
         "GPU types by their gres type name (gpu:<type>:N).",
         each=Table(
             "One GPU type.",
-            {"safe_threads": Key(INTEGER, 1, "threads per GPU before the node hangs (Number of threads)")},
+            {
+                "safe_threads": Key(INTEGER, 1, "threads per GPU before the node hangs (Number of threads)"),
+                "memory": Key(
+                    STRING,
+                    "",
+                    "memory of one GPU (e.g. 16g): the largest box an auto-refine fits (check gpu_box); empty: unknown",
+                ),
+            },
         ),
     )
 

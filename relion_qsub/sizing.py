@@ -107,7 +107,7 @@ def scratch_needed_gb(particles: Particles, keep_free_gb: float = KEEP_FREE_SCRA
     return math.ceil(particles.scratch_bytes() / GIB + keep_free_gb)
 
 
-def scratch_verdict(particles: Particles, job: Refine, asked_gb: float, box: str) -> str | None:
+def scratch_verdict(particles: Particles, job: Refine, asked_gb: float, box: str, gres: str = "lscratch") -> str | None:
     """None when ``asked_gb`` of scratch per node holds the data; else what happens and the size to ask."""
     if job.scratch_dir is None or job.preread:
         return None
@@ -120,7 +120,7 @@ def scratch_verdict(particles: Particles, job: Refine, asked_gb: float, box: str
     return (
         f"{particles.describe()}: {_gb(data)} to copy to --scratch_dir on each node, and relion_refine keeps "
         f"{job.keep_free_gb:g} GB free (--keep_free_scratch): the {asked_gb:g} GB asked holds {copied} and the rest "
-        f"is read from the shared filesystem; ask {need} GB in {box}"
+        f"is read from the shared filesystem; ask {gres}:{need} in {box}"
     )
 
 
@@ -133,13 +133,13 @@ def preread_holders(job: Refine, ranks_on_node: int) -> int:
 
 
 def preread_verdict(
-    particles: Particles, job: Refine, ranks_on_node: int, node_memory_mb: float, cpus_on_node: int, box: str
+    particles: Particles, job: Refine, ranks_on_node: int, node_memory_mb: float, per: tuple[int, str], box: str
 ) -> str | None:
     """None when the busiest node's memory holds what --preread_images reads; else the need and the fix.
 
     ``ranks_on_node``: the MPI ranks on the job's most loaded node (homogeneous+1: the leader's node, one more
-    than the others); ``node_memory_mb``: the memory the job gets there; ``cpus_on_node``: the CPUs it gets there
-    (to turn the need into Memory Per Thread).
+    than the others); ``node_memory_mb``: the memory the job gets there; ``per``: what the memory box counts on
+    that node, e.g. (10, "CPUs") for Memory Per Thread, (1, "") for --mem, to turn the need into a value to ask.
     """
     if not job.preread:
         return None
@@ -148,13 +148,15 @@ def preread_verdict(
     need = holders * each
     if need <= node_memory_mb * MIB:
         return None
-    per_cpu_gb = math.ceil(need / max(1, cpus_on_node) / GIB)
+    count, noun = per
+    ask = math.ceil(need / max(1, count) / GIB)
+    on_node = f" ({count} {noun} on that node)" if noun else ""
     who = f"each of the {holders} MPI ranks" if holders > 1 else "the leader rank"
     return (
         f"{particles.describe()}: with Pre-read all particles into RAM {who} on the busiest node holds all of them "
         f"({_gb(each)} each, {_gb(need)} on that node) but the job gets {_gb(node_memory_mb * MIB)} there: "
-        f"ask at least {per_cpu_gb} GB in {box} ({cpus_on_node} CPUs on that node), or set Pre-read all particles "
-        "into RAM? to No and copy the particles to scratch"
+        f"ask at least {ask} GB in {box}{on_node}, or set Pre-read all particles into RAM? to No and copy the "
+        "particles to scratch"
     )
 
 

@@ -177,7 +177,7 @@ def test_scratch_needs_the_data_plus_keep_free() -> None:
     msg = sizing.scratch_verdict(data, job, 200, "the Local scratch box")
     assert msg is not None
     assert "1,000,000 particles of box 256 px" in msg and "244.1 GB" in msg
-    assert "about 78% of them" in msg and "ask 255 GB in the Local scratch box" in msg
+    assert "about 78% of them" in msg and "ask lscratch:255 in the Local scratch box" in msg
     assert "none of them" in (sizing.scratch_verdict(data, job, 8, "x") or "")
     keep1 = _refine("--scratch_dir /lscratch/x --keep_free_scratch 1")
     assert sizing.scratch_needed_gb(data, keep1.keep_free_gb) == 246
@@ -191,15 +191,15 @@ def test_preread_counts_every_rank_on_the_busiest_node() -> None:
     # homogeneous+1, 5 tasks per node: the leader's node runs 5 ranks, all holding the data (parallel disc I/O)
     assert sizing.preread_holders(job, 5) == 5
     fits = 5 * 16 * 1024  # 16 GB per rank
-    assert sizing.preread_verdict(data, job, 5, fits, 10, "box") is None
-    msg = sizing.preread_verdict(data, job, 5, 5 * 10 * 1024, 10, "the Memory Per Thread box")
+    assert sizing.preread_verdict(data, job, 5, fits, (10, "CPUs"), "box") is None
+    msg = sizing.preread_verdict(data, job, 5, 5 * 10 * 1024, (10, "CPUs"), "the Memory Per Thread box")
     assert msg is not None
     assert "each of the 5 MPI ranks" in msg and "14.9 GB each, 74.5 GB on that node" in msg
     assert "ask at least 8 GB in the Memory Per Thread box (10 CPUs on that node)" in msg  # ceil(74.5 / 10)
     leader_only = _refine("--preread_images --no_parallel_disc_io")
     assert sizing.preread_holders(leader_only, 5) == 1
-    assert sizing.preread_verdict(data, leader_only, 5, 16 * 1024, 10, "box") is None
-    assert sizing.preread_verdict(data, _refine(), 5, 1, 10, "box") is None  # no pre-read
+    assert sizing.preread_verdict(data, leader_only, 5, 16 * 1024, (1, ""), "box") is None
+    assert sizing.preread_verdict(data, _refine(), 5, 1, (1, ""), "box") is None  # no pre-read
 
 
 def test_gpu_box_limit_is_relions_check_fixed_sized_objects() -> None:
