@@ -136,3 +136,23 @@ def test_no_data_needed_reads_nothing(tmp_path: Path) -> None:
     # No --scratch_dir, no pre-read, no GPU auto-refine: the particles (here missing) are not read at all.
     # (No lscratch either: scratch_inject would add --scratch_dir to a job that allocates it.)
     assert found(check(tmp_path, args="--i Extract/job007/particles.star", gres="gpu:p100:4")) == {}
+
+
+def test_through_relion_qsub_check_from_the_project_dir(tmp_path: Path) -> None:
+    """As RELION runs it: the Queue submit command from the project dir, the script path relative to it."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    particles(tmp_path, 20000, 256)
+    check(tmp_path)  # writes the job dir
+    script = tmp_path / "Refine3D" / "job012" / "run_submit.script"
+    args = "--auto_refine --i Extract/job007/particles.star --preread_images"
+    script.write_text(SCRIPT.format(mpi=5, queue="gpu", threads=2, mem="2g", gres="gpu:p100:4",
+                                    directives="--nodes=1 --ntasks-per-node=5", args=args))  # fmt: skip
+    done = subprocess.run(
+        [str(root / "bin" / "relion-qsub"), "check", "--site", "testbed", "Refine3D/job012/run_submit.script"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 65, done.stderr
+    lines = [line for line in done.stderr.splitlines() if "[preread-memory:" in line]
+    assert len(lines) == 1 and "ask at least 3 GB in the 'Memory Per Thread' box" in lines[0], done.stderr
