@@ -96,7 +96,12 @@ def _is_refine(word: str) -> bool:
 
 
 def _gb(nbytes: float) -> str:
-    return f"{nbytes / GIB:,.1f} GB"
+    return f"{nbytes / GIB:,.1f} GB" if nbytes >= GIB / 10 else f"{nbytes / MIB:,.1f} MB"
+
+
+def figure(value: float) -> str:
+    """1000000 -> '1,000,000', 2.5 -> '2.5' (never '1e+06')."""
+    return f"{value:,.0f}" if value == int(value) else f"{value:,g}"
 
 
 # ------------------------------------------------------------------------------------------------ scratch
@@ -119,8 +124,8 @@ def scratch_verdict(particles: Particles, job: Refine, asked_gb: float, box: str
     copied = "none of them" if room <= 0 else f"about {min(1.0, room / data):.0%} of them"
     return (
         f"{particles.describe()}: {_gb(data)} to copy to --scratch_dir on each node, and relion_refine keeps "
-        f"{job.keep_free_gb:g} GB free (--keep_free_scratch): the {asked_gb:g} GB asked holds {copied} and the rest "
-        f"is read from the shared filesystem; ask {gres}:{need} in {box}"
+        f"{figure(job.keep_free_gb)} GB free (--keep_free_scratch): the {figure(asked_gb)} GB asked holds {copied} "
+        f"and the rest is read from the shared filesystem; ask {gres}:{need} in {box}"
     )
 
 

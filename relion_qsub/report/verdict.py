@@ -160,7 +160,8 @@ def scratch_full_clauses(site: Site, usage: Usage) -> list[tuple[str, str]]:
         (
             WARNING,
             f"scratch too small: on {host} RELION read {left:,} of {parts.count:,} particles from where they were "
-            f"(data {gb(parts.scratch_bytes())} GB + --keep_free_scratch {data.refine.keep_free_gb:g} GB > {asked}); "
+            f"(data {gb(parts.scratch_bytes())} GB + --keep_free_scratch {sizing.figure(data.refine.keep_free_gb)} GB "
+            f"> {asked}); "
             f"ask {gres}:{need}",
         )
     ]
