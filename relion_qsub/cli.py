@@ -47,8 +47,7 @@ commands:
   site init|validate|reference  a starting profile from the live cluster, its checks (--live), every key; --help
 
 options:
-  --site PROFILE   site profile: a name ({profiles}) or a .toml path;
-                   default $RELION_QSUB_SITE, else biowulf
+  --site PROFILE   {site_help}
   --diff           (check) also print a unified diff of the changes on stderr
   -q, --quiet      do not print fixes and warnings (errors are always printed)
   -v, --verbose    also the repairs of empty GUI boxes (kept in relion-qsub.jsonl); tracebacks on errors
@@ -66,10 +65,14 @@ exit status: sbatch's own when sbatch ran; otherwise 64 usage, 65 the script can
 
 
 def help_text() -> str:
-    from .site import PROFILE_DIR
+    import textwrap
 
-    profiles = ", ".join(sorted(p.stem for p in PROFILE_DIR.glob("*.toml")))
-    return HELP.format(usage=USAGE, prog=PROG, profiles=profiles)
+    from .profile import SITE_HELP, known_profiles
+
+    indent = " " * len("  --site PROFILE   ")
+    text = f"{SITE_HELP} (known: {', '.join(known_profiles())})"
+    site_help = textwrap.fill(text, 118, initial_indent=indent, subsequent_indent=indent)[len(indent) :]
+    return HELP.format(usage=USAGE, prog=PROG, site_help=site_help)
 
 
 class _Args:
@@ -141,7 +144,7 @@ def _usage(message: str) -> int:
 
 
 def print_report(changes: Sequence[Change], quiet: bool, verbose: bool = False) -> None:
-    from .quiet import harmless
+    from .relion.gui import harmless
 
     for change in changes:
         if (quiet and change.action != "error") or (harmless(change) and not verbose):
@@ -163,7 +166,7 @@ def _diff(prepared: Prepared) -> str:
 
 
 def _check(args: _Args) -> int:
-    from . import site as site_mod
+    from . import profile as site_mod
     from .submit import prepare
 
     assert args.script is not None
@@ -191,9 +194,9 @@ def _submission_failed(prepared: Prepared, reason: str, **extra: object) -> None
 
 
 def _submit(args: _Args) -> int:
-    from . import site as site_mod
+    from . import profile as site_mod
     from . import submit as sub
-    from .jobdir import of_script
+    from .relion.jobdir import of_script
 
     assert args.script is not None
     source = Path(args.script)

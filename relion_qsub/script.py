@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 
 from .errors import ScriptError
-from .options import Parsed, parse_words, site_table
+from .slurm.options import Parsed, parse_words, site_table
 
 MAGIC = "#SBATCH"
 # Looks like a directive but sbatch ignores it: indented, "# SBATCH", "#sbatch". Not "# sbatch --mem=10g job.sh": a

@@ -14,21 +14,19 @@ from __future__ import annotations
 
 import errno
 import os
-import re
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from . import jobdir as jobdir_mod
-from . import proc, quiet
+from . import proc
 from .checks import core as checks
 from .checks.engine import check_fit, normalise, parse_cli_options
 from .errors import CommandError, CommandTimeout, InputError, ScriptError, TransientError
+from .profile import Site
+from .relion import gui
+from .relion import jobdir as jobdir_mod
 from .script import Script, parse
-from .site import Site
-
-_SUBMITTED = r"Submitted batch job (\d+)"  # compiled on first use (re caches it): `check` never needs it
 
 
 class Prepared:
@@ -71,7 +69,7 @@ def with_report(script: Script, changes: Sequence[checks.Change], job_line: bool
     relion-qsub printed to; run.out is what the GUI shows them. A quoted here-document prints it verbatim.
     ``job_line`` (RELION jobs): then print the job id (JOB_LINE)."""
     text = script.render()
-    shown = [change for change in changes if change.action != checks.Outcome.ERROR and not quiet.harmless(change)]
+    shown = [change for change in changes if change.action != checks.Outcome.ERROR and not gui.harmless(change)]
     if not shown and not job_line:
         return text
     at = sum(len(line.text) + len(line.end) for line in script.lines[: script.body_start])
@@ -203,8 +201,9 @@ def release(
 
 
 def parse_job_id(stdout: str) -> str | None:
-    match = re.search(_SUBMITTED, stdout)
-    return match.group(1) if match else None
+    from .slurm import client  # here, not at the top: `check` never needs it
+
+    return client.submitted_job_id(stdout)
 
 
 def find_by_token(site: Site, token: str, runner: Callable[..., proc.Result] = proc.run) -> str | None:
@@ -215,16 +214,16 @@ def find_by_token(site: Site, token: str, runner: Callable[..., proc.Result] = p
 
 def jobs_with_token(site: Site, token: str, runner: Callable[..., proc.Result] = proc.run) -> list[str]:
     """The ids of every job carrying ``token``, oldest first. Raises TransientError if squeue fails."""
-    result = runner(
-        [site.submit.squeue, "--noheader", "--states=all", f"--user={os.getuid()}", "--format=%i|%k"],
-        timeout=site.submit.timeout,
-    )
-    if result.returncode != 0:
-        raise TransientError(
-            f"squeue failed: {_last_line(result.stderr)}", returncode=result.returncode, stderr=result.stderr
-        )
-    ids = [row.partition("|")[0].strip() for row in result.stdout.splitlines() if token in row.partition("|")[2]]
-    return sorted(ids, key=lambda i: (len(i), i))
+    from .slurm import client
+
+    found = client.jobs_with_token(token, runner, site.submit.squeue, site.submit.timeout)
+    return [job.job_id for job in found]
+
+
+def _answer(job_id: str) -> str:
+    from .slurm import client
+
+    return client.submitted_answer(job_id)
 
 
 def _last_line(text: str) -> str:
@@ -268,9 +267,11 @@ def lookup_patiently(
             error = exc
             if attempt < site.submit.attempts:
                 sleep(_backoff(site, attempt))
+    from .slurm import client
+
     raise TransientError(
         f"sbatch failed ({why}) and squeue could not say whether the job exists ({error}); look for comment "
-        f"{token} in `squeue --me --format=%i,%k` before submitting again"
+        f"{token} in `{client.COMMENTS_BY_HAND}` before submitting again"
     ) from error
 
 
@@ -315,7 +316,7 @@ def submit(
             found = lookup_patiently(site, token, runner, sleep, why)
         if found is not None:
             sub.job_id, sub.returncode = found, 0
-            sub.stdout = f"Submitted batch job {found}\n"
+            sub.stdout = _answer(found)
             sub.stderr += f"relion-qsub: sbatch's answer was lost ({why}); the job was found by its token: {found}\n"
             sub.attempts.append({"attempt": attempt, "found_by_token": found})
             return _keep_one(site, sub, runner, sleep)
@@ -346,7 +347,7 @@ def _keep_one(
         runner([site.submit.scancel, *extra], timeout=site.submit.timeout)
         sub.attempts.append({"cancelled_twins": extra, "kept": keep})
         sub.job_id = keep
-        sub.stdout = f"Submitted batch job {keep}\n"
+        sub.stdout = _answer(keep)
         sub.stderr += f"relion-qsub: warning: the controller created {len(ids)} jobs for one submission; kept {keep}, "
         sub.stderr += f"cancelled {', '.join(extra)}\n"
     return sub
@@ -359,12 +360,10 @@ def _sha256(text: str) -> str:
 
 
 def record(prepared: Prepared, entry: dict[str, object]) -> bool:
-    """Append one JSON line to the log beside the script (the job dir for RELION jobs); False if it failed.
-
-    One write(2) of the whole line with O_APPEND; a short or failed write (full disk, quota) is cut back off, so the
-    log never holds half a line. When it fails, the warning names the job id and token (they must not be lost).
-    """
-    import json
+    """Append one line to the submission record beside the script (the job dir for RELION jobs); False if it
+    failed (the record's one writer: relion.record.append). When it fails, the warning names the job id and token
+    (they must not be lost)."""
+    from .relion import record as record_mod
 
     log = prepared.source.parent / jobdir_mod.RECORD
     line = {
@@ -378,34 +377,12 @@ def record(prepared: Prepared, entry: dict[str, object]) -> bool:
         ],
         **entry,
     }
-    problem = _append_whole(log, (json.dumps(line, sort_keys=False) + "\n").encode("utf-8"))
+    problem = record_mod.append(log, record_mod.from_mapping(line))
     if problem:
         job = f"; the job is Slurm job {entry['job_id']}" if entry.get("job_id") else ""
         token = f" (token {entry['token']})" if entry.get("token") else ""
         print(f"relion-qsub: warning: cannot append to {log}: {problem}{job}{token}", file=sys.stderr)
     return not problem
-
-
-def _append_whole(path: Path, data: bytes) -> str:
-    """Append ``data`` in one write, or not at all; "" on success, else why not."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o666)
-    except OSError as exc:
-        return exc.strerror or str(exc)
-    try:
-        size = os.fstat(fd).st_size
-        try:
-            if os.write(fd, data) != len(data):
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        except OSError as exc:
-            try:
-                os.ftruncate(fd, size)  # a half line would be one more damaged line for every reader
-            except OSError:
-                pass
-            return exc.strerror or str(exc)
-    finally:
-        os.close(fd)
-    return ""
 
 
 def start(

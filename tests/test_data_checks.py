@@ -7,15 +7,16 @@ runs them (normalise, then the fit checks) with the testbed's profile (p100: 16 
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
-from relion_qsub import site as site_mod
+from relion_qsub import profile
 from relion_qsub.checks import core, engine
 from relion_qsub.script import parse
 
-TESTBED = site_mod.load("testbed")
+TESTBED = profile.load("testbed")
 SCRIPT = (
     "#!/bin/bash\n#SBATCH --ntasks={mpi}\n#SBATCH --partition={queue}\n#SBATCH --cpus-per-task={threads}\n"
     "#SBATCH --time=1:00:00\n#SBATCH --mem-per-cpu={mem}\n#SBATCH --gres={gres}\n#SBATCH {directives}\n"
@@ -49,7 +50,7 @@ def check(project: Path, policy: dict[str, str] | None = None, **values: object)
     path = project / "Refine3D" / "job012" / "run_submit.script"
     path.parent.mkdir(parents=True, exist_ok=True)
     text = SCRIPT.format(**{**base, **values})
-    site = TESTBED.replace(policy={**TESTBED.policy, **(policy or {})})
+    site = dataclasses.replace(TESTBED, policy={**TESTBED.policy, **(policy or {})})
     ctx = core.Context(site, ())
     return engine.check_fit(engine.normalise(parse(text, str(path)), ctx), ctx)
 

@@ -7,20 +7,21 @@ exactly as they were; with only that key "error", each of its findings is an err
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from relion_qsub import site as site_mod
-from relion_qsub.boxes import Boxes
+from relion_qsub import profile
 from relion_qsub.checks.core import FUNCTIONS, Change, Context
 from relion_qsub.checks.engine import normalise, parse_cli_options
 from relion_qsub.checks.registry import DEFAULT_POLICY, RULES, Kind, policy
 from relion_qsub.errors import ProfileError
+from relion_qsub.relion.gui import Boxes
 from relion_qsub.script import parse
 
-BIOWULF = site_mod.load("biowulf")
+BIOWULF = profile.load("biowulf")
 H = "#!/bin/bash\n"
 GPU = "#SBATCH -p gpu --gres=lscratch:400,gpu:p100:4 -c 2\n"
 REFINE = '`which relion_refine_mpi` --o Class2D/job001/run --i p.star --gpu "" --pipeline_control Class2D/job001/\n'
@@ -69,7 +70,7 @@ def findings(key: str, action: str | None = None) -> tuple[object, tuple[Change,
     policy = dict(BIOWULF.policy)
     if action is not None:
         policy[key] = action
-    ctx = Context(BIOWULF.replace(policy=policy), parse_cli_options([]), Boxes(None, {}))
+    ctx = Context(dataclasses.replace(BIOWULF, policy=policy), parse_cli_options([]), Boxes(None, {}))
     result = normalise(parse(TRIGGERS[key]), ctx)
     return result, result.changes
 
@@ -142,10 +143,10 @@ def test_a_bad_policy_names_the_file_the_key_and_the_nearest_key(raw: dict[str, 
 
 
 def test_a_bad_policy_in_a_profile_refuses_the_check(tmp_path: Path) -> None:
-    profile = tmp_path / "bad.toml"
-    profile.write_text("[policy]\ntypo_distance = 1\nthreads_per_gpu = 'eror'\n")
+    path = tmp_path / "bad.toml"
+    path.write_text("[policy]\ntypo_distance = 1\nthreads_per_gpu = 'eror'\n")
     with pytest.raises(ProfileError, match=r"bad\.toml: policy\.threads_per_gpu: expected one of"):
-        Context(site_mod.load(str(profile), {"XDG_CACHE_HOME": str(tmp_path / "cache")}))
+        Context(profile.load(str(path), {"XDG_CACHE_HOME": str(tmp_path / "cache")}))
 
 
 def test_a_function_attaches_only_to_a_declared_key_and_only_once() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from relion_qsub.options import OPTIONS, REQUIRED
+from relion_qsub.slurm.options import OPTIONS, REQUIRED
 from tests.slurmtools import job_info, wait_for_job
 
 pytestmark = pytest.mark.slurm
@@ -122,13 +122,13 @@ def test_every_option_in_our_table_is_known_to_this_sbatch(tmp_path: Path) -> No
 
 def test_token_lookup_finds_the_submitted_job_in_the_real_squeue(project: Path) -> None:
     """The exactly-once retry relies on squeue showing our --comment token: check it against the real squeue."""
-    from relion_qsub import site as site_mod
+    from relion_qsub import profile
     from relion_qsub.submit import find_by_token
 
     proc = qsub("Class2D/job001/run_submit.script", cwd=project)
     assert proc.returncode == 0, proc.stderr
     entry = json.loads((project / "Class2D/job001/relion-qsub.jsonl").read_text())
-    testbed = site_mod.load("testbed")
+    testbed = profile.load("testbed")
     assert find_by_token(testbed, entry["token"]) == entry["job_id"]
     assert find_by_token(testbed, "relion-qsub:never-submitted") is None
     wait_for_job(entry["job_id"], timeout=120)

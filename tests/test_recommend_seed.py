@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from relion_qsub import profile
-from relion_qsub import site as site_mod
+from relion_qsub.profile import recipes
 from relion_qsub.sitetools.recommend import running_tab
 
 DATA = Path(__file__).resolve().parent / "data" / "seed_recommended.json"
@@ -39,7 +39,7 @@ def seed_mpi(text: str) -> tuple[str, tuple[int, ...]]:
     return ("choices", numbers) if len(numbers) > 1 else ("value", numbers)
 
 
-def profile_mpi(mpi: profile.Mpi) -> tuple[str, tuple[int, ...]]:
+def profile_mpi(mpi: recipes.Mpi) -> tuple[str, tuple[int, ...]]:
     if mpi.choices:
         return "choices", mpi.choices
     if mpi.high:
@@ -47,12 +47,12 @@ def profile_mpi(mpi: profile.Mpi) -> tuple[str, tuple[int, ...]]:
     return "value", (mpi.value,)
 
 
-SITE = site_mod.load("biowulf")
+SITE = profile.load("biowulf")
 SECTIONS, TABLES = load_tables()
 ROWS = sorted(TABLES, key=lambda k: (k[0], k[1] or ""))
 
 
-def profile_row_key(recipe: profile.Recipe, node: str | None) -> str:
+def profile_row_key(recipe: recipes.Recipe, node: str | None) -> str:
     if node is not None:
         return node
     assert len(recipe.rows) == 1, f"seed gives {recipe.key} without node type; the profile must have one row"
@@ -65,16 +65,16 @@ def test_seed_parsed_every_section_and_node_row() -> None:
 
 
 def test_profile_has_no_rows_the_seed_lacks() -> None:
-    seeded = {(r, profile_row_key(SITE.recipes[r], n)) for r, n in TABLES}
+    seeded = {(r, profile_row_key(SITE.profile.recipes[r], n)) for r, n in TABLES}
     # Recipes the site adds for job types the seed gives no row for (CtfRefine, LocalRes) say so in their source.
-    seed_recipes = {key: r for key, r in SITE.recipes.items() if not r.source.startswith("site choice")}
+    seed_recipes = {key: r for key, r in SITE.profile.recipes.items() if not r.source.startswith("site choice")}
     in_profile = {(key, node) for key, recipe in seed_recipes.items() for node in recipe.rows}
     assert in_profile == seeded
 
 
 @pytest.mark.parametrize(("recipe_key", "node"), ROWS, ids=[f"{r}-{n or 'any'}" for r, n in ROWS])
 def test_profile_row_matches_seed(recipe_key: str, node: str | None) -> None:
-    recipe = SITE.recipes[recipe_key]
+    recipe = SITE.profile.recipes[recipe_key]
     row = recipe.rows[profile_row_key(recipe, node)]
     seed_tabs = TABLES[(recipe_key, node)]
     running = dict(seed_tabs.pop("Running"))
@@ -91,14 +91,14 @@ def test_profile_row_matches_seed(recipe_key: str, node: str | None) -> None:
 
 
 def test_tool_paths_are_the_seeds() -> None:
-    assert SITE.tools["motioncor2"] == TABLES[("motioncor2", "p100")]["Motion"]["MOTIONCOR2 executable:"]
-    assert SITE.tools["ctffind"] == TABLES[("ctffind", None)]["CTFFIND-4.1"]["CTFFIND-4.1 executable:"]
-    assert SITE.tools["gctf"] == TABLES[("gctf", "p100")]["Gctf"]["Gctf executable:"]
+    assert SITE.profile.tools["motioncor2"] == TABLES[("motioncor2", "p100")]["Motion"]["MOTIONCOR2 executable:"]
+    assert SITE.profile.tools["ctffind"] == TABLES[("ctffind", None)]["CTFFIND-4.1"]["CTFFIND-4.1 executable:"]
+    assert SITE.profile.tools["gctf"] == TABLES[("gctf", "p100")]["Gctf"]["Gctf executable:"]
 
 
 def test_safe_threads_and_scratch_follow_the_seed() -> None:
     # seed: threads 1 for k80, 2 for p100, 4 for v100, v100x, a100; the class GPU rows allocate each node's lscratch.
     for name in ("k80", "p100", "v100", "v100x", "a100"):
-        node = SITE.node_types[name]
+        node = SITE.profile.node_types[name]
         assert node.safe_threads == SITE.gpu_safe_threads[name]
-        assert f"lscratch:{node.scratch_gb}," in SITE.recipes["class_gpu"].rows[name].gres
+        assert f"lscratch:{node.scratch_gb}," in SITE.profile.recipes["class_gpu"].rows[name].gres

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from relion_qsub import site as site_mod
+from relion_qsub import profile
 from relion_qsub import submit as sub
 from relion_qsub.sitetools.fillcases import cases, fill_case, render, write_project
 from tests.slurmtools import cancel, job_env
 
 ROOT = Path(__file__).resolve().parent.parent
 QSUB = str(ROOT / "bin" / "relion-qsub")
-TESTBED = site_mod.load("testbed")
+TESTBED = profile.load("testbed")
 
 
 def _common_case(tmp_path: Path) -> Path:

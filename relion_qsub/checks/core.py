@@ -14,11 +14,11 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from .. import blame
-from ..boxes import Boxes, from_environment
-from ..options import BY_NAME, Parsed
+from ..profile import Site
+from ..relion import gui
+from ..relion.gui import Boxes, from_environment
 from ..script import Kind, Line, Script, directive_line
-from ..site import Site
+from ..slurm.options import BY_NAME, Parsed
 from . import registry
 from .registry import Action
 
@@ -199,7 +199,7 @@ def profile_box(ctx: Context, option: str) -> str | None:
     found = next((lab for lab, opt in ctx.site.field_labels() if opt == option and lab), None)
     if found is None:
         return None
-    return blame.label(found)
+    return gui.label(found)
 
 
 # ---------------------------------------------------------------------------------------------- editing the script

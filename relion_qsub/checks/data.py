@@ -15,9 +15,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from .. import blame, gpus, jobdir, sizing, units
+from .. import gpus, sizing, units
+from ..errors import InputError
 from ..formats import particles as particles_mod
 from ..formats.particles import Particles, ParticlesError
+from ..relion import gui, jobdir, jobstar
 from ..script import Script
 from . import fit, scratch
 from .core import Context, Report, as_int, effective, gres_entries, implements
@@ -47,6 +49,21 @@ def project_dir(script: Script) -> Path:
     return Path()
 
 
+def continued_input(script: Script) -> str | None:
+    """A continued run's particles: relion_refine has --continue instead of --i; RELION's job.star (written before
+    every run, src/pipeliner.cpp runJob) still names the input the user chose, joboption ``fn_img``."""
+    if not script.path:
+        return None
+    found = jobdir.of_script(Path(script.path))
+    if found is None or not jobdir.is_job_dir_name(found.name):
+        return None
+    try:
+        saved = jobstar.read(found)
+    except InputError:
+        return None
+    return saved.text("fn_img") if saved is not None else None
+
+
 @lru_cache(maxsize=16)
 def _read(path: str, project: str, stamp: tuple[int, int]) -> Particles | str:
     """The particles of ``path``, or why not; cached by (mtime, size): the checks ask once each per submission."""
@@ -61,10 +78,13 @@ def job_data(script: Script) -> Data | None:
     """The first relion_refine command whose scratch, pre-read or GPU box depends on its particles."""
     for r in scratch.refines(script):
         job = sizing.refine(r.line.text.split())
-        if job is None or not _needs_data(job) or not job.star:
+        if job is None or not _needs_data(job):
+            continue
+        star = job.star or continued_input(script)
+        if not star:
             continue
         project = project_dir(script)
-        path = project / job.star
+        path = project / star
         try:
             st = os.stat(path)
         except OSError as exc:
@@ -73,12 +93,12 @@ def job_data(script: Script) -> Data | None:
         found = _read(str(path), str(project), (st.st_mtime_ns, st.st_size))
         if isinstance(found, str):
             return Data(r.line.number, job, None, found)
-        return Data(r.line.number, job, dataclasses.replace(found, path=job.star), None)  # named as the job names it
+        return Data(r.line.number, job, dataclasses.replace(found, path=star), None)  # named as the job names it
     return None
 
 
 def _where(script: Script, ctx: Context, option: str) -> str:
-    return blame.box(ctx, script, option, fit.size_guard(script) is not None)
+    return gui.box(ctx, script, option, fit.size_guard(script) is not None)
 
 
 @implements("data_input")

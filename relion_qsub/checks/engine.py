@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from ..options import Parsed, parse_words, site_table
 from ..script import Script
+from ..slurm.options import Parsed, parse_words, site_table
 from . import data, fit, layout, options, placeholders, scratch
 from .core import FUNCTIONS, Context, Report, Result
 from .registry import RULES, Action, Kind

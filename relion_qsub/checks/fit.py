@@ -14,9 +14,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from .. import blame, gpus, units
+from .. import gpus, units
+from ..profile import Partition
+from ..relion import gui
 from ..script import Script
-from ..site import Partition
 from .core import Context, Report, as_int, effective, gres_entries, implements
 
 SURELY_GB = 32  # memory_unit: a unit-less memory value up to this many "MB" is almost surely meant as GB
@@ -41,11 +42,11 @@ def size_guard(script: Script) -> tuple[int, int, int, int] | None:
 
 
 def _where(script: Script, ctx: Context, name: str) -> str:
-    return blame.box(ctx, script, name, size_guard(script) is not None)
+    return gui.box(ctx, script, name, size_guard(script) is not None)
 
 
 def _box(relion_box: str) -> str:
-    return blame.label(blame.RELION_BOXES[relion_box])
+    return gui.label(gui.RELION_BOXES[relion_box])
 
 
 def _getter(script: Script, ctx: Context) -> Callable[[str], str | None]:

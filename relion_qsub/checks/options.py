@@ -3,9 +3,9 @@ or in pairs Slurm refuses."""
 
 from __future__ import annotations
 
-from .. import blame
-from ..options import NONE, Parsed, clip, nearest
+from ..relion import gui
 from ..script import Kind, Line, Script, foreign_directives, lookalikes
+from ..slurm.options import NONE, Parsed, clip, nearest
 from .core import Context, Gres, Report, implements, new_option, profile_box, rewrite
 
 MEMORY = ("mem", "mem-per-cpu", "mem-per-gpu")
@@ -24,8 +24,8 @@ def ignored_directives(script: Script, ctx: Context, report: Report) -> Script:
 
 
 _SLURM_TEMPLATE = (
-    "#SBATCH --ntasks=XXXmpinodesXXX --cpus-per-task=XXXthreadsXXX --partition=XXXqueueXXX "
-    "--output=XXXoutfileXXX --error=XXXerrfileXXX"
+    f"#SBATCH --ntasks={gui.MPINODES} --cpus-per-task={gui.THREADS} --partition={gui.QUEUE} "
+    f"--output={gui.OUTFILE} --error={gui.ERRFILE}"
 )
 
 
@@ -87,7 +87,7 @@ def typos(script: Script, ctx: Context, report: Report) -> Script:
         elif "requires an argument" in parsed.problem:
             hint = "; give it a value or remove it"
         elif parsed.spelled and not parsed.spelled.startswith("-"):
-            hint = blame.stray_word_hint(ctx.site, line, parsed, box)
+            hint = gui.stray_word_hint(ctx.site, line, parsed, box)
         report.refuse(line.number, f"{parsed.problem}{hint}")
         return None
 

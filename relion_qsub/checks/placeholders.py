@@ -9,36 +9,14 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from .. import quiet
-from ..options import BY_NAME, BY_SHORT, REQUIRED, Parsed, clip
+from ..relion import gui
+from ..relion.gui import ANY_PLACEHOLDER, why_unfilled
 from ..script import Line, Script, shell_words
+from ..slurm.options import BY_NAME, BY_SHORT, REQUIRED, Parsed, clip
 from .core import Context, Report, body_lines, implements, rewrite, set_body_line
 
-# RELION's placeholders (RelionJob::saveJobSubmissionScript).
-RELION_PLACEHOLDER = re.compile(
-    r"XXX(?:mpinodes|threads|cores|dedicated|nodes|name|errfile|outfile|queue|command|extra\d+)XXX"
-)
-# Any XXXwordXXX: a template for a patched RELION may carry one RELION never fills (XXXqosXXX).
-ANY_PLACEHOLDER = re.compile(r"XXX[a-z]\w*?XXX")
 # NAME=value before a command: the shell's environment prefix.
 _ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=\S*")
-
-
-def why_unfilled(placeholder: str) -> str:
-    """Why RELION left ``placeholder`` in the script, and what to do about it."""
-    name = placeholder[3:-3]
-    if name.startswith("extra") and name[5:].isdigit():
-        return (
-            f"RELION_QSUB_{name.upper()} is not set in RELION's environment, so RELION shows no box for it and "
-            f"leaves {placeholder} (set it, e.g. with `module load relion-qsub`, or remove {placeholder} from the "
-            "template)"
-        )
-    if RELION_PLACEHOLDER.fullmatch(placeholder):
-        return f"RELION fills {placeholder} in every script it writes, so this one was not written by RELION's Run"
-    return (
-        f"{placeholder} is not a placeholder RELION fills (a template for a patched RELION?): put a value there, "
-        "or a box of its own (XXXextraNXXX with RELION_QSUB_EXTRAn set)"
-    )
 
 
 @implements("unfilled_placeholder")
@@ -76,7 +54,7 @@ def empty_directives(script: Script, ctx: Context, report: Report) -> Script:
     if bare and report.repairs:
         # sbatch itself ignores a bare "#SBATCH"; drop them so that the script says only what it means.
         for line in bare:
-            report.fixed(line.number, quiet.BARE_DIRECTIVE)
+            report.fixed(line.number, gui.BARE_DIRECTIVE)
         out = out.replace_lines([line for line in out.lines if all(line is not b for b in bare)])
     return out
 
@@ -169,7 +147,7 @@ def launcher_option_words(text: str, launchers: Sequence[str]) -> list[tuple[int
 
 def _empty_value(word: str) -> bool:
     name, eq, value = word.partition("=")
-    return bool(eq) and name.startswith("--") and (not value.strip("\"'") or ANY_PLACEHOLDER.search(value) is not None)
+    return bool(eq) and name.startswith("--") and gui.unset_value(value) is not None
 
 
 @implements("launcher_options")

@@ -14,7 +14,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from ..errors import ProfileError
-from ..options import nearest
+from ..relion import gui
+from ..slurm.options import nearest
 
 
 class Action(enum.StrEnum):
@@ -93,9 +94,9 @@ RULES: tuple[Rule, ...] = (
         "partly_empty",
         N,
         Action.FIX,
-        "a value the template builds around a GUI box (--mem=XXXextra2XXXGB) is broken when the box is left empty "
+        f"a value the template builds around a GUI box (--mem={gui.extra(2)}GB) is broken when the box is left empty "
         "(--mem=GB), and sbatch refuses it",
-        "drop a value that lost its number or a gres item to an empty box (`--mem=XXXextra2XXXGB` → `--mem=GB`, "
+        f"drop a value that lost its number or a gres item to an empty box (`--mem={gui.extra(2)}GB` → `--mem=GB`, "
         "`--time=:00:00`, `--gres=gpu:`): sbatch refuses each (checked against the real sbatch); what sbatch takes "
         "(`--partition=a,`, `--constraint=a&`) is left alone",
     ),
@@ -111,7 +112,8 @@ RULES: tuple[Rule, ...] = (
         "launcher_options",
         N,
         Action.FIX,
-        "the launcher line repeats GUI fields (--mem-per-cpu=XXXextra2XXX): an empty or unfilled value makes srun fail",
+        f"the launcher line repeats GUI fields (--mem-per-cpu={gui.extra(2)}): an empty or unfilled value makes srun "
+        "fail",
         "drop an empty `--mem-per-cpu=` (or one with `XXXextraNXXX` left in) after the launcher on a command line",
     ),
     Rule(

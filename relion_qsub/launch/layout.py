@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 import hostlist
 
 from ..errors import LayoutError
+from ..relion.gui import MPINODES
 
 
 class Mode(enum.StrEnum):
@@ -588,7 +589,7 @@ def _plan_heterogeneous(env: Mapping[str, str], options: LayoutOptions, shape: J
     if not shape.ntasks_given and shape.k_user is None and options.ntasks is None:
         warnings.append(
             f"the job was submitted without --ntasks: srun starts one rank per node ({n}); submit with "
-            "--ntasks=<MPI procs> (RELION's template line --ntasks=XXXmpinodesXXX)"
+            f"--ntasks=<MPI procs> (RELION's template line --ntasks={MPINODES})"
         )
     if shape.k_user is not None and shape.k is not None and not _homogeneous_fits(shape, shape.k):
         reason += f"; --ntasks-per-node={shape.k_user} but {total} tasks do not fill every node evenly"

@@ -23,8 +23,8 @@ import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from .. import jobdir as jobdir_mod
 from ..errors import LayoutError, RelionQsubError, UsageError, guarded
+from ..relion import jobdir as jobdir_mod
 from . import watchdog
 from .envfile import env_file_warnings, load_env_file
 from .invocation import HELP, PROG, Invocation, RelionArgs, parse_args, relion_args

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import jobdir as jobdir_mod
+from ..relion import jobdir as jobdir_mod
 from .invocation import PROG
 from .say import stderr_text, warn
 

@@ -4,8 +4,8 @@ RELION (pipeline_jobs.cpp, pipeliner.cpp) learns a queued job's end only from ``
 ``_FAILURE`` or ``_ABORTED`` in the job dir, written by the program itself through ``--pipeline_control``; the GUI
 shows any job without one as "Running". The queue template sends the job's output to ``run.out`` and ``run.err``
 (XXXoutfileXXX/XXXerrfileXXX), which the GUI displays. relion-qsub adds ``relion-qsub.jsonl``, one JSON line per
-submission. relion-qsub (a refused submission), relion-launch (a failed step) and doctor (a job Slurm ended) all
-mark a job failed through :func:`mark_failed`.
+submission (its lines: ``record``). relion-qsub (a refused submission), relion-launch (a failed step) and doctor (a
+job Slurm ended) all mark a job failed through :func:`mark_failed`.
 
 Imports nothing of the package (import-linter contract): the submit path, the launcher and doctor all use it.
 """
@@ -24,7 +24,8 @@ EXIT_FILES = (EXIT_SUCCESS, EXIT_FAILURE, EXIT_ABORTED)
 RUN_OUT = "run.out"
 RUN_ERR = "run.err"
 SUBMIT_SCRIPT = "run_submit.script"  # what RELION writes and passes to the Queue submit command
-RECORD = "relion-qsub.jsonl"  # relion-qsub's own: one JSON line per submission
+RECORD = "relion-qsub.jsonl"  # relion-qsub's own: one JSON line per submission (record.py)
+JOB_STAR = "job.star"  # RELION's own record of the job's settings (RelionJob::write; jobstar.py)
 
 
 def is_job_dir_name(name: str) -> bool:

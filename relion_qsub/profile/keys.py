@@ -1,102 +1,84 @@
-"""The site profile's schema: every section and key, its type, its default and what it means, written once.
+"""Every section and key of a site profile, declared once, and what comes from the declarations.
 
 ``check`` walks a parsed profile: an unknown key or section is a ProfileError naming the file, the key and the
 nearest known key (a misspelled ``gpus_per_nod`` would otherwise fall back to its default in silence); a value of the
-wrong type is refused; the result is the profile with every default filled in. ``relion_qsub.site`` caches that
-result, so the submit path neither imports this module nor repeats a default. ``docs/profile-reference.md`` is
-generated from it (``python -m relion_qsub.schema``; tests/test_site_schema.py checks it is up to date).
+wrong type is refused; the result is the profile with every default filled in, which ``relion_qsub.profile.files``
+caches, so the submit path neither imports this module nor repeats a default. ``reference`` writes
+docs/profile-reference.md (``relion-qsub site reference``; tests/test_site_schema.py checks it is up to date).
 
-The semantic checks that need several keys at once (a node type's partition exists, a recipe's queue has the GPUs
-its node type needs, template sizes fit their nodes) are in ``relion_qsub.profile`` and ``relion_qsub.crosscheck``.
+The sections read into one typed object each are declared by that object's dataclass (``declare.key`` fields in
+``site`` and ``recipes``); the others are declared here. The checks that need several keys at once (a node type's
+partition exists, a recipe's queue has the GPUs its node type needs, template sizes fit their nodes) are in
+``relion_qsub.profile.recipes`` and ``relion_qsub.profile.crosscheck``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import ProfileError
-from .options import nearest
-
-# What the job's directives must fit is read from [partitions.*]; these are the types a key can have.
-STRING, INTEGER, NUMBER, BOOLEAN, STRINGS, NUMBERS, MPI = (
-    "string",
-    "integer",
-    "number",
-    "boolean",
-    "strings",
-    "numbers",
-    "mpi",
-)
-_EXPECTED = {
-    STRING: "a string",
-    INTEGER: "a whole number",
-    NUMBER: "a number",
-    BOOLEAN: "true or false",
-    STRINGS: "a list of strings",
-    NUMBERS: "a list of numbers",
-    MPI: 'a number, a list of numbers or a range "low-high"',
-}
-# A key without a default of its own: absent means what its doc says (computed, inherited, or required).
-NO_DEFAULT = None
-
-DEFAULT_TRANSIENT = [
-    "Socket timed out on send/recv operation",
-    "Unable to contact slurm controller",
-    "Transport endpoint is not connected",
-    "Zero Bytes were transmitted or received",
-    "Slurm temporarily unable to accept job",
-    "Connection refused",
-]
-
-# [tools] key -> the variable RELION reads for the default of that program's "executable" box.
-TOOL_VARIABLES = {
-    "ctffind": "RELION_CTFFIND_EXECUTABLE",
-    "gctf": "RELION_GCTF_EXECUTABLE",
-    "motioncor2": "RELION_MOTIONCOR2_EXECUTABLE",
-    "resmap": "RELION_RESMAP_EXECUTABLE",
-    "topaz": "RELION_TOPAZ_EXECUTABLE",
-    "python": "RELION_PYTHON_EXECUTABLE",
-}
-SIZE_NAMES = ("tiny", "small", "medium", "large", "xlarge")
+from ..errors import ProfileError
+from .declare import NO_DEFAULT, Kind, declared
+from .reader import unknown_key
+from .recipes import SIZE_NAMES, TOOL_VARIABLES, Launcher, Limits, MemoryPolicy, Queue
+from .site import SITE_OPTION_ARGUMENTS, GpuType, Partition, Scratch, Submit
 
 
+@dataclass(frozen=True, slots=True)
 class Key:
-    """One key: its type, its default (filled in when absent unless ``fill`` is off), what it means."""
+    """One key: its type, its default (filled in when absent unless ``fill`` is off), what it means, and the
+    choices its value must be one of (the ranges of the typed sections' keys are checked when they are read)."""
 
-    __slots__ = ("default", "doc", "fill", "kind", "required")
+    kind: Kind
+    default: Any
+    doc: str
+    fill: bool = True
+    required: bool = False
+    choices: tuple[str, ...] = ()
 
-    def __init__(self, kind: str, default: Any, doc: str, fill: bool = True, required: bool = False) -> None:
-        self.kind, self.default, self.doc, self.fill, self.required = kind, default, doc, fill, required
 
-
+@dataclass(frozen=True, slots=True)
 class Table:
-    """A table of known keys, or (``each``) a table of named entries that all follow one table's schema, or
-    (``free``) a table of free text keys with values of one kind."""
+    """A table of known keys, or (``each``) a table of named entries that all follow one table's schema; ``free``:
+    any other key is a free label (``label`` in the reference) whose value follows that key's declaration."""
 
-    __slots__ = ("doc", "each", "free", "keys", "names")
-
-    def __init__(
-        self,
-        doc: str,
-        keys: Mapping[str, Key | Table | Array] | None = None,
-        each: Table | None = None,
-        free: str = "",
-        names: tuple[str, ...] = (),
-    ) -> None:
-        self.doc, self.keys, self.each, self.free, self.names = doc, dict(keys or {}), each, free, names
+    doc: str
+    keys: dict[str, Key | Table | Array] = field(default_factory=dict)
+    each: Table | None = None
+    free: Key | None = None
+    names: tuple[str, ...] = ()
+    label: str = "<label>"
 
 
+@dataclass(frozen=True, slots=True)
 class Array:
     """An array of tables (``[[fields]]``)."""
 
-    __slots__ = ("doc", "item")
-
-    def __init__(self, doc: str, item: Table) -> None:
-        self.doc, self.item = doc, item
+    doc: str
+    item: Table
 
 
 Node = Key | Table | Array
+
+
+def section(cls: type, doc: str) -> Table:
+    """The table a typed section's dataclass declares (relion_qsub.profile.declare)."""
+    keys: dict[str, Node] = {}
+    for name, kind, default, limits in declared(cls):
+        shown = list(default) if isinstance(default, tuple) else default  # as TOML gives it: a list
+        keys[name] = Key(kind, shown, limits["doc"], choices=limits.get("choices", ()))
+    return Table(doc, keys)
+
+
+STRING, INTEGER, NUMBER, BOOLEAN, STRINGS, MPI = (
+    Kind.STRING,
+    Kind.INTEGER,
+    Kind.NUMBER,
+    Kind.BOOLEAN,
+    Kind.STRINGS,
+    Kind.MPI,
+)
 
 
 def _row_keys(where: str) -> dict[str, Node]:
@@ -118,68 +100,26 @@ def _size_keys() -> dict[str, Node]:
     return keys
 
 
-def _policy() -> Table:
-    # The checks' keys are declared by relion_qsub.checks.registry, which validates them (and documents them in
-    # the reference): the profile keeps this table raw, as free text values.
-    keys: dict[str, Node] = {
-        "typo_distance": Key(INTEGER, 2, "how many typed characters an sbatch option may be off and still be read")
-    }
+def _policy() -> Node:
+    # The checks' keys and actions are declared by relion_qsub.checks.registry, which validates them (and gives
+    # the reference their rows): the profile keeps this table raw, as free text values.
     return Table(
-        "What each check does when it fires: error (refuse), warn, fix (repair and say so) or off.", keys, free=STRING
-    )
-
-
-def _scratch() -> Node:
-    return Table(
-        "Node-local scratch, allocated as a count-only gres in GB.",
-        {
-            "gres": Key(STRING, "lscratch", "the gres name"),
-            "root": Key(STRING, "/lscratch", "where the scratch file system is mounted on a node"),
-            "job_dir": Key(STRING, "/lscratch/$SLURM_JOB_ID", "the job's own scratch directory"),
-            "min_gb": Key(INTEGER, 5, "the least scratch a job may allocate (GB); added when missing"),
-            "monitor_interval": Key(
-                INTEGER, 0, "seconds between scratch-use samples in generated templates (0: no monitor)"
-            ),
-        },
+        "What each check does when it fires: error (refuse), warn, fix (repair and say so) or off.",
+        {"typo_distance": Key(INTEGER, 2, "how many typed characters an sbatch option may be off and still be read")},
+        free=Key(STRING, NO_DEFAULT, "a check's action (relion_qsub/checks/registry.py declares the checks)"),
+        label="<check>",
     )
 
 
 def _gpu_types() -> Node:
-    return Table(
-        "GPU types by their gres type name (gpu:<type>:N).",
-        each=Table(
-            "One GPU type.",
-            {
-                "safe_threads": Key(INTEGER, 1, "threads per GPU before the node hangs (Number of threads)"),
-                "memory": Key(
-                    STRING,
-                    "",
-                    "memory of one GPU (e.g. 16g): the largest box an auto-refine fits (check gpu_box); empty: unknown",
-                ),
-            },
-        ),
-    )
+    return Table("GPU types by their gres type name (gpu:<type>:N).", each=section(GpuType, "One GPU type."))
 
 
 def _partitions() -> Node:
     return Table(
         "Slurm partitions (Queue name) and what their nodes have; `relion-qsub site init` writes them from "
         "scontrol/sinfo. A 0 or empty value means unknown: that check is not made.",
-        each=Table(
-            "One partition.",
-            {
-                "default": Key(BOOLEAN, False, "Slurm's default partition (Default=YES): jobs without -p"),
-                "gpu_types": Key(STRINGS, [], "the GPU types of its nodes ([gpu_types] entries)"),
-                "gpus_per_node": Key(INTEGER, 0, "GPUs on its largest node"),
-                "max_time": Key(STRING, "", "MaxTime as Slurm writes it (10-00:00:00); empty: UNLIMITED"),
-                "max_nodes": Key(INTEGER, 0, "MaxNodes per job (0: unlimited)"),
-                "nodes": Key(INTEGER, 0, "how many nodes it has (0: unknown)"),
-                "cpus": Key(INTEGER, 0, "CPUs on its largest node (Slurm CPUs)"),
-                "memory": Key(STRING, "", "memory of its largest node (RealMemory, e.g. 240g or 64000 MB)"),
-                "scratch_gb": Key(INTEGER, 0, "scratch gres (GB) on its largest node"),
-                "features": Key(STRINGS, [], "node features (--constraint names) of its nodes"),
-            },
-        ),
+        each=section(Partition, "One partition."),
     )
 
 
@@ -187,33 +127,10 @@ def _site_options() -> Node:
     return Table(
         "The site's plugin (SPANK) options sbatch accepts (gpu_cmode = \"required\"): the name after '--' and "
         "its argument: none, required or optional. Passed through as sbatch parses them, never typo-repaired.",
-        free=STRING,
-    )
-
-
-def _submit() -> Node:
-    return Table(
-        "How sbatch is run and retried.",
-        {
-            "sbatch": Key(STRING, "sbatch", "the sbatch command"),
-            "squeue": Key(STRING, "squeue", "the squeue command (asked before any retry)"),
-            "scancel": Key(STRING, "scancel", "the scancel command (cancels a twin job after a retry)"),
-            "timeout": Key(NUMBER, 60.0, "seconds one sbatch or squeue call may take"),
-            "attempts": Key(INTEGER, 4, "sbatch attempts on a transient failure"),
-            "backoff": Key(NUMBERS, [2.0, 5.0, 15.0], "seconds between attempts"),
-            "transient": Key(STRINGS, DEFAULT_TRANSIENT, "sbatch messages that are worth a retry"),
-            "settle": Key(NUMBER, 3.0, "seconds between the two squeue answers that must agree 'no job'"),
-            "scontrol": Key(STRING, "scontrol", "the scontrol command (releases the held job once its id is known)"),
-            "requeue": Key(
-                BOOLEAN,
-                False,
-                "let Slurm requeue a job (false: --no-requeue, so a job RELION was told failed never reruns)",
-            ),
-            "watch": Key(
-                BOOLEAN, True, "submit the small end-watcher job that tells RELION when Slurm ends a job early"
-            ),
-            "watch_options": Key(STRINGS, [], "extra sbatch options for the watcher job (e.g. a quick partition)"),
-        },
+        free=Key(
+            STRING, NO_DEFAULT, "its argument: " + ", ".join(SITE_OPTION_ARGUMENTS), choices=SITE_OPTION_ARGUMENTS
+        ),
+        label="<option>",
     )
 
 
@@ -256,51 +173,19 @@ def _fields() -> Node:
 
 
 def _limits() -> Node:
-    return Table(
-        "Running-tab defaults and limits RELION reads from the environment.",
-        {
-            "nr_mpi": Key(INTEGER, 1, "RELION_QSUB_NRMPI: default Number of MPI procs (<= 127)"),
-            "nr_threads": Key(INTEGER, 1, "RELION_QSUB_NRTHREADS: default Number of threads (<= 127)"),
-            "mpi_max": Key(INTEGER, 64, "RELION_MPI_MAX: the MPI slider's maximum"),
-            "thread_max": Key(INTEGER, 16, "RELION_THREAD_MAX: the threads slider's maximum"),
-            "minimum_dedicated": Key(INTEGER, 1, "RELION_MINIMUM_DEDICATED"),
-            "allow_change_dedicated": Key(BOOLEAN, False, "RELION_ALLOW_CHANGE_MINIMUM_DEDICATED"),
-            "error_local_mpi": Key(INTEGER, 32, "RELION_ERROR_LOCAL_MPI: most MPI procs of a local run"),
-            "mpirun": Key(STRING, "mpirun", "RELION_MPIRUN (local runs only)"),
-        },
-    )
+    return section(Limits, "Running-tab defaults and limits RELION reads from the environment.")
 
 
 def _queue() -> Node:
-    return Table(
-        "RELION's queue boxes.",
-        {
-            "use": Key(STRING, "yes", "RELION_QUEUE_USE: yes, no, true or false"),
-            "name": Key(STRING, "", "RELION_QUEUE_NAME: the default Queue name"),
-            "command": Key(STRING, "relion-qsub", "RELION_QSUB_COMMAND: the Queue submit command"),
-        },
-    )
+    return section(Queue, "RELION's queue boxes.")
 
 
 def _launcher() -> Node:
-    return Table(
-        "How templates start RELION's command.",
-        {
-            "variable": Key(STRING, "RELION_STD_LAUNCHER", "the variable on the template's launcher line"),
-            "command": Key(STRING, "relion-launch", "the module's value of that variable"),
-            "memory_option": Key(BOOLEAN, False, "repeat Memory Per Thread on the launcher line"),
-        },
-    )
+    return section(Launcher, "How templates start RELION's command.")
 
 
 def _memory() -> Node:
-    return Table(
-        "Memory Per Thread values with a meaning.",
-        {
-            "whole_node": Key(STRING, "0", "the value that means all of the node (with --exclusive)"),
-            "default": Key(STRING, "4g", "the default Memory Per Thread"),
-        },
-    )
+    return section(MemoryPolicy, "Memory Per Thread values with a meaning.")
 
 
 def _tools() -> Node:
@@ -328,7 +213,7 @@ def _recipes() -> Node:
                 "source": Key(STRING, "", "where the values come from"),
                 "tabs": Table(
                     "GUI values on other tabs: [recipes.<key>.tabs.<tab>] with label = value.",
-                    each=Table("One tab.", free=STRING),
+                    each=Table("One tab.", free=Key(STRING, NO_DEFAULT, "a free label = value")),
                 ),
                 "defaults": Table(
                     "Running-tab values every row inherits.", _row_keys("1 thread, 1 MPI proc, or empty")
@@ -374,12 +259,12 @@ def profile_schema() -> Table:
             "exclusive_templates": Key(
                 STRINGS, NO_DEFAULT, "node types that get a whole-node template (absent: the node types without GPUs)"
             ),
-            "scratch": _scratch(),
+            "scratch": section(Scratch, "Node-local scratch, allocated as a count-only gres in GB."),
             "gpu_types": _gpu_types(),
             "partitions": _partitions(),
             "policy": _policy(),
             "site_options": _site_options(),
-            "submit": _submit(),
+            "submit": section(Submit, "How sbatch is run and retried."),
             "node_types": _node_types(),
             "fields": _fields(),
             "limits": _limits(),
@@ -396,7 +281,7 @@ def profile_schema() -> Table:
 # ---------------------------------------------------------------------------------------------- checking
 
 
-def _type_ok(kind: str, value: object) -> bool:
+def _type_ok(kind: Kind, value: object) -> bool:
     if kind == STRING:
         return isinstance(value, str)
     if kind == BOOLEAN:
@@ -407,42 +292,33 @@ def _type_ok(kind: str, value: object) -> bool:
         return isinstance(value, int | float) and not isinstance(value, bool)
     if kind == STRINGS:
         return isinstance(value, list) and all(isinstance(v, str) for v in value)
-    if kind == NUMBERS:
+    if kind == Kind.NUMBERS:
         return isinstance(value, list) and all(_type_ok(NUMBER, v) for v in value)
     return isinstance(value, int | str | list) and not isinstance(value, bool)  # MPI: profile.read_mpi says more
-
-
-def _unknown(path: str, where: str, key: str, known: Iterable[str], section: bool) -> ProfileError:
-    names = sorted(known)
-    close = [name for d, name in nearest(key, 1, names) if d <= max(2, len(key) // 3)]
-    what = "section" if section else "key"
-    hint = f"did you mean {where}{close[0]}?" if close else f"known: {', '.join(names)}"
-    return ProfileError(f"{path}: {where}{key}: unknown {what}; {hint}")
 
 
 def _check_table(path: str, spec: Table, data: Mapping[str, Any], where: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in data.items():
-        if spec.free and key not in spec.keys:
-            if not _type_ok(spec.free, value):
-                raise ProfileError(f"{path}: {where}{key}: expected {_EXPECTED[spec.free]}, got {value!r}")
-            out[key] = value
+        if key in spec.keys:
+            out[key] = _check_node(path, spec.keys[key], value, f"{where}{key}")
+        elif spec.free is not None:
+            out[key] = _check_node(path, spec.free, value, f"{where}{key}")
         elif spec.each is not None:
             if spec.names and key not in spec.names:
-                raise _unknown(path, where, key, spec.names, True)
+                raise unknown_key(path, where, key, spec.names, True)
             out[key] = _check_node(path, spec.each, value, f"{where}{key}")
-        elif key in spec.keys:
-            out[key] = _check_node(path, spec.keys[key], value, f"{where}{key}")
         else:
-            raise _unknown(path, where, key, spec.keys, isinstance(value, dict))
+            raise unknown_key(path, where, key, spec.keys, isinstance(value, dict))
     for key, node in spec.keys.items():
         if key in out:
             continue
         if isinstance(node, Key):
-            # A required key that is missing is reported by relion_qsub.profile, after the entry's name is checked.
+            # A required key that is missing is reported by relion_qsub.profile.recipes, after the entry's name is
+            # checked.
             if node.fill and node.default is not NO_DEFAULT:
                 out[key] = list(node.default) if isinstance(node.default, list) else node.default
-        elif isinstance(node, Table) and node.each is None and (node.keys or not node.free):
+        elif isinstance(node, Table) and node.each is None:
             out[key] = _check_table(path, node, {}, f"{where}{key}.")
     return out
 
@@ -450,7 +326,9 @@ def _check_table(path: str, spec: Table, data: Mapping[str, Any], where: str) ->
 def _check_node(path: str, node: Node, value: Any, where: str) -> Any:
     if isinstance(node, Key):
         if not _type_ok(node.kind, value):
-            raise ProfileError(f"{path}: {where}: expected {_EXPECTED[node.kind]}, got {value!r}")
+            raise ProfileError(f"{path}: {where}: expected {node.kind.value}, got {value!r}")
+        if node.choices and value not in node.choices:
+            raise ProfileError(f"{path}: {where}: expected one of {', '.join(node.choices)}, got {value!r}")
         return value
     if isinstance(node, Array):
         if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
@@ -462,17 +340,8 @@ def _check_node(path: str, node: Node, value: Any, where: str) -> Any:
 
 
 def check(data: Mapping[str, Any], path: str) -> dict[str, Any]:
-    """``data`` (a parsed profile) checked against the schema, with every default filled in."""
+    """``data`` (a parsed profile) checked against the declarations, with every default filled in."""
     return _check_table(path, profile_schema(), data, "")
-
-
-def default(section: str, key: str) -> Any:
-    """The default of ``[section] key`` (for the classes that hold it; the schema is where it is written)."""
-    node = profile_schema().keys[section]
-    assert isinstance(node, Table)
-    leaf = node.keys[key]
-    assert isinstance(leaf, Key)
-    return tuple(leaf.default) if isinstance(leaf.default, list) else leaf.default
 
 
 # ---------------------------------------------------------------------------------------------- reference
@@ -492,7 +361,7 @@ def _shown(value: Any) -> str:
 
 def _reference_rows(node: Node, where: str, rows: list[str], free_rows: Mapping[str, Sequence[str]]) -> None:
     if isinstance(node, Key):
-        kind = node.kind + (" (required)" if node.required else "")
+        kind = node.kind.word + (" (required)" if node.required else "")
         rows.append(f"| `{where}` | {kind} | {_shown(node.default)} | {node.doc} |")
         return
     if isinstance(node, Array):
@@ -501,10 +370,10 @@ def _reference_rows(node: Node, where: str, rows: list[str], free_rows: Mapping[
         return
     if where:
         rows.append(f"| `[{where}]` | table | | {node.doc} |")
-    if node.free and where in free_rows:
+    if node.free is not None and where in free_rows:
         rows.extend(free_rows[where])  # keys another part declares (the checks' [policy] keys)
-    elif node.free:
-        rows.append(f"| `{where}.<label>` | {node.free} | | a free label = value |")
+    elif node.free is not None:
+        rows.append(f"| `{where}.{node.label}` | {node.free.kind.word} | | {node.free.doc} |")
     if node.each is not None:
         name = "<size>" if node.names else "<name>"
         if node.names:
@@ -523,7 +392,8 @@ def reference(free_rows: Mapping[str, Sequence[str]]) -> str:
         [
             "# Site profile reference",
             "",
-            "Generated from `relion_qsub/schema.py` (the `policy.*` checks: `relion_qsub/checks/registry.py`) by",
+            "Generated from the declarations in `relion_qsub/profile/` (`declare.key` fields of the typed sections,",
+            "the rest in `keys.py`; the `policy.*` checks: `relion_qsub/checks/registry.py`) by",
             "`relion-qsub site reference > docs/profile-reference.md`; do not edit. A key or section not listed here",
             "is an error naming the nearest known key. `—`: no default of its own (the meaning says what absent",
             "means). Examples: `relion_qsub/profiles/*.toml`; a starting profile for a live cluster:",
