@@ -157,3 +157,31 @@ def test_through_relion_qsub_check_from_the_project_dir(tmp_path: Path) -> None:
     assert done.returncode == 65, done.stderr
     lines = [line for line in done.stderr.splitlines() if "[preread-memory:" in line]
     assert len(lines) == 1 and "ask at least 3 GB in the 'Memory Per Thread' box" in lines[0], done.stderr
+
+
+def test_a_continued_run_sizes_the_input_named_in_job_star(tmp_path: Path) -> None:
+    """relion_refine --continue has no --i; RELION's job.star, written before every run, names the particles."""
+    particles(tmp_path, 4000, 512)
+    (tmp_path / "Refine3D" / "job012").mkdir(parents=True)
+    (tmp_path / "Refine3D" / "job012" / "job.star").write_text(
+        "\n# version 30001\n\ndata_job\n\n_rlnJobType                             10\n"
+        "_rlnJobIsContinue                       1\n"
+        " \n\n# version 30001\n\ndata_joboptions_values\n\nloop_ \n_rlnJobOptionVariable #1 \n"
+        "_rlnJobOptionValue #2 \n    fn_img Extract/job007/particles.star \n    nr_mpi          5 \n \n"
+    )
+    args = "--continue Refine3D/job012/run_it005_optimiser.star --scratch_dir /lscratch/$SLURM_JOB_ID --gpu"
+    got = found(check(tmp_path, args=args, gres="gpu:p100:4,lscratch:12"))
+    assert list(got) == ["data-scratch"] and "(Extract/job007/particles.star)" in got["data-scratch"][0]
+
+
+def test_gpu_memory_in_the_profile_is_a_memory_size(tmp_path: Path) -> None:
+    from relion_qsub.errors import ProfileError
+
+    root = Path(__file__).resolve().parent.parent
+    text = (root / "relion_qsub" / "profiles" / "testbed.toml").read_text()
+    assert TESTBED.gpu_memory_mb == {"p100": 16384}
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text.replace('memory = "16g"', 'memory = "16 GB"'))
+    with pytest.raises(ProfileError) as err:
+        profile.load(str(bad))
+    assert str(err.value).endswith("gpu_types.p100.memory: expected a memory size such as 16g or 16000m, got '16 GB'")

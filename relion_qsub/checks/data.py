@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from .. import gpus, sizing, units
+from .. import gpus, sizing
 from ..errors import InputError
 from ..formats import particles as particles_mod
 from ..formats.particles import Particles, ParticlesError
@@ -152,8 +152,7 @@ def _gpu_memory(script: Script, ctx: Context) -> tuple[str, float] | None:
     asked = gpus.per_node(lambda option: effective(script, ctx, option))
     part = fit.target(script, ctx)
     kinds = [typed] if typed else [asked[0]] if asked and asked[0] else list(part.gpu_types) if part else []
-    table = ctx.site.raw.get("gpu_types", {})
-    known = [(k, units.memory_mb(str(table.get(k, {}).get("memory") or "")) or 0) for k in kinds]
+    known = [(k, ctx.site.gpu_memory_mb.get(k, 0)) for k in kinds]
     best = max(known, key=lambda item: item[1], default=None)
     return (best[0], best[1] * sizing.MIB) if best and best[1] else None
 
