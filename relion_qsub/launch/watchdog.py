@@ -30,7 +30,7 @@ from pathlib import Path
 
 STALL_MINUTES = "RELION_LAUNCH_STALL_MINUTES"
 STALL_END = "RELION_LAUNCH_STALL_END"
-DEFAULT_MINUTES = 60.0  # an iteration of a large refinement takes hours, but never an hour without CPU or output
+DEFAULT_MINUTES = 60  # an iteration of a large refinement takes hours, but never an hour without CPU or output
 ACTIVE_FRACTION = 0.02  # CPU seconds per wall second (2% of one core) that count as working
 MAX_POLL_S = 60.0
 OFF_WORDS = frozenset({"0", "off", "no", "false"})
