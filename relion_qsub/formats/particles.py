@@ -8,9 +8,9 @@ RELION writes two shapes of particles file:
   the GPU's box limit);
 * 3.0: one loop (``data_`` or ``data_images``) without optics; the box is then in the MRC header of the images.
 
-Reading must stay cheap at submit time: the particles loop is counted line by line without splitting rows (1,000,000
-particles in about 0.15 s, benchmarks/bench_star.py); only when optics groups have different boxes is each row's
-optics group read. One MRC header is read when the STAR file does not give the box. Damage is a ``ParticlesError``
+Reading must stay cheap at submit time: the particles loop's rows are counted, never split (1,000,000 particles in
+0.26-0.35 s on the 2-core development machine, benchmarks/bench_star.py); only when optics groups have different
+boxes is each row's optics group read (0.8 s). One MRC header is read when the STAR file does not give the box. Damage is a ``ParticlesError``
 with one line naming the file; the caller turns it into a warning, never a refusal by itself.
 """
 
