@@ -10,8 +10,9 @@ RELION writes two shapes of particles file:
 
 Reading must stay cheap at submit time: the particles loop's rows are counted, never split (1,000,000 particles in
 0.26-0.35 s on the 2-core development machine, benchmarks/bench_star.py); only when optics groups have different
-boxes is each row's optics group read (0.8 s). One MRC header is read when the STAR file does not give the box. Damage is a ``ParticlesError``
-with one line naming the file; the caller turns it into a warning, never a refusal by itself.
+boxes is each row's optics group read (0.8 s). One MRC header is read when the STAR file does not give the box.
+Damage is a ``ParticlesError`` with one line naming the file; the caller turns it into a warning, never a refusal by
+itself.
 """
 
 from __future__ import annotations
