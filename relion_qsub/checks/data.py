@@ -88,7 +88,8 @@ def job_data(script: Script) -> Data | None:
         try:
             st = os.stat(path)
         except OSError as exc:
-            why = f"cannot read the particles file {path} (--i): {exc.strerror}"
+            named = "--i" if job.star else "fn_img in job.star"
+            why = f"cannot read the particles file {path} ({named}): {exc.strerror}"
             return Data(r.line.number, job, None, why)
         found = _read(str(path), str(project), (st.st_mtime_ns, st.st_size))
         if isinstance(found, str):
