@@ -1,8 +1,11 @@
 """Submission: write the normalised script beside RELION's, run sbatch exactly once, record what happened.
 
-Split as submitit does: ``prepare`` (read, normalise, decide where the result goes), ``sbatch_argv`` (build the
-command), ``parse_job_id`` (read its answer), ``submit`` (run it with retries), ``record``/``mark_failed`` (tell the
-job dir). RELION's own ``run_submit.script`` is never modified.
+One owner, as submitit's executor: ``run`` goes through every step and handles every failure beside the step that
+fails, and returns an ``Outcome`` (the CLI prints it and exits with its code); ``Hooks`` pass output on as it
+happens. The steps: ``prepare`` (read, normalise, decide where the result goes, parse the command line's sbatch
+options once), ``write_output``, ``submit`` (``sbatch_argv``, run it with retries, ``parse_job_id``), ``start``
+(the end-watcher, then the release) and ``record``/``mark_failed`` (tell the job dir). RELION's own
+``run_submit.script`` is never modified.
 
 Exactly once: sbatch does not retry "Socket timed out on send/recv operation", and after such a timeout the job may
 exist nevertheless (the controller got the request, the answer was lost). Each submission therefore carries a unique
@@ -12,47 +15,41 @@ squeue answers that it does not.
 
 from __future__ import annotations
 
+import enum
 import errno
 import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import proc
 from .checks import core as checks
 from .checks.engine import check_fit, normalise, parse_cli_options
-from .errors import CommandError, CommandTimeout, InputError, ScriptError, TransientError
+from .errors import EX_DATAERR, CommandError, CommandTimeout, InputError, RelionQsubError, ScriptError, TransientError
 from .profile import Site
 from .relion import gui
 from .relion import jobdir as jobdir_mod
 from .script import Script, parse
 
 
+@dataclass(frozen=True, slots=True)
 class Prepared:
     """A script read and normalised, and where its normalised form goes."""
 
-    __slots__ = ("_text", "cli_args", "jobdir", "original", "output", "result", "source")
+    source: Path
+    original: str
+    result: checks.Result
+    output: Path
+    jobdir: Path | None
+    cli_args: tuple[str, ...]
+    context: checks.Context  # the site and the command line's sbatch options, parsed once (in `prepare`)
+    text: str  # what is written and submitted: the normalised script, with the report echoed into run.out
 
-    def __init__(
-        self,
-        source: Path,
-        original: str,
-        result: checks.Result,
-        output: Path,
-        jobdir: Path | None,
-        cli_args: tuple[str, ...],
-    ) -> None:
-        self.source, self.original, self.result = source, original, result
-        self.output, self.jobdir, self.cli_args = output, jobdir, cli_args
-        self._text: str | None = None
-
-    @property
-    def text(self) -> str:
-        """The script that is written and submitted: the normalised script, with the report echoed into run.out."""
-        if self._text is None:  # written, hashed for the log, printed or diffed: render it once
-            self._text = with_report(self.result.script, self.result.changes, job_line=self.jobdir is not None)
-        return self._text
+    def option(self, name: str) -> str | None:
+        """The value sbatch uses for ``name``: the command line's, else the script's last."""
+        return checks.effective(self.result.script, self.context, name)
 
 
 REPORT_MARK = "RELION_QSUB_REPORT"
@@ -113,7 +110,9 @@ def prepare(source: Path, cli_args: Sequence[str], site: Site) -> Prepared:
 
         raise UsageError(f"sbatch option on the command line: {bad[0].problem}")
     result = check_fit(normalise(parse(original, str(source), site.typo_distance, site.site_options), ctx), ctx)
-    return Prepared(source, original, result, output_path(source), jobdir_mod.of_script(source), tuple(cli_args))
+    jobdir = jobdir_mod.of_script(source)
+    text = with_report(result.script, result.changes, job_line=jobdir is not None)
+    return Prepared(source, original, result, output_path(source), jobdir, tuple(cli_args), ctx, text)
 
 
 def write_output(prepared: Prepared) -> None:
@@ -161,17 +160,9 @@ def sbatch_argv(site: Site, prepared: Prepared, token: str) -> list[str]:
     ``--comment`` goes last and carries the user's own comment (from the command line or the script) along. A
     script's ``--begin`` is applied on release; one on relion-qsub's command line replaces the hold.
     """
-    cli = checks.Context(site, parse_cli_options(prepared.cli_args, site_options=site.site_options))
-    user_comment = cli.cli_value("comment") if cli.cli_has("comment") else prepared.result.script.last("comment")
-    tag = f"--comment={comment_with_token(user_comment, token)}"
+    tag = f"--comment={comment_with_token(prepared.option('comment'), token)}"
     policy = [HOLD] if site.submit.requeue else [HOLD, "--no-requeue"]
     return [site.submit.sbatch, *policy, *prepared.cli_args, tag, str(prepared.output)]
-
-
-def job_option(site: Site, prepared: Prepared, name: str) -> str | None:
-    """The value sbatch uses for ``name``: the command line's, else the script's last."""
-    cli = checks.Context(site, parse_cli_options(prepared.cli_args, site_options=site.site_options))
-    return cli.cli_value(name) if cli.cli_has(name) else prepared.result.script.last(name)
 
 
 def release(
@@ -231,18 +222,34 @@ def _last_line(text: str) -> str:
     return lines[-1].strip() if lines else "(no message)"
 
 
+@dataclass(slots=True)
 class Submission:
-    """What happened to one submission: the argv, the token, sbatch's answer and every attempt."""
+    """What happened to one submission: the argv, the token, sbatch's answer and every attempt.
 
-    def __init__(self, argv: list[str], token: str) -> None:
-        self.argv, self.token = argv, token
-        self.job_id: str | None = None
-        self.returncode = 0
-        self.stdout = ""
-        self.stderr = ""
-        self.attempts: list[dict[str, object]] = []
-        self.watcher: str | None = None  # the end-watcher's job id (watch.py)
-        self.released = False
+    Not frozen: it is the running log of the submission, filled in as sbatch, squeue and scontrol answer.
+    """
+
+    argv: list[str]
+    token: str
+    job_id: str | None = None
+    returncode: int = 0
+    stdout: str = ""
+    stderr: str = ""
+    attempts: list[dict[str, object]] = field(default_factory=list)
+    watcher: str | None = None  # the end-watcher's job id (watch.py)
+    released: bool = False
+
+    def entry(self) -> dict[str, object]:
+        """Its line in the record (relion-qsub.jsonl), beside the script's."""
+        return {
+            "submitted": True,
+            "job_id": self.job_id,
+            "sbatch_argv": self.argv,
+            "token": self.token,
+            "attempts": self.attempts,
+            "watcher": self.watcher,
+            "released": self.released,
+        }
 
 
 def _backoff(site: Site, attempt: int) -> float:
@@ -399,7 +406,7 @@ def start(
         return
     if prepared.jobdir is not None and site.submit.watch:
         sub.watcher = submit_watcher(site, prepared, sub, runner)
-    tries = release(site, sub.job_id, job_option(site, prepared, "begin"), runner, sleep)  # a --hold stays held
+    tries = release(site, sub.job_id, prepared.option("begin"), runner, sleep)  # a --hold stays held
     sub.attempts.append({"released": sub.job_id, "release_attempts": tries})
     sub.released = True
 
@@ -410,7 +417,7 @@ def submit_watcher(site: Site, prepared: Prepared, sub: Submission, runner: Call
     from . import watch
 
     assert prepared.jobdir is not None and sub.job_id is not None
-    where = [f"--{name}={value}" for name in ("partition", "account") if (value := job_option(site, prepared, name))]
+    where = [f"--{name}={value}" for name in ("partition", "account") if (value := prepared.option(name))]
     argv = watch.sbatch_argv(site.submit.sbatch, sub.job_id, prepared.jobdir, where, site.submit.watch_options)
     why = ""
     try:
@@ -439,3 +446,138 @@ def mark_failed(jobdir: Path, reason: str, lead: str = "job not submitted") -> b
     if marked.err_note:
         print(f"relion-qsub: warning: marked {jobdir} failed, but {marked.err_note}", file=sys.stderr)
     return True
+
+
+class Status(enum.Enum):
+    """How a submission ended."""
+
+    SUBMITTED = "submitted"  # sbatch took the job and it was released
+    REFUSED = "refused"  # the script has errors no rule repairs: nothing was submitted
+    FAILED = "failed"  # a step failed before a job existed: the profile, the script, writing it, sbatch itself
+    NOT_RELEASED = "not released"  # the job exists but stays held for good: it never runs
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What `run` did, for the caller to print and exit with. ``message`` is the line after "relion-qsub: " (empty
+    on success); ``error`` the failure behind it (its traceback for -v)."""
+
+    status: Status
+    exit_code: int
+    message: str = ""
+    error: RelionQsubError | None = None
+    submission: Submission | None = None
+
+
+def _ignore(_: object) -> None:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Hooks:
+    """Where a submission's output goes as it happens (the CLI: stdout and stderr); by default nowhere."""
+
+    report: Callable[[Prepared], object] = _ignore  # the changes and warnings, before anything is submitted
+    job: Callable[[str], object] = _ignore  # sbatch's answer ("Submitted batch job N"): at once, whatever fails next
+    said: Callable[[str], object] = _ignore  # what sbatch and scontrol printed on stderr, passed on
+
+
+def run(
+    source: Path,
+    cli_args: Sequence[str],
+    site_name: str | None,
+    hooks: Hooks = Hooks(),
+    runner: Callable[..., proc.Result] = proc.run,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Outcome:
+    """The whole submission: load the profile, prepare, write, sbatch (exactly once), start, record.
+
+    Every failure is handled beside the step that fails: the record says why, and a RELION job is marked failed
+    (run.err line + RELION_JOB_EXIT_FAILURE) so the GUI does not show "Running" for a job that will never run.
+    """
+    from .profile import load
+
+    try:
+        site = load(site_name)  # a bad profile: no record, no job dir touched (there is no site to judge by)
+        prepared = _prepare_or_mark(source, cli_args, site)
+    except RelionQsubError as exc:
+        return _failure(exc)
+    hooks.report(prepared)
+    if prepared.result.errors:
+        return _refused(prepared)
+    try:
+        write_output(prepared)
+    except RelionQsubError as exc:
+        failed(prepared, str(exc))
+        return _failure(exc)
+    token = new_token()
+    try:
+        submission = submit(site, prepared, runner=runner, sleep=sleep, token=token)
+    except CommandError as exc:
+        return _sbatch_failed(prepared, exc, token, hooks)
+    hooks.job(submission.stdout)
+    try:
+        start(site, prepared, submission, runner, sleep)
+    except TransientError as exc:  # not released: the job stays held and never runs, so FAILURE is true
+        return _not_released(prepared, submission, exc)
+    finally:
+        hooks.said(submission.stderr)
+    record(prepared, submission.entry())
+    return Outcome(Status.SUBMITTED, submission.returncode, submission=submission)
+
+
+def _failure(exc: RelionQsubError, exit_code: int | None = None) -> Outcome:
+    return Outcome(Status.FAILED, exit_code or exc.exit_code, f"error: {exc}", exc)
+
+
+def _prepare_or_mark(source: Path, cli_args: Sequence[str], site: Site) -> Prepared:
+    """``prepare``; when the script cannot be read or the command line is wrong, the job dir is told and it raises."""
+    try:
+        return prepare(source, cli_args, site)
+    except RelionQsubError as exc:
+        jobdir = jobdir_mod.of_script(source)
+        if jobdir is not None and jobdir.is_dir():
+            mark_failed(jobdir, str(exc))
+        raise
+
+
+def failed(prepared: Prepared, reason: str, **extra: object) -> None:
+    """Record the refusal and tell RELION the job failed (run.err line + RELION_JOB_EXIT_FAILURE)."""
+    record(prepared, {"submitted": False, "error": reason, **extra})
+    if prepared.jobdir is not None:
+        mark_failed(prepared.jobdir, reason)
+
+
+def _refused(prepared: Prepared) -> Outcome:
+    """The script has errors (the report shows them all); the record and run.err name the first."""
+    errors, source = prepared.result.errors, prepared.source
+    first = errors[0]
+    where = f"{source} line {first.line}" if first.line else str(source)
+    more = f" (and {len(errors) - 1} more: run `relion-qsub check {source}`)" if len(errors) > 1 else ""
+    failed(prepared, f"{where}: {first.message}{more}")
+    return Outcome(Status.REFUSED, EX_DATAERR, "not submitted; fix the errors above and run the job again")
+
+
+def _sbatch_failed(prepared: Prepared, exc: CommandError, token: str, hooks: Hooks) -> Outcome:
+    """sbatch refused the job (exit with its status), or it could not be run or the controller did not answer
+    within the retry budget (exit with the error's sysexits code)."""
+    if exc.stderr:
+        hooks.said(exc.stderr if exc.stderr.endswith("\n") else exc.stderr + "\n")
+    reason = str(exc)
+    if isinstance(exc, TransientError):
+        # Every request went out held (HOLD): one the controller still processes later creates a held job, which
+        # never runs (doctor finds it by the token and --fix cancels it). So "failed" stays true.
+        reason += "; a job a lost request still creates stays held and never runs: relion-qsub doctor --fix "
+        reason += f"cancels it (token {token})"
+    failed(prepared, reason, token=token, held=True)
+    return _failure(exc, exc.returncode)
+
+
+def _not_released(prepared: Prepared, submission: Submission, exc: TransientError) -> Outcome:
+    """The job exists but could not be released: it never runs. The record keeps its id; RELION is told it failed."""
+    job = submission.job_id
+    reason = f"{exc}; it never runs while held: scancel {job} and run the job again"
+    record(prepared, {**submission.entry(), "error": reason})
+    if prepared.jobdir is not None:
+        mark_failed(prepared.jobdir, reason, lead=f"job {job} not started")
+    return Outcome(Status.NOT_RELEASED, exc.exit_code, f"error: {reason}", exc, submission)

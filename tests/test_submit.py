@@ -244,3 +244,30 @@ def test_report_is_echoed_into_the_job_output(tmp_path: Path, text: str) -> None
     assert ("hostname" in text) == (proc.stdout.count("\n") == 2)
     clean = sub.prepare(script, [], dataclasses.replace(SITE, policy={k: "off" for k in ALL_POLICY}))
     assert clean.text == text  # nothing to report: the script is submitted as normalised, byte for byte
+
+
+def test_run_returns_typed_outcomes(fp: FakeProcess, jobdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`submit.run` owns the sequence; each branch says what happened in its Outcome (cli only prints it)."""
+    monkeypatch.chdir(jobdir.parent.parent)
+    script = Path("Class2D/job007/run_submit.script")
+    fp.register(["sbatch", "--begin=now+365days", fp.any()], stdout="Submitted batch job 99\n")
+    fp.register(["sbatch", "--parsable", "--dependency=afternotok:99", fp.any()], stdout="100\n")
+    fp.register(
+        ["scontrol", "update", "JobId=99", fp.any()], stderr="slurm_update error: Socket timed out\n", returncode=1
+    )
+    fp.keep_last_process(True)
+    said: list[str] = []
+    hooks = sub.Hooks(job=said.append, said=said.append)
+    held = sub.run(script, ["--begin=now+1hour"], "testbed", hooks, sleep=lambda _: None)
+    assert (held.status, held.exit_code) == (sub.Status.NOT_RELEASED, TransientError.exit_code)
+    assert held.submission is not None and held.submission.job_id == "99" and not held.submission.released
+    assert held.message.startswith("error: job 99 was submitted held and could not be released")
+    assert said[0] == "Submitted batch job 99\n"  # the id first, before the release was tried
+    assert ("scontrol", "update", "JobId=99", "StartTime=now+1hour") in fp.calls  # the command line's --begin
+    assert (jobdir / "RELION_JOB_EXIT_FAILURE").exists()
+    (jobdir / "run_submit.script").write_text(SCRIPT.replace("--ntasks=1", "--ntasks=1 --frobnicate"))
+    refused = sub.run(script, [], "testbed")
+    assert (refused.status, refused.exit_code, refused.error) == (sub.Status.REFUSED, EX_DATAERR, None)
+    assert refused.message == "not submitted; fix the errors above and run the job again"
+    missing = sub.run(Path("Class2D/job007/nothing.script"), [], "testbed")
+    assert (missing.status, missing.exit_code) == (sub.Status.FAILED, 66) and "no such file" in missing.message

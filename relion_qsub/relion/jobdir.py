@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from dataclasses import dataclass
 from pathlib import Path
 
 EXIT_SUCCESS = "RELION_JOB_EXIT_SUCCESS"
@@ -46,14 +47,14 @@ def exit_file(jobdir: Path) -> str | None:
     return next((name for name in EXIT_FILES if os.path.lexists(jobdir / name)), None)
 
 
+@dataclass(frozen=True, slots=True)
 class Marked:
     """What :func:`mark_failed` did. ``created``: we wrote the failure file; ``existing``: the exit file that was
     already there (then nothing was written); ``err_note``: why the run.err line is missing ("" = it was written)."""
 
-    __slots__ = ("created", "err_note", "existing")
-
-    def __init__(self, created: bool, existing: str | None = None, err_note: str = "") -> None:
-        self.created, self.existing, self.err_note = created, existing, err_note
+    created: bool
+    existing: str | None = None
+    err_note: str = ""
 
 
 def mark_failed(jobdir: Path, line: str) -> Marked:

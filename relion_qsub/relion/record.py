@@ -14,8 +14,8 @@ import json
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-TYPE_CHECKING = False  # not typing's: importing typing costs the submit path ~2 ms
 if TYPE_CHECKING:
     from collections.abc import Mapping
     from datetime import datetime

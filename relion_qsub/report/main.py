@@ -18,8 +18,8 @@ from datetime import datetime
 from pathlib import Path
 
 from .. import proc, profile
+from ..argparser import Parser
 from ..errors import EX_OK, EX_UNAVAILABLE, CommandError, UsageError
-from ..usage import Parser
 from . import figures as figures_mod
 from . import jobs as jobs_mod
 from . import render, sacct, summary, verdict

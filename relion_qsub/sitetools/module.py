@@ -27,12 +27,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .. import __version__, proc, profile
+from ..argparser import Parser
 from ..errors import CommandError, InputError, ProfileError, UsageError
 from ..fsio import atomic_write
 from ..launch import watchdog
 from ..profile import recipes
 from ..relion.jobdir import SUBMIT_SCRIPT
-from ..usage import Parser
 
 NAME = "relion-qsub"
 # The checkout (or unpacked source tree) this package runs from: bin/ sits beside relion_qsub/.

@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import profile
+from ..argparser import Parser
 from ..errors import ScriptError, UsageError
 from ..profile import Site
 from ..profile.recipes import NodeType, Recipe, Row
 from ..script import split_words
 from ..slurm.options import parse_words
 from ..units import memory_mb
-from ..usage import Parser
 
 GIB = 1024**3
 _GPU = re.compile(r"(?:^|,)gpu(?::([\w.-]+))?:(\d+)")

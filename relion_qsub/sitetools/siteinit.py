@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import proc, profile
+from ..argparser import Parser
 from ..checks import registry
 from ..errors import EX_CONFIG, EX_OK, InputError, UsageError
-from ..usage import Parser
 from . import cluster
 
 PROG = "relion-qsub site"

@@ -24,11 +24,11 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from .. import profile
+from ..argparser import Parser
 from ..errors import InputError, ProfileError, UsageError
 from ..fsio import atomic_write
 from ..profile import recipes
 from ..relion import gui
-from ..usage import Parser
 
 if TYPE_CHECKING:
     import jinja2

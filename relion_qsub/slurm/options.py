@@ -15,21 +15,27 @@ sbatch. The srun table is srun(1) of Slurm 22.05 (src/srun/libsrun/opt.c), less 
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable, Mapping, Sequence
-
-# What an option takes, as getopt_long's has_arg. Plain ints and slotted classes rather than enum/dataclasses:
-# this module is on the submit path, where start-up time is the budget (see benchmarks/bench_check.py).
-NONE, REQUIRED, OPTIONAL = 0, 1, 2
+from dataclasses import dataclass, field
 
 
+class Arg(enum.IntEnum):
+    """What an option takes: getopt_long's has_arg (no_argument, required_argument, optional_argument)."""
+
+    NONE = 0
+    REQUIRED = 1
+    OPTIONAL = 2
+
+
+NONE, REQUIRED, OPTIONAL = Arg.NONE, Arg.REQUIRED, Arg.OPTIONAL
+
+
+@dataclass(frozen=True, slots=True)
 class Option:
-    __slots__ = ("arg", "name", "short")
-
-    def __init__(self, name: str, short: str | None, arg: int) -> None:
-        self.name, self.short, self.arg = name, short, arg
-
-    def __repr__(self) -> str:
-        return f"Option({self.name!r}, {self.short!r}, {self.arg})"
+    name: str
+    short: str | None
+    arg: Arg
 
 
 OPTIONS: tuple[Option, ...] = (
@@ -138,16 +144,19 @@ OPTIONS: tuple[Option, ...] = (
 )
 
 
+@dataclass(frozen=True, slots=True)
 class Table:
     """One command's options, by long name (aliases included) and by short letter."""
 
-    __slots__ = ("by_name", "by_short", "canonical")
+    canonical: dict[str, Option]  # without the aliases: what a typo is corrected to
+    by_name: dict[str, Option]
+    by_short: dict[str, Option]
 
-    def __init__(self, options: Iterable[Option], aliases: Mapping[str, str] | None = None) -> None:
+    @classmethod
+    def of(cls, options: Iterable[Option], aliases: Mapping[str, str] | None = None) -> Table:
         names = {o.name: o for o in options}
-        self.canonical: dict[str, Option] = names  # without the aliases: what a typo is corrected to
-        self.by_name: dict[str, Option] = {**names, **{alias: names[name] for alias, name in (aliases or {}).items()}}
-        self.by_short: dict[str, Option] = {o.short: o for o in names.values() if o.short}
+        by_name = {**names, **{alias: names[name] for alias, name in (aliases or {}).items()}}
+        return cls(names, by_name, {o.short: o for o in names.values() if o.short})
 
     def arg(self, name: str) -> int | None:
         """What the long option ``name`` (exactly that name) takes; None when the command has no such option."""
@@ -162,12 +171,12 @@ class Table:
 
 # Long names sbatch accepts besides the table's (slurm_opt.c); they resolve to the canonical option.
 ALIASES: dict[str, str] = {"tasks-per-node": "ntasks-per-node"}
-SBATCH = Table(OPTIONS, ALIASES)
+SBATCH = Table.of(OPTIONS, ALIASES)
 BY_NAME: dict[str, Option] = SBATCH.canonical
 BY_SHORT: dict[str, Option] = SBATCH.by_short
 
 
-def _srun(names: str, arg: int, shorts: Mapping[str, str] | None = None) -> tuple[Option, ...]:
+def _srun(names: str, arg: Arg, shorts: Mapping[str, str] | None = None) -> tuple[Option, ...]:
     letters = {name: letter for letter, name in (shorts or {}).items()}
     return tuple(Option(name, letters.get(name), arg) for name in names.split())
 
@@ -240,7 +249,7 @@ SRUN_OPTIONS: tuple[Option, ...] = (
         },
     ),
 )
-SRUN = Table(SRUN_OPTIONS)
+SRUN = Table.of(SRUN_OPTIONS)
 
 
 EXACT, PREFIX, AMBIGUOUS, UNKNOWN = "exact", "prefix", "ambiguous", "unknown"
@@ -316,6 +325,7 @@ def unique_correction(name: str, max_distance: int, command: Table = SBATCH) -> 
     return names[close[0]] if len(close) == 1 else None
 
 
+@dataclass(frozen=True, slots=True)
 class Parsed:
     """One option as written in a directive.
 
@@ -323,20 +333,11 @@ class Parsed:
     non-option word. ``spelled`` keeps the user's text (``--exlusive``, ``-N``, ``--part``) for messages.
     """
 
-    __slots__ = ("guess", "option", "problem", "spelled", "value")
-
-    def __init__(
-        self,
-        spelled: str,
-        option: Option | None,
-        value: str | None = None,
-        problem: str | None = None,  # why sbatch would reject it (None when it is fine)
-        guess: Option | None = None,  # for an unknown option: the unique near option, if any
-    ) -> None:
-        self.spelled, self.option, self.value, self.problem, self.guess = spelled, option, value, problem, guess
-
-    def __repr__(self) -> str:
-        return f"Parsed({self.spelled!r}, {self.name!r}, {self.value!r}, problem={self.problem!r})"
+    spelled: str
+    option: Option | None
+    value: str | None = None
+    problem: str | None = field(default=None)  # why sbatch would reject it (None when it is fine)
+    guess: Option | None = None  # for an unknown option: the unique near option, if any
 
     @property
     def name(self) -> str | None:
