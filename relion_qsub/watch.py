@@ -86,6 +86,13 @@ def ending(job_id: str, runner: Runner = proc.run, sleep: Callable[[float], None
     return states.describe(job_id, state, view.exit_code, view.reason, view.owner_uid)
 
 
+def timeout_hint(job_id: str, runner: Runner = proc.run) -> str | None:
+    """When Slurm ended the job at its time limit: the next walltime to ask, in the box RELION fills --time from."""
+    from .timelimit import reason
+
+    return reason(job_id, os.environ, runner)
+
+
 def main(argv: list[str]) -> int:
     """``watch JOBDIR JOB_ID``: mark the RELION job failed, saying how Slurm ended it; exit 0 in every case (the
     watcher's own exit code is seen by nobody; its output goes to /dev/null)."""
@@ -93,9 +100,14 @@ def main(argv: list[str]) -> int:
         print("usage: watch JOBDIR JOB_ID", file=sys.stderr)
         return 64
     job_dir, job_id = Path(argv[0]), argv[1]
+    hint = timeout_hint(job_id)
     if jobdir.exit_file(job_dir) is not None:
-        return 0  # the program or relion-launch said it already
-    line = f"relion-qsub: {ending(job_id)}"
+        # The program or relion-launch said it already; at a time limit they could not say what to ask next
+        # (Slurm SIGKILLs them KillWait seconds after SIGTERM): the next walltime and its box, for the GUI's run.err.
+        if hint:
+            jobdir.note(job_dir, f"relion-qsub: {hint}")
+        return 0
+    line = f"relion-qsub: {hint or ending(job_id)}"
     try:
         jobdir.mark_failed(job_dir, line)
     except OSError as exc:

@@ -227,8 +227,9 @@ def _views(relion: str, slurm: JobView, slurm_text: str) -> Verdict:
     return ("ok", f"RELION: {relion}; {slurm_text}", "")
 
 
-def judge(where: str, relion: str, slurm: JobView | None) -> list[Verdict]:
-    """(level, what, fix) for RELION's view against Slurm's, then how Slurm says the job ended."""
+def judge(where: str, relion: str, slurm: JobView | None, time_box: str = "--time") -> list[Verdict]:
+    """(level, what, fix) for RELION's view against Slurm's, then how Slurm says the job ended; ``time_box``: the
+    GUI box --time comes from, named in the fix of a time-limit ending."""
     if slurm is None:
         return _no_job_id(relion)
     if not slurm.answered:
@@ -249,6 +250,10 @@ def judge(where: str, relion: str, slurm: JobView | None) -> list[Verdict]:
         level, what, fix = ending
         limit = f" of {slurm.time_limit}" if slurm.state == TIMEOUT and slurm.time_limit else ""
         what = cancelled_by(slurm.acct_state, slurm.owner_uid) or what
+        if slurm.state == TIMEOUT:
+            from ..timelimit import advice
+
+            fix = advice(slurm.time_limit, time_box)
         out.append((level, f"Slurm: job {slurm.job_id} {what}{limit}" + (f" ({detail})" if detail else ""), fix))
     return out
 
@@ -257,6 +262,23 @@ def judge(where: str, relion: str, slurm: JobView | None) -> list[Verdict]:
 
 
 Runner = Callable[..., proc.Result]
+
+
+def _time_box() -> str:
+    """The Walltime box by its label: RELION's environment (template and RELION_QSUB_EXTRAn), else the site
+    profile's [[fields]] entry for --time, else the option itself."""
+    from .. import profile
+    from ..errors import RelionQsubError
+    from ..timelimit import time_box
+
+    found = time_box(os.environ)
+    if found:
+        return found
+    try:
+        field = profile.load(None).profile.field_for("time")
+    except (RelionQsubError, OSError):
+        field = None
+    return f"the '{field.label}' box" if field is not None else "--time"
 
 
 def ghost_findings(where: str, token: str, runner: Runner) -> list[Finding]:
@@ -470,7 +492,7 @@ def check(project: Path, job_dir: Path, runner: Runner = proc.run) -> list[Findi
             log_read = False
     slurm = client.job_state(job_id, runner) if job_id else None
     if log_read:
-        for level, what, fix in judge(where, relion, slurm):
+        for level, what, fix in judge(where, relion, slurm, _time_box() if slurm and slurm.state == TIMEOUT else ""):
             repair = None
             if what.startswith("RELION thinks running") and slurm is not None and slurm.ended:
                 repair = _marker(job_dir, f"Slurm job {slurm.job_id} ended ({slurm.state or 'no record'}) without one")
