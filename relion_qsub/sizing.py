@@ -138,28 +138,34 @@ def preread_holders(job: Refine, ranks_on_node: int) -> int:
 
 
 def preread_verdict(
-    particles: Particles, job: Refine, ranks_on_node: int, node_memory_mb: float, per: tuple[int, str], box: str
+    particles: Particles, job: Refine, ranks_on_node: int | None, node_memory_mb: float, per: tuple[int, str], box: str
 ) -> str | None:
     """None when the busiest node's memory holds what --preread_images reads; else the need and the fix.
 
     ``ranks_on_node``: the MPI ranks on the job's most loaded node (homogeneous+1: the leader's node, one more
-    than the others); ``node_memory_mb``: the memory the job gets there; ``per``: what the memory box counts on
-    that node, e.g. (10, "CPUs") for Memory Per Thread, (1, "") for --mem, to turn the need into a value to ask.
+    than the others), None when the directives do not fix it (then one rank, the least there can be, is judged);
+    ``node_memory_mb``: the memory the job gets there; ``per``: what the memory box counts on that node, e.g.
+    (10, "CPUs") for Memory Per Thread, (1, "") for --mem, to turn the need into a value to ask.
     """
     if not job.preread:
         return None
-    holders = preread_holders(job, ranks_on_node)
+    holders = preread_holders(job, ranks_on_node or 1)
     each = particles.image_bytes()
     need = holders * each
     if need <= node_memory_mb * MIB:
         return None
     count, noun = per
     ask = math.ceil(need / max(1, count) / GIB)
-    on_node = f" ({count} {noun} on that node)" if noun else ""
-    who = f"each of the {holders} MPI ranks" if holders > 1 else "the leader rank"
+    on_node = f" ({count} {noun if count > 1 else noun.rstrip('s')} on that node)" if noun else ""
+    if holders > 1:
+        who, where = f"each of the {holders} MPI ranks on the busiest node holds", "that node"
+    elif ranks_on_node is None and job.mpi and job.parallel_disc_io:
+        who, where = "every MPI rank holds", "a node with one rank"
+    else:
+        who, where = "the leader rank holds", "its node"
     return (
-        f"{particles.describe()}: with Pre-read all particles into RAM {who} on the busiest node holds all of them "
-        f"({_gb(each)} each, {_gb(need)} on that node) but the job gets {_gb(node_memory_mb * MIB)} there: "
+        f"{particles.describe()}: with Pre-read all particles into RAM {who} all of them "
+        f"({_gb(each)} each, {_gb(need)} on {where}) but the job gets {_gb(node_memory_mb * MIB)} there: "
         f"ask at least {ask} GB in {box}{on_node}, or set Pre-read all particles into RAM? to No and copy the "
         "particles to scratch"
     )

@@ -218,3 +218,11 @@ def test_gpu_box_limit_is_relions_check_fixed_sized_objects() -> None:
     assert (
         class3d is not None and sizing.gpu_verdict(data, class3d, "p100", p100, 8) is None
     )  # RELION: auto-refine only
+
+
+def test_preread_with_ranks_slurm_places_judges_the_least_there_can_be() -> None:
+    data = _set(20_000, 256)  # 4.9 GiB
+    msg = sizing.preread_verdict(data, _refine("--preread_images"), None, 1024, (1, "CPUs"), "the box")
+    assert msg is not None
+    assert "every MPI rank holds all of them (4.9 GB each, 4.9 GB on a node with one rank)" in msg
+    assert "ask at least 5 GB in the box (1 CPU on that node)" in msg

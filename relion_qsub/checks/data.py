@@ -140,7 +140,7 @@ def preread_memory(script: Script, ctx: Context, report: Report) -> None:
     if asked is None:
         return  # no memory option: the partition's default, which the profile does not know
     name, _, node_mb, factor = asked
-    ranks = fit.cpus_per_node(lambda option: effective(script, ctx, option))[1] or 1
+    ranks = fit.cpus_per_node(lambda option: effective(script, ctx, option))[1]  # None: Slurm places them
     per = (factor, {"mem": "", "mem-per-cpu": "CPUs", "mem-per-gpu": "GPUs"}[name])
     message = sizing.preread_verdict(data.particles, data.refine, ranks, node_mb, per, _where(script, ctx, name))
     if message is not None:
