@@ -63,6 +63,7 @@ def test_a_hanging_step_is_named_within_the_stall_time(tmp_path: Path) -> None:
     finally:
         cancel(job)
         finished(job)
+    print(f"the watchdog spoke {spoke:.1f} s after the step started (stall time {STALL_S:g} s)")
     assert STALL_S - 0.5 <= spoke <= STALL_S + 8, spoke  # never early; within the stall time plus polls and load
     assert len(lines) == 1, lines
     assert re.search(r"looks stalled: no CPU used by the job on cn5 and run.out unchanged for 0.1 minutes", lines[0])
