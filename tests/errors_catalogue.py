@@ -56,7 +56,34 @@ SAMPLES = {
     "max_time": ("testbed", HEAD + "#SBATCH --partition=gpu\n#SBATCH --time=14-00:00:00\nsrun hostname\n"),
     "memory_unit": ("testbed", HEAD + "#SBATCH --partition=norm\n#SBATCH --mem-per-cpu=20\nsrun hostname\n"),
     "gpu_default_partition": ("testbed", HEAD + "#SBATCH --gres=gpu:p100:1\nsrun hostname\n"),
+    "data_scratch": (
+        "testbed",
+        HEAD
+        + "#SBATCH --partition=gpu\n#SBATCH --gres=lscratch:12,gpu:p100:4\n"
+        + REFINE
+        + " --scratch_dir /lscratch/$SLURM_JOB_ID\n",
+    ),
+    "preread_memory": (
+        "testbed",
+        HEAD + "#SBATCH --partition=norm\n#SBATCH --mem-per-cpu=1g\n" + REFINE + " --preread_images\n",
+    ),
+    "gpu_box": (
+        "testbed",
+        "#!/bin/bash\n#SBATCH --ntasks=9\n#SBATCH --partition=gpu\n#SBATCH --nodes=1\n#SBATCH --ntasks-per-node=9\n"
+        "#SBATCH --gres=gpu:p100:4\n" + REFINE + " --auto_refine --gpu\n",
+    ),
 }
+# The data checks' samples read the job's particles: (count, box) of the particles.star written beside them.
+DATA = {"data_scratch": (4000, 512), "preread_memory": (20000, 256), "gpu_box": (100, 512)}
+
+
+def _particles(project: Path, count: int, box: int) -> None:
+    """A particles file in RELION 3.1's shape (data_optics with the box, data_particles with one row each)."""
+    rows = "".join(f"{i:06d}@Extract/job007/parts.mrcs 1\n" for i in range(1, count + 1))
+    (project / "particles.star").write_text(
+        f"data_optics\nloop_\n_rlnOpticsGroup #1\n_rlnImageSize #2\n1 {box}\n\n"
+        f"data_particles\nloop_\n_rlnImageName #1\n_rlnOpticsGroup #2\n{rows}\n"
+    )
 
 
 def _wrong_size() -> str:
@@ -103,6 +130,8 @@ def examples(tmp: Path) -> dict[str, tuple[str, Change]]:
             job.mkdir(parents=True, exist_ok=True)
             script = job / "run_submit.script"
             script.write_text(text)
+            if key in DATA:
+                _particles(tmp / key, *DATA[key])
             for change in _changes(site_name, script):
                 what = (
                     "the testbed's `Class2D_gpu/01_tiny.sh` filled by RELION with 3 MPI procs x 1 thread"
@@ -138,6 +167,9 @@ def _entry(rule: Rule, example: tuple[str, Change] | None) -> list[str]:
         sample = SAMPLES.get(rule.key)
         if sample and where.startswith("the script below"):
             out += ["```bash", *sample[1].rstrip("\n").splitlines(), "```", ""]
+            if rule.key in DATA:
+                count, box = DATA[rule.key]
+                out += [f"(its `particles.star`: {count:,} particles of box {box} px, RELION 3.1's shape)", ""]
     out += [f"**Then:** {OUTCOME[rule.default]}", ""]
     out += [f'**Policy:** `[policy] {rule.key} = "error" | "warn" | "fix" | "off"` in the site profile.', ""]
     return out

@@ -54,6 +54,15 @@ def test_biowulf_module_sets_every_variable_of_the_issue() -> None:
     assert values["RELION_QSUB_TEMPLATE"] == f"{PREFIX}/share/templates/common.sh"
     assert values["RELION_QSUB_EXTRA_COUNT"] == "6" and values["RELION_QSUB_EXTRA2"] == "Memory Per Thread"
     assert values["RELION_QUEUE_USE"] == "yes" and values["RELION_SCRATCH_DIR"] == "/lscratch/$SLURM_JOB_ID"
+    # relion-launch's stall watchdog (issue 23): the site's stall time; ending the step only where the site says so.
+    assert values["RELION_LAUNCH_STALL_MINUTES"] == "60" and "RELION_LAUNCH_STALL_END" not in values
+
+
+def test_the_site_sets_the_stall_watchdog() -> None:
+    launcher = dataclasses.replace(BIOWULF.profile.launcher, stall_minutes=0, stall_end=True)
+    site = dataclasses.replace(BIOWULF, built=dataclasses.replace(BIOWULF.profile, launcher=launcher))
+    values = dict(module.variables(site, PREFIX))
+    assert values["RELION_LAUNCH_STALL_MINUTES"] == "0" and values["RELION_LAUNCH_STALL_END"] == "yes"
 
 
 def test_lua_and_tcl_text() -> None:

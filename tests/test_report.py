@@ -14,7 +14,7 @@ from relion_qsub import proc, profile
 from relion_qsub.errors import CommandError, InputError, UsageError
 from relion_qsub.relion.record import Record
 from relion_qsub.report import figures as per_job
-from relion_qsub.report import jobs, main, sacct, summary, verdict
+from relion_qsub.report import jobs, main, render, sacct, summary, verdict
 from relion_qsub.report.units import GIB, clock, gb, short
 from relion_qsub.slurm import client
 from tests.reportdata import make_project, recorded
@@ -396,3 +396,51 @@ def test_cli_lists_report() -> None:
 
     assert cli.SUBCOMMANDS["report"] == "relion_qsub.report.main"
     assert "report [PROJECT_DIR|JOBDIR]" in cli.help_text()
+
+
+# ---- the job's data (issue 23): data size beside scratch asked and used; RELION's "scratch space full" ---------
+
+
+def test_scratch_too_small_from_relions_own_warning(tmp_path: Path) -> None:
+    job_dir = tmp_path / "Refine3D" / "job012"
+    job_dir.mkdir(parents=True)
+    (tmp_path / "Extract" / "job007").mkdir(parents=True)
+    rows = "".join(f"    1 {i:06d}@Extract/job007/parts.mrcs \n" for i in range(1, 4001))
+    (tmp_path / "Extract" / "job007" / "particles.star").write_text(
+        "data_optics\nloop_\n_rlnOpticsGroup #1\n_rlnImageSize #2\n1 512\n\n"
+        f"data_particles\nloop_\n_rlnOpticsGroup #1\n_rlnImageName #2\n{rows}\n"
+    )
+    (job_dir / "relion-qsub.jsonl").write_text('{"time": "2026-12-01T22:37:44+00:00", "job_id": "111"}\n')
+    (job_dir / "run_submit.slurm").write_text(
+        "#!/bin/bash\n#SBATCH -p gpu --gres=lscratch:12,gpu:p100:4 -n 5\n"
+        "srun `which relion_refine_mpi` --o Refine3D/job012/run --auto_refine --i Extract/job007/particles.star "
+        "--scratch_dir /lscratch/$SLURM_JOB_ID --gpu --pipeline_control Refine3D/job012/\n"
+    )
+    (job_dir / "RELION_JOB_EXIT_SUCCESS").touch()
+    # Experiment::copyParticlesToScratch's warning, verbatim (src/exp_model.cpp, std::cerr: run.err)
+    (job_dir / "run.err").write_text(
+        " Warning: scratch space full on cn3. Remaining 1961 particles will be read from where they were.\n"
+    )
+    job = jobs.read_jobdir(job_dir, tmp_path)
+    assert job is not None and job.scratch_full == ("cn3", 1961)
+    assert job.data is not None and job.data.particles is not None and job.data.particles.count == 4000
+    figures = per_job.Usage(job, job_id="111", slurm="COMPLETED", partition="gpu", gpu_type="p100")
+    figures.scratch_req_gb, figures.scratch_used_kib = 12, 2 * 1024**2
+    said = verdict.judge(TESTBED, figures)
+    assert said.level == "warning"
+    assert said.text.startswith(
+        "scratch too small: on cn3 RELION read 1,961 of 4,000 particles from where they were "
+        "(data 3.9 GB + --keep_free_scratch 10 GB > lscratch:12); ask lscratch:14"
+    )
+    row = render.job_dict(figures, said)
+    assert row["data"] == {"star": "Extract/job007/particles.star", "particles": 4000, "box": 512, "gb": 3.906}
+    assert row["scratch_full"] == {"host": "cn3", "particles": 1961}
+    # Without RELION's warning, the data size stands beside the scratch asked and used, and what would do is what
+    # RELION needs to copy it all (data + --keep_free_scratch), not 1.5 x the peak (which would copy nothing).
+    (job_dir / "run.err").write_text("")
+    job = jobs.read_jobdir(job_dir, tmp_path)
+    assert job is not None and job.scratch_full is None
+    figures.job, figures.scratch_req_gb, figures.scratch_used_kib = job, 40, 4 * 1024**2
+    assert (
+        "scratch 4.0 GB of lscratch:40 used (data 3.9 GB): lscratch:14 would do" in verdict.judge(TESTBED, figures).text
+    )

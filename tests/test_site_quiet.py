@@ -26,6 +26,15 @@ def _common_case(tmp_path: Path) -> Path:
     # As RELION writes it with "Copy particles to scratch directory" set to the profile's job_dir.
     text = fill_case(case, rendered).replace(" --K 50 ", " --K 50 --scratch_dir /lscratch/$SLURM_JOB_ID ")
     assert "\n#SBATCH \n" in text  # the empty SBATCH Directives boxes: bare lines, which sbatch ignores
+    # The job's particles exist (the data checks read them), and its Gres box holds them: relion_refine keeps 10 GB
+    # of scratch free (--keep_free_scratch), so the testbed's default lscratch:5 would copy nothing (data_scratch).
+    assert "--gres=lscratch:5\n" in text
+    text = text.replace("--gres=lscratch:5\n", "--gres=lscratch:11\n")
+    rows = "".join(f"{i:06d}@Extract/job007/parts.mrcs 1\n" for i in range(1, 11))
+    (tmp_path / "particles.star").write_text(
+        "data_optics\nloop_\n_rlnOpticsGroup #1\n_rlnImageSize #2\n1 32\n\n"
+        f"data_particles\nloop_\n_rlnImageName #1\n_rlnOpticsGroup #2\n{rows}\n"
+    )
     return write_project(case, text, tmp_path)
 
 

@@ -164,7 +164,7 @@ def test_installed_site_is_the_default(tmp_path: Path, monkeypatch: pytest.Monke
     ("old", "new", "message"),
     [
         ("gpus_per_node = 4\nmax_time", "gpus_per_nod = 4\nmax_time", "did you mean partitions.gpu.gpus_per_node?"),
-        ("p100 = { safe_threads = 2 }", "p100 = { safe_thread = 2 }", "did you mean gpu_types.p100.safe_threads?"),
+        ("p100 = { safe_threads = 2,", "p100 = { safe_thread = 2,", "did you mean gpu_types.p100.safe_threads?"),
         ("[scratch]\n", "[scrach]\n", "scrach: unknown section; did you mean scratch?"),
         (
             '[recipes.topaz_picking.rows.p100]\nmpi = 4\nthreads = 1\nqueue = "gpu"',

@@ -93,6 +93,10 @@ class Report:
         """A finding with no repair: an error or a warning, as the policy says."""
         self._add(Outcome.ERROR if self.action is Action.ERROR else Outcome.WARNING, line, message)
 
+    def note(self, line: int, message: str) -> None:
+        """A warning whatever the policy says short of "off": a finding that must never refuse a job by itself."""
+        self._add(Outcome.WARNING, line, message)
+
     def refuse(self, line: int, message: str) -> None:
         """A finding sbatch (or the job) cannot survive, whatever the policy says short of "off"."""
         self._add(Outcome.ERROR, line, message)

@@ -141,7 +141,7 @@ def node_cpus(script: Script, ctx: Context, report: Report) -> None:
     )
 
 
-def _memory_request(script: Script, ctx: Context) -> tuple[str, str, float, int] | None:
+def memory_request(script: Script, ctx: Context) -> tuple[str, str, float, int] | None:
     """(option, value, MB per node, how many units it was multiplied by) of the job's memory option."""
     get = _getter(script, ctx)
     for name in ("mem", "mem-per-cpu", "mem-per-gpu"):
@@ -165,7 +165,7 @@ def _memory_request(script: Script, ctx: Context) -> tuple[str, str, float, int]
 def node_memory(script: Script, ctx: Context, report: Report) -> None:
     part = target(script, ctx)
     has = units.memory_mb(part.memory) if part is not None and part.memory else None
-    asked = _memory_request(script, ctx)
+    asked = memory_request(script, ctx)
     if part is None or not has or asked is None or asked[2] <= has:
         return
     name, value, need, factor = asked

@@ -277,6 +277,42 @@ RULES: tuple[Rule, ...] = (
         Action.ERROR,
         "a fully filled template's MPI procs and threads must be RELION's (it picks relion_*_mpi and --j from them)",
     ),
+    Rule(
+        "data_input",
+        F,
+        Action.WARN,
+        "scratch, memory and GPU memory are sized from relion_refine's particles (--i): they must be readable",
+        "relion_refine's particles file (or its first image's MRC header) cannot be read, so the job's scratch, "
+        "pre-read memory and GPU box are not sized: one warning, never a refusal by itself (`error` acts as `warn`)",
+    ),
+    Rule(
+        "data_scratch",
+        F,
+        Action.WARN,
+        "relion_refine copies to each node's --scratch_dir only what fits beside --keep_free_scratch (10 GB) and "
+        "reads the rest from the shared filesystem (copyParticlesToScratch)",
+        "the lscratch asked per node is less than the particles (N x box² x 4 bytes) plus relion_refine's "
+        "`--keep_free_scratch` (default 10 GB): the message names the lscratch to ask and its box",
+    ),
+    Rule(
+        "preread_memory",
+        F,
+        Action.ERROR,
+        "with Pre-read all particles into RAM every MPI rank holds all particles (N x box² x 4 bytes; only the "
+        "leader with --no_parallel_disc_io): a node short of it is killed for memory after the queue wait",
+        "pre-read particles (every rank on the busiest node, the homogeneous+1 leader's included) exceed the memory "
+        "the job gets on that node: the message names the memory to ask and its box",
+    ),
+    Rule(
+        "gpu_box",
+        F,
+        Action.WARN,
+        "auto-refine on GPUs runs out of GPU memory when the box exceeds the limit relion_refine_mpi computes "
+        "(checkFixedSizedObjects: (free / (1.05 x 2.5 x 4 x shares))^(1/3) / pad)",
+        "the particles' box exceeds what relion_refine_mpi's auto-refine fits in the GPU memory of the partition's "
+        "GPU type (the profile's `[gpu_types]` memory) shared by its ranks: RELION's own warning, before the "
+        "queue wait",
+    ),
 )
 BY_KEY: dict[str, Rule] = {r.key: r for r in RULES}
 

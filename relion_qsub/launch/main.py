@@ -17,12 +17,16 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
+import subprocess
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from ..errors import CommandError, LayoutError, RelionQsubError, UsageError, guarded
+from ..relion import jobdir as jobdir_mod
+from . import watchdog
 from .envfile import env_file_warnings, load_env_file
 from .invocation import HELP, PROG, Invocation, RelionArgs, parse_args, relion_args
 from .layout import (
@@ -144,12 +148,65 @@ def _launch(plan: Plan, rargs: RelionArgs, env: Mapping[str, str], directory: st
             stderr_text(f"{PROG}: {timeout}\n")
 
     in_step = plan.mode is not Mode.LOCAL
-    outcome = supervise(plan.argv, step_env, scan_srun=in_step, on_kill=on_kill, parent_death=in_step)
+    stalled: list[str] = []  # the watchdog's reason, once it ended the step
+    watch = stall_watch(rargs, env, pipeline, in_step, stalled)
+    outcome = supervise(plan.argv, step_env, scan_srun=in_step, on_kill=on_kill, parent_death=in_step, watch=watch)
     code, reason = verdict(outcome, rargs.program, env.get("SLURM_JOB_ID", ""))
+    if stalled and outcome.signal is None:
+        # The ranks died of the watchdog's SIGTERM, not "ended from outside"; its line is in run.err already.
+        reason = None if pipeline.marked else stalled[0]
     if reason is not None:
         if not pipeline.mark_failure(reason):
             stderr_text(f"{PROG}: {reason}\n")
     return code
+
+
+def stall_watch(
+    rargs: RelionArgs, env: Mapping[str, str], pipeline: Pipeline, in_step: bool, stalled: list[str]
+) -> Callable[[subprocess.Popen[bytes]], Callable[[], None]] | None:
+    """The stall watchdog's starter for supervise(), or None where the site turned it off (watchdog.py).
+
+    When the site lets it end the step, the reason goes to run.err with RELION_JOB_EXIT_FAILURE and into
+    ``stalled``, so the step's end is not told as something else.
+    """
+    conf, warning = watchdog.settings(env)
+    if warning:
+        warn(warning)
+    if conf is None:
+        return None
+    job = env.get("SLURM_JOB_ID", "")
+    node = env.get("SLURMD_NODENAME", "") or socket.gethostname().split(".")[0]  # the name Slurm knows it by
+    where = f"on {node}" if in_step else "here"
+
+    def start(child: subprocess.Popen[bytes]) -> Callable[[], None]:
+        meter = watchdog.cpu_meter(child.pid, in_step)
+        if meter is None:
+            return lambda: None  # the ranks cannot be seen from here: no judgement rather than a wrong one
+        run_out = pipeline.jobdir / jobdir_mod.RUN_OUT if pipeline.jobdir is not None else None
+
+        def on_stall() -> None:
+            what = (
+                f"{rargs.program} looks stalled: no CPU used by the job {where} and run.out unchanged for "
+                f"{conf.minutes} minutes ({watchdog.STALL_MINUTES})"
+            )
+            cancel = f"scancel {job}" if job else "stop it"
+            if conf.end_step and child.poll() is None:
+                stalled.append(
+                    f"{what}; ended the step to free the allocation ({watchdog.STALL_END}): continue the job in "
+                    "RELION from its last finished iteration"
+                )
+                pipeline.mark_failure(stalled[0])
+                child.terminate()  # srun forwards SIGTERM to every rank; -K1 ends the step
+            else:
+                warn(
+                    f"{what}; if it stays so, {cancel} and continue the job in RELION from its last finished iteration"
+                )
+
+        dog = watchdog.Watchdog(conf, meter, run_out, on_stall)
+        dog.start()
+        return dog.stop
+
+    return start
 
 
 def _prescan_verbose(argv: Sequence[str]) -> bool:

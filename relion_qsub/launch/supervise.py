@@ -148,11 +148,13 @@ def supervise(
     on_kill: Callable[[int], None],
     stderr: IO[bytes] | None = None,
     parent_death: bool = False,
+    watch: Callable[[subprocess.Popen[bytes]], Callable[[], None]] | None = None,
 ) -> Outcome:
     """Run argv, forward signals to it, pass its stderr through (scanning srun's task reports), wait.
 
     ``parent_death``: treat the death of the parent process (the batch shell) as SIGTERM; see
-    term_when_parent_dies.
+    term_when_parent_dies. ``watch``: started with the running child, returns what stops it (the stall
+    watchdog, watchdog.py).
     """
     outcome = Outcome(returncode=0)
     child: subprocess.Popen[bytes] | None = None
@@ -173,9 +175,14 @@ def supervise(
         term_when_parent_dies()
     try:
         child = _start(argv, env, scan_srun)
-        if child.stderr is not None:
-            _pass_through(child.stderr, stderr if stderr is not None else sys.stderr.buffer, outcome)
-        outcome.returncode = child.wait()
+        stop_watch = watch(child) if watch is not None else None
+        try:
+            if child.stderr is not None:
+                _pass_through(child.stderr, stderr if stderr is not None else sys.stderr.buffer, outcome)
+            outcome.returncode = child.wait()
+        finally:
+            if stop_watch is not None:
+                stop_watch()
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)

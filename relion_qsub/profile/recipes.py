@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ScriptError
+from ..launch import watchdog
 from ..script import split_words
 from ..slurm.options import BY_NAME, parse_words
 from ..units import memory_mb
@@ -124,6 +125,15 @@ class Launcher:
     variable: str = declare.key("RELION_STD_LAUNCHER", "the variable on the template's launcher line")
     command: str = declare.key("relion-launch", "the module's value of that variable")
     memory_option: bool = declare.key(False, "repeat Memory Per Thread on the launcher line")
+    stall_minutes: int = declare.key(
+        watchdog.DEFAULT_MINUTES,
+        "relion-launch's stall watchdog: minutes without CPU use on the batch node and without run.out growth before "
+        f"run.err says the job looks stalled (the module sets {watchdog.STALL_MINUTES}; 0: no watchdog)",
+        minimum=0,
+    )
+    stall_end: bool = declare.key(
+        False, f"also end a stalled step, tell RELION and free the allocation (the module sets {watchdog.STALL_END})"
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .. import units
 from ..errors import ProfileError
 from .declare import key
 from .reader import Reader
@@ -46,6 +47,9 @@ class GpuType:
     """One GPU type, by its gres type name (gpu:<type>:N)."""
 
     safe_threads: int = key(1, "threads per GPU before the node hangs (Number of threads)", minimum=1)
+    memory: str = key(
+        "", "memory of one GPU (e.g. 16g): the largest box an auto-refine fits (check gpu_box); empty: unknown"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +110,7 @@ class Site:
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)  # the checked TOML
     # The site's plugin (SPANK) options sbatch accepts, name -> its argument: "none", "required" or "optional".
     site_options: Mapping[str, str] = field(default_factory=dict)
+    gpu_memory_mb: Mapping[str, int] = field(default_factory=dict)  # GPU type -> MB of one GPU (0: unknown)
     # The site tools' sections once built (by :attr:`profile`, or given: a copy with other values of them).
     built: Profile | None = field(default=None, repr=False, compare=False)
 
@@ -147,7 +152,8 @@ def from_mapping(data: Mapping[str, Any], path: str) -> Site:
     """The submit path's part of a profile ``data`` that ``keys.check`` filled in."""
     top = Reader(path, data)
     gpu_types = top.table("gpu_types")
-    safe = {name: gpu_types.table(name).section(GpuType).safe_threads for name in gpu_types.keys()}
+    types = {name: gpu_types.table(name).section(GpuType) for name in gpu_types.keys()}
+    safe = {name: t.safe_threads for name, t in types.items()}
     parts = top.table("partitions")
     pol = top.table("policy")
     return Site(
@@ -163,7 +169,18 @@ def from_mapping(data: Mapping[str, Any], path: str) -> Site:
         submit=top.table("submit").section(Submit),
         raw=data,
         site_options=_site_options(top),
+        gpu_memory_mb={name: _gpu_memory(gpu_types, name, t.memory) for name, t in types.items()},
     )
+
+
+def _gpu_memory(gpu_types: Reader, name: str, text: str) -> int:
+    """MB of one GPU of a type; a value that is no memory size is an error naming the key."""
+    if not text:
+        return 0
+    mb = units.memory_mb(text)
+    if not mb:
+        raise gpu_types.fail(f"{name}.memory", "a memory size such as 16g or 16000m", text)
+    return int(mb)
 
 
 def _site_options(top: Reader) -> dict[str, str]:

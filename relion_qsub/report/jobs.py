@@ -10,11 +10,13 @@ for a job that did not succeed the endings ``relion-qsub doctor`` recognises in 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from ..checks.data import Data, job_data
 from ..doctor.job import relion_state, scan_err
 from ..errors import InputError
 from ..relion import jobdir as contract
@@ -25,6 +27,11 @@ from ..sitetools.templates import MONITOR_LOG
 from ..submit import output_path
 
 ERR_TAIL = 64 << 10  # the endings are in the last lines of run.err
+ERR_HEAD = 256 << 10  # RELION's copy to scratch happens first: its warning is near the start of run.err
+# Experiment::copyParticlesToScratch (src/exp_model.cpp, 3.1-5.0), on std::cerr (run.err) when a node's scratch is full.
+SCRATCH_FULL = re.compile(
+    r"Warning: scratch space full on (\S+)\. Remaining (\d+) particles will be read from where they were\."
+)
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,8 @@ class JobDir:
     requested: Requested = field(default_factory=Requested)
     scratch_used_kib: int | None = None  # largest sample of scratch_usage.log; None: no log
     err_reasons: list[tuple[str, str]] = field(default_factory=list)  # (doctor's kind, the line)
+    data: Data | None = None  # relion_refine's particles, where scratch, pre-read or a GPU box depends on them
+    scratch_full: tuple[str, int] | None = None  # RELION's "scratch space full on HOST": (host, particles not copied)
 
     @property
     def last(self) -> Record | None:
@@ -109,13 +118,13 @@ def scratch_peak_kib(text: str) -> int | None:
     return peak
 
 
-def _read(path: Path, tail: int | None = None) -> str | None:
+def _read(path: Path, tail: int | None = None, head: int = -1) -> str | None:
     try:
         with open(path, "rb") as fh:
             if tail is not None:
                 size = fh.seek(0, os.SEEK_END)
                 fh.seek(max(0, size - tail))
-            return fh.read().decode("utf-8", errors="replace")
+            return fh.read(head).decode("utf-8", errors="replace")
     except OSError:
         return None
 
@@ -140,12 +149,21 @@ def read_jobdir(path: Path, project: Path, since: datetime | None = None) -> Job
     script = _read(output_path(path / contract.SUBMIT_SCRIPT))
     if script is not None:
         job.requested = read_requested(script)
+        job.data = job_data(parse_script(script, str(output_path(path / contract.SUBMIT_SCRIPT))))
     monitor = _read(path / MONITOR_LOG) if MONITOR_LOG in names else None
     job.scratch_used_kib = scratch_peak_kib(monitor) if monitor is not None else None
     if job.relion != "success" and contract.RUN_ERR in names:
         err = _read(path / contract.RUN_ERR, ERR_TAIL) or ""
         job.err_reasons = [(pattern.kind, line) for _, pattern, line in scan_err(err)]
+    if job.data is not None and job.data.refine.scratch_dir and contract.RUN_ERR in names:
+        job.scratch_full = scratch_full(_read(path / contract.RUN_ERR, head=ERR_HEAD) or "")
     return job
+
+
+def scratch_full(err: str) -> tuple[str, int] | None:
+    """(host, particles read from where they were) of RELION's first 'scratch space full' warning, if any."""
+    match = SCRATCH_FULL.search(err)
+    return (match.group(1), int(match.group(2))) if match else None
 
 
 def is_jobdir(path: Path) -> bool:

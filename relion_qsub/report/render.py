@@ -138,11 +138,24 @@ def job_dict(usage: Usage, verdict: Verdict) -> dict[str, object]:
         "ranks_per_node": usage.ranks_per_node,
         "scratch_gb": usage.scratch_req_gb,
         "scratch_used_gb": rounded(usage.scratch_used_kib / 1024**2 if usage.scratch_used_kib is not None else None),
+        "data": data_dict(usage),
+        "scratch_full": dict(zip(("host", "particles"), usage.job.scratch_full, strict=True))
+        if usage.job.scratch_full
+        else None,
         "node_hours": round(usage.node_hours, 4),
         "earlier_node_hours": round(usage.earlier_node_hours, 4),
         "failure": usage.failure or None,
         "verdict": {"level": verdict.level, "text": verdict.text},
     }
+
+
+def data_dict(usage: Usage) -> dict[str, object] | None:
+    """The job's particles (relion_refine's --i) where scratch, pre-read or a GPU box depended on them."""
+    data = usage.job.data
+    if data is None or data.particles is None:
+        return None
+    parts = data.particles
+    return {"star": parts.path, "particles": parts.count, "box": parts.box, "gb": round(parts.scratch_bytes() / GIB, 3)}
 
 
 def document(

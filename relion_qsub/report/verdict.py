@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from .. import sizing
 from ..doctor.job import PATTERNS
 from ..profile import Site
 from ..profile.recipes import NodeType
@@ -142,13 +143,39 @@ def time_clauses(site: Site, usage: Usage) -> list[tuple[str, str]]:
     ]
 
 
+def data_bytes(usage: Usage) -> int | None:
+    data = usage.job.data
+    return data.particles.scratch_bytes() if data is not None and data.particles is not None else None
+
+
+def scratch_full_clauses(site: Site, usage: Usage) -> list[tuple[str, str]]:
+    """RELION said the scratch was full (its own warning in run.err): what it read from where, and what to ask."""
+    data, full = usage.job.data, usage.job.scratch_full
+    if data is None or data.particles is None or full is None:
+        return []
+    host, left = full
+    gres, parts = site.scratch.gres, data.particles
+    need = sizing.scratch_needed_gb(parts, data.refine.keep_free_gb)
+    asked = f"{gres}:{usage.scratch_req_gb}" if usage.scratch_req_gb else "the scratch asked"
+    return [
+        (
+            WARNING,
+            f"scratch too small: on {host} RELION read {left:,} of {parts.count:,} particles from where they were "
+            f"(data {gb(parts.scratch_bytes())} GB + --keep_free_scratch {sizing.figure(data.refine.keep_free_gb)} GB "
+            f"> {asked}); "
+            f"ask {gres}:{need}",
+        )
+    ]
+
+
 def scratch_clauses(site: Site, usage: Usage) -> list[tuple[str, str]]:
     asked, used_kib = usage.scratch_req_gb, usage.scratch_used_kib
-    if not asked or used_kib is None:
+    if not asked or used_kib is None or usage.job.scratch_full is not None:
         return []
     used = used_kib * 1024
     gres = site.scratch.gres
-    said = f"scratch {gb(used)} GB of {gres}:{asked} used"
+    size = data_bytes(usage)
+    said = f"scratch {gb(used)} GB of {gres}:{asked} used" + (f" (data {gb(size)} GB)" if size else "")
     if used >= 0.9 * asked * GIB:
         node = node_type(site, usage)
         more = math.ceil(asked * 1.5)
@@ -157,6 +184,9 @@ def scratch_clauses(site: Site, usage: Usage) -> list[tuple[str, str]]:
             more = min(more, node.scratch_gb)
         return [(WARNING, f"{said}: nearly full, ask {gres}:{more}{cap}")]
     want = max(site.scratch.min_gb, math.ceil(used * 1.5 / GIB))
+    data = usage.job.data
+    if data is not None and data.particles is not None:  # RELION copies only when data + keep-free fits
+        want = max(want, sizing.scratch_needed_gb(data.particles, data.refine.keep_free_gb))
     if asked >= 2 * want and asked > site.scratch.min_gb:
         return [(WASTE, f"{said}: {gres}:{want} would do")]
     return []
@@ -212,6 +242,7 @@ def judge(site: Site, usage: Usage) -> Verdict:
     clauses = [
         *gpu_clauses(site, usage),
         *time_clauses(site, usage),
+        *scratch_full_clauses(site, usage),
         *scratch_clauses(site, usage),
         *memory_clauses(site, usage),
         *cpu_clauses(site, usage),

@@ -33,6 +33,7 @@ from .. import __version__, proc, profile
 from ..argparser import Parser
 from ..errors import CommandError, InputError, ProfileError, UsageError
 from ..fsio import atomic_write
+from ..launch import watchdog
 from ..profile import recipes
 from ..relion.jobdir import SUBMIT_SCRIPT
 
@@ -75,6 +76,8 @@ def variables(site: profile.Site, prefix: str, templates: str = "") -> list[tupl
         ("RELION_ERROR_LOCAL_MPI", str(limits.error_local_mpi)),
         ("RELION_MPIRUN", limits.mpirun),
         (site.profile.launcher.variable, site.profile.launcher.command),
+        (watchdog.STALL_MINUTES, str(site.profile.launcher.stall_minutes)),
+        (watchdog.STALL_END, "yes" if site.profile.launcher.stall_end else ""),
         ("RELION_SCRATCH_DIR", site.scratch.job_dir),
         ("RELION_QSUB_EXTRA_COUNT", str(len(site.profile.fields))),
     ]
