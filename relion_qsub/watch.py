@@ -14,7 +14,9 @@ DependencyNeverSatisfied): on success it never runs, no job and no process is le
 controller-side hook (EpilogSlurmctld/strigger run on the controller host), any Slurm >= 21.08.
 
 At run time (``main``) the watcher asks Slurm how the job ended and writes RELION_JOB_EXIT_FAILURE plus one run.err
-line through :func:`jobdir.mark_failed` (never over an exit file the program or relion-launch wrote).
+line through :func:`runs.mark` (never over an exit file the program or relion-launch wrote, and only while its job is
+the dir's current run: a watcher that starts late, on a busy cluster, after RELION submitted the job dir again, would
+otherwise mark the new run failed).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import jobdir, proc
+from . import jobdir, proc, runs
 from .errors import CommandError
 
 COMMENT = "relion-qsub-watch"  # --comment of the watcher: never the submission's token (lookups by token stay exact)
@@ -35,15 +37,23 @@ RESOURCES = ("--ntasks=1", "--cpus-per-task=1", "--mem=100M", "--time=2", "--no-
 _RUN = "import sys; sys.path.insert(0, sys.argv.pop(1)); import relion_qsub.watch as w; sys.exit(w.main(sys.argv[1:]))"
 
 
-def command(job_dir: Path, job_id: str) -> list[str]:
+def command(job_dir: Path, job_id: str, stamp: runs.Stamp | None = None) -> list[str]:
     """This interpreter and this package, as the submission ran them (a compute node sees the same install)."""
     root = str(Path(__file__).resolve().parent.parent)
-    return [sys.executable, "-s", "-c", _RUN, root, os.path.abspath(job_dir), job_id]
+    run = [stamp.encode()] if stamp is not None else []
+    return [sys.executable, "-s", "-c", _RUN, root, os.path.abspath(job_dir), job_id, *run]
 
 
-def sbatch_argv(sbatch: str, job_id: str, job_dir: Path, where: list[str], extra: tuple[str, ...] = ()) -> list[str]:
+def sbatch_argv(
+    sbatch: str,
+    job_id: str,
+    job_dir: Path,
+    where: list[str],
+    extra: tuple[str, ...] = (),
+    stamp: runs.Stamp | None = None,
+) -> list[str]:
     """The watcher's sbatch command. ``where``: the job's own --partition/--account (the user may use them);
-    ``extra``: the site's ``submit.watch_options`` (last, so they win)."""
+    ``extra``: the site's ``submit.watch_options`` (last, so they win); ``stamp``: the run it watches."""
     import shlex
 
     return [
@@ -58,7 +68,7 @@ def sbatch_argv(sbatch: str, job_id: str, job_dir: Path, where: list[str], extra
         *RESOURCES,
         *where,
         *extra,
-        f"--wrap={shlex.join(command(job_dir, job_id))}",
+        f"--wrap={shlex.join(command(job_dir, job_id, stamp))}",
     ]
 
 
@@ -111,17 +121,17 @@ def ending(job_id: str, runner: Runner = proc.run, sleep: Callable[[float], None
 
 
 def main(argv: list[str]) -> int:
-    """``watch JOBDIR JOB_ID``: mark the RELION job failed, saying how Slurm ended it; exit 0 in every case (the
-    watcher's own exit code is seen by nobody; its output goes to /dev/null)."""
-    if len(argv) != 2:
-        print("usage: watch JOBDIR JOB_ID", file=sys.stderr)
+    """``watch JOBDIR JOB_ID [RUN]``: mark the RELION job failed, saying how Slurm ended it; exit 0 in every case
+    (the watcher's own exit code is seen by nobody; its output goes to /dev/null). RUN: the run's stamp."""
+    if len(argv) not in (2, 3):
+        print("usage: watch JOBDIR JOB_ID [RUN]", file=sys.stderr)
         return 64
     job_dir, job_id = Path(argv[0]), argv[1]
     if jobdir.exit_file(job_dir) is not None:
         return 0  # the program or relion-launch said it already
     line = f"relion-qsub: {ending(job_id)}"
     try:
-        jobdir.mark_failed(job_dir, line)
+        runs.mark(job_dir, jobdir.EXIT_FAILURE, line, job_id, runs.Stamp.decode(argv[2] if len(argv) > 2 else None))
     except OSError as exc:
         print(f"relion-qsub watch: cannot create {job_dir / jobdir.EXIT_FAILURE}: {exc.strerror}", file=sys.stderr)
     return 0

@@ -35,7 +35,7 @@ from .pipeline import Pipeline
 from .plan import format_plan, make_plan, summary_line
 from .preflight import check_local_cpus, scratch_check, thread_warnings
 from .say import stderr_text, warn
-from .supervise import supervise, verdict
+from .supervise import ABORTED_EXIT, AbortWatch, aborted_reason, supervise, verdict
 
 
 def private_dir(env: Mapping[str, str]) -> str:
@@ -92,7 +92,10 @@ def run(inv: Invocation) -> int:
 
 
 def _launch(plan: Plan, rargs: RelionArgs, env: Mapping[str, str], directory: str | None) -> int:
-    pipeline = Pipeline(rargs.pipeline_control)
+    pipeline = Pipeline(rargs.pipeline_control, env)
+    if pipeline.abort_requested():  # Abort clicked while the job was pending: the program never checks before it runs
+        pipeline.mark_aborted(aborted_reason(rargs.program, None))
+        return ABORTED_EXIT
     cwd = Path.cwd()
     warnings = list(plan.warnings)
     if plan.mode is Mode.LOCAL:
@@ -120,12 +123,30 @@ def _launch(plan: Plan, rargs: RelionArgs, env: Mapping[str, str], directory: st
         )
 
     in_step = plan.mode is not Mode.LOCAL
-    outcome = supervise(plan.argv, step_env, scan_srun=in_step, on_kill=on_kill, parent_death=in_step)
+    grace = abort_grace(env)
+    abort = AbortWatch(pipeline.abort_requested, grace, poll=min(2.0, max(grace / 4, 0.1))) if pipeline.jobdir else None
+    outcome = supervise(plan.argv, step_env, scan_srun=in_step, on_kill=on_kill, parent_death=in_step, abort=abort)
     code, reason = verdict(outcome, rargs.program, env.get("SLURM_JOB_ID", ""))
     if reason is not None:
-        if not pipeline.mark_failure(reason):
+        done = pipeline.mark_aborted(reason) if code == ABORTED_EXIT and outcome.aborted else None
+        if not (done or pipeline.mark_failure(reason)):
             stderr_text(f"{PROG}: {reason}\n")
     return code
+
+
+ABORT_GRACE = "RELION_LAUNCH_ABORT_GRACE"  # seconds a program gets to honour the GUI's Abort by itself
+
+
+def abort_grace(env: Mapping[str, str]) -> float:
+    """The site's grace (``RELION_LAUNCH_ABORT_GRACE``, seconds), 60 when unset; a bad value is a LayoutError."""
+    text = env.get(ABORT_GRACE, "").strip()
+    try:
+        grace = float(text) if text else 60.0
+    except ValueError:
+        grace = -1.0
+    if not grace >= 0:
+        raise LayoutError(f"{ABORT_GRACE}={text!r} in the job's environment: give a number of seconds, e.g. 60")
+    return grace
 
 
 def _prescan_verbose(argv: Sequence[str]) -> bool:
@@ -159,7 +180,7 @@ def run_or_mark(argv: Sequence[str]) -> int:
                 reason = "interrupted before the step ended"
             else:
                 reason = f"internal error: {exc!r}"
-            Pipeline(relion_args(words).pipeline_control).mark_failure(reason, echo=False)
+            Pipeline(relion_args(words).pipeline_control, os.environ).mark_failure(reason, echo=False)
         raise
 
 

@@ -13,6 +13,8 @@ import re
 import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import FrameType
@@ -77,6 +79,37 @@ class Outcome:
     failure: RankFailure | None = None
     signal: int | None = None
     cancel: str | None = None
+    aborted: float | None = None  # the grace (s) after which relion-launch ended a step RELION's Abort asked to stop
+
+
+@dataclass(frozen=True)
+class AbortWatch:
+    """How relion-launch honours the GUI's Abort while the step runs: ``requested`` says whether
+    RELION_JOB_ABORT_NOW is there (for the current run); checked every ``poll`` s; a step still running ``grace`` s
+    after it was first seen is sent SIGTERM (srun passes it to every task and ends the step), SIGKILL ``kill_after``
+    s later. RELION's programs check for the file only between iterations (src/pipeline_control.cpp,
+    pipeline_control_check_abort_job), which can be an hour apart; the grace lets one that is about to check stop
+    cleanly by itself."""
+
+    requested: Callable[[], bool]
+    grace: float = 60.0
+    poll: float = 2.0
+    kill_after: float = 10.0
+
+
+def _watch_abort(child: subprocess.Popen[bytes], outcome: Outcome, watch: AbortWatch, stop: threading.Event) -> None:
+    seen: float | None = None
+    while not stop.wait(watch.poll):
+        if child.poll() is not None:
+            return
+        if seen is None:
+            seen = time.monotonic() if watch.requested() else None
+        elif time.monotonic() - seen >= watch.grace:
+            outcome.aborted = watch.grace
+            child.terminate()
+            if not stop.wait(watch.kill_after) and child.poll() is None:
+                child.kill()
+            return
 
 
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
@@ -148,11 +181,12 @@ def supervise(
     on_kill: Callable[[int], None],
     stderr: IO[bytes] | None = None,
     parent_death: bool = False,
+    abort: AbortWatch | None = None,
 ) -> Outcome:
     """Run argv, forward signals to it, pass its stderr through (scanning srun's task reports), wait.
 
     ``parent_death``: treat the death of the parent process (the batch shell) as SIGTERM; see
-    term_when_parent_dies.
+    term_when_parent_dies. ``abort``: end the step when RELION's Abort is not honoured in time (AbortWatch).
     """
     outcome = Outcome(returncode=0)
     child: subprocess.Popen[bytes] | None = None
@@ -171,19 +205,44 @@ def supervise(
     previous = {sig: signal.signal(sig, handler) for sig in FORWARDED}
     if parent_death:
         term_when_parent_dies()
+    stop = threading.Event()
+    watcher: threading.Thread | None = None
     try:
         child = _start(argv, env, scan_srun)
+        if abort is not None:
+            watcher = threading.Thread(target=_watch_abort, args=(child, outcome, abort, stop), daemon=True)
+            watcher.start()
         if child.stderr is not None:
             _pass_through(child.stderr, stderr if stderr is not None else sys.stderr.buffer, outcome)
         outcome.returncode = child.wait()
     finally:
+        stop.set()
+        if watcher is not None:
+            watcher.join()
         for sig, old in previous.items():
             signal.signal(sig, old)
     return outcome
 
 
+# A RELION program that honours Abort exits with 2: exit(RELION_EXIT_ABORTED), pipeline_control_relion_exit(2)
+# (src/pipeline_control.h, .cpp).
+ABORTED_EXIT = 2
+
+
+def aborted_reason(program: str, grace: float | None) -> str:
+    """The run.err words for an abort relion-launch carried out (None: before the program started)."""
+    if grace is None:
+        return f"aborted from RELION (RELION_JOB_ABORT_NOW was there when the job started): {program} was not run"
+    return (
+        f"aborted from RELION: {program} had not stopped {grace:g} s after RELION_JOB_ABORT_NOW appeared, so its "
+        "step was cancelled; continue the job from its last finished iteration"
+    )
+
+
 def verdict(outcome: Outcome, program: str, job_id: str = "") -> tuple[int, str | None]:
     """(exit code, one-line reason or None on success)."""
+    if outcome.aborted is not None and outcome.signal is None:
+        return ABORTED_EXIT, aborted_reason(program, outcome.aborted)
     if outcome.signal is not None:
         name = signal.Signals(outcome.signal).name
         why = f" ({outcome.cancel})" if outcome.cancel else ""

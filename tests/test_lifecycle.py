@@ -1,0 +1,224 @@
+"""Issue 20 without a cluster: one job dir, many runs (which run may write an exit file), the batch script's EXIT
+trap for a program that ended without reporting, and the end-watcher of an earlier run. The scripts run in the real
+bash and dash; scancel is faked (pytest-subprocess) only where its answer is injected. The real cluster and the real
+relion_pipeliner are in test_lifecycle_cluster.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from pytest_subprocess import FakeProcess
+
+from relion_qsub import jobdir, jobend, runs, watch
+from relion_qsub import site as site_mod
+from relion_qsub import submit as sub
+
+SCRIPT = "#!/bin/bash\n#SBATCH --ntasks=1 --partition=norm --time=0:05:00\n{body}\n"
+
+
+def rewrite(path: Path, text: str) -> None:
+    """RELION's rewrite of run_submit.script before a run: an ofstream truncates the same file
+    (RelionJob::saveJobSubmissionScript, src/pipeline_jobs.cpp); the mtime moves on."""
+    before = path.stat().st_mtime_ns
+    path.write_text(text)
+    if path.stat().st_mtime_ns == before:  # a coarse clock: make the second write visibly later
+        os.utime(path, ns=(before + 1_000_000, before + 1_000_000))
+
+
+@pytest.fixture
+def job(tmp_path: Path) -> Path:
+    d = tmp_path / "Class2D" / "job007"
+    d.mkdir(parents=True)
+    (d / "run_submit.script").write_text(SCRIPT.format(body="echo body"))
+    return d
+
+
+def record(job_dir: Path, *entries: dict[str, object]) -> None:
+    with open(job_dir / jobdir.RECORD, "a") as fh:
+        for entry in entries:
+            fh.write(json.dumps(entry) + "\n")
+
+
+# ---- which run is current ---------------------------------------------------------------------------------------
+
+
+def test_stamp_round_trip_and_garbage(job: Path) -> None:
+    stamp = runs.Stamp.of(job / "run_submit.script")
+    assert stamp is not None and runs.Stamp.decode(stamp.encode()) == stamp
+    assert stamp.path == str(job / "run_submit.script")
+    for bad in (None, "", "1:2", "x:2:/a", "1:2:relative", "1:-2:/a"):
+        assert runs.Stamp.decode(bad) is None
+    assert runs.Stamp.decode("1:2:/a:b") == runs.Stamp(1, 2, "/a:b")  # a colon in the path is kept
+    assert runs.Stamp.of(job / "missing") is None
+
+
+def test_current_until_relion_rewrites_the_script(job: Path) -> None:
+    stamp = runs.Stamp.of(job / "run_submit.script")
+    assert runs.superseded(job, "11", stamp) is None
+    rewrite(job / "run_submit.script", SCRIPT.format(body="echo body"))  # Continue: the same text, a new run
+    why = runs.superseded(job, "11", stamp)
+    assert why is not None and why.startswith("RELION has started a new run of") and "run_submit.script" in why
+    (job / "run_submit.script").unlink()  # 3.1's overwrite: rm -rf <jobdir>*
+    assert "is gone" in (runs.superseded(job, "11", stamp) or "")
+
+
+def test_current_until_a_later_submission_is_recorded(job: Path) -> None:
+    assert runs.superseded(job, "11", None) is None  # no record at all
+    record(job, {"job_id": "11", "watcher": "12"})
+    assert runs.superseded(job, "11", None) is None
+    assert runs.superseded(job, "99", None) is None  # not recorded (its line could not be written): current
+    record(job, {"submitted": False, "time": "2026-12-06T10:00:00+0000"})
+    assert runs.superseded(job, "11", None) == (
+        f"a submission refused at 2026-12-06T10:00:00+0000 was submitted into {job} after it and is its current run"
+    )
+    (job / jobdir.RECORD).open("a").write("{damaged\n")
+    record(job, {"job_id": "13", "watcher": None})
+    assert runs.superseded(job, "11", None) == f"Slurm job 13 was submitted into {job} after it and is its current run"
+    assert runs.superseded(job, "13", None) is None
+
+
+def test_previous_watcher_is_the_newest_recorded(job: Path) -> None:
+    assert runs.previous_watcher(job) is None
+    record(job, {"job_id": "11", "watcher": "12"}, {"job_id": "13", "watcher": "14"}, {"submitted": False})
+    assert runs.previous_watcher(job) == "14"  # a refused submission (no watcher) in between changes nothing
+
+
+def test_mark_for_an_earlier_run_says_so_in_run_err_instead(job: Path) -> None:
+    stamp = runs.Stamp.of(job / "run_submit.script")
+    rewrite(job / "run_submit.script", "new run\n")
+    marked = runs.mark(job, jobdir.EXIT_FAILURE, "who: Slurm job 11 failed", "11", stamp)
+    assert not marked.created and marked.superseded
+    assert sorted(p.name for p in job.iterdir()) == ["run.err", "run_submit.script"]
+    line = (job / "run.err").read_text()
+    assert line.startswith("who: Slurm job 11 failed; but no RELION_JOB_EXIT_FAILURE was written: this run is no")
+    assert line.count("\n") == 1
+    # the current run's own writer still marks it
+    assert runs.mark(job, jobdir.EXIT_FAILURE, "now", "12", runs.Stamp.of(job / "run_submit.script")).created
+
+
+def test_mark_after_the_new_run_ended_adds_nothing(job: Path) -> None:
+    stamp = runs.Stamp.of(job / "run_submit.script")
+    rewrite(job / "run_submit.script", "new run\n")
+    (job / jobdir.EXIT_SUCCESS).touch()
+    assert not runs.mark(job, jobdir.EXIT_FAILURE, "late", "11", stamp).created
+    assert sorted(p.name for p in job.iterdir()) == [jobdir.EXIT_SUCCESS, "run_submit.script"]
+
+
+# ---- the end-watcher of an earlier run --------------------------------------------------------------------------
+
+
+def test_a_late_watcher_of_an_earlier_run_writes_no_failure(job: Path, fp: FakeProcess) -> None:
+    """The reproduced bug: run 1's watcher starts late (busy cluster) after RELION's Continue removed the exit files
+    and submitted run 2; it used to write FAILURE and RELION showed the successful run 2 Failed."""
+    fp.register(["scontrol", "show", "job", "-o", "11"], stdout="JobId=11 JobState=FAILED Reason=NonZeroExitCode")
+    fp.register(["sacct", fp.any()], stdout="FAILED\n")
+    stamp = runs.Stamp.of(job / "run_submit.script")
+    assert stamp is not None
+    rewrite(job / "run_submit.script", SCRIPT.format(body="echo body"))
+    assert watch.main([str(job), "11", stamp.encode()]) == 0
+    assert not (job / jobdir.EXIT_FAILURE).exists()
+    assert "this run is no longer current (RELION has started a new run" in (job / "run.err").read_text()
+
+
+def test_the_watcher_of_the_current_run_still_marks_it(job: Path, fp: FakeProcess) -> None:
+    fp.register(["scontrol", "show", "job", "-o", "11"], stdout="JobId=11 JobState=FAILED Reason=NonZeroExitCode")
+    fp.register(["sacct", fp.any()], stdout="FAILED\n")
+    stamp = runs.Stamp.of(job / "run_submit.script")
+    assert stamp is not None
+    assert watch.main([str(job), "11", stamp.encode()]) == 0
+    assert (job / jobdir.EXIT_FAILURE).exists()
+    assert watch.main([str(job)]) == 64
+
+
+def test_the_watcher_carries_the_runs_stamp(job: Path) -> None:
+    stamp = runs.Stamp.of(job / "run_submit.script")
+    argv = watch.sbatch_argv("sbatch", "11", job, [], (), stamp)
+    assert stamp is not None and argv[-1].endswith(f" 11 {stamp.encode()}")
+
+
+def test_submitting_again_cancels_the_previous_pending_watcher(job: Path, fp: FakeProcess) -> None:
+    site = site_mod.load("testbed")
+    s = sub.Submission(["sbatch"], "tok")
+    sub.cancel_previous_watcher(site, job, s)  # first submission: no call at all
+    assert s.attempts == []
+    record(job, {"job_id": "11", "watcher": "12"})
+    cancel = [site.submit.scancel, "--name=relion-qsub-watch", f"--user={os.getuid()}", "--state=PENDING", "12"]
+    fp.register(cancel)
+    sub.cancel_previous_watcher(site, job, s)
+    assert fp.call_count(cancel) == 1
+    assert s.attempts == [{"previous_watcher": "12", "cancel_returncode": 0}]
+
+
+# ---- the batch script's EXIT trap -------------------------------------------------------------------------------
+
+
+def prepared(job: Path, body: str, shebang: str = "#!/bin/bash") -> sub.Prepared:
+    (job / "run_submit.script").write_text(SCRIPT.format(body=body).replace("#!/bin/bash", shebang))
+    site = site_mod.load("testbed")
+    return sub.prepare(job / "run_submit.script", [], site.replace(policy={k: "off" for k in site.policy}))
+
+
+def run_job(p: sub.Prepared, shell: str = "bash") -> subprocess.CompletedProcess[str]:
+    """The normalised script as the batch step runs it (from the project dir, with the job's id)."""
+    env = {"PATH": os.environ["PATH"], "SLURM_JOB_ID": "4242"}
+    project = p.source.parent.parent.parent
+    return subprocess.run([shell, "-c", p.text], capture_output=True, text=True, env=env, cwd=project)
+
+
+@pytest.mark.parametrize("shell", ["bash", "dash"])
+def test_a_program_that_crashed_before_a_trailing_echo_is_a_failure(job: Path, shell: str) -> None:
+    """16 of 40 site templates run something after RELION's command: the batch script then exits 0 and the
+    end-watcher (afternotok) is cancelled unrun. The EXIT trap reports it, and the script's status is kept."""
+    p = prepared(job, "sh -c 'kill -SEGV $$'\necho done")
+    result = run_job(p, shell)
+    assert result.returncode == 0 and result.stdout.endswith("done\n")
+    assert (job / jobdir.EXIT_FAILURE).exists()
+    line = (job / "run.err").read_text()
+    assert line.count("\n") == 1 and line.startswith("relion-qsub: the batch script of Slurm job 4242 ended and no")
+    assert "`sacct -j 4242` says which" in line
+
+
+def test_the_trap_keeps_a_failing_scripts_exit_code_and_says_it(job: Path) -> None:
+    result = run_job(prepared(job, "exit 7"))
+    assert result.returncode == 7
+    assert "ended with exit code 7 and no RELION_JOB_EXIT_*" in (job / "run.err").read_text()
+
+
+def test_the_trap_leaves_the_programs_own_report_alone(job: Path) -> None:
+    # what a RELION program does at its end (src/pipeline_control.cpp, pipeline_control_relion_exit(0))
+    result = run_job(prepared(job, f"touch {job.relative_to(job.parent.parent)}/RELION_JOB_EXIT_SUCCESS"))
+    assert result.returncode == 0
+    assert sorted(x.name for x in job.iterdir()) == ["RELION_JOB_EXIT_SUCCESS", "run_submit.script"]
+
+
+def test_the_trap_of_an_earlier_run_writes_nothing(job: Path) -> None:
+    p = prepared(job, "echo body")
+    rewrite(job / "run_submit.script", "RELION's next run\n")
+    assert run_job(p).returncode == 0
+    assert not (job / jobdir.EXIT_FAILURE).exists()
+    assert "no longer current" in (job / "run.err").read_text()
+
+
+def test_a_csh_template_gets_no_trap(job: Path) -> None:
+    text = prepared(job, "echo body", "#!/bin/tcsh").text
+    assert "trap" not in text and runs.ENV not in text and sub.JOB_LINE in text
+    assert sub.shell_of(prepared(job, "x", "#!/usr/bin/env bash").result.script) == "bash"
+
+
+def test_the_preamble_exports_the_stamp_after_the_directives(job: Path) -> None:
+    p = prepared(job, "echo body")
+    lines = p.text.splitlines()
+    assert p.stamp is not None
+    assert lines[2:6] == [sub.JOB_LINE, *jobend.preamble(job, p.stamp)]
+    assert lines[3] == f"export {runs.ENV}={p.stamp.encode()}"  # a path without spaces needs no quotes
+
+
+def test_the_record_holds_the_runs_stamp(job: Path) -> None:
+    p = prepared(job, "echo body")
+    assert sub.record(p, {"job_id": "11"})
+    entry = json.loads((job / jobdir.RECORD).read_text())
+    assert p.stamp is not None and entry["run"] == p.stamp.encode()
