@@ -462,16 +462,15 @@ def cancel_previous_watcher(
     """Cancel the pending end-watcher of the job dir's previous submission (runs.previous_watcher), if any.
 
     It watches a run RELION has replaced; left pending on a busy cluster it would only wait for a CPU to say nothing
-    (runs.mark keeps it from writing). Filtered by name, user and state, so a recycled id (job ids restart when a
-    cluster's state is reset) never cancels another job, and a running watcher is left to finish. Best effort: the
-    answer is recorded, never an error. Costs controller calls only when the dir was submitted before.
+    (runs.mark keeps it from writing). Best effort (watch.cancel_argv): the answer is recorded, never an error.
+    Costs controller calls only when the dir was submitted before.
     """
     from . import watch
 
     previous = runs.previous_watcher(job_dir)
     if previous is None:
         return
-    argv = [site.submit.scancel, f"--name={watch.NAME}", f"--user={os.getuid()}", "--state=PENDING", previous]
+    argv = watch.cancel_argv(site.submit.scancel, previous)
     try:
         result = runner(argv, timeout=site.submit.timeout)
     except CommandError as exc:

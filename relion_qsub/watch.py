@@ -72,6 +72,13 @@ def sbatch_argv(
     ]
 
 
+def cancel_argv(scancel: str, watcher: str) -> list[str]:
+    """scancel of one end-watcher, only while it is PENDING and still a watcher of this user: filtered by name, user
+    and state, so a recycled id (job ids restart when a cluster's state is reset) never cancels another job, and a
+    watcher already running is left to finish (runs.mark keeps it from writing for a run that is not current)."""
+    return [scancel, f"--name={NAME}", f"--user={os.getuid()}", "--state=PENDING", watcher]
+
+
 # ---- run time, on a compute node ------------------------------------------------------------------------------
 
 Runner = Callable[..., proc.Result]

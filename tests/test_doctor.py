@@ -695,7 +695,8 @@ def job_dir(tmp_path: Path) -> Path:
 def test_scontrol_parsing_keeps_values_with_spaces() -> None:
     info = doctor_job.parse_scontrol(scontrol_line("42", "TIMEOUT", "TimeLimit"))
     assert info["JobState"] == "TIMEOUT" and info["WorkDir"] == "/p q" and info["Command"].endswith(".slurm")
-    assert doctor_job.last_job_id('{"job_id": "1"}\n{"submitted": false}\n') == "1"
+    # the current submission is the latest entry, also when it was refused (runs.py): not an earlier job id
+    assert doctor_job.last_entry('{"job_id": "1"}\n{"submitted": false}\nx\n') == {"submitted": False}
 
 
 def test_running_in_relion_gone_from_slurm(job_dir: Path) -> None:

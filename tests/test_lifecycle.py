@@ -13,9 +13,11 @@ from pathlib import Path
 import pytest
 from pytest_subprocess import FakeProcess
 
-from relion_qsub import jobdir, jobend, runs, watch
+from relion_qsub import jobdir, jobend, proc, runs, watch
 from relion_qsub import site as site_mod
 from relion_qsub import submit as sub
+from relion_qsub.doctor import job as doctor_job
+from relion_qsub.doctor import main as doctor_main
 
 SCRIPT = "#!/bin/bash\n#SBATCH --ntasks=1 --partition=norm --time=0:05:00\n{body}\n"
 
@@ -222,3 +224,74 @@ def test_the_record_holds_the_runs_stamp(job: Path) -> None:
     assert sub.record(p, {"job_id": "11"})
     entry = json.loads((job / jobdir.RECORD).read_text())
     assert p.stamp is not None and entry["run"] == p.stamp.encode()
+
+
+# ---- doctor: the current submission, Abort, the watcher it leaves behind -----------------------------------------
+
+
+class Slurm:
+    """scontrol/sacct answers for one job; scancel succeeds. Records every call."""
+
+    def __init__(self, scontrol: str) -> None:
+        self.scontrol = scontrol
+        self.calls: list[list[str]] = []
+
+    def __call__(self, argv: list[str], timeout: float | None = None) -> proc.Result:
+        self.calls.append(list(argv))
+        if argv[0] == "scontrol":
+            return proc.Result(tuple(argv), 0, self.scontrol, "")
+        if argv[0] == "sacct":
+            return proc.Result(tuple(argv), 1, "", "Slurm accounting storage is disabled\n")
+        return proc.Result(tuple(argv), 0, "", "")
+
+
+def job_line(state: str, reason: str = "None", exit_code: str = "0:0") -> str:
+    return f"JobId=42 UserId=me(0) JobState={state} Reason={reason} ExitCode={exit_code} TimeLimit=00:05:00\n"
+
+
+def submitted(job: Path, **extra: object) -> None:
+    stamp = runs.Stamp.of(job / "run_submit.script")
+    assert stamp is not None
+    record(job, {"job_id": "41", "watcher": "40"}, {"job_id": "42", "watcher": "43", "run": stamp.encode(), **extra})
+
+
+def test_doctor_fix_of_a_job_aborted_while_pending(job: Path) -> None:
+    submitted(job)
+    (job / jobdir.ABORT_NOW).touch()
+    slurm = Slurm(job_line("PENDING", "Priority"))
+    (first,) = doctor_job.check(job.parent.parent, job, runner=slurm)
+    assert first.level == "error" and "was aborted in RELION while Slurm job 42 is still pending" in first.what
+    doctor_main.apply_repairs([first])
+    assert (job / jobdir.EXIT_ABORTED).exists() and not (job / jobdir.EXIT_FAILURE).exists()
+    assert "relion-qsub doctor: marked aborted: aborted from RELION" in (job / "run.err").read_text()
+    assert ["scancel", "42"] in slurm.calls and watch.cancel_argv("scancel", "43") in slurm.calls
+    assert first.fixed and first.fix.endswith("; cancelled job 42; cancelled its end-watcher 43")
+
+
+def test_doctor_marks_the_current_run_and_cancels_its_watcher(job: Path) -> None:
+    submitted(job)
+    slurm = Slurm(job_line("TIMEOUT", "TimeLimit"))
+    findings = doctor_job.check(job.parent.parent, job, runner=slurm)
+    assert findings[0].what.startswith("RELION thinks running, Slurm says ended: Slurm job 42 TIMEOUT")
+    doctor_main.apply_repairs(findings)
+    assert (job / jobdir.EXIT_FAILURE).exists()
+    assert watch.cancel_argv("scancel", "43") in slurm.calls and watch.cancel_argv("scancel", "40") not in slurm.calls
+
+
+def test_doctor_leaves_a_run_relion_did_not_submit_through_relion_qsub(job: Path) -> None:
+    submitted(job)
+    rewrite(job / "run_submit.script", "RELION's next run, submitted with plain sbatch\n")
+    slurm = Slurm(job_line("FAILED", "NonZeroExitCode", "1:0"))
+    findings = doctor_job.check(job.parent.parent, job, runner=slurm)
+    assert [f.level for f in findings] == ["warning"] and findings[0].repair is None
+    assert "the last submission relion-qsub recorded (Slurm job 42) is not RELION's current run" in findings[0].what
+    doctor_main.apply_repairs(findings)
+    assert not (job / jobdir.EXIT_FAILURE).exists()
+
+
+def test_doctor_shows_an_abort_as_an_abort(job: Path) -> None:
+    submitted(job)
+    (job / jobdir.EXIT_ABORTED).touch()
+    findings = doctor_job.check(job.parent.parent, job, runner=Slurm(job_line("FAILED", "NonZeroExitCode", "2:0")))
+    assert [f.level for f in findings] == ["ok", "ok"]
+    assert findings[1].what == "aborted from RELION: Slurm job 42 FAILED"
