@@ -71,8 +71,15 @@ def main(argv: list[str]) -> int:
         return 0
     job_id = os.environ.get("SLURM_JOB_ID", "")
     stamp = runs.Stamp.decode(os.environ.get(runs.ENV))
+    line = reason(job_id, status)
     try:
-        runs.mark(job_dir, jobdir.EXIT_FAILURE, reason(job_id, status), job_id, stamp)
+        marked = runs.mark(job_dir, jobdir.EXIT_FAILURE, line, job_id, stamp)
     except OSError as exc:
         print(f"relion-qsub: cannot create {job_dir / jobdir.EXIT_FAILURE}: {exc.strerror}", file=sys.stderr)
+        return 0
+    # The batch script's stderr is usually run.err itself, which jobdir.mark then leaves to us (see _is_stderr).
+    if marked.created:
+        print(line, file=sys.stderr)
+    elif marked.superseded:
+        print(runs.note(line, jobdir.EXIT_FAILURE, marked.superseded), file=sys.stderr)
     return 0

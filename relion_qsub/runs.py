@@ -126,5 +126,9 @@ def mark(job_dir: Path, name: str, line: str, job_id: str | None, stamp: Stamp |
     why = superseded(job_dir, job_id, stamp)
     if why is None:
         return jobdir.mark(job_dir, name, line)
-    note = f"{line.rstrip()}; but no {name} was written: this run is no longer current ({why})"
-    return jobdir.Marked(False, None, jobdir.append_err(job_dir, note), superseded=why)
+    return jobdir.Marked(False, None, jobdir.append_err(job_dir, note(line, name, why)), superseded=why)
+
+
+def note(line: str, name: str, why: str) -> str:
+    """``line`` of a run that is no longer current, said instead of writing the exit file ``name``."""
+    return f"{line.rstrip()}; but no {name} was written: this run is no longer current ({why})"

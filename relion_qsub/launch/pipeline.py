@@ -57,7 +57,7 @@ class Pipeline:
             warn(f"cannot write {path}: {exc.strerror}")
             return False
         if marked.superseded and echo:
-            stderr_text(f"{PROG}: {reason}; not written to {self.jobdir}: {marked.superseded}\n")
+            stderr_text(runs.note(f"{PROG}: {reason}", name, marked.superseded) + "\n")
         if not marked.created:
             return False
         self.marked = True
