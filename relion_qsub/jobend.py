@@ -8,9 +8,15 @@ shows the job Running for ever. So the normalised script of a RELION job sets an
 that runs ``main`` with the script's exit status: with no exit file in the job dir and the run still current, it
 writes RELION_JOB_EXIT_FAILURE and one run.err line saying so.
 
-bash also runs the EXIT trap when a signal (scancel, the time limit) ends the script, with a stale ``$?``; dash does
-not. Either way the line below is true, and the end-watcher or relion-launch says more when it can.
-Runs on a compute node, from the job: imports only the job-dir contract.
+What it says comes from where the facts are, without waiting for the end-watcher (which may wait for a CPU):
+- the batch step's memory cgroup counts the kernel's OOM kills (v1 ``memory.oom_control``, v2 ``memory.events``,
+  ``oom_kill N``); slurmstepd reads the same counter and records OUT_OF_MEMORY;
+- while Slurm is ending the job (scancel, time limit, node failure: bash also runs the EXIT trap on SIGTERM, with a
+  stale ``$?``; dash does not) ``scontrol show job`` (asked only on this unhappy path) says COMPLETING, not yet how
+  it ended (measured on the testbed, 22.05): then the end-watcher, which afternotok starts because of that ending,
+  says how; a job without one (``[submit] watch = false``) says that Slurm is ending it;
+- otherwise the script ended by itself and the program did not report: the line says so, with the exit status.
+Runs on a compute node, from the job: imports only the job-dir contract, the end-watcher's Slurm view and endings.
 """
 
 from __future__ import annotations
@@ -19,7 +25,8 @@ import os
 import sys
 from pathlib import Path
 
-from . import jobdir, runs
+from . import jobdir, runs, watch
+from .endings import AGAIN, OOM_FIX, describe
 
 _RUN = "import sys; sys.path.insert(0, sys.argv.pop(1)); import relion_qsub.jobend as e; sys.exit(e.main(sys.argv[1:]))"
 FUNCTION = "relion_qsub_ended"  # the shell function the trap calls (one name, no clash with a template's own)
@@ -31,22 +38,88 @@ def command(job_dir: Path) -> list[str]:
     return [sys.executable, "-s", "-c", _RUN, root, os.path.abspath(job_dir)]
 
 
-def preamble(job_dir: Path, stamp: runs.Stamp | None) -> list[str]:
+WATCHED = "watched"  # the argument that says an end-watcher was submitted beside the job
+
+
+def preamble(job_dir: Path, stamp: runs.Stamp | None, watched: bool) -> list[str]:
     """The POSIX-shell lines that go before the script's first command: export the run's stamp (relion-launch reads
     it) and trap EXIT. The trap keeps the script's exit status: neither bash nor dash change it after an EXIT trap."""
     import shlex
 
     lines = [f"export {runs.ENV}={shlex.quote(stamp.encode())}"] if stamp is not None else []
+    argv = [*command(job_dir), *([WATCHED] if watched else [])]
     return [
         *lines,
-        f'{FUNCTION}() {{ {shlex.join(command(job_dir))} "$1"; }}',
+        f'{FUNCTION}() {{ {shlex.join(argv)} "$1"; }}',
         f"trap '{FUNCTION} \"$?\"' EXIT",
     ]
 
 
+def _status(status: str) -> str:
+    """ " with exit code 137 (its last command was killed by SIGKILL)"; "" for 0 or nothing."""
+    if status in ("", "0"):
+        return ""
+    import signal
+
+    try:  # a shell reports a command killed by signal N as 128 + N
+        name = signal.Signals(int(status) - 128).name if status.isdigit() and int(status) > 128 else ""
+    except ValueError:
+        name = ""
+    return f" with exit code {status}" + (f" (its last command was killed by {name})" if name else "")
+
+
+def oom_kills(cgroup_file: Path = Path("/proc/self/cgroup"), root: Path = Path("/sys/fs/cgroup")) -> int:
+    """How many processes the kernel's OOM killer ended in this process's memory cgroup (the batch step's task
+    cgroup under Slurm's task/cgroup); 0 when it cannot be read."""
+    try:
+        lines = cgroup_file.read_text().splitlines()
+    except OSError:
+        return 0
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if "memory" in controllers.split(","):
+            files = (root / "memory" / path.lstrip("/") / "memory.oom_control",)
+        elif controllers == "":
+            files = (root / path.lstrip("/") / "memory.events",)
+        else:
+            continue
+        for name in files:
+            try:
+                words = dict(x.split() for x in name.read_text().splitlines() if len(x.split()) == 2)
+            except OSError:
+                continue
+            if words.get("oom_kill", "").isdigit() and int(words["oom_kill"]):
+                return int(words["oom_kill"])
+    return 0
+
+
+def why(job_id: str, status: str, slurm: dict[str, str], kills: int, watched: bool = False) -> str | None:
+    """The run.err line for a job whose program did not report, from what the job can see; None when the
+    end-watcher will say it better (Slurm is ending the job)."""
+    state = slurm.get("JobState", "")
+    if kills:
+        return (
+            f"relion-qsub: Slurm job {job_id} ran out of memory: the out-of-memory killer ended {kills} process"
+            f"{'es' if kills > 1 else ''} of its batch script (OUT_OF_MEMORY) and no RELION_JOB_EXIT_* was written; "
+            f"{OOM_FIX}"
+        )
+    if state == "COMPLETING" and watched:
+        return None
+    if state == "COMPLETING":
+        return (
+            f"relion-qsub: Slurm is ending job {job_id} from outside (scancel, its time limit, a node failure or "
+            f"preemption; `sacct -j {job_id}` says which) and no RELION_JOB_EXIT_* was written; {AGAIN}"
+        )
+    if state and state not in ("RUNNING", "CONFIGURING"):
+        uid = slurm.get("UserId", "").partition("(")[2].rstrip(")")
+        owner = int(uid) if uid.isdigit() else None
+        return f"relion-qsub: {describe(job_id, state, slurm.get('ExitCode', ''), slurm.get('Reason', ''), owner)}"
+    return reason(job_id, status)
+
+
 def reason(job_id: str, status: str) -> str:
-    """The run.err line: the program ended and nobody reported how."""
-    code = f" with exit code {status}" if status not in ("", "0") else ""
+    """The run.err line: the program ended by itself and nobody reported how."""
+    code = _status(status)
     sacct = f"sacct -j {job_id}" if job_id else "sacct"
     return (
         f"relion-qsub: the batch script of Slurm job {job_id or '?'} ended{code} and no RELION_JOB_EXIT_* was "
@@ -56,12 +129,13 @@ def reason(job_id: str, status: str) -> str:
 
 
 def main(argv: list[str]) -> int:
-    """``JOBDIR STATUS``: mark the job failed unless an exit file exists or the run is no longer current. Exits
-    with 0 (the trap's status is not the script's); a problem goes to stderr, which is run.err."""
-    if len(argv) != 2:
-        print("usage: jobend JOBDIR STATUS", file=sys.stderr)
+    """``JOBDIR [watched] STATUS``: mark the job failed unless an exit file exists or the run is no longer current.
+    Exits with 0 (the trap's status is not the script's); a problem goes to stderr, which is run.err."""
+    watched = len(argv) == 3 and argv[1] == WATCHED
+    if len(argv) != 2 + watched:
+        print(f"usage: jobend JOBDIR [{WATCHED}] STATUS", file=sys.stderr)
         return 64
-    job_dir, status = Path(argv[0]), argv[1]
+    job_dir, status = Path(argv[0]), argv[-1]
     try:
         names = set(os.listdir(job_dir))  # a READDIR, not a cached lookup: NFS shows the program's exit file
     except OSError as exc:
@@ -71,7 +145,9 @@ def main(argv: list[str]) -> int:
         return 0
     job_id = os.environ.get("SLURM_JOB_ID", "")
     stamp = runs.Stamp.decode(os.environ.get(runs.ENV))
-    line = reason(job_id, status)
+    line = why(job_id, status, watch.controller_view(job_id) if job_id else {}, oom_kills(), watched)
+    if line is None:
+        return 0
     try:
         marked = runs.mark(job_dir, jobdir.EXIT_FAILURE, line, job_id, stamp)
     except OSError as exc:

@@ -32,7 +32,7 @@ _SUBMITTED = r"Submitted batch job (\d+)"  # compiled on first use (re caches it
 class Prepared:
     """A script read and normalised, and where its normalised form goes."""
 
-    __slots__ = ("_text", "cli_args", "jobdir", "original", "output", "result", "source", "stamp")
+    __slots__ = ("_text", "cli_args", "jobdir", "original", "output", "result", "source", "stamp", "watched")
 
     def __init__(
         self,
@@ -43,17 +43,19 @@ class Prepared:
         jobdir: Path | None,
         cli_args: tuple[str, ...],
         stamp: runs.Stamp | None = None,
+        watched: bool = False,
     ) -> None:
         self.source, self.original, self.result = source, original, result
         self.output, self.jobdir, self.cli_args = output, jobdir, cli_args
         self.stamp = stamp  # which run of the job dir this is (runs.py): the script as RELION last wrote it
+        self.watched = watched  # an end-watcher goes beside it (site policy submit.watch)
         self._text: str | None = None
 
     @property
     def text(self) -> str:
         """The script that is written and submitted: the normalised script, with the report echoed into run.out."""
         if self._text is None:  # written, hashed for the log, printed or diffed: render it once
-            job = job_preamble(self.result.script, self.jobdir, self.stamp) if self.jobdir is not None else None
+            job = job_preamble(self.result.script, self.jobdir, self.stamp, self.watched) if self.jobdir else None
             self._text = with_report(self.result.script, self.result.changes, job_line=job)
         return self._text
 
@@ -79,14 +81,14 @@ def shell_of(script: Script) -> str:
     return os.path.basename(words[1]) if name == "env" and len(words) > 1 else name
 
 
-def job_preamble(script: Script, job_dir: Path, stamp: runs.Stamp | None) -> list[str]:
+def job_preamble(script: Script, job_dir: Path, stamp: runs.Stamp | None, watched: bool) -> list[str]:
     """What a RELION job runs first: the job id line, then (POSIX shells) the run's stamp and the EXIT trap that
     reports a program that ended without an exit file (jobend.py)."""
     if shell_of(script) not in POSIX_SHELLS:
         return [JOB_LINE]
     from . import jobend
 
-    return [JOB_LINE, *jobend.preamble(job_dir, stamp)]
+    return [JOB_LINE, *jobend.preamble(job_dir, stamp, watched)]
 
 
 def with_report(script: Script, changes: Sequence[rules.Change], job_line: list[str] | None = None) -> str:
@@ -141,7 +143,7 @@ def prepare(source: Path, cli_args: Sequence[str], site: Site) -> Prepared:
     result = fit.check(rules.normalise(parse(original, str(source), site.typo_distance, site.site_options), ctx), ctx)
     job_dir = jobdir_mod.of_script(source)
     stamp = runs.Stamp.of(source) if job_dir is not None else None
-    return Prepared(source, original, result, output_path(source), job_dir, tuple(cli_args), stamp)
+    return Prepared(source, original, result, output_path(source), job_dir, tuple(cli_args), stamp, site.submit.watch)
 
 
 def write_output(prepared: Prepared) -> None:

@@ -85,6 +85,11 @@ Runner = Callable[..., proc.Result]
 _FIELDS = ("JobState", "Reason", "ExitCode", "UserId")
 
 
+def controller_view(job_id: str, runner: Runner = proc.run) -> dict[str, str]:
+    """JobState, Reason, ExitCode, UserId from ``scontrol show job`` ({} when it cannot answer)."""
+    return _scontrol(job_id, runner)
+
+
 def _scontrol(job_id: str, runner: Runner) -> dict[str, str]:
     try:
         result = runner(["scontrol", "show", "job", "-o", job_id], timeout=30)

@@ -234,6 +234,18 @@ def test_parse_cancel() -> None:
     assert parse_cancel(b"hello\n") is None
 
 
+def test_a_step_srun_could_not_start_because_the_job_ended() -> None:
+    from relion_qsub.launch.supervise import _pass_through
+
+    outcome = Outcome(1)
+    lines = [b"srun: error: Slurm job 1804 has expired\n", b"srun: Check SLURM_JOB_ID environment variable.\n"]
+    with open(os.devnull, "wb") as sink:
+        _pass_through(iter(lines), sink, outcome)  # type: ignore[arg-type]
+    code, reason = verdict(outcome, "relion_refine", "1804")
+    assert code == 1 and reason is not None
+    assert reason.startswith("srun could not start the step: Slurm job 1804 was already being ended (cancelled")
+
+
 def test_verdict() -> None:
     assert verdict(Outcome(0), "p") == (0, None)
     code, reason = verdict(Outcome(143, RankFailure(6, "cn2", 3, "Exited with exit code 3")), "relion_refine_mpi")
@@ -774,6 +786,7 @@ def test_a_run_relion_replaced_writes_no_exit_file(
     line = (jobdir / "run.err").read_text()
     assert line.count("\n") == 1 and "rank 6 on cn2 failed first" in line
     assert "this run is no longer current (RELION has started a new run of" in line
+    assert capfd.readouterr().err.count("rank 6 on cn2 failed first") == 1  # said once (run.err is not stderr here)
 
 
 # ------------------------------------------------------------------------------------------------ local (no allocation)

@@ -165,9 +165,16 @@ def prepared(job: Path, body: str, shebang: str = "#!/bin/bash") -> sub.Prepared
 
 
 def run_job(p: sub.Prepared, shell: str = "bash") -> subprocess.CompletedProcess[str]:
-    """The normalised script as the batch step runs it (from the project dir, with the job's id)."""
-    env = {"PATH": os.environ["PATH"], "SLURM_JOB_ID": "4242"}
+    """The normalised script as the batch step runs it (from the project dir, with the job's id). No controller
+    answers (an scontrol that fails, as when slurmctld cannot be reached): the job decides from what it sees."""
     project = p.source.parent.parent.parent
+    bindir = project / "bin"
+    bindir.mkdir(exist_ok=True)
+    (bindir / "scontrol").write_text(
+        "#!/bin/sh\necho 'scontrol: error: Unable to contact slurm controller' >&2\nexit 1\n"
+    )
+    (bindir / "scontrol").chmod(0o755)
+    env = {"PATH": f"{bindir}:{os.environ['PATH']}", "SLURM_JOB_ID": "4242"}
     return subprocess.run([shell, "-c", p.text], capture_output=True, text=True, env=env, cwd=project)
 
 
@@ -188,6 +195,10 @@ def test_the_trap_keeps_a_failing_scripts_exit_code_and_says_it(job: Path) -> No
     result = run_job(prepared(job, "exit 7"))
     assert result.returncode == 7
     assert "ended with exit code 7 and no RELION_JOB_EXIT_*" in (job / "run.err").read_text()
+    assert jobend.reason("5", "137").startswith(
+        "relion-qsub: the batch script of Slurm job 5 ended with exit code 137 (its last command was killed by SIGKILL)"
+    )
+    assert "exit code 300 and" in jobend.reason("5", "300")
 
 
 def test_the_trap_leaves_the_programs_own_report_alone(job: Path) -> None:
@@ -215,7 +226,7 @@ def test_the_preamble_exports_the_stamp_after_the_directives(job: Path) -> None:
     p = prepared(job, "echo body")
     lines = p.text.splitlines()
     assert p.stamp is not None
-    assert lines[2:6] == [sub.JOB_LINE, *jobend.preamble(job, p.stamp)]
+    assert lines[2:6] == [sub.JOB_LINE, *jobend.preamble(job, p.stamp, watched=True)]
     assert lines[3] == f"export {runs.ENV}={p.stamp.encode()}"  # a path without spaces needs no quotes
 
 
@@ -295,3 +306,44 @@ def test_doctor_shows_an_abort_as_an_abort(job: Path) -> None:
     findings = doctor_job.check(job.parent.parent, job, runner=Slurm(job_line("FAILED", "NonZeroExitCode", "2:0")))
     assert [f.level for f in findings] == ["ok", "ok"]
     assert findings[1].what == "aborted from RELION: Slurm job 42 FAILED"
+
+
+def test_oom_kills_are_read_from_the_memory_cgroup(tmp_path: Path) -> None:
+    """cgroup v1 (memory.oom_control, as on the testbed: slurm_cnX/uid_0/job_N/step_batch/task_0) and v2
+    (memory.events); the files' formats are the kernel's (Documentation/admin-guide/cgroup-v1/memory.rst, cgroup-v2)."""
+    v1 = tmp_path / "v1"
+    task = v1 / "memory" / "slurm_cn6/uid_0/job_1/step_batch/task_0"
+    task.mkdir(parents=True)
+    (task / "memory.oom_control").write_text("oom_kill_disable 0\nunder_oom 0\noom_kill 1\n")
+    cgroup = tmp_path / "cgroup"
+    cgroup.write_text("4:memory:/slurm_cn6/uid_0/job_1/step_batch/task_0\n3:cpuset:/\n0::/\n")
+    assert jobend.oom_kills(cgroup, v1) == 1
+    (task / "memory.oom_control").write_text("oom_kill_disable 0\nunder_oom 0\noom_kill 0\n")
+    assert jobend.oom_kills(cgroup, v1) == 0
+    v2 = tmp_path / "v2"
+    (v2 / "system.slice/job_1/step_batch").mkdir(parents=True)
+    (v2 / "system.slice/job_1/step_batch/memory.events").write_text("low 0\nhigh 0\nmax 3\noom 2\noom_kill 2\n")
+    cgroup.write_text("0::/system.slice/job_1/step_batch\n")
+    assert jobend.oom_kills(cgroup, v2) == 2
+    assert jobend.oom_kills(tmp_path / "missing", v2) == 0
+
+
+def said(job_id: str, status: str, slurm: dict[str, str], kills: int = 0, watched: bool = False) -> str:
+    line = jobend.why(job_id, status, slurm, kills, watched)
+    assert line is not None
+    return line
+
+
+def test_what_the_trap_says_comes_from_what_the_job_sees() -> None:
+    oom = said("5", "0", {"JobState": "RUNNING"}, 1)
+    assert oom.startswith("relion-qsub: Slurm job 5 ran out of memory: the out-of-memory killer ended 1 process of")
+    assert "(OUT_OF_MEMORY)" in oom
+    # Slurm is ending the job (scancel, time limit, node failure): scontrol says COMPLETING, not yet how
+    assert jobend.why("5", "0", {"JobState": "COMPLETING"}, 0, watched=True) is None  # the end-watcher says how
+    assert said("5", "0", {"JobState": "COMPLETING"}).startswith("relion-qsub: Slurm is ending job 5 from outside")
+    cancelled = said("5", "0", {"JobState": "CANCELLED", "UserId": "me(0)"})
+    assert cancelled.startswith("relion-qsub: Slurm job 5 was cancelled (by scancel, or by Slurm)"), cancelled
+    timeout = said("5", "143", {"JobState": "TIMEOUT", "ExitCode": "0:15"})
+    assert timeout.startswith("relion-qsub: Slurm job 5 hit its time limit (TIMEOUT, exit code 0:15)"), timeout
+    for slurm in ({}, {"JobState": "RUNNING"}):  # no answer, or the script ended by itself
+        assert said("5", "0", slurm) == jobend.reason("5", "0")

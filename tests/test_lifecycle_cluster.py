@@ -13,6 +13,7 @@ from __future__ import annotations
 import shlex
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,16 @@ pytestmark = [pytest.mark.slurm, pytest.mark.relion]
 ROOT = Path(__file__).resolve().parent.parent
 SUCCEEDED, ABORTED = "2", "4"  # RELION 3.1 PROC_FINISHED_SUCCESS / _ABORTED (src/pipeline_jobs.h)
 JOB = "Class2D/job001/"
+
+
+@pytest.fixture(autouse=True)
+def no_job_left(tmp_path: Path) -> Iterator[None]:
+    """A failed test leaves no job behind: every job and watcher its job dirs recorded is cancelled."""
+    yield
+    for record in tmp_path.rglob("relion-qsub.jsonl"):
+        ids = [str(e[k]) for e in runs.entries(record.parent) for k in ("job_id", "watcher") if e.get(k)]
+        if ids:
+            run(["scancel", *ids], check=False)
 
 
 def wait_for(go: str) -> str:
@@ -108,8 +119,8 @@ def test_continue_after_a_failure_is_not_failed_by_the_first_runs_watcher(tmp_pa
 
 
 def test_continue_while_the_first_run_still_runs_then_it_is_cancelled(tmp_path: Path) -> None:
-    """Run 1's relion-launch and EXIT trap see its end (scancel) after RELION submitted run 2 into the dir: they
-    say so in run.err and write no exit file; run 2's ending is its own."""
+    """Run 1's relion-launch (and EXIT trap) see its end (scancel) after RELION submitted run 2 into the dir: they
+    write no exit file, relion-launch says why in run.err; run 2's ending is its own."""
     launch = f"{ROOT / 'bin' / 'relion-launch'}"
     body = f"{launch} sh -c 'sleep 300' relion_stand_in --pipeline_control {JOB}\necho done"
     pipe = pipeliner(tmp_path, body, "--comment=run1")
@@ -118,21 +129,22 @@ def test_continue_while_the_first_run_still_runs_then_it_is_cancelled(tmp_path: 
     wait_until("run 1's step runs", lambda: "relion-launch:" in _text(tmp_path / JOB / "run.out"), 60)
     pipe.kill()  # the first pipeliner only waits; the user continues the job from another one
     pipe.communicate()
-    # Run 2 starts 20 s later: Slurm truncates run.err when it starts (--open-mode=truncate, the default), and
-    # run 1's lines are read before that.
+    # Run 2 is held until run 1's lines are read: Slurm truncates run.err when a job starts (--open-mode=truncate,
+    # the default). relion-qsub keeps a user's --hold (submit.start).
     template = tmp_path / "template.sh"
-    template.write_text(template.read_text().replace("#SBATCH XXXextra1XXX", "#SBATCH --begin=now+20"))
+    template.write_text(template.read_text().replace("#SBATCH XXXextra1XXX", "#SBATCH --hold"))
     pipe = continue_job(tmp_path, f"{wait_for('go2')}\n: > {JOB}RELION_JOB_EXIT_SUCCESS")
     second = entries(tmp_path, 2)[1]
     wait_until("run 1's watcher is cancelled", lambda: state(str(first["watcher"])) in ("CANCELLED", ""), 30)
     cancel(job1)
     wait_until("run 1 ended", lambda: state(job1) in ("CANCELLED", ""), 60)
     err = tmp_path / JOB / "run.err"
-    wait_until("run 1 said it is not current", lambda: err.read_bytes().count(b"no longer current") >= 2, 15)
+    wait_until("run 1 said it is not current", lambda: b"this run is no longer current" in err.read_bytes(), 15)
     print(err.read_text(errors="replace"))
     assert state(str(second["job_id"])) == "PENDING"
     time.sleep(2)  # a late write, if any, would land now
     assert not list((tmp_path / JOB).glob("RELION_JOB_EXIT_*"))
+    run(["scontrol", "release", str(second["job_id"])])
     (tmp_path / "go2").touch()
     assert finish(tmp_path, pipe, timeout=90) == SUCCEEDED, second
 

@@ -129,7 +129,7 @@ def _launch(plan: Plan, rargs: RelionArgs, env: Mapping[str, str], directory: st
     code, reason = verdict(outcome, rargs.program, env.get("SLURM_JOB_ID", ""))
     if reason is not None:
         done = pipeline.mark_aborted(reason) if code == ABORTED_EXIT and outcome.aborted else None
-        if not (done or pipeline.mark_failure(reason)):
+        if not (done or pipeline.mark_failure(reason) or pipeline.said):
             stderr_text(f"{PROG}: {reason}\n")
     return code
 

@@ -19,6 +19,7 @@ class Pipeline:
     def __init__(self, jobdir: str | None, env: Mapping[str, str] | None = None) -> None:
         self.jobdir = Path(jobdir) if jobdir else None
         self.marked = False
+        self.said = False  # the reason was said on stderr already (for a run that is no longer current)
         env = env or {}
         self.job_id = env.get("SLURM_JOB_ID", "").strip() or None
         self.stamp = runs.Stamp.decode(env.get(runs.ENV))
@@ -58,6 +59,7 @@ class Pipeline:
             return False
         if marked.superseded and echo:
             stderr_text(runs.note(f"{PROG}: {reason}", name, marked.superseded) + "\n")
+            self.said = True
         if not marked.created:
             return False
         self.marked = True

@@ -34,6 +34,10 @@ class RankFailure:
 _TASK_END = re.compile(rb"^srun: error: (?P<host>\S+): tasks? (?P<tasks>\d[\d,\-]*): (?P<what>.+?)\s*$")
 _CANCELLED = re.compile(rb"\*\*\* (?:JOB|STEP) \S+ ON \S+ CANCELLED AT \S+(?: DUE TO (?P<why>[A-Z ]+?))? \*\*\*")
 _EXIT_CODE = re.compile(r"Exited with exit code (\d+)")
+# srun's words when the job ended before its step could start (src/srun/libsrun/allocate.c, 22.05): a scancel or
+# time limit that came first; relion-launch itself may not have been signalled yet (the batch shell runs its EXIT
+# trap before it dies, see jobend).
+_EXPIRED = re.compile(rb"^srun: error: Slurm job \d+ has expired")
 
 
 def _signal_numbers() -> dict[str, int]:
@@ -170,7 +174,7 @@ def _pass_through(lines: IO[bytes], sink: IO[bytes], outcome: Outcome) -> None:
         if outcome.failure is None:
             outcome.failure = parse_task_end(line)
         if outcome.cancel is None:
-            outcome.cancel = parse_cancel(line)
+            outcome.cancel = parse_cancel(line) or ("expired" if _EXPIRED.match(line) else None)
 
 
 def supervise(
@@ -265,6 +269,11 @@ def verdict(outcome: Outcome, program: str, job_id: str = "") -> tuple[int, str 
     rc = outcome.returncode
     if rc == 0:
         return 0, None
+    if outcome.cancel == "expired":
+        return rc, (
+            f"srun could not start the step: Slurm job {job_id or '<job id>'} was already being ended (cancelled, or "
+            f"its time limit; `sacct -j {job_id or '<job id>'}` says which); {program} did not run"
+        )
     if rc < 0:
         return 128 - rc, f"{program} was killed by {signal.Signals(-rc).name}"
     return rc, f"{program} ended with exit code {rc}"
