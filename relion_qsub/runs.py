@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 from . import jobdir
@@ -28,13 +27,23 @@ from . import jobdir
 ENV = "RELION_QSUB_RUN"  # the normalised script exports the run's stamp to everything the job runs (relion-launch)
 
 
-@dataclass(frozen=True, slots=True)
 class Stamp:
-    """Which version of the submitted script a run came from: inode, mtime in ns, absolute path."""
+    """Which version of the submitted script a run came from: inode, mtime in ns, absolute path. (A slotted class,
+    not a dataclass: the submit path imports this module and stays light, tests/test_startup.py.)"""
 
-    ino: int
-    mtime_ns: int
-    path: str
+    __slots__ = ("ino", "mtime_ns", "path")
+
+    def __init__(self, ino: int, mtime_ns: int, path: str) -> None:
+        self.ino, self.mtime_ns, self.path = ino, mtime_ns, path
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Stamp) and self.encode() == other.encode()
+
+    def __hash__(self) -> int:
+        return hash(self.encode())
+
+    def __repr__(self) -> str:
+        return f"Stamp({self.encode()!r})"
 
     def encode(self) -> str:
         return f"{self.ino}:{self.mtime_ns}:{self.path}"
