@@ -41,11 +41,14 @@ class Node:
 
 
 class Partition:
-    __slots__ = ("default", "max_nodes", "max_time", "name", "total_nodes")
+    __slots__ = ("default", "max_nodes", "max_time", "name", "oversubscribe", "total_nodes")
 
-    def __init__(self, name: str, default: bool, max_time: str, max_nodes: int, total_nodes: int) -> None:
+    def __init__(
+        self, name: str, default: bool, max_time: str, max_nodes: int, total_nodes: int, oversubscribe: str = "NO"
+    ) -> None:
         self.name, self.default, self.max_time = name, default, max_time
         self.max_nodes, self.total_nodes = max_nodes, total_nodes
+        self.oversubscribe = oversubscribe  # scontrol's OverSubscribe: NO, EXCLUSIVE, YES:4, FORCE:16
 
 
 def parse_gres(text: str) -> dict[tuple[str, str], int]:
@@ -85,6 +88,7 @@ def parse_partitions(text: str) -> list[Partition]:
                 "" if max_time == "UNLIMITED" else max_time,
                 int(max_nodes) if max_nodes.isdigit() else 0,
                 int(w.get("TotalNodes", "0") or 0),
+                w.get("OverSubscribe", "NO"),
             )
         )
     return out
