@@ -1,8 +1,11 @@
-"""Benchmark (not a test): `relion-qsub check` on a typical RELION script versus `python -c pass`.
+"""Benchmark (not a test): `relion-qsub check` on a typical RELION script versus `python -c pass`, as a site runs it.
 
-Target (issue 4): the check costs at most 1.3x an empty interpreter start with the same interpreter, i.e. the
-submit path adds next to nothing to what RELION's "Run" click already costs. Run: `.venv/bin/python
-benchmarks/bench_check.py [N]`. Both commands run N times alternately; the medians are compared.
+Budget (issue 19): the check costs at most 5x an empty interpreter start of the same venv. A guard against heavy
+imports (jinja2, the doctor, a live Slurm query), not a target to contort the code for: plain typing, dataclasses,
+enum and argparse together cost ~17 ms. Measured where users run it: a prefix laid out by `relion-qsub module
+install` (bin/, the package compiled, venv/ with the runtime dependencies; not the editable developer venv), built
+in a temporary directory by that same code. Run: `.venv/bin/python benchmarks/bench_check.py [N]`. The commands run
+N times alternately; the medians are compared.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from summary import figure
 
 ROOT = Path(__file__).resolve().parent.parent
 TYPICAL = ROOT / "tests" / "corpus" / "class2d_gpu_v100.script"
+SITE = "biowulf"
+BUDGET = 5.0
 
 
 def timed(argv: list[str], env: dict[str, str]) -> float:
@@ -27,32 +32,52 @@ def timed(argv: list[str], env: dict[str, str]) -> float:
     return time.perf_counter() - start
 
 
+def site_install(tmp: Path) -> Path:
+    """PREFIX/relion-qsub/<version>/ as `make site-install` makes it (the module install subcommand)."""
+    argv = [str(ROOT / "bin" / "relion-qsub"), "module", "install", "--site", SITE]
+    argv += ["--prefix", str(tmp / "prefix"), "--moduledir", str(tmp / "modules")]
+    env = {k: v for k, v in os.environ.items() if k != "RELION_QSUB_PYTHON"}
+    subprocess.run(argv, check=True, env=env, stdout=subprocess.DEVNULL)
+    (dest,) = (tmp / "prefix" / "relion-qsub").iterdir()
+    return dest
+
+
 def main() -> int:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 60
-    python = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv").exists() else sys.executable
-    env = dict(os.environ, RELION_QSUB_PYTHON=python)
-    with tempfile.TemporaryDirectory() as tmp:
-        script = Path(tmp) / "Class2D" / "job012" / "run_submit.script"
+    with tempfile.TemporaryDirectory() as name:
+        tmp = Path(name)
+        dest = site_install(tmp)
+        python = str(dest / "venv" / "bin" / "python")
+        # What the modulefile sets (RELION_QSUB_SITE), a cache of the user's own (the parsed profile), nothing else.
+        env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp), "XDG_CACHE_HOME": str(tmp / "cache")}
+        env["RELION_QSUB_SITE"] = str(dest / "etc" / f"{SITE}.toml")
+        script = tmp / "Class2D" / "job012" / "run_submit.script"
         script.parent.mkdir(parents=True)
         script.write_text(TYPICAL.read_text())
         commands = {
             "python -c pass": [python, "-c", "pass"],
-            "bin/relion-qsub check": [str(ROOT / "bin" / "relion-qsub"), "check", str(script)],
-            "python -m relion_qsub check": [python, "-s", "-m", "relion_qsub", "check", str(script)],
+            "relion-qsub check": [str(dest / "bin" / "relion-qsub"), "check", str(script)],
         }
+        check = subprocess.run(commands["relion-qsub check"], env=env, capture_output=True, text=True, check=False)
+        if check.returncode != 0:
+            print(f"relion-qsub check failed ({check.returncode}): {check.stderr}", file=sys.stderr)
+            return 1
         times: dict[str, list[float]] = {name: [] for name in commands}
-        for argv in commands.values():  # warm the page cache and the .pyc files
+        for argv in commands.values():  # warm the page cache
             timed(argv, env)
         for _ in range(n):
             for name, argv in commands.items():
                 times[name].append(timed(argv, env))
     base = statistics.median(times["python -c pass"])
-    print(f"{'command':32s} {'median ms':>10s} {'ratio':>7s}   ({n} runs each, {python})")
+    print(f"{'command':24s} {'median ms':>10s} {'ratio':>7s}   ({n} runs each, venv of {dest.name} by module install)")
     for name, samples in times.items():
         median = statistics.median(samples)
-        print(f"{name:32s} {median * 1000:10.1f} {median / base:7.2f}")
-    ratio = statistics.median(times["bin/relion-qsub check"]) / base
-    figure("check", "relion-qsub check / python -c pass", ratio, "x", "<= 1.3", ratio <= 1.3)
+        print(f"{name:24s} {median * 1000:10.1f} {median / base:7.2f}")
+    check_ms = statistics.median(times["relion-qsub check"]) * 1000
+    ratio = check_ms / 1000 / base
+    figure("check", "python -c pass (installed venv)", base * 1000, "ms", "-", None)
+    figure("check", "relion-qsub check (installed venv)", check_ms, "ms", "-", None)
+    figure("check", "relion-qsub check / python -c pass", ratio, "x", f"<= {BUDGET:g}", ratio <= BUDGET)
     return 0
 
 

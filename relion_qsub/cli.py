@@ -7,17 +7,20 @@ the sysexits code of their class; ``-v`` adds the traceback with the chained cau
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .errors import EX_DATAERR, EX_OK, EX_USAGE, CommandError, RelionQsubError, TransientError, guarded
+from .argparser import FixedWidth, Parser
+from .errors import EX_DATAERR, EX_OK, EX_USAGE, UsageError, guarded
+from .profile.files import add_site_option
 
-# Not `from typing import TYPE_CHECKING`: importing typing alone costs the submit path ~2 ms (mypy knows this idiom).
-TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from .rules import Change
-    from .submit import Prepared, Submission
+    from .checks.core import Change
+    from .submit import Outcome, Prepared
 
 PROG = "relion-qsub"
 
@@ -47,8 +50,7 @@ commands:
   site init|validate|reference  a starting profile from the live cluster, its checks (--live), every key; --help
 
 options:
-  --site PROFILE   site profile: a name ({profiles}) or a .toml path;
-                   default $RELION_QSUB_SITE, else biowulf
+  --site PROFILE   {site_help}
   --diff           (check) also print a unified diff of the changes on stderr
   -q, --quiet      do not print fixes and warnings (errors are always printed)
   -v, --verbose    also the repairs of empty GUI boxes (kept in relion-qsub.jsonl); tracebacks on errors
@@ -66,73 +68,74 @@ exit status: sbatch's own when sbatch ran; otherwise 64 usage, 65 the script can
 
 
 def help_text() -> str:
-    from .site import PROFILE_DIR
+    import textwrap
 
-    profiles = ", ".join(sorted(p.stem for p in PROFILE_DIR.glob("*.toml")))
-    return HELP.format(usage=USAGE, prog=PROG, profiles=profiles)
+    from .profile import SITE_HELP, known_profiles
+
+    indent = " " * len("  --site PROFILE   ")
+    text = f"{SITE_HELP} (known: {', '.join(known_profiles())})"
+    site_help = textwrap.fill(text, 118, initial_indent=indent, subsequent_indent=indent)[len(indent) :]
+    return HELP.format(usage=USAGE, prog=PROG, site_help=site_help)
 
 
-class _Args:
-    command: str = "submit"
-    script: str | None = None
-    sbatch_args: list[str]
+@dataclass(frozen=True, slots=True)
+class Args:
+    """The command line of `relion-qsub [check] ... SCRIPT [SBATCH_OPTION ...]`, parsed once."""
+
+    command: str  # "submit" or "check"
+    script: str
+    sbatch_args: tuple[str, ...] = ()
     site: str | None = None
     diff: bool = False
     quiet: bool = False
     verbose: bool = False
 
-    def __init__(self) -> None:
-        self.sbatch_args = []
+
+def _parser(command: str) -> Parser:
+    """Options before SCRIPT are ours; every word after SCRIPT is sbatch's, as sbatch treats its script's arguments
+    (REMAINDER: an option after SCRIPT is never taken for ours, `-v` there is sbatch's). -h and --version are ours
+    so that --help prints this tool's help (with the profiles), not argparse's."""
+    p = Parser(prog=PROG, add_help=False, allow_abbrev=False, formatter_class=FixedWidth)  # no --ver for --version
+    p.add_argument("-h", "--help", action="store_true")
+    p.add_argument("--version", action="store_true")
+    add_site_option(p)
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("-v", "--verbose", action="store_true")
+    if command == "check":
+        p.add_argument("--diff", action="store_true")
+    p.add_argument("script", nargs="?", metavar="SCRIPT")
+    p.add_argument("sbatch_args", nargs=argparse.REMAINDER, metavar="SBATCH_OPTION")
+    return p
 
 
-def parse_qsub_args(argv: Sequence[str]) -> _Args | int:
-    """Options before SCRIPT are ours; everything after SCRIPT is sbatch's (like sbatch's own script arguments).
+def parse_qsub_args(argv: Sequence[str]) -> Args | int:
+    """The submit path's command line as Args, or the exit status when there is nothing to run (help, version,
+    a usage error: printed here)."""
+    words = list(argv)
+    command = "check" if words[:1] == ["check"] else "submit"
+    if command == "check":
+        words.pop(0)
+    try:
+        ns, unknown = _parser(command).parse_known_args(words)
+    except UsageError as exc:
+        return _usage(str(exc))
+    if ns.help:
+        print(help_text())
+        return EX_OK
+    if ns.version:
+        from . import __version__
 
-    Hand-rolled rather than argparse: argparse would try to interpret the sbatch options after SCRIPT, and its
-    import alone costs more than the whole submit path.
-    """
-    args = _Args()
-    rest = list(argv)
-    if rest and rest[0] == "check":
-        args.command = "check"
-        rest.pop(0)
-    while rest:
-        word = rest.pop(0)
-        if word in ("-h", "--help"):
-            print(help_text())
-            return EX_OK
-        if word == "--version":
-            from . import __version__
-
-            print(f"{PROG} {__version__}")
-            return EX_OK
-        if word in ("-v", "--verbose"):
-            args.verbose = True
-        elif word in ("-q", "--quiet"):
-            args.quiet = True
-        elif word == "--diff" and args.command == "check":
-            args.diff = True
-        elif word == "--site" or word.startswith("--site="):
-            if "=" in word:
-                args.site = word.split("=", 1)[1]
-            elif rest:
-                args.site = rest.pop(0)
-            else:
-                return _usage("--site needs a profile name or path")
-        elif word == "--":
-            if not rest:
-                return _usage("no SCRIPT given")
-            args.script = rest.pop(0)
-            break
-        elif word.startswith("-") and word != "-":
-            return _usage(f"unknown option {word!r} before SCRIPT (sbatch options go after SCRIPT)")
-        else:
-            args.script = word
-            break
-    if args.script is None:
+        print(f"{PROG} {__version__}")
+        return EX_OK
+    if unknown:
+        return _usage(f"unknown option {unknown[0]!r} before SCRIPT (sbatch options go after SCRIPT)")
+    if ns.script is None:
         return _usage("no SCRIPT given")
-    args.sbatch_args = rest
-    return args
+    sbatch_args = words[len(words) - len(ns.sbatch_args) :]
+    if words[-len(sbatch_args) - 2 :][:2] == [ns.script, "--"]:  # argparse took that "--" as its own: it is sbatch's
+        sbatch_args.insert(0, "--")
+    diff = bool(getattr(ns, "diff", False))
+    return Args(command, ns.script, tuple(sbatch_args), ns.site, diff, ns.quiet, ns.verbose)
 
 
 def _usage(message: str) -> int:
@@ -141,7 +144,7 @@ def _usage(message: str) -> int:
 
 
 def print_report(changes: Sequence[Change], quiet: bool, verbose: bool = False) -> None:
-    from .quiet import harmless
+    from .relion.gui import harmless
 
     for change in changes:
         if (quiet and change.action != "error") or (harmless(change) and not verbose):
@@ -162,13 +165,11 @@ def _diff(prepared: Prepared) -> str:
     )
 
 
-def _check(args: _Args) -> int:
-    from . import site as site_mod
+def _check(args: Args) -> int:
+    from .profile import load
     from .submit import prepare
 
-    assert args.script is not None
-    site = site_mod.load(args.site)
-    prepared = prepare(Path(args.script), args.sbatch_args, site)
+    prepared = prepare(Path(args.script), args.sbatch_args, load(args.site))
     sys.stdout.write(prepared.text)
     sys.stdout.flush()
     print_report(prepared.result.changes, args.quiet, args.verbose)
@@ -181,105 +182,30 @@ def _check(args: _Args) -> int:
     return EX_OK
 
 
-def _submission_failed(prepared: Prepared, reason: str, **extra: object) -> None:
-    """Record the refusal and tell RELION the job failed (run.err line + RELION_JOB_EXIT_FAILURE)."""
-    from . import submit as sub
+def _submit(args: Args) -> int:
+    from .submit import Hooks, run
 
-    sub.record(prepared, {"submitted": False, "error": reason, **extra})
-    if prepared.jobdir is not None:
-        sub.mark_failed(prepared.jobdir, reason)
+    def job(stdout: str) -> None:
+        sys.stdout.write(stdout)  # first: the job id must reach the caller whatever fails next
+        sys.stdout.flush()
 
-
-def _submit(args: _Args) -> int:
-    from . import site as site_mod
-    from . import submit as sub
-    from .jobdir import of_script
-
-    assert args.script is not None
-    source = Path(args.script)
-    site = site_mod.load(args.site)
-    jobdir = of_script(source)
-    try:
-        prepared = sub.prepare(source, args.sbatch_args, site)
-    except RelionQsubError as exc:
-        if jobdir is not None and jobdir.is_dir():
-            sub.mark_failed(jobdir, str(exc))
-        raise
-    print_report(prepared.result.changes, args.quiet, args.verbose)
-    errors = prepared.result.errors
-    if errors:
-        first = errors[0]
-        where = f"{source} line {first.line}" if first.line else str(source)
-        more = f" (and {len(errors) - 1} more: run `relion-qsub check {source}`)" if len(errors) > 1 else ""
-        return _not_submitted(prepared, f"{where}: {first.message}{more}")
-    try:
-        sub.write_output(prepared)
-    except RelionQsubError as exc:
-        _not_submitted(prepared, str(exc), quiet=True)
-        raise
-    token = sub.new_token()
-    try:
-        submission = sub.submit(site, prepared, token=token)
-    except CommandError as exc:
-        return _sbatch_failed(prepared, exc, token)
-    sys.stdout.write(submission.stdout)  # first: the job id must reach the caller whatever fails next
-    sys.stdout.flush()
-    try:
-        sub.start(site, prepared, submission)
-    except TransientError as exc:  # not released: the job stays held and never runs, so FAILURE is true
-        return _held_for_good(prepared, submission, exc)
-    finally:
-        sys.stderr.write(submission.stderr)
-    sub.record(prepared, _submitted_entry(submission))
-    return submission.returncode
+    hooks = Hooks(
+        report=lambda prepared: print_report(prepared.result.changes, args.quiet, args.verbose),
+        job=job,
+        said=sys.stderr.write,
+    )
+    return _said(run(Path(args.script), args.sbatch_args, args.site, hooks), args.verbose)
 
 
-def _submitted_entry(submission: Submission) -> dict[str, object]:
-    return {
-        "submitted": True,
-        "job_id": submission.job_id,
-        "sbatch_argv": submission.argv,
-        "token": submission.token,
-        "attempts": submission.attempts,
-        "watcher": submission.watcher,
-        "released": submission.released,
-    }
+def _said(outcome: Outcome, verbose: bool) -> int:
+    """Print the outcome's line (and with -v the traceback of the failure behind it); its exit status."""
+    if verbose and outcome.error is not None:
+        import traceback
 
-
-def _not_submitted(prepared: Prepared, reason: str, quiet: bool = False) -> int:
-    _submission_failed(prepared, reason)
-    if not quiet:
-        print(f"{PROG}: not submitted; fix the errors above and run the job again", file=sys.stderr)
-    return EX_DATAERR
-
-
-def _sbatch_failed(prepared: Prepared, exc: CommandError, token: str) -> int:
-    """sbatch refused the job, or the controller did not answer within the retry budget."""
-    if exc.stderr:
-        sys.stderr.write(exc.stderr if exc.stderr.endswith("\n") else exc.stderr + "\n")
-    reason = str(exc)
-    if isinstance(exc, TransientError):
-        # Every request went out held (submit.HOLD): one the controller still processes later creates a held job, which
-        # never runs (doctor finds it by the token and --fix cancels it). So "failed" stays true.
-        reason += "; a job a lost request still creates stays held and never runs: relion-qsub doctor --fix "
-        reason += f"cancels it (token {token})"
-    _submission_failed(prepared, reason, token=token, held=True)
-    if exc.returncode:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return int(exc.returncode)
-    raise exc
-
-
-def _held_for_good(prepared: Prepared, submission: Submission, exc: TransientError) -> int:
-    from . import submit as sub
-
-    job = submission.job_id
-    reason = f"{exc}; it never runs while held: scancel {job} and run the job again"
-    sub.record(prepared, {**_submitted_entry(submission), "error": reason})
-    if prepared.jobdir is not None:
-        sub.mark_failed(prepared.jobdir, reason, lead=f"job {job} not started")
-    print(f"{PROG}: error: {reason}", file=sys.stderr)
-    return exc.exit_code
+        traceback.print_exception(outcome.error)
+    if outcome.message:
+        print(f"{PROG}: {outcome.message}", file=sys.stderr)
+    return outcome.exit_code
 
 
 # Subcommands beyond submit/check, each in its own module with its own argparse (off the submit path):

@@ -16,7 +16,7 @@ What it says comes from where the facts are, without waiting for the end-watcher
   it ended (measured on the testbed, 22.05): then the end-watcher, which afternotok starts because of that ending,
   says how; a job without one (``[submit] watch = false``) says that Slurm is ending it;
 - otherwise the script ended by itself and the program did not report: the line says so, with the exit status.
-Runs on a compute node, from the job: imports only the job-dir contract, the end-watcher's Slurm view and endings.
+Runs on a compute node, from the job: imports only relion/ (the job-dir contract, runs) and slurm/ (one scontrol).
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ import os
 import sys
 from pathlib import Path
 
-from . import jobdir, runs, watch
-from .endings import AGAIN, OOM_FIX, describe
+from .relion import jobdir, runs
+from .slurm import client, states
+from .slurm.states import AGAIN, OOM_FIX
 
 _RUN = "import sys; sys.path.insert(0, sys.argv.pop(1)); import relion_qsub.jobend as e; sys.exit(e.main(sys.argv[1:]))"
 FUNCTION = "relion_qsub_ended"  # the shell function the trap calls (one name, no clash with a template's own)
@@ -93,27 +94,26 @@ def oom_kills(cgroup_file: Path = Path("/proc/self/cgroup"), root: Path = Path("
     return 0
 
 
-def why(job_id: str, status: str, slurm: dict[str, str], kills: int, watched: bool = False) -> str | None:
-    """The run.err line for a job whose program did not report, from what the job can see; None when the
-    end-watcher will say it better (Slurm is ending the job)."""
-    state = slurm.get("JobState", "")
+def why(job_id: str, status: str, slurm: client.JobView | None, kills: int, watched: bool = False) -> str | None:
+    """The run.err line for a job whose program did not report, from what the job can see (``slurm``: the
+    controller's record, None when it could not answer); None when the end-watcher will say it better (Slurm is
+    ending the job)."""
+    state = slurm.state if slurm is not None else ""
     if kills:
         return (
             f"relion-qsub: Slurm job {job_id} ran out of memory: the out-of-memory killer ended {kills} process"
             f"{'es' if kills > 1 else ''} of its batch script (OUT_OF_MEMORY) and no RELION_JOB_EXIT_* was written; "
             f"{OOM_FIX}"
         )
-    if state == "COMPLETING" and watched:
+    if state == states.COMPLETING and watched:
         return None
-    if state == "COMPLETING":
+    if state == states.COMPLETING:
         return (
             f"relion-qsub: Slurm is ending job {job_id} from outside (scancel, its time limit, a node failure or "
             f"preemption; `sacct -j {job_id}` says which) and no RELION_JOB_EXIT_* was written; {AGAIN}"
         )
-    if state and state not in ("RUNNING", "CONFIGURING"):
-        uid = slurm.get("UserId", "").partition("(")[2].rstrip(")")
-        owner = int(uid) if uid.isdigit() else None
-        return f"relion-qsub: {describe(job_id, state, slurm.get('ExitCode', ''), slurm.get('Reason', ''), owner)}"
+    if slurm is not None and state and state != states.RUNNING:
+        return f"relion-qsub: {states.describe(job_id, state, slurm.exit_code, slurm.reason, slurm.owner_uid)}"
     return reason(job_id, status)
 
 
@@ -145,7 +145,7 @@ def main(argv: list[str]) -> int:
         return 0
     job_id = os.environ.get("SLURM_JOB_ID", "")
     stamp = runs.Stamp.decode(os.environ.get(runs.ENV))
-    line = why(job_id, status, watch.controller_view(job_id) if job_id else {}, oom_kills(), watched)
+    line = why(job_id, status, client.show_job(job_id).view if job_id else None, oom_kills(), watched)
     if line is None:
         return 0
     try:

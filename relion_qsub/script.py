@@ -12,11 +12,13 @@ script identical. Only lines a rule touched are rendered anew (``#SBATCH --name=
 
 from __future__ import annotations
 
+import enum
 import re
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 
 from .errors import ScriptError
-from .options import Parsed, parse_words, site_table
+from .slurm.options import Parsed, parse_words, site_table
 
 MAGIC = "#SBATCH"
 # Looks like a directive but sbatch ignores it: indented, "# SBATCH", "#sbatch". Not "# sbatch --mem=10g job.sh": a
@@ -24,8 +26,8 @@ MAGIC = "#SBATCH"
 _LOOKALIKE = re.compile(r"^\s*#(?:\s*SBATCH\b|sbatch\b)")
 
 
-class Kind:
-    """What a line is to sbatch (plain strings: no enum import on the submit path)."""
+class Kind(enum.Enum):
+    """What a line is to sbatch."""
 
     SHEBANG = "shebang"
     DIRECTIVE = "directive"
@@ -99,28 +101,16 @@ def render_option(parsed: Parsed) -> str:
     return quote_word(f"{name}={parsed.value}")
 
 
+@dataclass(frozen=True, slots=True, repr=False)
 class Line:
-    """One line of the script; immutable by convention (rules build new lines with the ``with_*`` methods)."""
+    """One line of the script; rules build new lines with the ``with_*`` methods."""
 
-    __slots__ = ("comment", "end", "kind", "number", "options", "text")
-
-    def __init__(
-        self,
-        kind: str,
-        text: str,  # without the line terminator
-        end: str,  # "\n", "\r\n" or "" for a last line without a newline
-        options: tuple[Parsed, ...] = (),  # for DIRECTIVE lines
-        comment: str | None = None,  # a directive's trailing "# ..." text
-        number: int = 0,  # 1-based line number in the original script; 0 for lines a rule added
-    ) -> None:
-        self.kind, self.text, self.end, self.options, self.comment, self.number = (
-            kind,
-            text,
-            end,
-            options,
-            comment,
-            number,
-        )
+    kind: Kind
+    text: str  # without the line terminator
+    end: str  # "\n", "\r\n" or "" for a last line without a newline
+    options: tuple[Parsed, ...] = ()  # for DIRECTIVE lines
+    comment: str | None = None  # a directive's trailing "# ..." text
+    number: int = 0  # 1-based line number in the original script; 0 for lines a rule added
 
     def __repr__(self) -> str:
         return f"Line({self.kind}, {self.text!r}, line {self.number})"
@@ -144,11 +134,12 @@ def directive_line(options: Sequence[Parsed], end: str = "\n") -> Line:
     return Line(Kind.DIRECTIVE, "", end).with_options(options)
 
 
+@dataclass(frozen=True, slots=True, repr=False)
 class Script:
-    __slots__ = ("lines", "path")
+    """A parsed batch script: its lines in order, each keeping its original text."""
 
-    def __init__(self, lines: tuple[Line, ...], path: str | None = None) -> None:
-        self.lines, self.path = lines, path
+    lines: tuple[Line, ...]
+    path: str | None = None
 
     def __repr__(self) -> str:
         return f"Script({self.path!r}, {len(self.lines)} lines)"

@@ -1,8 +1,11 @@
 """Submission: write the normalised script beside RELION's, run sbatch exactly once, record what happened.
 
-Split as submitit does: ``prepare`` (read, normalise, decide where the result goes), ``sbatch_argv`` (build the
-command), ``parse_job_id`` (read its answer), ``submit`` (run it with retries), ``record``/``mark_failed`` (tell the
-job dir). RELION's own ``run_submit.script`` is never modified.
+One owner, as submitit's executor: ``run`` goes through every step and handles every failure beside the step that
+fails, and returns an ``Outcome`` (the CLI prints it and exits with its code); ``Hooks`` pass output on as it
+happens. The steps: ``prepare`` (read, normalise, decide where the result goes, parse the command line's sbatch
+options once), ``write_output``, ``submit`` (``sbatch_argv``, run it with retries, ``parse_job_id``), ``start``
+(the end-watcher, then the release) and ``record``/``mark_failed`` (tell the job dir). RELION's own
+``run_submit.script`` is never modified.
 
 Exactly once: sbatch does not retry "Socket timed out on send/recv operation", and after such a timeout the job may
 exist nevertheless (the controller got the request, the answer was lost). Each submission therefore carries a unique
@@ -12,52 +15,42 @@ squeue answers that it does not.
 
 from __future__ import annotations
 
+import enum
 import errno
 import os
-import re
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import fit, proc, quiet, rules, runs
-from . import jobdir as jobdir_mod
-from .errors import CommandError, CommandTimeout, InputError, ScriptError, TransientError
+from . import proc
+from .checks import core as checks
+from .checks.engine import check_fit, normalise, parse_cli_options
+from .errors import EX_DATAERR, CommandError, CommandTimeout, InputError, RelionQsubError, ScriptError, TransientError
+from .profile import Site
+from .relion import gui, runs
+from .relion import jobdir as jobdir_mod
 from .script import Script, parse
-from .site import Site
-
-_SUBMITTED = r"Submitted batch job (\d+)"  # compiled on first use (re caches it): `check` never needs it
 
 
+@dataclass(frozen=True, slots=True)
 class Prepared:
     """A script read and normalised, and where its normalised form goes."""
 
-    __slots__ = ("_text", "cli_args", "jobdir", "original", "output", "result", "source", "stamp", "watched")
+    source: Path
+    original: str
+    result: checks.Result
+    output: Path
+    jobdir: Path | None
+    cli_args: tuple[str, ...]
+    context: checks.Context  # the site and the command line's sbatch options, parsed once (in `prepare`)
+    text: str  # what is written and submitted: the normalised script, with the report echoed into run.out
+    stamp: runs.Stamp | None = None  # which run of the job dir this is (relion/runs.py): the script RELION wrote
 
-    def __init__(
-        self,
-        source: Path,
-        original: str,
-        result: rules.Result,
-        output: Path,
-        jobdir: Path | None,
-        cli_args: tuple[str, ...],
-        stamp: runs.Stamp | None = None,
-        watched: bool = False,
-    ) -> None:
-        self.source, self.original, self.result = source, original, result
-        self.output, self.jobdir, self.cli_args = output, jobdir, cli_args
-        self.stamp = stamp  # which run of the job dir this is (runs.py): the script as RELION last wrote it
-        self.watched = watched  # an end-watcher goes beside it (site policy submit.watch)
-        self._text: str | None = None
-
-    @property
-    def text(self) -> str:
-        """The script that is written and submitted: the normalised script, with the report echoed into run.out."""
-        if self._text is None:  # written, hashed for the log, printed or diffed: render it once
-            job = job_preamble(self.result.script, self.jobdir, self.stamp, self.watched) if self.jobdir else None
-            self._text = with_report(self.result.script, self.result.changes, job_line=job)
-        return self._text
+    def option(self, name: str) -> str | None:
+        """The value sbatch uses for ``name``: the command line's, else the script's last."""
+        return checks.effective(self.result.script, self.context, name)
 
 
 REPORT_MARK = "RELION_QSUB_REPORT"
@@ -91,13 +84,13 @@ def job_preamble(script: Script, job_dir: Path, stamp: runs.Stamp | None, watche
     return [JOB_LINE, *jobend.preamble(job_dir, stamp, watched)]
 
 
-def with_report(script: Script, changes: Sequence[rules.Change], job_line: list[str] | None = None) -> str:
+def with_report(script: Script, changes: Sequence[checks.Change], job_line: list[str] | None = None) -> str:
     """The rendered script plus, when relion-qsub changed or warned about something, a first command that prints
     the report into the job's output (run.out). Users who clicked "Run" in RELION's GUI never see the terminal
     relion-qsub printed to; run.out is what the GUI shows them. A quoted here-document prints it verbatim.
     ``job_line`` (RELION jobs): the lines the job runs first (job_preamble)."""
     text = script.render()
-    shown = [change for change in changes if change.action != rules.ERROR and not quiet.harmless(change)]
+    shown = [change for change in changes if change.action != checks.Outcome.ERROR and not gui.harmless(change)]
     if not shown and not job_line:
         return text
     at = sum(len(line.text) + len(line.end) for line in script.lines[: script.body_start])
@@ -134,16 +127,18 @@ def read_script(path: Path) -> str:
 
 def prepare(source: Path, cli_args: Sequence[str], site: Site) -> Prepared:
     original = read_script(source)
-    ctx = rules.Context(site, rules.parse_cli_options(cli_args, site.typo_distance, site.site_options))
+    ctx = checks.Context(site, parse_cli_options(cli_args, site.typo_distance, site.site_options))
     bad = [p for p in ctx.cli_options if p.problem]
     if bad:
         from .errors import UsageError
 
         raise UsageError(f"sbatch option on the command line: {bad[0].problem}")
-    result = fit.check(rules.normalise(parse(original, str(source), site.typo_distance, site.site_options), ctx), ctx)
-    job_dir = jobdir_mod.of_script(source)
-    stamp = runs.Stamp.of(source) if job_dir is not None else None
-    return Prepared(source, original, result, output_path(source), job_dir, tuple(cli_args), stamp, site.submit.watch)
+    result = check_fit(normalise(parse(original, str(source), site.typo_distance, site.site_options), ctx), ctx)
+    jobdir = jobdir_mod.of_script(source)
+    stamp = runs.Stamp.of(source) if jobdir is not None else None
+    job = job_preamble(result.script, jobdir, stamp, site.submit.watch) if jobdir is not None else None
+    text = with_report(result.script, result.changes, job_line=job)
+    return Prepared(source, original, result, output_path(source), jobdir, tuple(cli_args), ctx, text, stamp)
 
 
 def write_output(prepared: Prepared) -> None:
@@ -191,17 +186,9 @@ def sbatch_argv(site: Site, prepared: Prepared, token: str) -> list[str]:
     ``--comment`` goes last and carries the user's own comment (from the command line or the script) along. A
     script's ``--begin`` is applied on release; one on relion-qsub's command line replaces the hold.
     """
-    cli = rules.Context(site, rules.parse_cli_options(prepared.cli_args, site_options=site.site_options))
-    user_comment = cli.cli_value("comment") if cli.cli_has("comment") else prepared.result.script.last("comment")
-    tag = f"--comment={comment_with_token(user_comment, token)}"
+    tag = f"--comment={comment_with_token(prepared.option('comment'), token)}"
     policy = [HOLD] if site.submit.requeue else [HOLD, "--no-requeue"]
     return [site.submit.sbatch, *policy, *prepared.cli_args, tag, str(prepared.output)]
-
-
-def job_option(site: Site, prepared: Prepared, name: str) -> str | None:
-    """The value sbatch uses for ``name``: the command line's, else the script's last."""
-    cli = rules.Context(site, rules.parse_cli_options(prepared.cli_args, site_options=site.site_options))
-    return cli.cli_value(name) if cli.cli_has(name) else prepared.result.script.last(name)
 
 
 def release(
@@ -231,8 +218,9 @@ def release(
 
 
 def parse_job_id(stdout: str) -> str | None:
-    match = re.search(_SUBMITTED, stdout)
-    return match.group(1) if match else None
+    from .slurm import client  # here, not at the top: `check` never needs it
+
+    return client.submitted_job_id(stdout)
 
 
 def find_by_token(site: Site, token: str, runner: Callable[..., proc.Result] = proc.run) -> str | None:
@@ -243,16 +231,16 @@ def find_by_token(site: Site, token: str, runner: Callable[..., proc.Result] = p
 
 def jobs_with_token(site: Site, token: str, runner: Callable[..., proc.Result] = proc.run) -> list[str]:
     """The ids of every job carrying ``token``, oldest first. Raises TransientError if squeue fails."""
-    result = runner(
-        [site.submit.squeue, "--noheader", "--states=all", f"--user={os.getuid()}", "--format=%i|%k"],
-        timeout=site.submit.timeout,
-    )
-    if result.returncode != 0:
-        raise TransientError(
-            f"squeue failed: {_last_line(result.stderr)}", returncode=result.returncode, stderr=result.stderr
-        )
-    ids = [row.partition("|")[0].strip() for row in result.stdout.splitlines() if token in row.partition("|")[2]]
-    return sorted(ids, key=lambda i: (len(i), i))
+    from .slurm import client
+
+    found = client.jobs_with_token(token, runner, site.submit.squeue, site.submit.timeout)
+    return [job.job_id for job in found]
+
+
+def _answer(job_id: str) -> str:
+    from .slurm import client
+
+    return client.submitted_answer(job_id)
 
 
 def _last_line(text: str) -> str:
@@ -260,18 +248,34 @@ def _last_line(text: str) -> str:
     return lines[-1].strip() if lines else "(no message)"
 
 
+@dataclass(slots=True)
 class Submission:
-    """What happened to one submission: the argv, the token, sbatch's answer and every attempt."""
+    """What happened to one submission: the argv, the token, sbatch's answer and every attempt.
 
-    def __init__(self, argv: list[str], token: str) -> None:
-        self.argv, self.token = argv, token
-        self.job_id: str | None = None
-        self.returncode = 0
-        self.stdout = ""
-        self.stderr = ""
-        self.attempts: list[dict[str, object]] = []
-        self.watcher: str | None = None  # the end-watcher's job id (watch.py)
-        self.released = False
+    Not frozen: it is the running log of the submission, filled in as sbatch, squeue and scontrol answer.
+    """
+
+    argv: list[str]
+    token: str
+    job_id: str | None = None
+    returncode: int = 0
+    stdout: str = ""
+    stderr: str = ""
+    attempts: list[dict[str, object]] = field(default_factory=list)
+    watcher: str | None = None  # the end-watcher's job id (watch.py)
+    released: bool = False
+
+    def entry(self) -> dict[str, object]:
+        """Its line in the record (relion-qsub.jsonl), beside the script's."""
+        return {
+            "submitted": True,
+            "job_id": self.job_id,
+            "sbatch_argv": self.argv,
+            "token": self.token,
+            "attempts": self.attempts,
+            "watcher": self.watcher,
+            "released": self.released,
+        }
 
 
 def _backoff(site: Site, attempt: int) -> float:
@@ -296,9 +300,11 @@ def lookup_patiently(
             error = exc
             if attempt < site.submit.attempts:
                 sleep(_backoff(site, attempt))
+    from .slurm import client
+
     raise TransientError(
         f"sbatch failed ({why}) and squeue could not say whether the job exists ({error}); look for comment "
-        f"{token} in `squeue --me --format=%i,%k` before submitting again"
+        f"{token} in `{client.COMMENTS_BY_HAND}` before submitting again"
     ) from error
 
 
@@ -343,7 +349,7 @@ def submit(
             found = lookup_patiently(site, token, runner, sleep, why)
         if found is not None:
             sub.job_id, sub.returncode = found, 0
-            sub.stdout = f"Submitted batch job {found}\n"
+            sub.stdout = _answer(found)
             sub.stderr += f"relion-qsub: sbatch's answer was lost ({why}); the job was found by its token: {found}\n"
             sub.attempts.append({"attempt": attempt, "found_by_token": found})
             return _keep_one(site, sub, runner, sleep)
@@ -374,7 +380,7 @@ def _keep_one(
         runner([site.submit.scancel, *extra], timeout=site.submit.timeout)
         sub.attempts.append({"cancelled_twins": extra, "kept": keep})
         sub.job_id = keep
-        sub.stdout = f"Submitted batch job {keep}\n"
+        sub.stdout = _answer(keep)
         sub.stderr += f"relion-qsub: warning: the controller created {len(ids)} jobs for one submission; kept {keep}, "
         sub.stderr += f"cancelled {', '.join(extra)}\n"
     return sub
@@ -387,12 +393,10 @@ def _sha256(text: str) -> str:
 
 
 def record(prepared: Prepared, entry: dict[str, object]) -> bool:
-    """Append one JSON line to the log beside the script (the job dir for RELION jobs); False if it failed.
-
-    One write(2) of the whole line with O_APPEND; a short or failed write (full disk, quota) is cut back off, so the
-    log never holds half a line. When it fails, the warning names the job id and token (they must not be lost).
-    """
-    import json
+    """Append one line to the submission record beside the script (the job dir for RELION jobs); False if it
+    failed (the record's one writer: relion.record.append). When it fails, the warning names the job id and token
+    (they must not be lost)."""
+    from .relion import record as record_mod
 
     log = prepared.source.parent / jobdir_mod.RECORD
     line = {
@@ -407,34 +411,12 @@ def record(prepared: Prepared, entry: dict[str, object]) -> bool:
         ],
         **entry,
     }
-    problem = _append_whole(log, (json.dumps(line, sort_keys=False) + "\n").encode("utf-8"))
+    problem = record_mod.append(log, record_mod.from_mapping(line))
     if problem:
         job = f"; the job is Slurm job {entry['job_id']}" if entry.get("job_id") else ""
         token = f" (token {entry['token']})" if entry.get("token") else ""
         print(f"relion-qsub: warning: cannot append to {log}: {problem}{job}{token}", file=sys.stderr)
     return not problem
-
-
-def _append_whole(path: Path, data: bytes) -> str:
-    """Append ``data`` in one write, or not at all; "" on success, else why not."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o666)
-    except OSError as exc:
-        return exc.strerror or str(exc)
-    try:
-        size = os.fstat(fd).st_size
-        try:
-            if os.write(fd, data) != len(data):
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        except OSError as exc:
-            try:
-                os.ftruncate(fd, size)  # a half line would be one more damaged line for every reader
-            except OSError:
-                pass
-            return exc.strerror or str(exc)
-    finally:
-        os.close(fd)
-    return ""
 
 
 def start(
@@ -453,7 +435,7 @@ def start(
         cancel_previous_watcher(site, prepared.jobdir, sub, runner)
     if prepared.jobdir is not None and site.submit.watch:
         sub.watcher = submit_watcher(site, prepared, sub, runner)
-    tries = release(site, sub.job_id, job_option(site, prepared, "begin"), runner, sleep)  # a --hold stays held
+    tries = release(site, sub.job_id, prepared.option("begin"), runner, sleep)  # a --hold stays held
     sub.attempts.append({"released": sub.job_id, "release_attempts": tries})
     sub.released = True
 
@@ -487,7 +469,7 @@ def submit_watcher(site: Site, prepared: Prepared, sub: Submission, runner: Call
     from . import watch
 
     assert prepared.jobdir is not None and sub.job_id is not None
-    where = [f"--{name}={value}" for name in ("partition", "account") if (value := job_option(site, prepared, name))]
+    where = [f"--{name}={value}" for name in ("partition", "account") if (value := prepared.option(name))]
     argv = watch.sbatch_argv(
         site.submit.sbatch, sub.job_id, prepared.jobdir, where, site.submit.watch_options, prepared.stamp
     )
@@ -518,3 +500,138 @@ def mark_failed(jobdir: Path, reason: str, lead: str = "job not submitted") -> b
     if marked.err_note:
         print(f"relion-qsub: warning: marked {jobdir} failed, but {marked.err_note}", file=sys.stderr)
     return True
+
+
+class Status(enum.Enum):
+    """How a submission ended."""
+
+    SUBMITTED = "submitted"  # sbatch took the job and it was released
+    REFUSED = "refused"  # the script has errors no rule repairs: nothing was submitted
+    FAILED = "failed"  # a step failed before a job existed: the profile, the script, writing it, sbatch itself
+    NOT_RELEASED = "not released"  # the job exists but stays held for good: it never runs
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What `run` did, for the caller to print and exit with. ``message`` is the line after "relion-qsub: " (empty
+    on success); ``error`` the failure behind it (its traceback for -v)."""
+
+    status: Status
+    exit_code: int
+    message: str = ""
+    error: RelionQsubError | None = None
+    submission: Submission | None = None
+
+
+def _ignore(_: object) -> None:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Hooks:
+    """Where a submission's output goes as it happens (the CLI: stdout and stderr); by default nowhere."""
+
+    report: Callable[[Prepared], object] = _ignore  # the changes and warnings, before anything is submitted
+    job: Callable[[str], object] = _ignore  # sbatch's answer ("Submitted batch job N"): at once, whatever fails next
+    said: Callable[[str], object] = _ignore  # what sbatch and scontrol printed on stderr, passed on
+
+
+def run(
+    source: Path,
+    cli_args: Sequence[str],
+    site_name: str | None,
+    hooks: Hooks = Hooks(),
+    runner: Callable[..., proc.Result] = proc.run,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Outcome:
+    """The whole submission: load the profile, prepare, write, sbatch (exactly once), start, record.
+
+    Every failure is handled beside the step that fails: the record says why, and a RELION job is marked failed
+    (run.err line + RELION_JOB_EXIT_FAILURE) so the GUI does not show "Running" for a job that will never run.
+    """
+    from .profile import load
+
+    try:
+        site = load(site_name)  # a bad profile: no record, no job dir touched (there is no site to judge by)
+        prepared = _prepare_or_mark(source, cli_args, site)
+    except RelionQsubError as exc:
+        return _failure(exc)
+    hooks.report(prepared)
+    if prepared.result.errors:
+        return _refused(prepared)
+    try:
+        write_output(prepared)
+    except RelionQsubError as exc:
+        failed(prepared, str(exc))
+        return _failure(exc)
+    token = new_token()
+    try:
+        submission = submit(site, prepared, runner=runner, sleep=sleep, token=token)
+    except CommandError as exc:
+        return _sbatch_failed(prepared, exc, token, hooks)
+    hooks.job(submission.stdout)
+    try:
+        start(site, prepared, submission, runner, sleep)
+    except TransientError as exc:  # not released: the job stays held and never runs, so FAILURE is true
+        return _not_released(prepared, submission, exc)
+    finally:
+        hooks.said(submission.stderr)
+    record(prepared, submission.entry())
+    return Outcome(Status.SUBMITTED, submission.returncode, submission=submission)
+
+
+def _failure(exc: RelionQsubError, exit_code: int | None = None) -> Outcome:
+    return Outcome(Status.FAILED, exit_code or exc.exit_code, f"error: {exc}", exc)
+
+
+def _prepare_or_mark(source: Path, cli_args: Sequence[str], site: Site) -> Prepared:
+    """``prepare``; when the script cannot be read or the command line is wrong, the job dir is told and it raises."""
+    try:
+        return prepare(source, cli_args, site)
+    except RelionQsubError as exc:
+        jobdir = jobdir_mod.of_script(source)
+        if jobdir is not None and jobdir.is_dir():
+            mark_failed(jobdir, str(exc))
+        raise
+
+
+def failed(prepared: Prepared, reason: str, **extra: object) -> None:
+    """Record the refusal and tell RELION the job failed (run.err line + RELION_JOB_EXIT_FAILURE)."""
+    record(prepared, {"submitted": False, "error": reason, **extra})
+    if prepared.jobdir is not None:
+        mark_failed(prepared.jobdir, reason)
+
+
+def _refused(prepared: Prepared) -> Outcome:
+    """The script has errors (the report shows them all); the record and run.err name the first."""
+    errors, source = prepared.result.errors, prepared.source
+    first = errors[0]
+    where = f"{source} line {first.line}" if first.line else str(source)
+    more = f" (and {len(errors) - 1} more: run `relion-qsub check {source}`)" if len(errors) > 1 else ""
+    failed(prepared, f"{where}: {first.message}{more}")
+    return Outcome(Status.REFUSED, EX_DATAERR, "not submitted; fix the errors above and run the job again")
+
+
+def _sbatch_failed(prepared: Prepared, exc: CommandError, token: str, hooks: Hooks) -> Outcome:
+    """sbatch refused the job (exit with its status), or it could not be run or the controller did not answer
+    within the retry budget (exit with the error's sysexits code)."""
+    if exc.stderr:
+        hooks.said(exc.stderr if exc.stderr.endswith("\n") else exc.stderr + "\n")
+    reason = str(exc)
+    if isinstance(exc, TransientError):
+        # Every request went out held (HOLD): one the controller still processes later creates a held job, which
+        # never runs (doctor finds it by the token and --fix cancels it). So "failed" stays true.
+        reason += "; a job a lost request still creates stays held and never runs: relion-qsub doctor --fix "
+        reason += f"cancels it (token {token})"
+    failed(prepared, reason, token=token, held=True)
+    return _failure(exc, exc.returncode)
+
+
+def _not_released(prepared: Prepared, submission: Submission, exc: TransientError) -> Outcome:
+    """The job exists but could not be released: it never runs. The record keeps its id; RELION is told it failed."""
+    job = submission.job_id
+    reason = f"{exc}; it never runs while held: scancel {job} and run the job again"
+    record(prepared, {**submission.entry(), "error": reason})
+    if prepared.jobdir is not None:
+        mark_failed(prepared.jobdir, reason, lead=f"job {job} not started")
+    return Outcome(Status.NOT_RELEASED, exc.exit_code, f"error: {reason}", exc, submission)

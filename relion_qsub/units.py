@@ -1,6 +1,6 @@
 """Slurm's units, parsed as Slurm parses them: memory sizes (MB by default) and times (minutes by default).
 
-Import-light (nothing at all): the submit path's fit rules (``relion_qsub.fit``) and the profile read them.
+Import-light (nothing at all): the submit path's fit rules (``relion_qsub.checks.fit``) and the profile read them.
 """
 
 from __future__ import annotations

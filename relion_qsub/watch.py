@@ -27,8 +27,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import jobdir, proc, runs
-from .errors import CommandError
+from . import proc
+from .relion import jobdir, runs
 
 COMMENT = "relion-qsub-watch"  # --comment of the watcher: never the submission's token (lookups by token stay exact)
 NAME = "relion-qsub-watch"
@@ -82,54 +82,25 @@ def cancel_argv(scancel: str, watcher: str) -> list[str]:
 # ---- run time, on a compute node ------------------------------------------------------------------------------
 
 Runner = Callable[..., proc.Result]
-_FIELDS = ("JobState", "Reason", "ExitCode", "UserId")
-
-
-def controller_view(job_id: str, runner: Runner = proc.run) -> dict[str, str]:
-    """JobState, Reason, ExitCode, UserId from ``scontrol show job`` ({} when it cannot answer)."""
-    return _scontrol(job_id, runner)
-
-
-def _scontrol(job_id: str, runner: Runner) -> dict[str, str]:
-    try:
-        result = runner(["scontrol", "show", "job", "-o", job_id], timeout=30)
-    except CommandError:
-        return {}
-    info: dict[str, str] = {}
-    for word in result.stdout.split() if result.returncode == 0 else ():
-        key, sep, value = word.partition("=")
-        if sep and key in _FIELDS:
-            info.setdefault(key, value)
-    return info
-
-
-def _sacct_state(job_id: str, runner: Runner) -> str:
-    """sacct's State, which alone says who cancelled ("CANCELLED by 1234"); "" without accounting."""
-    try:
-        result = runner(["sacct", "-j", job_id, "-X", "-n", "-P", "-o", "State"], timeout=30)
-    except CommandError:
-        return ""
-    lines = result.stdout.strip().splitlines() if result.returncode == 0 else []
-    return lines[0].strip() if lines else ""
 
 
 def ending(job_id: str, runner: Runner = proc.run, sleep: Callable[[float], None] = time.sleep) -> str:
     """The run.err sentence for how Slurm ended ``job_id``."""
-    from .endings import describe
+    from .slurm import client, states
 
-    info = _scontrol(job_id, runner)
-    state = info.get("JobState", "")
+    view = client.show_job(job_id, runner).view
+    state = view.state if view is not None else ""
     acct = ""
     for _ in range(5):  # slurmdbd hears of the end a moment after the controller
-        acct = _sacct_state(job_id, runner)
-        if not acct or acct.split()[0] not in ("RUNNING", "PENDING", "COMPLETING", "REQUEUED"):
+        acct = client.acct_state(job_id, runner)
+        if not acct or states.base(acct) not in states.NOT_ENDED_YET:
             break
         sleep(1)
-    if acct and (not state or acct.split()[0] == state):
+    if acct and (not state or states.base(acct) == state):
         state = acct  # the same state, with "by <uid>" for a cancel
-    uid = info.get("UserId", "").partition("(")[2].rstrip(")")
-    owner = int(uid) if uid.isdigit() else None
-    return describe(job_id, state, info.get("ExitCode", ""), info.get("Reason", ""), owner)
+    if view is None:
+        return states.describe(job_id, state)
+    return states.describe(job_id, state, view.exit_code, view.reason, view.owner_uid)
 
 
 def main(argv: list[str]) -> int:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from relion_qsub.boxes import Boxes
+from relion_qsub.relion.gui import Boxes
 from tests.corpus.generate import TEMPLATES as CORPUS_TEMPLATES
 from tests.corpus.generate import Entry
 from tests.relionfill import relion_command

@@ -1,4 +1,4 @@
-"""boxes.py: which GUI box filled which script line, from RELION's environment (RELION_QSUB_TEMPLATE, labels)."""
+"""relion/gui.py Boxes: which GUI box filled which script line, from RELION_QSUB_TEMPLATE and the box labels."""
 
 from __future__ import annotations
 
@@ -6,7 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from relion_qsub.boxes import Boxes, box_name, from_environment
+import pytest
+
+from relion_qsub.checks.placeholders import _empty_value
+from relion_qsub.launch.invocation import parse_args
+from relion_qsub.relion.gui import EMPTY, Boxes, box_name, from_environment, unset_value
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = "".join(
@@ -54,3 +58,25 @@ def test_check_names_the_box_from_relions_environment(tmp_path: Path) -> None:
     assert done.returncode == 65, done.stderr
     assert "so the 'Memory (GB)' box (RELION_QSUB_EXTRA2) was left empty" in done.stderr
     assert "it came from the 'More options' box (RELION_QSUB_EXTRA3)" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("value", "unset"),
+    [
+        ("", EMPTY),
+        ("  ", EMPTY),
+        ('""', EMPTY),
+        ("''", EMPTY),
+        ("XXXextra2XXX", "XXXextra2XXX"),
+        ("2XXXqosXXX", "XXXqosXXX"),
+        ("4G", None),
+        ("XXX", None),
+        ("gpu:1", None),
+    ],
+)
+def test_one_answer_for_an_option_a_box_left_empty_or_unfilled(value: str, unset: str | None) -> None:
+    """The launcher-line rule (relion-qsub) and relion-launch drop the same options: both ask gui.unset_value."""
+    assert unset_value(value) == unset
+    assert _empty_value(f"--mem-per-cpu={value}") is (unset is not None)
+    inv = parse_args([f"--mem-per-cpu={value}", "relion_refine_mpi"])
+    assert (inv.srun_options == []) is (unset is not None), inv

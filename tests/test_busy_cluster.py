@@ -50,7 +50,7 @@ def test_cancel_while_pending_on_a_full_cluster_reaches_relion_within_60_s(
 ) -> None:
     pipe = pipeliner(tmp_path, "sleep 60", "--comment=busy")
     (first,) = entries(tmp_path, 1)
-    job_id, watcher = str(first["job_id"]), str(first["watcher"])
+    job_id, watcher = str(first.job_id), str(first.watcher)
     wait_until("the job waits for a node", lambda: job_info(job_id).get("Reason") in ("Resources", "Priority"), 30)
     assert job_info(watcher)["Partition"] == "service"
     cancelled = time.monotonic()

@@ -31,6 +31,7 @@ from relion_qsub.doctor import pipeline as doctor_pipeline
 from relion_qsub.errors import EX_DATAERR, EX_NOINPUT, EX_OK, CommandError
 from relion_qsub.formats import mrc
 from relion_qsub.formats import star as starfile
+from relion_qsub.slurm import client
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -693,10 +694,8 @@ def job_dir(tmp_path: Path) -> Path:
 
 
 def test_scontrol_parsing_keeps_values_with_spaces() -> None:
-    info = doctor_job.parse_scontrol(scontrol_line("42", "TIMEOUT", "TimeLimit"))
+    info = client.parse_scontrol(scontrol_line("42", "TIMEOUT", "TimeLimit"))
     assert info["JobState"] == "TIMEOUT" and info["WorkDir"] == "/p q" and info["Command"].endswith(".slurm")
-    # the current submission is the latest entry, also when it was refused (runs.py): not an earlier job id
-    assert doctor_job.last_entry('{"job_id": "1"}\n{"submitted": false}\nx\n') == {"submitted": False}
 
 
 def test_running_in_relion_gone_from_slurm(job_dir: Path) -> None:
@@ -866,8 +865,8 @@ def test_zombie_rank_only_while_running(job_dir: Path, tmp_path: Path, monkeypat
 
 
 def test_judge_matrix() -> None:
-    alive = doctor_job.SlurmView("7", "RUNNING")
-    done = doctor_job.SlurmView("7", "COMPLETED")
+    alive = client.JobView("7", "RUNNING")
+    done = client.JobView("7", "COMPLETED")
     assert doctor_job.judge("j/", "running", None)[0][0] == "warning"
     assert doctor_job.judge("j/", "success", None)[0][0] == "ok"
     assert doctor_job.judge("j/", "running", alive)[0][0] == "ok"
@@ -877,7 +876,7 @@ def test_judge_matrix() -> None:
     )
     assert doctor_job.judge("j/", "success", alive)[0][0] == "warning"
     assert doctor_job.judge("j/", "success", done) == [("ok", "RELION: success; Slurm job 7 COMPLETED", "")]
-    cancelled = doctor_job.judge("j/", "failure", doctor_job.SlurmView("7", "CANCELLED", exit_code="0:15"))
+    cancelled = doctor_job.judge("j/", "failure", client.JobView("7", "CANCELLED", exit_code="0:15"))
     assert [level for level, _, _ in cancelled] == ["ok", "warning"]
 
 

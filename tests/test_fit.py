@@ -3,16 +3,17 @@ came from and the value that fits; the partition limits come from the profile (t
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
-from relion_qsub import fit, rules
-from relion_qsub import site as site_mod
+from relion_qsub import profile
+from relion_qsub.checks import core, engine, registry
 from relion_qsub.script import parse
 from relion_qsub.submit import prepare
 
-TESTBED = site_mod.load("testbed")
+TESTBED = profile.load("testbed")
 HEAD = "#!/bin/bash\n#SBATCH --ntasks=1\n#SBATCH --partition=norm\n#SBATCH --cpus-per-task=1\n"
 # The testbed's common.sh: one box per line, as RELION fills XXXextra1XXX (Walltime) ... XXXextra4XXX (Directives).
 COMMON = (
@@ -39,12 +40,12 @@ def common(**values: object) -> str:
     return COMMON.format(**{**base, **values})
 
 
-def check(text: str, site: site_mod.Site = TESTBED, cli: list[str] | None = None) -> rules.Result:
-    ctx = rules.Context(site, rules.parse_cli_options(cli or []))
-    return fit.check(rules.normalise(parse(text), ctx), ctx)
+def check(text: str, site: profile.Site = TESTBED, cli: list[str] | None = None) -> core.Result:
+    ctx = core.Context(site, engine.parse_cli_options(cli or []))
+    return engine.check_fit(engine.normalise(parse(text), ctx), ctx)
 
 
-def errors(result: rules.Result, rule: str) -> list[str]:
+def errors(result: core.Result, rule: str) -> list[str]:
     return [c.message for c in result.errors if c.rule == rule]
 
 
@@ -146,9 +147,9 @@ def test_gpus_options_count_in_every_gpu_rule() -> None:
 
 
 def test_each_rule_has_its_own_policy_key() -> None:
-    keys = [r.check for r in fit.FIT_RULES]
-    assert len(keys) == len(set(keys)) and set(keys) == set(site_mod.FIT_POLICY)
-    lenient = TESTBED.replace(policy={**TESTBED.policy, "max_time": "warn", "memory_unit": "off"})
+    keys = [r.key for r in registry.RULES if r.kind is registry.Kind.FIT]
+    assert len(keys) == len(set(keys)) and set(keys) == set(registry.FIT_POLICY) <= set(core.FUNCTIONS)
+    lenient = dataclasses.replace(TESTBED, policy={**TESTBED.policy, "max_time": "warn", "memory_unit": "off"})
     result = check(common(time="11-00:00:00", mem="20"), lenient)
     assert result.ok and [(c.rule, c.action) for c in result.changes] == [("max-time", "warning")]
 
@@ -201,5 +202,5 @@ def test_each_fit_key_switches_off_only_its_own_rule(key: str) -> None:
     text = common(**FIT_TRIGGERS[key]).replace("--time=1:00:00", "--time=11-00:00:00")  # and max_time fires too
     on = {c.rule for c in check(text).changes}
     assert key.replace("_", "-") in on
-    off = check(text, TESTBED.replace(policy={**TESTBED.policy, key: "off"}))
+    off = check(text, dataclasses.replace(TESTBED, policy={**TESTBED.policy, key: "off"}))
     assert {c.rule for c in off.changes} == on - {key.replace("_", "-")}

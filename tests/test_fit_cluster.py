@@ -138,20 +138,20 @@ def test_relion_fills_a_sized_template_with_other_boxes_and_it_is_refused_before
     import shutil
     import subprocess
 
-    from relion_qsub import site as site_mod
+    from relion_qsub import profile
     from relion_qsub.sitetools.templates import plan, write
 
     if shutil.which("relion_pipeliner") is None:
         pytest.fail("relion_pipeliner is not installed: run `make deps` (Debian package relion)")
-    site = site_mod.load("testbed")
+    site = profile.load("testbed")
     tree = tmp_path / "templates"
     write(plan(site, str(tree)), tree)
     project = tmp_path / "project"
     project.mkdir()
     (project / "default_pipeline.star").write_text("data_pipeline_general\n\n_rlnPipeLineJobCounter 1\n")
     (project / "particles.star").write_text("")
-    fields = {f"RELION_QSUB_EXTRA{f.number}": f.label for f in site.fields}
-    env = job_env(RELION_QSUB_SITE="testbed", RELION_QSUB_EXTRA_COUNT=str(len(site.fields)), **fields)
+    fields = {f"RELION_QSUB_EXTRA{f.number}": f.label for f in site.profile.fields}
+    env = job_env(RELION_QSUB_SITE="testbed", RELION_QSUB_EXTRA_COUNT=str(len(site.profile.fields)), **fields)
     options = [
         "fn_img == particles.star",
         "nr_mpi == 1",

@@ -13,15 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from relion_qsub import site as site_mod
-from relion_qsub.boxes import Boxes
-from relion_qsub.rules import Context, normalise
+from relion_qsub import profile
+from relion_qsub.checks.core import Context
+from relion_qsub.checks.engine import normalise
+from relion_qsub.relion.gui import Boxes
 from relion_qsub.script import parse
 
 HERE = Path(__file__).resolve().parent
 CORPUS = sorted((HERE / "corpus").glob("*.script"))
 GOLDEN = HERE / "golden"
-SITE = site_mod.load("biowulf")
+SITE = profile.load("biowulf")
 
 
 def expected_text(script: Path) -> str:

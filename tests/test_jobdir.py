@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from relion_qsub import jobdir, submit
+from relion_qsub import submit
 from relion_qsub.doctor import job as doctor_job
 from relion_qsub.launch.main import Pipeline
+from relion_qsub.relion import jobdir
 
 
 @pytest.fixture

@@ -770,7 +770,7 @@ def test_a_run_relion_replaced_writes_no_exit_file(
 ) -> None:
     # RELION's Continue rewrites run_submit.script and removes the exit files before it submits again
     # (src/pipeliner.cpp, runJob): the old run's late failure must not become the new run's ending.
-    from relion_qsub import runs
+    from relion_qsub.relion import runs
 
     jobdir = tmp_path / "Class2D" / "job001"
     script = jobdir / "run_submit.script"

@@ -5,6 +5,7 @@ relion_pipeliner are in test_lifecycle_cluster.py."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -13,11 +14,13 @@ from pathlib import Path
 import pytest
 from pytest_subprocess import FakeProcess
 
-from relion_qsub import jobdir, jobend, proc, runs, watch
-from relion_qsub import site as site_mod
+from relion_qsub import jobend, proc, profile, watch
 from relion_qsub import submit as sub
+from relion_qsub.checks.registry import ALL_POLICY
 from relion_qsub.doctor import job as doctor_job
 from relion_qsub.doctor import main as doctor_main
+from relion_qsub.relion import jobdir, runs
+from relion_qsub.slurm import client
 
 SCRIPT = "#!/bin/bash\n#SBATCH --ntasks=1 --partition=norm --time=0:05:00\n{body}\n"
 
@@ -143,7 +146,7 @@ def test_the_watcher_carries_the_runs_stamp(job: Path) -> None:
 
 
 def test_submitting_again_cancels_the_previous_pending_watcher(job: Path, fp: FakeProcess) -> None:
-    site = site_mod.load("testbed")
+    site = profile.load("testbed")
     s = sub.Submission(["sbatch"], "tok")
     sub.cancel_previous_watcher(site, job, s)  # first submission: no call at all
     assert s.attempts == []
@@ -160,8 +163,8 @@ def test_submitting_again_cancels_the_previous_pending_watcher(job: Path, fp: Fa
 
 def prepared(job: Path, body: str, shebang: str = "#!/bin/bash") -> sub.Prepared:
     (job / "run_submit.script").write_text(SCRIPT.format(body=body).replace("#!/bin/bash", shebang))
-    site = site_mod.load("testbed")
-    return sub.prepare(job / "run_submit.script", [], site.replace(policy={k: "off" for k in site.policy}))
+    site = profile.load("testbed")
+    return sub.prepare(job / "run_submit.script", [], dataclasses.replace(site, policy={k: "off" for k in ALL_POLICY}))
 
 
 def run_job(p: sub.Prepared, shell: str = "bash") -> subprocess.CompletedProcess[str]:
@@ -329,7 +332,8 @@ def test_oom_kills_are_read_from_the_memory_cgroup(tmp_path: Path) -> None:
 
 
 def said(job_id: str, status: str, slurm: dict[str, str], kills: int = 0, watched: bool = False) -> str:
-    line = jobend.why(job_id, status, slurm, kills, watched)
+    view = client.view_from_scontrol(job_id, slurm) if slurm else None
+    line = jobend.why(job_id, status, view, kills, watched)
     assert line is not None
     return line
 
@@ -339,7 +343,8 @@ def test_what_the_trap_says_comes_from_what_the_job_sees() -> None:
     assert oom.startswith("relion-qsub: Slurm job 5 ran out of memory: the out-of-memory killer ended 1 process of")
     assert "(OUT_OF_MEMORY)" in oom
     # Slurm is ending the job (scancel, time limit, node failure): scontrol says COMPLETING, not yet how
-    assert jobend.why("5", "0", {"JobState": "COMPLETING"}, 0, watched=True) is None  # the end-watcher says how
+    completing = client.view_from_scontrol("5", {"JobState": "COMPLETING"})
+    assert jobend.why("5", "0", completing, 0, watched=True) is None  # the end-watcher says how
     assert said("5", "0", {"JobState": "COMPLETING"}).startswith("relion-qsub: Slurm is ending job 5 from outside")
     cancelled = said("5", "0", {"JobState": "CANCELLED", "UserId": "me(0)"})
     assert cancelled.startswith("relion-qsub: Slurm job 5 was cancelled (by scancel, or by Slurm)"), cancelled

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from relion_qsub import runs, watch
+from relion_qsub import watch
+from relion_qsub.relion import record, runs
 from tests.slurmtools import cancel, job_info, run, wait_until
 from tests.test_reliability_cluster import env
 from tests.test_reliability_pipeliner_cluster import FAILED, pipeliner
@@ -34,8 +35,8 @@ JOB = "Class2D/job001/"
 def no_job_left(tmp_path: Path) -> Iterator[None]:
     """A failed test leaves no job behind: every job and watcher its job dirs recorded is cancelled."""
     yield
-    for record in tmp_path.rglob("relion-qsub.jsonl"):
-        ids = [str(e[k]) for e in runs.entries(record.parent) for k in ("job_id", "watcher") if e.get(k)]
+    for path in tmp_path.rglob("relion-qsub.jsonl"):
+        ids = [i for e in runs.entries(path.parent) for i in (e.job_id, e.watcher) if i]
         if ids:
             run(["scancel", *ids], check=False)
 
@@ -45,7 +46,7 @@ def wait_for(go: str) -> str:
     return f"while [ ! -e {go} ]; do sleep 0.2; done"
 
 
-def entries(project: Path, count: int) -> list[dict[str, object]]:
+def entries(project: Path, count: int) -> list[record.Record]:
     """The job dir's record once it holds ``count`` submissions."""
     record = project / JOB / "relion-qsub.jsonl"
     wait_until(f"{count} submissions recorded", lambda: len(runs.entries(record.parent)) >= count, 60)
@@ -97,7 +98,7 @@ def test_continue_after_a_failure_is_not_failed_by_the_first_runs_watcher(tmp_pa
     fail = f"{wait_for('go1')}\n: > {JOB}RELION_JOB_EXIT_FAILURE\nexit 1"
     pipe = pipeliner(tmp_path, fail, "--comment=run1")
     (first,) = entries(tmp_path, 1)
-    job1, watcher1 = str(first["job_id"]), str(first["watcher"])
+    job1, watcher1 = str(first.job_id), str(first.watcher)
     run(["scontrol", "hold", watcher1])
     (tmp_path / "go1").touch()
     assert finish(tmp_path, pipe) == FAILED
@@ -106,9 +107,9 @@ def test_continue_after_a_failure_is_not_failed_by_the_first_runs_watcher(tmp_pa
     pipe = continue_job(tmp_path, f"{wait_for('go2')}\n: > {JOB}RELION_JOB_EXIT_SUCCESS")
     second = entries(tmp_path, 2)[1]
     wait_until("run 1's watcher is cancelled", lambda: state(watcher1) == "CANCELLED", 30)
-    assert second["job_id"] != job1 and second["run"] != first["run"]
+    assert second.job_id != job1 and second.run != first.run
     # A watcher of run 1 that starts late anyway (the cancel lost a race): the same command, submitted now.
-    stamp = runs.Stamp.decode(str(first["run"]))
+    stamp = runs.Stamp.decode(first.run)
     wrap = f"--wrap={shlex.join(watch.command(tmp_path / JOB, job1, stamp))}"
     late = run(["sbatch", "--parsable", *watch.RESOURCES, "--output=/dev/null", "-p", "norm", wrap]).stdout.strip()
     wait_until("the late watcher ran", lambda: state(late) in ("COMPLETED", "FAILED", ""), 60)
@@ -125,7 +126,7 @@ def test_continue_while_the_first_run_still_runs_then_it_is_cancelled(tmp_path: 
     body = f"{launch} sh -c 'sleep 300' relion_stand_in --pipeline_control {JOB}\necho done"
     pipe = pipeliner(tmp_path, body, "--comment=run1")
     (first,) = entries(tmp_path, 1)
-    job1 = str(first["job_id"])
+    job1 = str(first.job_id)
     wait_until("run 1's step runs", lambda: "relion-launch:" in _text(tmp_path / JOB / "run.out"), 60)
     pipe.kill()  # the first pipeliner only waits; the user continues the job from another one
     pipe.communicate()
@@ -135,16 +136,16 @@ def test_continue_while_the_first_run_still_runs_then_it_is_cancelled(tmp_path: 
     template.write_text(template.read_text().replace("#SBATCH XXXextra1XXX", "#SBATCH --hold"))
     pipe = continue_job(tmp_path, f"{wait_for('go2')}\n: > {JOB}RELION_JOB_EXIT_SUCCESS")
     second = entries(tmp_path, 2)[1]
-    wait_until("run 1's watcher is cancelled", lambda: state(str(first["watcher"])) in ("CANCELLED", ""), 30)
+    wait_until("run 1's watcher is cancelled", lambda: state(str(first.watcher)) in ("CANCELLED", ""), 30)
     cancel(job1)
     wait_until("run 1 ended", lambda: state(job1) in ("CANCELLED", ""), 60)
     err = tmp_path / JOB / "run.err"
     wait_until("run 1 said it is not current", lambda: b"this run is no longer current" in err.read_bytes(), 15)
     print(err.read_text(errors="replace"))
-    assert state(str(second["job_id"])) == "PENDING"
+    assert state(str(second.job_id)) == "PENDING"
     time.sleep(2)  # a late write, if any, would land now
     assert not list((tmp_path / JOB).glob("RELION_JOB_EXIT_*"))
-    run(["scontrol", "release", str(second["job_id"])])
+    run(["scontrol", "release", str(second.job_id)])
     (tmp_path / "go2").touch()
     assert finish(tmp_path, pipe, timeout=90) == SUCCEEDED, second
 
@@ -155,10 +156,10 @@ def test_a_crash_before_a_trailing_echo_is_failed_in_relion(tmp_path: Path) -> N
     pipe = pipeliner(tmp_path, "sh -c 'kill -SEGV $$'\necho done", "--comment=crash")
     (first,) = entries(tmp_path, 1)
     assert finish(tmp_path, pipe) == FAILED
-    wait_until("the job ended", lambda: state(str(first["job_id"])) in ("COMPLETED", ""), 30)
-    assert sacct_state(str(first["job_id"])) == "COMPLETED"  # so the end-watcher (afternotok) never ran
+    wait_until("the job ended", lambda: state(str(first.job_id)) in ("COMPLETED", ""), 30)
+    assert sacct_state(str(first.job_id)) == "COMPLETED"  # so the end-watcher (afternotok) never ran
     (line,) = [x for x in (tmp_path / JOB / "run.err").read_text().splitlines() if x.startswith("relion-qsub")]
-    assert line.startswith(f"relion-qsub: the batch script of Slurm job {first['job_id']} ended and no RELION_JOB")
+    assert line.startswith(f"relion-qsub: the batch script of Slurm job {first.job_id} ended and no RELION_JOB")
 
 
 def test_abort_while_pending_ends_the_job_at_once_as_aborted(tmp_path: Path) -> None:
@@ -169,7 +170,7 @@ def test_abort_while_pending_ends_the_job_at_once_as_aborted(tmp_path: Path) -> 
     pipe = pipeliner(tmp_path, body, "--hold")
     (first,) = entries(tmp_path, 1)
     (tmp_path / JOB / "RELION_JOB_ABORT_NOW").touch()  # what the GUI's Abort does (src/gui_mainwindow.cpp)
-    run(["scontrol", "release", str(first["job_id"])])
+    run(["scontrol", "release", str(first.job_id)])
     assert finish(tmp_path, pipe) == ABORTED
     assert not (tmp_path / "ran").exists()
     wait_until("run.err says why", lambda: "aborted from RELION" in _text(tmp_path / JOB / "run.err"), 10)
@@ -189,7 +190,7 @@ def test_abort_a_program_ignores_ends_its_step_after_the_grace(tmp_path: Path) -
     assert took < 30
     (line,) = [x for x in _text(tmp_path / JOB / "run.err").splitlines() if "aborted from RELION" in x]
     assert "had not stopped 2 s after RELION_JOB_ABORT_NOW appeared" in line
-    wait_until("the job ended", lambda: state(str(first["job_id"])) in ("COMPLETED", "FAILED", ""), 30)
+    wait_until("the job ended", lambda: state(str(first.job_id)) in ("COMPLETED", "FAILED", ""), 30)
 
 
 def test_doctor_fix_cancels_a_job_aborted_while_pending(tmp_path: Path) -> None:
@@ -199,8 +200,8 @@ def test_doctor_fix_cancels_a_job_aborted_while_pending(tmp_path: Path) -> None:
     out = run([str(ROOT / "bin" / "relion-qsub"), "doctor", str(tmp_path), "--job", JOB, "--fix"], env=env())
     assert "aborted in RELION" in out.stdout + out.stderr, out
     assert finish(tmp_path, pipe) == ABORTED
-    wait_until("the job is cancelled", lambda: state(str(first["job_id"])) in ("CANCELLED", ""), 30)
-    wait_until("its watcher is gone", lambda: state(str(first["watcher"])) in ("CANCELLED", ""), 30)
+    wait_until("the job is cancelled", lambda: state(str(first.job_id)) in ("CANCELLED", ""), 30)
+    wait_until("its watcher is gone", lambda: state(str(first.watcher)) in ("CANCELLED", ""), 30)
     assert not (tmp_path / "ran").exists()
 
 

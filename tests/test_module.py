@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import subprocess
 from pathlib import Path
@@ -9,13 +10,14 @@ from typing import Any
 
 import pytest
 
-from relion_qsub import proc, profile, site
+from relion_qsub import proc, profile
 from relion_qsub.errors import CommandError, CommandTimeout, InputError, ProfileError, UsageError
+from relion_qsub.profile import recipes
 from relion_qsub.sitetools import module
 
 ROOT = Path(__file__).resolve().parent.parent
 QSUB = str(ROOT / "bin" / "relion-qsub")
-BIOWULF = site.load("biowulf")
+BIOWULF = profile.load("biowulf")
 PREFIX = "/usr/local/apps/relion-qsub/0.1.0"
 
 # Issue 7: every variable the seed's module exports (RELION_QSUB_EXTRA1..6 come from the profile's fields).
@@ -71,15 +73,15 @@ def test_quoting() -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"queue": profile.Queue(use="Yes please")}, "queue.use: RELION reads only yes, no, true or false"),
-        ({"limits": profile.Limits(nr_mpi=128, mpi_max=2048)}, "limits.nr_mpi: RELION stores it in a char, so 128"),
-        ({"limits": profile.Limits(nr_threads=200, thread_max=256)}, "limits.nr_threads: RELION stores it in a char"),
-        ({"limits": profile.Limits(nr_mpi=65, mpi_max=64)}, "must not exceed mpi_max"),
-        ({"fields": (profile.GuiField(1, "Wall\ntime", "time"),)}, "RELION_QSUB_EXTRA1 has a line break"),
+        ({"queue": recipes.Queue(use="Yes please")}, "queue.use: RELION reads only yes, no, true or false"),
+        ({"limits": recipes.Limits(nr_mpi=128, mpi_max=2048)}, "limits.nr_mpi: RELION stores it in a char, so 128"),
+        ({"limits": recipes.Limits(nr_threads=200, thread_max=256)}, "limits.nr_threads: RELION stores it in a char"),
+        ({"limits": recipes.Limits(nr_mpi=65, mpi_max=64)}, "must not exceed mpi_max"),
+        ({"fields": (recipes.GuiField(1, "Wall\ntime", "time"),)}, "RELION_QSUB_EXTRA1 has a line break"),
     ],
 )
 def test_values_relion_would_mangle_are_refused(change: dict[str, object], message: str) -> None:
-    bad = BIOWULF.replace(**change)
+    bad = dataclasses.replace(BIOWULF, built=dataclasses.replace(BIOWULF.profile, **change))
     for fmt in ("lua", "tcl"):
         with pytest.raises(ProfileError, match=message.replace("(", r"\(")):
             module.render(bad, PREFIX, fmt)
@@ -109,7 +111,7 @@ def test_cli_writes_a_modulefile(tmp_path: Path) -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stderr
-    assert out.read_text() == module.render(site.load("testbed"), "/opt/rq", "lua")
+    assert out.read_text() == module.render(profile.load("testbed"), "/opt/rq", "lua")
     usage = subprocess.run([QSUB, "module", "install", "--site", "testbed"], capture_output=True, text=True, timeout=60)
     assert usage.returncode == 64 and "install needs --prefix DIR and --moduledir DIR" in usage.stderr
 
@@ -162,7 +164,7 @@ def test_commands_run_through_proc_with_one_line_errors(monkeypatch: pytest.Monk
 def test_install_write_errors_are_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    testbed = site.load("testbed")
+    testbed = profile.load("testbed")
     with pytest.raises(
         InputError, match=f"^cannot write {blocker}/relion-qsub: Not a directory \\(under --prefix {blocker}\\)$"
     ):
@@ -185,7 +187,7 @@ def test_install_keeps_and_lists_stale_templates_and_never_writes_through_symlin
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setattr(module, "_run", lambda argv, what: None)
-    testbed = site.load("testbed")
+    testbed = profile.load("testbed")
     dest = module.install(testbed, tmp_path / "apps", tmp_path / "modules")
     assert capsys.readouterr().err == ""
     (dest / "share" / "templates" / "Old_gpu").mkdir()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from relion_qsub import __version__, site
+from relion_qsub import __version__, profile
 from relion_qsub.sitetools import module
 from tests.slurmtools import wait_for_job
 
@@ -63,12 +63,12 @@ def modulecmd() -> Path:
 
 
 @pytest.fixture(scope="module")
-def tree(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, site.Site]:
+def tree(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, profile.Site]:
     """MODULEDIR with relion-qsub/<version>.lua and relion-qsub/<version> (Tcl) for the Biowulf profile, and an
     older version beside them (to see the conflict)."""
     root = tmp_path_factory.mktemp("modules")
     prefix = str(root / "apps" / "relion-qsub" / __version__)
-    biowulf = site.load("biowulf")
+    biowulf = profile.load("biowulf")
     mods = root / "modulefiles" / "relion-qsub"
     mods.mkdir(parents=True)
     (mods / f"{__version__}.lua").write_text(module.render(biowulf, prefix, "lua"))
@@ -119,7 +119,7 @@ env -0 > after
 """
 
 
-def check_session(workdir: Path, prefix: str, biowulf: site.Site) -> None:
+def check_session(workdir: Path, prefix: str, biowulf: profile.Site) -> None:
     before, loaded, after = (read_env(workdir / n) for n in ("before", "loaded", "after"))
     expected = dict(module.variables(biowulf, prefix))
     assert {k: loaded.get(k) for k in expected} == expected
@@ -135,7 +135,7 @@ def check_session(workdir: Path, prefix: str, biowulf: site.Site) -> None:
     assert swapped["PATH"].count("/relion-qsub/") == 1
 
 
-def test_lmod_load_unload_help_whatis(tmp_path: Path, tree: tuple[Path, str, site.Site]) -> None:
+def test_lmod_load_unload_help_whatis(tmp_path: Path, tree: tuple[Path, str, profile.Site]) -> None:
     if not LMOD_INIT.is_file():
         unavailable(f"Lmod is not installed ({LMOD_INIT}): run `make deps`")
     moduledir, prefix, biowulf = tree
@@ -145,7 +145,7 @@ def test_lmod_load_unload_help_whatis(tmp_path: Path, tree: tuple[Path, str, sit
 
 
 def test_environment_modules_load_unload_help_whatis(
-    tmp_path: Path, tree: tuple[Path, str, site.Site], modulecmd: Path
+    tmp_path: Path, tree: tuple[Path, str, profile.Site], modulecmd: Path
 ) -> None:
     moduledir, prefix, biowulf = tree
     proc = login_shell(em_script(moduledir, modulecmd), tmp_path)

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from relion_qsub.options import BY_NAME, edit_distance, lookup_long, nearest, parse_words
 from relion_qsub.script import Kind, lookalikes, parse, quote_word, split_words
+from relion_qsub.slurm.options import BY_NAME, edit_distance, lookup_long, nearest, parse_words
 
 
 @pytest.mark.parametrize(
@@ -150,11 +150,14 @@ def test_lines_after_the_first_command_are_body() -> None:
 def test_hostile_long_option_is_refused_quickly() -> None:
     import time
 
-    from relion_qsub import site
-    from relion_qsub.rules import Context, normalise
+    from relion_qsub import profile
+    from relion_qsub.checks.core import Context
+    from relion_qsub.checks.engine import normalise
 
     start = time.perf_counter()
-    result = normalise(parse("#!/bin/bash\n#SBATCH --" + "x" * 200_000 + "\nhostname\n"), Context(site.load("testbed")))
+    result = normalise(
+        parse("#!/bin/bash\n#SBATCH --" + "x" * 200_000 + "\nhostname\n"), Context(profile.load("testbed"))
+    )
     assert not result.ok and time.perf_counter() - start < 2.0
 
 
@@ -168,7 +171,7 @@ def test_shell_words_keep_their_spans() -> None:
 
 
 def test_site_options_join_the_table_for_one_parse() -> None:
-    from relion_qsub.options import site_table
+    from relion_qsub.slurm.options import site_table
 
     extra = site_table({"gpu_cmode": "required", "auks": "optional"})
     (parsed,) = parse_words(["--gpu_c=shared"], extra=extra)  # a prefix, as getopt_long takes it
@@ -187,3 +190,26 @@ def test_other_batch_systems_directives_and_prose_are_told_apart() -> None:
     script = parse(text)
     assert [system for _, system in foreign_directives(script)] == ["SGE (Grid Engine)", "PBS/Torque", "LSF"]
     assert [line.number for line in lookalikes(script)] == [6]
+
+
+def test_srun_table_on_the_same_parser() -> None:
+    # srun(1): --mpi and -K/--kill-on-bad-exit are srun's own, not sbatch's; -l clusters with -u; -K takes an
+    # attached optional argument, as getopt_long does.
+    from relion_qsub.slurm.options import SRUN
+
+    parsed = parse_words(["--mpi=pmix", "-luK1", "--kill-on", "--mem-per-cpu", "4g", "-p", "gpu"], command=SRUN)
+    assert [(p.name, p.value, p.problem) for p in parsed] == [
+        ("mpi", "pmix", None),
+        ("label", None, None),
+        ("unbuffered", None, None),
+        ("kill-on-bad-exit", "1", None),
+        ("kill-on-bad-exit", None, None),
+        ("mem-per-cpu", "4g", None),
+        ("partition", "gpu", None),
+    ]
+    assert [p.problem for p in parse_words(["--mpi=pmix", "-K1"])] == [
+        "unrecognized option '--mpi'",
+        "invalid option -- 'K'",
+        "invalid option -- '1'",
+    ]
+    assert parse_words(["--mpii=pmix"], command=SRUN)[0].guess is SRUN.by_name["mpi"]

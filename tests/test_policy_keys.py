@@ -1,22 +1,27 @@
 """Issue 11 item 4: every rule change is keyed by its own policy key and switched off per key.
 
-For each key in ``site.DEFAULT_POLICY`` a script that makes that key's rule fire (and, where the defect was, a rule
-of another key too). With only that key "off", its findings vanish and every other key's findings stay exactly as
-they were; with only that key "error", each of its findings is an error and the script is refused.
+For each key in ``checks.registry.DEFAULT_POLICY`` a script that makes that key's rule fire (and, where the defect
+was, a rule of another key too). With only that key "off", its findings vanish and every other key's findings stay
+exactly as they were; with only that key "error", each of its findings is an error and the script is refused.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
-from relion_qsub import site as site_mod
-from relion_qsub.boxes import Boxes
-from relion_qsub.rules import RULES, Change, Context, normalise, parse_cli_options
+from relion_qsub import profile
+from relion_qsub.checks.core import FUNCTIONS, Change, Context
+from relion_qsub.checks.engine import normalise, parse_cli_options
+from relion_qsub.checks.registry import DEFAULT_POLICY, RULES, Kind, policy
+from relion_qsub.errors import ProfileError
+from relion_qsub.relion.gui import Boxes
 from relion_qsub.script import parse
 
-BIOWULF = site_mod.load("biowulf")
+BIOWULF = profile.load("biowulf")
 H = "#!/bin/bash\n"
 GPU = "#SBATCH -p gpu --gres=lscratch:400,gpu:p100:4 -c 2\n"
 REFINE = '`which relion_refine_mpi` --o Class2D/job001/run --i p.star --gpu "" --pipeline_control Class2D/job001/\n'
@@ -57,15 +62,15 @@ TRIGGERS: dict[str, str] = {
     "ignored_directive": H + "hostname\n#SBATCH --ntasks=4\n",
 }
 
-KEYS = sorted(site_mod.DEFAULT_POLICY)
-KEY_OF = {r.name: r.check for r in RULES}
+KEYS = sorted(DEFAULT_POLICY)
+KEY_OF = {r.name: r.key for r in RULES}
 
 
 def findings(key: str, action: str | None = None) -> tuple[object, tuple[Change, ...]]:
     policy = dict(BIOWULF.policy)
     if action is not None:
         policy[key] = action
-    ctx = Context(BIOWULF.replace(policy=policy), parse_cli_options([]), Boxes(None, {}))
+    ctx = Context(dataclasses.replace(BIOWULF, policy=policy), parse_cli_options([]), Boxes(None, {}))
     result = normalise(parse(TRIGGERS[key]), ctx)
     return result, result.changes
 
@@ -79,9 +84,10 @@ def by_key(changes: tuple[Change, ...]) -> dict[str, Counter[tuple[str, str]]]:
 
 def test_every_key_has_a_trigger_and_one_rule() -> None:
     assert sorted(TRIGGERS) == KEYS, "add a script to TRIGGERS for each new policy key"
-    checks = [r.check for r in RULES]
-    assert sorted(checks) == KEYS, "each policy key is served by exactly one rule"
-    assert all(r.name == r.check.replace("_", "-") for r in RULES), "a rule is named after its key"
+    checks = [r.key for r in RULES if r.kind is Kind.NORMALISE]
+    assert sorted(checks) == KEYS, "each policy key is declared once"
+    assert set(FUNCTIONS) == {r.key for r in RULES}, "each declared key is implemented by exactly one function"
+    assert all(r.name == r.key.replace("_", "-") for r in RULES), "a rule is named after its key"
 
 
 @pytest.mark.parametrize("key", KEYS)
@@ -120,3 +126,33 @@ def test_error_never_repairs(key: str) -> None:
     off, _ = findings(key, "off")
     refused, _ = findings(key, "error")
     assert refused.script.render() == off.script.render()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"threads_per_gpu": "eror"}, "policy.threads_per_gpu: expected one of error, warn, fix, off, got 'eror'"),
+        ({"nosuch": "warn"}, "policy.nosuch: unknown key; known: "),
+        ({"scratch_gress": "warn"}, "policy.scratch_gress: unknown key; did you mean policy.scratch_gres?"),
+    ],
+)
+def test_a_bad_policy_names_the_file_the_key_and_the_nearest_key(raw: dict[str, str], message: str) -> None:
+    with pytest.raises(ProfileError) as info:
+        policy(raw, "/x/site.toml")
+    assert str(info.value).startswith("/x/site.toml: " + message) and "\n" not in str(info.value)
+
+
+def test_a_bad_policy_in_a_profile_refuses_the_check(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text("[policy]\ntypo_distance = 1\nthreads_per_gpu = 'eror'\n")
+    with pytest.raises(ProfileError, match=r"bad\.toml: policy\.threads_per_gpu: expected one of"):
+        Context(profile.load(str(path), {"XDG_CACHE_HOME": str(tmp_path / "cache")}))
+
+
+def test_a_function_attaches_only_to_a_declared_key_and_only_once() -> None:
+    from relion_qsub.checks.core import implements
+
+    with pytest.raises(ValueError, match="not declared"):
+        implements("no_such_check")
+    with pytest.raises(ValueError, match="implemented twice"):
+        implements("typo")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from relion_qsub.options import OPTIONS, REQUIRED
+from relion_qsub.slurm.options import OPTIONS, REQUIRED
 from tests.slurmtools import job_info, wait_for_job
 
 pytestmark = pytest.mark.slurm
@@ -96,11 +96,18 @@ def test_rejected_job_is_marked_failed_for_relion(project: Path) -> None:
 
 
 def test_check_submits_nothing(project: Path) -> None:
-    before = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True, check=True).stdout
+    # Only jobs submitted from this project count: other tests (and other people) share the testbed, so a job of
+    # theirs landing meanwhile must not fail this test. --states=all keeps ended jobs for MinJobAge.
+    def here() -> list[str]:
+        argv = ["squeue", "-h", "--states=all", "-o", "%i|%Z"]
+        out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+        return [line for line in out.splitlines() if line.partition("|")[2] == str(project)]
+
+    before = here()
     proc = qsub("check", "Class2D/job001/run_submit.script", cwd=project)
     assert proc.returncode == 0 and "#SBATCH --nodes=2 --ntasks-per-node=5 --exclusive" in proc.stdout
-    after = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True, check=True).stdout
-    assert set(after.split()) <= set(before.split())
+    assert here() == before
+    assert not (project / "Class2D/job001/relion-qsub.jsonl").exists()  # nothing recorded: nothing submitted
 
 
 def test_every_option_in_our_table_is_known_to_this_sbatch(tmp_path: Path) -> None:
@@ -122,13 +129,13 @@ def test_every_option_in_our_table_is_known_to_this_sbatch(tmp_path: Path) -> No
 
 def test_token_lookup_finds_the_submitted_job_in_the_real_squeue(project: Path) -> None:
     """The exactly-once retry relies on squeue showing our --comment token: check it against the real squeue."""
-    from relion_qsub import site as site_mod
+    from relion_qsub import profile
     from relion_qsub.submit import find_by_token
 
     proc = qsub("Class2D/job001/run_submit.script", cwd=project)
     assert proc.returncode == 0, proc.stderr
     entry = json.loads((project / "Class2D/job001/relion-qsub.jsonl").read_text())
-    testbed = site_mod.load("testbed")
+    testbed = profile.load("testbed")
     assert find_by_token(testbed, entry["token"]) == entry["job_id"]
     assert find_by_token(testbed, "relion-qsub:never-submitted") is None
     wait_for_job(entry["job_id"], timeout=120)

@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from relion_qsub import profile, site
+from relion_qsub import profile
 from relion_qsub.errors import ProfileError, UsageError
+from relion_qsub.profile import recipes
 from relion_qsub.sitetools import recommend
 
 ROOT = Path(__file__).resolve().parent.parent
 QSUB = str(ROOT / "bin" / "relion-qsub")
-BIOWULF = site.load("biowulf")
+BIOWULF = profile.load("biowulf")
 
 
 def qsub(*args: str) -> subprocess.CompletedProcess[str]:
@@ -31,8 +32,8 @@ def test_seed_formulas() -> None:
 
 
 def test_memory_units() -> None:
-    assert profile.memory_mb("4200m") == 4200 and profile.memory_mb("20g") == 20480 and profile.memory_mb("500") == 500
-    assert profile.memory_mb("0") == 0 and profile.memory_mb("1t") == 1024 * 1024 and profile.memory_mb("lots") is None
+    assert recipes.memory_mb("4200m") == 4200 and recipes.memory_mb("20g") == 20480 and recipes.memory_mb("500") == 500
+    assert recipes.memory_mb("0") == 0 and recipes.memory_mb("1t") == 1024 * 1024 and recipes.memory_mb("lots") is None
 
 
 def test_table_is_copyable_and_json_matches() -> None:
@@ -123,14 +124,14 @@ def test_bad_new_sections_name_file_key_and_expectation(tmp_path: Path, toml: st
     path = tmp_path / "bad.toml"
     path.write_text(toml)
     with pytest.raises(ProfileError) as info:
-        site.load(str(path), full=True)
+        profile.load(str(path), full=True)
     assert str(path) in str(info.value) and message in str(info.value)
 
 
 def test_a_template_directory_gives_its_node_type_and_node_warnings() -> None:
     # "CtfFind" is the template directory (built for x2695); "ctffind" the recipe, whose one row is "any".
-    assert recommend.find_recipe(BIOWULF, "CtfFind", None) == (BIOWULF.recipes["ctffind"], "x2695")
-    assert recommend.find_recipe(BIOWULF, "ctffind", None) == (BIOWULF.recipes["ctffind"], None)
+    assert recommend.find_recipe(BIOWULF, "CtfFind", None) == (BIOWULF.profile.recipes["ctffind"], "x2695")
+    assert recommend.find_recipe(BIOWULF, "ctffind", None) == (BIOWULF.profile.recipes["ctffind"], None)
     assert recommend.find_recipe(BIOWULF, "GCTF", None)[1] == "p100"
     text = qsub("CtfFind", "--threads", "60")
     assert text.returncode == 0, text.stderr
@@ -154,9 +155,9 @@ def test_a_template_directory_gives_its_node_type_and_node_warnings() -> None:
     ],
 )
 def test_tasks_per_node_is_read_by_option_name(directives: str, per_node: int | None) -> None:
-    row = profile.Row("x2695", profile.Mpi(8), 2, "multinode", directives=directives)
+    row = recipes.Row("x2695", recipes.Mpi(8), 2, "multinode", directives=directives)
     assert recommend.fixed_tasks_per_node(row) == per_node
-    node = BIOWULF.node_types["x2695"]
+    node = BIOWULF.profile.node_types["x2695"]
     assert recommend.tasks_per_node(row, node, 8, 2) == (per_node or 8)
 
 
@@ -164,8 +165,8 @@ def test_tasks_per_node_is_read_by_option_name(directives: str, per_node: int | 
     "directives", ["--exclusive", "--exclusive=user", "--exclusive=mcs", "--exclusi", "-N1 --exclusive"]
 )
 def test_whole_node_memory_with_every_spelling_of_exclusive(directives: str) -> None:
-    row = profile.Row("x2695", profile.Mpi(4), 2, "multinode", memory="0", directives=directives)
-    node = BIOWULF.node_types["x2695"]
+    row = recipes.Row("x2695", recipes.Mpi(4), 2, "multinode", memory="0", directives=directives)
+    node = BIOWULF.profile.node_types["x2695"]
     assert recommend.memory_per_task_mb(BIOWULF, row, node, 2, 4) == node.memory_mb // 4
-    shared = profile.Row("x2695", profile.Mpi(4), 2, "multinode", memory="0", directives="--comment=exclusive")
+    shared = recipes.Row("x2695", recipes.Mpi(4), 2, "multinode", memory="0", directives="--comment=exclusive")
     assert recommend.memory_per_task_mb(BIOWULF, shared, node, 2, 4) == 0

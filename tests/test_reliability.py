@@ -8,6 +8,7 @@ a chmod test could not fail as root). Without root those tests cannot build thei
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -17,11 +18,13 @@ from pathlib import Path
 import pytest
 from pytest_subprocess import FakeProcess
 
-from relion_qsub import endings, proc, watch
+from relion_qsub import proc, watch
+from relion_qsub.checks.registry import ALL_POLICY
 from relion_qsub.cli import qsub_main
 from relion_qsub.doctor import job as doctor_job
 from relion_qsub.errors import EX_CANTCREAT, EX_IOERR, EX_TEMPFAIL
 from relion_qsub.launch.supervise import Outcome, RankFailure, verdict
+from relion_qsub.slurm import client, states
 
 SCRIPT = "#!/bin/bash\n#SBATCH --ntasks=1 --partition=norm --time=0:05:00\nhostname\n"
 
@@ -195,22 +198,20 @@ def test_watcher_never_writes_over_an_exit_file(tmp_path: Path) -> None:
 
 
 def test_cancelled_by_someone_else() -> None:
-    assert endings.cancelled_by("CANCELLED by 0", owner_uid=1000).startswith("was cancelled by root (scancel by an")
-    assert endings.cancelled_by("CANCELLED", owner_uid=0) == ""
+    assert states.cancelled_by("CANCELLED by 0", owner_uid=1000).startswith("was cancelled by root (scancel by an")
+    assert states.cancelled_by("CANCELLED", owner_uid=0) == ""
 
 
 def test_doctor_a_job_that_can_never_start_is_an_error_with_the_fix() -> None:
-    view = doctor_job.SlurmView("5", "PENDING", reason="PartitionNodeLimit")
+    view = client.JobView("5", "PENDING", reason="PartitionNodeLimit")
     ((level, what, fix),) = doctor_job.judge("j/", "running", view)
     assert (level, what) == ("error", "Slurm job 5 can never start: PENDING (PartitionNodeLimit)")
     assert "fewer nodes" in fix and "--fix marks it failed and cancels it" in fix
-    assert doctor_job.judge("j/", "running", doctor_job.SlurmView("5", "PENDING", reason="Resources"))[0][0] == "ok"
+    assert doctor_job.judge("j/", "running", client.JobView("5", "PENDING", reason="Resources"))[0][0] == "ok"
 
 
 def test_doctor_a_held_job_relion_was_told_failed() -> None:
-    ((level, what, fix),) = doctor_job.judge(
-        "j/", "failure", doctor_job.SlurmView("5", "PENDING", reason="JobHeldUser")
-    )
+    ((level, what, fix),) = doctor_job.judge("j/", "failure", client.JobView("5", "PENDING", reason="JobHeldUser"))
     assert level == "error" and what.endswith("is held and never runs") and "--fix cancels it" in fix
 
 
@@ -267,14 +268,14 @@ def test_launch_does_not_blame_a_rank_slurm_terminated() -> None:
 
 def test_a_relion_jobs_output_names_its_job_id(tmp_path: Path) -> None:
     """run.out is what the GUI shows: the submitted script prints the Slurm job id (after relion-qsub's report)."""
-    from relion_qsub import site as site_mod
+    from relion_qsub import profile
     from relion_qsub import submit as sub
 
     job = tmp_path / "Class2D" / "job007"
     job.mkdir(parents=True)
     (job / "run_submit.script").write_text(SCRIPT.replace("hostname", "echo body"))
-    site = site_mod.load("testbed")
-    p = sub.prepare(job / "run_submit.script", [], site.replace(policy={k: "off" for k in site.policy}))
+    site = profile.load("testbed")
+    p = sub.prepare(job / "run_submit.script", [], dataclasses.replace(site, policy={k: "off" for k in ALL_POLICY}))
     env = {"PATH": os.environ["PATH"], "SLURM_JOB_ID": "4242"}
     out = subprocess.run(["bash", "-c", p.text], capture_output=True, text=True, env=env, check=True).stdout
     assert out == "relion-qsub: this is Slurm job 4242\nbody\n"

@@ -13,6 +13,7 @@ Without ``relion_pipeliner`` those tests skip, but fail when ``RELION_QSUB_REQUI
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import shutil
@@ -36,6 +37,7 @@ from tests.relionfill import (
 HERE = Path(__file__).resolve().parent
 CORPUS = HERE / "corpus"
 BIOWULF = (CORPUS / "templates" / "biowulf_common.sh").read_text()
+BIOWULF_SEED_SHA256 = "45b0050ace98344f120a1c03de0c26952ff845c43707c1328521df3f413f9f06"
 BIOWULF_LABELS = {
     1: "Walltime",
     2: "Memory Per Thread",
@@ -244,9 +246,9 @@ def test_corpus_keeps_the_seed_rows_as_they_are() -> None:
 def test_biowulf_template_is_the_seed_verbatim() -> None:
     assert BIOWULF.startswith("#!/bin/bash\n#SBATCH --ntasks=XXXmpinodesXXX\n")
     assert BIOWULF.endswith("${RELION_STD_LAUNCHER} --mem-per-cpu=XXXextra2XXX XXXcommandXXX\n")
-    seed = Path("/work/shared/seed/relion-on-biowulf.txt")
-    if seed.exists():
-        assert BIOWULF in seed.read_text()
+    # The corpus copy is the seed page's common.sh verbatim (tests/corpus/README.md); its digest was recorded when it
+    # was checked against the page, so an edit of the copy fails here instead of passing for the seed's template.
+    assert hashlib.sha256(BIOWULF.encode()).hexdigest() == BIOWULF_SEED_SHA256
 
 
 # ----------------------------------------------------------------------------------------------------

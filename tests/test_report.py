@@ -10,15 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from relion_qsub import proc
-from relion_qsub import site as site_mod
+from relion_qsub import proc, profile
 from relion_qsub.errors import CommandError, InputError, UsageError
-from relion_qsub.report import jobs, main, sacct, summary, usage, verdict
+from relion_qsub.relion.record import Record
+from relion_qsub.report import figures as per_job
+from relion_qsub.report import jobs, main, sacct, summary, verdict
 from relion_qsub.report.units import GIB, clock, gb, short
+from relion_qsub.slurm import client
 from tests.reportdata import make_project, recorded
 
-TESTBED = site_mod.load("testbed")
-BIOWULF = site_mod.load("biowulf")
+TESTBED = profile.load("testbed")
+BIOWULF = profile.load("biowulf")
 ANSI = re.compile(r"\033\[[0-9;]*m")
 SECONDS = re.compile(r"\(\d+\.\d+ s\)")
 
@@ -29,15 +31,17 @@ def records() -> dict[str, sacct.Job]:
 
 def jobdir(name: str = "Class2D/job001", relion: str = "failure", **requested: object) -> jobs.JobDir:
     logged = datetime(2026, 12, 1, 22, 37, 44).astimezone()
-    job = jobs.JobDir(Path("/p") / name, name, name.split("/")[0], relion, [jobs.Submission(logged, "111")])
+    job = jobs.JobDir(
+        Path("/p") / name, name, name.split("/")[0], relion, [Record(time=logged.isoformat(), job_id="111")]
+    )
     job.requested = jobs.Requested(**requested)  # type: ignore[arg-type]
     return job
 
 
-def measured(job_id: str, **requested: object) -> usage.Usage:
+def measured(job_id: str, **requested: object) -> per_job.Usage:
     job = jobdir(relion="success" if job_id == "114" else "failure", **requested)
-    job.submissions = [jobs.Submission(job.submissions[0].time, job_id)]
-    return usage.measure(job, records()[job_id], datetime(2026, 12, 1, 23, 0))
+    job.submissions = [Record(time=job.submissions[0].time, job_id=job_id)]
+    return per_job.measure(job, records()[job_id], datetime(2026, 12, 1, 23, 0))
 
 
 # ---- sacct: argv and parsing -----------------------------------------------------------------------------------
@@ -55,16 +59,16 @@ def test_one_sacct_argv_for_every_job() -> None:
     [("00:00.199", 0.199), ("12:34", 754.0), ("01:02:03", 3723.0), ("1-02:03:04", 93784.0), ("", None), ("x", None)],
 )
 def test_durations_as_sacct_prints_them(text: str, seconds: float | None) -> None:
-    assert sacct.seconds(text) == pytest.approx(seconds) if seconds is not None else sacct.seconds(text) is None
+    assert client.seconds(text) == pytest.approx(seconds) if seconds is not None else client.seconds(text) is None
 
 
 def test_sizes_and_tres() -> None:
-    assert sacct.size_bytes("507904") == 507904
-    assert sacct.size_bytes("4000M") == 4000 * 1024**2
-    assert sacct.size_bytes("1.5G") == int(1.5 * GIB)
-    assert sacct.size_bytes("100", "M") == 100 * 1024**2
-    assert sacct.size_bytes("lots") is None
-    assert sacct.tres("billing=2,cpu=2,gres/gpu=1,mem=500M,node=1") == {
+    assert client.size_bytes("507904") == 507904
+    assert client.size_bytes("4000M") == 4000 * 1024**2
+    assert client.size_bytes("1.5G") == int(1.5 * GIB)
+    assert client.size_bytes("100", "M") == 100 * 1024**2
+    assert client.size_bytes("lots") is None
+    assert client.tres("billing=2,cpu=2,gres/gpu=1,mem=500M,node=1") == {
         "billing": "2",
         "cpu": "2",
         "gres/gpu": "1",
@@ -121,8 +125,8 @@ def test_timeout_and_completed_figures() -> None:
 
 def test_a_record_submitted_after_the_log_line_is_another_job() -> None:
     job = jobdir()
-    job.submissions = [jobs.Submission(datetime(2026, 12, 1, 20, 0).astimezone(), "114")]
-    figures = usage.measure(job, records()["114"], datetime(2026, 12, 1, 23, 0))
+    job.submissions = [Record(time=datetime(2026, 12, 1, 20, 0).astimezone().isoformat(), job_id="114")]
+    figures = per_job.measure(job, records()["114"], datetime(2026, 12, 1, 23, 0))
     assert figures.slurm == "id reused" and figures.node_hours == 0
     assert "now names a later job" in verdict.judge(TESTBED, figures).text
 
@@ -131,8 +135,8 @@ def test_a_token_in_the_stored_comment_must_be_ours() -> None:
     line = sacct.parse_line(recorded()["114"][0] + "[relion-qsub:other]")
     assert line is not None
     logged = datetime(2026, 12, 1, 22, 37, 44).astimezone()
-    assert not usage.same_job(jobs.Submission(logged, "114", "relion-qsub:mine"), line)
-    assert usage.same_job(jobs.Submission(logged, "114", "relion-qsub:other"), line)
+    assert not per_job.same_job(Record(time=logged.isoformat(), job_id="114", token="relion-qsub:mine"), line)
+    assert per_job.same_job(Record(time=logged.isoformat(), job_id="114", token="relion-qsub:other"), line)
 
 
 NODE_FAIL = """\
@@ -144,8 +148,8 @@ NODE_FAIL = """\
 
 def test_node_failure_is_not_a_rank_crash() -> None:
     job = jobdir()
-    job.submissions = [jobs.Submission(datetime(2026, 12, 1, 23, 0, 57).astimezone(), "322")]
-    figures = usage.measure(job, sacct.parse(NODE_FAIL)["322"], datetime(2026, 12, 1, 23, 5))
+    job.submissions = [Record(time=datetime(2026, 12, 1, 23, 0, 57).astimezone().isoformat(), job_id="322")]
+    figures = per_job.measure(job, sacct.parse(NODE_FAIL)["322"], datetime(2026, 12, 1, 23, 5))
     assert figures.failure == "NODE_FAIL" and figures.gpus == 8 and figures.nodes == 2
     assert verdict.judge(TESTBED, figures).text == (
         "NODE_FAIL: run it again, continuing from its last iteration if it has one"
@@ -156,8 +160,8 @@ def test_an_abort_is_shown_as_an_abort_not_a_failure() -> None:
     """RELION_JOB_EXIT_ABORTED (the GUI's Abort): Slurm says FAILED (exit code 2, exit(RELION_EXIT_ABORTED)) or
     CANCELLED, but the user asked for it: no failure reason, no failed node hours, no sizing advice."""
     job = jobdir(relion="aborted")
-    job.submissions = [jobs.Submission(job.submissions[0].time, "112")]
-    figures = usage.measure(job, records()["112"], datetime(2026, 12, 1, 23, 0))
+    job.submissions = [Record(time=job.submissions[0].time, job_id="112")]
+    figures = per_job.measure(job, records()["112"], datetime(2026, 12, 1, 23, 0))
     assert figures.failure == "" and not figures.failed
     assert verdict.judge(TESTBED, figures) == verdict.Verdict(
         verdict.INFO, "aborted from RELION; continue it from its last iteration when it should go on"
@@ -167,11 +171,11 @@ def test_an_abort_is_shown_as_an_abort_not_a_failure() -> None:
 
 def test_not_submitted_and_not_recorded() -> None:
     job = jobdir()
-    job.submissions = [jobs.Submission(None, "", error="line 14: unrecognized option '--frobnicate'")]
-    figures = usage.measure(job, None, datetime.now())
+    job.submissions = [Record(submitted=False, error="line 14: unrecognized option '--frobnicate'")]
+    figures = per_job.measure(job, None, datetime.now())
     assert figures.slurm == "not submitted" and figures.failure.startswith("not submitted: line 14")
-    assert usage.measure(jobdir(), None, datetime.now()).slurm == "no record"
-    assert usage.measure(jobdir(), None, datetime.now(), asked=False).slurm == "not asked"
+    assert per_job.measure(jobdir(), None, datetime.now()).slurm == "no record"
+    assert per_job.measure(jobdir(), None, datetime.now(), asked=False).slurm == "not asked"
 
 
 # ---- verdicts -------------------------------------------------------------------------------------------------
@@ -196,9 +200,9 @@ def test_verdicts_of_the_recorded_endings() -> None:
     assert ok.level == "waste" and "1 GPU allocated but RELION ran without --gpu" in ok.text
 
 
-def big(**kw: object) -> usage.Usage:
+def big(**kw: object) -> per_job.Usage:
     """A Biowulf p100 job of 4 nodes x 16 CPUs, 64 GB per node, 8 h asked."""
-    figures = usage.Usage(jobdir(relion="success"), job_id="1", slurm="COMPLETED", partition="gpu", gpu_type="p100")
+    figures = per_job.Usage(jobdir(relion="success"), job_id="1", slurm="COMPLETED", partition="gpu", gpu_type="p100")
     figures.nodes, figures.cpus, figures.limit, figures.elapsed = 4, 64, 8 * 3600, 8 * 3600 - 60
     figures.mem_alloc, figures.mem_peak = 64 * GIB, 30 * GIB
     for key, value in kw.items():
@@ -269,7 +273,7 @@ def test_log_lines_since_and_damage() -> None:
         '{"time": "2026-12-01T10:00:00+0000", "submitted": false, "error": "bad"}\n'
     )
     subs = jobs.read_log(text)
-    assert [(s.job_id, s.error) for s in subs] == [("1", ""), ("", "bad")]
+    assert [(s.job_id, s.failure) for s in subs] == [("1", ""), (None, "bad")]
     assert len(jobs.read_log(text, datetime(2026, 12, 1))) == 1
 
 

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from relion_qsub import site as site_mod
-from relion_qsub.boxes import Boxes
-from relion_qsub.rules import Context, normalise, parse_cli_options
+from relion_qsub import profile
+from relion_qsub.checks.core import Context
+from relion_qsub.checks.engine import normalise, parse_cli_options
+from relion_qsub.checks.registry import ALL_POLICY
+from relion_qsub.errors import ProfileError
+from relion_qsub.relion.gui import Boxes
 from relion_qsub.script import parse
 
-BIOWULF = site_mod.load("biowulf")
+BIOWULF = profile.load("biowulf")
 HEAD = "#!/bin/bash\n"
 LAUNCH = (
     '${RELION_STD_LAUNCHER} `which relion_refine_mpi` --o Class2D/job001/run --i p.star --gpu "" '
@@ -21,7 +25,7 @@ LAUNCH = (
 )
 
 
-def run(text: str, site: site_mod.Site = BIOWULF, cli: list[str] | None = None, boxes: Boxes | None = None):  # type: ignore[no-untyped-def]
+def run(text: str, site: profile.Site = BIOWULF, cli: list[str] | None = None, boxes: Boxes | None = None):  # type: ignore[no-untyped-def]
     ctx = Context(site, parse_cli_options(cli or [], site_options=site.site_options), boxes or Boxes(None, {}))
     result = normalise(parse(text, site_options=site.site_options), ctx)
     again = normalise(result.script, ctx)
@@ -161,7 +165,7 @@ def test_too_many_threads_per_gpu_is_an_error() -> None:
 
 
 def test_policy_can_turn_an_error_into_a_warning() -> None:
-    lenient = BIOWULF.replace(policy={**BIOWULF.policy, "threads_per_gpu": "warn"})
+    lenient = dataclasses.replace(BIOWULF, policy={**BIOWULF.policy, "threads_per_gpu": "warn"})
     result = run(HEAD + "#SBATCH -p gpu --gres=gpu:k80:4 -n 8 --cpus-per-task=2\nhostname\n", site=lenient)
     assert result.ok and ("threads-per-gpu", "warning") in actions(result)
 
@@ -194,7 +198,7 @@ def test_gpu_flag_without_gpu_gres_is_an_error() -> None:
 
 def test_unknown_partition_follows_policy() -> None:
     assert ("unknown-partition", "warning") in actions(run(HEAD + "#SBATCH -p nosuch\nhostname\n"))
-    testbed = site_mod.load("testbed")
+    testbed = profile.load("testbed")
     assert not run(HEAD + "#SBATCH -p nosuch\nhostname\n", site=testbed).ok
 
 
@@ -204,7 +208,7 @@ def test_directive_after_first_command_warns() -> None:
 
 
 def test_every_rule_can_be_turned_off() -> None:
-    off = BIOWULF.replace(policy={k: "off" for k in BIOWULF.policy})
+    off = dataclasses.replace(BIOWULF, policy={k: "off" for k in ALL_POLICY})
     text = HEAD + "#SBATCH --gres= --exlusive\nhostname\n"
     result = normalise(parse(text), Context(off))
     assert result.changes == () and result.script.render() == text
@@ -273,10 +277,10 @@ BODIES = [
 )
 @settings(max_examples=int(os.environ.get("RELION_QSUB_FUZZ_EXAMPLES", "300")), deadline=None)
 def test_any_script_normalises_idempotently_and_never_crashes(
-    directives: list[list[str]], body: list[str], profile: str
+    directives: list[list[str]], body: list[str], site_name: str
 ) -> None:
     text = HEAD + "".join("#SBATCH " + " ".join(words) + "\n" for words in directives) + "\n".join(body) + "\n"
-    chosen = site_mod.load(profile)
+    chosen = profile.load(site_name)
     result = run(text, site=chosen)  # asserts idempotence
     for change in result.changes:
         assert change.message and "\n" not in change.message  # one line each
@@ -308,7 +312,7 @@ def test_lines_that_only_mention_srun_are_not_launcher_lines() -> None:
 
 def test_site_plugin_options_pass_through_and_are_never_repaired() -> None:
     # Issue 15 class 4: SPANK options the profile lists are sbatch options at that site.
-    spank = BIOWULF.replace(site_options={"gpu_cmode": "required", "auks": "optional"})
+    spank = dataclasses.replace(BIOWULF, site_options={"gpu_cmode": "required", "auks": "optional"})
     text = HEAD + "#SBATCH -n 1 --gpu_cmode=shared --auks=yes\n#SBATCH --gpu_cmode exclusive\nhostname\n"
     assert not run(text).ok  # stock sbatch: unrecognized options
     result = run(text, site=spank)
@@ -321,11 +325,11 @@ def test_site_plugin_options_pass_through_and_are_never_repaired() -> None:
 def test_site_options_are_read_from_the_profile(tmp_path) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "spank.toml"
     path.write_text('[site_options]\ngpu_cmode = "required"\nauks = "optional"\n')
-    assert site_mod.load(str(path)).site_options == {"gpu_cmode": "required", "auks": "optional"}
+    assert profile.load(str(path)).site_options == {"gpu_cmode": "required", "auks": "optional"}
     path.write_text('[site_options]\n"--auks" = "optional"\n')
     try:
-        site_mod.load(str(path))
-    except site_mod.ProfileError as exc:
+        profile.load(str(path))
+    except ProfileError as exc:
         assert "site_options" in str(exc)
     else:
         raise AssertionError("a name with -- must be refused")
@@ -417,6 +421,6 @@ def test_other_batch_systems_are_refused_with_the_fix() -> None:
 )  # fmt: skip
 def test_environment_prefix_words(word: str, expected: bool) -> None:
     """The shell's NAME=value words before a launcher (what the regex [A-Za-z_]\\w*=\\S* matched)."""
-    from relion_qsub.rules import _assignment
+    from relion_qsub.checks.placeholders import environment_prefix
 
-    assert _assignment(word) is expected
+    assert environment_prefix(word) is expected

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from relion_qsub import site as site_mod
+from relion_qsub import profile
 from relion_qsub import submit as sub
 from relion_qsub.sitetools.fillcases import cases, fill_case, render, write_project
 from tests.slurmtools import cancel, job_env
 
 ROOT = Path(__file__).resolve().parent.parent
 QSUB = str(ROOT / "bin" / "relion-qsub")
-TESTBED = site_mod.load("testbed")
+TESTBED = profile.load("testbed")
 
 
 def _common_case(tmp_path: Path) -> Path:
@@ -58,10 +58,9 @@ def test_a_real_repair_is_still_reported(tmp_path: Path) -> None:
 
 
 def test_reasons_quote_the_sites_values_not_the_seed() -> None:
-    from relion_qsub.fit import FIT_RULES
-    from relion_qsub.rules import RULES
+    from relion_qsub.checks.registry import RULES
 
-    for r in (*RULES, *FIT_RULES):
+    for r in RULES:
         assert "seed" not in r.reason.lower() and "biowulf" not in r.reason.lower(), (r.name, r.reason)
 
 

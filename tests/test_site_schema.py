@@ -7,17 +7,19 @@ from pathlib import Path
 
 import pytest
 
-from relion_qsub import profile, schema, site
+from relion_qsub import profile
+from relion_qsub.checks import registry
 from relion_qsub.errors import ProfileError
+from relion_qsub.profile import files, keys, recipes
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTBED = (ROOT / "relion_qsub" / "profiles" / "testbed.toml").read_text()
 
 
-def _load(tmp_path: Path, text: str, full: bool = True) -> site.Site:
+def _load(tmp_path: Path, text: str, full: bool = True) -> profile.Site:
     path = tmp_path / "p.toml"
     path.write_text(text)
-    return site.load(str(path), {"RELION_QSUB_NO_CACHE": "1"}, full=full)
+    return profile.load(str(path), {"RELION_QSUB_NO_CACHE": "1"}, full=full)
 
 
 @pytest.mark.parametrize(
@@ -51,23 +53,29 @@ def test_unknown_or_mistyped_key_names_file_key_and_nearest(tmp_path: Path, toml
     assert str(info.value).startswith(f"{tmp_path / 'p.toml'}: ") and message in str(info.value), str(info.value)
 
 
-def test_defaults_come_from_the_schema(tmp_path: Path) -> None:
+def test_defaults_come_from_the_declarations(tmp_path: Path) -> None:
     empty = _load(tmp_path, "")
-    assert empty.scratch.gres == schema.default("scratch", "gres") and empty.scratch.min_gb == 5
-    assert empty.submit.transient == schema.default("submit", "transient")
-    assert empty.launchers == ("RELION_STD_LAUNCHER", "relion-launch") and empty.limits.mpi_max == 64
+    assert empty.scratch == profile.Scratch() and empty.scratch.gres == "lscratch" and empty.scratch.min_gb == 5
+    assert empty.submit == profile.Submit() and empty.submit.backoff == (2.0, 5.0, 15.0)
+    assert empty.launchers == ("RELION_STD_LAUNCHER", "relion-launch") and empty.profile.limits.mpi_max == 64
     assert (
-        empty.limits == profile.Limits() and empty.queue == profile.Queue() and empty.memory == profile.MemoryPolicy()
+        empty.profile.limits == recipes.Limits()
+        and empty.profile.queue == recipes.Queue()
+        and empty.profile.memory == recipes.MemoryPolicy()
     )
-    # Each default is written once: no literal default left in the readers of site.py / profile.py.
-    for source in ("site.py", "profile.py"):
-        text = (ROOT / "relion_qsub" / source).read_text()
-        assert '"lscratch"' not in text and '"RELION_STD_LAUNCHER"' not in text and "2.0, 5.0, 15.0" not in text, source
+    # Each default is written once, in its declaration: the typed sections' defaults in site.py and recipes.py,
+    # not again in the checker, the readers or the loader.
+    for source in ("keys.py", "reader.py", "files.py", "declare.py"):
+        text = (ROOT / "relion_qsub" / "profile" / source).read_text()
+        assert '"lscratch"' not in text and '"/lscratch' not in text and "2.0, 5.0, 15.0" not in text, source
+        assert '"mpirun"' not in text and '"sbatch"' not in text, source
+    declared = (ROOT / "relion_qsub" / "profile" / "site.py").read_text()
+    assert declared.count('"lscratch"') == 1 and declared.count("(2.0, 5.0, 15.0)") == 1
 
 
 def test_reference_is_up_to_date() -> None:
     doc = ROOT / "docs" / "profile-reference.md"
-    expected = schema.reference(site.ALL_POLICY, site.ACTIONS)
+    expected = keys.reference({"policy": registry.reference_rows()})
     assert doc.read_text() == expected, "re-record: .venv/bin/relion-qsub site reference > docs/profile-reference.md"
     for key in (
         "partitions.<name>.max_time",
@@ -79,7 +87,7 @@ def test_reference_is_up_to_date() -> None:
 
 def test_packaged_profiles_pass_the_schema_and_the_cross_checks() -> None:
     for name in ("biowulf", "testbed"):
-        site.load(name, {"RELION_QSUB_NO_CACHE": "1"}, full=True)
+        profile.load(name, {"RELION_QSUB_NO_CACHE": "1"}, full=True)
 
 
 @pytest.mark.parametrize(
@@ -131,25 +139,25 @@ def test_tool_paths_that_exist_pass(tmp_path: Path) -> None:
     tool.write_text("#!/bin/sh\n")
     tool.chmod(0o755)
     text = f"[tools]\nmust_exist = true\nctffind = '{tool}'\n"
-    assert _load(tmp_path, text).tools == {"ctffind": str(tool)}
+    assert _load(tmp_path, text).profile.tools == {"ctffind": str(tool)}
 
 
 def test_installed_site_is_the_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     etc = tmp_path / "etc"
     etc.mkdir()
-    monkeypatch.setattr(site, "INSTALLED_DIR", etc)
-    assert site.resolve(None, {}) == site.PROFILE_DIR / "biowulf.toml"  # nothing installed: the bundled default
+    monkeypatch.setattr(files, "INSTALLED_DIR", etc)
+    assert profile.resolve(None, {}) == profile.PROFILE_DIR / "biowulf.toml"  # nothing installed: the bundled default
     (etc / "mysite.toml").write_text("name = 'mysite'\n")
-    assert site.resolve(None, {}) == etc / "mysite.toml"
-    assert site.resolve("mysite", {}) == etc / "mysite.toml"
-    assert site.resolve(None, {"RELION_QSUB_SITE": "testbed"}) == site.PROFILE_DIR / "testbed.toml"
-    assert site.resolve("testbed", {"RELION_QSUB_SITE": "mysite"}) == site.PROFILE_DIR / "testbed.toml"
+    assert profile.resolve(None, {}) == etc / "mysite.toml"
+    assert profile.resolve("mysite", {}) == etc / "mysite.toml"
+    assert profile.resolve(None, {"RELION_QSUB_SITE": "testbed"}) == profile.PROFILE_DIR / "testbed.toml"
+    assert profile.resolve("testbed", {"RELION_QSUB_SITE": "mysite"}) == profile.PROFILE_DIR / "testbed.toml"
     with pytest.raises(ProfileError) as info:
-        site.load("nosuch", {})
+        profile.load("nosuch", {})
     assert f"{etc / 'mysite.toml'}, biowulf, testbed" in str(info.value)
     (etc / "other.toml").write_text("")
     with pytest.raises(ProfileError, match="holds 2 site profiles; choose one with --site"):
-        site.resolve(None, {})
+        profile.resolve(None, {})
 
 
 @pytest.mark.parametrize(

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from relion_qsub import proc
-from relion_qsub import site as site_mod
+from relion_qsub import proc, profile
 from relion_qsub.cli import qsub_main
 from relion_qsub.errors import UsageError
 from relion_qsub.sitetools import cluster, siteinit
@@ -20,7 +19,7 @@ from tests.slurmtools import job_env, run
 DATA = Path(__file__).resolve().parent / "data" / "slurm-22.05"
 ROOT = Path(__file__).resolve().parent.parent
 QSUB = str(ROOT / "bin" / "relion-qsub")
-TESTBED = site_mod.load("testbed")
+TESTBED = profile.load("testbed")
 
 
 def _captured(json_works: bool = True):  # type: ignore[no-untyped-def]
@@ -70,17 +69,17 @@ def test_init_writes_a_profile_that_validates_unchanged(tmp_path: Path, json_wor
     text = siteinit.init("", _captured(json_works))
     path = tmp_path / "relionqsub.toml"
     path.write_text(text)
-    generated = site_mod.load(str(path), {"RELION_QSUB_NO_CACHE": "1"}, full=True)
+    generated = profile.load(str(path), {"RELION_QSUB_NO_CACHE": "1"}, full=True)
     assert generated.name == "relionqsub"  # Slurm's ClusterName
     assert ("sinfo --json" in text) == json_works
     # The partition limits are the testbed's, as testbed.toml states them by hand.
     assert generated.partitions == TESTBED.partitions
     assert {
         n: (t.partition, t.cpus, t.memory_mb, t.gpu_type, t.gpus, t.scratch_gb, t.constraint)
-        for n, t in generated.node_types.items()
+        for n, t in generated.profile.node_types.items()
     } == {
         n: (t.partition, t.cpus, t.memory_mb, t.gpu_type, t.gpus, t.scratch_gb, t.constraint)
-        for n, t in TESTBED.node_types.items()
+        for n, t in TESTBED.profile.node_types.items()
     }
     assert text.count("REVIEW") >= 5
     tried, failures = siteinit.validate(generated, live=False)
@@ -168,6 +167,6 @@ def test_init_proposes_the_sites_home_for_service_jobs() -> None:
     assert siteinit.service_home([norm, service]) is service
     parts = cluster.parse_partitions((DATA / "partitions.txt").read_text())  # the testbed's, with its service
     nodes = cluster.parse_nodes_text((DATA / "nodes.txt").read_text())
-    text = siteinit.generate("x", parts, nodes, site_mod.load("testbed"), "scontrol show node")
+    text = siteinit.generate("x", parts, nodes, TESTBED, "scontrol show node")
     assert '[submit]\nwatch_options = ["--partition=service"]\n' in text
     assert 'walltime = "00:10:00"' not in text

@@ -9,6 +9,7 @@ and review ``git diff tests/golden/sites`` before committing. Every case relion-
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import os
 import subprocess
@@ -16,14 +17,15 @@ from pathlib import Path
 
 import pytest
 
-from relion_qsub import site as site_mod
-from relion_qsub.rules import Context, Result, normalise, parse_cli_options
+from relion_qsub import profile
+from relion_qsub.checks.core import Context, Result
+from relion_qsub.checks.engine import normalise, parse_cli_options
 from relion_qsub.script import parse
 from tests.sitecases import CASES, SITES, TEMPLATES, Case
 
 HERE = Path(__file__).resolve().parent
 GOLDEN = HERE / "golden" / "sites"
-SITE = site_mod.load("testbed").replace(site_options={"gpu_cmode": "required", "auks": "optional"})
+SITE = dataclasses.replace(profile.load("testbed"), site_options={"gpu_cmode": "required", "auks": "optional"})
 IDS = [c.name for c in CASES]
 
 

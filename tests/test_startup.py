@@ -1,8 +1,9 @@
-"""The submit path stays light: `relion-qsub check` imports nothing heavy (issue 4: <= 1.3x `python -c pass`).
+"""The submit path stays light: `relion-qsub check` imports nothing heavy (issue 19: <= 5x `python -c pass`).
 
 Timing is measured by benchmarks/bench_check.py; this test guards the cause instead, which does not flake: the
-modules a check run imports. jinja2/psutil/hostlist belong to templates/launch/doctor, dataclasses (with inspect),
-typing, subprocess, json, hashlib and argparse each cost milliseconds of start-up that the check does not need.
+modules a check run imports. Plain Python is allowed (typing, dataclasses, enum, argparse: ~17 ms together); what
+is not: jinja2/psutil/hostlist (templates, launch, doctor), tomllib once the profile is cached, and the modules of
+work the check does not do: subprocess (it runs no command), json and hashlib (it writes no record).
 """
 
 from __future__ import annotations
@@ -13,18 +14,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-FORBIDDEN = {
-    "jinja2",
-    "psutil",
-    "hostlist",
-    "dataclasses",
-    "inspect",
-    "typing",
-    "subprocess",
-    "json",
-    "hashlib",
-    "argparse",
-}
+FORBIDDEN = {"jinja2", "psutil", "hostlist", "subprocess", "json", "hashlib"}
 
 PROBE = """
 import json as _j, sys
@@ -61,3 +51,4 @@ def test_check_imports_nothing_heavy(tmp_path: Path) -> None:
     assert code == 0
     assert not (again & (FORBIDDEN | {"tomllib"})), again & (FORBIDDEN | {"tomllib"})
     assert {"relion_qsub"} <= again  # the probe did run the check
+    assert {"dataclasses", "argparse"} <= again  # the probe sees what the check imports (so FORBIDDEN can fail)

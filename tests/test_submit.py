@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 from pathlib import Path
@@ -9,14 +10,16 @@ from pathlib import Path
 import pytest
 from pytest_subprocess import FakeProcess
 
-from relion_qsub import jobdir as jobdir_mod
-from relion_qsub import site as site_mod
+from relion_qsub import profile
 from relion_qsub import submit as sub
+from relion_qsub.checks.registry import ALL_POLICY
 from relion_qsub.cli import qsub_main
 from relion_qsub.errors import EX_DATAERR, CommandError, TransientError
+from relion_qsub.relion import jobdir as jobdir_mod
 
-SITE = site_mod.load("testbed").replace(
-    submit=site_mod.load("testbed").submit.replace(timeout=0.2, attempts=3, backoff=(0.0,)),
+SITE = dataclasses.replace(
+    profile.load("testbed"),
+    submit=dataclasses.replace(profile.load("testbed").submit, timeout=0.2, attempts=3, backoff=(0.0,)),
 )
 TOKEN = "relion-qsub:test0token"
 SCRIPT = "#!/bin/bash\n#SBATCH --ntasks=1 --partition=norm\n#SBATCH --gres=\nhostname\n"
@@ -45,7 +48,7 @@ def no_answer(process: object) -> None:
     raise subprocess.TimeoutExpired("sbatch", 0.2)
 
 
-SQUEUE = ["squeue", "--noheader", "--states=all", FakeProcess.any(), "--format=%i|%k"]
+SQUEUE = ["squeue", "--noheader", "--states=all", FakeProcess.any(), "--format=%i|%T|%r|%k"]
 
 
 def test_success_passes_the_job_id(fp: FakeProcess, jobdir: Path) -> None:
@@ -58,9 +61,11 @@ def test_success_passes_the_job_id(fp: FakeProcess, jobdir: Path) -> None:
 def test_timeout_then_success_submits_once_more_only_after_squeue_says_no_job(fp: FakeProcess, jobdir: Path) -> None:
     p = prepared(jobdir)
     fp.register(sbatch_cmd(p), callback=no_answer)
-    fp.register(SQUEUE, stdout="11|someone else's job\n", occurrences=2)  # "no job", twice, settle seconds apart
+    fp.register(
+        SQUEUE, stdout="11|RUNNING|None|someone else's job\n", occurrences=2
+    )  # "no job", twice, settle seconds apart
     fp.register(sbatch_cmd(p), stdout="Submitted batch job 43\n")
-    fp.register(SQUEUE, stdout=f"43|{TOKEN}\n")  # after a retry: no twin
+    fp.register(SQUEUE, stdout=f"43|PENDING|BeginTime|{TOKEN}\n")  # after a retry: no twin
     s = sub.submit(SITE, p, token=TOKEN, sleep=lambda _: None)
     assert s.job_id == "43"
     assert fp.call_count(sbatch_cmd(p)) == 2
@@ -69,7 +74,7 @@ def test_timeout_then_success_submits_once_more_only_after_squeue_says_no_job(fp
 def test_timeout_but_job_exists_is_not_submitted_again(fp: FakeProcess, jobdir: Path) -> None:
     p = prepared(jobdir)
     fp.register(sbatch_cmd(p), stderr="sbatch: error: Socket timed out on send/recv operation\n", returncode=1)
-    fp.register(SQUEUE, stdout=f"44|{TOKEN}\n", occurrences=2)
+    fp.register(SQUEUE, stdout=f"44|PENDING|BeginTime|{TOKEN}\n", occurrences=2)
     s = sub.submit(SITE, p, token=TOKEN, sleep=lambda _: None)
     assert s.job_id == "44" and s.stdout == "Submitted batch job 44\n"
     assert fp.call_count(sbatch_cmd(p)) == 1
@@ -98,7 +103,7 @@ def test_squeue_answering_again_after_a_stall_finds_the_job(fp: FakeProcess, job
     p = prepared(jobdir)
     fp.register(sbatch_cmd(p), stderr="sbatch: error: Socket timed out on send/recv operation\n", returncode=1)
     fp.register(SQUEUE, stderr="squeue: error: Socket timed out on send/recv operation\n", returncode=1)
-    fp.register(SQUEUE, stdout=f"45|{TOKEN}\n", occurrences=2)
+    fp.register(SQUEUE, stdout=f"45|PENDING|BeginTime|{TOKEN}\n", occurrences=2)
     s = sub.submit(SITE, p, token=TOKEN, sleep=lambda _: None)
     assert s.job_id == "45" and fp.call_count(sbatch_cmd(p)) == 1
 
@@ -109,7 +114,7 @@ def test_last_attempt_is_checked_too(fp: FakeProcess, jobdir: Path) -> None:
     error = "sbatch: error: Socket timed out on send/recv operation\n"
     fp.register(sbatch_cmd(p), stderr=error, returncode=1, occurrences=3)
     fp.register(SQUEUE, stdout="", occurrences=4)
-    fp.register(SQUEUE, stdout=f"46|{TOKEN}\n", occurrences=2)
+    fp.register(SQUEUE, stdout=f"46|PENDING|BeginTime|{TOKEN}\n", occurrences=2)
     s = sub.submit(SITE, p, token=TOKEN, sleep=lambda _: None)
     assert s.job_id == "46" and fp.call_count(sbatch_cmd(p)) == 3
 
@@ -120,7 +125,7 @@ def test_a_late_twin_is_cancelled_and_the_oldest_job_kept(fp: FakeProcess, jobdi
     fp.register(sbatch_cmd(p), stderr="sbatch: error: Socket timed out on send/recv operation\n", returncode=1)
     fp.register(SQUEUE, stdout="", occurrences=2)
     fp.register(sbatch_cmd(p), stdout="Submitted batch job 48\n")
-    fp.register(SQUEUE, stdout=f"48|{TOKEN}\n47|{TOKEN}\n")
+    fp.register(SQUEUE, stdout=f"48|PENDING|BeginTime|{TOKEN}\n47|PENDING|BeginTime|{TOKEN}\n")
     fp.register(["scancel", "48"])
     s = sub.submit(SITE, p, token=TOKEN, sleep=lambda _: None)
     assert s.job_id == "47" and s.stdout == "Submitted batch job 47\n"
@@ -136,7 +141,7 @@ def test_permanent_rejection_is_not_retried(fp: FakeProcess, jobdir: Path) -> No
 
 
 def test_missing_sbatch_is_a_clear_error(jobdir: Path) -> None:
-    nowhere = SITE.replace(submit=SITE.submit.replace(sbatch="/nonexistent/sbatch"))
+    nowhere = dataclasses.replace(SITE, submit=dataclasses.replace(SITE.submit, sbatch="/nonexistent/sbatch"))
     p = prepared(jobdir)
     with pytest.raises(CommandError, match="command not found"):
         sub.submit(nowhere, p, token=TOKEN)
@@ -155,10 +160,10 @@ def test_user_comment_is_kept_beside_the_token(jobdir: Path) -> None:
 
 
 def write_site(tmp_path: Path, sbatch: str) -> Path:
-    profile = tmp_path / "site.toml"
-    testbed = (Path(site_mod.PROFILE_DIR) / "testbed.toml").read_text()
-    profile.write_text(testbed.replace("[submit]\n", f'[submit]\nsbatch = "{sbatch}"\n'))
-    return profile
+    path = tmp_path / "site.toml"
+    testbed = (Path(profile.PROFILE_DIR) / "testbed.toml").read_text()
+    path.write_text(testbed.replace("[submit]\n", f'[submit]\nsbatch = "{sbatch}"\n'))
+    return path
 
 
 def test_cli_rejected_job_marks_relion_job_failed(
@@ -237,5 +242,32 @@ def test_report_is_echoed_into_the_job_output(tmp_path: Path, text: str) -> None
     proc = subprocess.run(["bash", "-c", body], capture_output=True, text=True, check=False)
     assert proc.stdout.startswith("relion-qsub: fixed: line 2: dropped the empty '--gres='"), proc.stdout
     assert ("hostname" in text) == (proc.stdout.count("\n") == 2)
-    clean = sub.prepare(script, [], SITE.replace(policy={k: "off" for k in SITE.policy}))
+    clean = sub.prepare(script, [], dataclasses.replace(SITE, policy={k: "off" for k in ALL_POLICY}))
     assert clean.text == text  # nothing to report: the script is submitted as normalised, byte for byte
+
+
+def test_run_returns_typed_outcomes(fp: FakeProcess, jobdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`submit.run` owns the sequence; each branch says what happened in its Outcome (cli only prints it)."""
+    monkeypatch.chdir(jobdir.parent.parent)
+    script = Path("Class2D/job007/run_submit.script")
+    fp.register(["sbatch", "--begin=now+365days", fp.any()], stdout="Submitted batch job 99\n")
+    fp.register(["sbatch", "--parsable", "--dependency=afternotok:99", fp.any()], stdout="100\n")
+    fp.register(
+        ["scontrol", "update", "JobId=99", fp.any()], stderr="slurm_update error: Socket timed out\n", returncode=1
+    )
+    fp.keep_last_process(True)
+    said: list[str] = []
+    hooks = sub.Hooks(job=said.append, said=said.append)
+    held = sub.run(script, ["--begin=now+1hour"], "testbed", hooks, sleep=lambda _: None)
+    assert (held.status, held.exit_code) == (sub.Status.NOT_RELEASED, TransientError.exit_code)
+    assert held.submission is not None and held.submission.job_id == "99" and not held.submission.released
+    assert held.message.startswith("error: job 99 was submitted held and could not be released")
+    assert said[0] == "Submitted batch job 99\n"  # the id first, before the release was tried
+    assert ("scontrol", "update", "JobId=99", "StartTime=now+1hour") in fp.calls  # the command line's --begin
+    assert (jobdir / "RELION_JOB_EXIT_FAILURE").exists()
+    (jobdir / "run_submit.script").write_text(SCRIPT.replace("--ntasks=1", "--ntasks=1 --frobnicate"))
+    refused = sub.run(script, [], "testbed")
+    assert (refused.status, refused.exit_code, refused.error) == (sub.Status.REFUSED, EX_DATAERR, None)
+    assert refused.message == "not submitted; fix the errors above and run the job again"
+    missing = sub.run(Path("Class2D/job007/nothing.script"), [], "testbed")
+    assert (missing.status, missing.exit_code) == (sub.Status.FAILED, 66) and "no such file" in missing.message

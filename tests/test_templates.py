@@ -10,6 +10,7 @@ and review ``git diff tests/golden_templates`` before committing.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import difflib
 import os
 import re
@@ -25,9 +26,10 @@ import psutil
 import pytest
 
 from relion_qsub import profile
-from relion_qsub import site as site_mod
+from relion_qsub.checks.core import Context
+from relion_qsub.checks.engine import normalise
 from relion_qsub.errors import InputError, ProfileError
-from relion_qsub.rules import Context, normalise
+from relion_qsub.profile import recipes
 from relion_qsub.script import parse
 from relion_qsub.sitetools.templates import SOURCES, plan, write
 from tests.templatecases import INSTALL_DIR, cases, fill_case, render, write_project
@@ -36,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "tests" / "golden_templates"
 QSUB = str(ROOT / "bin" / "relion-qsub")
 PROFILES = ("biowulf", "testbed")
-SITES = {name: site_mod.load(name) for name in PROFILES}
+SITES = {name: profile.load(name) for name in PROFILES}
 RENDERED = {name: render(site) for name, site in SITES.items()}
 CASES = [(name, case) for name in PROFILES for case in cases(SITES[name], RENDERED[name])]
 
@@ -69,7 +71,7 @@ def test_golden(profile: str) -> None:
 
 
 def test_output_is_deterministic() -> None:
-    again = plan(site_mod.load("biowulf"), INSTALL_DIR)
+    again = plan(profile.load("biowulf"), INSTALL_DIR)
     assert [(r.path, r.text) for r in again] == [(r.path, r.text) for r in RENDERED["biowulf"]]
 
 
@@ -77,7 +79,7 @@ def test_tree_has_the_seeds_shape() -> None:
     paths = {r.path for r in RENDERED["biowulf"]}
     assert {"common.sh", "x2695_exclusive.sh", "x2680_exclusive.sh", "lscratch_mon.sh", "README.md"} <= paths
     for directory in ("Class2D_gpu", "Class3D_cpu", "MotionCor2", "MotCorRel", "Refine3D_cpu", "Polish", "GCTF"):
-        assert {f"{directory}/{n:02d}_{s}.sh" for n, s in enumerate(profile.SIZE_NAMES, 1)} <= paths
+        assert {f"{directory}/{n:02d}_{s}.sh" for n, s in enumerate(recipes.SIZE_NAMES, 1)} <= paths
     common = next(r.text for r in RENDERED["biowulf"] if r.path == "common.sh")
     # The seed's common.sh directives and launcher line, in that order.
     for line in (
@@ -301,7 +303,9 @@ def test_monitor_stops_when_the_job_shell_is_killed(job: tuple[Path, Path]) -> N
 
 
 def test_monitor_accepts_the_braced_job_id(tmp_path: Path) -> None:
-    site = SITES["testbed"].replace(scratch=SITES["testbed"].scratch.replace(job_dir="/lscratch/${SLURM_JOB_ID}/x"))
+    site = dataclasses.replace(
+        SITES["testbed"], scratch=dataclasses.replace(SITES["testbed"].scratch, job_dir="/lscratch/${SLURM_JOB_ID}/x")
+    )
     mon = next(r.text for r in plan(site, INSTALL_DIR) if r.path == "lscratch_mon.sh")
     assert "dir=${RELION_QSUB_SCRATCH:-/lscratch/${SLURM_JOB_ID}/x}\n" in mon
     proc = subprocess.run(
@@ -315,7 +319,7 @@ def test_monitor_accepts_the_braced_job_id(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------------ what the profile may put into the files
 
-TESTBED_TOML = (site_mod.PROFILE_DIR / "testbed.toml").read_text()
+TESTBED_TOML = (profile.PROFILE_DIR / "testbed.toml").read_text()
 
 
 @pytest.mark.parametrize(
@@ -357,7 +361,7 @@ def test_profile_values_that_would_break_the_generated_files_are_refused(
     path = tmp_path / "bad.toml"
     path.write_text(toml)
     with pytest.raises(ProfileError) as info:
-        site_mod.load(str(path), full=True)
+        profile.load(str(path), full=True)
     assert str(info.value).startswith(f"{path}: ") and message in str(info.value), str(info.value)
     assert "\n" not in str(info.value)  # errors are one line
 
@@ -368,7 +372,7 @@ def test_size_directives_are_checked_too(tmp_path: Path) -> None:
     assert "tiny = { mpi = 1 }" in TESTBED_TOML
     path.write_text(TESTBED_TOML.replace("tiny = { mpi = 1 }", bad, 1))
     with pytest.raises(ProfileError, match=r"job_templates\.\w+\.sizes\.tiny\.directives: expected sbatch options"):
-        site_mod.load(str(path), full=True)
+        profile.load(str(path), full=True)
 
 
 # -------------------------------------------------------------------------------------------- writing the tree

@@ -14,8 +14,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from relion_qsub import site as site_mod
-from relion_qsub.rules import Context, normalise
+from relion_qsub import profile
+from relion_qsub.checks.core import Context
+from relion_qsub.checks.engine import normalise
 from relion_qsub.script import parse
 from relion_qsub.sitetools.templates import plan, write
 from tests.relionfill import fill
@@ -26,7 +27,7 @@ pytestmark = pytest.mark.slurm
 
 ROOT = Path(__file__).resolve().parent.parent
 QSUB = str(ROOT / "bin" / "relion-qsub")
-SITE = site_mod.load("testbed")
+SITE = profile.load("testbed")
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +86,7 @@ def test_generated_template_runs_a_job(
     tmp_path: Path, tree: Path, template: str, mpi: int, threads: int, queue: str, expect: dict[str, str]
 ) -> None:
     jobdir = "Class2D/job001/"
-    extras = {f.number: f.default for f in SITE.fields}
+    extras = {f.number: f.default for f in SITE.profile.fields}
     script = fill(
         (tree / template).read_text(),
         jobdir=jobdir,
@@ -121,8 +122,8 @@ def _monitors(tree: Path) -> list[psutil.Process]:
     return [p for p in psutil.process_iter(["cmdline"]) if script in (p.info["cmdline"] or [])]
 
 
-RELION_FIELDS = {f"RELION_QSUB_EXTRA{f.number}": f.label for f in SITE.fields} | {
-    f"RELION_QSUB_EXTRA{f.number}_DEFAULT": f.default for f in SITE.fields
+RELION_FIELDS = {f"RELION_QSUB_EXTRA{f.number}": f.label for f in SITE.profile.fields} | {
+    f"RELION_QSUB_EXTRA{f.number}_DEFAULT": f.default for f in SITE.profile.fields
 }
 
 
@@ -142,7 +143,7 @@ def test_relion_pipeliner_fills_and_the_job_runs(
         pytest.fail("relion_pipeliner is not installed: run `make deps` (Debian package relion)")
     (tmp_path / "default_pipeline.star").write_text("data_pipeline_general\n\n_rlnPipeLineJobCounter 1\n")
     (tmp_path / "particles.star").write_text("")  # relion_refine starts in the job and fails at once
-    env = job_env(RELION_QSUB_SITE="testbed", RELION_QSUB_EXTRA_COUNT=str(len(SITE.fields)), **RELION_FIELDS)
+    env = job_env(RELION_QSUB_SITE="testbed", RELION_QSUB_EXTRA_COUNT=str(len(SITE.profile.fields)), **RELION_FIELDS)
     options = [
         "fn_img == particles.star",
         f"nr_mpi == {mpi}",
@@ -150,8 +151,8 @@ def test_relion_pipeliner_fills_and_the_job_runs(
         "do_queue == Yes",
         f"qsub == {QSUB}",
         f"qsubscript == {tree / template}",
-        f"queuename == {SITE.queue.name}",
-    ] + [f"qsub_extra{f.number} == {f.default}" for f in SITE.fields]
+        f"queuename == {SITE.profile.queue.name}",
+    ] + [f"qsub_extra{f.number} == {f.default}" for f in SITE.profile.fields]
     kw = dict(cwd=tmp_path, env=env, capture_output=True, text=True, timeout=90, check=True)
     subprocess.run(["relion_pipeliner", "--addJob", job, "--addJobOptions", ";".join(options)], **kw)  # type: ignore[call-overload]
     subprocess.run(["relion_pipeliner", "--RunJobs", f"{job}/job001/", "--sec_wait_after", "0"], **kw)  # type: ignore[call-overload]

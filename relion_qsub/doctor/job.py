@@ -12,69 +12,40 @@ slurm controller", a timeout, no scontrol) means Slurm could not be asked, and n
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import jobdir, proc, runs
-from ..endings import AGAIN, ENDINGS, NEVER_STARTS, OOM_FIX, TIMEOUT_FIX, cancelled_by
+from .. import proc
 from ..errors import CommandError, RelionQsubError
+from ..relion import jobdir, record, runs
+from ..slurm import client
+from ..slurm.client import JobView
+from ..slurm.states import (
+    AGAIN,
+    CANCELLED,
+    ENDED,
+    ENDINGS,
+    FAILED,
+    HELD,
+    NEVER_STARTS,
+    NODE_FAIL,
+    OOM_FIX,
+    OUT_OF_MEMORY,
+    PENDING,
+    PREEMPTED,
+    RUNNING,
+    TIMEOUT,
+    TIMEOUT_FIX,
+    cancelled_by,
+)
 from .finding import Finding
 
 EXIT_FILES = {jobdir.EXIT_SUCCESS: "success", jobdir.EXIT_FAILURE: "failure", jobdir.EXIT_ABORTED: "aborted"}
-ENDED = frozenset(
-    {
-        "BOOT_FAIL",
-        "CANCELLED",
-        "COMPLETED",
-        "COMPLETING",  # the batch script has ended; only the epilog runs
-        "DEADLINE",
-        "FAILED",
-        "NODE_FAIL",
-        "OUT_OF_MEMORY",
-        "PREEMPTED",
-        "TIMEOUT",
-    }
-)
 TAIL_BYTES = 4 << 20  # run.err can be large; the endings are at its end
 KEEP_FREE_GB = 10  # relion_refine's --keep_free_scratch default
-
-
-@dataclass(frozen=True)
-class SlurmView:
-    job_id: str
-    state: str  # "RUNNING", "TIMEOUT", ...; "" when Slurm has no record
-    reason: str = ""
-    exit_code: str = ""
-    nodes: str = ""
-    time_limit: str = ""
-    tres_per_node: str = ""
-    # "scontrol", "sacct", "none" (the controller forgot the job, no accounting record) or "unreachable" (Slurm
-    # could not be asked: ``error`` says why; nothing is known about the job).
-    source: str = "scontrol"
-    error: str = ""
-    acct_state: str = ""  # sacct's State when asked: "CANCELLED by 1234" says who
-    owner_uid: int | None = None
-
-    @property
-    def known(self) -> bool:
-        return bool(self.state)
-
-    @property
-    def answered(self) -> bool:
-        return self.source != "unreachable"
-
-    @property
-    def ended(self) -> bool:
-        """Slurm said so: a final state, or it forgot the job. False when Slurm could not be asked."""
-        return self.answered and (not self.known or self.state in ENDED)
-
-    @property
-    def alive(self) -> bool:
-        return self.known and self.state not in ENDED
 
 
 # ---- pure parsing and judging ---------------------------------------------------------------------------------
@@ -86,49 +57,6 @@ def relion_state(names: set[str]) -> str:
         if name in names:
             return state
     return "running"
-
-
-_FIELD = re.compile(r"(?:^|\s)([A-Za-z][\w:/]*)=")
-
-
-def parse_scontrol(text: str) -> dict[str, str]:
-    """``scontrol show job -o`` as a dict; values may hold spaces (Command, WorkDir), the first of a key wins."""
-    info: dict[str, str] = {}
-    matches = list(_FIELD.finditer(text.strip()))
-    for i, match in enumerate(matches):
-        end = matches[i + 1].start() if i + 1 < len(matches) else len(text.strip())
-        info.setdefault(match.group(1), text.strip()[match.end() : end].strip())
-    return info
-
-
-def view_from_scontrol(job_id: str, info: dict[str, str]) -> SlurmView:
-    uid = info.get("UserId", "").partition("(")[2].rstrip(")")
-    return SlurmView(
-        job_id,
-        info.get("JobState", "").split()[0] if info.get("JobState") else "",
-        info.get("Reason", ""),
-        info.get("ExitCode", ""),
-        info.get("NodeList", ""),
-        info.get("TimeLimit", ""),
-        info.get("TresPerNode", ""),
-        owner_uid=int(uid) if uid.isdigit() else None,
-    )
-
-
-SACCT_FIELDS = "State,ExitCode,NodeList,Timelimit,Reason"
-
-
-def view_from_sacct(job_id: str, text: str) -> SlurmView | None:
-    """``sacct -X -n -P -o State,ExitCode,NodeList,Timelimit[,Reason]``: "CANCELLED by 0|0:15|cn5|00:05:00|None"."""
-    for line in text.splitlines():
-        parts = line.split("|")
-        if len(parts) >= 4 and parts[0].strip():
-            reason = parts[4] if len(parts) > 4 else ""
-            state = parts[0].strip()
-            return SlurmView(
-                job_id, state.split()[0], reason, parts[1], parts[2], parts[3], source="sacct", acct_state=state
-            )
-    return None
 
 
 @dataclass(frozen=True)
@@ -235,14 +163,11 @@ def scan_err(text: str) -> list[tuple[int, Pattern, str]]:
 # state -> (level, what, fix); the what is completed with the exit code / reason. A cancel is a warning: the user
 # may have meant it.
 SLURM_ENDINGS: dict[str, tuple[str, str, str]] = {
-    state: ("warning" if state == "CANCELLED" else "error", what, fix) for state, (what, fix) in ENDINGS.items()
+    state: ("warning" if state == CANCELLED else "error", what, fix) for state, (what, fix) in ENDINGS.items()
 }
-STATE_KIND = {"TIMEOUT": "timeout", "OUT_OF_MEMORY": "oom", "NODE_FAIL": "node-fail", "PREEMPTED": "preempted"}
+STATE_KIND = {TIMEOUT: "timeout", OUT_OF_MEMORY: "oom", NODE_FAIL: "node-fail", PREEMPTED: "preempted"}
 # run.err lines that only say "Slurm ended it": once Slurm itself says how, they add nothing.
 ENDED_KINDS = frozenset({"cancelled", "step-ended", "node-fail", "preempted"})
-# Every relion-qsub submission starts held (a begin time a year away, submit.HOLD) and is released at once; a job
-# still waiting for that begin time, or held by the user, does not run.
-HELD = ("BeginTime", "JobHeldUser")
 
 
 Verdict = tuple[str, str, str]  # (level, what, fix)
@@ -260,7 +185,7 @@ def _no_job_id(relion: str) -> list[Verdict]:
     return [("ok", f"RELION: {relion}; no Slurm job id recorded", "")]
 
 
-def _details(slurm: SlurmView) -> str:
+def _details(slurm: JobView) -> str:
     """ "exit code 1:0, reason NonZeroExitCode": what Slurm adds to a state, when it adds anything."""
     return ", ".join(
         x
@@ -275,9 +200,9 @@ def _details(slurm: SlurmView) -> str:
 ABORT_PENDING = "was aborted in RELION while Slurm job {} is still pending"
 
 
-def _views(relion: str, slurm: SlurmView, slurm_text: str, abort: bool = False) -> Verdict:
+def _views(relion: str, slurm: JobView, slurm_text: str, abort: bool = False) -> Verdict:
     """RELION's view against Slurm's: the one verdict on whether the two agree. ``abort``: RELION_JOB_ABORT_NOW."""
-    if relion == "running" and abort and slurm.state == "PENDING":
+    if relion == "running" and abort and slurm.state == PENDING:
         # The GUI's Abort only creates the file; a pending job never checks it and would run when it starts.
         return (
             "error",
@@ -290,7 +215,7 @@ def _views(relion: str, slurm: SlurmView, slurm_text: str, abort: bool = False) 
             f"RELION thinks running, Slurm says ended: {slurm_text}",
             "mark it failed so RELION moves on (--fix creates RELION_JOB_EXIT_FAILURE)",
         )
-    if relion == "running" and slurm.state == "PENDING" and slurm.reason in NEVER_STARTS:
+    if relion == "running" and slurm.state == PENDING and slurm.reason in NEVER_STARTS:
         return (
             "error",
             f"Slurm job {slurm.job_id} can never start: PENDING ({slurm.reason})",
@@ -298,7 +223,7 @@ def _views(relion: str, slurm: SlurmView, slurm_text: str, abort: bool = False) 
         )
     if relion == "running":
         return ("ok", f"running: {slurm_text}" + (f" on {slurm.nodes}" if slurm.nodes else ""), "")
-    if slurm.state == "PENDING" and slurm.reason in HELD:
+    if slurm.state == PENDING and slurm.reason in HELD:
         return (
             "error",
             f"RELION says {relion}; Slurm job {slurm.job_id} is held and never runs",
@@ -313,7 +238,7 @@ def _views(relion: str, slurm: SlurmView, slurm_text: str, abort: bool = False) 
     return ("ok", f"RELION: {relion}; {slurm_text}", "")
 
 
-def judge(where: str, relion: str, slurm: SlurmView | None, abort: bool = False) -> list[Verdict]:
+def judge(where: str, relion: str, slurm: JobView | None, abort: bool = False) -> list[Verdict]:
     """(level, what, fix) for RELION's view against Slurm's, then how Slurm says the job ended. An abort (RELION's
     exit file says aborted) is the user's: Slurm's FAILED/CANCELLED for it is no error."""
     if slurm is None:
@@ -332,11 +257,11 @@ def judge(where: str, relion: str, slurm: SlurmView | None, abort: bool = False)
         slurm_text = f"Slurm no longer knows job {slurm.job_id} (it forgets ended jobs; sacct unavailable)"
     out = [_views(relion, slurm, slurm_text, abort)]
     ending = SLURM_ENDINGS.get(slurm.state)
-    if ending is not None and relion == "aborted" and slurm.state in ("FAILED", "CANCELLED"):
+    if ending is not None and relion == "aborted" and slurm.state in (FAILED, CANCELLED):
         out.append(("ok", f"aborted from RELION: Slurm job {slurm.job_id} {slurm.state}", ""))
     elif ending is not None:
         level, what, fix = ending
-        limit = f" of {slurm.time_limit}" if slurm.state == "TIMEOUT" and slurm.time_limit else ""
+        limit = f" of {slurm.time_limit}" if slurm.state == TIMEOUT and slurm.time_limit else ""
         what = cancelled_by(slurm.acct_state, slurm.owner_uid) or what
         out.append((level, f"Slurm: job {slurm.job_id} {what}{limit}" + (f" ({detail})" if detail else ""), fix))
     return out
@@ -348,91 +273,19 @@ def judge(where: str, relion: str, slurm: SlurmView | None, abort: bool = False)
 Runner = Callable[..., proc.Result]
 
 
-FORGOTTEN = "Invalid job id specified"  # scontrol's answer for a job the controller does not (or no longer) know
-
-
-def query_slurm(job_id: str, runner: Runner = proc.run, timeout: float = 30) -> SlurmView:
-    """Slurm's view of the job.
-
-    ``state == ""`` with source "none" when the controller forgot it (scontrol: "Invalid job id specified") and
-    sacct has no record; source "unreachable" when scontrol failed otherwise and sacct gave no record.
-    """
-    problem = ""
-    try:
-        result = runner(["scontrol", "show", "job", "-o", job_id], timeout=timeout)
-    except CommandError as exc:
-        problem = str(exc)
-    else:
-        if result.returncode == 0 and "JobState=" in result.stdout:
-            live = view_from_scontrol(job_id, parse_scontrol(result.stdout.splitlines()[0]))
-            return with_acct_state(live, runner, timeout) if live.state == "CANCELLED" else live
-        if FORGOTTEN not in result.stdout + result.stderr:
-            said = (result.stderr.strip() or result.stdout.strip() or f"exit status {result.returncode}").splitlines()
-            problem = f"scontrol: {said[0][:160]}"
-    try:  # accounting, where there is any, knows ended jobs (and answers without the controller)
-        acct = runner(["sacct", "-j", job_id, "-X", "-n", "-P", "-o", SACCT_FIELDS], timeout=timeout)
-    except CommandError:
-        acct = None
-    view = view_from_sacct(job_id, acct.stdout) if acct is not None and acct.returncode == 0 else None
-    # How a job ended is final in accounting, but a live state is only as fresh as the controller's last report:
-    # while the controller is unreachable a job that ends stays RUNNING in slurmdbd. So with scontrol failing,
-    # only an ended record answers; a "running" one still means Slurm could not be asked.
-    if view is not None and (not problem or view.state in ENDED):
-        return view
-    if problem:
-        return SlurmView(job_id, "", source="unreachable", error=problem)
-    return SlurmView(job_id, "", source="none")
-
-
-def with_acct_state(view: SlurmView, runner: Runner, timeout: float) -> SlurmView:
-    """scontrol does not say who cancelled a job; sacct's State does ("CANCELLED by 1234")."""
-    try:
-        acct = runner(["sacct", "-j", view.job_id, "-X", "-n", "-P", "-o", "State"], timeout=timeout)
-    except CommandError:
-        return view
-    state = acct.stdout.strip().splitlines()[0].strip() if acct.returncode == 0 and acct.stdout.strip() else ""
-    if not state.startswith(view.state):
-        return view
-    from dataclasses import replace
-
-    return replace(view, acct_state=state)
-
-
-def last_entry(log_text: str) -> dict[str, object]:
-    """The last readable line of relion-qsub.jsonl ({} when there is none)."""
-    for line in reversed(log_text.splitlines()):
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(entry, dict):
-            return entry
-    return {}
-
-
-def jobs_with_token(token: str, runner: Runner = proc.run) -> list[tuple[str, str, str]]:
-    """(id, state, reason) of every job whose comment carries ``token``; raises CommandError if squeue fails."""
-    result = runner(
-        ["squeue", "--noheader", "--states=all", f"--user={os.getuid()}", "--format=%i|%T|%r|%k"], timeout=30
-    )
-    if result.returncode != 0:
-        raise CommandError(f"squeue: {result.stderr.strip()[:160] or result.returncode}")
-    rows = [row.split("|", 3) for row in result.stdout.splitlines()]
-    return [(r[0].strip(), r[1], r[2]) for r in rows if len(r) == 4 and r[3].rsplit("[", 1)[-1].strip("] ") == token]
-
-
 def ghost_findings(where: str, token: str, runner: Runner) -> list[Finding]:
     """A submission relion-qsub gave up on (RELION was told it failed): a job the controller still created from a
     lost request carries its token. It went in held (a begin time a year away), so it does not run; --fix cancels it."""
     try:
-        found = jobs_with_token(token, runner)
+        found = client.jobs_with_token(token, runner)
     except CommandError as exc:
         return [Finding("warning", where, f"could not look for a job with token {token}: {exc}", "", "job")]
     findings = []
-    for job_id, state, reason in found:
+    for job in found:
+        job_id, state = job.job_id, job.state
         if state in ENDED:
             continue
-        held = state == "PENDING" and reason in HELD
+        held = state == PENDING and job.reason in HELD
         what = f"{'held ' if held else ''}job {job_id} carries the token of a submission relion-qsub gave up on"
         what += " (RELION was told it failed); " + ("it never runs" if held else f"it is {state}")
         fix = f"--fix cancels it (scancel {job_id})"
@@ -440,7 +293,7 @@ def ghost_findings(where: str, token: str, runner: Runner) -> list[Finding]:
     return findings
 
 
-def _never_starts(job_dir: Path, slurm: SlurmView, fix: str, runner: Runner, watcher: str = "") -> Callable[[], str]:
+def _never_starts(job_dir: Path, slurm: JobView, fix: str, runner: Runner, watcher: str = "") -> Callable[[], str]:
     """FAILURE first, with the reason (the end-watcher then finds it and says nothing), then scancel."""
 
     def repair() -> str:
@@ -576,12 +429,12 @@ def judge_scratch(
     return ("ok", what, "")
 
 
-def scratch_finding(where: str, slurm: SlurmView, runner: Runner = proc.run) -> Finding:
+def scratch_finding(where: str, slurm: JobView, runner: Runner = proc.run) -> Finding:
     """Best effort: the job's scratch dir (site profile's job_dir), here if visible, else on its first node."""
-    from .. import site as site_mod
+    from .. import profile
 
     try:
-        scratch = site_mod.load(None).scratch
+        scratch = profile.load(None).scratch
     except RelionQsubError as exc:
         return Finding("warning", where, f"scratch not checked: {exc}", check="job")
     path = scratch.job_dir.replace("${SLURM_JOB_ID}", slurm.job_id).replace("$SLURM_JOB_ID", slurm.job_id)
@@ -633,34 +486,36 @@ def _read_log(path: Path) -> str:
     return path.read_text(encoding="utf-8", errors="replace")
 
 
-def _current_submission(job_dir: Path, where: str, names: set[str]) -> tuple[dict[str, object], Finding | None]:
-    """The record's latest entry: the job dir's current submission (runs.py); ({}, why) when unreadable."""
+def _current_submission(job_dir: Path, where: str, names: set[str]) -> tuple[record.Record | None, Finding | None]:
+    """The record's latest line: the job dir's current submission (relion/runs.py), also when it was refused (an
+    earlier job is then a run RELION has replaced); (None, why) when the record cannot be read."""
     if jobdir.RECORD not in names:
-        return {}, None
+        return None, None
     try:
-        return last_entry(_read_log(job_dir / jobdir.RECORD)), None
+        records = record.read(_read_log(job_dir / jobdir.RECORD))
     except OSError as exc:
         # The job id is unknown: say so instead of "no Slurm job id recorded" (whose fix is to mark it failed).
-        return {}, _unreadable(where, jobdir.RECORD, exc)
+        return None, _unreadable(where, jobdir.RECORD, exc)
+    return (records[-1] if records else None), None
 
 
-def _not_relions_run(where: str, entry: dict[str, object], job_id: str, job_dir: Path) -> Finding | None:
+def _not_relions_run(where: str, last: record.Record, job_dir: Path) -> Finding | None:
     """A warning when RELION rewrote the script after the last submission relion-qsub recorded: RELION's current
     run did not go through relion-qsub, so that job's ending is not this run's (nothing is marked)."""
-    why = runs.superseded(job_dir, None, runs.Stamp.decode(str(entry.get("run") or "")))
+    why = runs.superseded(job_dir, None, runs.Stamp.decode(last.run))
     if why is None:
         return None
-    what = f"the last submission relion-qsub recorded (Slurm job {job_id}) is not RELION's current run: {why}"
+    what = f"the last submission relion-qsub recorded (Slurm job {last.job_id}) is not RELION's current run: {why}"
     fix = "if RELION shows it running and nothing runs, create RELION_JOB_EXIT_FAILURE in the job dir"
     return Finding("warning", where, what, fix, "job")
 
 
 def _views_found(
-    job_dir: Path, where: str, relion: str, slurm: SlurmView | None, entry: dict[str, object], runner: Runner
+    job_dir: Path, where: str, relion: str, slurm: JobView | None, last: record.Record | None, runner: Runner
 ) -> list[Finding]:
     """judge()'s verdicts as findings, each with the repair --fix may make; every repair that marks the job dir also
     cancels the end-watcher of that submission (it would only wait in the queue to find the exit file)."""
-    watcher = str(entry.get("watcher") or "")
+    watcher = (last.watcher if last is not None else None) or ""
     abort = jobdir.aborted(job_dir)
     found = []
     for level, what, fix in judge(where, relion, slurm, abort):
@@ -690,17 +545,17 @@ def check(project: Path, job_dir: Path, runner: Runner = proc.run) -> list[Findi
     except OSError as exc:
         return [_unreadable(where, "", exc)]
     relion = relion_state(names)
-    entry, unreadable = _current_submission(job_dir, where, names)
+    last, unreadable = _current_submission(job_dir, where, names)
     findings: list[Finding] = [unreadable] if unreadable else []
-    job_id = str(entry["job_id"]) if entry.get("job_id") else None
-    stale = _not_relions_run(where, entry, job_id, job_dir) if job_id and relion == "running" else None
-    slurm = query_slurm(job_id, runner) if job_id else None
+    job_id = last.job_id if last is not None else None
+    stale = _not_relions_run(where, last, job_dir) if last is not None and job_id and relion == "running" else None
+    slurm = client.job_state(job_id, runner) if job_id else None
     if stale is not None:
         findings.append(stale)
     elif unreadable is None:
-        findings += _views_found(job_dir, where, relion, slurm, entry, runner)
-    if entry.get("submitted") is False and isinstance(entry.get("token"), str):
-        findings += ghost_findings(where, str(entry["token"]), runner)
+        findings += _views_found(job_dir, where, relion, slurm, last, runner)
+    if last is not None and last.submitted is False and last.token:
+        findings += ghost_findings(where, last.token, runner)
     kinds = {STATE_KIND.get(slurm.state, "")} if slurm else set()
     if slurm is not None and slurm.known and slurm.ended:
         kinds |= ENDED_KINDS
@@ -721,7 +576,7 @@ def check(project: Path, job_dir: Path, runner: Runner = proc.run) -> list[Findi
             findings.append(
                 Finding(level, f"{where}run.err:{number + offset}", f"{pattern.what}: {line[:160]}", pattern.fix, "job")
             )
-    if slurm is not None and slurm.state == "RUNNING":
+    if slurm is not None and slurm.state == RUNNING:
         findings.append(scratch_finding(where, slurm, runner))
     return findings
 

@@ -21,8 +21,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..argparser import Parser
 from ..errors import EX_DATAERR, EX_OK, InputError
-from ..usage import Parser
 from .finding import LEVELS, Finding
 
 PROG = "relion-qsub doctor"

@@ -7,11 +7,12 @@ untouched. srun options are recognised by srun's own table (getopt_long semantic
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..errors import UsageError
+from ..relion.gui import COMMAND, EMPTY, extra, unset_value
+from ..slurm.options import NONE, OPTIONAL, REQUIRED, SRUN
 from .layout import (
     MAX_RANKS,
 )
@@ -41,7 +42,7 @@ Options (before the command; the first word that is not an option starts the com
                      (env RELION_LAUNCH_GPU_BIND=0)
   -n, --ntasks N     number of ranks (local runs: also RELION_LAUNCH_NP); in a job relion-launch sets it
   any srun option    passed on to srun, e.g. --mem-per-cpu=4g or --mpi=pmix; an empty value
-                     (--mem-per-cpu=) or an unfilled RELION placeholder (XXXextra2XXX) is dropped
+                     (--mem-per-cpu=) or an unfilled RELION placeholder ({extra2}) is dropped
                      with a warning. Not -K/--kill-on-bad-exit: relion-launch always runs srun -K1,
                      so -K0 is refused and -K/-K1 are dropped as repeats
 
@@ -51,7 +52,7 @@ when the job has --ntasks-per-node; else heterogeneous (plain srun, Slurm places
 
 Examples:
   # Biowulf's template line (RELION_STD_LAUNCHER=relion-launch):
-  ${RELION_STD_LAUNCHER} --mem-per-cpu=XXXextra2XXX XXXcommandXXX
+  ${{RELION_STD_LAUNCHER}} --mem-per-cpu={extra2} {command}
   # what would run in this job, without running it:
   relion-launch --dry-run `which relion_refine_mpi` --o Class2D/job001/run --i particles.star --gpu ""
   # plan for a saved job environment (`env -0 > job.env` inside the job):
@@ -62,46 +63,10 @@ Examples:
 Exit status: the exit code of the rank that failed first (srun itself says 143 after -K kills the step),
 128+signal when the job was killed, or a sysexits code for relion-launch's own errors (64 usage, 65 layout,
 66 unreadable --env-file, 69 srun missing, 70 internal error).
-"""
+""".format(extra2=extra(2), command=COMMAND)
 
 
 # --------------------------------------------------------------------------------------------------- options
-
-NONE, REQUIRED, OPTIONAL = 0, 1, 2
-
-# srun(1) of Slurm 22.05: long options and whether they take an argument. An optional argument is only ever
-# attached (--exclusive=user), as getopt_long does.
-SRUN_LONG: dict[str, int] = {
-    **dict.fromkeys(
-        "accel-bind account acctg-freq bb bbf bcast-exclude begin chdir cluster-constraint clusters "
-        "comment constraint container core-spec cores-per-socket cpu-bind cpu-freq cpus-per-gpu "
-        "cpus-per-task deadline delay-boot dependency distribution epilog error exclude export "
-        "extra-node-info gid gpu-bind gpu-freq gpus gpus-per-node gpus-per-socket gpus-per-task gres "
-        "gres-flags het-group hint input job-name jobid "
-        "licenses mail-type mail-user mcs-label mem mem-bind mem-per-cpu mem-per-gpu mincpus mpi msg-timeout "
-        "network nodefile nodelist nodes ntasks-per-core ntasks-per-gpu ntasks-per-node ntasks-per-socket "
-        "open-mode output partition power prefer priority profile prolog qos relative reservation signal "
-        "slurmd-debug sockets-per-node switches task-epilog task-prolog thread-spec threads threads-per-core "
-        "time time-min tmp uid wait wckey".split(),
-        REQUIRED,
-    ),
-    **dict.fromkeys(
-        "bcast compress exclusive immediate kill-on-bad-exit nice no-kill propagate resv-ports send-libs x11".split(),
-        OPTIONAL,
-    ),
-    **dict.fromkeys(
-        "contiguous disable-status exact hold label multi-prog no-allocate overcommit overlap oversubscribe "
-        "preserve-env pty quiet quit-on-interrupt reboot spread-job test-only unbuffered usage "
-        "use-min-nodes version".split(),
-        NONE,
-    ),
-}
-SRUN_SHORT: dict[str, int] = {
-    **dict.fromkeys("AbDMCSdmexBGiJLFwNopqrTtWc", REQUIRED),
-    **dict.fromkeys("IKk", OPTIONAL),
-    **dict.fromkeys("XHlZOsEQuV", NONE),
-}
-_PLACEHOLDER = re.compile(r"XXX\w+XXX")
 
 
 @dataclass
@@ -176,7 +141,7 @@ def parse_args(argv: Sequence[str]) -> Invocation:
             inv.ntasks = positive(raw, "-n/--ntasks")
         elif word.startswith("--"):
             _srun_long(word, args, i, inv)
-            if "=" not in word and SRUN_LONG.get(word[2:]) == REQUIRED:
+            if "=" not in word and SRUN.arg(word[2:]) == REQUIRED:
                 i += 1
         else:
             i = _srun_short(args, i, inv)
@@ -193,7 +158,7 @@ def _not_srun(word: str) -> UsageError:
 
 def _srun_long(word: str, args: Sequence[str], i: int, inv: Invocation) -> None:
     name, eq, value = word[2:].partition("=")
-    kind = SRUN_LONG.get(name)
+    kind = SRUN.arg(name)
     if kind is None:
         raise _not_srun(word)
     if kind == NONE:
@@ -237,18 +202,17 @@ def _kill_on_bad_exit(word: str, value: str | None, inv: Invocation) -> None:
 
 
 def _empty_or_placeholder(name: str, value: str, inv: Invocation) -> bool:
-    if value.strip() == "":
+    unset = unset_value(value)
+    if unset is None:
+        return False
+    if unset == EMPTY:
         inv.warnings.append(
             f"dropping {name}= (empty value: the RELION GUI field for it was left blank); srun uses the "
             "job's own setting"
         )
         return True
-    if _PLACEHOLDER.search(value):
-        inv.warnings.append(
-            f"dropping {name}={value} (RELION left its placeholder unfilled: is RELION_QSUB_EXTRAn set?)"
-        )
-        return True
-    return False
+    inv.warnings.append(f"dropping {name}={value} (RELION left its placeholder unfilled: is RELION_QSUB_EXTRAn set?)")
+    return True
 
 
 def _srun_short(args: Sequence[str], i: int, inv: Invocation) -> int:
@@ -256,7 +220,7 @@ def _srun_short(args: Sequence[str], i: int, inv: Invocation) -> int:
     word = args[i]
     for pos in range(1, len(word)):
         letter = word[pos]
-        kind = SRUN_SHORT.get(letter)
+        kind = SRUN.short_arg(letter)
         if kind is None:
             raise _not_srun(word)
         rest = word[pos + 1 :]

@@ -13,7 +13,7 @@ Three distribution modes (the Biowulf RELION guide, "Understanding MPI Task Dist
                   node, one GPU each. That is 1 + N*(k-1) ranks from an allocation of N*k tasks, laid out
                   with an arbitrary-distribution hostfile.
 
-Slurm behaviour relied on (checked on Slurm 22.05, see /work/shared/notes/slurm-facts.md):
+Slurm behaviour relied on (checked on the testbed, Slurm 22.05; srun(1) "SLURM_HOSTFILE", "-m arbitrary"):
   * ``SLURM_HOSTFILE`` + ``SLURM_DISTRIBUTION=arbitrary``: srun lays the tasks out in the order of the file's
     lines; ``-n`` larger than the number of lines fails ("Too few NodeNames in Slurm Hostfile"), smaller uses
     the first lines only. So ranks == hostfile lines, always, and srun gets ``-n <lines>``.
@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 import hostlist
 
 from ..errors import LayoutError
+from ..relion.gui import MPINODES
 
 
 class Mode(enum.StrEnum):
@@ -588,7 +589,7 @@ def _plan_heterogeneous(env: Mapping[str, str], options: LayoutOptions, shape: J
     if not shape.ntasks_given and shape.k_user is None and options.ntasks is None:
         warnings.append(
             f"the job was submitted without --ntasks: srun starts one rank per node ({n}); submit with "
-            "--ntasks=<MPI procs> (RELION's template line --ntasks=XXXmpinodesXXX)"
+            f"--ntasks=<MPI procs> (RELION's template line --ntasks={MPINODES})"
         )
     if shape.k_user is not None and shape.k is not None and not _homogeneous_fits(shape, shape.k):
         reason += f"; --ntasks-per-node={shape.k_user} but {total} tasks do not fill every node evenly"

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from .. import jobdir as jobdir_mod
-from .. import runs
+from ..relion import jobdir as jobdir_mod
+from ..relion import runs
 from .invocation import PROG
 from .say import stderr_text, warn
 

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ..errors import UsageError
+from ..relion.gui import THREADS
 from .invocation import RelionArgs
 from .layout import (
     Plan,
@@ -37,7 +38,7 @@ def thread_warnings(rargs: RelionArgs, env: Mapping[str, str]) -> list[str]:
     if rargs.threads and raw.isdigit() and rargs.threads > int(raw):
         return [
             f"--j {rargs.threads} threads but the job has --cpus-per-task={raw}: the threads share {raw} "
-            "CPU(s); set RELION's 'Number of threads' and the template's --cpus-per-task=XXXthreadsXXX alike"
+            f"CPU(s); set RELION's 'Number of threads' and the template's --cpus-per-task={THREADS} alike"
         ]
     return []
 

@@ -9,31 +9,22 @@ for a job that did not succeed the endings ``relion-qsub doctor`` recognises in 
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from .. import jobdir as contract
 from ..doctor.job import relion_state, scan_err
 from ..errors import InputError
+from ..relion import jobdir as contract
+from ..relion import record
+from ..relion.record import Record
 from ..script import parse as parse_script
 from ..sitetools.templates import MONITOR_LOG
 from ..submit import output_path
 
 ERR_TAIL = 64 << 10  # the endings are in the last lines of run.err
-
-
-@dataclass(frozen=True)
-class Submission:
-    """One line of relion-qsub.jsonl."""
-
-    time: datetime | None
-    job_id: str  # "" when the job was not submitted
-    token: str = ""
-    error: str = ""
 
 
 @dataclass(frozen=True)
@@ -55,40 +46,25 @@ class JobDir:
     name: str  # "Class2D/job001"
     type: str  # "Class2D"
     relion: str  # running / success / failure / aborted
-    submissions: list[Submission] = field(default_factory=list)
+    submissions: list[Record] = field(default_factory=list)
     requested: Requested = field(default_factory=Requested)
     scratch_used_kib: int | None = None  # largest sample of scratch_usage.log; None: no log
     err_reasons: list[tuple[str, str]] = field(default_factory=list)  # (doctor's kind, the line)
 
     @property
-    def last(self) -> Submission | None:
+    def last(self) -> Record | None:
         return self.submissions[-1] if self.submissions else None
 
 
-def read_log(text: str, since: datetime | None = None) -> list[Submission]:
+def read_log(text: str, since: datetime | None = None) -> list[Record]:
     """Each submission of relion-qsub.jsonl (damaged lines skipped), from ``since`` on when given."""
     out = []
-    for raw in text.splitlines():
-        try:
-            entry = json.loads(raw)
-        except ValueError:
-            continue
-        if not isinstance(entry, dict):
-            continue
-        when = _when(str(entry.get("time", "")))
+    for entry in record.read(text):
+        when = entry.when
         if since is not None and when is not None and local_time(when) < since:
             continue
-        job_id = str(entry.get("job_id") or "")
-        error = "" if job_id else str(entry.get("error") or "not submitted")
-        out.append(Submission(when, job_id, str(entry.get("token") or ""), error))
+        out.append(entry)
     return out
-
-
-def _when(text: str) -> datetime | None:
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        return None
 
 
 def local_time(when: datetime) -> datetime:

@@ -17,12 +17,12 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 
-from .. import proc
-from .. import site as site_mod
+from .. import proc, profile
+from ..argparser import Parser
 from ..errors import EX_OK, EX_UNAVAILABLE, CommandError, UsageError
-from ..usage import Parser
+from . import figures as figures_mod
 from . import jobs as jobs_mod
-from . import render, sacct, summary, usage, verdict
+from . import render, sacct, summary, verdict
 
 PROG = "relion-qsub report"
 Runner = Callable[..., proc.Result]
@@ -41,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--since", metavar="DATE", help="only submissions from DATE on (2026-12-01 or 2026-12-01T09:30)"
     )
-    parser.add_argument("--site", help="site profile: a name or a .toml path (default $RELION_QSUB_SITE, else biowulf)")
+    profile.add_site_option(parser)
     parser.add_argument("-v", "--verbose", action="store_true", help="tracebacks on errors")
     return parser
 
@@ -70,14 +70,16 @@ def ask_sacct(job_ids: Sequence[str], timeout: float, runner: Runner = proc.run)
 
 
 def build(
-    job_dirs: Sequence[jobs_mod.JobDir], records: Mapping[str, sacct.Job], site: site_mod.Site, asked: bool
-) -> list[tuple[usage.Usage, verdict.Verdict]]:
+    job_dirs: Sequence[jobs_mod.JobDir], records: Mapping[str, sacct.Job], site: profile.Site, asked: bool
+) -> list[tuple[figures_mod.Usage, verdict.Verdict]]:
     now = datetime.now()
     rows = []
     for job in job_dirs:
         last = job.last
-        figures = usage.measure(job, records.get(last.job_id) if last else None, now, site.scratch.gres, asked)
-        figures.earlier_node_hours = usage.earlier_hours(job, dict(records))
+        figures = figures_mod.measure(
+            job, records.get(last.job_id or "") if last else None, now, site.scratch.gres, asked
+        )
+        figures.earlier_node_hours = figures_mod.earlier_hours(job, dict(records))
         rows.append((figures, verdict.judge(site, figures)))
     return rows
 
@@ -87,7 +89,7 @@ def report(
 ) -> tuple[str, int]:
     """The report's text (or JSON) and the exit status."""
     start = time.perf_counter()
-    site = site_mod.load(args.site)
+    site = profile.load(args.site)
     project, dirs = jobs_mod.resolve(args.paths, Path.cwd())
     job_dirs = jobs_mod.read_all(dirs, project, parse_since(args.since))
     ids = list(dict.fromkeys(s.job_id for j in job_dirs for s in j.submissions if s.job_id))

@@ -9,9 +9,10 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Mapping, Sequence
 
+from ..slurm.states import OUT_OF_MEMORY
+from .figures import Usage
 from .summary import Summary, as_dict
 from .units import GIB, clock, gb, short
-from .usage import Usage
 from .verdict import ERROR, INFO, OK, WARNING, WASTE, Verdict
 
 WIDTH = 100
@@ -38,7 +39,7 @@ def cells(usage: Usage) -> list[str]:
     scratch_used = gb(usage.scratch_used_kib * 1024) if usage.scratch_used_kib is not None else "-"
     scratch_asked = str(usage.scratch_req_gb) if usage.scratch_req_gb is not None else "-"
     # Slurm's job line says FAILED for an srun step's OOM and for a crashed rank: the column shows which.
-    slurm = usage.failure if usage.failure == "OUT_OF_MEMORY" else usage.slurm
+    slurm = usage.failure if usage.failure == OUT_OF_MEMORY else usage.slurm
     if usage.failure.startswith("rank crash"):
         slurm = "rank crash"
     return [

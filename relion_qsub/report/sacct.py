@@ -1,4 +1,7 @@
-"""The one ``sacct`` call of a report: its argv, and its ``--parsable2`` output read into records. Pure.
+"""The one ``sacct`` call of a report: its fields, and its ``--parsable2`` output read into records. Pure.
+
+The argv, the line format and the value formats are Slurm's and live in ``relion_qsub.slurm.client``; the fields
+asked for and the records made of them are the report's.
 
 sacct(1) of Slurm 22.05, as verified on the testbed (slurmdbd + jobacct_gather/cgroup):
 
@@ -24,7 +27,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-SACCT = "sacct"
+from ..slurm.client import SACCT, parse_parsable2, sacct_argv, seconds, size_bytes, timestamp, tres
+from ..slurm.states import base
+
 FIELDS = (
     "JobID",
     "State",
@@ -46,66 +51,12 @@ FIELDS = (
     "Partition",
     "Comment",  # last: free text (see the module's doc)
 )
-_SIZE = re.compile(r"^(\d+(?:\.\d+)?)([KMGTP]?)$")
-_POWER = {"": 0, "K": 1, "M": 2, "G": 3, "T": 4, "P": 5}
 _JOB_ID = re.compile(r"^\d+(?:_\d+)?$")
 
 
 def argv(job_ids: Iterable[str], sacct: str = SACCT) -> list[str]:
-    """One sacct call for every job of a report (never one per job)."""
-    return [
-        sacct,
-        "--parsable2",
-        "--noheader",
-        "--noconvert",
-        f"--jobs={','.join(job_ids)}",
-        f"--format={','.join(FIELDS)}",
-    ]
-
-
-def size_bytes(text: str, bare_unit: str = "") -> int | None:
-    """A Slurm size (``4000M``, ``1.5G``, ``507904``) in bytes; a bare number is in ``bare_unit`` ("" = bytes)."""
-    match = _SIZE.match(text.strip())
-    if match is None:
-        return None
-    unit = match.group(2) or bare_unit
-    return int(float(match.group(1)) * 1024 ** _POWER[unit])
-
-
-def seconds(text: str) -> float | None:
-    """``[D-][HH:]MM:SS[.mmm]`` (TotalCPU, Elapsed) in seconds; None for ``""``, ``INVALID`` and the like."""
-    text = text.strip()
-    days, _, clock = text.rpartition("-")
-    parts = clock.split(":")
-    try:
-        values = [float(p) for p in parts]
-        day_count = int(days) if days else 0
-    except ValueError:
-        return None
-    if not 1 <= len(values) <= 3:
-        return None
-    total = 0.0
-    for value in values:
-        total = total * 60 + value
-    return day_count * 86400 + total
-
-
-def timestamp(text: str) -> datetime | None:
-    """sacct's ``2026-12-01T22:31:51`` (local time); None for ``Unknown``, ``None`` (not started, not ended)."""
-    try:
-        return datetime.fromisoformat(text.strip())
-    except ValueError:
-        return None
-
-
-def tres(text: str) -> dict[str, str]:
-    """``billing=4,cpu=4,mem=4000M,node=2,gres/gpu=8`` as a dict."""
-    out: dict[str, str] = {}
-    for item in text.split(","):
-        key, sep, value = item.partition("=")
-        if sep:
-            out[key.strip()] = value.strip()
-    return out
+    """One sacct call for every job of a report (never one per job), its steps included, sizes in bytes."""
+    return sacct_argv(job_ids, FIELDS, noconvert=True, sacct=sacct)
 
 
 def _int(text: str) -> int:
@@ -148,13 +99,12 @@ class Job:
 
 
 def parse_line(text: str) -> Line | None:
-    parts = text.split("|")
-    if len(parts) < len(FIELDS):
+    rows = parse_parsable2(text, FIELDS)
+    if not rows:
         return None
-    head = parts[: len(FIELDS) - 1]
-    comment = "|".join(parts[len(FIELDS) - 1 :])
-    job, state, exit_code, submit, start, end, elapsed, limit, nodes, cpus, tasks = head[:11]
-    total_cpu, max_rss, usage, req, alloc, nodelist, partition = head[11:]
+    row = rows[0]
+    job, state, exit_code, submit, start, end, elapsed, limit, nodes, cpus, tasks = (row[f] for f in FIELDS[:11])
+    total_cpu, max_rss, usage, req, alloc, nodelist, partition, comment = (row[f] for f in FIELDS[11:])
     job_id, _, step = job.partition(".")
     if not _JOB_ID.match(job_id):
         return None  # heterogeneous-job components (12+0) and other shapes a report does not read
@@ -162,7 +112,7 @@ def parse_line(text: str) -> Line | None:
     return Line(
         job_id,
         step,
-        state.split()[0] if state.strip() else "",
+        base(state),
         exit_code,
         timestamp(submit),
         timestamp(start),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .usage import Usage
+from .figures import Usage
 from .verdict import Verdict
 
 TOP = 3

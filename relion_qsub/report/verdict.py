@@ -20,11 +20,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..doctor.job import PATTERNS, SLURM_ENDINGS
-from ..profile import NodeType
-from ..site import Site
+from ..doctor.job import PATTERNS
+from ..profile import Site
+from ..profile.recipes import NodeType
+from ..slurm.states import ENDINGS, OUT_OF_MEMORY, RUNNING, TIMEOUT, WAITING, base
+from .figures import Usage
 from .units import GIB, clock, gb
-from .usage import Usage
 
 OK, WASTE, WARNING, ERROR, INFO = "ok", "waste", "warning", "error", "info"
 MB = 1024**2
@@ -41,7 +42,7 @@ class Verdict:
 
 def node_type(site: Site, usage: Usage) -> NodeType | None:
     """The site's node type the job ran on: its partition, GPU type and constraint; None when that is not one."""
-    types = [t for t in site.node_types.values() if t.partition == usage.partition]
+    types = [t for t in site.profile.node_types.values() if t.partition == usage.partition]
     if usage.gpu_type:
         types = [t for t in types if t.gpu_type == usage.gpu_type] or types
     constraint = usage.job.requested.constraint
@@ -54,7 +55,7 @@ def node_type(site: Site, usage: Usage) -> NodeType | None:
 
 def label(site: Site, option: str) -> str:
     """The Running-tab box the value goes into ("Memory Per Thread"), else the sbatch option."""
-    gui = site.field_for(option)
+    gui = site.profile.field_for(option)
     return gui.label if gui is not None else f"--{option}"
 
 
@@ -79,14 +80,14 @@ def oom(site: Site, usage: Usage) -> str:
     alloc = usage.mem_alloc
     box = label(site, "mem-per-cpu")
     if alloc is None:
-        return f"OUT_OF_MEMORY: ask more {box} or fewer threads"
+        return f"{OUT_OF_MEMORY}: ask more {box} or fewer threads"
     node = node_type(site, usage)
     want = math.ceil(alloc * 1.5 / GIB) * GIB
-    at = f"OUT_OF_MEMORY at {gb(alloc)} GB"
+    at = f"{OUT_OF_MEMORY} at {gb(alloc)} GB"
     if node is not None and want > node.memory_mb * MB:
         if alloc >= node.memory_mb * MB * 0.95:
             return f"{at}, all of a {node.name} node: fewer MPI ranks per node or fewer threads"
-        whole = site.memory.whole_node
+        whole = site.profile.memory.whole_node
         return f"{at}: ask the whole {node.name} node ({box} {whole} with --exclusive) or fewer threads"
     return f"{at}: ask {gb(want)} GB ({box} {per_cpu(want, cpus_per_node(usage))}) or fewer threads"
 
@@ -94,12 +95,12 @@ def oom(site: Site, usage: Usage) -> str:
 def failed(site: Site, usage: Usage) -> str:
     """The sentence for a job that failed: its reason and the fix."""
     reason = usage.failure
-    if reason == "OUT_OF_MEMORY":
+    if reason == OUT_OF_MEMORY:
         return oom(site, usage)
-    if reason == "TIMEOUT":
+    if reason == TIMEOUT:
         limit = usage.limit or usage.elapsed or 0
         return (
-            f"TIMEOUT at {clock(limit)}: ask {clock(2 * limit)} ({label(site, 'time')}) and continue from the last "
+            f"{TIMEOUT} at {clock(limit)}: ask {clock(2 * limit)} ({label(site, 'time')}) and continue from the last "
             "iteration"
         )
     if reason.startswith("rank crash"):
@@ -107,9 +108,9 @@ def failed(site: Site, usage: Usage) -> str:
         return f"{reason}{where}: see run.err, fix the cause, then continue from the last iteration"
     if reason.startswith("not submitted"):
         return reason
-    state = reason.split()[0]
-    if state in SLURM_ENDINGS:
-        return f"{reason}: {SLURM_ENDINGS[state][2]}"
+    state = base(reason)
+    if state in ENDINGS:
+        return f"{reason}: {ENDINGS[state][1]}"
     kinds = dict(usage.job.err_reasons)
     fixes = {p.kind: p.fix for p in PATTERNS}
     kind = next((k for k in kinds if k in fixes and k in reason), "")
@@ -124,7 +125,7 @@ def memory_clauses(site: Site, usage: Usage) -> list[tuple[str, str]]:
     said = f"peak {gb(peak)} GB of {gb(alloc)} GB per node"
     if peak >= 0.9 * alloc:
         return [(WARNING, f"{said}: close to the limit, next time {box} {per_cpu(alloc * 1.25, cpus)}")]
-    whole = usage.job.requested.exclusive and usage.job.requested.mem_per_cpu == site.memory.whole_node
+    whole = usage.job.requested.exclusive and usage.job.requested.mem_per_cpu == site.profile.memory.whole_node
     if peak < 0.25 * alloc and not whole and alloc > GIB and (usage.elapsed or 0) >= MEASURED:
         return [(WASTE, f"{said}: {box} {per_cpu(peak * 1.5, cpus)} would do")]
     return []
@@ -204,9 +205,9 @@ def judge(site: Site, usage: Usage) -> Verdict:
         return Verdict(INFO, f"job id {usage.job_id} now names a later job (Slurm's ids restarted): no record left")
     if usage.slurm == "no record":
         return Verdict(INFO, f"sacct has no record of job {usage.job_id} (accounting off then, or purged)")
-    if usage.slurm in ("PENDING", "REQUEUED", "SUSPENDED"):
+    if usage.slurm in WAITING:
         return Verdict(INFO, f"{usage.slurm.lower()} for {clock(usage.wait or 0)}")
-    if usage.slurm == "RUNNING":
+    if usage.slurm == RUNNING:
         limit = f" of {clock(usage.limit)}" if usage.limit else ""
         return Verdict(INFO, f"running for {clock(usage.elapsed or 0)}{limit} on {usage.nodelist}")
     # Within a level the order says what costs most: GPUs idle, a queue wait, scratch, memory, CPUs.

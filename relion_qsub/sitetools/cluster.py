@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 from .. import proc
 from ..errors import CommandError
@@ -17,20 +18,16 @@ from ..errors import CommandError
 _PAREN = re.compile(r"\([^)]*\)")
 
 
+@dataclass(frozen=True, slots=True)
 class Node:
-    __slots__ = ("cpus", "features", "gres", "memory_mb", "name", "partitions")
+    """One node as Slurm describes it (RealMemory in MB, gres by (name, type))."""
 
-    def __init__(
-        self,
-        name: str,
-        cpus: int,
-        memory_mb: int,
-        gres: dict[tuple[str, str], int],
-        features: tuple[str, ...],
-        partitions: tuple[str, ...],
-    ) -> None:
-        self.name, self.cpus, self.memory_mb, self.gres = name, cpus, memory_mb, gres
-        self.features, self.partitions = features, partitions
+    name: str
+    cpus: int
+    memory_mb: int
+    gres: dict[tuple[str, str], int]
+    features: tuple[str, ...]
+    partitions: tuple[str, ...]
 
     def gpus(self) -> tuple[str, int]:
         """(GPU type, count): the first typed gpu gres ("" and 0 without GPUs)."""
@@ -40,15 +37,16 @@ class Node:
         return "", 0
 
 
+@dataclass(frozen=True, slots=True)
 class Partition:
-    __slots__ = ("default", "max_nodes", "max_time", "name", "oversubscribe", "total_nodes")
+    """One partition as ``scontrol show partition`` describes it (MaxTime "" and MaxNodes 0: unlimited)."""
 
-    def __init__(
-        self, name: str, default: bool, max_time: str, max_nodes: int, total_nodes: int, oversubscribe: str = "NO"
-    ) -> None:
-        self.name, self.default, self.max_time = name, default, max_time
-        self.max_nodes, self.total_nodes = max_nodes, total_nodes
-        self.oversubscribe = oversubscribe  # scontrol's OverSubscribe: NO, EXCLUSIVE, YES:4, FORCE:16
+    name: str
+    default: bool
+    max_time: str
+    max_nodes: int
+    total_nodes: int
+    oversubscribe: str = "NO"  # scontrol's OverSubscribe: NO, EXCLUSIVE, YES:4, FORCE:16
 
 
 def parse_gres(text: str) -> dict[tuple[str, str], int]:

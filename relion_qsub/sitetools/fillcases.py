@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import profile
-from .. import site as site_mod
+from ..profile import recipes
+from ..relion.jobdir import SUBMIT_SCRIPT
 from .relionfill import relion_command
 from .templates import Rendered, plan
 
@@ -52,42 +53,44 @@ def commands_for(relion_job: str, jobdir: str, mpi: int, threads: int, gpu: bool
     return (relion_command(program, args, jobdir=jobdir, mpi=mpi),)
 
 
-def default_extras(site: site_mod.Site) -> dict[int, str]:
+def default_extras(site: profile.Site) -> dict[int, str]:
     """The GUI fields as a freshly loaded module shows them (RELION_QSUB_EXTRAn_DEFAULT)."""
-    return {f.number: f.default for f in site.fields}
+    return {f.number: f.default for f in site.profile.fields}
 
 
-def row_extras(site: site_mod.Site, row: profile.Row) -> dict[int, str]:
+def row_extras(site: profile.Site, row: recipes.Row) -> dict[int, str]:
     """A recipe row typed into the GUI fields (the first SBATCH Directives box takes the directives)."""
-    extras = {f.number: "" for f in site.fields}
+    extras = {f.number: "" for f in site.profile.fields}
     for option, value in (
         ("time", row.walltime),
         ("mem-per-cpu", row.memory),
         ("gres", row.gres),
         ("", row.directives),
     ):
-        field = site.field_for(option)
+        field = site.profile.field_for(option)
         if field is not None:
             extras[field.number] = value
     return extras
 
 
-def cases(site: site_mod.Site, rendered: list[Rendered]) -> list[Case]:
+def cases(site: profile.Site, rendered: list[Rendered]) -> list[Case]:
     out: list[Case] = []
     by_kind = {r.path: r for r in rendered}
     for r in rendered:
         if r.kind == "size":
             assert r.mpi is not None and r.threads is not None
-            recipe, node = site.recipes[r.recipe], site.node_types[r.node_type]
+            recipe, node = site.profile.recipes[r.recipe], site.profile.node_types[r.node_type]
             jobdir = f"{recipe.relion_job}/job{len(out) + 1:03d}/"
             cmds = commands_for(recipe.relion_job, jobdir, r.mpi, r.threads, node.has_gpus)
-            out.append(Case(r.path, r.path, jobdir, cmds, r.mpi, r.threads, site.queue.name, default_extras(site)))
+            out.append(
+                Case(r.path, r.path, jobdir, cmds, r.mpi, r.threads, site.profile.queue.name, default_extras(site))
+            )
         elif r.kind == "exclusive":
-            node = site.node_types[r.node_type]
+            node = site.profile.node_types[r.node_type]
             threads = min(8, node.cpus)
             jobdir = f"Class2D/job{len(out) + 1:03d}/"
             cmds = commands_for("Class2D", jobdir, 4, threads, False)
-            out.append(Case(r.path, r.path, jobdir, cmds, 4, threads, site.queue.name, default_extras(site)))
+            out.append(Case(r.path, r.path, jobdir, cmds, 4, threads, site.profile.queue.name, default_extras(site)))
     assert "common.sh" in by_kind
     jobdir = "Class2D/job900/"
     out.append(
@@ -98,14 +101,14 @@ def cases(site: site_mod.Site, rendered: list[Rendered]) -> list[Case]:
             commands_for("Class2D", jobdir, 2, 1, False),
             2,
             1,
-            site.queue.name,
+            site.profile.queue.name,
             default_extras(site),
         )
     )
-    for key, recipe in site.recipes.items():
+    for key, recipe in site.profile.recipes.items():
         for node_name, row in recipe.rows.items():
             jobdir = f"{recipe.relion_job}/job{len(out) + 1:03d}/"
-            row_node = site.node_types.get(node_name)
+            row_node = site.profile.node_types.get(node_name)
             mpi, threads = row.mpi.value, row.threads or 1
             cmds = commands_for(recipe.relion_job, jobdir, mpi, threads, bool(row_node and row_node.has_gpus))
             out.append(
@@ -123,7 +126,7 @@ def cases(site: site_mod.Site, rendered: list[Rendered]) -> list[Case]:
     return out
 
 
-def render(site: site_mod.Site) -> list[Rendered]:
+def render(site: profile.Site) -> list[Rendered]:
     return plan(site, INSTALL_DIR)
 
 
@@ -146,6 +149,6 @@ def write_project(case: Case, script: str, project: Path) -> Path:
     """Lay the filled script out as RELION does: <project>/<jobdir>run_submit.script."""
     job = project / case.jobdir
     job.mkdir(parents=True, exist_ok=True)
-    path = job / "run_submit.script"
+    path = job / SUBMIT_SCRIPT
     path.write_text(script)
     return path

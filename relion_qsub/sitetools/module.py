@@ -27,10 +27,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .. import __version__, proc, profile
-from .. import site as site_mod
+from ..argparser import Parser
 from ..errors import CommandError, InputError, ProfileError, UsageError
 from ..fsio import atomic_write
-from ..usage import Parser
+from ..profile import recipes
+from ..relion.jobdir import SUBMIT_SCRIPT
 
 NAME = "relion-qsub"
 # The checkout (or unpacked source tree) this package runs from: bin/ sits beside relion_qsub/.
@@ -42,19 +43,19 @@ def template_dir(prefix: str) -> str:
     return f"{prefix.rstrip('/')}/share/templates"
 
 
-def profile_path(prefix: str, site: site_mod.Site) -> str:
+def profile_path(prefix: str, site: profile.Site) -> str:
     return f"{prefix.rstrip('/')}/etc/{site.name}.toml"
 
 
-def variables(site: site_mod.Site, prefix: str) -> list[tuple[str, str]]:
+def variables(site: profile.Site, prefix: str) -> list[tuple[str, str]]:
     """Every variable the module sets, in a stable order (PATH is prepended separately)."""
-    limits = site.limits
+    limits = site.profile.limits
     out = [
-        ("RELION_QSUB_COMMAND", site.queue.command),
+        ("RELION_QSUB_COMMAND", site.profile.queue.command),
         ("RELION_QSUB_TEMPLATE", f"{template_dir(prefix)}/common.sh"),
         ("RELION_QSUB_SITE", profile_path(prefix, site)),
-        ("RELION_QUEUE_USE", site.queue.use),
-        ("RELION_QUEUE_NAME", site.queue.name),
+        ("RELION_QUEUE_USE", site.profile.queue.use),
+        ("RELION_QUEUE_NAME", site.profile.queue.name),
         ("RELION_QSUB_NRMPI", str(limits.nr_mpi)),
         ("RELION_QSUB_NRTHREADS", str(limits.nr_threads)),
         ("RELION_MPI_MAX", str(limits.mpi_max)),
@@ -63,39 +64,42 @@ def variables(site: site_mod.Site, prefix: str) -> list[tuple[str, str]]:
         ("RELION_ALLOW_CHANGE_MINIMUM_DEDICATED", "true" if limits.allow_change_dedicated else "false"),
         ("RELION_ERROR_LOCAL_MPI", str(limits.error_local_mpi)),
         ("RELION_MPIRUN", limits.mpirun),
-        (site.launcher.variable, site.launcher.command),
+        (site.profile.launcher.variable, site.profile.launcher.command),
         ("RELION_SCRATCH_DIR", site.scratch.job_dir),
-        ("RELION_QSUB_EXTRA_COUNT", str(len(site.fields))),
+        ("RELION_QSUB_EXTRA_COUNT", str(len(site.profile.fields))),
     ]
-    for f in site.fields:
+    for f in site.profile.fields:
         out += [
             (f"RELION_QSUB_EXTRA{f.number}", f.label),
             (f"RELION_QSUB_EXTRA{f.number}_DEFAULT", f.default),
             (f"RELION_QSUB_EXTRA{f.number}_HELP", f.help),
         ]
-    out += [(profile.TOOL_VARIABLES[key], path) for key, path in site.tools.items()]
+    out += [(recipes.TOOL_VARIABLES[key], path) for key, path in site.profile.tools.items()]
     # An empty value is left unset: RELION reads an unset and an empty _DEFAULT/_HELP alike, and Lmod and
     # Environment Modules treat setenv "" differently.
     return [(name, value) for name, value in out if value]
 
 
-def validate(site: site_mod.Site, values: Sequence[tuple[str, str]]) -> None:
+def validate(site: profile.Site, values: Sequence[tuple[str, str]]) -> None:
     """Refuse what RELION would read differently from what the profile says."""
     where = site.path
-    if site.queue.use not in profile.QUEUE_USE_WORDS:
+    if site.profile.queue.use not in recipes.QUEUE_USE_WORDS:
         raise ProfileError(
             f"{where}: queue.use: RELION reads only yes, no, true or false (anything else is 'no'), got "
-            f"{site.queue.use!r}"
+            f"{site.profile.queue.use!r}"
         )
-    for key, number in (("nr_mpi", site.limits.nr_mpi), ("nr_threads", site.limits.nr_threads)):
-        if not 1 <= number <= profile.RELION_CHAR_MAX:
+    for key, number in (("nr_mpi", site.profile.limits.nr_mpi), ("nr_threads", site.profile.limits.nr_threads)):
+        if not 1 <= number <= recipes.RELION_CHAR_MAX:
             raise ProfileError(f"{where}: limits.{key}: RELION stores it in a char, so {number} would wrap; use 1..127")
-    if site.limits.nr_mpi > site.limits.mpi_max or site.limits.nr_threads > site.limits.thread_max:
+    if (
+        site.profile.limits.nr_mpi > site.profile.limits.mpi_max
+        or site.profile.limits.nr_threads > site.profile.limits.thread_max
+    ):
         raise ProfileError(f"{where}: limits: nr_mpi/nr_threads must not exceed mpi_max/thread_max")
     for name, value in values:
         if any(c in value for c in "\n\r\0"):
             raise ProfileError(f"{where}: the value of {name} has a line break; environment values must be one line")
-    if not site.queue.command.strip():
+    if not site.profile.queue.command.strip():
         raise ProfileError(f"{where}: queue.command: empty; RELION would run nothing (use relion-qsub)")
 
 
@@ -125,23 +129,24 @@ def check_prefix(prefix: str) -> None:
         raise UsageError(f"--prefix {prefix!r} has a line break; give a directory name on one line")
 
 
-def help_lines(site: site_mod.Site, prefix: str) -> list[str]:
-    fields = ", ".join(f.label for f in site.fields)
+def help_lines(site: profile.Site, prefix: str) -> list[str]:
+    fields = ", ".join(f.label for f in site.profile.fields)
+    launcher = site.profile.launcher
     return [
         f"relion-qsub {__version__}: RELION's queue submission for Slurm at site {site.name}.",
         "",
         "After `module load`, RELION (relion, relion_pipeliner) submits queued jobs through relion-qsub:",
         "  Queue submit command  relion-qsub (checks and repairs the script, then sbatch)",
         f"  Submission script     {template_dir(prefix)}/common.sh",
-        f"  Queue name            {site.queue.name or '(type one)'};  extra fields: {fields}",
-        f"  Launcher              ${{{site.launcher.variable}}} = {site.launcher.command} (runs RELION's MPI command)",
+        f"  Queue name            {site.profile.queue.name or '(type one)'};  extra fields: {fields}",
+        f"  Launcher              ${{{launcher.variable}}} = {launcher.command} (runs RELION's MPI command)",
         f"Ready-made templates per job type and size: {template_dir(prefix)}/ (see its README.md).",
         "Recommended Running-tab values: relion-qsub recommend --list; relion-qsub recommend JOBTYPE --node-type T",
-        "Check a filled script without submitting: relion-qsub check <jobdir>/run_submit.script",
+        f"Check a filled script without submitting: relion-qsub check <jobdir>/{SUBMIT_SCRIPT}",
     ]
 
 
-def render_lua(site: site_mod.Site, prefix: str) -> str:
+def render_lua(site: profile.Site, prefix: str) -> str:
     check_prefix(prefix)
     values = variables(site, prefix)
     validate(site, values)
@@ -162,7 +167,7 @@ def render_lua(site: site_mod.Site, prefix: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_tcl(site: site_mod.Site, prefix: str) -> str:
+def render_tcl(site: profile.Site, prefix: str) -> str:
     check_prefix(prefix)
     values = variables(site, prefix)
     validate(site, values)
@@ -183,7 +188,7 @@ def render_tcl(site: site_mod.Site, prefix: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render(site: site_mod.Site, prefix: str, fmt: str) -> str:
+def render(site: profile.Site, prefix: str, fmt: str) -> str:
     if fmt == "lua":
         return render_lua(site, prefix)
     if fmt == "tcl":
@@ -226,7 +231,7 @@ def _write_error(exc: OSError, what: str) -> InputError:
     return InputError(f"cannot write {where}: {why} (under {what})")
 
 
-def install(site: site_mod.Site, prefix_root: Path, moduledir: Path, python: str = sys.executable) -> Path:
+def install(site: profile.Site, prefix_root: Path, moduledir: Path, python: str = sys.executable) -> Path:
     """The site tree: PREFIX/relion-qsub/<version>/ and MODULEDIR/relion-qsub/<version>{.lua,}."""
     from .templates import plan, stale, write
 
@@ -287,7 +292,7 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("action", nargs="?", choices=["write", "install"], default="write")
-    p.add_argument("--site", help="site profile: a name or a .toml path (default $RELION_QSUB_SITE, else biowulf)")
+    profile.add_site_option(p)
     p.add_argument("--format", choices=["lua", "tcl"], default="lua", help="write: Lmod (lua) or Environment Modules")
     p.add_argument(
         "--prefix",
@@ -307,7 +312,7 @@ def main(argv: Sequence[str]) -> int:
         return int(exc.code or 0) and 64
     # An install writes nothing outside PREFIX and MODULEDIR: not even the profile cache in the admin's home.
     environ = {**os.environ, "RELION_QSUB_NO_CACHE": "1"} if args.action == "install" else os.environ
-    site = site_mod.load(args.site, environ)
+    site = profile.load(args.site, environ)
     if args.action == "install":
         if not args.prefix or args.moduledir is None:
             raise UsageError("install needs --prefix DIR and --moduledir DIR")

@@ -17,13 +17,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import site as site_mod
+from .. import profile
+from ..argparser import Parser
 from ..errors import ScriptError, UsageError
-from ..options import parse_words
-from ..profile import NodeType, Recipe, Row, memory_mb
+from ..profile import Site
+from ..profile.recipes import NodeType, Recipe, Row
 from ..script import split_words
-from ..site import Site
-from ..usage import Parser
+from ..slurm.options import parse_words
+from ..units import memory_mb
 
 GIB = 1024**3
 _GPU = re.compile(r"(?:^|,)gpu(?::([\w.-]+))?:(\d+)")
@@ -99,7 +100,7 @@ def tasks_per_node(row: Row, node: NodeType | None, mpi: int, threads: int, task
 
 def memory_per_task_mb(site: Site, row: Row, node: NodeType | None, threads: int, per_node: int) -> int | None:
     """What Slurm gives one MPI task: Memory Per Thread x threads, or the node's share with the whole-node value."""
-    if row.memory == site.memory.whole_node and "exclusive" in directive_options(row.directives):
+    if row.memory == site.profile.memory.whole_node and "exclusive" in directive_options(row.directives):
         return node.memory_mb // per_node if node else None
     value = memory_mb(row.memory) if row.memory else None
     return value * threads if value is not None else None
@@ -117,7 +118,7 @@ def running_tab(site: Site, row: Row, mpi_text: str, threads: int | None) -> lis
         ("gres", row.gres),
         ("", row.directives),
     ):
-        gui = site.field_for(option)
+        gui = site.profile.field_for(option)
         if value and gui is not None:
             rows.append((gui.label + ":", value))
         elif value:
@@ -131,10 +132,10 @@ def fit_warnings(site: Site, advice: Advice, per_node: int, per_task_mb: int | N
     node, row, mpi, threads = advice.node, advice.row, advice.mpi, advice.threads
     if not advice.row.mpi.allows(mpi):
         out.append(f"{mpi} MPI procs is not what this recipe recommends ({row.mpi.text()})")
-    if mpi > site.limits.mpi_max:
-        out.append(f"{mpi} MPI procs is above the GUI's limit RELION_MPI_MAX={site.limits.mpi_max}")
-    if threads > site.limits.thread_max:
-        out.append(f"{threads} threads is above the GUI's limit RELION_THREAD_MAX={site.limits.thread_max}")
+    if mpi > site.profile.limits.mpi_max:
+        out.append(f"{mpi} MPI procs is above the GUI's limit RELION_MPI_MAX={site.profile.limits.mpi_max}")
+    if threads > site.profile.limits.thread_max:
+        out.append(f"{threads} threads is above the GUI's limit RELION_THREAD_MAX={site.profile.limits.thread_max}")
     if node is None:
         return out
     if threads > node.cpus:
@@ -202,14 +203,14 @@ def estimate(site: Site, advice: Advice, inputs: Inputs, per_node: int, per_task
 
 def advise(site: Site, recipe: Recipe, row_key: str, node_name: str | None, inputs: Inputs) -> Advice:
     row = recipe.rows[row_key]
-    node = site.node_types.get(row_key if row_key != "any" else (node_name or ""))
+    node = site.profile.node_types.get(row_key if row_key != "any" else (node_name or ""))
     mpi = inputs.mpi or row.mpi.value
     threads = inputs.threads or row.threads or 1
     mpi_text = str(inputs.mpi) if inputs.mpi else row.mpi.text()
     advice = Advice(recipe, row, node, mpi, threads, running_tab(site, row, mpi_text, inputs.threads or row.threads))
     per_node = tasks_per_node(row, node, mpi, threads)
     per_task = memory_per_task_mb(site, row, node, threads, per_node)
-    if per_task is not None and row.memory != site.memory.whole_node:
+    if per_task is not None and row.memory != site.profile.memory.whole_node:
         per_node = tasks_per_node(row, node, mpi, threads, per_task)
         if node is not None and per_node < mpi and fixed_tasks_per_node(row) is None:
             advice.estimates.append(
@@ -225,19 +226,19 @@ def find_recipe(site: Site, jobtype: str, node_type: str | None) -> tuple[Recipe
     """A recipe key, a template directory (Class2D_gpu) or a RELION job type (Class2D: GPU or CPU by node type)."""
     # Exact spellings first: "CtfFind" is the template directory (built for one node type), "ctffind" the recipe.
     for same in (str.__eq__, lambda a, b: a.lower() == b.lower()):
-        for key, recipe in site.recipes.items():
+        for key, recipe in site.profile.recipes.items():
             if same(key, jobtype):
                 return recipe, None
-        for tset in site.template_sets:
+        for tset in site.profile.template_sets:
             if same(tset.directory, jobtype):
-                return site.recipes[tset.recipe], node_type or tset.node_type
+                return site.profile.recipes[tset.recipe], node_type or tset.node_type
     want = jobtype.lower()
-    matches = [r for r in site.recipes.values() if r.relion_job.lower() == want]
+    matches = [r for r in site.profile.recipes.values() if r.relion_job.lower() == want]
     if node_type:
         matches = [r for r in matches if node_type in r.rows or "any" in r.rows] or matches
     if len(matches) == 1:
         return matches[0], None
-    known = ", ".join(site.recipes)
+    known = ", ".join(site.profile.recipes)
     if matches:
         names = ", ".join(r.key for r in matches)
         raise UsageError(f"{jobtype!r} matches {names}: name one of them (or give --node-type)")
@@ -247,9 +248,9 @@ def find_recipe(site: Site, jobtype: str, node_type: str | None) -> tuple[Recipe
 def row_keys(recipe: Recipe, node_type: str | None, site: Site) -> list[str]:
     if node_type is None:
         return list(recipe.rows)
-    if node_type not in site.node_types:
+    if node_type not in site.profile.node_types:
         raise UsageError(
-            f"--node-type {node_type!r} is not in site profile {site.name}; known: {', '.join(site.node_types)}"
+            f"--node-type {node_type!r} is not in site profile {site.name}; known: {', '.join(site.profile.node_types)}"
         )
     if node_type in recipe.rows:
         return [node_type]
@@ -309,7 +310,7 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("jobtype", nargs="?", help="recipe (class_gpu), template directory (Class2D_gpu) or RELION job type")
-    p.add_argument("--site", help="site profile: a name or a .toml path (default $RELION_QSUB_SITE, else biowulf)")
+    profile.add_site_option(p)
     p.add_argument("--node-type", help="one node type (default: every node type the recipe has a row for)")
     p.add_argument("--list", action="store_true", help="list the recipes and node types")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -339,13 +340,13 @@ def _positive(text: str) -> int:
 
 def list_text(site: Site) -> str:
     lines = [f"recipes in site profile {site.name}:"]
-    lines += [f"  {key:<16} {r.title} [{', '.join(r.rows)}]" for key, r in site.recipes.items()]
+    lines += [f"  {key:<16} {r.title} [{', '.join(r.rows)}]" for key, r in site.profile.recipes.items()]
     lines += ["node types:"]
     lines += [
         f"  {n.name:<16} {n.partition}, {n.cpus} CPUs, {n.memory_mb} MB"
         + (f", {n.gpus} x {n.gpu_type}" if n.gpus else "")
         + (f", {site.scratch.gres}:{n.scratch_gb}" if n.scratch_gb else "")
-        for n in site.node_types.values()
+        for n in site.profile.node_types.values()
     ]
     return "\n".join(lines) + "\n"
 
@@ -355,7 +356,7 @@ def main(argv: Sequence[str]) -> int:
         args = _parser().parse_args(list(argv))
     except SystemExit as exc:
         return int(exc.code or 0) and 64
-    site = site_mod.load(args.site)
+    site = profile.load(args.site)
     if args.list:
         print(list_text(site), end="")
         return 0

@@ -31,6 +31,9 @@ from __future__ import annotations
 
 import struct
 
+from ..relion import gui
+from ..relion import jobdir as contract
+
 __all__ = [
     "COMMAND",
     "add_pipeline_control",
@@ -41,7 +44,7 @@ __all__ = [
     "which",
 ]
 
-COMMAND = "XXXcommandXXX"
+COMMAND = gui.COMMAND
 
 
 def number(value: int) -> str:
@@ -66,20 +69,20 @@ def placeholders(
     cores = mpi * threads
     nodes = -(-cores // dedicated)  # RELION: CEIL((float)cores / (float)dedicated)
     table = {
-        "XXXmpinodesXXX": number(mpi),
-        "XXXthreadsXXX": number(threads),
-        "XXXcoresXXX": number(cores),
-        "XXXdedicatedXXX": number(dedicated),
-        "XXXnodesXXX": number(nodes),
-        "XXXnameXXX": jobdir,
-        "XXXerrfileXXX": jobdir + "run.err",
-        "XXXoutfileXXX": jobdir + "run.out",
-        "XXXqueueXXX": queue,
+        gui.MPINODES: number(mpi),
+        gui.THREADS: number(threads),
+        gui.CORES: number(cores),
+        gui.DEDICATED: number(dedicated),
+        gui.NODES: number(nodes),
+        gui.NAME: jobdir,
+        gui.ERRFILE: jobdir + contract.RUN_ERR,
+        gui.OUTFILE: jobdir + contract.RUN_OUT,
+        gui.QUEUE: queue,
     }
     for n, extra in (extras or {}).items():
         if n < 1:
             raise ValueError(f"extra fields are numbered from 1, got {n}")
-        table[f"XXXextra{n}XXX"] = extra
+        table[gui.extra(n)] = extra
     return dict(sorted(table.items()))
 
 

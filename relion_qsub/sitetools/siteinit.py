@@ -18,12 +18,13 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from .. import proc
-from .. import site as site_mod
+from .. import proc, profile
+from ..argparser import Parser
+from ..checks import registry
 from ..errors import EX_CONFIG, EX_OK, InputError, UsageError
-from ..usage import Parser
 from . import cluster
 
 PROG = "relion-qsub site"
@@ -50,13 +51,14 @@ def _key(key: str) -> str:
     return key if key.replace("_", "").replace("-", "").isalnum() else json.dumps(key)
 
 
+@dataclass(frozen=True, slots=True)
 class NodeKind:
     """One kind of node (same CPUs, memory, gres and features): a node type of the profile."""
 
-    __slots__ = ("count", "name", "node", "partition")
-
-    def __init__(self, name: str, node: cluster.Node, partition: str, count: int) -> None:
-        self.name, self.node, self.partition, self.count = name, node, partition, count
+    name: str
+    node: cluster.Node
+    partition: str
+    count: int
 
 
 def _scratch_gres(nodes: Sequence[cluster.Node], preferred: str) -> str:
@@ -141,10 +143,10 @@ def _walltime(parts: Sequence[cluster.Partition]) -> str:
     return next(p.max_time for p in parts if p.max_time and minutes(p.max_time) == shortest)
 
 
-def _fields(bundled: site_mod.Site, walltime: str, memory: str, scratch: str, min_gb: int) -> list[str]:
+def _fields(bundled: profile.Site, walltime: str, memory: str, scratch: str, min_gb: int) -> list[str]:
     defaults = {"time": walltime, "mem-per-cpu": memory, "gres": f"{scratch}:{min_gb}" if scratch else ""}
     out = ["# REVIEW: the extra Running-tab boxes (RELION_QSUB_EXTRAn), as the bundled profile has them."]
-    for f in bundled.fields:
+    for f in bundled.profile.fields:
         out += ["[[fields]]", f"label = {_v(f.label)}"]
         if f.option:
             out.append(f"option = {_v(f.option)}")
@@ -237,7 +239,7 @@ def _node_type(kind: NodeKind, scratch: str) -> list[str]:
 
 
 def _running_tab(
-    bundled: site_mod.Site,
+    bundled: profile.Site,
     kinds: Sequence[NodeKind],
     walltime: str,
     memory: str,
@@ -247,7 +249,7 @@ def _running_tab(
 ) -> list[str]:
     """The GUI's boxes and RELION's environment, from the bundled profile with this cluster's values."""
     out = _fields(bundled, walltime, memory, scratch, min_gb)
-    limits = bundled.limits
+    limits = bundled.profile.limits
     out += _table(
         "limits",
         {
@@ -261,10 +263,10 @@ def _running_tab(
         },
         "REVIEW: the Running tab's defaults and slider limits",
     )
-    out += _table("queue", {"use": "yes", "name": queue, "command": bundled.queue.command})
+    out += _table("queue", {"use": "yes", "name": queue, "command": bundled.profile.queue.command})
     out += _table(
         "launcher",
-        {"variable": bundled.launcher.variable, "command": bundled.launcher.command},
+        {"variable": bundled.profile.launcher.variable, "command": bundled.profile.launcher.command},
         "REVIEW: add --mpi=pmix (or your MPI plugin) if srun needs it",
     )
     out += _table("memory", {"whole_node": "0", "default": memory})
@@ -272,7 +274,7 @@ def _running_tab(
 
 
 def generate(
-    name: str, parts: Sequence[cluster.Partition], nodes: Sequence[cluster.Node], bundled: site_mod.Site, source: str
+    name: str, parts: Sequence[cluster.Partition], nodes: Sequence[cluster.Node], bundled: profile.Site, source: str
 ) -> str:
     """The starting profile's TOML text."""
     scratch = _scratch_gres(nodes, bundled.scratch.gres)
@@ -326,7 +328,7 @@ def generate(
 # ---------------------------------------------------------------------------------------------- validate
 
 
-def _try_case(site: site_mod.Site, script: Path, live: bool, runner: Callable[..., proc.Result]) -> str | None:
+def _try_case(site: profile.Site, script: Path, live: bool, runner: Callable[..., proc.Result]) -> str | None:
     """Why RELION's script from one template would not go through (None: it would)."""
     from .. import submit
     from ..errors import RelionQsubError
@@ -351,7 +353,7 @@ def _try_case(site: site_mod.Site, script: Path, live: bool, runner: Callable[..
     return None
 
 
-def validate(site: site_mod.Site, live: bool, runner: Callable[..., proc.Result] = proc.run) -> tuple[int, list[str]]:
+def validate(site: profile.Site, live: bool, runner: Callable[..., proc.Result] = proc.run) -> tuple[int, list[str]]:
     """(how many cases were tried, one line per failure) for every generated template filled as RELION would."""
     from .fillcases import cases, fill_case, write_project
     from .templates import plan, write
@@ -395,7 +397,7 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser(
         "validate", parents=[common], help="schema, cross-checks, every template filled as RELION would"
     )
-    check.add_argument("--site", help="profile name or path (default: as for submissions)")
+    profile.add_site_option(check)
     check.add_argument("--live", action="store_true", help="also try each with sbatch --test-only on the cluster")
     sub.add_parser(
         "reference", parents=[common], help="print docs/profile-reference.md (every key, type, default, meaning)"
@@ -413,7 +415,7 @@ def _cluster_name(runner: Callable[..., proc.Result]) -> str:
 
 
 def init(name: str, runner: Callable[..., proc.Result] = proc.run) -> str:
-    from ..profile import NAME_EXPECTED, plain_name
+    from ..profile.recipes import NAME_EXPECTED, plain_name
 
     parts, nodes, source = cluster.read(runner)
     name = name or _cluster_name(runner)
@@ -421,7 +423,7 @@ def init(name: str, runner: Callable[..., proc.Result] = proc.run) -> str:
         raise UsageError(f"--name {name!r}: expected {NAME_EXPECTED}")
     if not parts or not nodes:
         raise InputError("Slurm reported no partitions or no nodes: is this the cluster's login node?")
-    return generate(name, parts, nodes, site_mod.load(site_mod.DEFAULT_PROFILE, full=True), source)
+    return generate(name, parts, nodes, profile.load(profile.DEFAULT_PROFILE, full=True), source)
 
 
 def _write(path: Path, text: str) -> None:
@@ -437,9 +439,9 @@ def _write(path: Path, text: str) -> None:
 def main(argv: Sequence[str]) -> int:
     args = _parser().parse_args(list(argv))
     if args.action == "reference":
-        from ..schema import reference
+        from ..profile.keys import reference
 
-        sys.stdout.write(reference(site_mod.ALL_POLICY, site_mod.ACTIONS))
+        sys.stdout.write(reference({"policy": registry.reference_rows()}))
         return EX_OK
     if args.action == "init":
         if args.output and Path(args.output).exists() and not args.force:
@@ -450,7 +452,8 @@ def main(argv: Sequence[str]) -> int:
         else:
             sys.stdout.write(text)
         return EX_OK
-    site = site_mod.load(args.site, full=True)
+    site = profile.load(args.site, full=True)
+    registry.policy(site.policy, site.path)  # the [policy] keys and actions: the checks declare them
     tried, failures = validate(site, args.live)
     for line in failures:
         print(line)

@@ -1,4 +1,4 @@
-"""`relion-qsub templates build`: RELION queue templates rendered from the site profile.
+"""`relion-qsub templates build`: RELION queue templates rendered from the site recipes.
 
 What Biowulf keeps by hand (``common.sh``, one directory per job type with ``01_tiny.sh`` ... ``05_xlarge.sh``,
 ``x2695_exclusive.sh``, ``lscratch_mon.sh``) generated for any site from its profile, with Jinja2 sources from the
@@ -24,10 +24,11 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from .. import profile
-from .. import site as site_mod
+from ..argparser import Parser
 from ..errors import InputError, ProfileError, UsageError
 from ..fsio import atomic_write
-from ..usage import Parser
+from ..profile import recipes
+from ..relion import gui
 
 if TYPE_CHECKING:
     import jinja2
@@ -74,15 +75,15 @@ def _environment(sources: Path) -> jinja2.Environment:
     )
 
 
-def launch_line(site: site_mod.Site, memory: str | None) -> str:
+def launch_line(site: profile.Site, memory: str | None) -> str:
     """``${RELION_STD_LAUNCHER} [--mem-per-cpu=...]``: the prefix RELION keeps only for RELION MPI commands."""
-    line = "${" + site.launcher.variable + "}"
-    if site.launcher.memory_option and memory:
+    line = "${" + site.profile.launcher.variable + "}"
+    if site.profile.launcher.memory_option and memory:
         line += f" --mem-per-cpu={memory}"
     return line
 
 
-def monitor_line(site: site_mod.Site, install_dir: str) -> str:
+def monitor_line(site: profile.Site, install_dir: str) -> str:
     """Start lscratch_mon.sh in the background, logging into the job directory (RELION fills XXXnameXXX).
 
     The monitor is a direct child of the job shell and watches the shell's pid (``$$``), and the shell's EXIT trap
@@ -96,18 +97,18 @@ def monitor_line(site: site_mod.Site, install_dir: str) -> str:
         f"# Log local scratch use every {site.scratch.monitor_interval} s into <jobdir>{MONITOR_LOG}"
         " (stopped when this script ends).\n"
         f"if [ -x {script} ]; then\n"
-        f'    {script} "XXXnameXXX{MONITOR_LOG}" {site.scratch.monitor_interval} $$ &\n'
+        f'    {script} "{gui.NAME}{MONITOR_LOG}" {site.scratch.monitor_interval} $$ &\n'
         '    trap "kill $! 2>/dev/null" EXIT\n'
         "fi"
     )
 
 
-def field_directive(field: profile.GuiField) -> str:
+def field_directive(field: recipes.GuiField) -> str:
     """``--time=XXXextra1XXX`` for an option field, the bare placeholder for an SBATCH Directives box."""
     return f"--{field.option}={field.placeholder}" if field.option else field.placeholder
 
 
-def size_directives(size: profile.Size) -> list[str]:
+def size_directives(size: recipes.Size) -> list[str]:
     lines = []
     if size.walltime:
         lines.append(f"--time={size.walltime}")
@@ -119,10 +120,10 @@ def size_directives(size: profile.Size) -> list[str]:
     return lines
 
 
-def exclusive_directives(site: site_mod.Site, node: profile.NodeType) -> list[str]:
+def exclusive_directives(site: profile.Site, node: recipes.NodeType) -> list[str]:
     """Whole nodes: --exclusive alone gives neither all memory nor the scratch disk (seed), so ask for both."""
     lines = []
-    time_field = site.field_for("time")
+    time_field = site.profile.field_for("time")
     if time_field is not None:
         lines.append(field_directive(time_field))
     if node.constraint:
@@ -136,13 +137,13 @@ def exclusive_directives(site: site_mod.Site, node: profile.NodeType) -> list[st
 
 
 def _size_templates(
-    env: jinja2.Environment, base: dict[str, Any], site: site_mod.Site
+    env: jinja2.Environment, base: dict[str, Any], site: profile.Site
 ) -> tuple[list[Rendered], list[dict[str, Any]]]:
     """<JobType>/01_tiny.sh ... per template set, and their rows for the index."""
     out, sized = [], []
-    for tset in site.template_sets:
-        recipe = site.recipes[tset.recipe]
-        node = site.node_types[tset.node_type]
+    for tset in site.profile.template_sets:
+        recipe = site.profile.recipes[tset.recipe]
+        node = site.profile.node_types[tset.node_type]
         row = recipe.row(tset.node_type)
         for size in tset.sizes:
             name = f"{tset.directory}/{size.filename}"
@@ -156,22 +157,22 @@ def _size_templates(
                 name=name,
                 source=recipe.source or f"recipe {recipe.key}",
                 directives=size_directives(size),
-                launch=launch_line(site, None if size.memory == site.memory.whole_node else size.memory),
+                launch=launch_line(site, None if size.memory == site.profile.memory.whole_node else size.memory),
             )
             out.append(Rendered(name, text, "size", size.mpi, size.threads, recipe.key, node.name))
             sized.append({"name": name, "recipe": recipe.key, "node": node.name, "size": size})
     return out, sized
 
 
-def _exclusive_templates(env: jinja2.Environment, base: dict[str, Any], site: site_mod.Site) -> list[Rendered]:
+def _exclusive_templates(env: jinja2.Environment, base: dict[str, Any], site: profile.Site) -> list[Rendered]:
     """<node>_exclusive.sh: a whole node of each type the profile lists under exclusive."""
     out = []
-    for node_name in site.exclusive:
-        node = site.node_types[node_name]
+    for node_name in site.profile.exclusive:
+        node = site.profile.node_types[node_name]
         text = env.get_template("exclusive.sh.j2").render(
             base,
             node=node,
-            time_field=site.field_for("time"),
+            time_field=site.profile.field_for("time"),
             directives=exclusive_directives(site, node),
             launch=launch_line(site, f"{node.mem_per_cpu_mb}M"),
         )
@@ -179,20 +180,20 @@ def _exclusive_templates(env: jinja2.Environment, base: dict[str, Any], site: si
     return out
 
 
-def plan(site: site_mod.Site, install_dir: str, sources: Path = SOURCES) -> list[Rendered]:
+def plan(site: profile.Site, install_dir: str, sources: Path = SOURCES) -> list[Rendered]:
     """Every file of the template tree, rendered, in a stable order."""
-    if not site.fields:
+    if not site.profile.fields:
         raise ProfileError(f"{site.path}: fields: missing; add [[fields]] tables (Walltime, Memory, Gres, ...)")
     env = _environment(sources)
     monitor = monitor_line(site, install_dir)
-    memory_field = site.field_for("mem-per-cpu")
-    base: dict[str, Any] = {"site": site, "fields": site.fields, "monitor": monitor, "scratch": site.scratch}
+    memory_field = site.profile.field_for("mem-per-cpu")
+    base: dict[str, Any] = {"site": site, "fields": site.profile.fields, "monitor": monitor, "scratch": site.scratch}
     out = [
         Rendered(
             "common.sh",
             env.get_template("common.sh.j2").render(
                 base,
-                field_directives=[field_directive(f) for f in site.fields],
+                field_directives=[field_directive(f) for f in site.profile.fields],
                 launch=launch_line(site, memory_field.placeholder if memory_field else None),
             ),
             "common",
@@ -268,11 +269,11 @@ def _parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="relion-qsub templates",
         description="Render RELION queue templates (common.sh, one directory per job type with 01_tiny.sh ... "
-        "05_xlarge.sh, <node>_exclusive.sh, lscratch_mon.sh) from a site profile.",
+        "05_xlarge.sh, <node>_exclusive.sh, lscratch_mon.sh) from a site recipes.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     build = sub.add_parser("build", help="render the template tree into --out")
-    build.add_argument("--site", help="site profile: a name or a .toml path (default $RELION_QSUB_SITE, else biowulf)")
+    profile.add_site_option(build)
     build.add_argument("--out", required=True, type=Path, help="output directory (created)")
     build.add_argument(
         "--install-dir",
@@ -293,7 +294,7 @@ def main(argv: list[str]) -> int:
         args = _parser().parse_args(argv)
     except SystemExit as exc:  # argparse printed the usage
         return int(exc.code or 0) and 64
-    site = site_mod.load(args.site)
+    site = profile.load(args.site)
     out: Path = args.out
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file; give a directory")

@@ -4,7 +4,7 @@ Every ``<name>.script`` here is what RELION would write as ``<jobdir>run_submit.
 entry of :data:`ENTRIES`: a template from ``templates/``, the Running-tab values (MPI procs, threads, queue,
 minimum dedicated cores, the extra fields) and the job's final commands, filled by :func:`relionfill.fill`
 (checked byte for byte against RELION 3.1.3 in ``tests/test_relionfill.py``). Values come from the rows of
-the NIH Biowulf RELION page (``/work/shared/seed/relion-on-biowulf.txt``, line numbers in ``source``), typos
+the NIH Biowulf RELION page (the project's seed page, line numbers in ``source``), typos
 included (``--exlusive``). Where a row gives a range of MPI procs the entry picks one value (see ``note``);
 a Running-tab box the row does not list is left empty, as the GUI shows it without a site default.
 

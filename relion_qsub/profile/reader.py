@@ -1,25 +1,34 @@
 """Typed access to a checked site profile's tables, with errors that name the file, the key and what is expected.
 
-Used by ``site`` (the submit path's part of a profile) and ``profile`` (the rest): import-light, like both.
+Used by ``site`` (the submit path's part of a profile) and ``recipes`` (the rest).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeVar
 
-from .errors import ProfileError
+from ..errors import ProfileError
+from ..slurm.options import nearest
+from .declare import Kind, declared
 
-TYPE_CHECKING = False  # not typing's: importing typing costs the submit path ~2 ms
-if TYPE_CHECKING:
-    from typing import Any
-
+T = TypeVar("T")
 FILLED: Any = object()  # Reader: "the schema filled this key in"
+
+
+def unknown_key(path: str, where: str, key: str, known: Iterable[str], section: bool) -> ProfileError:
+    """``where``+``key`` is not a known key (or section) of its table: the error names the nearest known one."""
+    names = sorted(known)
+    close = [name for d, name in nearest(key, 1, names) if d <= max(2, len(key) // 3)]
+    what = "section" if section else "key"
+    hint = f"did you mean {where}{close[0]}?" if close else f"known: {', '.join(names)}"
+    return ProfileError(f"{path}: {where}{key}: unknown {what}; {hint}")
 
 
 class Reader:
     """Typed access to a TOML table that reports mistakes as ``file: key: expected ..., got ...``.
 
-    The profile reaching it went through ``schema.check``, which filled in every default: a read without
+    The profile reaching it went through ``keys.check``, which filled in every default: a read without
     ``default`` takes the file's (or the schema's) value. ``default`` is for values inherited from elsewhere in the
     profile (a recipe row from the recipe's defaults).
     """
@@ -104,3 +113,26 @@ class Reader:
 
     def keys(self) -> list[str]:
         return list(self.data)
+
+    def value(self, name: str, kind: Kind, limits: Mapping[str, Any]) -> Any:
+        """The value of a declared key (relion_qsub.profile.declare), of its type and in its range or choices."""
+        if kind is Kind.STRING:
+            return self.text(name, choices=limits.get("choices", ()))
+        if kind is Kind.INTEGER:
+            minimum, maximum, why = limits.get("minimum", 0), limits.get("maximum"), limits.get("why", "")
+            return self.integer(name, minimum=minimum, maximum=maximum, why=why)
+        if kind is Kind.NUMBER:
+            return self.number(name)
+        if kind is Kind.BOOLEAN:
+            return self.boolean(name)
+        if kind is Kind.STRINGS:
+            return self.strings(name)
+        if kind is Kind.NUMBERS:
+            return self.numbers(name)
+        raise AssertionError(f"no typed field reads {kind}")
+
+    def section(self, cls: type[T], **others: Any) -> T:
+        """The typed object a dataclass declares (relion_qsub.profile.declare), from this table; ``others``: its
+        fields that are not profile keys."""
+        values = {name: self.value(name, kind, limits) for name, kind, _, limits in declared(cls)}
+        return cls(**values, **others)

@@ -1,12 +1,12 @@
-"""Fit rules: does the job fit the partition it goes to? Checked before sbatch, from the profile's partition limits.
+"""Fit checks: does the job fit the partition it goes to? Checked before sbatch, from the profile's partition limits.
 
 sbatch answers an impossible request with "Requested node configuration is not available" or "Invalid feature
 specification", and accepts a walltime over MaxTime or more nodes than the partition has, which then pend forever
-(PartitionTimeLimit, PartitionNodeLimit; see /work/shared/notes/slurm-facts.md). The limits come from the profile
+(squeue reasons PartitionTimeLimit, PartitionNodeLimit; checked on the testbed). The limits come from the profile
 (``[partitions.*]``, written by ``relion-qsub site init``; cached with it), never from a Slurm call per submission.
-Each rule serves one policy key and says, in one sentence, which GUI box the value came from and what fits.
-
-The rules run after ``relion_qsub.rules`` (on the normalised script): ``check`` is called by ``submit.prepare``.
+Each check serves one policy key and says, in one sentence, which GUI box the value came from and what fits. They
+run after the normalisation rules, on the normalised script, and only report: what fits is the user's choice (they
+return None).
 """
 
 from __future__ import annotations
@@ -14,42 +14,18 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from . import gpus, units
-from .rules import Context, Report, Result, Rule, effective, gres_entries
-from .script import Script
-from .site import Partition
+from .. import gpus, units
+from ..profile import Partition
+from ..relion import gui
+from ..script import Script
+from .core import Context, Report, as_int, effective, gres_entries, implements
 
-FitFunc = Callable[[Script, Context, Report], None]
 SURELY_GB = 32  # memory_unit: a unit-less memory value up to this many "MB" is almost surely meant as GB
-# The size check a fully filled template carries (sitetools/jinja/size.sh.j2), as RELION filled it. Compiled on
-# first use: most scripts have no line that could be it.
-SIZE_GUARD = r'^if \[ "(\d+)" != "(\d+)" \] \|\| \[ "(\d+)" != "(\d+)" \]; then'
-FIT_RULES: list[Rule] = []
-
-
-def fit_rule(name: str, check: str, reason: str) -> Callable[[FitFunc], FitFunc]:
-    def register(func: FitFunc) -> FitFunc:
-        def run(script: Script, ctx: Context, report: Report) -> Script:
-            func(script, ctx, report)
-            return script  # fit rules only report: what fits is the user's choice
-
-        FIT_RULES.append(Rule(name, check, reason, run))
-        return func
-
-    return register
-
-
-def check(result: Result, ctx: Context) -> Result:
-    """``result`` with the fit rules' findings added (they change nothing in the script)."""
-    changes = list(result.changes)
-    for r in FIT_RULES:
-        action = ctx.site.action(r.check)
-        if action == "off":
-            continue
-        report = Report(r.name, r.reason, action)
-        r.func(result.script, ctx, report)
-        changes.extend(report.changes)
-    return Result(result.script, tuple(changes))
+# The size check a fully filled template carries (sitetools/jinja/size.sh.j2), as RELION filled it.
+SIZE_GUARD = re.compile(r'\s*if \[ "(\d+)" != "(\d+)" \] \|\| \[ "(\d+)" != "(\d+)" \]; then')
+# The feature names of a --constraint expression: ``a&b``, ``a|b``, ``[a*2&b]``, ``a,b`` (man sbatch).
+_FEATURE = re.compile(r"[A-Za-z_][\w.-]*")
+_FEATURE_COUNT = re.compile(r"\*\d+")
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -58,8 +34,7 @@ def check(result: Result, ctx: Context) -> Result:
 def size_guard(script: Script) -> tuple[int, int, int, int] | None:
     """(RELION's MPI procs, the template's, RELION's threads, the template's) of a fully filled template."""
     for line in script.lines[script.body_start :]:
-        text = line.text.strip()
-        match = re.match(SIZE_GUARD, text) if text.startswith('if [ "') else None
+        match = SIZE_GUARD.match(line.text)
         if match is not None:
             a, b, c, d = (int(g) for g in match.groups())
             return a, b, c, d
@@ -67,15 +42,11 @@ def size_guard(script: Script) -> tuple[int, int, int, int] | None:
 
 
 def _where(script: Script, ctx: Context, name: str) -> str:
-    from .blame import box  # only for a message: not imported by a job that fits
-
-    return box(ctx, script, name, size_guard(script) is not None)
+    return gui.box(ctx, script, name, size_guard(script) is not None)
 
 
 def _box(relion_box: str) -> str:
-    from .blame import RELION_BOXES, label
-
-    return label(RELION_BOXES[relion_box])
+    return gui.label(gui.RELION_BOXES[relion_box])
 
 
 def _getter(script: Script, ctx: Context) -> Callable[[str], str | None]:
@@ -90,16 +61,12 @@ def target(script: Script, ctx: Context) -> Partition | None:
     return ctx.site.default_partition()
 
 
-def _count(value: str | None) -> int | None:
-    return gpus._count(value or "")
-
-
 def cpus_per_node(get: Callable[[str], str | None]) -> tuple[int, int | None, int]:
     """(CPUs the busiest node must give, tasks on it when known, CPUs per task)."""
-    per_task = _count(get("cpus-per-task")) or 1
+    per_task = as_int(get("cpus-per-task")) or 1
     tasks = gpus.tasks_per_node(get)
-    if tasks is None and _count(get("nodes")) == 1:
-        tasks = _count(get("ntasks"))
+    if tasks is None and as_int(get("nodes")) == 1:
+        tasks = as_int(get("ntasks"))
     return (tasks or 1) * per_task, tasks, per_task
 
 
@@ -115,7 +82,7 @@ def _mb(value: float) -> str:
 # ---------------------------------------------------------------------------------------------- rules
 
 
-@fit_rule("max-time", "max_time", "a walltime over the partition's MaxTime pends forever (PartitionTimeLimit)")
+@implements("max_time")
 def max_time(script: Script, ctx: Context, report: Report) -> None:
     part, value = target(script, ctx), effective(script, ctx, "time")
     if part is None or not part.max_time or not value:
@@ -130,12 +97,10 @@ def max_time(script: Script, ctx: Context, report: Report) -> None:
         )
 
 
-@fit_rule(
-    "partition-nodes", "partition_nodes", "more nodes than the partition allows pend forever (PartitionNodeLimit)"
-)
+@implements("partition_nodes")
 def partition_nodes(script: Script, ctx: Context, report: Report) -> None:
-    part, nodes = target(script, ctx), _count(effective(script, ctx, "nodes"))
-    ntasks = _count(effective(script, ctx, "ntasks"))
+    part, nodes = target(script, ctx), as_int(effective(script, ctx, "nodes"))
+    ntasks = as_int(effective(script, ctx, "ntasks"))
     if ntasks is not None and nodes is not None:
         nodes = min(nodes, ntasks)  # sbatch: "can't run 2 processes on 3 nodes, setting nnodes to 2"
     if part is None or nodes is None:
@@ -150,7 +115,7 @@ def partition_nodes(script: Script, ctx: Context, report: Report) -> None:
         )
 
 
-@fit_rule("node-cpus", "node_cpus", "a node cannot give more CPUs than it has ('Requested node configuration')")
+@implements("node_cpus")
 def node_cpus(script: Script, ctx: Context, report: Report) -> None:
     part = target(script, ctx)
     if part is None or not part.cpus:
@@ -196,7 +161,7 @@ def _memory_request(script: Script, ctx: Context) -> tuple[str, str, float, int]
     return None
 
 
-@fit_rule("node-memory", "node_memory", "a node cannot give more memory than it has ('Requested node configuration')")
+@implements("node_memory")
 def node_memory(script: Script, ctx: Context, report: Report) -> None:
     part = target(script, ctx)
     has = units.memory_mb(part.memory) if part is not None and part.memory else None
@@ -213,7 +178,7 @@ def node_memory(script: Script, ctx: Context, report: Report) -> None:
     )
 
 
-@fit_rule("memory-unit", "memory_unit", "a memory value without a unit is MB: 20 means 20 MB, not 20 GB")
+@implements("memory_unit")
 def memory_unit(script: Script, ctx: Context, report: Report) -> None:
     for name in ("mem-per-cpu", "mem-per-gpu", "mem"):
         value = effective(script, ctx, name)
@@ -229,7 +194,7 @@ def memory_unit(script: Script, ctx: Context, report: Report) -> None:
             return
 
 
-@fit_rule("node-scratch", "node_scratch", "a node cannot give more local scratch than its disk has")
+@implements("node_scratch")
 def node_scratch(script: Script, ctx: Context, report: Report) -> None:
     part = target(script, ctx)
     if part is None or not part.scratch_gb:
@@ -247,12 +212,10 @@ def node_scratch(script: Script, ctx: Context, report: Report) -> None:
 
 def _feature_names(expression: str) -> list[str]:
     """The feature names of a --constraint expression: ``a&b``, ``a|b``, ``[a*2&b]``, ``a,b`` (man sbatch)."""
-    return re.findall(r"[A-Za-z_][\w.-]*", re.sub(r"\*\d+", "", expression))
+    return _FEATURE.findall(_FEATURE_COUNT.sub("", expression))
 
 
-@fit_rule(
-    "unknown-feature", "unknown_feature", "sbatch refuses a --constraint no node has ('Invalid feature specification')"
-)
+@implements("unknown_feature")
 def unknown_feature(script: Script, ctx: Context, report: Report) -> None:
     value = effective(script, ctx, "constraint")
     if not value:
@@ -284,11 +247,7 @@ def _gpu_asked(script: Script, ctx: Context) -> str | None:
     return asked[2] if asked else None
 
 
-@fit_rule(
-    "gpu-default-partition",
-    "gpu_default_partition",
-    "a job without --partition goes to the default partition, which may have no GPUs",
-)
+@implements("gpu_default_partition")
 def gpu_default_partition(script: Script, ctx: Context, report: Report) -> None:
     if effective(script, ctx, "partition"):
         return
@@ -303,11 +262,7 @@ def gpu_default_partition(script: Script, ctx: Context, report: Report) -> None:
     )
 
 
-@fit_rule(
-    "template-size",
-    "template_size",
-    "a fully filled template's MPI procs and threads must be RELION's (it picks relion_*_mpi and --j from them)",
-)
+@implements("template_size")
 def template_size(script: Script, ctx: Context, report: Report) -> None:
     guard = size_guard(script)
     if guard is None:

@@ -1,4 +1,4 @@
-"""What one RELION job used against what it asked: figures from its sacct lines and its job dir. Pure.
+"""Per-job figures: what one RELION job used against what it asked, from its sacct lines and its job dir. Pure.
 
 - queue wait: Start - Submit (still pending: now - Submit);
 - CPU efficiency: TotalCPU / (Elapsed x NCPUS) of the job line (TotalCPU sums every step; Slurm adds a step's
@@ -16,12 +16,13 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from .jobs import JobDir, Submission, local_time
-from .sacct import Job, Line, size_bytes
+from ..relion.record import Record
+from ..slurm.client import size_bytes
+from ..slurm.states import ENDED_BADLY, FAILED, OUT_OF_MEMORY, RUNNING, STEP_FINE, TIMEOUT, WAITING
+from .jobs import JobDir, local_time
+from .sacct import Job, Line
 
 SIGNAL_NAMES = {6: "SIGABRT", 9: "SIGKILL", 11: "SIGSEGV", 15: "SIGTERM"}
-ENDED_BADLY = ("NODE_FAIL", "BOOT_FAIL", "PREEMPTED", "DEADLINE", "CANCELLED")
-PENDING = ("PENDING", "REQUEUED", "SUSPENDED")
 # doctor's run.err kinds that name a failure (doctor/job.py PATTERNS), in the order they explain one best.
 ERR_KINDS = ("oom", "timeout", "rank-died", "scratch-full", "gpu-threads", "gpu-memory", "bad-image", "bad-alloc")
 
@@ -100,10 +101,10 @@ def scratch_gb(gres: str, name: str) -> int | None:
 def rank_crash(steps: list[Line]) -> str:
     """A srun step that failed on its own: relion-launch runs ``srun -K1``, so one dead rank ends the step."""
     for step in steps:
-        if not step.step.isdigit() or step.state in ("COMPLETED", "RUNNING", "PENDING"):
+        if not step.step.isdigit() or step.state in STEP_FINE:
             continue
         status, signal = exit_parts(step.exit_code)
-        if step.state == "OUT_OF_MEMORY":
+        if step.state == OUT_OF_MEMORY:
             continue
         if (signal and signal != 15) or status:
             how = f"exit code {status}" if status else f"signal {SIGNAL_NAMES.get(signal, signal)}"
@@ -117,18 +118,18 @@ def failure(line: Line, steps: list[Line], job: JobDir) -> str:
     if job.relion == "aborted":
         return ""
     state = line.state
-    if state == "OUT_OF_MEMORY" or any(s.state == "OUT_OF_MEMORY" for s in steps):
-        return "OUT_OF_MEMORY"
-    if state == "TIMEOUT":
-        return "TIMEOUT"
+    if state == OUT_OF_MEMORY or any(s.state == OUT_OF_MEMORY for s in steps):
+        return OUT_OF_MEMORY
+    if state == TIMEOUT:
+        return TIMEOUT
     if state in ENDED_BADLY:
         return line.state_text.strip() or state
     crash = rank_crash(steps)
-    if crash and state not in ("RUNNING", *PENDING):
+    if crash and state not in (RUNNING, *WAITING):
         return crash
-    if state == "FAILED":
-        return f"FAILED (exit code {exit_parts(line.exit_code)[0]})"
-    if job.relion == "failure" and state not in ("RUNNING", *PENDING):
+    if state == FAILED:
+        return f"{FAILED} (exit code {exit_parts(line.exit_code)[0]})"
+    if job.relion == "failure" and state not in (RUNNING, *WAITING):
         kinds = dict(job.err_reasons)
         kind = next((k for k in ERR_KINDS if k in kinds), "")
         return f"RELION {job.relion}" + (f" ({kind}: {kinds[kind][:60]})" if kind else "")
@@ -141,14 +142,14 @@ LATE = timedelta(minutes=2)
 EARLY = timedelta(hours=1)  # sbatch's retries (timeout x attempts + backoff) fit well within this
 
 
-def same_job(sub: Submission, line: Line) -> bool:
+def same_job(sub: Record, line: Line) -> bool:
     """Whether sacct's record is the job relion-qsub submitted: its token (where the comment is stored, with
     AccountingStoreFlags=job_comment) and its submit time against the log's."""
     if sub.token and "relion-qsub:" in line.comment and sub.token not in line.comment:
         return False
-    if sub.time is None or line.submit is None:
+    if sub.when is None or line.submit is None:
         return True
-    logged = local_time(sub.time)
+    logged = local_time(sub.when)
     return logged - EARLY <= line.submit <= logged + LATE
 
 
@@ -160,7 +161,7 @@ def measure(job: JobDir, acct: Job | None, now: datetime, scratch_gres: str = "l
     usage.scratch_req_gb = scratch_gb(job.requested.gres, scratch_gres)
     if last is None or not last.job_id:
         usage.slurm = "not submitted"
-        usage.failure = f"not submitted: {last.error}" if last is not None else "not submitted"
+        usage.failure = f"not submitted: {last.failure}" if last is not None else "not submitted"
         return usage
     usage.job_id = last.job_id
     if acct is None:
@@ -177,12 +178,12 @@ def fill(usage: Usage, acct: Job, now: datetime, scratch_gres: str = "lscratch")
     line, steps, job = acct.line, acct.steps, usage.job
     usage.slurm, usage.exit_code = line.state, line.exit_code
     usage.partition, usage.nodelist = line.partition, line.nodelist
-    if line.submit is not None and (line.start is not None or line.state in PENDING):
+    if line.submit is not None and (line.start is not None or line.state in WAITING):
         usage.wait = ((line.start or now) - line.submit).total_seconds()
     started = line.start is not None
     usage.elapsed, usage.limit = (line.elapsed if started else None), line.limit
     usage.nodes, usage.cpus = line.nodes, line.cpus
-    if started and line.elapsed > 0 and line.cpus > 0 and line.total_cpu is not None and line.state != "RUNNING":
+    if started and line.elapsed > 0 and line.cpus > 0 and line.total_cpu is not None and line.state != RUNNING:
         usage.cpu_eff = min(1.0, line.total_cpu / (line.elapsed * line.cpus))
     usage.mem_peak = mem_peak(steps)
     alloc_mem = size_bytes(line.alloc.get("mem", ""), "M")
@@ -204,7 +205,7 @@ def earlier_hours(job: JobDir, records: dict[str, Job]) -> float:
     """Node hours of the job dir's submissions before the last one."""
     total = 0.0
     for sub in job.submissions[:-1]:
-        acct = records.get(sub.job_id)
+        acct = records.get(sub.job_id or "")
         if acct is not None and acct.line.start is not None and same_job(sub, acct.line):
             total += acct.line.nodes * acct.line.elapsed / 3600
     return total

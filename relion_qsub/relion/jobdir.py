@@ -4,8 +4,8 @@ RELION (pipeline_jobs.cpp, pipeliner.cpp) learns a queued job's end only from ``
 ``_FAILURE`` or ``_ABORTED`` in the job dir, written by the program itself through ``--pipeline_control``; the GUI
 shows any job without one as "Running". The queue template sends the job's output to ``run.out`` and ``run.err``
 (XXXoutfileXXX/XXXerrfileXXX), which the GUI displays. relion-qsub adds ``relion-qsub.jsonl``, one JSON line per
-submission. relion-qsub (a refused submission), relion-launch (a failed step) and doctor (a job Slurm ended) all
-mark a job failed through :func:`mark_failed`.
+submission (its lines: ``record``). relion-qsub (a refused submission), relion-launch (a failed step) and doctor (a
+job Slurm ended) all mark a job failed through :func:`mark_failed`.
 
 Imports nothing of the package (import-linter contract): the submit path, the launcher and doctor all use it.
 """
@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from dataclasses import dataclass
 from pathlib import Path
 
 EXIT_SUCCESS = "RELION_JOB_EXIT_SUCCESS"
@@ -25,7 +26,8 @@ ABORT_NOW = "RELION_JOB_ABORT_NOW"  # the GUI's Abort creates it; the program ch
 RUN_OUT = "run.out"
 RUN_ERR = "run.err"
 SUBMIT_SCRIPT = "run_submit.script"  # what RELION writes and passes to the Queue submit command
-RECORD = "relion-qsub.jsonl"  # relion-qsub's own: one JSON line per submission
+RECORD = "relion-qsub.jsonl"  # relion-qsub's own: one JSON line per submission (record.py)
+JOB_STAR = "job.star"  # RELION's own record of the job's settings (RelionJob::write; jobstar.py)
 
 
 def is_job_dir_name(name: str) -> bool:
@@ -46,16 +48,16 @@ def exit_file(jobdir: Path) -> str | None:
     return next((name for name in EXIT_FILES if os.path.lexists(jobdir / name)), None)
 
 
+@dataclass(frozen=True, slots=True)
 class Marked:
     """What :func:`mark_failed` did. ``created``: we wrote the failure file; ``existing``: the exit file that was
     already there (then nothing was written); ``err_note``: why the run.err line is missing ("" = it was written);
     ``superseded``: why nothing was written for a run that is no longer the dir's current one (runs.mark)."""
 
-    __slots__ = ("created", "err_note", "existing", "superseded")
-
-    def __init__(self, created: bool, existing: str | None = None, err_note: str = "", superseded: str = "") -> None:
-        self.created, self.existing, self.err_note = created, existing, err_note
-        self.superseded = superseded
+    created: bool
+    existing: str | None = None
+    err_note: str = ""
+    superseded: str = ""
 
 
 def mark_failed(jobdir: Path, line: str) -> Marked:

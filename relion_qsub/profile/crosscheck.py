@@ -10,14 +10,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from . import gpus
-from .errors import ProfileError
-from .options import parse_words
-from .script import split_words
-from .units import memory_mb
+from .. import gpus
+from ..errors import ProfileError
+from ..script import split_words
+from ..slurm.options import parse_words
+from ..units import memory_mb
 
 if TYPE_CHECKING:
-    from .profile import NodeType, Recipe, Row, Size, TemplateSet
+    from .recipes import NodeType, Recipe, Row, Size, TemplateSet
     from .site import Site
 
 

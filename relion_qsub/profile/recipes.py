@@ -1,8 +1,8 @@
-"""The rich part of a site profile: node types, GUI fields, limits, tools, recommendations and template sets.
+"""What the site tools read of a profile: node types, GUI boxes, RELION's environment, recipes and template sets.
 
-Read by ``relion-qsub templates|recommend|module`` (issues 6 and 7), never by the submit path: ``site.Site`` builds
-it on first use from the same TOML data (``Site.profile``), so that ``relion-qsub check`` and the submission RELION
-triggers do not pay for parsing recipes or for importing dataclasses.
+Read by ``relion-qsub templates|recommend|module`` (issues 6 and 7), never by the submit path: ``Site.profile``
+builds it on first use from the same checked TOML, so that ``relion-qsub check`` and the submission RELION
+triggers neither pay for nor fail on recipes they do not use.
 """
 
 from __future__ import annotations
@@ -12,14 +12,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import crosscheck
-from .errors import ScriptError
-from .options import BY_NAME, parse_words
+from ..errors import ScriptError
+from ..script import split_words
+from ..slurm.options import BY_NAME, parse_words
+from ..units import memory_mb
+from . import crosscheck, declare
 from .reader import FILLED, Reader
-from .schema import SIZE_NAMES, TOOL_VARIABLES
-from .schema import default as _d
-from .script import split_words
-from .units import memory_mb
 
 if TYPE_CHECKING:
     from .site import Partition, Site
@@ -42,10 +40,22 @@ JOB_DIR_EXPECTED = (
     "for the job id (it goes into shell code)"
 )
 _LINE_BREAKS = "\n\r\0"
-__all__ = ["SIZE_NAMES", "TOOL_VARIABLES", "memory_mb"]  # read here by the site tools and tests
+# [tools] key -> the variable RELION reads for the default of that program's "executable" box.
+TOOL_VARIABLES = {
+    "ctffind": "RELION_CTFFIND_EXECUTABLE",
+    "gctf": "RELION_GCTF_EXECUTABLE",
+    "motioncor2": "RELION_MOTIONCOR2_EXECUTABLE",
+    "resmap": "RELION_RESMAP_EXECUTABLE",
+    "topaz": "RELION_TOPAZ_EXECUTABLE",
+    "python": "RELION_PYTHON_EXECUTABLE",
+}
+# [job_templates.<dir>.sizes.<size>]: the sizes a template set may have, in file order (01_tiny.sh ...).
+SIZE_NAMES = ("tiny", "small", "medium", "large", "xlarge")
+# RELION stores these in a `char` (pipeline_jobs.cpp): the error says why the maximum.
+_CHAR = {"maximum": RELION_CHAR_MAX, "why": " (RELION stores it in a char: larger values wrap to negative numbers)"}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class NodeType:
     """One kind of node a job can ask for: where it is (partition, constraint) and what it has."""
 
@@ -69,7 +79,7 @@ class NodeType:
         return self.memory_mb // max(1, self.cpus)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class GuiField:
     """RELION's extra Running-tab field N (RELION_QSUB_EXTRAn, _DEFAULT, _HELP) and the sbatch option it fills."""
 
@@ -84,43 +94,48 @@ class GuiField:
         return f"XXXextra{self.number}XXX"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Limits:
-    """Running-tab defaults and limits (RELION_QSUB_NRMPI ... RELION_MPIRUN)."""
+    """Running-tab defaults and limits RELION reads from the environment."""
 
-    nr_mpi: int = _d("limits", "nr_mpi")
-    nr_threads: int = _d("limits", "nr_threads")
-    mpi_max: int = _d("limits", "mpi_max")  # RELION's default slider maximum
-    thread_max: int = _d("limits", "thread_max")
-    minimum_dedicated: int = _d("limits", "minimum_dedicated")
-    allow_change_dedicated: bool = _d("limits", "allow_change_dedicated")
-    error_local_mpi: int = _d("limits", "error_local_mpi")
-    mpirun: str = _d("limits", "mpirun")
+    nr_mpi: int = declare.key(1, "RELION_QSUB_NRMPI: default Number of MPI procs (<= 127)", minimum=1, **_CHAR)
+    nr_threads: int = declare.key(1, "RELION_QSUB_NRTHREADS: default Number of threads (<= 127)", minimum=1, **_CHAR)
+    mpi_max: int = declare.key(64, "RELION_MPI_MAX: the MPI slider's maximum", minimum=1)
+    thread_max: int = declare.key(16, "RELION_THREAD_MAX: the threads slider's maximum", minimum=1)
+    minimum_dedicated: int = declare.key(1, "RELION_MINIMUM_DEDICATED", minimum=1)
+    allow_change_dedicated: bool = declare.key(False, "RELION_ALLOW_CHANGE_MINIMUM_DEDICATED")
+    error_local_mpi: int = declare.key(32, "RELION_ERROR_LOCAL_MPI: most MPI procs of a local run", minimum=1)
+    mpirun: str = declare.key("mpirun", "RELION_MPIRUN (local runs only)")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Queue:
-    use: str = _d("queue", "use")
-    name: str = _d("queue", "name")
-    command: str = _d("queue", "command")
+    """RELION's queue boxes."""
+
+    use: str = declare.key("yes", "RELION_QUEUE_USE: yes, no, true or false", choices=QUEUE_USE_WORDS)
+    name: str = declare.key("", "RELION_QUEUE_NAME: the default Queue name")
+    command: str = declare.key("relion-qsub", "RELION_QSUB_COMMAND: the Queue submit command")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Launcher:
     """How templates start RELION's command: ``${<variable>} [--mem-per-cpu=...] XXXcommandXXX``."""
 
-    variable: str = _d("launcher", "variable")
-    command: str = _d("launcher", "command")  # the module's value of the variable
-    memory_option: bool = _d("launcher", "memory_option")  # repeat Memory Per Thread on the launcher line
+    variable: str = declare.key("RELION_STD_LAUNCHER", "the variable on the template's launcher line")
+    command: str = declare.key("relion-launch", "the module's value of that variable")
+    memory_option: bool = declare.key(False, "repeat Memory Per Thread on the launcher line")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class MemoryPolicy:
-    whole_node: str = _d("memory", "whole_node")  # Memory Per Thread: "all of the node" with --exclusive (seed NOTE 5)
-    default: str = _d("memory", "default")
+    """Memory Per Thread values with a meaning."""
+
+    # "all of the node" with --exclusive (seed NOTE 5)
+    whole_node: str = declare.key("0", "the value that means all of the node (with --exclusive)")
+    default: str = declare.key("4g", "the default Memory Per Thread")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Mpi:
     """'Number of MPI procs' as a recommendation gives it: one value, a list of choices or a range."""
 
@@ -144,7 +159,7 @@ class Mpi:
         return n == self.value
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Row:
     """The Running-tab values one recommendation gives for one node type."""
 
@@ -158,7 +173,7 @@ class Row:
     directives: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Recipe:
     """A recommended-parameters entry: a job type's GUI values (other tabs) and its Running tab per node type."""
 
@@ -176,7 +191,7 @@ class Recipe:
         return self.rows.get(node_type) or self.rows["any"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Size:
     """One fully filled template (``01_tiny.sh`` ...): the recipe row with the size's values."""
 
@@ -194,7 +209,7 @@ class Size:
         return f"{self.index:02d}_{self.name}.sh"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TemplateSet:
     directory: str
     recipe: str
@@ -202,7 +217,7 @@ class TemplateSet:
     sizes: tuple[Size, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Profile:
     """What the environment module, the template generator and `relion-qsub recommend` read."""
 
@@ -235,8 +250,8 @@ def build(data: Mapping[str, Any], site: Site) -> Profile:
     return Profile(
         node_types=node_types,
         fields=_fields(top),
-        limits=_limits(top),
-        queue=_queue(top),
+        limits=top.table("limits").section(Limits),
+        queue=top.table("queue").section(Queue),
         launcher=_launcher(top),
         memory=_memory_policy(top),
         tools=_tools(top),
@@ -378,37 +393,19 @@ def _fields(top: Reader) -> tuple[GuiField, ...]:
     return tuple(out)
 
 
-def _limits(top: Reader) -> Limits:
-    t = top.table("limits")
-    why = " (RELION stores it in a char: larger values wrap to negative numbers)"
-    return Limits(
-        nr_mpi=t.integer("nr_mpi", minimum=1, maximum=RELION_CHAR_MAX, why=why),
-        nr_threads=t.integer("nr_threads", minimum=1, maximum=RELION_CHAR_MAX, why=why),
-        mpi_max=t.integer("mpi_max", minimum=1),
-        thread_max=t.integer("thread_max", minimum=1),
-        minimum_dedicated=t.integer("minimum_dedicated", minimum=1),
-        allow_change_dedicated=t.boolean("allow_change_dedicated"),
-        error_local_mpi=t.integer("error_local_mpi", minimum=1),
-        mpirun=t.text("mpirun"),
-    )
-
-
-def _queue(top: Reader) -> Queue:
-    t = top.table("queue")
-    return Queue(t.text("use", choices=QUEUE_USE_WORDS), t.text("name"), t.text("command"))
-
-
 def _launcher(top: Reader) -> Launcher:
     t = top.table("launcher")
-    variable = t.text("variable")
-    if not re.fullmatch(r"[A-Za-z_]\w*", variable):
-        raise t.fail("variable", "an environment variable name", variable)
-    return Launcher(variable, t.text("command"), t.boolean("memory_option"))
+    launcher = t.section(Launcher)
+    if not re.fullmatch(r"[A-Za-z_]\w*", launcher.variable):
+        raise t.fail("variable", "an environment variable name", launcher.variable)
+    return launcher
 
 
 def _memory_policy(top: Reader) -> MemoryPolicy:
     t = top.table("memory")
-    return MemoryPolicy(read_memory(t, "whole_node"), read_memory(t, "default"))
+    for name, *_ in declare.declared(MemoryPolicy):
+        read_memory(t, name)
+    return t.section(MemoryPolicy)
 
 
 def _tools(top: Reader) -> dict[str, str]:

@@ -12,38 +12,28 @@ and nanosecond mtime of the script relion-qsub submitted, taken when relion-qsub
 The file server sets both, so a compute node compares them without clock skew. The record (``relion-qsub.jsonl``)
 says the rest: a submission recorded after this one's is the current one (a standalone script submitted twice).
 
-Imports nothing of the package but the job-dir contract: the end-watcher and the job-side checks run it on a compute
-node.
+Imports nothing of the package but relion/ (the job-dir contract and the record): the end-watcher and the job-side
+checks run it on a compute node.
 """
 
 from __future__ import annotations
 
-import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
-from . import jobdir
+from . import jobdir, record
 
 ENV = "RELION_QSUB_RUN"  # the normalised script exports the run's stamp to everything the job runs (relion-launch)
 
 
+@dataclass(frozen=True, slots=True)
 class Stamp:
-    """Which version of the submitted script a run came from: inode, mtime in ns, absolute path. (A slotted class,
-    not a dataclass: the submit path imports this module and stays light, tests/test_startup.py.)"""
+    """Which version of the submitted script a run came from: inode, mtime in ns, absolute path."""
 
-    __slots__ = ("ino", "mtime_ns", "path")
-
-    def __init__(self, ino: int, mtime_ns: int, path: str) -> None:
-        self.ino, self.mtime_ns, self.path = ino, mtime_ns, path
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Stamp) and self.encode() == other.encode()
-
-    def __hash__(self) -> int:
-        return hash(self.encode())
-
-    def __repr__(self) -> str:
-        return f"Stamp({self.encode()!r})"
+    ino: int
+    mtime_ns: int
+    path: str
 
     def encode(self) -> str:
         return f"{self.ino}:{self.mtime_ns}:{self.path}"
@@ -76,32 +66,23 @@ class Stamp:
         return (self.ino, self.mtime_ns) == (other.ino, other.mtime_ns)
 
 
-def entries(job_dir: Path) -> list[dict[str, object]]:
-    """The readable lines of the job dir's submission record, oldest first ([] when there is none)."""
+def entries(job_dir: Path) -> list[record.Record]:
+    """The job dir's submission record, oldest first ([] when there is none or it cannot be read)."""
     try:
-        text = (job_dir / jobdir.RECORD).read_text(encoding="utf-8", errors="replace")
+        return record.read((job_dir / jobdir.RECORD).read_text(encoding="utf-8", errors="replace"))
     except OSError:
         return []
-    found = []
-    for line in text.splitlines():
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(entry, dict):
-            found.append(entry)
-    return found
 
 
 def later_submission(job_dir: Path, job_id: str) -> str | None:
     """What was submitted into ``job_dir`` after Slurm job ``job_id`` (in words), or None when nothing was or the
     record does not know ``job_id`` (then its line could not be written: it is taken as current)."""
     found = entries(job_dir)
-    mine = [i for i, entry in enumerate(found) if str(entry.get("job_id") or "") == job_id]
+    mine = [i for i, entry in enumerate(found) if entry.job_id == job_id]
     if not mine or mine[-1] == len(found) - 1:
         return None
     last = found[-1]
-    return f"Slurm job {last['job_id']}" if last.get("job_id") else f"a submission refused at {last.get('time', '?')}"
+    return f"Slurm job {last.job_id}" if last.job_id else f"a submission refused at {last.time or '?'}"
 
 
 def superseded(job_dir: Path, job_id: str | None, stamp: Stamp | None) -> str | None:
@@ -123,7 +104,7 @@ def superseded(job_dir: Path, job_id: str | None, stamp: Stamp | None) -> str | 
 def previous_watcher(job_dir: Path) -> str | None:
     """The newest end-watcher recorded in ``job_dir`` (read before the new submission is recorded). Only it can still
     be pending: every submission cancels the one before it (a refused submission submits none and cancels none)."""
-    return next((str(entry["watcher"]) for entry in reversed(entries(job_dir)) if entry.get("watcher")), None)
+    return next((entry.watcher for entry in reversed(entries(job_dir)) if entry.watcher), None)
 
 
 def mark(job_dir: Path, name: str, line: str, job_id: str | None, stamp: Stamp | None) -> jobdir.Marked:

@@ -1,11 +1,47 @@
-"""How Slurm ended a job, in a user's words: one table for the end-watcher (run.err) and doctor.
+"""Slurm's job states and what they mean: ended, failed, pending; pending reasons; how a job ended, in a user's words.
 
-The states are Slurm's (``sacct``/``scontrol`` JobState, 22.05); "CANCELLED by <uid>" is sacct's spelling. Pending
-reasons that mean "this job can never start" are squeue's ``%r`` values (slurm/slurm.h, ``job_state_reason``).
-Imports nothing of the package and nothing heavy: the watcher job runs it on a compute node.
+The states are Slurm's (``sacct``/``scontrol``/``squeue`` JobState, 22.05: src/common/slurm_protocol_defs.c,
+``job_state_string``); "CANCELLED by <uid>" is sacct's spelling. Pending reasons are squeue's ``%r`` values
+(slurm/slurm.h, ``job_state_reason``). Imports nothing and nothing heavy: the end-watcher runs it on a compute node.
 """
 
 from __future__ import annotations
+
+# JobState names, as scontrol, squeue (%T) and sacct (State) print them.
+BOOT_FAIL = "BOOT_FAIL"
+CANCELLED = "CANCELLED"
+COMPLETED = "COMPLETED"
+COMPLETING = "COMPLETING"  # the batch script has ended; only the epilog runs
+DEADLINE = "DEADLINE"
+FAILED = "FAILED"
+NODE_FAIL = "NODE_FAIL"
+OUT_OF_MEMORY = "OUT_OF_MEMORY"
+PENDING = "PENDING"
+PREEMPTED = "PREEMPTED"
+REQUEUED = "REQUEUED"
+RUNNING = "RUNNING"
+SUSPENDED = "SUSPENDED"
+TIMEOUT = "TIMEOUT"
+
+# The batch script has ended (COMPLETING: only the epilog still runs).
+ENDED = frozenset(
+    {BOOT_FAIL, CANCELLED, COMPLETED, COMPLETING, DEADLINE, FAILED, NODE_FAIL, OUT_OF_MEMORY, PREEMPTED, TIMEOUT}
+)
+# Not started yet, or waiting to start again: no run time to measure.
+WAITING = (PENDING, REQUEUED, SUSPENDED)
+# Not ended in accounting yet: slurmdbd hears of an end a moment after the controller.
+NOT_ENDED_YET = (RUNNING, PENDING, COMPLETING, REQUEUED)
+# Ended from outside the job's own program: sacct's whole State says more than the exit code ("CANCELLED by 0").
+ENDED_BADLY = (NODE_FAIL, BOOT_FAIL, PREEMPTED, DEADLINE, CANCELLED)
+# A step that did not fail on its own (still going, or done).
+STEP_FINE = (COMPLETED, RUNNING, PENDING)
+
+# Pending reasons of a job that waits for its begin time (relion-qsub submits every job held by a begin time a
+# year away, then releases it) or is held by the user (scontrol hold): it does not run.
+BEGIN_TIME = "BeginTime"
+HELD = (BEGIN_TIME, "JobHeldUser")
+# sacct/scontrol Reason of a job whose batch step could not be launched (run.out cannot be created, a prolog failed).
+LAUNCH_FAILURE = "JobLaunchFailure"
 
 AGAIN = "run it again, continuing from its last iteration if it has one"
 TIMEOUT_FIX = "ask for more time (--time) and continue from the last iteration (Continue now, or --continue)"
@@ -13,14 +49,14 @@ OOM_FIX = "ask for more memory per CPU (--mem-per-cpu), fewer MPI ranks per node
 
 # state -> (what happened, what to do)
 ENDINGS: dict[str, tuple[str, str]] = {
-    "TIMEOUT": ("hit its time limit", TIMEOUT_FIX),
-    "OUT_OF_MEMORY": ("ran out of memory (killed by the out-of-memory handler)", OOM_FIX),
-    "NODE_FAIL": ("lost a node (node failure)", AGAIN),
-    "BOOT_FAIL": ("could not start: its node failed to boot", "run it again"),
-    "PREEMPTED": ("was preempted by a job of higher priority", AGAIN),
-    "DEADLINE": ("missed its deadline (--deadline)", "run it again with a later --deadline"),
-    "FAILED": ("exited with an error", "read run.err and run.out for the cause"),
-    "CANCELLED": ("was cancelled", AGAIN),
+    TIMEOUT: ("hit its time limit", TIMEOUT_FIX),
+    OUT_OF_MEMORY: ("ran out of memory (killed by the out-of-memory handler)", OOM_FIX),
+    NODE_FAIL: ("lost a node (node failure)", AGAIN),
+    BOOT_FAIL: ("could not start: its node failed to boot", "run it again"),
+    PREEMPTED: ("was preempted by a job of higher priority", AGAIN),
+    DEADLINE: ("missed its deadline (--deadline)", "run it again with a later --deadline"),
+    FAILED: ("exited with an error", "read run.err and run.out for the cause"),
+    CANCELLED: ("was cancelled", AGAIN),
 }
 
 # Pending reasons after which the job never starts by itself -> what to change.
@@ -46,7 +82,7 @@ NEVER_STARTS: dict[str, str] = {
 def cancelled_by(state: str, owner_uid: int | None = None) -> str:
     """sacct's "CANCELLED by 1234" -> "cancelled by user alice (scancel)"; "" when sacct does not say who."""
     words = state.split()
-    if len(words) < 3 or words[0] != "CANCELLED" or words[1] != "by" or not words[2].isdigit():
+    if len(words) < 3 or words[0] != CANCELLED or words[1] != "by" or not words[2].isdigit():
         return ""
     uid = int(words[2])
     try:
@@ -60,25 +96,30 @@ def cancelled_by(state: str, owner_uid: int | None = None) -> str:
     return f"was cancelled by {name} (scancel by an admin or another account)"
 
 
+def base(state: str) -> str:
+    """The state itself: sacct's "CANCELLED by 1234" -> "CANCELLED"; "" for no state."""
+    return state.split()[0] if state.strip() else ""
+
+
 def describe(job_id: str, state: str, exit_code: str = "", reason: str = "", owner_uid: int | None = None) -> str:
     """One sentence: what Slurm says happened to the job, and what to do about it."""
-    base = state.split()[0] if state else ""
-    what, fix = ENDINGS.get(base, (f"ended {base or 'without a record'}", "read run.err and run.out for the cause"))
+    first = base(state)
+    what, fix = ENDINGS.get(first, (f"ended {first or 'without a record'}", "read run.err and run.out for the cause"))
     who = cancelled_by(state, owner_uid)
-    if base == "CANCELLED":
+    if first == CANCELLED:
         what = who or "was cancelled (by scancel, or by Slurm)"
-    if base == "FAILED" and reason == "JobLaunchFailure":
+    if first == FAILED and reason == LAUNCH_FAILURE:
         what, fix = (
             "could not be launched (JobLaunchFailure: e.g. run.out/run.err cannot be created, or the node's "
             "prolog failed)",
             "check that the output directory exists and is writable from the compute nodes, then run it again",
         )
-    if base == "FAILED" and exit_code.split(":")[0] == "137":
+    if first == FAILED and exit_code.split(":")[0] == "137":
         what, fix = (
             "was killed: its batch script ended by SIGKILL (exit code 137: the out-of-memory killer, a watchdog or "
             "kill -9 of relion-launch)",
             f"look at its memory (sacct -j {job_id} -o JobID,State,MaxRSS,ReqMem), ask for more if it was near the "
             "limit, and run it again",
         )
-    detail = ", ".join(x for x in (base, f"exit code {exit_code}" if exit_code and exit_code != "0:0" else "") if x)
+    detail = ", ".join(x for x in (first, f"exit code {exit_code}" if exit_code and exit_code != "0:0" else "") if x)
     return f"Slurm job {job_id} {what} ({detail}); {fix}"

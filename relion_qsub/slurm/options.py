@@ -1,4 +1,4 @@
-"""The sbatch option table and a getopt_long-faithful option parser.
+"""The sbatch and srun option tables and a getopt_long-faithful option parser.
 
 sbatch parses every ``#SBATCH`` line with getopt_long(3) over the same table as its command line
 (src/sbatch/opt.c, src/common/slurm_opt.c), so this module mirrors getopt_long rather than argparse:
@@ -8,26 +8,34 @@ sbatch parses every ``#SBATCH`` line with getopt_long(3) over the same table as 
   * short options cluster (``-HQ``) and take attached or next-word arguments (``-N2``, ``-N 2``).
 Options are identified by name after this lookup, never by substring matching of the raw text.
 
-The table is sbatch(1) of Slurm 22.05; ``tests/test_qsub_cluster.py`` checks every entry against the real sbatch.
+The sbatch table is sbatch(1) of Slurm 22.05; ``tests/test_qsub_cluster.py`` checks every entry against the real
+sbatch. The srun table is srun(1) of Slurm 22.05 (src/srun/libsrun/opt.c), less ``-n/--ntasks``, ``-v/--verbose`` and
+``-h/--help``, which relion-launch reads itself.
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable, Mapping, Sequence
-
-# What an option takes, as getopt_long's has_arg. Plain ints and slotted classes rather than enum/dataclasses:
-# this module is on the submit path, where start-up time is the budget (see benchmarks/bench_check.py).
-NONE, REQUIRED, OPTIONAL = 0, 1, 2
+from dataclasses import dataclass, field
 
 
+class Arg(enum.IntEnum):
+    """What an option takes: getopt_long's has_arg (no_argument, required_argument, optional_argument)."""
+
+    NONE = 0
+    REQUIRED = 1
+    OPTIONAL = 2
+
+
+NONE, REQUIRED, OPTIONAL = Arg.NONE, Arg.REQUIRED, Arg.OPTIONAL
+
+
+@dataclass(frozen=True, slots=True)
 class Option:
-    __slots__ = ("arg", "name", "short")
-
-    def __init__(self, name: str, short: str | None, arg: int) -> None:
-        self.name, self.short, self.arg = name, short, arg
-
-    def __repr__(self) -> str:
-        return f"Option({self.name!r}, {self.short!r}, {self.arg})"
+    name: str
+    short: str | None
+    arg: Arg
 
 
 OPTIONS: tuple[Option, ...] = (
@@ -135,12 +143,113 @@ OPTIONS: tuple[Option, ...] = (
     Option("wrap", None, REQUIRED),
 )
 
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """One command's options, by long name (aliases included) and by short letter."""
+
+    canonical: dict[str, Option]  # without the aliases: what a typo is corrected to
+    by_name: dict[str, Option]
+    by_short: dict[str, Option]
+
+    @classmethod
+    def of(cls, options: Iterable[Option], aliases: Mapping[str, str] | None = None) -> Table:
+        names = {o.name: o for o in options}
+        by_name = {**names, **{alias: names[name] for alias, name in (aliases or {}).items()}}
+        return cls(names, by_name, {o.short: o for o in names.values() if o.short})
+
+    def arg(self, name: str) -> int | None:
+        """What the long option ``name`` (exactly that name) takes; None when the command has no such option."""
+        option = self.by_name.get(name)
+        return option.arg if option is not None else None
+
+    def short_arg(self, letter: str) -> int | None:
+        """What the short option ``letter`` takes; None when the command has no such option."""
+        option = self.by_short.get(letter)
+        return option.arg if option is not None else None
+
+
 # Long names sbatch accepts besides the table's (slurm_opt.c); they resolve to the canonical option.
 ALIASES: dict[str, str] = {"tasks-per-node": "ntasks-per-node"}
+SBATCH = Table.of(OPTIONS, ALIASES)
+BY_NAME: dict[str, Option] = SBATCH.canonical
+BY_SHORT: dict[str, Option] = SBATCH.by_short
 
-BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
-_ALL_NAMES: dict[str, Option] = {**BY_NAME, **{alias: BY_NAME[name] for alias, name in ALIASES.items()}}
-BY_SHORT: dict[str, Option] = {o.short: o for o in OPTIONS if o.short}
+
+def _srun(names: str, arg: Arg, shorts: Mapping[str, str] | None = None) -> tuple[Option, ...]:
+    letters = {name: letter for letter, name in (shorts or {}).items()}
+    return tuple(Option(name, letters.get(name), arg) for name in names.split())
+
+
+# srun(1) of Slurm 22.05: long options, their short letters, and whether they take an argument. An optional argument
+# is only ever attached (--exclusive=user), as getopt_long does.
+SRUN_OPTIONS: tuple[Option, ...] = (
+    *_srun(
+        "accel-bind account acctg-freq bb bbf bcast-exclude begin chdir cluster-constraint clusters "
+        "comment constraint container core-spec cores-per-socket cpu-bind cpu-freq cpus-per-gpu "
+        "cpus-per-task deadline delay-boot dependency distribution epilog error exclude export "
+        "extra-node-info gid gpu-bind gpu-freq gpus gpus-per-node gpus-per-socket gpus-per-task gres "
+        "gres-flags het-group hint input job-name jobid "
+        "licenses mail-type mail-user mcs-label mem mem-bind mem-per-cpu mem-per-gpu mincpus mpi msg-timeout "
+        "network nodefile nodelist nodes ntasks-per-core ntasks-per-gpu ntasks-per-node ntasks-per-socket "
+        "open-mode output partition power prefer priority profile prolog qos relative reservation signal "
+        "slurmd-debug sockets-per-node switches task-epilog task-prolog thread-spec threads threads-per-core "
+        "time time-min tmp uid wait wckey",
+        REQUIRED,
+        {
+            "A": "account",
+            "b": "begin",
+            "D": "chdir",
+            "M": "clusters",
+            "C": "constraint",
+            "S": "core-spec",
+            "d": "dependency",
+            "m": "distribution",
+            "e": "error",
+            "x": "exclude",
+            "B": "extra-node-info",
+            "G": "gpus",
+            "i": "input",
+            "J": "job-name",
+            "L": "licenses",
+            "F": "nodefile",
+            "w": "nodelist",
+            "N": "nodes",
+            "o": "output",
+            "p": "partition",
+            "q": "qos",
+            "r": "relative",
+            "T": "threads",
+            "t": "time",
+            "W": "wait",
+            "c": "cpus-per-task",
+        },
+    ),
+    *_srun(
+        "bcast compress exclusive immediate kill-on-bad-exit nice no-kill propagate resv-ports send-libs x11",
+        OPTIONAL,
+        {"I": "immediate", "K": "kill-on-bad-exit", "k": "no-kill"},
+    ),
+    *_srun(
+        "contiguous disable-status exact hold label multi-prog no-allocate overcommit overlap oversubscribe "
+        "preserve-env pty quiet quit-on-interrupt reboot spread-job test-only unbuffered usage "
+        "use-min-nodes version",
+        NONE,
+        {
+            "X": "disable-status",
+            "H": "hold",
+            "l": "label",
+            "Z": "no-allocate",
+            "O": "overcommit",
+            "s": "oversubscribe",
+            "E": "preserve-env",
+            "Q": "quiet",
+            "u": "unbuffered",
+            "V": "version",
+        },
+    ),
+)
+SRUN = Table.of(SRUN_OPTIONS)
 
 
 EXACT, PREFIX, AMBIGUOUS, UNKNOWN = "exact", "prefix", "ambiguous", "unknown"
@@ -159,9 +268,12 @@ def site_table(site_options: Mapping[str, str]) -> dict[str, Option]:
     return {name: Option(name, None, ARG_KINDS[kind]) for name, kind in site_options.items()}
 
 
-def lookup_long(name: str, extra: Mapping[str, Option] | None = None) -> tuple[str, tuple[Option, ...]]:
-    """Resolve a long option name (without ``--``) the way getopt_long does (``extra``: the site's options)."""
-    table = {**_ALL_NAMES, **extra} if extra else _ALL_NAMES
+def lookup_long(
+    name: str, extra: Mapping[str, Option] | None = None, command: Table = SBATCH
+) -> tuple[str, tuple[Option, ...]]:
+    """Resolve a long option name (without ``--``) the way getopt_long does over ``command``'s table (``extra``: the
+    site's options)."""
+    table = {**command.by_name, **extra} if extra else command.by_name
     exact = table.get(name)
     if exact is not None:
         return EXACT, (exact,)
@@ -206,12 +318,14 @@ def nearest(name: str, limit: int = 3, names: Iterable[str] | None = None) -> li
     return ranked[:limit]
 
 
-def unique_correction(name: str, max_distance: int) -> Option | None:
+def unique_correction(name: str, max_distance: int, command: Table = SBATCH) -> Option | None:
     """The one option within ``max_distance`` edits of ``name``, or None if there are none or several."""
-    close = [candidate for distance, candidate in nearest(name, limit=3) if distance <= max_distance]
-    return BY_NAME[close[0]] if len(close) == 1 else None
+    names = command.canonical
+    close = [candidate for distance, candidate in nearest(name, limit=3, names=names) if distance <= max_distance]
+    return names[close[0]] if len(close) == 1 else None
 
 
+@dataclass(frozen=True, slots=True)
 class Parsed:
     """One option as written in a directive.
 
@@ -219,37 +333,30 @@ class Parsed:
     non-option word. ``spelled`` keeps the user's text (``--exlusive``, ``-N``, ``--part``) for messages.
     """
 
-    __slots__ = ("guess", "option", "problem", "spelled", "value")
-
-    def __init__(
-        self,
-        spelled: str,
-        option: Option | None,
-        value: str | None = None,
-        problem: str | None = None,  # why sbatch would reject it (None when it is fine)
-        guess: Option | None = None,  # for an unknown option: the unique near option, if any
-    ) -> None:
-        self.spelled, self.option, self.value, self.problem, self.guess = spelled, option, value, problem, guess
-
-    def __repr__(self) -> str:
-        return f"Parsed({self.spelled!r}, {self.name!r}, {self.value!r}, problem={self.problem!r})"
+    spelled: str
+    option: Option | None
+    value: str | None = None
+    problem: str | None = field(default=None)  # why sbatch would reject it (None when it is fine)
+    guess: Option | None = None  # for an unknown option: the unique near option, if any
 
     @property
     def name(self) -> str | None:
         return self.option.name if self.option else None
 
 
-def _parse_long(word: str, rest: list[str], max_distance: int, extra: Mapping[str, Option] | None) -> Parsed:
+def _parse_long(
+    word: str, rest: list[str], max_distance: int, extra: Mapping[str, Option] | None, command: Table
+) -> Parsed:
     body = word[2:]
     name, eq, attached = body.partition("=")
     value = attached if eq else None
     word = "--" + name
-    kind, matches = lookup_long(name, extra)
+    kind, matches = lookup_long(name, extra, command)
     if kind == AMBIGUOUS:
         shown = ", ".join("--" + o.name for o in matches[:4])
         return Parsed(word, None, value, f"option '--{name}' is ambiguous (could be {shown})")
     if kind == UNKNOWN:
-        guess = unique_correction(name, max_distance)
+        guess = unique_correction(name, max_distance, command)
         # A misspelt option that takes an argument swallows the next word as getopt would have, had it been
         # spelt right; otherwise "--constrain x2695" would leave "x2695" behind as a stray word.
         if guess is not None and value is None and guess.arg is REQUIRED and rest and not rest[0].startswith("-"):
@@ -265,12 +372,12 @@ def _parse_long(word: str, rest: list[str], max_distance: int, extra: Mapping[st
     return Parsed(word, option, value)
 
 
-def _parse_short_cluster(word: str, rest: list[str]) -> list[Parsed]:
+def _parse_short_cluster(word: str, rest: list[str], command: Table) -> list[Parsed]:
     out: list[Parsed] = []
     i = 1
     while i < len(word):
         letter = word[i]
-        option = BY_SHORT.get(letter)
+        option = command.by_short.get(letter)
         if option is None:
             out.append(Parsed("-" + letter, None, None, f"invalid option -- '{letter}'"))
             i += 1
@@ -293,8 +400,14 @@ def _parse_short_cluster(word: str, rest: list[str]) -> list[Parsed]:
     return out
 
 
-def parse_words(words: Sequence[str], max_distance: int = 2, extra: Mapping[str, Option] | None = None) -> list[Parsed]:
-    """Parse the words of one directive line (or a command line) into options, in order (``extra``: site options)."""
+def parse_words(
+    words: Sequence[str],
+    max_distance: int = 2,
+    extra: Mapping[str, Option] | None = None,
+    command: Table = SBATCH,
+) -> list[Parsed]:
+    """Parse the words of one directive line (or a command line) into options, in order (``extra``: site options;
+    ``command``: whose table, sbatch's unless said). A word that is not an option is a problem, as in a directive."""
     rest = list(words)
     out: list[Parsed] = []
     while rest:
@@ -303,9 +416,9 @@ def parse_words(words: Sequence[str], max_distance: int = 2, extra: Mapping[str,
             out.extend(Parsed(w, None, None, f"Invalid directive found in batch script: {clip(w)}") for w in rest)
             break
         if word.startswith("--"):
-            out.append(_parse_long(word, rest, max_distance, extra))
+            out.append(_parse_long(word, rest, max_distance, extra, command))
         elif word.startswith("-") and word != "-":
-            out.extend(_parse_short_cluster(word, rest))
+            out.extend(_parse_short_cluster(word, rest, command))
         else:
             out.append(Parsed(word, None, None, f"Invalid directive found in batch script: {clip(word)}"))
     return out

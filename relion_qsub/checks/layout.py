@@ -1,0 +1,172 @@
+"""The job's layout: MPI ranks, threads and GPUs per node, and the partitions it asks for."""
+
+from __future__ import annotations
+
+import re
+
+from .. import gpus
+from ..script import Script
+from .core import Context, Gres, Report, as_int, body_lines, effective, gres_entries, implements, profile_box
+from .scratch import REFINE
+
+# A RELION command's --gpu flag (with or without its device list).
+_GPU_FLAG = re.compile(r"(?<!\S)--gpu(?=\s|=|$)")
+
+
+@implements("ntasks_mismatch")
+def layout(script: Script, ctx: Context, report: Report) -> Script:
+    ntasks = as_int(effective(script, ctx, "ntasks"))
+    nodes = as_int(effective(script, ctx, "nodes"))
+    per_node = as_int(effective(script, ctx, "ntasks-per-node"))
+    if ntasks is not None and nodes is not None and per_node is not None and ntasks != nodes * per_node:
+        report.problem(
+            0,
+            f"--ntasks={ntasks} but --nodes={nodes} x --ntasks-per-node={per_node} = "
+            f"{nodes * per_node}: set 'Number of MPI procs' to {nodes * per_node} or change --nodes/--ntasks-per-node "
+            f"in {ctx.boxes.for_option('nodes') or profile_box(ctx, '') or 'the template'}",
+        )
+    return script
+
+
+def _gpu(script: Script, ctx: Context) -> Gres | None:
+    found = next((g for g in gres_entries(script, ctx) if g.name == "gpu"), None)
+    asked = gpus.per_node(lambda name: effective(script, ctx, name)) if found is None else None
+    return Gres("gpu", *asked) if asked is not None else found  # --gpus* count as GPUs in every GPU rule
+
+
+def _tasks_per_node(script: Script, ctx: Context) -> int | None:
+    per_node = as_int(effective(script, ctx, "ntasks-per-node"))
+    if per_node is None and as_int(effective(script, ctx, "nodes")) == 1:
+        per_node = as_int(effective(script, ctx, "ntasks"))
+    return per_node
+
+
+@implements("tasks_per_gpu")
+def gpu_tasks(script: Script, ctx: Context, report: Report) -> Script:
+    gpu, per_node = _gpu(script, ctx), _tasks_per_node(script, ctx)
+    if gpu and gpu.count and per_node and per_node > gpu.count + 1:
+        report.problem(
+            0,
+            f"{per_node} tasks per node but {gpu.count} GPUs per node: use at most {gpu.count + 1} "
+            f"(--ntasks-per-node={gpu.count + 1} with 'Number of MPI procs' = nodes x {gpu.count + 1})",
+        )
+    return script
+
+
+@implements("threads_per_gpu")
+def gpu_threads(script: Script, ctx: Context, report: Report) -> Script:
+    gpu = _gpu(script, ctx)
+    threads = as_int(effective(script, ctx, "cpus-per-task"))
+    ranks = as_int(effective(script, ctx, "ntasks")) or 1
+    if gpu is None or gpu.type is None or not gpu.count or threads is None or ranks < 2:
+        # A single process (VDAM, InitialModel, subtomogram de novo) spreads its threads over every GPU of the
+        # node; the seed recommends 16-64 threads there. The per-GPU limit is about MPI ranks, one GPU each.
+        return script
+    limit = ctx.site.gpu_safe_threads.get(gpu.type)
+    workers = _tasks_per_node(script, ctx) or ranks
+    if workers > gpu.count:
+        workers -= 1  # the leader rank of a homogeneous+1 layout gets no GPU
+    per_gpu = -(-threads // max(1, gpu.count // max(1, workers)))
+    if limit is not None and per_gpu > limit:
+        report.problem(
+            0,
+            f"{threads} threads per MPI rank put {per_gpu} threads on each {gpu.type} GPU; the safe "
+            f"limit is {limit}: set 'Number of threads' to {limit * max(1, gpu.count // max(1, workers))}"
+            " or fewer",
+        )
+    return script
+
+
+@implements("plus_one_launcher")
+def plus_one(script: Script, ctx: Context, report: Report) -> Script:
+    per_node, nodes = as_int(effective(script, ctx, "ntasks-per-node")), as_int(effective(script, ctx, "nodes"))
+    if (
+        _gpu(script, ctx) is None
+        or per_node is None
+        or nodes is None
+        or nodes < 2
+        or per_node <= 2
+        or per_node % 2 == 0
+    ):
+        return script
+    body = "\n".join(script.body())
+    if any(word in body for word in (*ctx.site.launchers, "add_extra_MPI_task")):
+        return script
+    for _, line in body_lines(script):
+        if REFINE.search(line.text) or "_mpi" in line.text:
+            report.problem(
+                line.number,
+                "this MPI command is not started through ${RELION_STD_LAUNCHER}: the leader "
+                "rank will take a GPU slot; start it with ${RELION_STD_LAUNCHER}",
+            )
+            break
+    return script
+
+
+def _partitions(script: Script, ctx: Context) -> list[str]:
+    """The partitions the job asks for (a comma list: Slurm takes the first that can run it)."""
+    name = effective(script, ctx, "partition")
+    return [p.strip() for p in (name or "").split(",") if p.strip()] if ctx.site.partitions else []
+
+
+@implements("unknown_partition")
+def unknown_partition(script: Script, ctx: Context, report: Report) -> Script:
+    site = ctx.site
+    unknown = [p for p in _partitions(script, ctx) if p not in site.partitions]
+    if unknown:
+        report.problem(
+            0,
+            f"partition {unknown[0]!r} is not one of this site's: set 'Queue name' to one of "
+            f"{', '.join(sorted(site.partitions))}",
+        )
+    return script
+
+
+@implements("gpu_partition")
+def gpu_partition(script: Script, ctx: Context, report: Report) -> Script:
+    site = ctx.site
+    gpu = _gpu(script, ctx)
+    if gpu is None:
+        return script
+    for part_name in _partitions(script, ctx):
+        part = site.partitions.get(part_name)
+        if part is None:
+            continue  # unknown_partition's finding
+        if not part.gpu_types:
+            report.problem(
+                0,
+                f"--gres={gpu.text} asks for GPUs but partition {part_name!r} has none: set 'Queue "
+                f"name' to {' or '.join(site.gpu_partitions()) or 'a GPU partition'}",
+            )
+        elif gpu.type and gpu.type not in part.gpu_types:
+            report.problem(0, f"partition {part_name!r} has no {gpu.type} GPUs: use one of {', '.join(part.gpu_types)}")
+        elif gpu.count and part.gpus_per_node and gpu.count > part.gpus_per_node:
+            report.problem(
+                0,
+                f"--gres={gpu.text} asks for {gpu.count} GPUs per node; partition {part_name!r} nodes "
+                f"have {part.gpus_per_node}",
+            )
+    return script
+
+
+def _gres_box(ctx: Context) -> str:
+    """Where the user asks for a gres: the template's box for --gres, else the profile's field, else the template."""
+    box = ctx.boxes.for_option("gres")
+    if box is not None:
+        return box or "the template (it has no box for --gres)"
+    return profile_box(ctx, "gres") or "the template (or a box it has for #SBATCH options)"
+
+
+@implements("gpu_without_gres")
+def gpu_without_gres(script: Script, ctx: Context, report: Report) -> Script:
+    if _gpu(script, ctx) is not None or effective(script, ctx, "gpus") or effective(script, ctx, "gpus-per-node"):
+        return script
+    for _, line in body_lines(script):
+        if "relion_" in line.text and _GPU_FLAG.search(line.text):
+            report.problem(
+                line.number,
+                f"the command uses --gpu but the job allocates no GPU: ask for --gres=gpu:N in {_gres_box(ctx)} "
+                "(and a GPU 'Queue name'), or set 'Use GPU acceleration?' to No",
+            )
+            break
+    return script

@@ -1,0 +1,7 @@
+"""RELION's facts, each written once: the job-dir contract (``jobdir``), relion-qsub's submission record beside it
+(``record``), the ``job.star`` RELION writes for every job (``jobstar``), and the Running tab's placeholders and boxes
+(``gui``).
+
+A leaf package (import-linter contract in pyproject.toml): it imports only ``errors`` and ``fsio`` of the package, so
+the submit path, relion-launch inside the job, doctor and report all stand on it. Importing it imports no module.
+"""

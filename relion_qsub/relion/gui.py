@@ -1,0 +1,279 @@
+"""RELION's Running tab: the placeholders it fills in a queue template, its boxes, and which box filled which line.
+
+RELION fills a template line by line (``RelionJob::saveJobSubmissionScript``, pipeline_jobs.cpp): each line is
+copied with its placeholders replaced, and only the line holding XXXcommandXXX is repeated, once per command. Every
+line before it, so every ``#SBATCH`` line, therefore has the same number in the filled script as in the template.
+RELION runs the Queue submit command from its own process, so the template's path (``RELION_QSUB_TEMPLATE``) and the
+labels of the extra boxes (``RELION_QSUB_EXTRAn``) are in our environment too. An ``XXXextraNXXX`` whose
+``RELION_QSUB_EXTRAn`` is unset stays in the script literally; a box left empty leaves an empty value.
+
+Here: the placeholder names and the one ``XXX...XXX`` pattern; the boxes by placeholder and by the sbatch option
+RELION's own template fills from them; the template lines (:class:`Boxes`); the words of a message naming a box
+(formerly blame); which repairs a correct job's user is spared (formerly quiet); and :func:`unset_value`, the one test
+of an option value a box left empty or unfilled (the launcher-line rule and relion-launch both drop such options).
+Imports nothing of the package; ``re`` only.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+    from typing import Protocol
+
+    class _Change(Protocol):
+        @property
+        def action(self) -> str: ...
+        @property
+        def message(self) -> str: ...
+
+    class _Option(Protocol):
+        @property
+        def name(self) -> str | None: ...
+        @property
+        def value(self) -> str | None: ...
+        @property
+        def spelled(self) -> str: ...
+
+    class _Line(Protocol):
+        @property
+        def number(self) -> int: ...
+        @property
+        def text(self) -> str: ...
+        @property
+        def options(self) -> Sequence[_Option]: ...
+
+    class _Directives(Protocol):
+        def directives(self) -> Iterable[tuple[int, _Line]]: ...
+
+    class _Site(Protocol):
+        def field_labels(self) -> Iterable[tuple[str, str]]: ...
+
+    class _Context(Protocol):
+        @property
+        def site(self) -> _Site: ...
+        def cli_has(self, name: str) -> bool: ...
+        def box_for(self, number: int, text: str | None = None) -> str | None: ...
+
+
+# ---- placeholders (RelionJob::saveJobSubmissionScript) -----------------------------------------------------------
+
+
+def placeholder(name: str) -> str:
+    """``mpinodes`` -> ``XXXmpinodesXXX``."""
+    return f"XXX{name}XXX"
+
+
+MPINODES, THREADS, CORES, DEDICATED, NODES = (
+    placeholder(n) for n in ("mpinodes", "threads", "cores", "dedicated", "nodes")
+)
+NAME, ERRFILE, OUTFILE, QUEUE, COMMAND = (placeholder(n) for n in ("name", "errfile", "outfile", "queue", "command"))
+
+
+def extra(n: int) -> str:
+    """The placeholder of the n-th extra box (RELION_QSUB_EXTRAn)."""
+    return placeholder(f"extra{n}")
+
+
+# The placeholders RELION fills.
+RELION_PLACEHOLDER = re.compile(
+    r"XXX(?:mpinodes|threads|cores|dedicated|nodes|name|errfile|outfile|queue|command|extra\d+)XXX"
+)
+# Any XXXwordXXX: a template for a patched RELION may carry one RELION never fills (XXXqosXXX). The one pattern for
+# "a placeholder is left in": the rules and relion-launch both use it.
+ANY_PLACEHOLDER = re.compile(r"XXX[a-z]\w*?XXX")
+
+
+def why_unfilled(found: str) -> str:
+    """Why RELION left the placeholder ``found`` in the script, and what to do about it."""
+    name = found[3:-3]
+    if name.startswith("extra") and name[5:].isdigit():
+        return (
+            f"RELION_QSUB_{name.upper()} is not set in RELION's environment, so RELION shows no box for it and "
+            f"leaves {found} (set it, e.g. with `module load relion-qsub`, or remove {found} from the template)"
+        )
+    if RELION_PLACEHOLDER.fullmatch(found):
+        return f"RELION fills {found} in every script it writes, so this one was not written by RELION's Run"
+    return (
+        f"{found} is not a placeholder RELION fills (a template for a patched RELION?): put a value there, "
+        "or a box of its own (XXXextraNXXX with RELION_QSUB_EXTRAn set)"
+    )
+
+
+EMPTY = ""  # unset_value's answer for a value the box left empty
+
+
+def unset_value(value: str) -> str | None:
+    """Whether an option's value is no value: None when it is one; :data:`EMPTY` when the GUI box was left blank
+    (``--mem-per-cpu=``, or only quotes or blanks); the placeholder when RELION left one unfilled."""
+    if not value.strip().strip("\"'").strip():
+        return EMPTY
+    match = ANY_PLACEHOLDER.search(value)
+    return match.group() if match else None
+
+
+# ---- the boxes -----------------------------------------------------------------------------------------------------
+
+# The fixed boxes of RELION's Running tab, by placeholder name.
+FIXED = {
+    "queue": "'Queue name'",
+    "mpinodes": "'Number of MPI procs'",
+    "threads": "'Number of threads'",
+    "cores": "'Number of MPI procs' x 'Number of threads'",
+    "dedicated": "'Minimum dedicated cores per node'",
+    "nodes": "'Number of MPI procs' x 'Number of threads' / 'Minimum dedicated cores per node'",
+}
+# The sbatch options RELION's own templates fill from its fixed boxes, and the boxes' labels.
+RELION_BOXES = {"ntasks": "Number of MPI procs", "cpus-per-task": "Number of threads", "partition": "Queue name"}
+DIRECTIVES = "SBATCH Directives"
+_ANY = re.compile(r"XXX([a-z]\w*?)XXX")
+
+
+def box_name(name: str, labels: Mapping[int, str]) -> str:
+    """The GUI box behind placeholder ``name`` (``extra2`` -> "the 'Memory' box (RELION_QSUB_EXTRA2)")."""
+    if name.startswith("extra") and name[5:].isdigit():
+        n = int(name[5:])
+        label_ = labels.get(n)
+        return f"the '{label_}' box (RELION_QSUB_EXTRA{n})" if label_ else f"RELION_QSUB_EXTRA{n} (not set)"
+    return f"the {FIXED[name]} box" if name in FIXED else placeholder(name)
+
+
+@dataclass(frozen=True, slots=True)
+class Boxes:
+    """The template RELION filled the script from (its lines) and the extra boxes' labels."""
+
+    template: list[str] | None
+    labels: Mapping[int, str]
+
+    def for_line(self, number: int, text: str | None = None) -> str | None:
+        """The box(es) whose value went into script line ``number`` (checked against ``text`` when given)."""
+        if not self.template or not 0 < number <= len(self.template):
+            return None
+        line = self.template[number - 1].rstrip("\r")
+        names = _ANY.findall(line)
+        if not names:
+            return None
+        if text is not None:
+            pattern = "".join("(.*?)" if i % 2 else re.escape(part) for i, part in enumerate(_ANY.split(line)))
+            if re.fullmatch(pattern, text, re.DOTALL) is None:
+                return None  # not the template this script was filled from
+        return " or ".join(dict.fromkeys(box_name(name, self.labels) for name in names))
+
+    def for_option(self, name: str) -> str | None:
+        """The box the template fills ``--name`` from; "" when the template has none; None when it is unknown."""
+        if self.template is None:
+            return None
+        whole = None  # a box the template puts on an #SBATCH line of its own takes any option
+        for number, line in enumerate(self.template, 1):
+            if line.startswith("#SBATCH") and re.search(rf"--{re.escape(name)}[= ]\S*XXX[a-z]\w*?XXX", line):
+                return self.for_line(number) or ""
+            if whole is None and re.fullmatch(r"#SBATCH\s+XXX[a-z]\w*?XXX\s*", line.rstrip("\r")):
+                whole = self.for_line(number)
+        return whole or ""
+
+
+def from_environment(environ: Mapping[str, str]) -> Boxes:
+    labels = {}
+    for key, value in environ.items():
+        if key.startswith("RELION_QSUB_EXTRA") and key[17:].isdigit():
+            labels[int(key[17:])] = value
+    path = environ.get("RELION_QSUB_TEMPLATE")
+    template = None
+    if path:
+        try:
+            with open(path, encoding="utf-8", errors="replace") as fh:
+                template = fh.read(1 << 20).split("\n")
+        except OSError:
+            template = None  # a hint, never a failure
+    return Boxes(template, labels)
+
+
+# ---- which box a value came from, in a message's words (issue 14) ---------------------------------------------------
+# First the template itself (Boxes: exact when RELION filled the script from it). Without it, the script and the
+# profile tell: RELION fills ``--ntasks=XXXmpinodesXXX``, ``--cpus-per-task=XXXthreadsXXX`` and
+# ``--partition=XXXqueueXXX`` from its fixed boxes and ``--<option>=XXXextraNXXX`` from the box ``[[fields]]`` N
+# labels, each on a line of its own; a line with several options was pasted from an "SBATCH Directives" box
+# (``#SBATCH XXXextraNXXX``). A fully filled template (``templates build``) writes its own sizes and ignores the
+# boxes: what it asks is the template's.
+
+
+def label(name: str) -> str:
+    return f"the '{name}' box"
+
+
+def directives_label(site: _Site) -> str:
+    return next((lab for lab, option in site.field_labels() if not option and lab), DIRECTIVES)
+
+
+def guess(site: _Site, line: _Line, name: str, filled: bool = False) -> str:
+    """The box that wrote ``--name`` on ``line``, from the line's shape and the profile's field labels."""
+    return _guess(site, len(line.options), name, filled)
+
+
+def _guess(site: _Site, options: int, name: str, filled: bool = False) -> str:
+    if filled:
+        return "the template"
+    if options == 1:
+        if name in RELION_BOXES:
+            return label(RELION_BOXES[name])
+        found = next((lab for lab, option in site.field_labels() if option == name and lab), None)
+        if found:
+            return label(found)
+    if any(not option for _, option in site.field_labels()):
+        return label(directives_label(site))
+    return "the template"
+
+
+def box(ctx: _Context, script: _Directives, name: str, filled: bool = False) -> str:
+    """The box the value sbatch uses for ``--name`` came from (the command line wins, then the last directive);
+    ``filled``: the script is a fully filled template (fit.size_guard)."""
+    if ctx.cli_has(name):
+        return "the relion-qsub command line"
+    found = [line for _, line in script.directives() if any(p.name == name for p in line.options)]
+    if not found:
+        return "the template"
+    line = found[-1]
+    exact = ctx.box_for(line.number, line.text) if line.number else None
+    return exact or guess(ctx.site, line, name, filled)
+
+
+def stray_word_hint(site: _Site, line: _Line, parsed: _Option, box_name: str | None) -> str:
+    """For a word sbatch reads as no option. A box whose value has a space (Walltime ``2 days``) is named with the
+    value that works; a word pasted into an SBATCH Directives box is named as that. (Only directive lines have
+    options.)"""
+    first = line.options[0] if line.options else None
+    if first is not None and first is not parsed and first.name is not None:
+        where = box_name or _guess(site, 1, first.name)
+        if where != label(directives_label(site)):
+            words = " ".join([first.value or "", *(p.spelled for p in line.options[1:])]).strip()
+            fix = (
+                "write it as one word, e.g. 2-00:00:00 for two days"
+                if first.name == "time"
+                else "write it without spaces"
+            )
+            reads = f"sbatch reads --{first.name}={first.value} and then {parsed.spelled!r}"
+            return f"; {where} holds {words!r}, not one value ({reads}): {fix}"
+    if box_name:
+        return (
+            f"; it came from {box_name}, which the template puts on an #SBATCH line: write it there as an option "
+            "(--name=value)"
+        )
+    return f"; every word in an {directives_label(site)} box must be an option (--name=value)"
+
+
+# ---- which findings a correct job's user is spared (issue 14: quiet by default on a correct job) --------------------
+# Our own templates carry one ``#SBATCH XXXextraNXXX`` line per SBATCH Directives box: a box left empty gives a bare
+# ``#SBATCH``, which sbatch ignores (src/sbatch/opt.c reads no option from it). relion-qsub drops it so that the
+# script says only what it means; nothing was wrong, so that repair is not echoed into run.out or onto the terminal.
+# It stays in relion-qsub.jsonl and ``-v`` prints it. (An empty ``--gres=`` is different: sbatch refuses it, so its
+# repair is reported.)
+
+# The one message of that repair (relion_qsub.checks.placeholders.empty_directives writes it).
+BARE_DIRECTIVE = "dropped an empty '#SBATCH' line (the GUI field was left empty)"
+
+
+def harmless(change: _Change) -> bool:
+    return change.action == "fixed" and change.message == BARE_DIRECTIVE

@@ -1,0 +1,342 @@
+"""One client for what Slurm's commands print: ``scontrol show job -o``, ``squeue``, ``sacct --parsable2``, sbatch.
+
+Each command's argv and the reading of its output live here once; callers get typed results (:class:`JobView`,
+:class:`QueuedJob`) or, for a report's own sacct fields, rows by field name. Every command runs through
+``relion_qsub.proc`` (a ``runner`` with its signature, so tests can inject failures).
+
+Slurm 22.05, as verified on the testbed:
+
+- ``scontrol show job -o ID`` prints one line of ``Key=Value`` words; a value may hold spaces (Command, WorkDir,
+  StdErr), so a value runs up to the next ``Key=``. The controller forgets a job MinJobAge (default 300 s) after
+  its end; then scontrol answers "Invalid job id specified" and only accounting (sacct) still knows it.
+- ``sacct --parsable2`` separates fields with ``|`` and puts none at the end; free text (Comment, Reason) goes
+  last, so a ``|`` inside it cannot shift the other fields. State is "CANCELLED by <uid>" for a cancel.
+- ``squeue --format=%i|%T|%r|%k``: id, state, pending reason, comment (``--states=all``: ended jobs the controller
+  still holds too).
+- sbatch without ``--parsable`` answers "Submitted batch job N" (src/sbatch/sbatch.c, main; then " on cluster X" with
+  ``--clusters``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from .. import proc
+from ..errors import CommandError, TransientError
+from .states import CANCELLED, ENDED, base
+
+Runner = Callable[..., proc.Result]
+SCONTROL, SQUEUE, SACCT = "scontrol", "squeue", "sacct"
+FORGOTTEN = "Invalid job id specified"  # scontrol's answer for a job the controller does not (or no longer) know
+
+
+@dataclass(frozen=True, slots=True)
+class JobView:
+    """Slurm's view of one job, from scontrol or (for a job the controller forgot) sacct."""
+
+    job_id: str
+    state: str  # "RUNNING", "TIMEOUT", ...; "" when Slurm has no record
+    reason: str = ""
+    exit_code: str = ""
+    nodes: str = ""
+    time_limit: str = ""
+    tres_per_node: str = ""
+    # "scontrol", "sacct", "none" (the controller forgot the job, no accounting record) or "unreachable" (Slurm
+    # could not be asked: ``error`` says why; nothing is known about the job).
+    source: str = "scontrol"
+    error: str = ""
+    acct_state: str = ""  # sacct's State when asked: "CANCELLED by 1234" says who
+    owner_uid: int | None = None
+
+    @property
+    def known(self) -> bool:
+        return bool(self.state)
+
+    @property
+    def answered(self) -> bool:
+        return self.source != "unreachable"
+
+    @property
+    def ended(self) -> bool:
+        """Slurm said so: a final state, or it forgot the job. False when Slurm could not be asked."""
+        return self.answered and (not self.known or self.state in ENDED)
+
+    @property
+    def alive(self) -> bool:
+        return self.known and self.state not in ENDED
+
+
+# ---- sbatch ---------------------------------------------------------------------------------------------------
+
+_SUBMITTED = re.compile(r"Submitted batch job (\d+)")
+
+
+def submitted_job_id(stdout: str) -> str | None:
+    """The job id sbatch printed, or None when it printed none."""
+    match = _SUBMITTED.search(stdout)
+    return match.group(1) if match else None
+
+
+def submitted_answer(job_id: str) -> str:
+    """What sbatch would have printed for ``job_id`` (for a job found by its token after sbatch's answer was lost)."""
+    return f"Submitted batch job {job_id}\n"
+
+
+# ---- scontrol show job -o -------------------------------------------------------------------------------------
+
+_FIELD = re.compile(r"(?:^|\s)([A-Za-z][\w:/]*)=")
+
+
+def scontrol_argv(job_id: str, scontrol: str = SCONTROL) -> list[str]:
+    return [scontrol, "show", "job", "-o", job_id]
+
+
+def parse_scontrol(text: str) -> dict[str, str]:
+    """``scontrol show job -o`` as a dict; values may hold spaces (Command, WorkDir), the first of a key wins."""
+    info: dict[str, str] = {}
+    text = text.strip()
+    matches = list(_FIELD.finditer(text))
+    for i, match in enumerate(matches):
+        end = matches[i + 1].start() if i + 1 < len(matches) else len(text)
+        info.setdefault(match.group(1), text[match.end() : end].strip())
+    return info
+
+
+def view_from_scontrol(job_id: str, info: dict[str, str]) -> JobView:
+    uid = info.get("UserId", "").partition("(")[2].rstrip(")")  # "alice(1000)"
+    return JobView(
+        job_id,
+        base(info.get("JobState", "")),
+        info.get("Reason", ""),
+        info.get("ExitCode", ""),
+        info.get("NodeList", ""),
+        info.get("TimeLimit", ""),
+        info.get("TresPerNode", ""),
+        owner_uid=int(uid) if uid.isdigit() else None,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Shown:
+    """What ``scontrol show job`` said: the job (``view``), that the controller forgot it, or why it could not say."""
+
+    view: JobView | None
+    forgotten: bool = False
+    problem: str = ""  # "" when scontrol answered
+
+
+def show_job(job_id: str, runner: Runner = proc.run, timeout: float = 30) -> Shown:
+    """The controller's record of the job. Only "Invalid job id specified" means it forgot the job; any other failure
+    ("Unable to contact slurm controller", a timeout, no scontrol) means it could not be asked."""
+    try:
+        result = runner(scontrol_argv(job_id), timeout=timeout)
+    except CommandError as exc:
+        return Shown(None, problem=str(exc))
+    if result.returncode == 0 and "JobState=" in result.stdout:
+        return Shown(view_from_scontrol(job_id, parse_scontrol(result.stdout.splitlines()[0])))
+    if FORGOTTEN in result.stdout + result.stderr:
+        return Shown(None, forgotten=True)
+    said = (result.stderr.strip() or result.stdout.strip() or f"exit status {result.returncode}").splitlines()
+    return Shown(None, problem=f"scontrol: {said[0][:160]}")
+
+
+# ---- sacct --parsable2 ----------------------------------------------------------------------------------------
+
+VIEW_FIELDS = ("State", "ExitCode", "NodeList", "Timelimit", "Reason")  # Reason last: free text
+
+
+def sacct_argv(
+    job_ids: Iterable[str],
+    fields: Sequence[str],
+    *,
+    allocations: bool = False,
+    noconvert: bool = False,
+    sacct: str = SACCT,
+) -> list[str]:
+    """One sacct call for ``job_ids`` (any number: never one call per job). With ``--jobs`` the default start time
+    is the Epoch, not today's midnight (sacct(1), ``-S``): a job is found whenever it ran. ``allocations``: the job
+    lines alone, not its steps; ``noconvert``: sizes in bytes (MaxRSS, TRESUsageInTot mem)."""
+    return [
+        sacct,
+        "--parsable2",
+        "--noheader",
+        *(["--allocations"] if allocations else []),
+        *(["--noconvert"] if noconvert else []),
+        f"--jobs={','.join(job_ids)}",
+        f"--format={','.join(fields)}",
+    ]
+
+
+def parse_parsable2(text: str, fields: Sequence[str], required: int | None = None) -> list[dict[str, str]]:
+    """sacct's ``--parsable2`` lines as dicts by field name. The last field is free text and keeps any ``|``; a line
+    with fewer than ``required`` (default: all) fields is not one of ours and is skipped; missing ones are ""."""
+    need = len(fields) if required is None else required
+    rows = []
+    for line in text.splitlines():
+        parts = line.split("|", len(fields) - 1)
+        if len(parts) >= need:
+            rows.append(dict(zip(fields, parts + [""] * (len(fields) - len(parts)), strict=True)))
+    return rows
+
+
+def view_from_sacct(job_id: str, text: str) -> JobView | None:
+    """The job line of ``VIEW_FIELDS``: "CANCELLED by 0|0:15|cn5|00:05:00|None"; None when sacct has no record."""
+    for row in parse_parsable2(text, VIEW_FIELDS, required=4):
+        state = row["State"].strip()
+        if state:
+            return JobView(
+                job_id,
+                base(state),
+                row["Reason"],
+                row["ExitCode"],
+                row["NodeList"],
+                row["Timelimit"],
+                source="sacct",
+                acct_state=state,
+            )
+    return None
+
+
+def acct_state(job_id: str, runner: Runner = proc.run, timeout: float = 30) -> str:
+    """sacct's State of the job, which alone says who cancelled it ("CANCELLED by 1234"); "" without accounting."""
+    try:
+        result = runner(sacct_argv([job_id], ("State",), allocations=True), timeout=timeout)
+    except CommandError:
+        return ""
+    lines = result.stdout.strip().splitlines() if result.returncode == 0 else []
+    return lines[0].strip() if lines else ""
+
+
+def with_acct_state(view: JobView, runner: Runner = proc.run, timeout: float = 30) -> JobView:
+    """scontrol does not say who cancelled a job; sacct's State does ("CANCELLED by 1234")."""
+    state = acct_state(view.job_id, runner, timeout)
+    return replace(view, acct_state=state) if state and state.startswith(view.state) else view
+
+
+def job_state(job_id: str, runner: Runner = proc.run, timeout: float = 30) -> JobView:
+    """Slurm's view of the job: scontrol, else (the controller forgot it, or could not be asked) sacct.
+
+    ``state == ""`` with source "none" when the controller forgot it and sacct has no record; source "unreachable"
+    when scontrol failed otherwise and sacct gave no ended record.
+    """
+    shown = show_job(job_id, runner, timeout)
+    if shown.view is not None:
+        return with_acct_state(shown.view, runner, timeout) if shown.view.state == CANCELLED else shown.view
+    try:  # accounting, where there is any, knows ended jobs (and answers without the controller)
+        acct = runner(sacct_argv([job_id], VIEW_FIELDS, allocations=True), timeout=timeout)
+    except CommandError:
+        acct = None
+    view = view_from_sacct(job_id, acct.stdout) if acct is not None and acct.returncode == 0 else None
+    # How a job ended is final in accounting, but a live state is only as fresh as the controller's last report:
+    # while the controller is unreachable a job that ends stays RUNNING in slurmdbd. So with scontrol failing,
+    # only an ended record answers; a "running" one still means Slurm could not be asked.
+    if view is not None and (not shown.problem or view.state in ENDED):
+        return view
+    if shown.problem:
+        return JobView(job_id, "", source="unreachable", error=shown.problem)
+    return JobView(job_id, "", source="none")
+
+
+# sacct's value formats (``--noconvert``: MaxRSS and TRESUsageInTot mem in bytes; ReqTRES/AllocTRES keep suffixes).
+_SIZE = re.compile(r"^(\d+(?:\.\d+)?)([KMGTP]?)$")
+_POWER = {"": 0, "K": 1, "M": 2, "G": 3, "T": 4, "P": 5}
+
+
+def size_bytes(text: str, bare_unit: str = "") -> int | None:
+    """A Slurm size (``4000M``, ``1.5G``, ``507904``) in bytes; a bare number is in ``bare_unit`` ("" = bytes).
+    Binary, as Slurm's: 1G = 1024M."""
+    match = _SIZE.match(text.strip())
+    if match is None:
+        return None
+    unit = match.group(2) or bare_unit
+    return int(float(match.group(1)) * 1024 ** _POWER[unit])
+
+
+def seconds(text: str) -> float | None:
+    """``[D-][HH:]MM:SS[.mmm]`` (TotalCPU, Elapsed) in seconds; None for ``""``, ``INVALID`` and the like."""
+    text = text.strip()
+    days, _, clock = text.rpartition("-")
+    parts = clock.split(":")
+    try:
+        values = [float(p) for p in parts]
+        day_count = int(days) if days else 0
+    except ValueError:
+        return None
+    if not 1 <= len(values) <= 3:
+        return None
+    total = 0.0
+    for value in values:
+        total = total * 60 + value
+    return day_count * 86400 + total
+
+
+def timestamp(text: str) -> datetime | None:
+    """sacct's ``2026-12-01T22:31:51`` (local time); None for ``Unknown``, ``None`` (not started, not ended)."""
+    try:
+        return datetime.fromisoformat(text.strip())
+    except ValueError:
+        return None
+
+
+def tres(text: str) -> dict[str, str]:
+    """``billing=4,cpu=4,mem=4000M,node=2,gres/gpu=8`` as a dict."""
+    out: dict[str, str] = {}
+    for item in text.split(","):
+        key, sep, value = item.partition("=")
+        if sep:
+            out[key.strip()] = value.strip()
+    return out
+
+
+# ---- squeue ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedJob:
+    job_id: str
+    state: str
+    reason: str  # the pending reason ("None" when running)
+
+
+# id, state, reason, comment: the comment last, being free text.
+_QUEUE_FORMAT = "%i|%T|%r|%k"
+
+
+# The command a person runs to see the comments (and so the tokens) of their jobs.
+COMMENTS_BY_HAND = "squeue --me --format=%i,%k"
+
+
+def squeue_argv(squeue: str = SQUEUE) -> list[str]:
+    """Every job of this user the controller still holds (``--states=all``: ended ones too, until MinJobAge)."""
+    return [squeue, "--noheader", "--states=all", f"--user={os.getuid()}", f"--format={_QUEUE_FORMAT}"]
+
+
+def carries(comment: str, token: str) -> bool:
+    """Whether a job's comment is ``token`` or ends in ``[token]`` (submit.comment_with_token): an exact match, never
+    a substring, so one token is never taken for another that starts with it."""
+    return comment.rsplit("[", 1)[-1].strip("] ") == token
+
+
+def jobs_with_token(
+    token: str, runner: Runner = proc.run, squeue: str = SQUEUE, timeout: float = 30
+) -> list[QueuedJob]:
+    """Every job whose comment carries ``token``, oldest (lowest id) first.
+
+    Raises TransientError when squeue answers with an error (the controller busy or unreachable: ask again later),
+    CommandError when it cannot be run at all.
+    """
+    argv = squeue_argv(squeue)
+    result = runner(argv, timeout=timeout)
+    if result.returncode != 0:
+        lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+        why = lines[-1].strip() if lines else "(no message)"
+        raise TransientError(
+            f"squeue failed: {why}", argv=tuple(argv), returncode=result.returncode, stderr=result.stderr
+        )
+    rows = [row.split("|", 3) for row in result.stdout.splitlines()]
+    found = [QueuedJob(r[0].strip(), r[1], r[2]) for r in rows if len(r) == 4 and carries(r[3], token)]
+    return sorted(found, key=lambda job: (len(job.job_id), job.job_id))
