@@ -98,9 +98,11 @@ def ending(job_id: str, runner: Runner = proc.run, sleep: Callable[[float], None
         sleep(1)
     if acct and (not state or states.base(acct) == state):
         state = acct  # the same state, with "by <uid>" for a cancel
-    if view is None:
-        return states.describe(job_id, state)
-    return states.describe(job_id, state, view.exit_code, view.reason, view.owner_uid)
+    if view is None:  # the controller forgot the job (MinJobAge after its end): accounting has the rest
+        view = client.job_state(job_id, runner)
+    # The watcher runs as the job's owner (it was submitted beside the job, by the same user): "by you" is right.
+    owner = view.owner_uid if view.owner_uid is not None else os.getuid()
+    return states.describe(job_id, state or view.acct_state, view.exit_code, view.reason, owner)
 
 
 def main(argv: list[str]) -> int:

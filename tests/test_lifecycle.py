@@ -352,3 +352,14 @@ def test_what_the_trap_says_comes_from_what_the_job_sees() -> None:
     assert timeout.startswith("relion-qsub: Slurm job 5 hit its time limit (TIMEOUT, exit code 0:15)"), timeout
     for slurm in ({}, {"JobState": "RUNNING"}):  # no answer, or the script ended by itself
         assert said("5", "0", slurm) == jobend.reason("5", "0")
+
+
+def test_the_watcher_of_a_job_the_controller_forgot_reads_accounting(fp: FakeProcess) -> None:
+    """A watcher that starts more than MinJobAge after the job's end (a busy cluster): scontrol no longer knows the
+    job; sacct still says who cancelled it, its exit code and reason (slurm.client.job_state)."""
+    for _ in range(2):  # show_job, then job_state asks again before it reads accounting
+        fp.register(["scontrol", fp.any()], returncode=1, stderr="slurm_load_jobs error: Invalid job id specified\n")
+    fp.register(["sacct", fp.any()], stdout=f"CANCELLED by {os.getuid()}\n")
+    fp.register(["sacct", fp.any()], stdout=f"CANCELLED by {os.getuid()}|0:15|cn5|00:05:00|None\n")
+    line = watch.ending("11", sleep=lambda _: None)
+    assert line.startswith("Slurm job 11 was cancelled by you (") and "(CANCELLED, exit code 0:15)" in line, line
