@@ -44,14 +44,17 @@ WATCHED = "watched"  # the argument that says an end-watcher was submitted besid
 
 def preamble(job_dir: Path, stamp: runs.Stamp | None, watched: bool) -> list[str]:
     """The POSIX-shell lines that go before the script's first command: export the run's stamp (relion-launch reads
-    it) and trap EXIT. The trap keeps the script's exit status: neither bash nor dash change it after an EXIT trap."""
+    it) and trap EXIT. The trap keeps the script's exit status: neither bash nor dash change it after an EXIT trap.
+    When the program reported (the happy path) the shell sees its exit file and starts no Python: a glob reads the
+    directory (READDIR), as main does, so an NFS client's cached "no such file" does not hide it."""
     import shlex
 
     lines = [f"export {runs.ENV}={shlex.quote(stamp.encode())}"] if stamp is not None else []
     argv = [*command(job_dir), *([WATCHED] if watched else [])]
+    exits = f"{shlex.quote(os.path.abspath(job_dir))}/{jobdir.EXIT_GLOB}"
     return [
         *lines,
-        f'{FUNCTION}() {{ {shlex.join(argv)} "$1"; }}',
+        f'{FUNCTION}() {{ set -- "$1" {exits}; [ -e "$2" ] || {shlex.join(argv)} "$1"; }}',
         f"trap '{FUNCTION} \"$?\"' EXIT",
     ]
 

@@ -211,6 +211,19 @@ def test_the_trap_leaves_the_programs_own_report_alone(job: Path) -> None:
     assert sorted(x.name for x in job.iterdir()) == ["RELION_JOB_EXIT_SUCCESS", "run_submit.script"]
 
 
+@pytest.mark.parametrize("reported", [True, False])
+def test_the_trap_starts_no_python_when_the_program_reported(
+    job: Path, monkeypatch: pytest.MonkeyPatch, reported: bool
+) -> None:
+    monkeypatch.setattr(jobend, "command", lambda job_dir: ["/nonexistent/python"])
+    if reported:
+        (job / jobdir.EXIT_SUCCESS).touch()
+    lines = jobend.preamble(job, None, watched=True)
+    result = subprocess.run(["bash", "-c", "\n".join([*lines, "exit 4"])], capture_output=True, text=True)
+    assert result.returncode == 4
+    assert ("/nonexistent/python" in result.stderr) is not reported, result.stderr
+
+
 def test_the_trap_of_an_earlier_run_writes_nothing(job: Path) -> None:
     p = prepared(job, "echo body")
     rewrite(job / "run_submit.script", "RELION's next run\n")

@@ -22,6 +22,7 @@ EXIT_SUCCESS = "RELION_JOB_EXIT_SUCCESS"
 EXIT_FAILURE = "RELION_JOB_EXIT_FAILURE"
 EXIT_ABORTED = "RELION_JOB_EXIT_ABORTED"
 EXIT_FILES = (EXIT_SUCCESS, EXIT_FAILURE, EXIT_ABORTED)
+EXIT_GLOB = "RELION_JOB_EXIT_*"  # every exit file, as a shell pattern
 ABORT_NOW = "RELION_JOB_ABORT_NOW"  # the GUI's Abort creates it; the program checks for it between iterations
 RUN_OUT = "run.out"
 RUN_ERR = "run.err"
