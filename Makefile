@@ -28,15 +28,18 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m compileall -q relion_qsub
 
 # Site installation, the way an admin installs relion-qsub once for a cluster (README: "Site installation"):
-#   make site-install PREFIX=/usr/local/apps MODULEDIR=/usr/local/modulefiles SITE=biowulf
-# writes PREFIX/relion-qsub/<version>/ (bin/, the package, templates/ sources, share/templates/ rendered from the
-# site profile, etc/<site>.toml, venv/ with the runtime dependencies) and MODULEDIR/relion-qsub/<version>.lua (Lmod)
-# and MODULEDIR/relion-qsub/<version> (Environment Modules, Tcl). Nothing is written outside PREFIX and MODULEDIR.
-# `make install` (no PREFIX) stays the developer venv.
+#   make site-install PREFIX=/usr/local/apps MODULEDIR=/usr/local/modulefiles SITE=biowulf [FORCE=1]
+# writes PREFIX/relion-qsub/<version>/ (bin/, the package, etc/<site>.toml, venv/ with the runtime dependencies only,
+# share/man/), PREFIX/relion-qsub/templates/ (rendered from the site profile; the same path for every version, so
+# RELION's Continue of an old job survives an upgrade) and MODULEDIR/relion-qsub/<version>.lua (Lmod) and
+# MODULEDIR/relion-qsub/<version> (Environment Modules, Tcl). Nothing is written outside PREFIX and MODULEDIR, and
+# nothing into the checkout: no development venv (it runs with $(PYTHON)). An installed version is replaced only
+# with FORCE=1. `make install` (no PREFIX) stays the developer venv.
 SITE ?= biowulf
-site-install: $(VENV)/.installed
-	@test -n "$(PREFIX)" -a -n "$(MODULEDIR)" || { echo "usage: make site-install PREFIX=DIR MODULEDIR=DIR [SITE=name|profile.toml]" >&2; exit 64; }
-	bin/relion-qsub module install --site "$(SITE)" --prefix "$(PREFIX)" --moduledir "$(MODULEDIR)"
+PYTHON ?= python3
+site-install:
+	@test -n "$(PREFIX)" -a -n "$(MODULEDIR)" || { echo "usage: make site-install PREFIX=DIR MODULEDIR=DIR [SITE=name|profile.toml] [FORCE=1]" >&2; exit 64; }
+	RELION_QSUB_PYTHON="$(PYTHON)" PYTHONDONTWRITEBYTECODE=1 bin/relion-qsub module install --site "$(SITE)" --prefix "$(PREFIX)" --moduledir "$(MODULEDIR)" $(if $(FORCE),--force)
 
 testbed-up: deps
 	$(TESTBED) up

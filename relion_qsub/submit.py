@@ -612,12 +612,22 @@ def _refused(prepared: Prepared) -> Outcome:
     return Outcome(Status.REFUSED, EX_DATAERR, "not submitted; fix the errors above and run the job again")
 
 
+def _warned(prepared: Prepared) -> str:
+    """relion-qsub's own warnings, for run.err beside sbatch's refusal: the GUI shows run.err, not the terminal
+    where the warning went (sbatch's "Invalid partition name specified" says nothing of the partitions there are)."""
+    warnings = [c.message for c in prepared.result.changes if c.action == "warning"]
+    if not warnings:
+        return ""
+    more = f" (and {len(warnings) - 1} more: run `relion-qsub check {prepared.source}`)" if len(warnings) > 1 else ""
+    return f"; relion-qsub had warned: {warnings[0]}{more}"
+
+
 def _sbatch_failed(prepared: Prepared, exc: CommandError, token: str, hooks: Hooks) -> Outcome:
     """sbatch refused the job (exit with its status), or it could not be run or the controller did not answer
     within the retry budget (exit with the error's sysexits code)."""
     if exc.stderr:
         hooks.said(exc.stderr if exc.stderr.endswith("\n") else exc.stderr + "\n")
-    reason = str(exc)
+    reason = str(exc) + _warned(prepared)
     if isinstance(exc, TransientError):
         # Every request went out held (HOLD): one the controller still processes later creates a held job, which
         # never runs (doctor finds it by the token and --fix cancels it). So "failed" stays true.

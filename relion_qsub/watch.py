@@ -105,6 +105,13 @@ def ending(job_id: str, runner: Runner = proc.run, sleep: Callable[[float], None
     return states.describe(job_id, state or view.acct_state, view.exit_code, view.reason, owner)
 
 
+def timeout_hint(job_id: str, runner: Runner = proc.run) -> str | None:
+    """When Slurm ended the job at its time limit: the next walltime to ask, in the box RELION fills --time from."""
+    from .timelimit import reason
+
+    return reason(job_id, os.environ, runner)
+
+
 def main(argv: list[str]) -> int:
     """``watch JOBDIR JOB_ID [RUN]``: mark the RELION job failed, saying how Slurm ended it; exit 0 in every case
     (the watcher's own exit code is seen by nobody; its output goes to /dev/null). RUN: the run's stamp."""
@@ -112,11 +119,18 @@ def main(argv: list[str]) -> int:
         print("usage: watch JOBDIR JOB_ID [RUN]", file=sys.stderr)
         return 64
     job_dir, job_id = Path(argv[0]), argv[1]
+    stamp = runs.Stamp.decode(argv[2] if len(argv) > 2 else None)
+    hint = timeout_hint(job_id)
     if jobdir.exit_file(job_dir) is not None:
-        return 0  # the program or relion-launch said it already
-    line = f"relion-qsub: {ending(job_id)}"
+        # The program or relion-launch said it already; at a time limit they could not say what to ask next
+        # (Slurm SIGKILLs them KillWait seconds after SIGTERM): the next walltime and its box, for the GUI's run.err
+        # (not for a run RELION has replaced: that run.err is the new run's).
+        if hint and runs.superseded(job_dir, job_id, stamp) is None:
+            jobdir.note(job_dir, f"relion-qsub: {hint}")
+        return 0
+    line = f"relion-qsub: {hint or ending(job_id)}"
     try:
-        runs.mark(job_dir, jobdir.EXIT_FAILURE, line, job_id, runs.Stamp.decode(argv[2] if len(argv) > 2 else None))
+        runs.mark(job_dir, jobdir.EXIT_FAILURE, line, job_id, stamp)
     except OSError as exc:
         print(f"relion-qsub watch: cannot create {job_dir / jobdir.EXIT_FAILURE}: {exc.strerror}", file=sys.stderr)
     return 0

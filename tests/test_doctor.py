@@ -798,7 +798,9 @@ def test_timeout_from_slurm_and_run_err_reported_once(job_dir: Path) -> None:
     texts = [str(f) for f in findings]
     assert texts[0].startswith("error: Class2D/job001/: RELION thinks running, Slurm says ended: Slurm job 42 TIMEOUT")
     assert texts[1].startswith("error: Class2D/job001/: Slurm: job 42 hit its time limit of 00:05:00")
-    assert "--time" in texts[1] and len(texts) == 2  # run.err's TIME LIMIT line adds nothing new
+    # Issue 22: the fix names the next walltime and the box by its label (it said --time).
+    assert "ask 0:10:00 in the 'Walltime' box and continue from the last iteration" in texts[1], texts[1]
+    assert len(texts) == 2  # run.err's TIME LIMIT line adds nothing new
 
 
 def test_sacct_when_the_controller_forgot(job_dir: Path) -> None:

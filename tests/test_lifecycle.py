@@ -115,11 +115,13 @@ def test_mark_after_the_new_run_ended_adds_nothing(job: Path) -> None:
 
 # ---- the end-watcher of an earlier run --------------------------------------------------------------------------
 
+FAILED_JOB = "JobId=11 JobState=FAILED Reason=NonZeroExitCode"  # asked twice: for a time limit, then for the end
+
 
 def test_a_late_watcher_of_an_earlier_run_writes_no_failure(job: Path, fp: FakeProcess) -> None:
     """The reproduced bug: run 1's watcher starts late (busy cluster) after RELION's Continue removed the exit files
     and submitted run 2; it used to write FAILURE and RELION showed the successful run 2 Failed."""
-    fp.register(["scontrol", "show", "job", "-o", "11"], stdout="JobId=11 JobState=FAILED Reason=NonZeroExitCode")
+    fp.register(["scontrol", "show", "job", "-o", "11"], stdout=FAILED_JOB, occurrences=2)
     fp.register(["sacct", fp.any()], stdout="FAILED\n")
     stamp = runs.Stamp.of(job / "run_submit.script")
     assert stamp is not None
@@ -130,7 +132,7 @@ def test_a_late_watcher_of_an_earlier_run_writes_no_failure(job: Path, fp: FakeP
 
 
 def test_the_watcher_of_the_current_run_still_marks_it(job: Path, fp: FakeProcess) -> None:
-    fp.register(["scontrol", "show", "job", "-o", "11"], stdout="JobId=11 JobState=FAILED Reason=NonZeroExitCode")
+    fp.register(["scontrol", "show", "job", "-o", "11"], stdout=FAILED_JOB, occurrences=2)
     fp.register(["sacct", fp.any()], stdout="FAILED\n")
     stamp = runs.Stamp.of(job / "run_submit.script")
     assert stamp is not None
@@ -370,7 +372,7 @@ def test_what_the_trap_says_comes_from_what_the_job_sees() -> None:
 def test_the_watcher_of_a_job_the_controller_forgot_reads_accounting(fp: FakeProcess) -> None:
     """A watcher that starts more than MinJobAge after the job's end (a busy cluster): scontrol no longer knows the
     job; sacct still says who cancelled it, its exit code and reason (slurm.client.job_state)."""
-    for _ in range(2):  # show_job, then job_state asks again before it reads accounting
+    for _ in range(3):  # show_job, then job_state asks again before it reads accounting
         fp.register(["scontrol", fp.any()], returncode=1, stderr="slurm_load_jobs error: Invalid job id specified\n")
     fp.register(["sacct", fp.any()], stdout=f"CANCELLED by {os.getuid()}\n")
     fp.register(["sacct", fp.any()], stdout=f"CANCELLED by {os.getuid()}|0:15|cn5|00:05:00|None\n")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -188,16 +189,17 @@ def test_install_keeps_and_lists_stale_templates_and_never_writes_through_symlin
 ) -> None:
     monkeypatch.setattr(module, "_run", lambda argv, what: None)
     testbed = profile.load("testbed")
-    dest = module.install(testbed, tmp_path / "apps", tmp_path / "modules")
+    module.install(testbed, tmp_path / "apps", tmp_path / "modules")
     assert capsys.readouterr().err == ""
-    (dest / "share" / "templates" / "Old_gpu").mkdir()
-    (dest / "share" / "templates" / "Old_gpu" / "01_tiny.sh").write_text("")
+    shared = tmp_path / "apps" / "relion-qsub" / "templates"
+    (shared / "Old_gpu").mkdir()
+    (shared / "Old_gpu" / "01_tiny.sh").write_text("")
     target = tmp_path / "elsewhere.lua"
     target.write_text("mine\n")
     lua = tmp_path / "modules" / "relion-qsub" / f"{module.__version__}.lua"
     lua.unlink()
     lua.symlink_to(target)
-    module.install(testbed, tmp_path / "apps", tmp_path / "modules")
+    module.install(testbed, tmp_path / "apps", tmp_path / "modules", force=True)
     assert "also holds 1 file(s) this build did not write (kept): Old_gpu/01_tiny.sh" in capsys.readouterr().err
     assert target.read_text() == "mine\n" and not lua.is_symlink() and "setenv(" in lua.read_text()
 
@@ -216,3 +218,33 @@ def test_output_replaces_a_symlink(tmp_path: Path) -> None:
     )
     assert proc_.returncode == 0, proc_.stderr
     assert target.read_text() == "mine\n" and not out.is_symlink() and "setenv(" in out.read_text()
+
+
+def test_install_from_the_package_refuses_to_overwrite_and_keeps_one_template_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 22: install copies the package it runs from (no checkout needed), never replaces an installed version
+    silently, and points RELION at templates whose path outlives versions (RELION reads job.star's qsubscript again
+    on Continue)."""
+    monkeypatch.setattr(module, "_run", lambda argv, what: None)  # no venv, no pip
+    testbed = profile.load("testbed")
+    apps, modules = tmp_path / "apps", tmp_path / "modules"
+    dest = module.install(testbed, apps, modules)
+    assert (dest / "bin" / "relion-qsub").read_text() == (ROOT / "bin" / "relion-qsub").read_text()
+    assert os.readlink(dest / "bin" / "relion-launch") == "relion-qsub"
+    assert (dest / "relion_qsub" / "sitetools" / "jinja" / "common.sh.j2").is_file()
+    lua = (modules / "relion-qsub" / f"{module.__version__}.lua").read_text()
+    shared = apps.absolute() / "relion-qsub" / "templates"
+    assert f'setenv("RELION_QSUB_TEMPLATE", "{shared}/common.sh")' in lua and module.__version__ not in str(shared)
+    assert (shared / "common.sh").is_file() and (shared / "Class2D_gpu" / "01_tiny.sh").is_file()
+    assert f'prepend_path("MANPATH", "{dest}/share/man")' in lua
+    assert {p.name for p in (dest / "share" / "man" / "man1").iterdir()} >= {"relion-qsub.1", "relion-launch.1"}
+    before = lua
+    with pytest.raises(UsageError, match=rf"^relion-qsub {module.__version__} is installed already .*give --force"):
+        module.install(testbed, apps, modules)
+    assert module.install(testbed, apps, modules, force=True) == dest
+    assert (modules / "relion-qsub" / f"{module.__version__}.lua").read_text() == before
+
+
+def test_the_wrapper_in_the_package_is_bin_relion_qsub() -> None:
+    assert module.WRAPPER.read_text() == (ROOT / "bin" / "relion-qsub").read_text()

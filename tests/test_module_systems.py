@@ -124,7 +124,11 @@ def check_session(workdir: Path, prefix: str, biowulf: profile.Site) -> None:
     expected = dict(module.variables(biowulf, prefix))
     assert {k: loaded.get(k) for k in expected} == expected
     assert loaded["PATH"] == f"{prefix}/bin:{before['PATH']}"
-    assert after == before  # unload restores the environment exactly
+    assert f"{prefix}/share/man" in loaded["MANPATH"].split(":")  # `man relion-qsub` after module load
+    # Unload restores the environment exactly; MANPATH up to empty elements (Lmod keeps a trailing "::" where it
+    # had ":"; for man both mean "and the default path").
+    manpath = [[p for p in env.pop("MANPATH", "").split(":") if p] for env in (before, after)]
+    assert after == before and manpath[0] == manpath[1]
     help_text, whatis = (workdir / "help").read_text(), (workdir / "whatis").read_text()
     assert f"relion-qsub {__version__}: RELION's queue submission for Slurm at site biowulf." in help_text
     assert "relion-qsub recommend JOBTYPE --node-type T" in help_text and "$" not in help_text.replace("${", "")
@@ -176,7 +180,10 @@ def test_site_install_then_module_load_then_relion_pipeliner_runs_a_job(tmp_path
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert sorted(os.listdir(home)) == []  # nothing written outside PREFIX and MODULEDIR
     dest = prefix / "relion-qsub" / __version__
-    assert (dest / "venv" / "bin" / "python").exists() and (dest / "share" / "templates" / "common.sh").is_file()
+    assert (dest / "venv" / "bin" / "python").exists() and (
+        prefix / "relion-qsub" / "templates" / "common.sh"
+    ).is_file()
+    assert (dest / "share" / "man" / "man1" / "relion-qsub.1").is_file()
     project = tmp_path / "project"
     project.mkdir()
     (project / "default_pipeline.star").write_text("data_pipeline_general\n\n_rlnPipeLineJobCounter 1\n")
@@ -186,12 +193,14 @@ type module >/dev/null 2>&1 || source {LMOD_INIT}
 module use {moduledir}
 module load relion-qsub
 command -v relion-qsub
+man -w relion-qsub
 relion_pipeliner --addJob Class2D --addJobOptions "fn_img == particles.star"
 relion_pipeliner --RunJobs Class2D/job001/ --sec_wait_after 0
 """
     proc = login_shell(script, project, SLURM_CONF=os.environ.get("SLURM_CONF", ""))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.splitlines()[0] == f"{dest}/bin/relion-qsub"
+    assert proc.stdout.splitlines()[1] == f"{dest}/share/man/man1/relion-qsub.1"  # man relion-qsub works
     job = project / "Class2D" / "job001"
     submitted = (job / "run_submit.script").read_text()
     assert submitted.startswith("#!/bin/bash\n# RELION queue template for site testbed")  # the module's template

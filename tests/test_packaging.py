@@ -40,3 +40,19 @@ def test_wheel_installed_outside_the_checkout_builds_templates(tmp_path: Path) -
     run([str(env_dir / "bin" / "relion-qsub"), "templates", "build", "--site", "testbed", "--out", str(out)], tmp_path)
     assert (out / "common.sh").is_file() and (out / "lscratch_mon.sh").is_file()
     assert any(out.glob("*/01_tiny.sh"))
+    # Issue 22: the installed package installs a site tree itself (it exited 66, "install from a checkout"), with
+    # man pages; relion-launch has --version; a second install of the same version is refused.
+    bin_dir = env_dir / "bin"
+    assert run([str(bin_dir / "relion-launch"), "--version"], tmp_path).stdout.startswith("relion-launch ")
+    apps, modules = tmp_path / "apps", tmp_path / "modules"
+    install = [str(bin_dir / "relion-qsub"), "module", "install", "--site", "testbed", "--prefix", str(apps)]
+    run([*install, "--moduledir", str(modules)], tmp_path)
+    (dest,) = (apps / "relion-qsub").glob("0*")
+    assert (dest / "share" / "man" / "man1" / "relion-qsub.1").is_file()
+    assert (apps / "relion-qsub" / "templates" / "common.sh").is_file()
+    done = subprocess.run(
+        [str(dest / "bin" / "relion-qsub"), "--version"], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0 and done.stdout.startswith("relion-qsub "), done.stderr
+    again = subprocess.run([*install, "--moduledir", str(modules)], capture_output=True, text=True, timeout=120)
+    assert again.returncode == 64 and "installed already" in again.stderr and "--force" in again.stderr

@@ -87,13 +87,30 @@ def test_request_beyond_the_node_warns() -> None:
 
 
 def test_jobtype_lookup() -> None:
-    recipe, node = recommend.find_recipe(BIOWULF, "class2d_gpu", None)
+    [(recipe, node)] = recommend.find_recipes(BIOWULF, "class2d_gpu", None)
     assert (recipe.key, node) == ("class_gpu", "p100")
-    assert recommend.find_recipe(BIOWULF, "Class2D", "x2695")[0].key == "class_cpu"
-    with pytest.raises(UsageError, match="matches class_gpu, class_cpu"):
-        recommend.find_recipe(BIOWULF, "Class2D", None)
-    with pytest.raises(UsageError, match=r"no recipe 'nosuch'.*known: motioncor2"):
-        recommend.find_recipe(BIOWULF, "nosuch", None)
+    assert [r.key for r, _ in recommend.find_recipes(BIOWULF, "Class2D", "x2695")] == ["class_cpu"]
+    # A RELION job type as users name it: every recipe for it (the title says "Class2D & Class3D").
+    for word in ("Class3D", "class3d", "relion.class3d", "3D classification"):
+        assert [r.key for r, _ in recommend.find_recipes(BIOWULF, word, None)] == ["class_gpu", "class_cpu"]
+    assert [r.key for r, _ in recommend.find_recipes(BIOWULF, "Polish", None)] == ["refine"]
+    with pytest.raises(UsageError, match=r"no recipe 'nosuch'.*known: motioncor2.*RELION job type \(MotionCorr"):
+        recommend.find_recipes(BIOWULF, "nosuch", None)
+    with pytest.raises(UsageError, match="biowulf has no recipe for ModelAngelo"):
+        recommend.find_recipes(BIOWULF, "ModelAngelo", None)
+
+
+def test_recommend_class3d_and_the_help_examples_work(capsys: pytest.CaptureFixture[str]) -> None:
+    """`recommend Class3D` failed with "no recipe 'Class3D'"; every example in --help must run."""
+    help_text = recommend._parser().format_help()
+    examples = [line.split()[2:] for line in help_text.splitlines() if line.strip().startswith("relion-qsub recommend")]
+    assert ["Class3D"] in examples
+    for argv in examples:
+        assert recommend.main([*argv, "--site", "biowulf"]) == 0, argv
+    capsys.readouterr()
+    assert recommend.main(["Class3D", "--site", "biowulf", "--json"]) == 0
+    advice = json.loads(capsys.readouterr().out)
+    assert {a["recipe"] for a in advice} == {"class_gpu", "class_cpu"} and len(advice) == 7
 
 
 def test_cli_errors_are_one_line() -> None:
@@ -130,9 +147,9 @@ def test_bad_new_sections_name_file_key_and_expectation(tmp_path: Path, toml: st
 
 def test_a_template_directory_gives_its_node_type_and_node_warnings() -> None:
     # "CtfFind" is the template directory (built for x2695); "ctffind" the recipe, whose one row is "any".
-    assert recommend.find_recipe(BIOWULF, "CtfFind", None) == (BIOWULF.profile.recipes["ctffind"], "x2695")
-    assert recommend.find_recipe(BIOWULF, "ctffind", None) == (BIOWULF.profile.recipes["ctffind"], None)
-    assert recommend.find_recipe(BIOWULF, "GCTF", None)[1] == "p100"
+    assert recommend.find_recipes(BIOWULF, "CtfFind", None) == [(BIOWULF.profile.recipes["ctffind"], "x2695")]
+    assert recommend.find_recipes(BIOWULF, "ctffind", None) == [(BIOWULF.profile.recipes["ctffind"], None)]
+    assert recommend.find_recipes(BIOWULF, "GCTF", None)[0][1] == "p100"
     text = qsub("CtfFind", "--threads", "60")
     assert text.returncode == 0, text.stderr
     assert text.stdout.startswith("CTFRefinement using cttfind4 on x2695 (") and "on any node" not in text.stdout

@@ -272,3 +272,30 @@ def failure_line_now(job: Path) -> str:
 def _with_token(token: str) -> list[list[str]]:
     out = run(["squeue", "--noheader", "--states=all", "--format=%i|%T|%r|%k"], check=False).stdout
     return [row.split("|")[:3] for row in out.splitlines() if token in row]
+
+
+def test_time_limit_names_the_next_walltime_and_its_box_in_run_err(tmp_path: Path) -> None:
+    """Issue 22: after a time-limit kill the GUI's run.err says what to ask next and where (only `report` did)."""
+    template = tmp_path / "common.sh"
+    template.write_text("#!/bin/bash\n#SBATCH --time=XXXextra1XXX\nXXXcommandXXX\n")
+    job = job_dir(tmp_path, f"{LAUNCH} sh -c 'exec sleep 300' --pipeline_control Class2D/job001/")
+    site_env = env(RELION_QSUB_TEMPLATE=str(template), RELION_QSUB_EXTRA1="Walltime")
+    proc = qsub(tmp_path, site_env=site_env)
+    assert proc.returncode == 0, proc.stderr
+    entry = json.loads((job / "relion-qsub.jsonl").read_text().splitlines()[-1])
+    job_id = str(entry["job_id"])
+    wait_until("the job runs", lambda: job_info(job_id).get("JobState") == "RUNNING", timeout=60)
+    time.sleep(2)  # relion-launch has started the step
+    end = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() + 2))
+    run(["scontrol", "update", f"JobId={job_id}", f"EndTime={end}"], timeout=30)
+    assert wait_for_job(job_id, timeout=90)["JobState"] == "TIMEOUT"
+    hint = "at its time limit ("
+    wait_until("the time-limit hint in run.err", lambda: hint in (job / "run.err").read_text(), timeout=60)
+    err = (job / "run.err").read_text()
+    assert (job / FAILURE).exists() and not (job / SUCCESS).exists(), err
+    line = next(line for line in err.splitlines() if hint in line)
+    assert " in the 'Walltime' box (RELION_QSUB_EXTRA1) and continue from the last iteration" in line, line
+    limit, ask = line.split(hint, 1)[1].split("): ask ", 1)[0], line.split("): ask ", 1)[1].split(" ", 1)[0]
+    from relion_qsub.slurm.client import seconds
+
+    assert seconds(ask) == 2 * (seconds(limit) or 0) > 0, line

@@ -238,9 +238,12 @@ def _views(relion: str, slurm: JobView, slurm_text: str, abort: bool = False) ->
     return ("ok", f"RELION: {relion}; {slurm_text}", "")
 
 
-def judge(where: str, relion: str, slurm: JobView | None, abort: bool = False) -> list[Verdict]:
-    """(level, what, fix) for RELION's view against Slurm's, then how Slurm says the job ended. An abort (RELION's
-    exit file says aborted) is the user's: Slurm's FAILED/CANCELLED for it is no error."""
+def judge(
+    where: str, relion: str, slurm: JobView | None, time_box: str = "--time", abort: bool = False
+) -> list[Verdict]:
+    """(level, what, fix) for RELION's view against Slurm's, then how Slurm says the job ended; ``time_box``: the
+    GUI box --time comes from, named in the fix of a time-limit ending. An abort (RELION's exit file says aborted) is
+    the user's: Slurm's FAILED/CANCELLED for it is no error; ``abort``: RELION_JOB_ABORT_NOW is there."""
     if slurm is None:
         return _no_job_id(relion)
     if not slurm.answered:
@@ -263,6 +266,10 @@ def judge(where: str, relion: str, slurm: JobView | None, abort: bool = False) -
         level, what, fix = ending
         limit = f" of {slurm.time_limit}" if slurm.state == TIMEOUT and slurm.time_limit else ""
         what = cancelled_by(slurm.acct_state, slurm.owner_uid) or what
+        if slurm.state == TIMEOUT:
+            from ..timelimit import advice
+
+            fix = advice(slurm.time_limit, time_box)
         out.append((level, f"Slurm: job {slurm.job_id} {what}{limit}" + (f" ({detail})" if detail else ""), fix))
     return out
 
@@ -271,6 +278,23 @@ def judge(where: str, relion: str, slurm: JobView | None, abort: bool = False) -
 
 
 Runner = Callable[..., proc.Result]
+
+
+def _time_box() -> str:
+    """The Walltime box by its label: RELION's environment (template and RELION_QSUB_EXTRAn), else the site
+    profile's [[fields]] entry for --time, else the option itself."""
+    from .. import profile
+    from ..errors import RelionQsubError
+    from ..timelimit import time_box
+
+    found = time_box(os.environ)
+    if found:
+        return found
+    try:
+        field = profile.load(None).profile.field_for("time")
+    except (RelionQsubError, OSError):
+        field = None
+    return f"the '{field.label}' box" if field is not None else "--time"
 
 
 def ghost_findings(where: str, token: str, runner: Runner) -> list[Finding]:
@@ -518,7 +542,8 @@ def _views_found(
     watcher = (last.watcher if last is not None else None) or ""
     abort = jobdir.aborted(job_dir)
     found = []
-    for level, what, fix in judge(where, relion, slurm, abort):
+    time_box = _time_box() if slurm and slurm.state == TIMEOUT else ""
+    for level, what, fix in judge(where, relion, slurm, time_box, abort):
         repair = None
         if slurm is None:
             pass

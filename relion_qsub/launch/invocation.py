@@ -32,6 +32,7 @@ program itself.
 
 Options (before the command; the first word that is not an option starts the command):
   -h, --help         show this help
+  --version          print the version
   -v, --verbose      tracebacks on errors
   --dry-run          print the plan (srun argv, hostfile lines, rank -> node, GPU) and run nothing
   --env-file FILE    with --dry-run: plan for the environment saved in FILE instead of this one; save it
@@ -77,6 +78,7 @@ class Invocation:
     mode: str | None = None
     verbose: bool = False
     help: bool = False
+    version: bool = False
     ntasks: int | None = None
     srun_options: list[str] = field(default_factory=list)
     command: list[str] = field(default_factory=list)
@@ -121,6 +123,8 @@ def parse_args(argv: Sequence[str]) -> Invocation:
         name = word.split("=", 1)[0]
         if name in ("-h", "--help"):
             inv.help = True
+        elif name == "--version":
+            inv.version = True
         elif name in ("-v", "--verbose"):
             inv.verbose = True
         elif name == "--dry-run":

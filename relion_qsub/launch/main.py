@@ -61,6 +61,11 @@ def run(inv: Invocation) -> int:
     if inv.help:
         sys.stdout.write(HELP)
         return 0
+    if inv.version:
+        from .. import __version__
+
+        print(f"{PROG} {__version__}")
+        return 0
     if not inv.command:
         raise UsageError("no command given; usage: relion-launch [options] [srun options] <command...> (see --help)")
     if inv.env_file and not inv.dry_run:
@@ -121,6 +126,16 @@ def _launch(plan: Plan, rargs: RelionArgs, env: Mapping[str, str], directory: st
             f"got {name} while {rargs.program} was running: Slurm is ending the job (time limit, scancel, node "
             f"failure or preemption; `sacct -j {env.get('SLURM_JOB_ID', '<job id>')}` says which)"
         )
+        # Then, in the seconds before SIGKILL (KillWait), which one and what to do: a second run.err line, where
+        # the GUI shows it (first the exit file: a slow controller must not cost RELION its verdict).
+        try:
+            from ..timelimit import reason
+
+            timeout = reason(env.get("SLURM_JOB_ID", ""), env)
+        except Exception:  # a hint only: the job is being killed
+            timeout = None
+        if timeout:
+            stderr_text(f"{PROG}: {timeout}\n")
 
     in_step = plan.mode is not Mode.LOCAL
     grace = abort_grace(env)

@@ -47,12 +47,13 @@ _KIND_OF_ANNOTATION = {
     "tuple[float, ...]": Kind.NUMBERS,
 }
 # What a key's declaration may say beyond type, default and meaning (checked when the typed object is read).
-LIMITS = ("minimum", "maximum", "why", "choices")
+LIMITS = ("minimum", "maximum", "why", "choices", "form")
 
 
 def key(default: Any, doc: str, **limits: Any) -> Any:
     """A dataclass field that declares a profile key. ``limits``: ``minimum``/``maximum`` (a whole number; ``why``
-    says why the maximum in the error) or ``choices`` (a string)."""
+    says why the maximum in the error), ``choices`` (a string) or ``form`` (a string in a Slurm form: "time" or
+    "memory", relion_qsub.profile.forms)."""
     unknown = set(limits) - set(LIMITS)
     assert not unknown, f"not a limit: {unknown}"
     return field(default=default, metadata={"doc": doc, **limits})

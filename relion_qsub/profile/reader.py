@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 from ..errors import ProfileError
 from ..slurm.options import nearest
+from . import forms
 from .declare import Kind, declared
 
 T = TypeVar("T")
@@ -117,7 +118,8 @@ class Reader:
     def value(self, name: str, kind: Kind, limits: Mapping[str, Any]) -> Any:
         """The value of a declared key (relion_qsub.profile.declare), of its type and in its range or choices."""
         if kind is Kind.STRING:
-            return self.text(name, choices=limits.get("choices", ()))
+            text = self.text(name, choices=limits.get("choices", ()))
+            return forms.check(self, name, text, limits["form"]) if "form" in limits else text
         if kind is Kind.INTEGER:
             minimum, maximum, why = limits.get("minimum", 0), limits.get("maximum"), limits.get("why", "")
             return self.integer(name, minimum=minimum, maximum=maximum, why=why)

@@ -16,7 +16,7 @@ from ..errors import ScriptError
 from ..script import split_words
 from ..slurm.options import BY_NAME, parse_words
 from ..units import memory_mb
-from . import crosscheck, declare
+from . import crosscheck, declare, forms
 from .reader import FILLED, Reader
 
 if TYPE_CHECKING:
@@ -331,7 +331,7 @@ def read_memory(r: Reader, key: str, default: Any = FILLED) -> str:
     """A Slurm memory size at ``key`` (``20g``, ``4200m``, ``500``)."""
     value = r.text(key, default)
     if memory_mb(value) is None:
-        raise r.fail(key, "a Slurm memory size such as 4g, 4200m or 500 (MB)", value)
+        raise r.fail(key, forms.MEMORY, value)
     return value
 
 
@@ -389,7 +389,10 @@ def _fields(top: Reader) -> tuple[GuiField, ...]:
         option = f.text("option")
         if option and option not in BY_NAME:
             raise f.fail("option", "an sbatch long option name without '--' (time, mem-per-cpu, gres) or none", option)
-        out.append(GuiField(number, label, option, f.text("default"), f.text("help")))
+        default = f.text("default")
+        if option in forms.OPTION_FORMS:  # what the box starts with goes into --<option> of every job
+            forms.check(f, "default", default, forms.OPTION_FORMS[option])
+        out.append(GuiField(number, label, option, default, f.text("help")))
     return tuple(out)
 
 
@@ -429,8 +432,9 @@ def _row(r: Reader, defaults: Reader, node_type: str, has_threads: bool) -> Row:
         raise r.fail("queue", "the partition ('Queue name'), here or in the recipe's defaults", "")
     threads = r.integer("threads", defaults.integer("threads", 1, minimum=1), minimum=1) if has_threads else None
     memory = text("memory")
-    if memory and memory_mb(memory) is None:
-        raise r.fail("memory", "a Slurm memory size such as 4g, 4200m or 0", memory)
+    for key, form in (("walltime", "time"), ("memory", "memory")):
+        where = r if key in r.data else defaults  # the error names the table the value came from
+        forms.check(where, key, text(key), form)
     return Row(
         node_type=node_type,
         mpi=read_mpi(r, "mpi", read_mpi(defaults, "mpi", 1).value) if "mpi" in r.data else read_mpi(defaults, "mpi", 1),
@@ -475,7 +479,8 @@ def _recipes(top: Reader, node_types: Mapping[str, NodeType]) -> dict[str, Recip
 def _size(r: Reader, row: Row, name: str) -> Size:
     memory = r.text("memory", row.memory)
     if memory_mb(memory) is None:
-        raise r.fail("memory", "a Slurm memory size (the recipe row gives none)", memory)
+        raise r.fail("memory", forms.MEMORY + " (the recipe row gives none)", memory)
+    forms.check(r, "walltime", r.text("walltime", row.walltime), "time")
     return Size(
         name=name,
         index=SIZE_NAMES.index(name) + 1,

@@ -32,11 +32,11 @@ class Partition:
     default: bool = key(False, "Slurm's default partition (Default=YES): jobs without -p")
     gpu_types: tuple[str, ...] = key((), "the GPU types of its nodes ([gpu_types] entries)")
     gpus_per_node: int = key(0, "GPUs on its largest node")
-    max_time: str = key("", "MaxTime as Slurm writes it (10-00:00:00); empty: UNLIMITED")
+    max_time: str = key("", "MaxTime as Slurm writes it (10-00:00:00); empty: UNLIMITED", form="time")
     max_nodes: int = key(0, "MaxNodes per job (0: unlimited)")
     nodes: int = key(0, "how many nodes it has (0: unknown)")
     cpus: int = key(0, "CPUs on its largest node (Slurm CPUs)")
-    memory: str = key("", "memory of its largest node (RealMemory, e.g. 240g or 64000 MB)")
+    memory: str = key("", "memory of its largest node (RealMemory, e.g. 240g or 64000 MB)", form="memory")
     scratch_gb: int = key(0, "scratch gres (GB) on its largest node")
     features: tuple[str, ...] = key((), "node features (--constraint names) of its nodes")
 

@@ -94,6 +94,12 @@ def append_err(jobdir: Path, line: str) -> str:
     return _append_line(jobdir / RUN_ERR, line)
 
 
+def note(jobdir: Path, line: str) -> str:
+    """Append ``line`` to run.err without touching the exit files (a second word on an ending already told); best
+    effort as in :func:`mark_failed`; returns what became of it."""
+    return _append_line(jobdir / RUN_ERR, line)
+
+
 def require_regular(path: Path) -> os.stat_result:
     """Raise OSError unless ``path`` is a regular file (after symlinks). Never opens it: a FIFO would block."""
     st = os.stat(path)

@@ -134,6 +134,19 @@ def _ask(runner: Callable[..., proc.Result], argv: list[str]) -> proc.Result:
     return result
 
 
+def ping(runner: Callable[..., proc.Result], timeout: float) -> None:
+    """Fail at once, with Slurm's words, when the controller does not answer: against a dead controller every
+    scontrol and sinfo call waits out its message timeouts and retries (a minute and more, silently)."""
+    try:
+        result = runner(["scontrol", "ping"], timeout=timeout)
+    except CommandError as exc:
+        raise exc.again(f"the Slurm controller does not answer: {exc}") from exc
+    if result.returncode != 0 or " is UP" not in result.stdout:
+        lines = (result.stdout + result.stderr).splitlines()
+        said = next((line.strip() for line in lines if line.strip().strip("*")), f"exit {result.returncode}")
+        raise CommandError(f"the Slurm controller does not answer scontrol ping: {said} (is slurmctld up?)")
+
+
 def read(runner: Callable[..., proc.Result] = proc.run) -> tuple[list[Partition], list[Node], str]:
     """The live cluster: (partitions, nodes, where the nodes came from)."""
     partitions = parse_partitions(_ask(runner, ["scontrol", "show", "partition", "-o"]).stdout)

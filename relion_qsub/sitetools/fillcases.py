@@ -32,7 +32,18 @@ PROGRAMS = {
     "PseudoSubtomo": ("relion_tomo_subtomo", "--o {jobdir} --j {threads}"),
     "CtfRefine": ("relion_ctf_refine", "--i Refine3D/job020/run_data.star --o {jobdir} --fit_defocus --j {threads}"),
     "LocalRes": ("relion_postprocess", "--locres --i Refine3D/job020/run_half1_class001_unfil.mrc --o {jobdir}relion"),
+    "Class3D": ("relion_refine", "--o {jobdir}run --i particles.star --ref ref.mrc --K 4 --j {threads}"),
+    "MultiBody": (
+        "relion_refine",
+        "--continue Refine3D/job020/run_it017_optimiser.star --o {jobdir}run --multibody_masks bodies.star "
+        "--j {threads}",
+    ),
+    "Polish": ("relion_motion_refine", "--i CtfRefine/job021/particles_ctf_refine.star --o {jobdir} --j {threads}"),
+    # RELION 5 (pipeline_jobs.cpp getCommandsModelAngeloJob / getCommandsDynaMightJob): python programs, no MPI.
+    "ModelAngelo": ("relion_python_modelangelo", "build -v PostProcess/job030/postprocess.mrc -o {jobdir} -d 0"),
+    "DynaMight": ("relion_python_dynamight", "optimize-deformations --output-directory {jobdir} --n-threads {threads}"),
 }
+NO_MPI = ("ModelAngelo", "DynaMight")  # RelionJob::initialise: has_mpi = false
 
 
 @dataclass(frozen=True)
@@ -50,7 +61,13 @@ class Case:
 def commands_for(relion_job: str, jobdir: str, mpi: int, threads: int, gpu: bool) -> tuple[str, ...]:
     program, args = PROGRAMS[relion_job]
     args = args.format(jobdir=jobdir, threads=threads) + (' --gpu ""' if gpu else "")
-    return (relion_command(program, args, jobdir=jobdir, mpi=mpi),)
+    return (relion_command(program, args, jobdir=jobdir, mpi=mpi, mpi_capable=relion_job not in NO_MPI),)
+
+
+def uses_gpus(row: recipes.Row, node: recipes.NodeType | None) -> bool:
+    """Whether RELION would be told --gpu: the row asks GPUs of a GPU node (a CPU program on a GPU node does not)."""
+    asks = any(item.split(":")[0] == "gpu" for item in row.gres.split(",")) if row.gres else False
+    return bool(node and node.has_gpus and asks)
 
 
 def default_extras(site: profile.Site) -> dict[int, str]:
@@ -81,7 +98,7 @@ def cases(site: profile.Site, rendered: list[Rendered]) -> list[Case]:
             assert r.mpi is not None and r.threads is not None
             recipe, node = site.profile.recipes[r.recipe], site.profile.node_types[r.node_type]
             jobdir = f"{recipe.relion_job}/job{len(out) + 1:03d}/"
-            cmds = commands_for(recipe.relion_job, jobdir, r.mpi, r.threads, node.has_gpus)
+            cmds = commands_for(recipe.relion_job, jobdir, r.mpi, r.threads, uses_gpus(recipe.row(node.name), node))
             out.append(
                 Case(r.path, r.path, jobdir, cmds, r.mpi, r.threads, site.profile.queue.name, default_extras(site))
             )
@@ -110,7 +127,7 @@ def cases(site: profile.Site, rendered: list[Rendered]) -> list[Case]:
             jobdir = f"{recipe.relion_job}/job{len(out) + 1:03d}/"
             row_node = site.profile.node_types.get(node_name)
             mpi, threads = row.mpi.value, row.threads or 1
-            cmds = commands_for(recipe.relion_job, jobdir, mpi, threads, bool(row_node and row_node.has_gpus))
+            cmds = commands_for(recipe.relion_job, jobdir, mpi, threads, uses_gpus(row, row_node))
             out.append(
                 Case(
                     f"common.sh-{key}-{node_name}",

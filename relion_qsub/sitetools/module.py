@@ -12,9 +12,12 @@ Values RELION would silently mangle are refused: RELION_QUEUE_USE other than yes
 as "no"), RELION_QSUB_NRMPI / NRTHREADS above 127 (stored in a char, they wrap to negative numbers), line breaks.
 
 Site tree (``install``): ``<PREFIX>/relion-qsub/<version>/`` holds ``bin/``, ``relion_qsub/`` (with the Jinja2
-sources as package data), ``share/templates/`` (the rendered templates), ``etc/<site>.toml`` and ``venv/`` (the
-runtime dependencies; bin/relion-qsub uses it); ``<MODULEDIR>/relion-qsub/<version>.lua`` and ``<version>`` (Tcl).
-Nothing else is written (pip runs with --no-cache-dir).
+sources as package data), ``etc/<site>.toml`` and ``venv/`` (the runtime dependencies; bin/relion-qsub uses it);
+``<PREFIX>/relion-qsub/templates/`` the rendered templates, outside every version: RELION stores the template's path
+in each job's job.star (``qsubscript``) and reads it again on Continue (pipeline_jobs.cpp, ``RelionJob::read``), so
+a path with a version in it would break Continue of every older job once that version is removed;
+``<MODULEDIR>/relion-qsub/<version>.lua`` and ``<version>`` (Tcl). Nothing else is written (pip runs with
+--no-cache-dir). The package is copied from wherever this one runs: a checkout or a pip-installed wheel.
 """
 
 from __future__ import annotations
@@ -34,8 +37,10 @@ from ..profile import recipes
 from ..relion.jobdir import SUBMIT_SCRIPT
 
 NAME = "relion-qsub"
-# The checkout (or unpacked source tree) this package runs from: bin/ sits beside relion_qsub/.
-SOURCE_ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = Path(__file__).resolve().parents[1]  # relion_qsub/, in a checkout or in site-packages
+# bin/relion-qsub of the checkout, as package data (pyproject.toml), so a wheel can install a site tree too;
+# tests/test_module.py keeps the two identical.
+WRAPPER = Path(__file__).resolve().parent / "wrapper.sh"
 RUNTIME_REQUIREMENTS = ("jinja2>=3.1", "python-hostlist>=2.0", "psutil>=5.9")  # pyproject.toml [project] dependencies
 
 
@@ -43,16 +48,21 @@ def template_dir(prefix: str) -> str:
     return f"{prefix.rstrip('/')}/share/templates"
 
 
+def shared_template_dir(prefix_root: Path) -> Path:
+    """The templates of an install: PREFIX/relion-qsub/templates, the same path for every version (see above)."""
+    return (prefix_root / NAME / "templates").absolute()
+
+
 def profile_path(prefix: str, site: profile.Site) -> str:
     return f"{prefix.rstrip('/')}/etc/{site.name}.toml"
 
 
-def variables(site: profile.Site, prefix: str) -> list[tuple[str, str]]:
-    """Every variable the module sets, in a stable order (PATH is prepended separately)."""
+def variables(site: profile.Site, prefix: str, templates: str = "") -> list[tuple[str, str]]:
+    """Every variable the module sets, in a stable order (PATH and MANPATH are prepended separately)."""
     limits = site.profile.limits
     out = [
         ("RELION_QSUB_COMMAND", site.profile.queue.command),
-        ("RELION_QSUB_TEMPLATE", f"{template_dir(prefix)}/common.sh"),
+        ("RELION_QSUB_TEMPLATE", f"{templates or template_dir(prefix)}/common.sh"),
         ("RELION_QSUB_SITE", profile_path(prefix, site)),
         ("RELION_QUEUE_USE", site.profile.queue.use),
         ("RELION_QUEUE_NAME", site.profile.queue.name),
@@ -129,29 +139,31 @@ def check_prefix(prefix: str) -> None:
         raise UsageError(f"--prefix {prefix!r} has a line break; give a directory name on one line")
 
 
-def help_lines(site: profile.Site, prefix: str) -> list[str]:
+def help_lines(site: profile.Site, prefix: str, templates: str = "") -> list[str]:
     fields = ", ".join(f.label for f in site.profile.fields)
+    templates = templates or template_dir(prefix)
     launcher = site.profile.launcher
     return [
         f"relion-qsub {__version__}: RELION's queue submission for Slurm at site {site.name}.",
         "",
         "After `module load`, RELION (relion, relion_pipeliner) submits queued jobs through relion-qsub:",
         "  Queue submit command  relion-qsub (checks and repairs the script, then sbatch)",
-        f"  Submission script     {template_dir(prefix)}/common.sh",
+        f"  Submission script     {templates}/common.sh",
         f"  Queue name            {site.profile.queue.name or '(type one)'};  extra fields: {fields}",
         f"  Launcher              ${{{launcher.variable}}} = {launcher.command} (runs RELION's MPI command)",
-        f"Ready-made templates per job type and size: {template_dir(prefix)}/ (see its README.md).",
+        f"Ready-made templates per job type and size: {templates}/ (see its README.md).",
+        "Manual: man relion-qsub, man relion-launch.",
         "Recommended Running-tab values: relion-qsub recommend --list; relion-qsub recommend JOBTYPE --node-type T",
         f"Check a filled script without submitting: relion-qsub check <jobdir>/{SUBMIT_SCRIPT}",
     ]
 
 
-def render_lua(site: profile.Site, prefix: str) -> str:
+def render_lua(site: profile.Site, prefix: str, templates: str = "") -> str:
     check_prefix(prefix)
-    values = variables(site, prefix)
+    values = variables(site, prefix, templates)
     validate(site, values)
     # The help holds --prefix and profile text: any "]]" in either is kept, inside a long string of a higher level.
-    help_text = "\n".join(help_lines(site, prefix))
+    help_text = "\n".join(help_lines(site, prefix, templates))
     lines = [
         f"-- relion-qsub {__version__} for site {site.name}: generated by `relion-qsub module`; do not edit.",
         f"help({lua_long_string(help_text)})",
@@ -162,20 +174,21 @@ def render_lua(site: profile.Site, prefix: str) -> str:
         # One relion-qsub at a time: Lmod swaps members of a family instead of stacking them.
         'family("relion_qsub")',  # a family name becomes part of LMOD_FAMILY_<NAME>: no hyphen
         f'prepend_path("PATH", {lua_string(prefix.rstrip("/") + "/bin")})',
+        f'prepend_path("MANPATH", {lua_string(prefix.rstrip("/") + "/share/man")})',
     ]
     lines += [f"setenv({lua_string(name)}, {lua_string(value)})" for name, value in values]
     return "\n".join(lines) + "\n"
 
 
-def render_tcl(site: profile.Site, prefix: str) -> str:
+def render_tcl(site: profile.Site, prefix: str, templates: str = "") -> str:
     check_prefix(prefix)
-    values = variables(site, prefix)
+    values = variables(site, prefix, templates)
     validate(site, values)
     lines = [
         "#%Module1.0",
         f"## relion-qsub {__version__} for site {site.name}: generated by `relion-qsub module`; do not edit.",
         "proc ModulesHelp { } {",
-        *[f"    puts stderr {tcl_string(line)}" for line in help_lines(site, prefix)],
+        *[f"    puts stderr {tcl_string(line)}" for line in help_lines(site, prefix, templates)],
         "}",
         f"module-whatis {tcl_string(f'Name: {NAME}')}",
         f"module-whatis {tcl_string(f'Version: {__version__}')}",
@@ -183,6 +196,7 @@ def render_tcl(site: profile.Site, prefix: str) -> str:
         f"module-whatis {tcl_string(f'Description: RELION queue submission for Slurm (site {site.name})')}",
         f"conflict {NAME}",  # one relion-qsub version at a time
         f"prepend-path PATH {tcl_string(prefix.rstrip('/') + '/bin')}",
+        f"prepend-path MANPATH {tcl_string(prefix.rstrip('/') + '/share/man')}",
     ]
     lines += [f"setenv {name} {tcl_string(value)}" for name, value in values]
     return "\n".join(lines) + "\n"
@@ -207,7 +221,9 @@ def _run(argv: list[str], what: str) -> None:
     # argv is a list built here (venv python, pip, fixed requirements), never a shell string; proc.run maps a missing
     # program and the timeout to CommandError / CommandTimeout.
     # pip (also the one ensurepip runs) must not write its cache or version check into $HOME: only PREFIX is ours.
-    env = {**os.environ, "PIP_NO_CACHE_DIR": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    # The installed tree runs with its own venv (not make site-install's RELION_QSUB_PYTHON) and writes no cache.
+    env = {k: v for k, v in os.environ.items() if k != "RELION_QSUB_PYTHON"}
+    env.update(PIP_NO_CACHE_DIR="1", PIP_DISABLE_PIP_VERSION_CHECK="1", RELION_QSUB_NO_CACHE="1")
     try:
         result = proc.run(argv, timeout=900, env=env)
     except CommandError as exc:
@@ -231,29 +247,38 @@ def _write_error(exc: OSError, what: str) -> InputError:
     return InputError(f"cannot write {where}: {why} (under {what})")
 
 
-def install(site: profile.Site, prefix_root: Path, moduledir: Path, python: str = sys.executable) -> Path:
-    """The site tree: PREFIX/relion-qsub/<version>/ and MODULEDIR/relion-qsub/<version>{.lua,}."""
+def _refuse_overwrite(dest: Path, modules: Path) -> None:
+    """An installed version is never replaced silently: its users' running jobs and job.star files use it."""
+    found = [p for p in (dest, modules / f"{__version__}.lua", modules / __version__) if p.exists() or p.is_symlink()]
+    if found:
+        raise UsageError(
+            f"relion-qsub {__version__} is installed already ({found[0]}): give --force to replace it, or install "
+            "another version beside it"
+        )
+
+
+def _copy_program(dest: Path) -> None:
+    """The package this one runs from (checkout or wheel) and bin/: relion-qsub from the wrapper, relion-launch a
+    link beside it (the wrapper picks the entry point by its own name)."""
+    _copy_tree(PACKAGE, dest / "relion_qsub")
+    (dest / "bin").mkdir(parents=True, exist_ok=True)
+    atomic_write(dest / "bin" / "relion-qsub", WRAPPER.read_text(), 0o755)
+    launch = dest / "bin" / "relion-launch"
+    if launch.is_symlink() or launch.exists():
+        launch.unlink()
+    launch.symlink_to("relion-qsub")
+
+
+def _render_templates(site: profile.Site, templates: Path, dest: Path) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("jinja2") is None:
+        # This interpreter (make site-install's python3) lacks the runtime dependencies; the installed tree has them.
+        argv = [str(dest / "bin" / "relion-qsub"), "templates", "build", f"--site={profile_path(str(dest), site)}"]
+        _run([*argv, f"--out={templates}", "--force", "-q"], "rendering the templates")
+        return
     from .templates import plan, stale, write
 
-    if not (SOURCE_ROOT / "bin" / "relion-qsub").is_file():
-        raise InputError(
-            f"{SOURCE_ROOT} is not a relion-qsub source tree (no bin/relion-qsub): install from a checkout"
-        )
-    dest = (prefix_root / NAME / __version__).absolute()
-    lua = render_lua(site, str(dest))  # validate before writing anything
-    tcl = render_tcl(site, str(dest))
-    try:
-        profile_text = Path(site.path).read_text()
-    except OSError as exc:
-        raise InputError(f"cannot read the site profile {site.path}: {exc.strerror}") from exc
-    try:
-        for name in ("bin", "relion_qsub"):
-            _copy_tree(SOURCE_ROOT / name, dest / name)
-        (dest / "etc").mkdir(parents=True, exist_ok=True)
-        atomic_write(Path(profile_path(str(dest), site)), profile_text, 0o644)
-    except OSError as exc:
-        raise _write_error(exc, f"--prefix {prefix_root}") from exc
-    templates = Path(template_dir(str(dest)))
     rendered = plan(site, str(templates))
     extra = stale(rendered, templates)
     write(rendered, templates)
@@ -263,6 +288,9 @@ def install(site: profile.Site, prefix_root: Path, moduledir: Path, python: str 
             f"(kept): {', '.join(extra[:3])}{' ...' if len(extra) > 3 else ''}",
             file=sys.stderr,
         )
+
+
+def _venv(dest: Path, python: str) -> None:
     venv = dest / "venv"
     if not (venv / "bin" / "python").exists():
         _run([python, "-m", "venv", str(venv)], "creating the venv")
@@ -271,7 +299,36 @@ def install(site: profile.Site, prefix_root: Path, moduledir: Path, python: str 
     # Users cannot write __pycache__ into the prefix: without compiled bytecode every RELION "Run" would compile
     # relion-qsub from source first (~30 ms instead of ~4 ms of start-up).
     _run([str(venv / "bin" / "python"), "-m", "compileall", "-q", str(dest / "relion_qsub")], "compiling the package")
+
+
+def install(
+    site: profile.Site, prefix_root: Path, moduledir: Path, python: str = sys.executable, force: bool = False
+) -> Path:
+    """The site tree: PREFIX/relion-qsub/<version>/, PREFIX/relion-qsub/templates/ and the two modulefiles."""
+    dest = (prefix_root / NAME / __version__).absolute()
+    templates = shared_template_dir(prefix_root)
     modules = moduledir / NAME
+    if not force:
+        _refuse_overwrite(dest, modules)
+    lua = render_lua(site, str(dest), str(templates))  # validate before writing anything
+    tcl = render_tcl(site, str(dest), str(templates))
+    try:
+        profile_text = Path(site.path).read_text()
+    except OSError as exc:
+        raise InputError(f"cannot read the site profile {site.path}: {exc.strerror}") from exc
+    try:
+        _copy_program(dest)
+        (dest / "etc").mkdir(parents=True, exist_ok=True)
+        atomic_write(Path(profile_path(str(dest), site)), profile_text, 0o644)
+    except OSError as exc:
+        raise _write_error(exc, f"--prefix {prefix_root}") from exc
+    _venv(dest, python)
+    _render_templates(site, templates, dest)
+    venv_python = dest / "venv" / "bin" / "python"
+    try:
+        write_manpages(dest / "share" / "man", str(venv_python if venv_python.exists() else python), dest)
+    except OSError as exc:
+        raise _write_error(exc, f"--prefix {prefix_root}") from exc
     try:
         modules.mkdir(parents=True, exist_ok=True)
         atomic_write(modules / f"{__version__}.lua", lua, 0o644)
@@ -281,6 +338,33 @@ def install(site: profile.Site, prefix_root: Path, moduledir: Path, python: str 
     return dest
 
 
+def write_manpages(mandir: Path, python: str, root: Path) -> list[Path]:
+    """The man pages (``mandir/man1``) and the bash completion (``mandir/../bash-completion/completions``) from the
+    help of the programs under ``root`` (a site tree or the package's parent), run by ``python`` as bin/relion-qsub
+    runs them."""
+    from . import completion, manpages
+
+    def run_help(program: str, args: Sequence[str]) -> str:
+        func = "launch_main" if program == "relion-launch" else "qsub_main"
+        code = (
+            "import sys; sys.path.insert(0, sys.argv.pop(1)); sys.argv[0] = sys.argv.pop(1); "
+            f"from relion_qsub.cli import {func}; sys.exit({func}())"
+        )
+        result = proc.run([python, "-s", "-c", code, str(root), program, *args], timeout=120)
+        if result.returncode != 0:
+            tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or [""]
+            raise CommandError(f"{program} {' '.join(args)} failed while writing the man pages: {tail[0]}")
+        return result.stdout
+
+    written = manpages.write(mandir, run_help)
+    completions = mandir.parent / "bash-completion" / "completions"
+    completions.mkdir(parents=True, exist_ok=True)
+    atomic_write(completions / "relion-qsub", completion.script(run_help), 0o644)
+    (completions / "relion-launch").unlink(missing_ok=True)
+    (completions / "relion-launch").symlink_to("relion-qsub")  # bash-completion loads a file by the command's name
+    return [*written, completions / "relion-qsub"]
+
+
 def _parser() -> argparse.ArgumentParser:
     p = Parser(
         prog="relion-qsub module",
@@ -288,10 +372,17 @@ def _parser() -> argparse.ArgumentParser:
         "install the whole site tree (install).",
         epilog="examples:\n"
         "  relion-qsub module --site biowulf --format lua --prefix /usr/local/apps/relion-qsub/0.1.0\n"
-        "  relion-qsub module install --site mysite.toml --prefix /usr/local/apps --moduledir /usr/local/modulefiles",
+        "  relion-qsub module install --site mysite.toml --prefix /usr/local/apps --moduledir /usr/local/modulefiles\n"
+        "  relion-qsub module man -o /usr/local/apps/relion-qsub/0.1.0/share/man",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("action", nargs="?", choices=["write", "install"], default="write")
+    p.add_argument(
+        "action",
+        nargs="?",
+        choices=["write", "install", "man"],
+        default="write",
+        help="write a modulefile (default), install the site tree, or write the man pages into -o DIR",
+    )
     profile.add_site_option(p)
     p.add_argument("--format", choices=["lua", "tcl"], default="lua", help="write: Lmod (lua) or Environment Modules")
     p.add_argument(
@@ -301,6 +392,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--moduledir", type=Path, help="install: where modulefiles go (MODULEDIR/relion-qsub/<version>)")
     p.add_argument("-o", "--output", type=Path, help="write: the modulefile (default: stdout)")
+    p.add_argument("--force", action="store_true", help="install: replace this version if it is installed already")
     p.add_argument("-v", "--verbose", action="store_true", help="tracebacks on errors")
     return p
 
@@ -312,14 +404,20 @@ def main(argv: Sequence[str]) -> int:
         return int(exc.code or 0) and 64
     # An install writes nothing outside PREFIX and MODULEDIR: not even the profile cache in the admin's home.
     environ = {**os.environ, "RELION_QSUB_NO_CACHE": "1"} if args.action == "install" else os.environ
+    if args.action == "man":
+        if args.output is None:
+            raise UsageError("man needs -o DIR (the man pages go to DIR/man1)")
+        for path in write_manpages(args.output, sys.executable, PACKAGE.parent):
+            print(path)
+        return 0
     site = profile.load(args.site, environ)
     if args.action == "install":
         if not args.prefix or args.moduledir is None:
             raise UsageError("install needs --prefix DIR and --moduledir DIR")
-        dest = install(site, Path(args.prefix), args.moduledir)
+        dest = install(site, Path(args.prefix), args.moduledir, force=args.force)
         print(f"installed {dest}; module: {args.moduledir / NAME / __version__}(.lua)")
         return 0
-    prefix = os.path.abspath(args.prefix) if args.prefix else str(SOURCE_ROOT)
+    prefix = os.path.abspath(args.prefix) if args.prefix else str(PACKAGE.parent)
     text = render(site, prefix, args.format)  # validates the profile first: its errors say more
     if not args.prefix and not Path(profile_path(prefix, site)).is_file():
         # The modulefile points at PREFIX/etc/<site>.toml and PREFIX/share/templates: a checkout has neither.

@@ -22,6 +22,7 @@ from ..argparser import Parser
 from ..errors import ScriptError, UsageError
 from ..profile import Site
 from ..profile.recipes import NodeType, Recipe, Row
+from ..relion import jobtypes
 from ..script import split_words
 from ..slurm.options import parse_words
 from ..units import memory_mb
@@ -222,8 +223,8 @@ def advise(site: Site, recipe: Recipe, row_key: str, node_name: str | None, inpu
     return advice
 
 
-def find_recipe(site: Site, jobtype: str, node_type: str | None) -> tuple[Recipe, str | None]:
-    """A recipe key, a template directory (Class2D_gpu) or a RELION job type (Class2D: GPU or CPU by node type)."""
+def _exact(site: Site, jobtype: str, node_type: str | None) -> tuple[Recipe, str | None] | None:
+    """A recipe key or a template directory, exactly, then in any case."""
     # Exact spellings first: "CtfFind" is the template directory (built for one node type), "ctffind" the recipe.
     for same in (str.__eq__, lambda a, b: a.lower() == b.lower()):
         for key, recipe in site.profile.recipes.items():
@@ -232,17 +233,34 @@ def find_recipe(site: Site, jobtype: str, node_type: str | None) -> tuple[Recipe
         for tset in site.profile.template_sets:
             if same(tset.directory, jobtype):
                 return site.profile.recipes[tset.recipe], node_type or tset.node_type
-    want = jobtype.lower()
-    matches = [r for r in site.profile.recipes.values() if r.relion_job.lower() == want]
+    return None
+
+
+def find_recipes(site: Site, jobtype: str, node_type: str | None) -> list[tuple[Recipe, str | None]]:
+    """What ``jobtype`` names: a recipe key (class_gpu), a template directory (Class3D_gpu: its node type), or a
+    RELION job type as users name it (Class3D, class3d, relion.class3d, "3D classification"): then every recipe
+    for it, found by the recipe's relion_job or by the template directories built for the job type."""
+    exact = _exact(site, jobtype, node_type)
+    if exact is not None:
+        return [exact]
+    job = jobtypes.resolve(jobtype)
+    if job is None:
+        raise UsageError(
+            f"no recipe {jobtype!r} in site profile {site.name}; known: {', '.join(site.profile.recipes)} "
+            f"or a RELION job type ({jobtypes.names()})"
+        )
+    keys = [t.recipe for t in site.profile.template_sets if jobtypes.of_directory(t.directory) is job]
+    keys += [r.key for r in site.profile.recipes.values() if jobtypes.resolve(r.relion_job) is job]
+    found = [site.profile.recipes[k] for k in dict.fromkeys(keys)]
+    if not found:
+        raise UsageError(
+            f"site profile {site.name} has no recipe for {job.name}; known: {', '.join(site.profile.recipes)}"
+        )
     if node_type:
-        matches = [r for r in matches if node_type in r.rows or "any" in r.rows] or matches
-    if len(matches) == 1:
-        return matches[0], None
-    known = ", ".join(site.profile.recipes)
-    if matches:
-        names = ", ".join(r.key for r in matches)
-        raise UsageError(f"{jobtype!r} matches {names}: name one of them (or give --node-type)")
-    raise UsageError(f"no recipe {jobtype!r} in site profile {site.name}; known: {known}")
+        found = [r for r in found if node_type in r.rows or "any" in r.rows]
+        if not found:
+            raise UsageError(f"no recipe for {job.name} in site profile {site.name} has a row for {node_type!r}")
+    return [(r, None) for r in found]
 
 
 def row_keys(recipe: Recipe, node_type: str | None, site: Site) -> list[str]:
@@ -304,12 +322,18 @@ def _parser() -> argparse.ArgumentParser:
         prog="relion-qsub recommend",
         description="Print the RELION Running/Compute tab values the site recommends for a job type, the seed's "
         "memory estimates, and warnings where the request does not fit the node type.",
-        epilog="examples:\n  relion-qsub recommend class_gpu --node-type p100 --particles 100000 --box 350\n"
+        epilog="examples:\n  relion-qsub recommend Class3D\n"
+        "  relion-qsub recommend class_gpu --node-type p100 --particles 100000 --box 350\n"
         "  relion-qsub recommend motcorrel --width 3710 --height 3838 --frames 49 --json\n"
         "  relion-qsub recommend --list",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("jobtype", nargs="?", help="recipe (class_gpu), template directory (Class2D_gpu) or RELION job type")
+    p.add_argument(
+        "jobtype",
+        nargs="?",
+        help="RELION job type (Class3D, relion.class3d, '3D classification'), recipe (class_gpu) or template "
+        "directory (Class3D_gpu)",
+    )
     profile.add_site_option(p)
     p.add_argument("--node-type", help="one node type (default: every node type the recipe has a row for)")
     p.add_argument("--list", action="store_true", help="list the recipes and node types")
@@ -362,11 +386,12 @@ def main(argv: Sequence[str]) -> int:
         return 0
     if not args.jobtype:
         raise UsageError("name a JOBTYPE (relion-qsub recommend --list shows them)")
-    recipe, node_type = find_recipe(site, args.jobtype, args.node_type)
-    node_type = args.node_type or node_type
     inputs = Inputs(args.mpi, args.threads, args.particles, args.box, args.width, args.height, args.frames)
-    # The node type the user named, or the one the template directory is built for (CtfFind -> its node type).
-    advices = [advise(site, recipe, key, node_type, inputs) for key in row_keys(recipe, node_type, site)]
+    advices = []
+    for recipe, found_node in find_recipes(site, args.jobtype, args.node_type):
+        # The node type the user named, or the one the template directory is built for (CtfFind -> its node type).
+        node_type = args.node_type or found_node
+        advices += [advise(site, recipe, key, node_type, inputs) for key in row_keys(recipe, node_type, site)]
     if args.json:
         print(json.dumps([as_json(site, a) for a in advices], indent=2))
     else:

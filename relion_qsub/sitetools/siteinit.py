@@ -17,6 +17,7 @@ import json
 import os
 import sys
 import tempfile
+import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,9 +26,10 @@ from .. import proc, profile
 from ..argparser import Parser
 from ..checks import registry
 from ..errors import EX_CONFIG, EX_OK, InputError, UsageError
-from . import cluster
+from . import cluster, recipegen
 
 PROG = "relion-qsub site"
+PING_TIMEOUT = 20  # seconds: a dead controller makes every scontrol call wait its full MessageTimeout, retried
 WALLTIME = "1:00:00"  # the generated recipes' walltime, unless a partition's MaxTime is shorter
 
 
@@ -39,6 +41,8 @@ def _v(value: object) -> str:
         return "[" + ", ".join(_v(v) for v in value) + "]"
     if isinstance(value, int | float):
         return str(value)
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{_key(k)} = {_v(v)}" for k, v in value.items()) + " }" if value else "{}"
     return json.dumps(str(value), ensure_ascii=False)
 
 
@@ -133,6 +137,17 @@ def _partition_items(part: cluster.Partition, nodes: Sequence[cluster.Node], scr
     return items
 
 
+def usable_kinds(kinds: Sequence[NodeKind], parts: Sequence[cluster.Partition]) -> list[NodeKind]:
+    """The node kinds that get recipes: those whose partition allows at least WALLTIME. A partition with a shorter
+    MaxTime (a service partition for tiny jobs such as relion-qsub's end-watcher) cannot hold a RELION job."""
+    from ..units import minutes
+
+    least = minutes(WALLTIME) or 60.0
+    limit = {p.name: (minutes(p.max_time) if p.max_time else None) for p in parts}
+    usable = [k for k in kinds if (limit.get(k.partition) or float("inf")) >= least]
+    return usable or list(kinds)
+
+
 def _walltime(parts: Sequence[cluster.Partition]) -> str:
     from ..units import minutes
 
@@ -145,9 +160,13 @@ def _walltime(parts: Sequence[cluster.Partition]) -> str:
 
 def _fields(bundled: profile.Site, walltime: str, memory: str, scratch: str, min_gb: int) -> list[str]:
     defaults = {"time": walltime, "mem-per-cpu": memory, "gres": f"{scratch}:{min_gb}" if scratch else ""}
-    out = ["# REVIEW: the extra Running-tab boxes (RELION_QSUB_EXTRAn), as the bundled profile has them."]
-    for f in bundled.profile.fields:
-        out += ["[[fields]]", f"label = {_v(f.label)}"]
+    out = ["# REVIEW: the extra Running-tab boxes (RELION_QSUB_EXTRAn), as the bundled profile has them; boxes of"]
+    out += ["# the same label are numbered, so that a message naming a box names one box."]
+    labels = [f.label for f in bundled.profile.fields]
+    for index, f in enumerate(bundled.profile.fields):
+        same = [i for i, label in enumerate(labels) if label == f.label]
+        label = f.label if len(same) == 1 or same[0] == index else f"{f.label} {same.index(index) + 1}"
+        out += ["[[fields]]", f"label = {_v(label)}"]
         if f.option:
             out.append(f"option = {_v(f.option)}")
         default = defaults.get(f.option, "") if f.option else ""
@@ -157,68 +176,40 @@ def _fields(bundled: profile.Site, walltime: str, memory: str, scratch: str, min
     return out
 
 
-def _gpu_recipe(kind: NodeKind, safe: int, scratch: str, walltime: str, job_dir: str) -> list[str]:
-    n = kind.node
-    gpu_type, gpus = n.gpus()
-    per_node = gpus + 1  # one rank per GPU plus the leader (relion-launch puts it on the first node)
-    threads = max(1, min(safe, n.cpus // per_node))
-    gres = f"gpu:{gpu_type}:{gpus}"
-    if scratch and n.gres.get((scratch, ""), 0):
-        gres = f"{scratch}:{min(100, n.gres[(scratch, '')])},{gres}"
-    key = f"class_{kind.name}"
-    out = [f"[recipes.{key}]", f'title = "Class2D & Class3D on {kind.name} GPUs (generated: REVIEW)"']
-    out += ['relion_job = "Class2D"', f"[recipes.{key}.tabs.Compute]", '"Use GPU acceleration?" = "yes"']
-    if scratch:
-        out.append(f'"Copy particles to scratch directory:" = {_v(job_dir)}')
-    row = {
-        "mpi": per_node,
-        "threads": threads,
-        "queue": kind.partition,
-        "walltime": walltime,
-        "memory": str(n.memory_mb // max(1, n.cpus)),
-        "gres": gres,
-        "directives": f"--nodes=1 --ntasks-per-node={per_node}",
-    }
-    out += _table(f"recipes.{key}.rows.{kind.name}", row)
-    sizes = []
-    for index, size in enumerate(("tiny", "small", "medium", "large")[: max(1, min(4, kind.count))], start=1):
-        sizes.append(
-            f'{size} = {{ mpi = {index * per_node}, directives = "--nodes={index} --ntasks-per-node={per_node}" }}'
+def _recipes(
+    kinds: Sequence[NodeKind], parts: Sequence[cluster.Partition], bundled: profile.Site, scratch: str
+) -> list[str]:
+    """A recipe and template set for every RELION job type (``recipegen``), from this cluster's node kinds."""
+    from ..units import minutes
+
+    limits = {p.name: minutes(p.max_time) if p.max_time else None for p in parts}
+    made = []
+    for kind in kinds:
+        n = kind.node
+        gpu_type, gpus = n.gpus()
+        made.append(
+            recipegen.Kind(
+                name=kind.name,
+                partition=kind.partition,
+                count=kind.count,
+                cpus=n.cpus,
+                memory_mb=n.memory_mb,
+                gpu_type=gpu_type,
+                gpus=gpus,
+                scratch_gb=n.gres.get((scratch, ""), 0) if scratch else 0,
+                constraint=next((f for f in n.features if not f.startswith("gpu")), ""),
+                safe_threads=bundled.gpu_safe_threads.get(gpu_type, 1),
+                max_minutes=limits.get(kind.partition) or float("inf"),
+            )
         )
-    out += [f"[job_templates.Class2D_{kind.name}]", f'recipe = "{key}"', f'node_type = "{kind.name}"']
-    out += [f"[job_templates.Class2D_{kind.name}.sizes]", *sizes, ""]
-    return out
-
-
-def _cpu_recipe(kind: NodeKind, scratch: str, walltime: str, job_dir: str) -> list[str]:
-    n = kind.node
-    threads = min(4, n.cpus)
-    total = kind.count * n.cpus // threads  # ranks that fit all nodes of this kind
-    key = f"class_{kind.name}"
-    out = [f"[recipes.{key}]", f'title = "Class2D & Class3D on {kind.name} CPUs (generated: REVIEW)"']
-    out += ['relion_job = "Class2D"', f"[recipes.{key}.tabs.Compute]", '"Use GPU acceleration?" = "no"']
-    if scratch:
-        out.append(f'"Copy particles to scratch directory:" = {_v(job_dir)}')
-    row: dict[str, object] = {
-        "mpi": f"2-{max(2, total)}",
-        "threads": threads,
-        "queue": kind.partition,
-        "walltime": walltime,
-        "memory": str(n.memory_mb // max(1, n.cpus)),
-    }
-    if scratch and n.gres.get((scratch, ""), 0):
-        row["gres"] = f"{scratch}:{min(100, n.gres[(scratch, '')])}"
-    feature = next((f for f in n.features if not f.startswith("gpu")), "")
-    if feature:
-        row["directives"] = f"--constraint={feature}"
-    out += _table(f"recipes.{key}.rows.{kind.name}", row)
-    sizes = [
-        f"{s} = {{ mpi = {m} }}"
-        for s, m in zip(("tiny", "small", "medium", "large", "xlarge"), (2, 4, 8, 16, 32), strict=True)
-        if m <= total
+    where = recipegen.Site(scratch, bundled.scratch.job_dir, bundled.profile.memory.whole_node)
+    tables = recipegen.tables([k for k in made if k.gpus], [k for k in made if not k.gpus], where)
+    out = [
+        "# REVIEW: a recipe and template set for every RELION job type, sized from the node types above by the",
+        "# rules of the seed's recommended-parameters table (relion_qsub/sitetools/recipegen.py says which).",
     ]
-    out += [f"[job_templates.Class2D_{kind.name}]", f'recipe = "{key}"', f'node_type = "{kind.name}"']
-    out += [f"[job_templates.Class2D_{kind.name}.sizes]", *sizes, ""]
+    for name, items in tables:
+        out += _table(name, items)
     return out
 
 
@@ -279,10 +270,11 @@ def generate(
     """The starting profile's TOML text."""
     scratch = _scratch_gres(nodes, bundled.scratch.gres)
     kinds = node_kinds(parts, nodes)
+    usable = usable_kinds(kinds, parts)
     service = service_home(parts)
-    walltime = _walltime([p for p in parts if p is not service])  # RELION jobs never go to the service home
-    per_cpu = min((k.node.memory_mb // max(1, k.node.cpus) for k in kinds), default=1000)
     default = next((p.name for p in parts if p.default), parts[0].name if parts else "")
+    walltime = _walltime([p for p in parts if p.name in {k.partition for k in usable} or p.name == default])
+    per_cpu = min((k.node.memory_mb // max(1, k.node.cpus) for k in usable), default=1000)
     max_scratch = max((n.gres.get((scratch, ""), 0) for n in nodes), default=0)
     min_gb = min(bundled.scratch.min_gb, max_scratch) if scratch else bundled.scratch.min_gb
     out = [
@@ -291,6 +283,8 @@ def generate(
         f"# the bundled profile {bundled.name!r}: check them. Every key: docs/profile-reference.md. Then run",
         "# `relion-qsub site validate --site THIS_FILE --live`.",
         f"name = {_v(name)}",
+        "# Whole-node templates (<node>_exclusive.sh) for the CPU node types RELION jobs can use.",
+        f"exclusive_templates = {_v([k.name for k in usable if not k.node.gpus()[1]])}",
         "",
     ]
     out += _table(
@@ -316,12 +310,7 @@ def generate(
     for kind in kinds:
         out += _node_type(kind, scratch)
     out += _running_tab(bundled, kinds, walltime, str(per_cpu), scratch, min_gb, default)
-    job_dir = bundled.scratch.job_dir
-    for kind in kinds:
-        if kind.node.gpus()[1]:
-            out += _gpu_recipe(kind, bundled.gpu_safe_threads.get(kind.node.gpus()[0], 1), scratch, walltime, job_dir)
-        else:
-            out += _cpu_recipe(kind, scratch, walltime, job_dir)
+    out += _recipes(usable, parts, bundled, scratch)
     return "\n".join(out).rstrip("\n") + "\n"
 
 
@@ -353,8 +342,14 @@ def _try_case(site: profile.Site, script: Path, live: bool, runner: Callable[...
     return None
 
 
-def validate(site: profile.Site, live: bool, runner: Callable[..., proc.Result] = proc.run) -> tuple[int, list[str]]:
-    """(how many cases were tried, one line per failure) for every generated template filled as RELION would."""
+def validate(
+    site: profile.Site,
+    live: bool,
+    runner: Callable[..., proc.Result] = proc.run,
+    say: Callable[[str], None] | None = None,
+) -> tuple[int, list[str]]:
+    """(how many cases were tried, one line per failure) for every generated template filled as RELION would;
+    ``say`` hears each case and its outcome (``-v``)."""
     from .fillcases import cases, fill_case, write_project
     from .templates import plan, write
 
@@ -369,6 +364,8 @@ def validate(site: profile.Site, live: bool, runner: Callable[..., proc.Result] 
             problem = _try_case(site, path, live, runner)
             if problem:
                 failures.append(f"{site.path}: {case.name}: {problem}")
+            if say is not None:
+                say(f"{case.name} ({case.mpi} MPI x {case.threads} threads, queue {case.queue}): {problem or 'ok'}")
     return len(all_cases), failures
 
 
@@ -386,7 +383,9 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     common = Parser(add_help=False)
-    common.add_argument("-v", "--verbose", action="store_true", help="tracebacks on errors")
+    common.add_argument(
+        "-v", "--verbose", action="store_true", help="say each step and each script tried; tracebacks on errors"
+    )
     sub = parser.add_subparsers(dest="action", required=True)
     init = sub.add_parser(
         "init", parents=[common], help="write a starting profile from scontrol/sinfo (stdout, or -o FILE)"
@@ -398,7 +397,12 @@ def _parser() -> argparse.ArgumentParser:
         "validate", parents=[common], help="schema, cross-checks, every template filled as RELION would"
     )
     profile.add_site_option(check)
-    check.add_argument("--live", action="store_true", help="also try each with sbatch --test-only on the cluster")
+    check.add_argument(
+        "--live",
+        action="store_true",
+        help="also compare partitions, features, GPU types and limits with Slurm's and try each script with "
+        "sbatch --test-only",
+    )
     sub.add_parser(
         "reference", parents=[common], help="print docs/profile-reference.md (every key, type, default, meaning)"
     )
@@ -426,6 +430,10 @@ def init(name: str, runner: Callable[..., proc.Result] = proc.run) -> str:
     return generate(name, parts, nodes, profile.load(profile.DEFAULT_PROFILE, full=True), source)
 
 
+def _stderr(line: str) -> None:
+    print(f"{PROG}: {line}", file=sys.stderr, flush=True)
+
+
 def _write(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
@@ -444,20 +452,51 @@ def main(argv: Sequence[str]) -> int:
         sys.stdout.write(reference({"policy": registry.reference_rows()}))
         return EX_OK
     if args.action == "init":
-        if args.output and Path(args.output).exists() and not args.force:
-            raise UsageError(f"-o {args.output}: exists; give --force to replace it")  # before asking Slurm
-        text = init(args.name)
-        if args.output:
-            _write(Path(args.output), text)
-        else:
-            sys.stdout.write(text)
-        return EX_OK
-    site = profile.load(args.site, full=True)
+        return _init_main(args.name, args.output, args.force)
+    return _validate_main(args.site, args.live, args.verbose)
+
+
+def _init_main(name: str, output: str | None, force: bool) -> int:
+    """site init: what it asks, and what it wrote, on stderr (the profile may be on stdout)."""
+    if output and Path(output).exists() and not force:
+        raise UsageError(f"-o {output}: exists; give --force to replace it")  # before asking Slurm
+    _stderr(f"asking Slurm: scontrol ping (at most {PING_TIMEOUT} s)")
+    cluster.ping(proc.run, PING_TIMEOUT)
+    _stderr("asking Slurm: scontrol show partition, sinfo --json (or scontrol show node), scontrol show config")
+    text = init(name)
+    data = tomllib.loads(text)
+    if output:
+        _write(Path(output), text)
+    else:
+        sys.stdout.write(text)
+    _stderr(
+        f"wrote {output or 'the profile to stdout'}: {len(data['partitions'])} partitions, "
+        f"{len(data['node_types'])} node types, {len(data['recipes'])} recipes, {len(data['job_templates'])} "
+        "template directories; check the REVIEW lines, then run site validate --live"
+    )
+    return EX_OK
+
+
+def _validate_main(name: str | None, live: bool, verbose: bool) -> int:
+    say = _stderr if verbose else None
+    site = profile.load(name, full=True)
     registry.policy(site.policy, site.path)  # the [policy] keys and actions: the checks declare them
-    tried, failures = validate(site, args.live)
+    if say:
+        say(f"{site.path}: the schema, the forms of times and memory sizes, the cross-checks and [policy]: ok")
+    failures = []
+    if live:
+        from . import livecheck
+
+        cluster.ping(proc.run, PING_TIMEOUT)
+        parts, nodes, source = cluster.read()
+        failures = livecheck.compare(site, parts, nodes)
+        if say:
+            say(f"partitions, features, GPU types and limits against scontrol and {source}: {len(failures)} differ")
+    tried, more = validate(site, live, say=say)
+    failures += more
     for line in failures:
         print(line)
-    how = " and sbatch --test-only" if args.live else ""
+    how = " and sbatch --test-only" if live else ""
     print(
         f"{PROG} validate: {site.path}: {tried} scripts (every template filled as RELION would), "
         f"{len(failures)} failed{how}",
