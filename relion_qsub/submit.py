@@ -29,7 +29,7 @@ from .checks import core as checks
 from .checks.engine import check_fit, normalise, parse_cli_options
 from .errors import EX_DATAERR, CommandError, CommandTimeout, InputError, RelionQsubError, ScriptError, TransientError
 from .profile import Site
-from .relion import gui
+from .relion import gui, runs
 from .relion import jobdir as jobdir_mod
 from .script import Script, parse
 
@@ -46,6 +46,7 @@ class Prepared:
     cli_args: tuple[str, ...]
     context: checks.Context  # the site and the command line's sbatch options, parsed once (in `prepare`)
     text: str  # what is written and submitted: the normalised script, with the report echoed into run.out
+    stamp: runs.Stamp | None = None  # which run of the job dir this is (relion/runs.py): the script RELION wrote
 
     def option(self, name: str) -> str | None:
         """The value sbatch uses for ``name``: the command line's, else the script's last."""
@@ -60,11 +61,34 @@ REPORT_MARK = "RELION_QSUB_REPORT"
 JOB_LINE = 'echo "relion-qsub: this is Slurm job $SLURM_JOB_ID"'
 
 
-def with_report(script: Script, changes: Sequence[checks.Change], job_line: bool = False) -> str:
+# The shells whose EXIT trap and function syntax the job preamble uses (POSIX sh and its supersets); a csh template
+# gets the job line only.
+POSIX_SHELLS = ("sh", "bash", "dash", "ksh", "mksh", "zsh")
+
+
+def shell_of(script: Script) -> str:
+    """The interpreter's name from the script's ``#!`` line (through ``/usr/bin/env``); "" without one."""
+    first = script.lines[0].text if script.lines else ""
+    words = first[2:].split() if first.startswith("#!") else []
+    name = os.path.basename(words[0]) if words else ""
+    return os.path.basename(words[1]) if name == "env" and len(words) > 1 else name
+
+
+def job_preamble(script: Script, job_dir: Path, stamp: runs.Stamp | None, watched: bool) -> list[str]:
+    """What a RELION job runs first: the job id line, then (POSIX shells) the run's stamp and the EXIT trap that
+    reports a program that ended without an exit file (jobend.py)."""
+    if shell_of(script) not in POSIX_SHELLS:
+        return [JOB_LINE]
+    from . import jobend
+
+    return [JOB_LINE, *jobend.preamble(job_dir, stamp, watched)]
+
+
+def with_report(script: Script, changes: Sequence[checks.Change], job_line: list[str] | None = None) -> str:
     """The rendered script plus, when relion-qsub changed or warned about something, a first command that prints
     the report into the job's output (run.out). Users who clicked "Run" in RELION's GUI never see the terminal
     relion-qsub printed to; run.out is what the GUI shows them. A quoted here-document prints it verbatim.
-    ``job_line`` (RELION jobs): then print the job id (JOB_LINE)."""
+    ``job_line`` (RELION jobs): the lines the job runs first (job_preamble)."""
     text = script.render()
     shown = [change for change in changes if change.action != checks.Outcome.ERROR and not gui.harmless(change)]
     if not shown and not job_line:
@@ -72,7 +96,7 @@ def with_report(script: Script, changes: Sequence[checks.Change], job_line: bool
     at = sum(len(line.text) + len(line.end) for line in script.lines[: script.body_start])
     end = "\r\n" if script.lines and script.lines[0].end == "\r\n" else "\n"
     block = [f"cat <<'{REPORT_MARK}'", *(f"relion-qsub: {change}" for change in shown), REPORT_MARK] if shown else []
-    block += [JOB_LINE] if job_line else []
+    block += job_line or []
     head = text[:at] if not text[:at] or text[:at].endswith("\n") else text[:at] + end  # a last line without "\n"
     return head + end.join(block) + end + text[at:]
 
@@ -111,8 +135,10 @@ def prepare(source: Path, cli_args: Sequence[str], site: Site) -> Prepared:
         raise UsageError(f"sbatch option on the command line: {bad[0].problem}")
     result = check_fit(normalise(parse(original, str(source), site.typo_distance, site.site_options), ctx), ctx)
     jobdir = jobdir_mod.of_script(source)
-    text = with_report(result.script, result.changes, job_line=jobdir is not None)
-    return Prepared(source, original, result, output_path(source), jobdir, tuple(cli_args), ctx, text)
+    stamp = runs.Stamp.of(source) if jobdir is not None else None
+    job = job_preamble(result.script, jobdir, stamp, site.submit.watch) if jobdir is not None else None
+    text = with_report(result.script, result.changes, job_line=job)
+    return Prepared(source, original, result, output_path(source), jobdir, tuple(cli_args), ctx, text, stamp)
 
 
 def write_output(prepared: Prepared) -> None:
@@ -379,6 +405,7 @@ def record(prepared: Prepared, entry: dict[str, object]) -> bool:
         "original_sha256": _sha256(prepared.original),
         "normalised": str(prepared.output),
         "normalised_sha256": _sha256(prepared.text),
+        **({"run": prepared.stamp.encode()} if prepared.stamp is not None else {}),
         "changes": [
             {"rule": c.rule, "action": c.action, "line": c.line, "message": c.message} for c in prepared.result.changes
         ],
@@ -404,11 +431,36 @@ def start(
     TransientError when the job could not be released: it stays held and never runs."""
     if sub.job_id is None:
         return
+    if prepared.jobdir is not None:
+        cancel_previous_watcher(site, prepared.jobdir, sub, runner)
     if prepared.jobdir is not None and site.submit.watch:
         sub.watcher = submit_watcher(site, prepared, sub, runner)
     tries = release(site, sub.job_id, prepared.option("begin"), runner, sleep)  # a --hold stays held
     sub.attempts.append({"released": sub.job_id, "release_attempts": tries})
     sub.released = True
+
+
+def cancel_previous_watcher(
+    site: Site, job_dir: Path, sub: Submission, runner: Callable[..., proc.Result] = proc.run
+) -> None:
+    """Cancel the pending end-watcher of the job dir's previous submission (runs.previous_watcher), if any.
+
+    It watches a run RELION has replaced; left pending on a busy cluster it would only wait for a CPU to say nothing
+    (runs.mark keeps it from writing). Best effort (watch.cancel_argv): the answer is recorded, never an error.
+    Costs controller calls only when the dir was submitted before.
+    """
+    from . import watch
+
+    previous = runs.previous_watcher(job_dir)
+    if previous is None:
+        return
+    argv = watch.cancel_argv(site.submit.scancel, previous)
+    try:
+        result = runner(argv, timeout=site.submit.timeout)
+    except CommandError as exc:
+        sub.attempts.append({"previous_watcher": previous, "cancel_error": str(exc)})
+        return
+    sub.attempts.append({"previous_watcher": previous, "cancel_returncode": result.returncode})
 
 
 def submit_watcher(site: Site, prepared: Prepared, sub: Submission, runner: Callable[..., proc.Result]) -> str | None:
@@ -418,7 +470,9 @@ def submit_watcher(site: Site, prepared: Prepared, sub: Submission, runner: Call
 
     assert prepared.jobdir is not None and sub.job_id is not None
     where = [f"--{name}={value}" for name in ("partition", "account") if (value := prepared.option(name))]
-    argv = watch.sbatch_argv(site.submit.sbatch, sub.job_id, prepared.jobdir, where, site.submit.watch_options)
+    argv = watch.sbatch_argv(
+        site.submit.sbatch, sub.job_id, prepared.jobdir, where, site.submit.watch_options, prepared.stamp
+    )
     why = ""
     try:
         result = runner(argv, timeout=site.submit.timeout)

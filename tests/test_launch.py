@@ -234,6 +234,18 @@ def test_parse_cancel() -> None:
     assert parse_cancel(b"hello\n") is None
 
 
+def test_a_step_srun_could_not_start_because_the_job_ended() -> None:
+    from relion_qsub.launch.supervise import _pass_through
+
+    outcome = Outcome(1)
+    lines = [b"srun: error: Slurm job 1804 has expired\n", b"srun: Check SLURM_JOB_ID environment variable.\n"]
+    with open(os.devnull, "wb") as sink:
+        _pass_through(iter(lines), sink, outcome)  # type: ignore[arg-type]
+    code, reason = verdict(outcome, "relion_refine", "1804")
+    assert code == 1 and reason is not None
+    assert reason.startswith("srun could not start the step: Slurm job 1804 was already being ended (cancelled")
+
+
 def test_verdict() -> None:
     assert verdict(Outcome(0), "p") == (0, None)
     code, reason = verdict(Outcome(143, RankFailure(6, "cn2", 3, "Exited with exit code 3")), "relion_refine_mpi")
@@ -719,6 +731,68 @@ def test_sigterm_keeps_relions_success(fake_srun: Path, tmp_path: Path) -> None:
     proc.communicate(timeout=10)
     assert proc.returncode == 143
     assert sorted(p.name for p in jobdir.iterdir()) == ["RELION_JOB_EXIT_SUCCESS"]
+
+
+# ------------------------------------------------------------------------------------------------ Abort, many runs
+
+
+def test_abort_before_the_start_ends_at_once_without_running_the_program(
+    fake_srun: Path, capfd: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # The GUI's Abort of a job still pending in Slurm only creates RELION_JOB_ABORT_NOW (src/gui_mainwindow.cpp);
+    # the program would run until its first check. relion-launch ends the job as RELION's program would on Abort.
+    jobdir = tmp_path / "Class2D" / "job001"
+    (jobdir / "RELION_JOB_ABORT_NOW").touch()
+    assert launch.main(relion_cmd()) == 2  # exit(RELION_EXIT_ABORTED), src/pipeline_control.h
+    assert not (fake_srun / "argv").exists()  # srun never ran
+    assert sorted(p.name for p in jobdir.iterdir()) == ["RELION_JOB_ABORT_NOW", "RELION_JOB_EXIT_ABORTED", "run.err"]
+    line = (jobdir / "run.err").read_text()
+    assert line.count("\n") == 1 and "aborted from RELION" in line and "relion_refine_mpi was not run" in line
+
+
+def test_abort_not_honoured_within_the_grace_ends_the_step(fake_srun: Path, tmp_path: Path) -> None:
+    env = dict(os.environ, FAKE_SRUN_MODE="hang", RELION_LAUNCH_ABORT_GRACE="0.5")
+    proc = _start_launcher(env, *relion_cmd(), cwd=tmp_path)
+    _wait_for(fake_srun / "started")
+    jobdir = tmp_path / "Class2D" / "job001"
+    started = time.monotonic()
+    (jobdir / "RELION_JOB_ABORT_NOW").touch()
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 2, err
+    assert 0.5 <= time.monotonic() - started < 10
+    assert (fake_srun / "got-term").exists()  # srun was told to end the step
+    assert sorted(p.name for p in jobdir.iterdir()) == ["RELION_JOB_ABORT_NOW", "RELION_JOB_EXIT_ABORTED", "run.err"]
+    assert "aborted from RELION: relion_refine_mpi had not stopped 0.5 s after" in (jobdir / "run.err").read_text()
+
+
+def test_abort_grace_must_be_a_number(fake_srun: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("RELION_LAUNCH_ABORT_GRACE", "soon")
+    assert launch.main(relion_cmd()) == 65
+    assert "RELION_LAUNCH_ABORT_GRACE='soon'" in (tmp_path / "Class2D" / "job001" / "run.err").read_text()
+
+
+def test_a_run_relion_replaced_writes_no_exit_file(
+    fake_srun: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # RELION's Continue rewrites run_submit.script and removes the exit files before it submits again
+    # (src/pipeliner.cpp, runJob): the old run's late failure must not become the new run's ending.
+    from relion_qsub.relion import runs
+
+    jobdir = tmp_path / "Class2D" / "job001"
+    script = jobdir / "run_submit.script"
+    script.write_text("first run\n")
+    stamp = runs.Stamp.of(script)
+    assert stamp is not None
+    monkeypatch.setenv(runs.ENV, stamp.encode())
+    monkeypatch.setenv("FAKE_SRUN_MODE", "fail")
+    script.unlink()
+    script.write_text("second run\n")  # RELION's rewrite: a new file
+    assert launch.main(relion_cmd()) == 3
+    assert not (jobdir / "RELION_JOB_EXIT_FAILURE").exists()
+    line = (jobdir / "run.err").read_text()
+    assert line.count("\n") == 1 and "rank 6 on cn2 failed first" in line
+    assert "this run is no longer current (RELION has started a new run of" in line
+    assert capfd.readouterr().err.count("rank 6 on cn2 failed first") == 1  # said once (run.err is not stderr here)
 
 
 # ------------------------------------------------------------------------------------------------ local (no allocation)

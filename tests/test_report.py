@@ -156,6 +156,19 @@ def test_node_failure_is_not_a_rank_crash() -> None:
     )
 
 
+def test_an_abort_is_shown_as_an_abort_not_a_failure() -> None:
+    """RELION_JOB_EXIT_ABORTED (the GUI's Abort): Slurm says FAILED (exit code 2, exit(RELION_EXIT_ABORTED)) or
+    CANCELLED, but the user asked for it: no failure reason, no failed node hours, no sizing advice."""
+    job = jobdir(relion="aborted")
+    job.submissions = [Record(time=job.submissions[0].time, job_id="112")]
+    figures = per_job.measure(job, records()["112"], datetime(2026, 12, 1, 23, 0))
+    assert figures.failure == "" and not figures.failed
+    assert verdict.judge(TESTBED, figures) == verdict.Verdict(
+        verdict.INFO, "aborted from RELION; continue it from its last iteration when it should go on"
+    )
+    assert summary.summarise([(figures, verdict.judge(TESTBED, figures))]).failed_hours == 0
+
+
 def test_not_submitted_and_not_recorded() -> None:
     job = jobdir()
     job.submissions = [Record(submitted=False, error="line 14: unrecognized option '--frobnicate'")]

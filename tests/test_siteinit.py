@@ -43,10 +43,11 @@ def _captured(json_works: bool = True):  # type: ignore[no-untyped-def]
 
 def test_partitions_and_nodes_parse_as_slurm_reports_them() -> None:
     parts = cluster.parse_partitions((DATA / "partitions.txt").read_text())
-    assert [(p.name, p.default, p.max_time, p.max_nodes, p.total_nodes) for p in parts] == [
-        ("gpu", False, "10-00:00:00", 0, 4),
-        ("multinode", False, "10-00:00:00", 0, 2),
-        ("norm", True, "10-00:00:00", 0, 2),
+    assert [(p.name, p.default, p.max_time, p.max_nodes, p.total_nodes, p.oversubscribe) for p in parts] == [
+        ("gpu", False, "10-00:00:00", 0, 4, "NO"),
+        ("multinode", False, "10-00:00:00", 0, 2, "NO"),
+        ("norm", True, "10-00:00:00", 0, 2, "NO"),
+        ("service", False, "00:10:00", 0, 1, "FORCE:16"),
     ]
     from_json = cluster.parse_nodes_json((DATA / "sinfo.json").read_text())
     from_text = cluster.parse_nodes_text((DATA / "nodes.txt").read_text())
@@ -250,6 +251,21 @@ def test_validate_live_finds_what_only_slurm_knows(tmp_path: Path) -> None:
     )
 
 
+def test_init_proposes_the_sites_home_for_service_jobs() -> None:
+    """A partition every job shares (OverSubscribe=FORCE) that takes short jobs only is where the end-watcher waits
+    for no compute node (issue 20); its nodes get no RELION recipe, its MaxTime sets no recipe's walltime."""
+    norm = cluster.Partition("norm", True, "10-00:00:00", 0, 2)
+    assert siteinit.service_home([norm, cluster.Partition("shared", False, "2:00:00", 0, 1, "FORCE:4")]) is None
+    assert siteinit.service_home([norm, cluster.Partition("quick", False, "30", 0, 1, "YES:4")]) is None
+    service = cluster.Partition("service", False, "00:10:00", 0, 1, "FORCE:16")
+    assert siteinit.service_home([norm, service]) is service
+    parts = cluster.parse_partitions((DATA / "partitions.txt").read_text())  # the testbed's, with its service
+    nodes = cluster.parse_nodes_text((DATA / "nodes.txt").read_text())
+    text = siteinit.generate("x", parts, nodes, TESTBED, "scontrol show node")
+    assert '[submit]\nwatch_options = ["--partition=service"]\n' in text
+    assert 'walltime = "00:10:00"' not in text
+
+
 def test_init_says_what_it_asks_and_fails_fast_without_a_controller(capsys: pytest.CaptureFixture[str]) -> None:
     """site init was silent for 59 s against a dead controller; now scontrol ping first, with a timeout."""
     calls: list[tuple[tuple[str, ...], float | None]] = []
@@ -284,7 +300,7 @@ def test_live_comparison_names_what_slurm_contradicts(tmp_path: Path) -> None:
         f"{path}: partitions.gpu.gpu_types: 'a100' is on no node of the partition (Slurm: p100)",
         f"{path}: partitions.multinode.features: 'ib' is on no node of the partition (Slurm: x2695)",
         f"{path}: partitions.multinode.max_time: '2-00:00:00' but Slurm's MaxTime is '10-00:00:00'",
-        f"{path}: partitions.bigmem: no such partition (Slurm has: gpu, multinode, norm)",
+        f"{path}: partitions.bigmem: no such partition (Slurm has: gpu, multinode, norm, service)",
     ], found
 
 

@@ -93,7 +93,8 @@ def test_nodes_look_like_a_small_biowulf() -> None:
     for line in run(["scontrol", "show", "node", "-o"]).stdout.splitlines():
         fields = dict(f.partition("=")[::2] for f in line.split() if "=" in f)
         nodes[fields["NodeName"]] = fields
-    assert sorted(nodes) == [f"cn{i}" for i in range(1, 7)]
+    assert sorted(nodes) == [*(f"cn{i}" for i in range(1, 7)), "svc1"]
+    assert (nodes["svc1"]["CPUTot"], nodes["svc1"]["Partitions"]) == ("2", "service")  # tiny service jobs
     for name in ("cn1", "cn2", "cn3", "cn4"):
         node = nodes[name]
         assert (node["CPUTot"], node["RealMemory"]) == ("16", "64000")

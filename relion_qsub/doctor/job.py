@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .. import proc
 from ..errors import CommandError, RelionQsubError
-from ..relion import jobdir, record
+from ..relion import jobdir, record, runs
 from ..slurm import client
 from ..slurm.client import JobView
 from ..slurm.states import (
@@ -28,6 +28,7 @@ from ..slurm.states import (
     CANCELLED,
     ENDED,
     ENDINGS,
+    FAILED,
     HELD,
     NEVER_STARTS,
     NODE_FAIL,
@@ -196,8 +197,18 @@ def _details(slurm: JobView) -> str:
     )
 
 
-def _views(relion: str, slurm: JobView, slurm_text: str) -> Verdict:
-    """RELION's view against Slurm's: the one verdict on whether the two agree."""
+ABORT_PENDING = "was aborted in RELION while Slurm job {} is still pending"
+
+
+def _views(relion: str, slurm: JobView, slurm_text: str, abort: bool = False) -> Verdict:
+    """RELION's view against Slurm's: the one verdict on whether the two agree. ``abort``: RELION_JOB_ABORT_NOW."""
+    if relion == "running" and abort and slurm.state == PENDING:
+        # The GUI's Abort only creates the file; a pending job never checks it and would run when it starts.
+        return (
+            "error",
+            f"the job {ABORT_PENDING.format(slurm.job_id)}: it would still start",
+            f"--fix marks it aborted ({jobdir.EXIT_ABORTED}) and cancels it (scancel {slurm.job_id})",
+        )
     if relion == "running" and slurm.ended:
         return (
             "error",
@@ -227,9 +238,12 @@ def _views(relion: str, slurm: JobView, slurm_text: str) -> Verdict:
     return ("ok", f"RELION: {relion}; {slurm_text}", "")
 
 
-def judge(where: str, relion: str, slurm: JobView | None, time_box: str = "--time") -> list[Verdict]:
+def judge(
+    where: str, relion: str, slurm: JobView | None, time_box: str = "--time", abort: bool = False
+) -> list[Verdict]:
     """(level, what, fix) for RELION's view against Slurm's, then how Slurm says the job ended; ``time_box``: the
-    GUI box --time comes from, named in the fix of a time-limit ending."""
+    GUI box --time comes from, named in the fix of a time-limit ending. An abort (RELION's exit file says aborted) is
+    the user's: Slurm's FAILED/CANCELLED for it is no error; ``abort``: RELION_JOB_ABORT_NOW is there."""
     if slurm is None:
         return _no_job_id(relion)
     if not slurm.answered:
@@ -244,9 +258,11 @@ def judge(where: str, relion: str, slurm: JobView | None, time_box: str = "--tim
     slurm_text = f"Slurm job {slurm.job_id} {slurm.state or 'no record'}" + (f" ({detail})" if detail else "")
     if not slurm.known:
         slurm_text = f"Slurm no longer knows job {slurm.job_id} (it forgets ended jobs; sacct unavailable)"
-    out = [_views(relion, slurm, slurm_text)]
+    out = [_views(relion, slurm, slurm_text, abort)]
     ending = SLURM_ENDINGS.get(slurm.state)
-    if ending is not None:
+    if ending is not None and relion == "aborted" and slurm.state in (FAILED, CANCELLED):
+        out.append(("ok", f"aborted from RELION: Slurm job {slurm.job_id} {slurm.state}", ""))
+    elif ending is not None:
         level, what, fix = ending
         limit = f" of {slurm.time_limit}" if slurm.state == TIMEOUT and slurm.time_limit else ""
         what = cancelled_by(slurm.acct_state, slurm.owner_uid) or what
@@ -301,14 +317,37 @@ def ghost_findings(where: str, token: str, runner: Runner) -> list[Finding]:
     return findings
 
 
-def _never_starts(job_dir: Path, slurm: JobView, fix: str, runner: Runner) -> Callable[[], str]:
+def _never_starts(job_dir: Path, slurm: JobView, fix: str, runner: Runner, watcher: str = "") -> Callable[[], str]:
     """FAILURE first, with the reason (the end-watcher then finds it and says nothing), then scancel."""
 
     def repair() -> str:
         done = mark_ended(job_dir, f"Slurm job {slurm.job_id} can never start (PENDING {slurm.reason}): {fix}")
-        return f"{done}; {_canceller(slurm.job_id, runner)()}"
+        return f"{done}; {_canceller(slurm.job_id, runner)()}{_cancel_watcher(watcher, runner)}"
 
     return repair
+
+
+def _abort_pending(job_dir: Path, job_id: str, runner: Runner, watcher: str) -> Callable[[], str]:
+    """RELION_JOB_EXIT_ABORTED first (what the program writes on Abort), then cancel the job and its watcher."""
+
+    def repair() -> str:
+        done = mark_ended(job_dir, f"aborted from RELION while Slurm job {job_id} was pending; cancelled it", True)
+        return f"{done}; {_canceller(job_id, runner)()}{_cancel_watcher(watcher, runner)}"
+
+    return repair
+
+
+def _cancel_watcher(watcher: str, runner: Runner) -> str:
+    """ "; cancelled its end-watcher N" (pending only, by name: watch.cancel_argv), or "" when there is none."""
+    if not watcher:
+        return ""
+    from .. import watch
+
+    try:
+        result = runner(watch.cancel_argv("scancel", watcher), timeout=30)
+    except CommandError as exc:
+        return f"; its end-watcher {watcher} was not cancelled ({exc})"
+    return f"; cancelled its end-watcher {watcher}" if result.returncode == 0 else ""
 
 
 def _canceller(job_id: str, runner: Runner) -> Callable[[], str]:
@@ -360,13 +399,15 @@ def _tail(path: Path) -> tuple[str, int]:
     return data.decode("utf-8", errors="replace"), skipped
 
 
-def mark_ended(job_dir: Path, reason: str) -> str:
-    """RELION_JOB_EXIT_FAILURE plus a line in run.err saying why (jobdir.mark_failed, with doctor's wording)."""
-    marked = jobdir.mark_failed(job_dir, f"relion-qsub doctor: marked failed: {reason}")
+def mark_ended(job_dir: Path, reason: str, aborted: bool = False) -> str:
+    """RELION_JOB_EXIT_FAILURE (``aborted``: _ABORTED) plus a line in run.err saying why (jobdir.mark, with doctor's
+    wording). Doctor judges the record's latest submission only after checking it is RELION's current run."""
+    name, how = (jobdir.EXIT_ABORTED, "aborted") if aborted else (jobdir.EXIT_FAILURE, "failed")
+    marked = jobdir.mark(job_dir, name, f"relion-qsub doctor: marked {how}: {reason}")
     if not marked.created:
         return f"left alone: {marked.existing} is already there"
     note = f" (no line in run.err: {marked.err_note})" if marked.err_note else " (and a line in run.err)"
-    return f"created {jobdir.EXIT_FAILURE}{note}"
+    return f"created {name}{note}"
 
 
 def parse_df(text: str) -> tuple[int, int] | None:
@@ -469,8 +510,57 @@ def _read_log(path: Path) -> str:
     return path.read_text(encoding="utf-8", errors="replace")
 
 
-def check(project: Path, job_dir: Path, runner: Runner = proc.run) -> list[Finding]:
+def _current_submission(job_dir: Path, where: str, names: set[str]) -> tuple[record.Record | None, Finding | None]:
+    """The record's latest line: the job dir's current submission (relion/runs.py), also when it was refused (an
+    earlier job is then a run RELION has replaced); (None, why) when the record cannot be read."""
+    if jobdir.RECORD not in names:
+        return None, None
+    try:
+        records = record.read(_read_log(job_dir / jobdir.RECORD))
+    except OSError as exc:
+        # The job id is unknown: say so instead of "no Slurm job id recorded" (whose fix is to mark it failed).
+        return None, _unreadable(where, jobdir.RECORD, exc)
+    return (records[-1] if records else None), None
 
+
+def _not_relions_run(where: str, last: record.Record, job_dir: Path) -> Finding | None:
+    """A warning when RELION rewrote the script after the last submission relion-qsub recorded: RELION's current
+    run did not go through relion-qsub, so that job's ending is not this run's (nothing is marked)."""
+    why = runs.superseded(job_dir, None, runs.Stamp.decode(last.run))
+    if why is None:
+        return None
+    what = f"the last submission relion-qsub recorded (Slurm job {last.job_id}) is not RELION's current run: {why}"
+    fix = "if RELION shows it running and nothing runs, create RELION_JOB_EXIT_FAILURE in the job dir"
+    return Finding("warning", where, what, fix, "job")
+
+
+def _views_found(
+    job_dir: Path, where: str, relion: str, slurm: JobView | None, last: record.Record | None, runner: Runner
+) -> list[Finding]:
+    """judge()'s verdicts as findings, each with the repair --fix may make; every repair that marks the job dir also
+    cancels the end-watcher of that submission (it would only wait in the queue to find the exit file)."""
+    watcher = (last.watcher if last is not None else None) or ""
+    abort = jobdir.aborted(job_dir)
+    found = []
+    time_box = _time_box() if slurm and slurm.state == TIMEOUT else ""
+    for level, what, fix in judge(where, relion, slurm, time_box, abort):
+        repair = None
+        if slurm is None:
+            pass
+        elif what.startswith("RELION thinks running") and slurm.ended:
+            why = f"Slurm job {slurm.job_id} ended ({slurm.state or 'no record'}) without one"
+            repair = _marker(job_dir, why, abort, watcher, runner)
+        elif what.endswith("is held and never runs"):
+            repair = _canceller(slurm.job_id, runner)
+        elif " can never start: " in what:
+            repair = _never_starts(job_dir, slurm, fix, runner, watcher)
+        elif ABORT_PENDING.format(slurm.job_id) in what:
+            repair = _abort_pending(job_dir, slurm.job_id, runner, watcher)
+        found.append(Finding(level, where, what, fix, "job", repair=repair))
+    return found
+
+
+def check(project: Path, job_dir: Path, runner: Runner = proc.run) -> list[Finding]:
     try:
         where = str(job_dir.relative_to(project)) + "/"
     except ValueError:
@@ -480,27 +570,15 @@ def check(project: Path, job_dir: Path, runner: Runner = proc.run) -> list[Findi
     except OSError as exc:
         return [_unreadable(where, "", exc)]
     relion = relion_state(names)
-    findings: list[Finding] = []
-    job_id, log_read, last = None, True, None
-    if jobdir.RECORD in names:
-        try:
-            records = record.read(_read_log(job_dir / jobdir.RECORD))
-            job_id, last = record.last_job_id(records), (records[-1] if records else None)
-        except OSError as exc:
-            # The job id is unknown: say so instead of "no Slurm job id recorded" (whose fix is to mark it failed).
-            findings.append(_unreadable(where, jobdir.RECORD, exc))
-            log_read = False
+    last, unreadable = _current_submission(job_dir, where, names)
+    findings: list[Finding] = [unreadable] if unreadable else []
+    job_id = last.job_id if last is not None else None
+    stale = _not_relions_run(where, last, job_dir) if last is not None and job_id and relion == "running" else None
     slurm = client.job_state(job_id, runner) if job_id else None
-    if log_read:
-        for level, what, fix in judge(where, relion, slurm, _time_box() if slurm and slurm.state == TIMEOUT else ""):
-            repair = None
-            if what.startswith("RELION thinks running") and slurm is not None and slurm.ended:
-                repair = _marker(job_dir, f"Slurm job {slurm.job_id} ended ({slurm.state or 'no record'}) without one")
-            elif what.endswith("is held and never runs") and slurm is not None:
-                repair = _canceller(slurm.job_id, runner)
-            elif " can never start: " in what and slurm is not None:
-                repair = _never_starts(job_dir, slurm, fix, runner)
-            findings.append(Finding(level, where, what, fix, "job", repair=repair))
+    if stale is not None:
+        findings.append(stale)
+    elif unreadable is None:
+        findings += _views_found(job_dir, where, relion, slurm, last, runner)
     if last is not None and last.submitted is False and last.token:
         findings += ghost_findings(where, last.token, runner)
     kinds = {STATE_KIND.get(slurm.state, "")} if slurm else set()
@@ -528,5 +606,6 @@ def check(project: Path, job_dir: Path, runner: Runner = proc.run) -> list[Findi
     return findings
 
 
-def _marker(job_dir: Path, reason: str) -> Callable[[], str]:
-    return lambda: mark_ended(job_dir, reason)
+def _marker(job_dir: Path, reason: str, aborted: bool, watcher: str, runner: Runner) -> Callable[[], str]:
+    """Mark the job ended (aborted when RELION's Abort was asked for), then cancel its end-watcher."""
+    return lambda: mark_ended(job_dir, reason, aborted) + _cancel_watcher(watcher, runner)

@@ -40,7 +40,7 @@ from .pipeline import Pipeline
 from .plan import format_plan, make_plan, plan_gpus, summary_line
 from .preflight import check_local_cpus, check_python_programs, scratch_check, thread_warnings
 from .say import stderr_text, warn
-from .supervise import supervise, verdict
+from .supervise import ABORTED_EXIT, AbortWatch, aborted_reason, supervise, verdict
 
 
 def private_dir(env: Mapping[str, str]) -> str:
@@ -107,7 +107,10 @@ def run(inv: Invocation) -> int:
 
 
 def _launch(plan: Plan, rargs: RelionArgs, env: Mapping[str, str], directory: str | None) -> int:
-    pipeline = Pipeline(rargs.pipeline_control)
+    pipeline = Pipeline(rargs.pipeline_control, env)
+    if pipeline.abort_requested():  # Abort clicked while the job was pending: the program never checks before it runs
+        pipeline.mark_aborted(aborted_reason(rargs.program, None))
+        return ABORTED_EXIT
     cwd = Path.cwd()
     use = plan_gpus(plan, rargs)
     warnings = [*plan.warnings, *use.warnings]
@@ -128,7 +131,11 @@ def _launch(plan: Plan, rargs: RelionArgs, env: Mapping[str, str], directory: st
         if directory is None:
             raise LayoutError("internal: a hostfile layout without a private directory")
         write_hostfile(directory, plan)
-    step_env = step_environment(plan, env)
+    return _run_step(plan, rargs, env, pipeline, step_environment(plan, env))
+
+
+def _killed_handler(pipeline: Pipeline, rargs: RelionArgs, env: Mapping[str, str]) -> Callable[[int], None]:
+    """What to do when Slurm signals relion-launch: tell RELION first, then say why if Slurm knows already."""
 
     def on_kill(signum: int) -> None:
         name = signal.Signals(signum).name
@@ -147,16 +154,29 @@ def _launch(plan: Plan, rargs: RelionArgs, env: Mapping[str, str], directory: st
         if timeout:
             stderr_text(f"{PROG}: {timeout}\n")
 
+    return on_kill
+
+
+def _run_step(
+    plan: Plan, rargs: RelionArgs, env: Mapping[str, str], pipeline: Pipeline, step_env: dict[str, str]
+) -> int:
+    """Run the step under supervision (stall watchdog, RELION's Abort) and tell RELION how it ended."""
     in_step = plan.mode is not Mode.LOCAL
     stalled: list[str] = []  # the watchdog's reason, once it ended the step
     watch = stall_watch(rargs, env, pipeline, in_step, stalled)
-    outcome = supervise(plan.argv, step_env, scan_srun=in_step, on_kill=on_kill, parent_death=in_step, watch=watch)
+    grace = abort_grace(env)
+    abort = AbortWatch(pipeline.abort_requested, grace, poll=min(2.0, max(grace / 4, 0.1))) if pipeline.jobdir else None
+    on_kill = _killed_handler(pipeline, rargs, env)
+    outcome = supervise(
+        plan.argv, step_env, scan_srun=in_step, on_kill=on_kill, parent_death=in_step, watch=watch, abort=abort
+    )
     code, reason = verdict(outcome, rargs.program, env.get("SLURM_JOB_ID", ""))
     if stalled and outcome.signal is None:
         # The ranks died of the watchdog's SIGTERM, not "ended from outside"; its line is in run.err already.
         reason = None if pipeline.marked else stalled[0]
     if reason is not None:
-        if not pipeline.mark_failure(reason):
+        done = pipeline.mark_aborted(reason) if code == ABORTED_EXIT and outcome.aborted else None
+        if not (done or pipeline.mark_failure(reason) or pipeline.said):
             stderr_text(f"{PROG}: {reason}\n")
     return code
 
@@ -209,6 +229,21 @@ def stall_watch(
     return start
 
 
+ABORT_GRACE = "RELION_LAUNCH_ABORT_GRACE"  # seconds a program gets to honour the GUI's Abort by itself
+
+
+def abort_grace(env: Mapping[str, str]) -> float:
+    """The site's grace (``RELION_LAUNCH_ABORT_GRACE``, seconds), 60 when unset; a bad value is a LayoutError."""
+    text = env.get(ABORT_GRACE, "").strip()
+    try:
+        grace = float(text) if text else 60.0
+    except ValueError:
+        grace = -1.0
+    if not grace >= 0:
+        raise LayoutError(f"{ABORT_GRACE}={text!r} in the job's environment: give a number of seconds, e.g. 60")
+    return grace
+
+
 def _prescan_verbose(argv: Sequence[str]) -> bool:
     for word in argv:
         if word in ("-v", "--verbose"):
@@ -241,7 +276,7 @@ def run_or_mark(argv: Sequence[str]) -> int:
                 reason = "interrupted before the step ended"
             else:
                 reason = f"internal error: {exc!r}"
-            Pipeline(relion_args(words).pipeline_control).mark_failure(reason, echo=False)
+            Pipeline(relion_args(words).pipeline_control, os.environ).mark_failure(reason, echo=False)
         raise
 
 

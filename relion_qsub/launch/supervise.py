@@ -13,6 +13,8 @@ import re
 import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import FrameType
@@ -32,6 +34,10 @@ class RankFailure:
 _TASK_END = re.compile(rb"^srun: error: (?P<host>\S+): tasks? (?P<tasks>\d[\d,\-]*): (?P<what>.+?)\s*$")
 _CANCELLED = re.compile(rb"\*\*\* (?:JOB|STEP) \S+ ON \S+ CANCELLED AT \S+(?: DUE TO (?P<why>[A-Z ]+?))? \*\*\*")
 _EXIT_CODE = re.compile(r"Exited with exit code (\d+)")
+# srun's words when the job ended before its step could start (src/srun/libsrun/allocate.c, 22.05): a scancel or
+# time limit that came first; relion-launch itself may not have been signalled yet (the batch shell runs its EXIT
+# trap before it dies, see jobend).
+_EXPIRED = re.compile(rb"^srun: error: Slurm job \d+ has expired")
 
 
 def _signal_numbers() -> dict[str, int]:
@@ -77,6 +83,37 @@ class Outcome:
     failure: RankFailure | None = None
     signal: int | None = None
     cancel: str | None = None
+    aborted: float | None = None  # the grace (s) after which relion-launch ended a step RELION's Abort asked to stop
+
+
+@dataclass(frozen=True)
+class AbortWatch:
+    """How relion-launch honours the GUI's Abort while the step runs: ``requested`` says whether
+    RELION_JOB_ABORT_NOW is there (for the current run); checked every ``poll`` s; a step still running ``grace`` s
+    after it was first seen is sent SIGTERM (srun passes it to every task and ends the step), SIGKILL ``kill_after``
+    s later. RELION's programs check for the file only between iterations (src/pipeline_control.cpp,
+    pipeline_control_check_abort_job), which can be an hour apart; the grace lets one that is about to check stop
+    cleanly by itself."""
+
+    requested: Callable[[], bool]
+    grace: float = 60.0
+    poll: float = 2.0
+    kill_after: float = 10.0
+
+
+def _watch_abort(child: subprocess.Popen[bytes], outcome: Outcome, watch: AbortWatch, stop: threading.Event) -> None:
+    seen: float | None = None
+    while not stop.wait(watch.poll):
+        if child.poll() is not None:
+            return
+        if seen is None:
+            seen = time.monotonic() if watch.requested() else None
+        elif time.monotonic() - seen >= watch.grace:
+            outcome.aborted = watch.grace
+            child.terminate()
+            if not stop.wait(watch.kill_after) and child.poll() is None:
+                child.kill()
+            return
 
 
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
@@ -137,7 +174,7 @@ def _pass_through(lines: IO[bytes], sink: IO[bytes], outcome: Outcome) -> None:
         if outcome.failure is None:
             outcome.failure = parse_task_end(line)
         if outcome.cancel is None:
-            outcome.cancel = parse_cancel(line)
+            outcome.cancel = parse_cancel(line) or ("expired" if _EXPIRED.match(line) else None)
 
 
 def supervise(
@@ -149,12 +186,13 @@ def supervise(
     stderr: IO[bytes] | None = None,
     parent_death: bool = False,
     watch: Callable[[subprocess.Popen[bytes]], Callable[[], None]] | None = None,
+    abort: AbortWatch | None = None,
 ) -> Outcome:
     """Run argv, forward signals to it, pass its stderr through (scanning srun's task reports), wait.
 
     ``parent_death``: treat the death of the parent process (the batch shell) as SIGTERM; see
     term_when_parent_dies. ``watch``: started with the running child, returns what stops it (the stall
-    watchdog, watchdog.py).
+    watchdog, watchdog.py). ``abort``: end the step when RELION's Abort is not honoured in time (AbortWatch).
     """
     outcome = Outcome(returncode=0)
     child: subprocess.Popen[bytes] | None = None
@@ -173,10 +211,15 @@ def supervise(
     previous = {sig: signal.signal(sig, handler) for sig in FORWARDED}
     if parent_death:
         term_when_parent_dies()
+    stop = threading.Event()
+    watcher: threading.Thread | None = None
     try:
         child = _start(argv, env, scan_srun)
         stop_watch = watch(child) if watch is not None else None
         try:
+            if abort is not None:
+                watcher = threading.Thread(target=_watch_abort, args=(child, outcome, abort, stop), daemon=True)
+                watcher.start()
             if child.stderr is not None:
                 _pass_through(child.stderr, stderr if stderr is not None else sys.stderr.buffer, outcome)
             outcome.returncode = child.wait()
@@ -184,13 +227,33 @@ def supervise(
             if stop_watch is not None:
                 stop_watch()
     finally:
+        stop.set()
+        if watcher is not None:
+            watcher.join()
         for sig, old in previous.items():
             signal.signal(sig, old)
     return outcome
 
 
+# A RELION program that honours Abort exits with 2: exit(RELION_EXIT_ABORTED), pipeline_control_relion_exit(2)
+# (src/pipeline_control.h, .cpp).
+ABORTED_EXIT = 2
+
+
+def aborted_reason(program: str, grace: float | None) -> str:
+    """The run.err words for an abort relion-launch carried out (None: before the program started)."""
+    if grace is None:
+        return f"aborted from RELION (RELION_JOB_ABORT_NOW was there when the job started): {program} was not run"
+    return (
+        f"aborted from RELION: {program} had not stopped {grace:g} s after RELION_JOB_ABORT_NOW appeared, so its "
+        "step was cancelled; continue the job from its last finished iteration"
+    )
+
+
 def verdict(outcome: Outcome, program: str, job_id: str = "") -> tuple[int, str | None]:
     """(exit code, one-line reason or None on success)."""
+    if outcome.aborted is not None and outcome.signal is None:
+        return ABORTED_EXIT, aborted_reason(program, outcome.aborted)
     if outcome.signal is not None:
         name = signal.Signals(outcome.signal).name
         why = f" ({outcome.cancel})" if outcome.cancel else ""
@@ -213,6 +276,11 @@ def verdict(outcome: Outcome, program: str, job_id: str = "") -> tuple[int, str 
     rc = outcome.returncode
     if rc == 0:
         return 0, None
+    if outcome.cancel == "expired":
+        return rc, (
+            f"srun could not start the step: Slurm job {job_id or '<job id>'} was already being ended (cancelled, or "
+            f"its time limit; `sacct -j {job_id or '<job id>'}` says which); {program} did not run"
+        )
     if rc < 0:
         return 128 - rc, f"{program} was killed by {signal.Signals(-rc).name}"
     return rc, f"{program} ended with exit code {rc}"

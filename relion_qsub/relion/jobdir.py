@@ -22,6 +22,8 @@ EXIT_SUCCESS = "RELION_JOB_EXIT_SUCCESS"
 EXIT_FAILURE = "RELION_JOB_EXIT_FAILURE"
 EXIT_ABORTED = "RELION_JOB_EXIT_ABORTED"
 EXIT_FILES = (EXIT_SUCCESS, EXIT_FAILURE, EXIT_ABORTED)
+EXIT_GLOB = "RELION_JOB_EXIT_*"  # every exit file, as a shell pattern
+ABORT_NOW = "RELION_JOB_ABORT_NOW"  # the GUI's Abort creates it; the program checks for it between iterations
 RUN_OUT = "run.out"
 RUN_ERR = "run.err"
 SUBMIT_SCRIPT = "run_submit.script"  # what RELION writes and passes to the Queue submit command
@@ -54,15 +56,27 @@ def exit_file(jobdir: Path) -> str | None:
 @dataclass(frozen=True, slots=True)
 class Marked:
     """What :func:`mark_failed` did. ``created``: we wrote the failure file; ``existing``: the exit file that was
-    already there (then nothing was written); ``err_note``: why the run.err line is missing ("" = it was written)."""
+    already there (then nothing was written); ``err_note``: why the run.err line is missing ("" = it was written);
+    ``superseded``: why nothing was written for a run that is no longer the dir's current one (runs.mark)."""
 
     created: bool
     existing: str | None = None
     err_note: str = ""
+    superseded: str = ""
 
 
 def mark_failed(jobdir: Path, line: str) -> Marked:
-    """Tell RELION the job failed: create RELION_JOB_EXIT_FAILURE first, then append ``line`` to run.err.
+    """Tell RELION the job failed: create RELION_JOB_EXIT_FAILURE first, then append ``line`` to run.err (see mark)."""
+    return mark(jobdir, EXIT_FAILURE, line)
+
+
+def aborted(jobdir: Path) -> bool:
+    """Whether the GUI's Abort asked this run to stop (RELION removes the file before every run)."""
+    return os.path.lexists(jobdir / ABORT_NOW)
+
+
+def mark(jobdir: Path, name: str, line: str) -> Marked:
+    """Tell RELION the job ended: create the exit file ``name`` first, then append ``line`` to run.err.
 
     The exit file is what the GUI needs; it is created exclusively (O_EXCL), never over an exit file RELION or anyone
     else wrote, so a job that succeeded is never shown as failed. Raises OSError when it cannot be created (the
@@ -73,10 +87,15 @@ def mark_failed(jobdir: Path, line: str) -> Marked:
     if existing is not None:
         return Marked(False, existing)
     try:
-        os.close(os.open(jobdir / EXIT_FAILURE, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666))
+        os.close(os.open(jobdir / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666))
     except FileExistsError:  # RELION (or a twin of ours) wrote one meanwhile
-        return Marked(False, exit_file(jobdir) or EXIT_FAILURE)
-    return Marked(True, None, _append_line(jobdir / RUN_ERR, line))
+        return Marked(False, exit_file(jobdir) or name)
+    return Marked(True, None, append_err(jobdir, line))
+
+
+def append_err(jobdir: Path, line: str) -> str:
+    """Append one line to the job's run.err (see mark); "" when written, else why not."""
+    return _append_line(jobdir / RUN_ERR, line)
 
 
 def note(jobdir: Path, line: str) -> str:

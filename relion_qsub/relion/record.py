@@ -44,6 +44,7 @@ class Record:
     released: bool | None = None
     error: str | None = None  # why it was not submitted (or not started)
     held: bool | None = None  # a request that may still create a job went out held
+    run: str | None = None  # which run of the job dir (runs.Stamp.encode): the script as RELION last wrote it
 
     @property
     def when(self) -> datetime | None:
@@ -78,7 +79,7 @@ def from_mapping(entry: Mapping[str, object]) -> Record:
     for name in ("submitted", "released", "held"):
         if isinstance(entry.get(name), bool):
             out[name] = entry[name]
-    for name in ("job_id", "token", "watcher", "error"):
+    for name in ("job_id", "token", "watcher", "error", "run"):
         value = entry.get(name)
         if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value):
             out[name] = str(value)

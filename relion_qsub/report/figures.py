@@ -113,7 +113,10 @@ def rank_crash(steps: list[Line]) -> str:
 
 
 def failure(line: Line, steps: list[Line], job: JobDir) -> str:
-    """Why the job failed, Slurm's word first (OUT_OF_MEMORY, TIMEOUT ...), then the rank, then run.err's."""
+    """Why the job failed, Slurm's word first (OUT_OF_MEMORY, TIMEOUT ...), then the rank, then run.err's. A job
+    RELION shows aborted ended as the user asked (the GUI's Abort): no failure, whatever Slurm's state."""
+    if job.relion == "aborted":
+        return ""
     state = line.state
     if state == OUT_OF_MEMORY or any(s.state == OUT_OF_MEMORY for s in steps):
         return OUT_OF_MEMORY
@@ -126,7 +129,7 @@ def failure(line: Line, steps: list[Line], job: JobDir) -> str:
         return crash
     if state == FAILED:
         return f"{FAILED} (exit code {exit_parts(line.exit_code)[0]})"
-    if job.relion in ("failure", "aborted") and state not in (RUNNING, *WAITING):
+    if job.relion == "failure" and state not in (RUNNING, *WAITING):
         kinds = dict(job.err_reasons)
         kind = next((k for k in ERR_KINDS if k in kinds), "")
         return f"RELION {job.relion}" + (f" ({kind}: {kinds[kind][:60]})" if kind else "")

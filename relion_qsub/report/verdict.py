@@ -222,6 +222,8 @@ PRIORITY = {WARNING: 0, WASTE: 1, OK: 2}
 
 
 def judge(site: Site, usage: Usage) -> Verdict:
+    if usage.job.relion == "aborted":  # its time and memory say nothing about what the next run needs
+        return Verdict(INFO, "aborted from RELION; continue it from its last iteration when it should go on")
     if usage.failed:
         text = failed(site, usage)
         if usage.job.relion == "running" and usage.job_id:  # nothing wrote RELION_JOB_EXIT_*: the GUI waits forever

@@ -46,6 +46,7 @@ class Partition:
     max_time: str
     max_nodes: int
     total_nodes: int
+    oversubscribe: str = "NO"  # scontrol's OverSubscribe: NO, EXCLUSIVE, YES:4, FORCE:16
 
 
 def parse_gres(text: str) -> dict[tuple[str, str], int]:
@@ -85,6 +86,7 @@ def parse_partitions(text: str) -> list[Partition]:
                 "" if max_time == "UNLIMITED" else max_time,
                 int(max_nodes) if max_nodes.isdigit() else 0,
                 int(w.get("TotalNodes", "0") or 0),
+                w.get("OverSubscribe", "NO"),
             )
         )
     return out

@@ -72,13 +72,30 @@ def _scratch_gres(nodes: Sequence[cluster.Node], preferred: str) -> str:
     return sorted(names)[0] if names else ""
 
 
+SERVICE_MAX_MINUTES = 60  # a home for tiny service jobs runs short jobs only
+
+
+def service_home(parts: Sequence[cluster.Partition]) -> cluster.Partition | None:
+    """The partition a site keeps for tiny service jobs, if it has one: every job shares its cores
+    (OverSubscribe=FORCE, the jobs cannot opt out) and it takes short jobs only (MaxTime of an hour or less). There
+    relion-qsub's end-watcher starts at once while the compute partitions are full (issue 20; testbed's service)."""
+    from ..units import minutes
+
+    for part in parts:
+        limit = minutes(part.max_time) if part.max_time else None
+        if part.oversubscribe.startswith("FORCE") and limit is not None and limit <= SERVICE_MAX_MINUTES:
+            return part
+    return None
+
+
 def node_kinds(parts: Sequence[cluster.Partition], nodes: Sequence[cluster.Node]) -> list[NodeKind]:
     """Group nodes by what they have; each group's partition is its first non-default one (where RELION's
-    recipes send it), else the default."""
+    recipes send it), else the default. Nodes only in the service home (service_home) run no RELION job."""
     defaults = {p.name for p in parts if p.default}
+    service = service_home(parts)
     groups: dict[tuple[object, ...], list[cluster.Node]] = {}
     for n in nodes:
-        if not n.partitions:
+        if not n.partitions or (service is not None and set(n.partitions) <= {service.name}):
             continue
         groups.setdefault((n.cpus, n.memory_mb, tuple(sorted(n.gres.items())), n.features), []).append(n)
     kinds: list[NodeKind] = []
@@ -254,6 +271,7 @@ def generate(
     scratch = _scratch_gres(nodes, bundled.scratch.gres)
     kinds = node_kinds(parts, nodes)
     usable = usable_kinds(kinds, parts)
+    service = service_home(parts)
     default = next((p.name for p in parts if p.default), parts[0].name if parts else "")
     walltime = _walltime([p for p in parts if p.name in {k.partition for k in usable} or p.name == default])
     per_cpu = min((k.node.memory_mb // max(1, k.node.cpus) for k in usable), default=1000)
@@ -286,6 +304,9 @@ def generate(
         out += [f"{_key(t)} = {{ safe_threads = {bundled.gpu_safe_threads.get(t, 1)} }}" for t in gpu_types] + [""]
     for part in parts:
         out += _table(f"partitions.{part.name}", _partition_items(part, nodes, scratch))
+    if service is not None:
+        why = f"REVIEW: the end-watcher goes to {service.name!r} (OverSubscribe={service.oversubscribe}, MaxTime "
+        out += _table("submit", {"watch_options": [f"--partition={service.name}"]}, why + f"{service.max_time})")
     for kind in kinds:
         out += _node_type(kind, scratch)
     out += _running_tab(bundled, kinds, walltime, str(per_cpu), scratch, min_gb, default)
