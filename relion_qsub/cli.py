@@ -20,7 +20,8 @@ from .profile.files import add_site_option
 
 if TYPE_CHECKING:
     from .checks.core import Change
-    from .submit import Outcome, Prepared
+    from .prepare import Prepared
+    from .submit import Outcome
 
 PROG = "relion-qsub"
 
@@ -166,8 +167,8 @@ def _diff(prepared: Prepared) -> str:
 
 
 def _check(args: Args) -> int:
+    from .prepare import prepare
     from .profile import load
-    from .submit import prepare
 
     prepared = prepare(Path(args.script), args.sbatch_args, load(args.site))
     sys.stdout.write(prepared.text)

@@ -15,6 +15,7 @@ import pytest
 from pytest_subprocess import FakeProcess
 
 from relion_qsub import jobend, proc, profile, watch
+from relion_qsub import prepare as prep
 from relion_qsub import submit as sub
 from relion_qsub.checks.registry import ALL_POLICY
 from relion_qsub.doctor import job as doctor_job
@@ -163,13 +164,13 @@ def test_submitting_again_cancels_the_previous_pending_watcher(job: Path, fp: Fa
 # ---- the batch script's EXIT trap -------------------------------------------------------------------------------
 
 
-def prepared(job: Path, body: str, shebang: str = "#!/bin/bash") -> sub.Prepared:
+def prepared(job: Path, body: str, shebang: str = "#!/bin/bash") -> prep.Prepared:
     (job / "run_submit.script").write_text(SCRIPT.format(body=body).replace("#!/bin/bash", shebang))
     site = profile.load("testbed")
-    return sub.prepare(job / "run_submit.script", [], dataclasses.replace(site, policy={k: "off" for k in ALL_POLICY}))
+    return prep.prepare(job / "run_submit.script", [], dataclasses.replace(site, policy={k: "off" for k in ALL_POLICY}))
 
 
-def run_job(p: sub.Prepared, shell: str = "bash") -> subprocess.CompletedProcess[str]:
+def run_job(p: prep.Prepared, shell: str = "bash") -> subprocess.CompletedProcess[str]:
     """The normalised script as the batch step runs it (from the project dir, with the job's id). No controller
     answers (an scontrol that fails, as when slurmctld cannot be reached): the job decides from what it sees."""
     project = p.source.parent.parent.parent
@@ -236,15 +237,15 @@ def test_the_trap_of_an_earlier_run_writes_nothing(job: Path) -> None:
 
 def test_a_csh_template_gets_no_trap(job: Path) -> None:
     text = prepared(job, "echo body", "#!/bin/tcsh").text
-    assert "trap" not in text and runs.ENV not in text and sub.JOB_LINE in text
-    assert sub.shell_of(prepared(job, "x", "#!/usr/bin/env bash").result.script) == "bash"
+    assert "trap" not in text and runs.ENV not in text and prep.JOB_LINE in text
+    assert prep.shell_of(prepared(job, "x", "#!/usr/bin/env bash").result.script) == "bash"
 
 
 def test_the_preamble_exports_the_stamp_after_the_directives(job: Path) -> None:
     p = prepared(job, "echo body")
     lines = p.text.splitlines()
     assert p.stamp is not None
-    assert lines[2:6] == [sub.JOB_LINE, *jobend.preamble(job, p.stamp, watched=True)]
+    assert lines[2:6] == [prep.JOB_LINE, *jobend.preamble(job, p.stamp, watched=True)]
     assert lines[3] == f"export {runs.ENV}={p.stamp.encode()}"  # a path without spaces needs no quotes
 
 

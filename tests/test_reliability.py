@@ -268,14 +268,14 @@ def test_launch_does_not_blame_a_rank_slurm_terminated() -> None:
 
 def test_a_relion_jobs_output_names_its_job_id(tmp_path: Path) -> None:
     """run.out is what the GUI shows: the submitted script prints the Slurm job id (after relion-qsub's report)."""
+    from relion_qsub import prepare as prep
     from relion_qsub import profile
-    from relion_qsub import submit as sub
 
     job = tmp_path / "Class2D" / "job007"
     job.mkdir(parents=True)
     (job / "run_submit.script").write_text(SCRIPT.replace("hostname", "echo body"))
     site = profile.load("testbed")
-    p = sub.prepare(job / "run_submit.script", [], dataclasses.replace(site, policy={k: "off" for k in ALL_POLICY}))
+    p = prep.prepare(job / "run_submit.script", [], dataclasses.replace(site, policy={k: "off" for k in ALL_POLICY}))
     env = {"PATH": os.environ["PATH"], "SLURM_JOB_ID": "4242"}
     out = subprocess.run(["bash", "-c", p.text], capture_output=True, text=True, env=env, check=True).stdout
     assert out == "relion-qsub: this is Slurm job 4242\nbody\n"

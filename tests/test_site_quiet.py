@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from relion_qsub import prepare as prep
 from relion_qsub import profile
 from relion_qsub import submit as sub
 from relion_qsub.sitetools.fillcases import cases, fill_case, render, write_project
@@ -40,10 +41,10 @@ def _common_case(tmp_path: Path) -> Path:
 
 def test_bare_directive_repairs_are_not_echoed(tmp_path: Path) -> None:
     script = _common_case(tmp_path)
-    prepared = sub.prepare(script, [], TESTBED)
+    prepared = prep.prepare(script, [], TESTBED)
     fixed = [c for c in prepared.result.changes if c.rule == "empty-directive"]
     assert fixed and prepared.result.ok
-    assert sub.REPORT_MARK not in prepared.text  # nothing printed into run.out
+    assert prep.REPORT_MARK not in prepared.text  # nothing printed into run.out
     assert sub.record(prepared, {"submitted": False})
     entry = json.loads((script.parent / "relion-qsub.jsonl").read_text().splitlines()[-1])
     assert [c["rule"] for c in entry["changes"]].count("empty-directive") == len(fixed)  # kept in the record
@@ -61,8 +62,8 @@ def test_check_is_silent_and_verbose_shows_the_repairs(tmp_path: Path) -> None:
 def test_a_real_repair_is_still_reported(tmp_path: Path) -> None:
     script = tmp_path / "job.sh"
     script.write_text("#!/bin/bash\n#SBATCH \n#SBATCH --gres= -n 1 -p norm\nhostname\n")
-    prepared = sub.prepare(script, [], TESTBED)
-    report = prepared.text.split(sub.REPORT_MARK)[1]
+    prepared = prep.prepare(script, [], TESTBED)
+    report = prepared.text.split(prep.REPORT_MARK)[1]
     assert "dropped the empty '--gres='" in report and "'#SBATCH' line" not in report
 
 
@@ -89,6 +90,6 @@ def test_a_correct_job_from_common_sh_is_submitted_silently(tmp_path: Path) -> N
     assert result.returncode == 0 and result.stderr == "", result.stderr
     job_id = result.stdout.split()[-1]
     cancel(job_id)
-    assert sub.REPORT_MARK not in script.with_suffix(".slurm").read_text()
+    assert prep.REPORT_MARK not in script.with_suffix(".slurm").read_text()
     entry = json.loads((script.parent / "relion-qsub.jsonl").read_text().splitlines()[-1])
     assert entry["submitted"] is True and any(c["rule"] == "empty-directive" for c in entry["changes"])

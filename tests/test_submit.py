@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from pytest_subprocess import FakeProcess
 
+from relion_qsub import prepare as prep
 from relion_qsub import profile
 from relion_qsub import submit as sub
 from relion_qsub.checks.registry import ALL_POLICY
@@ -33,13 +34,13 @@ def jobdir(tmp_path: Path) -> Path:
     return d
 
 
-def prepared(jobdir: Path) -> sub.Prepared:
-    p = sub.prepare(jobdir / "run_submit.script", [], SITE)
-    sub.write_output(p)
+def prepared(jobdir: Path) -> prep.Prepared:
+    p = prep.prepare(jobdir / "run_submit.script", [], SITE)
+    prep.write_output(p)
     return p
 
 
-def sbatch_cmd(p: sub.Prepared) -> list[str]:
+def sbatch_cmd(p: prep.Prepared) -> list[str]:
     return ["sbatch", "--begin=now+365days", "--no-requeue", f"--comment={TOKEN}", str(p.output)]
 
 
@@ -149,9 +150,9 @@ def test_missing_sbatch_is_a_clear_error(jobdir: Path) -> None:
 
 def test_user_comment_is_kept_beside_the_token(jobdir: Path) -> None:
     (jobdir / "run_submit.script").write_text(SCRIPT.replace("--ntasks=1", "--ntasks=1 --comment=mine"))
-    p = sub.prepare(jobdir / "run_submit.script", [], SITE)
+    p = prep.prepare(jobdir / "run_submit.script", [], SITE)
     assert sub.sbatch_argv(SITE, p, TOKEN)[-2] == f"--comment=mine [{TOKEN}]"
-    p = sub.prepare(jobdir / "run_submit.script", ["--comment=cli"], SITE)
+    p = prep.prepare(jobdir / "run_submit.script", ["--comment=cli"], SITE)
     assert sub.sbatch_argv(SITE, p, TOKEN)[-3:] == [
         "--comment=cli",
         f"--comment=cli [{TOKEN}]",
@@ -237,12 +238,12 @@ def test_report_is_echoed_into_the_job_output(tmp_path: Path, text: str) -> None
     """The GUI shows run.out, not the terminal: the submitted script prints relion-qsub's report first."""
     script = tmp_path / "job.sh"
     script.write_text(text)
-    p = sub.prepare(script, [], SITE)
+    p = prep.prepare(script, [], SITE)
     body = p.text.replace("\r\n", "\n")
     proc = subprocess.run(["bash", "-c", body], capture_output=True, text=True, check=False)
     assert proc.stdout.startswith("relion-qsub: fixed: line 2: dropped the empty '--gres='"), proc.stdout
     assert ("hostname" in text) == (proc.stdout.count("\n") == 2)
-    clean = sub.prepare(script, [], dataclasses.replace(SITE, policy={k: "off" for k in ALL_POLICY}))
+    clean = prep.prepare(script, [], dataclasses.replace(SITE, policy={k: "off" for k in ALL_POLICY}))
     assert clean.text == text  # nothing to report: the script is submitted as normalised, byte for byte
 
 

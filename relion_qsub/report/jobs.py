@@ -19,12 +19,12 @@ from pathlib import Path
 from ..checks.data import Data, job_data
 from ..doctor.job import relion_state, scan_err
 from ..errors import InputError
+from ..prepare import output_path
 from ..relion import jobdir as contract
 from ..relion import record
 from ..relion.record import Record
 from ..script import parse as parse_script
 from ..sitetools.templates import MONITOR_LOG
-from ..submit import output_path
 
 ERR_TAIL = 64 << 10  # the endings are in the last lines of run.err
 ERR_HEAD = 256 << 10  # RELION's copy to scratch happens first: its warning is near the start of run.err

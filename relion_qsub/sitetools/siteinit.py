@@ -319,18 +319,18 @@ def generate(
 
 def _try_case(site: profile.Site, script: Path, live: bool, runner: Callable[..., proc.Result]) -> str | None:
     """Why RELION's script from one template would not go through (None: it would)."""
-    from .. import submit
     from ..errors import RelionQsubError
+    from ..prepare import prepare, write_output
 
     try:
-        prepared = submit.prepare(script, [], site)
+        prepared = prepare(script, [], site)
     except RelionQsubError as exc:
         return str(exc)
     if not prepared.result.ok:
         return "; ".join(c.message for c in prepared.result.errors)
     if not live:
         return None
-    submit.write_output(prepared)
+    write_output(prepared)
     result = runner(
         [site.submit.sbatch, "--test-only", str(prepared.output)],
         timeout=site.submit.timeout,
