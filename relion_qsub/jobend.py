@@ -24,10 +24,14 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .relion import jobdir, runs
-from .slurm import client, states
+from .slurm import states
 from .slurm.states import AGAIN, OOM_FIX
+
+if TYPE_CHECKING:
+    from .slurm.client import JobView
 
 _RUN = "import sys; sys.path.insert(0, sys.argv.pop(1)); import relion_qsub.jobend as e; sys.exit(e.main(sys.argv[1:]))"
 FUNCTION = "relion_qsub_ended"  # the shell function the trap calls (one name, no clash with a template's own)
@@ -97,7 +101,7 @@ def oom_kills(cgroup_file: Path = Path("/proc/self/cgroup"), root: Path = Path("
     return 0
 
 
-def why(job_id: str, status: str, slurm: client.JobView | None, kills: int, watched: bool = False) -> str | None:
+def why(job_id: str, status: str, slurm: JobView | None, kills: int, watched: bool = False) -> str | None:
     """The run.err line for a job whose program did not report, from what the job can see (``slurm``: the
     controller's record, None when it could not answer); None when the end-watcher will say it better (Slurm is
     ending the job)."""
@@ -148,6 +152,8 @@ def main(argv: list[str]) -> int:
         return 0
     job_id = os.environ.get("SLURM_JOB_ID", "")
     stamp = runs.Stamp.decode(os.environ.get(runs.ENV))
+    from .slurm import client  # here: the normalised script's preamble (submit time) needs none of it
+
     line = why(job_id, status, client.show_job(job_id).view if job_id else None, oom_kills(), watched)
     if line is None:
         return 0

@@ -15,6 +15,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 FORBIDDEN = {"jinja2", "psutil", "hostlist", "subprocess", "json", "hashlib"}
+SUBMISSION_ONLY = {"relion_qsub.submit", "relion_qsub.proc", "relion_qsub.watch", "relion_qsub.slurm.client"}
 
 PROBE = """
 import json as _j, sys
@@ -37,7 +38,11 @@ def modules_imported_by_check(script: Path, cache: Path) -> tuple[int, set[str]]
         check=False,
     )
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    return result["code"], {name.split(".")[0] for name in result["new"]}
+    return result["code"], set(result["new"])
+
+
+def top(modules: set[str]) -> set[str]:
+    return {name.split(".")[0] for name in modules}
 
 
 def test_check_imports_nothing_heavy(tmp_path: Path) -> None:
@@ -46,9 +51,13 @@ def test_check_imports_nothing_heavy(tmp_path: Path) -> None:
     script.write_text((ROOT / "tests" / "corpus" / "class2d_gpu_v100.script").read_text())
     code, first = modules_imported_by_check(script, tmp_path / "cache")
     assert code == 0
-    assert "tomllib" in first  # the first run parses the profile (and caches it)
-    code, again = modules_imported_by_check(script, tmp_path / "cache")
+    assert "tomllib" in top(first)  # the first run parses the profile (and caches it)
+    code, ours = modules_imported_by_check(script, tmp_path / "cache")
     assert code == 0
+    # The submission's own modules: the check prepares a script (prepare.py) and submits nothing.
+    assert not ours & SUBMISSION_ONLY, ours & SUBMISSION_ONLY
+    assert "relion_qsub.prepare" in ours
+    again = top(ours)
     assert not (again & (FORBIDDEN | {"tomllib"})), again & (FORBIDDEN | {"tomllib"})
     assert {"relion_qsub"} <= again  # the probe did run the check
     assert {"dataclasses", "argparse"} <= again  # the probe sees what the check imports (so FORBIDDEN can fail)
