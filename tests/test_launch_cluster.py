@@ -387,11 +387,25 @@ def test_relions_own_exit_file_is_never_overwritten(tmp_path: Path, rank_script:
 SLEEPER = "sh -c 'touch out/started-$SLURM_PROCID; exec sleep 300' --pipeline_control Class2D/job001/"
 
 
-def _start_sleepers(tmp_path: Path, *options: str) -> str:
+def _start_sleepers(tmp_path: Path, *options: str, through_qsub: bool = False) -> str:
     (tmp_path / "out").mkdir()
-    job = submit(tmp_path, f"{LAUNCHER} {SLEEPER}\necho launch-rc=$?", *options)
+    body = f"{LAUNCHER} {SLEEPER}\necho launch-rc=$?"
+    job = submit_through_qsub(tmp_path, body, *options) if through_qsub else submit(tmp_path, body, *options)
     wait_until("both ranks started", lambda: len(list((tmp_path / "out").glob("started-*"))) == 2, timeout=60)
     return job
+
+
+def submit_through_qsub(tmp_path: Path, body: str, *options: str) -> str:
+    """As ``submit``, but the way RELION submits: relion-qsub (its EXIT trap and end-watcher come with the job)."""
+    jobdir = tmp_path / "Class2D" / "job001"
+    jobdir.mkdir(parents=True, exist_ok=True)
+    directives = ["--output=Class2D/job001/run.out", "--error=Class2D/job001/run.err", "--time=5", *options]
+    (jobdir / "run_submit.script").write_text(f"#!/bin/bash\n#SBATCH {' '.join(directives)}\n{body}\n")
+    env = job_env(OMPI_MCA_btl="self,tcp", RELION_QSUB_SITE="testbed")
+    argv = [str(ROOT / "bin" / "relion-qsub"), "Class2D/job001/run_submit.script"]
+    done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()[-1]
 
 
 @pytest.mark.parametrize(
@@ -404,16 +418,25 @@ def _start_sleepers(tmp_path: Path, *options: str) -> str:
     ids=["signal-steps", "signal-full", "cancel"],
 )
 def test_scancel_leaves_failure_behind(tmp_path: Path, how: tuple[str, ...]) -> None:
-    job = _start_sleepers(tmp_path, "-p", "norm", "-n2")
+    # With --full the batch shell dies of the SIGTERM too, and under proctrack/cgroup slurmstepd then SIGKILLs what
+    # is left of the job: relion-launch's handler may lose that race (issue 20 item 8: once in a full `make test`).
+    # No single process can promise RELION its exit file then; the job as relion-qsub submits it can (its EXIT trap
+    # runs in the dying shell, and its end-watcher after the job), so that case goes through relion-qsub.
+    full = "--full" in how
+    job = _start_sleepers(tmp_path, "-p", "norm", "-n2", through_qsub=full)
     started = time.monotonic()
     run(["scancel", *how, job], timeout=30)
     info = finished(job, timeout=60)
     jobdir = tmp_path / "Class2D" / "job001"
     assert time.monotonic() - started < 20
-    assert (jobdir / "RELION_JOB_EXIT_FAILURE").exists(), (jobdir / "run.err").read_text()
+    wait_until("RELION is told", lambda: (jobdir / "RELION_JOB_EXIT_FAILURE").exists(), timeout=60)
     run_err = (jobdir / "run.err").read_text()
     ours = [line for line in run_err.splitlines() if line.startswith("relion-launch: ")]
-    assert ours and any("SIGTERM" in line or "Terminated" in line or "cancelled" in line for line in ours), run_err
+    if full:
+        ours += [line for line in run_err.splitlines() if line.startswith("relion-qsub: ")]
+    assert ours and any(
+        "SIGTERM" in line or "Terminated" in line or "cancel" in line or "ending" in line for line in ours
+    ), run_err
     if how == ("--signal=TERM",):
         # only the ranks died; relion-launch reports the code and the batch script goes on
         assert "launch-rc=143" in (jobdir / "run.out").read_text()
@@ -427,21 +450,23 @@ def test_scancel_leaves_failure_behind(tmp_path: Path, how: tuple[str, ...]) -> 
 
 def test_time_limit_leaves_failure_behind(tmp_path: Path) -> None:
     """A real TIMEOUT: the job's end time is moved to now, so Slurm's own time-limit kill comes within seconds
-    (a --time=1 job takes 60-90 s to be killed)."""
-    job = _start_sleepers(tmp_path, "-p", "norm", "-n2")
+    (a --time=1 job takes 60-90 s to be killed). Submitted as RELION submits (relion-qsub): the batch shell dies of
+    the SIGTERM and slurmstepd (proctrack/cgroup) SIGKILLs relion-launch right after, so relion-launch alone loses
+    that race now and then (once in a full `make test`); the job's end-watcher does not."""
+    job = _start_sleepers(tmp_path, "-p", "norm", "-n2", through_qsub=True)
     end = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() + 2))
     run(["scontrol", "update", f"JobId={job}", f"EndTime={end}"], timeout=30)
     info = finished(job, timeout=80)
     assert info["JobState"] == "TIMEOUT"
     jobdir = tmp_path / "Class2D" / "job001"
+    wait_until("RELION is told", lambda: (jobdir / "RELION_JOB_EXIT_FAILURE").exists(), timeout=60)
     run_err = (jobdir / "run.err").read_text()
-    assert (jobdir / "RELION_JOB_EXIT_FAILURE").exists(), run_err
     assert "DUE TO TIME LIMIT" in run_err
-    # relion-launch's own line names the time limit: "got SIGTERM (time limit): ..." once srun has said so, "got
-    # SIGTERM while ...: Slurm is ending the job (time limit, scancel, ...)" where only the parent-death SIGTERM
-    # came in time (proctrack/cgroup: Slurm SIGKILLs relion-launch right after the batch shell died of its SIGTERM).
-    ours = [line for line in run_err.splitlines() if line.startswith("relion-launch: got SIGTERM")]
-    assert ours and "time limit" in ours[0], run_err
+    # Whoever told RELION names the time limit: relion-launch ("got SIGTERM (time limit): ...", or "got SIGTERM
+    # while ...: Slurm is ending the job (time limit, scancel, ...)" where only the parent-death SIGTERM came in
+    # time), or the end-watcher ("... at its time limit ...: ask ... in the 'Walltime' box").
+    ours = [line for line in run_err.splitlines() if line.startswith(("relion-launch: got SIGTERM", "relion-qsub: "))]
+    assert ours and any("time limit" in line for line in ours), run_err
 
 
 # ---------------------------------------------------------------------------------------------- real RELION
