@@ -26,8 +26,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from .formats.particles import Particles
+if TYPE_CHECKING:
+    from .formats.particles import Particles
 
 GIB = 1024**3  # RELION's "Gb" is statvfs bytes / (1024 * 1024 * 1024) (prepareScratchDirectory)
 MIB = 1024**2

@@ -17,14 +17,18 @@ ROOT = Path(__file__).resolve().parent.parent
 FORBIDDEN = {"jinja2", "psutil", "hostlist", "subprocess", "json", "hashlib"}
 SUBMISSION_ONLY = {"relion_qsub.submit", "relion_qsub.proc", "relion_qsub.watch", "relion_qsub.slurm.client"}
 
+# json is imported only after the modules are counted: imported before, it would never be seen (a check that
+# imported it would pass).
 PROBE = """
-import json as _j, sys
+import sys
 before = set(sys.modules)
 sys.path.insert(0, sys.argv[1])
 from relion_qsub.cli import qsub_main
 code = qsub_main(["check", "-q", sys.argv[2]])
+new = sorted(set(sys.modules) - before)
 sys.stdout.flush()
-print("\\n" + _j.dumps({"code": code, "new": sorted(set(sys.modules) - before)}))
+import json
+print("\\n" + json.dumps({"code": code, "new": new}))
 """
 
 

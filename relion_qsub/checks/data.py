@@ -14,15 +14,17 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .. import gpus, sizing
 from ..errors import InputError
-from ..formats import particles as particles_mod
-from ..formats.particles import Particles, ParticlesError
-from ..relion import gui, jobdir, jobstar
+from ..relion import gui, jobdir
 from ..script import Script
 from . import fit, scratch
 from .core import Context, Report, as_int, effective, gres_entries, implements
+
+if TYPE_CHECKING:
+    from ..formats.particles import Particles
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +59,8 @@ def continued_input(script: Script) -> str | None:
     found = jobdir.of_script(Path(script.path))
     if found is None or not jobdir.is_job_dir_name(found.name):
         return None
+    from ..relion import jobstar  # only a continued run asks RELION's record
+
     try:
         saved = jobstar.read(found)
     except InputError:
@@ -68,6 +72,11 @@ def continued_input(script: Script) -> str | None:
 def _read(path: str, project: str, stamp: tuple[int, int]) -> Particles | str:
     """The particles of ``path``, or why not; cached by (mtime, size): the checks ask once each per submission."""
     del stamp  # part of the cache key only
+    # The reader (STAR, MRC header) is imported only for a job whose particles exist: `check` of any other job, and
+    # a missing input (one warning), pay nothing for it.
+    from ..formats import particles as particles_mod
+    from ..formats.particles import ParticlesError
+
     try:
         return particles_mod.read(path, project)
     except ParticlesError as exc:

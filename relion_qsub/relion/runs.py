@@ -21,8 +21,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from . import jobdir, record
+from . import jobdir
+
+if TYPE_CHECKING:
+    from . import record
 
 ENV = "RELION_QSUB_RUN"  # the normalised script exports the run's stamp to everything the job runs (relion-launch)
 
@@ -68,6 +72,8 @@ class Stamp:
 
 def entries(job_dir: Path) -> list[record.Record]:
     """The job dir's submission record, oldest first ([] when there is none or it cannot be read)."""
+    from . import record  # here: stamping a run (submit time, the check) reads no record
+
     try:
         return record.read((job_dir / jobdir.RECORD).read_text(encoding="utf-8", errors="replace"))
     except OSError:
