@@ -7,11 +7,14 @@ stuck test cannot hold testbed nodes for the next one.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 DEFAULT_TESTBED_DIR = Path("/var/tmp/relion-qsub-testbed")
 
@@ -177,3 +180,21 @@ def wait_for_sacct(job_id: str, timeout: float = 60, poll: float = 0.5) -> dict[
             return rows
         time.sleep(poll)
     raise AssertionError(f"sacct has no final record of job {job_id} within {timeout} s: {rows}")
+
+
+def synthetic_particles(where: Path, *tools: str) -> Path:
+    """200 noisy projections of the demo's 32^3 map (``where/parts.star``), made by the real ``relion_project``
+    (as demo/run makes them); fails, never skips, when a RELION program the test needs is missing."""
+    from demo.synthetic_map import density, mrc_bytes
+
+    for tool in ("relion_project", *tools):
+        if shutil.which(tool) is None:
+            pytest.fail(f"{tool} is missing: run `make deps` (Debian package relion)")
+    (where / "ref.mrc").write_bytes(mrc_bytes(density(32), 32, 3.0))
+    proj = subprocess.run(
+        ["relion_project", "--i", "ref.mrc", "--o", "parts", "--nr_uniform", "200", "--angpix", "3",
+         "--add_noise", "--white_noise", "0.3"],
+        cwd=where, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert proj.returncode == 0 and (where / "parts.star").exists(), proj.stdout + proj.stderr
+    return where / "parts.star"

@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from relion_qsub.report.jobs import SCRATCH_FULL
-from tests.slurmtools import job_env, wait_for_job
-from tests.test_launch_cluster import _write_mrc
+from tests.slurmtools import job_env, synthetic_particles, wait_for_job
 
 pytestmark = [pytest.mark.slurm, pytest.mark.relion]
 
@@ -49,16 +47,7 @@ def env() -> dict[str, str]:
 
 
 def test_scratch_sized_before_the_queue_and_relions_full_scratch_in_the_report(tmp_path: Path) -> None:
-    for tool in ("relion_project", "relion_refine"):
-        if shutil.which(tool) is None:
-            pytest.fail(f"{tool} is missing: run `make deps` (Debian package relion)")
-    _write_mrc(tmp_path / "ref.mrc")
-    proj = subprocess.run(
-        ["relion_project", "--i", "ref.mrc", "--o", "parts", "--nr_uniform", "200", "--angpix", "3",
-         "--add_noise", "--white_noise", "0.3"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-    assert proj.returncode == 0, proj.stdout + proj.stderr
+    synthetic_particles(tmp_path, "relion_refine")
     (tmp_path / JOB).mkdir(parents=True)
     (tmp_path / JOB / "run_submit.script").write_text(SCRIPT)
     done = subprocess.run(

@@ -19,7 +19,7 @@ from pathlib import Path
 import hostlist
 import pytest
 
-from tests.slurmtools import job_env, job_info, run, sbatch, wait_for_job, wait_until
+from tests.slurmtools import job_env, job_info, run, sbatch, synthetic_particles, wait_for_job, wait_until
 
 pytestmark = pytest.mark.slurm
 
@@ -472,25 +472,9 @@ def test_time_limit_leaves_failure_behind(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------------------- real RELION
 
 
-def _write_mrc(path: Path, size: int = 32) -> None:
-    """A 32^3 float32 MRC map of two soft blobs (mode 2), without numpy: the demo's own writer."""
-    from demo.synthetic_map import density, mrc_bytes
-
-    path.write_bytes(mrc_bytes(density(size), size, 3.0))
-
-
 @pytest.mark.relion
 def test_real_relion_refine_mpi_homogeneous_plus_one(tmp_path: Path) -> None:
-    for tool in ("relion_project", "relion_refine_mpi"):
-        if shutil.which(tool) is None:
-            pytest.fail(f"{tool} is missing: run `make deps` (Debian package relion)")
-    _write_mrc(tmp_path / "ref.mrc")
-    proj = subprocess.run(
-        ["relion_project", "--i", "ref.mrc", "--o", "parts", "--nr_uniform", "200", "--angpix", "3",
-         "--add_noise", "--white_noise", "0.3"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-    assert proj.returncode == 0 and (tmp_path / "parts.star").exists(), proj.stdout + proj.stderr
+    synthetic_particles(tmp_path, "relion_refine_mpi")
     jobdir = tmp_path / "Class2D" / "job001"
     jobdir.mkdir(parents=True)
     cmd = (

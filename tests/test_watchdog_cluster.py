@@ -10,16 +10,14 @@ over two GPU nodes (tests/test_launch_cluster.py runs the same job without the w
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.slurmtools import cancel, wait_until
-from tests.test_launch_cluster import GPU, LAUNCHER, _write_mrc, finished, submit
+from tests.slurmtools import cancel, synthetic_particles, wait_until
+from tests.test_launch_cluster import GPU, LAUNCHER, finished, submit
 
 pytestmark = pytest.mark.slurm
 
@@ -88,16 +86,7 @@ def test_a_stalled_step_is_ended_and_relion_told_when_the_site_says_so(tmp_path:
 
 @pytest.mark.relion
 def test_real_relion_refine_mpi_is_never_named(tmp_path: Path) -> None:
-    for tool in ("relion_project", "relion_refine_mpi"):
-        if shutil.which(tool) is None:
-            pytest.fail(f"{tool} is missing: run `make deps` (Debian package relion)")
-    _write_mrc(tmp_path / "ref.mrc")
-    proj = subprocess.run(
-        ["relion_project", "--i", "ref.mrc", "--o", "parts", "--nr_uniform", "200", "--angpix", "3",
-         "--add_noise", "--white_noise", "0.3"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-    assert proj.returncode == 0, proj.stdout + proj.stderr
+    synthetic_particles(tmp_path, "relion_refine_mpi")
     jobdir = tmp_path / "Class2D" / "job001"
     jobdir.mkdir(parents=True)
     cmd = (
