@@ -116,14 +116,15 @@ def read_script(path: Path) -> str:
 
 def prepare(source: Path, cli_args: Sequence[str], site: Site) -> Prepared:
     original = read_script(source)
-    ctx = checks.Context(site, parse_cli_options(cli_args, site.typo_distance, site.site_options))
+    jobdir = jobdir_mod.of_script(source)
+    # The job dir's job.star (RELION's record of the boxes), read only when a check asks where a value came from.
+    ctx = checks.Context(site, parse_cli_options(cli_args, site.typo_distance, site.site_options), jobdir=jobdir)
     bad = [p for p in ctx.cli_options if p.problem]
     if bad:
         from .errors import UsageError
 
         raise UsageError(f"sbatch option on the command line: {bad[0].problem}")
     result = check_fit(normalise(parse(original, str(source), site.typo_distance, site.site_options), ctx), ctx)
-    jobdir = jobdir_mod.of_script(source)
     stamp = runs.Stamp.of(source) if jobdir is not None else None
     job = job_preamble(result.script, jobdir, stamp, site.submit.watch) if jobdir is not None else None
     text = with_report(result.script, result.changes, job_line=job)
