@@ -65,7 +65,9 @@ def commands(script: Script) -> list[Command]:
 
 def tasks(script: Script, ctx: Context) -> int:
     """The tasks Slurm gives the job, as sbatch computes them: --ntasks; else --nodes x --ntasks-per-node (one node
-    when --nodes is not given); else one task per node (man sbatch, -n: "the default is one task per node")."""
+    when --nodes is not given); else one task per node (man sbatch, -n: "the default is one task per node"). A node
+    range counts as its minimum: the least Slurm gives (with free nodes it gives the maximum: `--nodes=2-4
+    --ntasks-per-node=2` started 8 tasks on the testbed)."""
     ntasks = as_int(effective(script, ctx, "ntasks"))
     if ntasks is not None:
         return ntasks
@@ -95,14 +97,20 @@ def _where(script: Script, ctx: Context, option: str, variable: str) -> str:
 # ---------------------------------------------------------------------------------------------- threads
 
 
+def _threads_flag(command: Command) -> str | None:
+    """How RELION passes 'Number of threads' to the program (pipeline_jobs.cpp, 5.0.1): ``--j N`` to the relion_
+    programs, ``--n-threads N`` to DynaMight (getCommandsDynaMightJob)."""
+    return next((flag for flag in ("--j", "--n-threads") if command.value(flag) is not None), None)
+
+
 @implements("threads_cpus")
 def threads_cpus(script: Script, ctx: Context, report: Report) -> Script:
-    found = [c for c in commands(script) if c.value("--j")]
+    found = [c for c in commands(script) if _threads_flag(c)]
     if not found or any(effective(script, ctx, o) for o in ("exclusive", "cpus-per-gpu", "mincpus")):
         return script  # CPUs given some other way (a whole node, per GPU): not judged here
     command = found[0]
-    relion = _relion_number(ctx, "nr_threads")
-    threads = relion if relion is not None else as_int(command.value("--j"))
+    flag = _threads_flag(command) or "--j"
+    threads = as_int(command.value(flag))  # what the program runs; job.star's nr_threads only names the box
     cpus = as_int(effective(script, ctx, "cpus-per-task")) or 1
     if threads is None or threads <= cpus:
         return script
@@ -115,11 +123,13 @@ def threads_cpus(script: Script, ctx: Context, report: Report) -> Script:
     else:
         fix = f"{gui.set_to(where, 'cpus-per-task')} {gui.THREADS}"
     box = gui.relion_box(ctx.boxes, "nr_threads")
-    named = box.removeprefix("the ").removesuffix(" box") if relion and box else None
+    named = (
+        box.removeprefix("the ").removesuffix(" box") if box and _relion_number(ctx, "nr_threads") == threads else None
+    )
     source = f"RELION's {named} is {threads}, so it" if named else "the command"
     report.problem(
         command.line.number,
-        f"{source} runs {threads} threads (--j {threads}) in each process but the job gives each task {cpus} CPU"
+        f"{source} runs {threads} threads ({flag} {threads}) in each process but the job gives each task {cpus} CPU"
         f"{'s' if cpus > 1 else ''} ({given}), so the threads share them: {fix}",
     )
     return script
@@ -144,7 +154,7 @@ def mpi_tasks(script: Script, ctx: Context, report: Report) -> Script:
             f"{command.program}_mpi starts as one process and stops ('at least 2 MPI processes are required'): "
             f"{_tasks_fix(where, relion)}",
         )
-    elif relion is not None and relion != allocated:
+    elif relion is not None and relion != allocated and "-" not in (effective(script, ctx, "nodes") or ""):
         report.note(
             command.line.number,
             f"{asked} but the job allocates {allocated} tasks (from {where}), so {command.program}_mpi runs "

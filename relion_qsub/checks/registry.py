@@ -321,7 +321,7 @@ RULES: tuple[Rule, ...] = (
         "RELION runs 'Number of threads' threads (--j) in every process, but Slurm gives each task only its "
         "--cpus-per-task CPUs (1 without it): the threads share them",
         "RELION's threads (job.star `nr_threads`, or `--j N`) exceed the CPUs per task the job allocates (a "
-        "template without `--cpus-per-task=XXXthreadsXXX`): the fix names the template line or the box",
+        f"template without `--cpus-per-task={gui.THREADS}`): the fix names the template line or the box",
     ),
     Rule(
         "mpi_tasks",
