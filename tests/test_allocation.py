@@ -322,3 +322,28 @@ def test_without_job_star_the_environment_template_still_names_fixed_lines(
     prepared = prepare(Path("Class2D/job001/run_submit.script"), [], TESTBED)
     (found,) = [c for c in prepared.result.changes if c.rule == "node-cpus"]
     assert "--cpus-per-task=30 from the template (site.sh, line 3)" in found.message, found.message
+
+
+@pytest.mark.parametrize(
+    ("line", "rule", "said"),
+    [
+        ("#SBATCH --cpus-per-task=30\n", "node-cpus", "--cpus-per-task=30 from the template (gone.sh, line 3)"),
+        # The testbed profile's first box is 'Walltime' (--time); job.star's qsub_extra1 held 2:00:00, not this.
+        ("#SBATCH --time=14-00:00:00\n", "max-time", "--time=14-00:00:00 from the template (gone.sh, line 3)"),
+    ],
+)
+def test_a_guess_job_star_contradicts_names_no_box(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, line: str, rule: str, said: str
+) -> None:
+    """The template job.star names is gone (moved after the run): the box guessed from the line's shape is checked
+    against job.star's value of that box, and a box that did not hold the value is not named."""
+    template = HEAD + "#SBATCH --ntasks=XXXmpinodesXXX\n" + line + "#SBATCH -p XXXqueueXXX\n"
+    template += OUT.replace("#SBATCH --time=1:00:00\n", "") + "srun XXXcommandXXX\n"
+    star = job_star("class2d-3.1.3.job.star", qsubscript="gone.sh", nr_threads="1", use_gpu="No")
+    job = Job(tmp_path, "Class2D/job001/", template, star, [refine("Class2D/job001/", 4)], 4, 1, "gpu")
+    job.write()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RELION_QSUB_TEMPLATE", raising=False)
+    prepared = prepare(Path("Class2D/job001/run_submit.script"), [], TESTBED)
+    (found,) = [c for c in prepared.result.changes if c.rule == rule]
+    assert said in found.message and "box" not in found.message, found.message

@@ -290,11 +290,36 @@ def box(ctx: _Context, script: _Directives, name: str, filled: bool = False) -> 
         exact = ctx.box_for(line.number, line.text) or ctx.boxes.fixed_line(line.number, line.text)
         if exact:
             return exact
-        if ctx.boxes.recorded:
+        if ctx.boxes.recorded and ctx.boxes.template is not None:
             # RELION filled this script from the template job.star names, and this line is not that template's: the
             # script was edited after RELION wrote it, so no box of the GUI is behind it.
             return f"line {line.number} of the script"
-    return guess(ctx.site, line, name, filled)
+    guessed = guess(ctx.site, line, name, filled)
+    if line.number and not _possible(ctx, guessed, line, name):
+        return ctx.boxes.where(line.number) if ctx.boxes.path else f"line {line.number} of the script"
+    return guessed
+
+
+# The job.star variable of the fixed box RELION's own templates fill each option from (RELION_BOXES).
+_VARIABLES = {"ntasks": "nr_mpi", "cpus-per-task": "nr_threads", "partition": "queuename"}
+
+
+def _possible(ctx: _Context, guessed: str, line: _Line, name: str) -> bool:
+    """Whether the box ``guessed`` can have filled ``--name`` on ``line``, by job.star (None: no job.star, anything
+    is): RELION writes there every box the job's Running tab has (an extra box only where RELION_QSUB_EXTRAn was
+    set) with its value, so a box job.star lacks, or whose value is not the option's, did not fill it."""
+    values = ctx.boxes.values
+    if values is None:
+        return True
+    value = next((p.value for p in line.options if p.name == name), None)
+    for option, box_label in RELION_BOXES.items():
+        if guessed == label(box_label):
+            return (values.get(_VARIABLES[option]) or "").strip() == (value or "").strip()
+    for n, (box_label, option) in enumerate(ctx.site.field_labels(), 1):
+        if box_label and guessed == label(box_label):
+            held = values.get(f"qsub_extra{n}")
+            return held is not None and (not option or held.strip() == (value or "").strip())
+    return True
 
 
 def set_to(where: str, option: str) -> str:
