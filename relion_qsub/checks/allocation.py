@@ -76,6 +76,12 @@ def tasks(script: Script, ctx: Context) -> int:
     return nodes * per_node if per_node is not None else nodes
 
 
+def _slurm(script: Script) -> bool:
+    """Whether the script asks Slurm for anything: a template for another batch system (no #SBATCH line) is
+    foreign_scheduler's to refuse, and its allocation is not sbatch's to count."""
+    return next(script.directives(), None) is not None
+
+
 def _relion_number(ctx: Context, variable: str) -> int | None:
     value = ctx.job_value(variable)
     match = re.match(r"\s*(\d+)", value or "")
@@ -105,7 +111,7 @@ def _threads_flag(command: Command) -> str | None:
 
 @implements("threads_cpus")
 def threads_cpus(script: Script, ctx: Context, report: Report) -> Script:
-    found = [c for c in commands(script) if _threads_flag(c)]
+    found = [c for c in commands(script) if _threads_flag(c)] if _slurm(script) else []
     if not found or any(effective(script, ctx, o) for o in ("exclusive", "cpus-per-gpu", "mincpus")):
         return script  # CPUs given some other way (a whole node, per GPU): not judged here
     command = found[0]
@@ -140,7 +146,7 @@ def threads_cpus(script: Script, ctx: Context, report: Report) -> Script:
 
 @implements("mpi_tasks")
 def mpi_tasks(script: Script, ctx: Context, report: Report) -> Script:
-    command = next((c for c in commands(script) if c.mpi and not c.counted), None)
+    command = next((c for c in commands(script) if c.mpi and not c.counted), None) if _slurm(script) else None
     if command is None:
         return script
     allocated = tasks(script, ctx)
