@@ -347,3 +347,19 @@ def test_a_guess_job_star_contradicts_names_no_box(
     prepared = prepare(Path("Class2D/job001/run_submit.script"), [], TESTBED)
     (found,) = [c for c in prepared.result.changes if c.rule == rule]
     assert said in found.message and "box" not in found.message, found.message
+
+
+def test_a_line_edited_after_relion_wrote_it_is_the_scripts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The template fills --cpus-per-task from 'Number of threads', job.star says 1, the script says 30: someone
+    edited run_submit.script after RELION wrote it, and the box did not give 30."""
+    template = HEAD + "#SBATCH --ntasks=XXXmpinodesXXX\n#SBATCH --cpus-per-task=XXXthreadsXXX\n#SBATCH -p XXXqueueXXX\n"
+    template += OUT + "srun XXXcommandXXX\n"
+    star = job_star("class2d-3.1.3.job.star", qsubscript="site.sh", nr_threads="1", use_gpu="No")
+    job = Job(tmp_path, "Class2D/job001/", template, star, [refine("Class2D/job001/", 4)], 4, 1, "gpu")
+    script = job.write()
+    script.write_text(script.read_text().replace("--cpus-per-task=1", "--cpus-per-task=30"))
+    monkeypatch.chdir(tmp_path)
+    prepared = prepare(Path("Class2D/job001/run_submit.script"), [], TESTBED)
+    (found,) = [c for c in prepared.result.changes if c.rule == "node-cpus"]
+    assert "--cpus-per-task=30 from line 3 of the script" in found.message, found.message
+    assert "change --cpus-per-task in line 3 of the script to 16 or fewer" in found.message

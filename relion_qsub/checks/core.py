@@ -19,7 +19,7 @@ from ..errors import InputError
 from ..profile import Site
 from ..relion import gui
 from ..relion.gui import Boxes, from_environment, from_job
-from ..relion.jobdir import JOB_STAR
+from ..relion.jobdir import JOB_STAR, is_job_dir_name
 from ..script import Kind, Line, Script, directive_line
 from ..slurm.options import BY_NAME, Parsed
 from . import registry
@@ -80,7 +80,9 @@ class Context:
         is judged). Read lazily: only a job dir with a job.star costs the import."""
         if self._values is False:
             self._values = None
-            star = self.jobdir / JOB_STAR if self.jobdir is not None else None
+            # RELION's paths (qsubscript) are relative to the project dir above <Type>/jobNNN/ (data.project_dir)
+            named = self.jobdir is not None and is_job_dir_name(self.jobdir.name)
+            star = self.jobdir / JOB_STAR if self.jobdir is not None and named else None
             if star is not None and star.is_file():
                 from ..relion import jobstar
 

@@ -179,11 +179,21 @@ class Boxes:
         if not self.template or not 0 < number <= len(self.template):
             return None
         line = self.template[number - 1].rstrip("\r")
-        if text is not None:
-            pattern = "".join("(.*?)" if i % 2 else re.escape(part) for i, part in enumerate(_ANY.split(line)))
-            if re.fullmatch(pattern, text.rstrip("\r"), re.DOTALL) is None:
-                return None  # not the template this script was filled from
+        if text is not None and _filled(line, text) is None:
+            return None  # not the template this script was filled from
         return line
+
+    def edited(self, number: int, text: str) -> bool:
+        """Whether script line ``number`` holds a box's value other than job.star's: RELION filled it from this
+        template line, so someone changed it after RELION wrote the script (False when that cannot be known)."""
+        line = self._line(number, text)
+        found = _filled(line, text) if line is not None and self.values is not None else None
+        for name, value in (found or {}).items():
+            variable = _VARIABLE_OF.get(name) or (f"qsub_{name}" if name.startswith("extra") else None)
+            held = self.values.get(variable) if variable and self.values is not None else None
+            if held is not None and held.strip() != value.strip():
+                return True
+        return False
 
     def for_option(self, name: str) -> str | None:
         """The box the template fills ``--name`` from; "" when the template has none; None when it is unknown."""
@@ -208,6 +218,24 @@ class Boxes:
         writes into job.star exactly the boxes of the job's type (RelionJob::initialise: ``has_mpi``,
         ``has_thread``); None without a job.star."""
         return None if self.values is None else variable in self.values
+
+
+# The job.star variable behind each fixed placeholder whose value a script line shows (RelionJob::initialise).
+_VARIABLE_OF = {"mpinodes": "nr_mpi", "threads": "nr_threads", "queue": "queuename"}
+
+
+def _filled(line: str, text: str) -> dict[str, str] | None:
+    """The value each placeholder of template ``line`` has in script line ``text``; None when ``text`` is not that
+    line filled (the first of a repeated placeholder)."""
+    parts = _ANY.split(line)
+    pattern = "".join("(.*?)" if i % 2 else re.escape(part) for i, part in enumerate(parts))
+    match = re.fullmatch(pattern, text.rstrip("\r"), re.DOTALL)
+    if match is None:
+        return None
+    out: dict[str, str] = {}
+    for name, value in zip(parts[1::2], match.groups(), strict=True):
+        out.setdefault(name, value)
+    return out
 
 
 def _read_template(path: str) -> list[str] | None:
@@ -288,6 +316,8 @@ def box(ctx: _Context, script: _Directives, name: str, filled: bool = False) -> 
     line = found[-1]
     if line.number:
         exact = ctx.box_for(line.number, line.text) or ctx.boxes.fixed_line(line.number, line.text)
+        if exact and ctx.boxes.edited(line.number, line.text):
+            return f"line {line.number} of the script"  # edited after RELION filled the box's value in
         if exact:
             return exact
         if ctx.boxes.recorded and ctx.boxes.template is not None:
