@@ -11,7 +11,7 @@ allocation's value came from (a GUI box only when it filled the line; else the t
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .. import gpus
 from ..relion import gui
@@ -24,8 +24,7 @@ _PROGRAM = re.compile(r"^[`'\"]*(?:\S*/)?(relion_\w+?)(_mpi)?[`'\"]*$")
 _LAUNCHERS_WITH_COUNT = ("-n", "-np", "--np", "-c")
 
 
-@dataclass(frozen=True, slots=True)
-class Command:
+class Command(NamedTuple):
     """One RELION program on a script line."""
 
     line: Line

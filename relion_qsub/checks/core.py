@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from ..errors import InputError
 from ..profile import Site
@@ -146,8 +147,7 @@ class Report:
         self.changes.append(Change(self.rule, outcome, line, message, self.reason))
 
 
-@dataclass(frozen=True, slots=True)
-class Result:
+class Result(NamedTuple):
     script: Script
     changes: tuple[Change, ...]
 

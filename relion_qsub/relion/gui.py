@@ -17,8 +17,7 @@ Imports nothing of the package; ``re`` only.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
@@ -143,8 +142,7 @@ def box_name(name: str, labels: Mapping[int, str]) -> str:
     return f"the {FIXED[name]} box" if name in FIXED else placeholder(name)
 
 
-@dataclass(frozen=True, slots=True)
-class Boxes:
+class Boxes(NamedTuple):
     """The template RELION filled the script from (its lines and path), the extra boxes' labels, and, when the job
     dir has a job.star, the boxes the job's Running tab really has with their values (``values``; None without one).
 
