@@ -363,3 +363,17 @@ def test_a_line_edited_after_relion_wrote_it_is_the_scripts(tmp_path: Path, monk
     (found,) = [c for c in prepared.result.changes if c.rule == "node-cpus"]
     assert "--cpus-per-task=30 from line 3 of the script" in found.message, found.message
     assert "change --cpus-per-task in line 3 of the script to 16 or fewer" in found.message
+
+
+def test_a_fixed_partition_is_changed_in_the_template(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A template with `-p gpuu` fixed and no XXXqueueXXX: setting 'Queue name' would change nothing."""
+    template = HEAD + "#SBATCH -p gpuu\n#SBATCH --ntasks=XXXmpinodesXXX\n" + OUT + "srun XXXcommandXXX\n"
+    star = job_star("class2d-3.1.3.job.star", qsubscript="site.sh", nr_threads="1", use_gpu="No")
+    job = Job(tmp_path, "Class2D/job001/", template, star, [refine("Class2D/job001/", 4)], 4, 1, "gpu")
+    (found,) = job.findings(monkeypatch, "unknown-partition")
+    assert found.message == (
+        "partition 'gpuu' is not one of this site's: change --partition in the template (site.sh, line 2) to one "
+        "of gpu, multinode, norm, service"
+    )
+    job.template = template.replace("-p gpuu", "-p XXXqueueXXX")
+    assert job.findings(monkeypatch, "unknown-partition") == []

@@ -216,11 +216,14 @@ def gpu_without_gres(script: Script, ctx: Context, report: Report) -> Script:
         return script
     command, flag = used
     box = "use_gpu" if flag == "--gpu" else "gpu_id"
+    # The partition too: by the Queue name box unless the template has no XXXqueueXXX (then the box goes nowhere).
+    queue = " (and a GPU 'Queue name')" if ctx.boxes.uses("queue") is not False else " (and a GPU partition)"
     off = (
-        " (and a GPU 'Queue name'), or set 'Use GPU acceleration?' to No"
+        ", or set 'Use GPU acceleration?' to No"
         if box == "use_gpu" and ctx.boxes.has_box("use_gpu") is not False
-        else " (and a GPU 'Queue name')"
+        else ""
     )
+    off = queue + off
     report.problem(
         command.line.number,
         f"{command.program}{'_mpi' if command.mpi else ''} runs with {flag} but the job allocates no GPU: ask for "

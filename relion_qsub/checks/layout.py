@@ -38,6 +38,19 @@ def _set_threads(ctx: Context, value: int) -> str:
     return f"change --cpus-per-task in {ctx.boxes.where()} to {value}"
 
 
+def _set_queue(script: Script, ctx: Context) -> str:
+    """How to change the job's partition: 'Queue name' when that box filled it; else where it came from (a fixed
+    template line: another site's template may have no XXXqueueXXX, and then the box goes nowhere)."""
+    if ctx.boxes.template is None and ctx.boxes.values is None:
+        return "set 'Queue name' to"  # nothing to ask: RELION's own templates fill --partition from that box
+    where = gui.box(ctx, script, "partition")
+    if where == gui.label(gui.RELION_BOXES["partition"]):
+        return "set 'Queue name' to"
+    if where.startswith(("the template", "line ", "the relion-qsub")):
+        return gui.set_to(where, "partition")
+    return f"change --partition in {where} to"
+
+
 def _gpu(script: Script, ctx: Context) -> Gres | None:
     found = next((g for g in gres_entries(script, ctx) if g.name == "gpu"), None)
     asked = gpus.per_node(lambda name: effective(script, ctx, name)) if found is None else None
@@ -130,7 +143,7 @@ def unknown_partition(script: Script, ctx: Context, report: Report) -> Script:
     if unknown:
         report.problem(
             0,
-            f"partition {unknown[0]!r} is not one of this site's: set 'Queue name' to one of "
+            f"partition {unknown[0]!r} is not one of this site's: {_set_queue(script, ctx)} one of "
             f"{', '.join(sorted(site.partitions))}",
         )
     return script
@@ -149,8 +162,8 @@ def gpu_partition(script: Script, ctx: Context, report: Report) -> Script:
         if not part.gpu_types:
             report.problem(
                 0,
-                f"--gres={gpu.text} asks for GPUs but partition {part_name!r} has none: set 'Queue "
-                f"name' to {' or '.join(site.gpu_partitions()) or 'a GPU partition'}",
+                f"--gres={gpu.text} asks for GPUs but partition {part_name!r} has none: {_set_queue(script, ctx)} "
+                f"{' or '.join(site.gpu_partitions()) or 'a GPU partition'}",
             )
         elif gpu.type and gpu.type not in part.gpu_types:
             report.problem(0, f"partition {part_name!r} has no {gpu.type} GPUs: use one of {', '.join(part.gpu_types)}")
