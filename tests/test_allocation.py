@@ -377,3 +377,21 @@ def test_a_fixed_partition_is_changed_in_the_template(tmp_path: Path, monkeypatc
     )
     job.template = template.replace("-p gpuu", "-p XXXqueueXXX")
     assert job.findings(monkeypatch, "unknown-partition") == []
+
+
+@pytest.mark.parametrize(
+    ("launcher", "counted"),
+    [
+        ("srun", False),
+        ("srun -c 4", False),
+        ("srun -n 4", True),
+        ("mpirun -np 4", True),
+        ("mpirun -c 4", True),
+        ("${RELION_STD_LAUNCHER} --mem-per-cpu=4g", False),
+        ("/usr/bin/mpiexec --np=4", True),
+    ],
+)
+def test_a_launcher_with_its_own_rank_count(launcher: str, counted: bool) -> None:
+    """mpirun -c N is a rank count (OpenMPI: -c, -np, --np); srun -c N is CPUs per task."""
+    (command,) = commands(parse(f"#!/bin/bash\n#SBATCH -n 1\n{launcher} `which relion_refine_mpi` --o x\n"))
+    assert command.counted is counted and command.mpi and command.program == "relion_refine"

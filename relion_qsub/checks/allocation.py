@@ -20,8 +20,10 @@ from .core import Context, Report, as_int, body_lines, effective, gres_entries, 
 
 # A RELION program word on a command line (`which relion_refine_mpi` in backquotes, a path, or bare).
 _PROGRAM = re.compile(r"^[`'\"]*(?:\S*/)?(relion_\w+?)(_mpi)?[`'\"]*$")
-# mpirun's own rank count on the launcher: then the template, not the allocation, says how many ranks run.
-_LAUNCHERS_WITH_COUNT = ("-n", "-np", "--np", "-c")
+# A launcher's own rank count (mpirun -n/-np/--np/-c, srun -n): then the template, not the allocation, says how many
+# ranks run (srun -c is CPUs per task, not a count).
+_LAUNCHERS_WITH_COUNT = ("-n", "-np", "--np", "--ntasks")
+_MPIRUN = ("mpirun", "mpiexec", "orterun")
 
 
 class Command(NamedTuple):
@@ -56,7 +58,12 @@ def commands(script: Script) -> list[Command]:
         for i, word in enumerate(words):
             match = _PROGRAM.match(word)
             if match is not None:
-                counted = any(w in _LAUNCHERS_WITH_COUNT or w.startswith("--np=") for w in words[:i])
+                launcher = words[:i]
+                mpirun = any(w.rsplit("/", 1)[-1] in _MPIRUN for w in launcher)
+                counted = any(
+                    w in _LAUNCHERS_WITH_COUNT or w.startswith(("--np=", "--ntasks=")) or (mpirun and w == "-c")
+                    for w in launcher
+                )
                 found.append(Command(line, match.group(1), match.group(2) is not None, tuple(words[i + 1 :]), counted))
                 break
     return found
