@@ -194,6 +194,46 @@ def memory_unit(script: Script, ctx: Context, report: Report) -> None:
             return
 
 
+# A RELION MPI program (``relion_refine_mpi``, ``relion_run_motioncorr_mpi``): RELION writes one only for MPI procs > 1
+# (RelionJob::prepareFinalCommand, pipeline_jobs.cpp).
+_RELION_MPI = re.compile(r"\brelion_\w+_mpi\b")
+# The least memory a rank of a RELION MPI program can run in: the MPI runtime itself takes a few hundred MB, and
+# every rank reads the whole particles STAR file (MpiNode / MlOptimiserMpi::initialise): a unit-less value that
+# gives a rank less than this many MB was meant as GB.
+RANK_MIN_MB = 1024
+
+
+def _mb_per_rank(script: Script, ctx: Context, name: str, mb: float) -> float:
+    get = _getter(script, ctx)
+    if name == "mem-per-cpu":
+        return mb * (as_int(get("cpus-per-task")) or 1)
+    if name == "mem-per-gpu":
+        return mb
+    tasks = cpus_per_node(get)[1] or as_int(get("ntasks")) or 1  # several ranks may share a node's --mem
+    return mb / tasks
+
+
+@implements("memory_unit_mpi")
+def memory_unit_mpi(script: Script, ctx: Context, report: Report) -> None:
+    program = next((m.group() for line in script.body() for m in [_RELION_MPI.search(line)] if m), None)
+    if program is None:
+        return
+    for name in ("mem-per-cpu", "mem-per-gpu", "mem"):
+        value = effective(script, ctx, name)
+        if not value or not value.strip().isdigit() or int(value) <= SURELY_GB:
+            continue  # a unit, or 0 (all of a node's memory), or memory_unit's 1..32
+        per_rank = _mb_per_rank(script, ctx, name, float(value))
+        if per_rank < RANK_MIN_MB:
+            where = _where(script, ctx, name)
+            report.problem(
+                0,
+                f"--{name}={value} from {where} is {value} MB (a value without a unit is MB), {per_rank:.0f} MB for "
+                f"each rank of {program}, which cannot run in that: did you mean {value}G? write --{name}={value}G "
+                f"in {where}",
+            )
+            return
+
+
 @implements("node_scratch")
 def node_scratch(script: Script, ctx: Context, report: Report) -> None:
     part = target(script, ctx)

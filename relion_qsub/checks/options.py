@@ -3,12 +3,13 @@ or in pairs Slurm refuses."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 from ..relion import gui
 from ..script import MAGIC, Kind, Line, Script, foreign_directives, lookalikes, split_words
 from ..slurm.options import NONE, Parsed, clip, nearest, parse_words, site_table
-from .core import Context, Gres, Report, implements, new_option, profile_box, rewrite
+from .core import Context, Gres, Report, effective, implements, new_option, profile_box, rewrite
 from .placeholders import comma_runs, position
 
 MEMORY = ("mem", "mem-per-cpu", "mem-per-gpu")
@@ -308,4 +309,28 @@ def repeated_option(script: Script, ctx: Context, report: Report) -> Script:
             f"--{name} is given {len(given)} times ({shown}); sbatch uses only the last, "
             f"{clip(str(values[-1]), 30)}: keep the one you mean{join}",
         )
+    return script
+
+
+@implements("missing_chdir")
+def missing_chdir(script: Script, ctx: Context, report: Report) -> Script:
+    value = effective(script, ctx, "chdir")
+    if not value:
+        return script
+    # sbatch makes a relative --chdir absolute against its own working directory (src/sbatch/opt.c), which is
+    # relion-qsub's (RELION's project directory); nothing in it is expanded ($HOME, CREATE_PWD stay as written).
+    # slurmd then cannot enter it: the job fails at launch (JobLaunchFailure, exit 0:53) with no output at all,
+    # since its output files would be in that directory too (checked on the testbed; --test-only accepts it).
+    path = os.path.join(os.getcwd(), value)
+    if os.path.isdir(path):
+        return script
+    given = [(index, parsed) for index, _, parsed in script.options() if parsed.name == "chdir"]
+    line = script.lines[given[-1][0]] if given and not ctx.cli_has("chdir") else None
+    where = "the command line" if line is None else (ctx.box_for(line.number, line.text) or "the template")
+    report.problem(
+        line.number if line is not None else 0,
+        f"--chdir={clip(value)} is no directory ({clip(path, 80)} does not exist), so the job would fail at start "
+        f"with no output: remove --chdir from {where} (the job then starts in the submit directory, RELION's project "
+        "directory) or name a directory that exists",
+    )
     return script

@@ -313,6 +313,23 @@ RULES: tuple[Rule, ...] = (
         "GPU type (the profile's `[gpu_types]` memory) shared by its ranks: RELION's own warning, before the "
         "queue wait",
     ),
+    Rule(
+        "missing_chdir",
+        N,
+        Action.ERROR,
+        "sbatch accepts a --chdir that does not exist; the job then fails at launch with no output (JobLaunchFailure)",
+        "`--chdir`/`-D` naming a directory that does not exist (relative: to the submit directory, as sbatch resolves "
+        "it; `CREATE_PWD` of another tool): the job would fail at launch with no output at all",
+    ),
+    Rule(
+        "memory_unit_mpi",
+        F,
+        Action.ERROR,
+        "a memory value without a unit is MB: --mem=240 gives a RELION MPI job 240 MB, not 240 GB, and it is killed "
+        "for memory after the queue wait",
+        "a unit-less memory value over 32 that leaves a rank of a RELION MPI program (`relion_*_mpi`) under 1 GB "
+        "(`--mem=240` for 5 ranks): did you mean 240G?",
+    ),
 )
 BY_KEY: dict[str, Rule] = {r.key: r for r in RULES}
 
