@@ -200,7 +200,7 @@ _RELION_MPI = re.compile(r"\brelion_\w+_mpi\b")
 # The least memory a rank of a RELION MPI program can run in: the MPI runtime itself takes a few hundred MB, and
 # every rank reads the whole particles STAR file (MpiNode / MlOptimiserMpi::initialise): a unit-less value that
 # gives a rank less than this many MB was meant as GB.
-RANK_MIN_MB = 1024
+RANK_MIN_MB = 512
 
 
 def _mb_per_rank(script: Script, ctx: Context, name: str, mb: float) -> float:

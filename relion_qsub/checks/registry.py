@@ -327,7 +327,7 @@ RULES: tuple[Rule, ...] = (
         Action.ERROR,
         "a memory value without a unit is MB: --mem=240 gives a RELION MPI job 240 MB, not 240 GB, and it is killed "
         "for memory after the queue wait",
-        "a unit-less memory value over 32 that leaves a rank of a RELION MPI program (`relion_*_mpi`) under 1 GB "
+        "a unit-less memory value over 32 that leaves a rank of a RELION MPI program (`relion_*_mpi`) under 512 MB "
         "(`--mem=240` for 5 ranks): did you mean 240G?",
     ),
 )
