@@ -23,8 +23,11 @@ def _is_command(line: Line) -> bool:
 
 def hidden_block(script: Script, launchers: Sequence[str]) -> tuple[list[int], list[int], int] | None:
     """A directive block that commands put before: (indices of those commands, of the column-0 ``#SBATCH`` lines
-    after them, index of the block's last line). None when the first ``#SBATCH`` after a command comes after the
-    job's own work (a RELION or launcher command): then it is no block that a stray command cut off."""
+    after them, index of the block's last line). None when sbatch did read directives before the command, or when
+    the first ``#SBATCH`` after a command comes after the job's own work (a RELION or launcher command): then it is
+    no block that a stray command cut off."""
+    if any(True for _ in script.directives()):
+        return None  # sbatch read a block: a later #SBATCH is one stray line (its own finding), not the block
     lines = script.lines
     commands: list[int] = []
     i = script.body_start
