@@ -8,9 +8,8 @@ from collections.abc import Sequence
 
 from ..relion import gui
 from ..script import MAGIC, Kind, Line, Script, foreign_directives, lookalikes, split_words
-from ..slurm.options import NONE, Parsed, clip, nearest, parse_words, site_table
+from ..slurm.options import NONE, Parsed, clip, comma_runs, index_of, nearest, parse_words, site_table
 from .core import Context, Gres, Report, effective, implements, new_option, profile_box, rewrite
-from .placeholders import comma_runs, position
 
 MEMORY = ("mem", "mem-per-cpu", "mem-per-gpu")
 
@@ -142,7 +141,7 @@ def foreign_directive(script: Script, ctx: Context, report: Report) -> Script:
 def _comma_space(ctx: Context, report: Report, line: Line, parsed: Parsed) -> list[Parsed] | None:
     """A value cut in two by a space after a comma: one finding on the option, its stray words go with it."""
     runs = comma_runs(line.options)
-    at = position(line, parsed)
+    at = index_of(line.options, parsed)
     if at in runs:
         words = runs[at]
         value = (parsed.value or "") + "".join(w.spelled for w in words)

@@ -13,7 +13,7 @@ from ..relion import gui
 from ..relion.gui import ANY_PLACEHOLDER, RELION_PLACEHOLDER
 from ..relion.gui import why_unfilled as _why_relion
 from ..script import Line, Script, shell_words
-from ..slurm.options import BY_NAME, BY_SHORT, REQUIRED, Parsed, clip
+from ..slurm.options import BY_NAME, BY_SHORT, REQUIRED, Parsed, clip, comma_runs, index_of
 from .core import Context, Report, body_lines, implements, rewrite, set_body_line
 
 
@@ -91,37 +91,6 @@ def _lost_part(name: str, value: str) -> bool:
     return name == "gres" and gap
 
 
-def _stray(parsed: Parsed) -> bool:
-    return parsed.option is None and parsed.value is None and not parsed.spelled.startswith("-")
-
-
-def comma_runs(options: Sequence[Parsed]) -> dict[int, list[Parsed]]:
-    """Values that a space after a comma cut in two (``--gres=lscratch:5, gpu:p100:4``): position of the option
-    whose value ends in "," -> the words that continue it. sbatch splits a directive at blanks like a shell
-    (_get_argument in src/sbatch/opt.c), so the word after the space is no option and sbatch refuses the script
-    ("Invalid directive found in batch script: gpu:p100:4"; checked against the real sbatch)."""
-    out: dict[int, list[Parsed]] = {}
-    i = 0
-    while i < len(options):
-        value = options[i].value
-        words: list[Parsed] = []
-        if options[i].option is not None and value and value.endswith(","):
-            j = i + 1
-            while j < len(options) and _stray(options[j]) and (not words or words[-1].spelled.endswith(",")):
-                words.append(options[j])
-                j += 1
-        if words:
-            out[i] = words
-            i += len(words)
-        i += 1
-    return out
-
-
-def position(line: Line, parsed: Parsed) -> int:
-    """Where ``parsed`` (this very object) stands among its directive's options."""
-    return next(k for k, o in enumerate(line.options) if o is parsed)
-
-
 @implements("partly_empty")
 def partly_empty(script: Script, ctx: Context, report: Report) -> Script:
     def visit(line: Line, parsed: Parsed) -> list[Parsed] | None:
@@ -130,7 +99,7 @@ def partly_empty(script: Script, ctx: Context, report: Report) -> Script:
             parsed.option is not None
             and value
             and value.endswith(",")
-            and position(line, parsed) in comma_runs(line.options)
+            and index_of(line.options, parsed) in comma_runs(line.options)
         ):
             return None  # no empty box: a space after the comma (the typo check says so, once)
         if parsed.option is None or not value or not value.strip() or not _lost_part(parsed.option.name, value):
