@@ -216,3 +216,26 @@ def test_each_fit_key_switches_off_only_its_own_rule(key: str) -> None:
     assert key.replace("_", "-") in on
     off = check(text, dataclasses.replace(TESTBED, policy={**TESTBED.policy, key: "off"}))
     assert {c.rule for c in off.changes} == on - {key.replace("_", "-")}
+
+
+# --constraint expressions in partition 'gpu' (features gpup100; the cluster also has x2695), and what the real
+# sbatch --test-only says of each on the testbed (test_fit_cluster.py asks it again): None where it takes it.
+CONSTRAINTS = {
+    "gpup100|x2695": None,
+    "[gpup100|x2695]": None,
+    "(gpup100|x2695)&gpup100": None,
+    "gpup100*2": None,
+    "gpup100|nosuch": "Invalid feature specification",
+    "gpup100&x2695": "Requested node configuration is not available",
+    "gpup100,x2695": "Requested node configuration is not available",
+    "x2695": "Requested node configuration is not available",
+}
+
+
+@pytest.mark.parametrize(("expression", "sbatch"), CONSTRAINTS.items())
+def test_constraint_expressions_are_judged_as_slurm_parses_them(expression: str, sbatch: str | None) -> None:
+    text = common(queue="gpu", gres="gpu:p100:1", directives=f"--constraint={expression}")
+    found = errors(check(text), "unknown-feature")
+    assert len(found) == (0 if sbatch is None else 1), found
+    if sbatch is not None:
+        assert f"sbatch refuses it ('{sbatch}')" in found[0], found

@@ -325,8 +325,8 @@ RULES: tuple[Rule, ...] = (
         "memory_unit_mpi",
         F,
         Action.ERROR,
-        "a memory value without a unit is MB: --mem=240 gives a RELION MPI job 240 MB, not 240 GB, and it is killed "
-        "for memory after the queue wait",
+        "a memory value without a unit is MB: --mem=240 gives a RELION MPI job 240 MB, not 240 GB, far less than "
+        "its ranks need",
         "a unit-less memory value over 32 that leaves a rank of a RELION MPI program (`relion_*_mpi`) under 512 MB "
         "(`--mem=240` for 5 ranks): did you mean 240G?",
     ),
