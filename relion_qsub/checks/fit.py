@@ -228,8 +228,8 @@ def memory_unit_mpi(script: Script, ctx: Context, report: Report) -> None:
             report.problem(
                 0,
                 f"--{name}={value} from {where} is {value} MB (a value without a unit is MB), {per_rank:.0f} MB for "
-                f"each rank of {program}, far less than a RELION rank needs: did you mean {value}G? write --{name}={value}G "
-                f"in {where}",
+                f"each rank of {program}, far less than a RELION rank needs: did you mean {value}G? "
+                f"write --{name}={value}G in {where}",
             )
             return
 

@@ -7,7 +7,7 @@ import os
 from collections.abc import Sequence
 
 from ..relion import gui
-from ..script import MAGIC, Kind, Line, Script, foreign_directives, lookalikes, split_words
+from ..script import MAGIC, Kind, Line, Script, foreign_directives, lookalikes, shell_words, split_words
 from ..slurm.options import NONE, Parsed, clip, comma_runs, index_of, nearest, parse_words, site_table
 from .core import Context, Gres, Report, effective, implements, new_option, profile_box, rewrite
 
@@ -18,6 +18,13 @@ def _is_command(line: Line) -> bool:
     """A line that ends sbatch's directive block: neither blank nor a ``#`` line (src/sbatch/opt.c,
     _opt_batch_script: "Stop parsing script if not a comment")."""
     return line.kind == Kind.BODY and bool(line.text.strip()) and not line.text.lstrip().startswith("#")
+
+
+def _runs_the_job(text: str, launchers: Sequence[str]) -> bool:
+    """A command line that starts a RELION program or a launcher (``srun``, ``${RELION_STD_LAUNCHER}``)."""
+    words = [word.strip("\"'`") for _, _, word in shell_words(text)]
+    names = [word[2:-1] if word.startswith("${") and word.endswith("}") else word.lstrip("$") for word in words]
+    return any(name.startswith("relion_") or name.rsplit("/", 1)[-1] in launchers for name in names)
 
 
 def hidden_block(script: Script, launchers: Sequence[str]) -> tuple[list[int], list[int], int] | None:
@@ -32,7 +39,7 @@ def hidden_block(script: Script, launchers: Sequence[str]) -> tuple[list[int], l
     i = script.body_start
     while i < len(lines) and not lines[i].text.startswith(MAGIC):
         if _is_command(lines[i]):
-            if "relion_" in lines[i].text or any(word in lines[i].text for word in launchers):
+            if _runs_the_job(lines[i].text, launchers):
                 return None
             commands.append(i)
         i += 1
