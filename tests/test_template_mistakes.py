@@ -349,3 +349,29 @@ def test_sbatch_on_relions_script_and_on_the_fix(
     normalised.write_text(result.script.render())
     done = _test_only(project, normalised)
     assert done.returncode == 0 and "to start at" in done.stderr, done.stderr
+
+
+# What ends sbatch's directive block (src/sbatch/opt.c, _opt_batch_script): the first line that is neither blank nor
+# a '#' line. Script text -> whether sbatch reads the #SBATCH line (it names a partition that does not exist).
+BLOCK_ENDS = {
+    "#!/bin/bash\n\n# resources\n#SBATCH -p nosuch\nhostname\n": True,
+    "#!/bin/bash\n  \n## comment\n#SBATCH -p nosuch\nhostname\n": True,
+    "#!/bin/bash\nset -e\n#SBATCH -p nosuch\nhostname\n": False,
+    "#!/bin/bash\n#SBATCH -n 1\nmodule load relion\n#SBATCH -p nosuch\nhostname\n": False,
+}
+
+
+@pytest.mark.parametrize(("text", "read"), BLOCK_ENDS.items())
+def test_the_script_model_ends_the_block_where_sbatch_does(text: str, read: bool) -> None:
+    from relion_qsub.script import parse
+
+    assert parse(text).has("partition") == read
+
+
+@pytest.mark.slurm
+@pytest.mark.parametrize(("text", "read"), BLOCK_ENDS.items())
+def test_sbatch_ends_the_block_there(tmp_path: Path, text: str, read: bool) -> None:
+    script = tmp_path / "job.sh"
+    script.write_text(text)
+    done = _test_only(tmp_path, script)
+    assert ("invalid partition specified: nosuch" in done.stderr) == read, done.stderr
