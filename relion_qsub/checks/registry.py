@@ -55,7 +55,8 @@ RULES: tuple[Rule, ...] = (
         N,
         Action.WARN,
         "sbatch reads #SBATCH only at column 0, before the first command",
-        "`#SBATCH` after the first command, indented, or lower case: sbatch ignores it",
+        "`#SBATCH` after the first command, indented, or lower case: sbatch ignores it; a command above the whole "
+        "block (`set -e` on line 2) is one finding, and is moved below the block",
     ),
     Rule(
         "foreign_scheduler",
@@ -106,7 +107,9 @@ RULES: tuple[Rule, ...] = (
         Action.FIX,
         "sbatch stops at the first unknown option ('unrecognized option')",
         "an unknown long option within 2 edits of exactly one sbatch option is repaired (`--exlusive` → "
-        "`--exclusive`); otherwise an error naming the nearest options. Ambiguous prefixes and stray words are errors",
+        "`--exclusive`); otherwise an error naming the nearest options. Ambiguous prefixes and stray words are errors; "
+        "a space after a comma in a value (`--gres=lscratch:5, gpu:p100:4`) is one finding naming the box, and is "
+        "joined",
     ),
     Rule(
         "launcher_options",
@@ -263,7 +266,11 @@ RULES: tuple[Rule, ...] = (
         "unknown_feature",
         F,
         Action.ERROR,
-        "sbatch refuses a --constraint no node has ('Invalid feature specification')",
+        "sbatch refuses a --constraint that names a feature no node has ('Invalid feature specification') or that "
+        "no node of the partition meets ('Requested node configuration is not available')",
+        "a `--constraint` name no node of the site has ('Invalid feature specification'), or an AND (`&`, `,`) the "
+        "partition's nodes cannot meet ('Requested node configuration is not available'); `|`, `[...]`, `*N` and "
+        "`( )` as Slurm parses them (`gpup100|x2695` is taken)",
     ),
     Rule(
         "gpu_default_partition",
