@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ..errors import ProfileError
 from ..relion import gui
@@ -32,8 +32,7 @@ class Kind(enum.Enum):
     FIT = "fit"  # the job against the partition limits of the profile's [partitions.*] (only report)
 
 
-@dataclass(frozen=True, slots=True)
-class Rule:
+class Rule(NamedTuple):
     key: str  # the site policy key; the rule's name is the key with dashes (scratch_job_id -> scratch-job-id)
     kind: Kind
     default: Action

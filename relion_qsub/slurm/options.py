@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 
 class Arg(enum.IntEnum):
@@ -31,8 +31,7 @@ class Arg(enum.IntEnum):
 NONE, REQUIRED, OPTIONAL = Arg.NONE, Arg.REQUIRED, Arg.OPTIONAL
 
 
-@dataclass(frozen=True, slots=True)
-class Option:
+class Option(NamedTuple):
     name: str
     short: str | None
     arg: Arg
@@ -144,8 +143,7 @@ OPTIONS: tuple[Option, ...] = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Table:
+class Table(NamedTuple):
     """One command's options, by long name (aliases included) and by short letter."""
 
     canonical: dict[str, Option]  # without the aliases: what a typo is corrected to
@@ -325,8 +323,7 @@ def unique_correction(name: str, max_distance: int, command: Table = SBATCH) -> 
     return names[close[0]] if len(close) == 1 else None
 
 
-@dataclass(frozen=True, slots=True)
-class Parsed:
+class Parsed(NamedTuple):
     """One option as written in a directive.
 
     ``option`` is None when sbatch would reject the word: an unknown or ambiguous option, or a stray
@@ -336,7 +333,7 @@ class Parsed:
     spelled: str
     option: Option | None
     value: str | None = None
-    problem: str | None = field(default=None)  # why sbatch would reject it (None when it is fine)
+    problem: str | None = None  # why sbatch would reject it (None when it is fine)
     guess: Option | None = None  # for an unknown option: the unique near option, if any
 
     @property
