@@ -35,13 +35,12 @@ class Outcome(enum.StrEnum):
     ERROR = "error"
 
 
-@dataclass(frozen=True, slots=True)
-class Change:
+class Change(NamedTuple):
     rule: str
     action: Outcome
     line: int  # line number in the original script; 0 when it concerns the whole script
     message: str
-    reason: str = field(compare=False)
+    reason: str
 
     def __str__(self) -> str:
         where = f"line {self.line}: " if self.line else ""

@@ -54,7 +54,8 @@ RULES: tuple[Rule, ...] = (
         N,
         Action.WARN,
         "sbatch reads #SBATCH only at column 0, before the first command",
-        "`#SBATCH` after the first command, indented, or lower case: sbatch ignores it",
+        "`#SBATCH` after the first command, indented, or lower case: sbatch ignores it; a command above the whole "
+        "block (`set -e` on line 2) is one finding, and is moved below the block",
     ),
     Rule(
         "foreign_scheduler",
@@ -105,7 +106,9 @@ RULES: tuple[Rule, ...] = (
         Action.FIX,
         "sbatch stops at the first unknown option ('unrecognized option')",
         "an unknown long option within 2 edits of exactly one sbatch option is repaired (`--exlusive` → "
-        "`--exclusive`); otherwise an error naming the nearest options. Ambiguous prefixes and stray words are errors",
+        "`--exclusive`); otherwise an error naming the nearest options. Ambiguous prefixes and stray words are errors; "
+        "a space after a comma in a value (`--gres=lscratch:5, gpu:p100:4`) is one finding naming the box, and is "
+        "joined",
     ),
     Rule(
         "launcher_options",
@@ -263,7 +266,11 @@ RULES: tuple[Rule, ...] = (
         "unknown_feature",
         F,
         Action.ERROR,
-        "sbatch refuses a --constraint no node has ('Invalid feature specification')",
+        "sbatch refuses a --constraint that names a feature no node has ('Invalid feature specification') or that "
+        "no node of the partition meets ('Requested node configuration is not available')",
+        "a `--constraint` name no node of the site has ('Invalid feature specification'), or an AND (`&`, `,`) the "
+        "partition's nodes cannot meet ('Requested node configuration is not available'); `|`, `[...]`, `*N` and "
+        "`( )` as Slurm parses them (`gpup100|x2695` is taken)",
     ),
     Rule(
         "gpu_default_partition",
@@ -330,6 +337,23 @@ RULES: tuple[Rule, ...] = (
         "task it stops ('at least 2 MPI processes are required')",
         "a `relion_*_mpi` command in a job that allocates one task (`--ntasks=1` fixed in the template while "
         "'Number of MPI procs' says 4); a count that differs otherwise is a warning",
+    ),
+    Rule(
+        "missing_chdir",
+        N,
+        Action.ERROR,
+        "sbatch accepts a --chdir that does not exist; the job then fails at launch with no output (JobLaunchFailure)",
+        "`--chdir`/`-D` naming a directory that does not exist (relative: to the submit directory, as sbatch resolves "
+        "it; `CREATE_PWD` of another tool): the job would fail at launch with no output at all",
+    ),
+    Rule(
+        "memory_unit_mpi",
+        F,
+        Action.ERROR,
+        "a memory value without a unit is MB: --mem=240 gives a RELION MPI job 240 MB, not 240 GB, far less than "
+        "its ranks need",
+        "a unit-less memory value over 32 that leaves a rank of a RELION MPI program (`relion_*_mpi`) under 512 MB "
+        "(`--mem=240` for 5 ranks): did you mean 240G?",
     ),
 )
 BY_KEY: dict[str, Rule] = {r.key: r for r in RULES}

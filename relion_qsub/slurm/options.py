@@ -419,3 +419,34 @@ def parse_words(
         else:
             out.append(Parsed(word, None, None, f"Invalid directive found in batch script: {clip(word)}"))
     return out
+
+
+def _stray(parsed: Parsed) -> bool:
+    return parsed.option is None and parsed.value is None and not parsed.spelled.startswith("-")
+
+
+def comma_runs(options: Sequence[Parsed]) -> dict[int, list[Parsed]]:
+    """Values that a space after a comma cut in two (``--gres=lscratch:5, gpu:p100:4``): position of the option
+    whose value ends in "," -> the words that continue it. sbatch splits a directive at blanks like a shell
+    (_get_argument in src/sbatch/opt.c), so the word after the space is no option and sbatch refuses the script
+    ("Invalid directive found in batch script: gpu:p100:4"; checked against the real sbatch)."""
+    out: dict[int, list[Parsed]] = {}
+    i = 0
+    while i < len(options):
+        value = options[i].value
+        words: list[Parsed] = []
+        if options[i].option is not None and value and value.endswith(","):
+            j = i + 1
+            while j < len(options) and _stray(options[j]) and (not words or words[-1].spelled.endswith(",")):
+                words.append(options[j])
+                j += 1
+        if words:
+            out[i] = words
+            i += len(words)
+        i += 1
+    return out
+
+
+def index_of(options: Sequence[Parsed], parsed: Parsed) -> int:
+    """Where ``parsed`` (this very object) stands among ``options``."""
+    return next(k for k, o in enumerate(options) if o is parsed)
