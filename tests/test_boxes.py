@@ -29,6 +29,7 @@ def test_names() -> None:
     assert box_name("extra2", {2: "Memory"}) == "the 'Memory' box (RELION_QSUB_EXTRA2)"
     assert box_name("extra5", {}) == "RELION_QSUB_EXTRA5 (not set)"
     assert box_name("queue", {}) == "the 'Queue name' box"
+    assert box_name("timelimit", {}) == "the profile's [placeholders.timelimit] (XXXtimelimitXXX)"  # a site value
 
 
 def test_from_the_environment_and_checked_against_the_line(tmp_path: Path) -> None:

@@ -139,7 +139,12 @@ def box_name(name: str, labels: Mapping[int, str]) -> str:
         n = int(name[5:])
         label_ = labels.get(n)
         return f"the '{label_}' box (RELION_QSUB_EXTRA{n})" if label_ else f"RELION_QSUB_EXTRA{n} (not set)"
-    return f"the {FIXED[name]} box" if name in FIXED else placeholder(name)
+    if name in FIXED:
+        return f"the {FIXED[name]} box"
+    if RELION_PLACEHOLDER.fullmatch(placeholder(name)):
+        return placeholder(name)  # XXXcommandXXX, XXXnameXXX, ...: RELION's, no box
+    # A patched RELION's placeholder (XXXtimelimitXXX): relion-qsub filled it as the site profile declares.
+    return f"the profile's [placeholders.{name}] ({placeholder(name)})"
 
 
 class Boxes(NamedTuple):
