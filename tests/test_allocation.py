@@ -57,6 +57,7 @@ class Job:
     mpi: int = 1
     threads: int = 1
     queue: str = "norm"
+    extras: dict[int, str] | None = None  # qsub_extraN values RELION filled in
 
     def write(self) -> Path:
         (self.project / "site.sh").write_text(self.template)
@@ -72,6 +73,7 @@ class Job:
             mpi=self.mpi,
             threads=self.threads,
             queue=self.queue,
+            extras=self.extras,
         )
         script.write_text(text)
         return script
@@ -395,3 +397,19 @@ def test_a_launcher_with_its_own_rank_count(launcher: str, counted: bool) -> Non
     """mpirun -c N is a rank count (OpenMPI: -c, -np, --np); srun -c N is CPUs per task."""
     (command,) = commands(parse(f"#!/bin/bash\n#SBATCH -n 1\n{launcher} `which relion_refine_mpi` --o x\n"))
     assert command.counted is counted and command.mpi and command.program == "relion_refine"
+
+
+def test_a_value_typed_into_a_directives_box(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--ntasks=1 typed into an 'SBATCH Directives' box (RELION_QSUB_EXTRA2; job.star's qsub_extra2 holds it): the
+    fix is that box's, by the site's label."""
+    template = HEAD + "#SBATCH XXXextra2XXX\n#SBATCH -p XXXqueueXXX\n" + OUT + "srun XXXcommandXXX\n"
+    star = job_star(
+        "class2d-3.1.3.job.star", qsubscript="site.sh", nr_threads="1", use_gpu="No", qsub_extra2="--ntasks=1"
+    )
+    job = Job(
+        tmp_path, "Class2D/job001/", template, star, [refine("Class2D/job001/", 4)], 4, 1, extras={2: "--ntasks=1"}
+    )
+    monkeypatch.setenv("RELION_QSUB_EXTRA2", "More options")
+    (found,) = job.findings(monkeypatch, "mpi-tasks")
+    assert "(from the 'More options' box (RELION_QSUB_EXTRA2))" in found.message, found.message
+    assert found.message.endswith("change --ntasks in the 'More options' box (RELION_QSUB_EXTRA2) to 4")

@@ -72,8 +72,9 @@ def commands(script: Script) -> list[Command]:
 def tasks(script: Script, ctx: Context) -> int:
     """The tasks Slurm gives the job, as sbatch computes them: --ntasks; else --nodes x --ntasks-per-node (one node
     when --nodes is not given); else one task per node (man sbatch, -n: "the default is one task per node"). A node
-    range counts as its minimum: the least Slurm gives (with free nodes it gives the maximum: `--nodes=2-4
-    --ntasks-per-node=2` started 8 tasks on the testbed)."""
+    range counts as its minimum: the least Slurm gives (with free nodes it gives more: `sbatch --test-only` gave
+    `--nodes=2-4 --ntasks-per-node=2` 4 nodes and 8 CPUs on the testbed). tests/test_allocation.py counts what the
+    real srun starts for each form."""
     ntasks = as_int(effective(script, ctx, "ntasks"))
     if ntasks is not None:
         return ntasks
@@ -130,8 +131,8 @@ def threads_cpus(script: Script, ctx: Context, report: Report) -> Script:
     given = f"--cpus-per-task={cpus} from {where}" if effective(script, ctx, "cpus-per-task") else "no --cpus-per-task"
     if not effective(script, ctx, "cpus-per-task"):
         fix = f"add '#SBATCH --cpus-per-task={gui.THREADS}' to {where}"
-    elif where.startswith("the '"):
-        fix = f"set {where} to {threads}"
+    elif where.startswith("the '"):  # a box the user typed it into (an SBATCH Directives box)
+        fix = f"change --cpus-per-task in {where} to {threads}"
     else:
         fix = f"{gui.set_to(where, 'cpus-per-task')} {gui.THREADS}"
     box = gui.relion_box(ctx.boxes, "nr_threads")
@@ -176,8 +177,8 @@ def mpi_tasks(script: Script, ctx: Context, report: Report) -> Script:
 
 
 def _tasks_fix(where: str, relion: int | None) -> str:
-    if where.startswith("the '"):
-        return f"set {where} to {relion or 'the number of MPI procs'}"
+    if where.startswith("the '"):  # a box the user typed it into (an SBATCH Directives box)
+        return f"change --ntasks in {where} to {relion or 'the number of MPI procs'}"
     return f"{gui.set_to(where, 'ntasks')} {gui.MPINODES} (RELION then fills in 'Number of MPI procs')"
 
 
@@ -222,18 +223,14 @@ def gpu_without_gres(script: Script, ctx: Context, report: Report) -> Script:
     if used is None:
         return script
     command, flag = used
-    box = "use_gpu" if flag == "--gpu" else "gpu_id"
     # The partition too: by the Queue name box unless the template has no XXXqueueXXX (then the box goes nowhere).
     queue = " (and a GPU 'Queue name')" if ctx.boxes.uses("queue") is not False else " (and a GPU partition)"
-    off = (
-        ", or set 'Use GPU acceleration?' to No"
-        if box == "use_gpu" and ctx.boxes.has_box("use_gpu") is not False
-        else ""
-    )
-    off = queue + off
+    # Only the jobs that pass --gpu have 'Use GPU acceleration?' (ModelAngelo and DynaMight have GPU ids only).
+    has_switch = flag == "--gpu" and ctx.boxes.has_box("use_gpu") is not False
+    switch = ", or set 'Use GPU acceleration?' to No" if has_switch else ""
     report.problem(
         command.line.number,
         f"{command.program}{'_mpi' if command.mpi else ''} runs with {flag} but the job allocates no GPU: ask for "
-        f"--gres=gpu:N in {_gres_box(ctx)}{off}",
+        f"--gres=gpu:N in {_gres_box(ctx)}{queue}{switch}",
     )
     return script
