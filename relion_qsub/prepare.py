@@ -11,8 +11,8 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from .checks import core as checks
 from .checks.engine import check_fit, normalise, parse_cli_options
@@ -23,8 +23,7 @@ from .relion import jobdir as jobdir_mod
 from .script import Script, parse
 
 
-@dataclass(frozen=True, slots=True)
-class Prepared:
+class Prepared(NamedTuple):
     """A script read and normalised, and where its normalised form goes."""
 
     source: Path
