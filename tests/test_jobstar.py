@@ -11,6 +11,7 @@ header comments say which functions).
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -46,6 +47,27 @@ def test_the_job_dir_is_enough_and_no_job_star_is_none(tmp_path: Path) -> None:
     (tmp_path / "job.star").write_bytes((DATA / "class2d-5.0.1.job.star").read_bytes())
     found = jobstar.read(tmp_path)
     assert found is not None and found.path == tmp_path / "job.star"
+
+
+def test_of_job_dir_reads_each_version_once_and_only_in_a_job_dir(tmp_path: Path) -> None:
+    job = tmp_path / "Class2D" / "job012"
+    job.mkdir(parents=True)
+    assert jobstar.of_job_dir(job) is None  # no job.star (a standalone script's dir)
+    star = job / "job.star"
+    star.write_bytes((DATA / "class2d-5.0.1.job.star").read_bytes())
+    first = jobstar.of_job_dir(job)
+    assert first is not None and first.nr_mpi == 4
+    assert jobstar.of_job_dir(job) is first  # asked by every check: read once
+    # RELION writes job.star anew on each run (Continue, a changed box): the new version is read
+    star.write_text(re.sub(r"^(\s*nr_mpi\s+)4", r"\g<1>8", star.read_text(), flags=re.M))
+    again = jobstar.of_job_dir(job)
+    assert again is not None and again.nr_mpi == 8
+    star.write_text("not a job.star")
+    assert jobstar.of_job_dir(job) is None  # not one RELION wrote: the script alone is judged, no error
+    elsewhere = tmp_path / "mine"
+    elsewhere.mkdir()
+    (elsewhere / "job.star").write_bytes((DATA / "class2d-5.0.1.job.star").read_bytes())
+    assert jobstar.of_job_dir(elsewhere) is None  # not a <Type>/jobNNN/ dir
 
 
 def test_a_continued_tomo_job_and_rare_values(tmp_path: Path) -> None:

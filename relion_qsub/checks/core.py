@@ -11,20 +11,22 @@ from __future__ import annotations
 import enum
 import os
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-from ..errors import InputError
 from ..profile import Site
 from ..relion import gui
 from ..relion.gui import Boxes, from_environment, from_job
-from ..relion.jobdir import JOB_STAR, is_job_dir_name
+from ..relion.jobdir import JOB_STAR
 from ..script import Kind, Line, Script, directive_line
 from ..slurm.options import BY_NAME, Parsed
 from . import registry
 from .registry import Action
+
+if TYPE_CHECKING:
+    from ..relion.jobstar import JobStar
 
 
 class Outcome(enum.StrEnum):
@@ -55,7 +57,6 @@ class Context:
     jobdir: Path | None = None  # the RELION job dir of the script (None: a standalone script)
     # The action of every check: the defaults, overridden by the profile's [policy] (validated here).
     policy: dict[str, Action] = field(init=False)
-    _values: dict[str, str] | bool | None = field(default=False, init=False, repr=False)  # job.star: False unread
 
     def __post_init__(self) -> None:
         self.policy = registry.policy(self.site.policy, self.site.path)
@@ -74,24 +75,21 @@ class Context:
         return self.given_boxes
 
     @property
-    def job_values(self) -> dict[str, str] | None:
+    def job_values(self) -> Mapping[str, str] | None:
         """Every box of the job's Running tab and other tabs with its value, as job.star holds them; None for a
         standalone script, a job dir without job.star, or a job.star RELION did not write (then the script alone
-        is judged). Read lazily: only a job dir with a job.star costs the import."""
-        if self._values is False:
-            self._values = None
-            # RELION's paths (qsubscript) are relative to the project dir above <Type>/jobNNN/ (data.project_dir)
-            named = self.jobdir is not None and is_job_dir_name(self.jobdir.name)
-            star = self.jobdir / JOB_STAR if self.jobdir is not None and named else None
-            if star is not None and star.is_file():
-                from ..relion import jobstar
+        is judged)."""
+        job = self.job_star
+        return job.options if job is not None else None
 
-                try:
-                    job = jobstar.read(star)
-                except InputError:
-                    job = None
-                self._values = dict(job.options) if job is not None else None
-        return self._values if isinstance(self._values, dict) else None
+    @property
+    def job_star(self) -> JobStar | None:
+        """The job dir's job.star (relion.jobstar.of_job_dir). Read lazily: only a job dir with one pays the import."""
+        if self.jobdir is None or not (self.jobdir / JOB_STAR).is_file():
+            return None
+        from ..relion import jobstar
+
+        return jobstar.of_job_dir(self.jobdir)
 
     def job_value(self, variable: str) -> str | None:
         """A box's value as job.star holds it (``nr_mpi``); None without a job.star or when the job has no such box."""

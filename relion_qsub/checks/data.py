@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from .. import gpus, sizing
-from ..errors import InputError
 from ..relion import gui, jobdir
 from ..script import Script
 from . import fit, scratch
@@ -52,17 +51,12 @@ def project_dir(script: Script) -> Path:
 def continued_input(script: Script) -> str | None:
     """A continued run's particles: relion_refine has --continue instead of --i; RELION's job.star (written before
     every run, src/pipeliner.cpp runJob) still names the input the user chose, joboption ``fn_img``."""
-    if not script.path:
-        return None
-    found = jobdir.of_script(Path(script.path))
-    if found is None or not jobdir.is_job_dir_name(found.name):
+    found = jobdir.of_script(Path(script.path)) if script.path else None
+    if found is None:
         return None
     from ..relion import jobstar  # only a continued run asks RELION's record
 
-    try:
-        saved = jobstar.read(found)
-    except InputError:
-        return None
+    saved = jobstar.of_job_dir(found)
     return saved.text("fn_img") if saved is not None else None
 
 

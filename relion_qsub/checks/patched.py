@@ -34,12 +34,12 @@ def declared_in(text: str, site: Site) -> list[str]:
 
 def _job(source: Path, site: Site, name: str) -> jobstar.JobStar:
     jobdir = jobdir_mod.of_script(source)
-    found = jobstar.read(jobdir) if jobdir is not None else None
+    found = jobstar.of_job_dir(jobdir) if jobdir is not None else None
     if found is None:
         raise ProfileError(
-            f"{site.path}: placeholders.{name}: {placeholder(name)} is filled from job.star, but {source} has no "
-            "job.star beside it (not a script RELION wrote in a job dir): run the job from RELION, or give "
-            f'placeholders.{name} source = "constant"'
+            f"{site.path}: placeholders.{name}: {placeholder(name)} is filled from job.star, but {source} has "
+            "no job.star RELION wrote beside it (not a script RELION wrote in a job dir): run the job from RELION, "
+            f'or give placeholders.{name} source = "constant"'
         )
     return found
 

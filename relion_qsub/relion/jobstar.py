@@ -8,7 +8,8 @@ otherwise, and so does :func:`read`. ``data_joboptions_values`` is a loop of ``_
 the value as the GUI shows it (booleans "Yes"/"No", numbers as typed; a string with a space is double-quoted, an
 empty one is ``""``). Read only, never written: the file is RELION's.
 
-Imports only ``errors`` and ``relion.jobdir`` of the package; only :func:`read` opens anything.
+Imports only ``errors`` and ``relion.jobdir`` of the package; only :func:`read` opens anything, and
+:func:`of_job_dir` is what the checks ask (once per job dir and process).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import InputError
-from .jobdir import JOB_STAR
+from .jobdir import JOB_STAR, is_job_dir_name
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -200,3 +201,27 @@ def _options(blocks: dict[str, list[str]]) -> dict[str, str]:
             raise ValueError(f"data_joboptions_values: {line[:60]!r} is not 'variable value'")
         out[words[0]] = words[1]
     return out
+
+
+_SEEN: dict[tuple[Path, int, int, int], JobStar | None] = {}
+
+
+def of_job_dir(jobdir: Path) -> JobStar | None:
+    """The job.star RELION wrote in ``jobdir`` (a ``<Type>/jobNNN/`` dir, where RELION runs the Queue submit command
+    after writing it: src/pipeliner.cpp runJob); None for any other dir, a job dir without one, or a file RELION did
+    not write (then the script alone is judged). Every check of a submission asks: the file is read once per version
+    (inode, size, mtime; RELION writes it anew on each run)."""
+    try:
+        st = (jobdir / JOB_STAR).stat()
+    except OSError:
+        return None
+    version = (jobdir, st.st_ino, st.st_size, st.st_mtime_ns)
+    if version not in _SEEN:
+        found = None
+        if is_job_dir_name(jobdir.name):
+            try:
+                found = read(jobdir)
+            except InputError:
+                found = None
+        _SEEN[version] = found
+    return _SEEN[version]
