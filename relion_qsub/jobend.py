@@ -56,6 +56,9 @@ def preamble(job_dir: Path, stamp: runs.Stamp | None, watched: bool) -> list[str
     lines = [f"export {runs.ENV}={shlex.quote(stamp.encode())}"] if stamp is not None else []
     argv = [*command(job_dir), *([WATCHED] if watched else [])]
     exits = f"{shlex.quote(os.path.abspath(job_dir))}/{jobdir.EXIT_GLOB}"
+    if watched:  # Slurm may refuse the watcher: then relion-qsub left a note for this job (one stat when it did not)
+        note = f'{shlex.quote(str(jobdir.unwatched_note(Path(os.path.abspath(job_dir)), "")))}"${{SLURM_JOB_ID-}}"'
+        lines.append(f"if [ -e {note} ]; then cat {note}; cat {note} >&2; fi")
     return [
         *lines,
         f'{FUNCTION}() {{ set -- "$1" {exits}; [ -e "$2" ] || {shlex.join(argv)} "$1"; }}',
@@ -152,6 +155,8 @@ def main(argv: list[str]) -> int:
         return 0
     job_id = os.environ.get("SLURM_JOB_ID", "")
     stamp = runs.Stamp.decode(os.environ.get(runs.ENV))
+    if watched and job_id and os.path.lexists(jobdir.unwatched_note(job_dir, job_id)):
+        watched = False  # Slurm refused the end-watcher: nobody else will say how Slurm ended the job
     from .slurm import client  # here: the normalised script's preamble (submit time) needs none of it
 
     line = why(job_id, status, client.show_job(job_id).view if job_id else None, oom_kills(), watched)
