@@ -5,8 +5,14 @@ MaxWall=30 on the association limited/root, with one 8-CPU job running."""
 
 from __future__ import annotations
 
-from relion_qsub import proc
+from pathlib import Path
+
+from relion_qsub import proc, profile
 from relion_qsub.doctor import job as doctor_job
+from relion_qsub.report import main as report_main
+from relion_qsub.report import verdict
+from relion_qsub.report.figures import Usage
+from relion_qsub.report.jobs import JobDir
 from relion_qsub.slurm import client
 
 ASSOC_MGR = """Current Association Manager state
@@ -124,3 +130,30 @@ def test_no_limit_query_for_other_reasons_or_without_an_account() -> None:
     assert doctor_job.limit_fix(view("Resources", "cpu=1"), runner) == ""
     assert doctor_job.limit_fix(client.JobView("7", "PENDING", "AssocGrpCpuLimit", tres="cpu=32"), runner) == ""
     assert runner.calls == []
+
+
+class PendingController(Controller):
+    """The controller of a job pending on AssocGrpCpuLimit that asks 32 CPUs (scontrol show job), plus assoc_mgr."""
+
+    def __call__(self, argv: list[str], timeout: float | None = None) -> proc.Result:
+        if argv[:3] == ["scontrol", "show", "job"]:
+            self.calls.append(argv)
+            line = (
+                "JobId=7 JobName=run_submit.slurm UserId=root(0) Account=limited QOS=normal JobState=PENDING "
+                "Reason=AssocGrpCpuLimit Partition=norm TRES=cpu=32,mem=32000M,node=1,billing=32\n"
+            )
+            return proc.Result(tuple(argv), 0, line, "")
+        return super().__call__(argv, timeout)
+
+
+def test_report_says_a_pending_job_over_its_limit_never_starts(tmp_path: Path) -> None:
+    job = JobDir(tmp_path, "Class2D/job001", "Class2D", "running")
+    usage = Usage(job, job_id="7", slurm="PENDING", wait=60.0)
+    runner = PendingController()
+    assert report_main.never_starting(usage, runner, 30) == 3  # scontrol show job, then two account levels
+    assert usage.never.startswith("PENDING (AssocGrpCpuLimit): the job alone asks cpu=32")
+    said = verdict.judge(profile.load("testbed"), usage)
+    assert said.level == verdict.ERROR and said.text.startswith("can never start: PENDING (AssocGrpCpuLimit)")
+    assert said.text.endswith("relion-qsub doctor --job Class2D/job001 --fix marks it failed and cancels it")
+    running = Usage(job, job_id="8", slurm="RUNNING")
+    assert report_main.never_starting(running, runner, 30) == 0 and running.never == ""

@@ -92,6 +92,10 @@ def test_a_request_over_a_group_limit_never_starts_and_a_busy_group_limit_waits(
         assert f"error: Class2D/job001/: Slurm job {never} can never start: PENDING (AssocGrpCpuLimit)" in said
         assert "the job alone asks cpu=32, more than association limited/root allows" in said
         assert "ask for at most 16 CPUs" in said
+        report = qsub("report", "--json", str(tmp_path / "never"), cwd=tmp_path)
+        (row,) = json.loads(report.stdout)["jobs"]
+        assert row["verdict"]["level"] == "error", row
+        assert row["verdict"]["text"].startswith("can never start: PENDING (AssocGrpCpuLimit): the job alone asks")
         # The group limit busy with another job of the association: the job waits for it, which is no error.
         script = tmp_path / "holder.sh"
         script.write_text("#!/bin/sh\nsleep 120\n")
