@@ -13,6 +13,7 @@ import os
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from ..profile import Site
 from ..relion import gui
@@ -109,8 +110,7 @@ class Report:
         self.changes.append(Change(self.rule, outcome, line, message, self.reason))
 
 
-@dataclass(frozen=True, slots=True)
-class Result:
+class Result(NamedTuple):
     script: Script
     changes: tuple[Change, ...]
 
