@@ -128,7 +128,8 @@ def test_a_per_job_limit_never_starts_and_its_value_is_named() -> None:
 def test_no_limit_query_for_other_reasons_or_without_an_account() -> None:
     runner = Controller()
     assert doctor_job.limit_fix(view("Resources", "cpu=1"), runner) == ""
-    assert doctor_job.limit_fix(client.JobView("7", "PENDING", "AssocGrpCpuLimit", tres="cpu=32"), runner) == ""
+    # no account (no accounting): nothing to ask, and nothing known
+    assert doctor_job.limit_fix(client.JobView("7", "PENDING", "AssocGrpCpuLimit", tres="cpu=32"), runner) is None
     assert runner.calls == []
 
 
@@ -157,3 +158,19 @@ def test_report_says_a_pending_job_over_its_limit_never_starts(tmp_path: Path) -
     assert said.text.endswith("relion-qsub doctor --job Class2D/job001 --fix marks it failed and cancels it")
     running = Usage(job, job_id="8", slurm="RUNNING")
     assert report_main.never_starting(running, runner, 30) == 0 and running.never == ""
+
+
+def test_a_group_limit_whose_values_cannot_be_read_is_not_called_busy() -> None:
+    def refused(argv: list[str], timeout: float | None = None) -> proc.Result:
+        return proc.Result(tuple(argv), 1, "", "scontrol: error: Unable to contact slurm controller (connect failure)")
+
+    job = view("AssocGrpCpuLimit", "cpu=32")
+    assert doctor_job.limit_fix(job, refused) is None
+    (level, what, fix), *_ = doctor_job.judge("j/", "running", job, limit_fix=None)
+    assert level == "warning" and what.endswith("a group limit whose values could not be read from slurmctld")
+    assert "sacctmgr show assoc user=$USER" in fix
+    # a per-job limit is never-starting by its reason alone, named or not
+    assert doctor_job.limit_fix(view("AssocMaxCpuPerJobLimit", "cpu=32"), refused) == (
+        "ask for fewer CPUs (MPI procs x threads) than your association allows per job, or ask your admins to raise "
+        "the limit"
+    )

@@ -202,9 +202,10 @@ def _details(slurm: JobView) -> str:
 ABORT_PENDING = "was aborted in RELION while Slurm job {} is still pending"
 
 
-def _views(relion: str, slurm: JobView, slurm_text: str, abort: bool = False, limit_fix: str = "") -> Verdict:
+def _views(relion: str, slurm: JobView, slurm_text: str, abort: bool = False, limit_fix: str | None = "") -> Verdict:
     """RELION's view against Slurm's: the one verdict on whether the two agree. ``abort``: RELION_JOB_ABORT_NOW;
-    ``limit_fix``: the job's own request exceeds the association or QOS limit it pends on (limit_fix())."""
+    ``limit_fix``: the job's own request exceeds the association or QOS limit it pends on (limit_fix()); None: the
+    limits could not be read."""
     if relion == "running" and abort and slurm.state == PENDING:
         # The GUI's Abort only creates the file; a pending job never checks it and would run when it starts.
         return (
@@ -223,6 +224,13 @@ def _views(relion: str, slurm: JobView, slurm_text: str, abort: bool = False, li
             "error",
             f"Slurm job {slurm.job_id} can never start: PENDING ({slurm.reason})",
             f"{limit_fix or NEVER_STARTS[slurm.reason]}, and run it again; --fix marks it failed and cancels it",
+        )
+    if relion == "running" and slurm.state == PENDING and slurm.reason in GROUP_LIMITS and limit_fix is None:
+        return (
+            "warning",
+            f"waiting: {slurm_text}: a group limit whose values could not be read from slurmctld",
+            "if the job alone asks more than the limit it never starts: compare with `sacctmgr show assoc "
+            "user=$USER` and ask for less",
         )
     if relion == "running" and slurm.state == PENDING and slurm.reason in GROUP_LIMITS:
         # A group limit that other jobs hold: it starts when they end. Said as waiting, not as an error.
@@ -250,7 +258,7 @@ def judge(
     slurm: JobView | None,
     time_box: str = "--time",
     abort: bool = False,
-    limit_fix: str = "",
+    limit_fix: str | None = "",
 ) -> list[Verdict]:
     """(level, what, fix) for RELION's view against Slurm's, then how Slurm says the job ended; ``time_box``: the
     GUI box --time comes from, named in the fix of a time-limit ending. An abort (RELION's exit file says aborted) is
@@ -292,16 +300,19 @@ def judge(
 TRES_WORDS = {"cpu": "CPUs (MPI procs x threads)", "node": "nodes", "mem": "MB of memory", "billing": "billing units"}
 
 
-def limit_fix(slurm: JobView, runner: Runner) -> str:
+def limit_fix(slurm: JobView, runner: Runner) -> str | None:
     """The fix when the pending job's own request exceeds the association or QOS limit its reason names (it never
-    starts by itself), naming the limit; "" when it is no such limit or only a busy group limit (it waits). Asks
-    the controller for the limits only for such a reason (client.limits_of: one scontrol call per account level)."""
+    starts by itself), naming the limit; "" when it is no such limit or only a busy group limit (it waits); None for
+    a group limit whose values slurmctld did not give. Asks the controller for the limits only for such a reason
+    (client.limits_of: one scontrol call per account level)."""
     if slurm.state != PENDING or (slurm.reason not in GROUP_LIMITS and slurm.reason not in PER_JOB_TRES):
         return ""
-    limits = client.limits_of(slurm, runner) or []
-    if slurm.reason in PER_JOB_TRES:
-        said = client.per_job_limit(slurm, limits)
+    limits = client.limits_of(slurm, runner)
+    if slurm.reason in PER_JOB_TRES:  # never-starting by its reason alone; the limit's value is named when known
+        said = client.per_job_limit(slurm, limits or [])
         return f"{NEVER_STARTS[slurm.reason]}{f' ({said})' if said else ''}, or ask your admins to raise the limit"
+    if limits is None:
+        return None
     over = client.over_group_limit(slurm, limits)
     if over is None:
         return ""
