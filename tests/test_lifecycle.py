@@ -239,6 +239,18 @@ def test_a_job_whose_watcher_was_refused_prints_the_note_into_both_streams(job: 
     assert result.stderr.splitlines()[0] == said and "another run" not in result.stdout + result.stderr
 
 
+@pytest.mark.parametrize("shell", ["bash", "dash"])
+def test_a_note_left_after_the_job_started_is_printed_at_its_end_and_only_once(job: Path, shell: str) -> None:
+    """A job that goes in un-held may start before relion-qsub has heard that Slurm refused its watcher."""
+    said = sub.unwatched_warning("4242", "refused")
+    later = job.parent / "later"  # relion-qsub writes it while the job runs: the job's body copies it in
+    later.write_text(said + "\n")
+    reported = f"{job.relative_to(job.parent.parent)}/RELION_JOB_EXIT_SUCCESS"
+    result = run_job(prepared(job, f"echo body; cp {later} {job}/relion-qsub-unwatched.4242; touch {reported}"), shell)
+    assert result.returncode == 0
+    assert result.stdout.splitlines()[1:] == ["body", said] and result.stderr.splitlines() == [said]
+
+
 def test_a_job_without_a_note_prints_nothing_more(job: Path) -> None:
     # the program reports (src/pipeline_control.cpp, pipeline_control_relion_exit(0)), so the trap is quiet too
     result = run_job(prepared(job, f"echo body; touch {job.relative_to(job.parent.parent)}/RELION_JOB_EXIT_SUCCESS"))
