@@ -357,8 +357,8 @@ def submit_watcher(site: Site, prepared: Prepared, sub: Submission, runner: Call
         why = _last_line(result.stderr)
     sub.attempts.append({"watcher_error": why})
     sub.unwatched = unwatched_warning(sub.job_id, why)
-    # The job is still held (start() releases it after this): the note is there before the job can start and print
-    # it into run.out and run.err, where RELION's GUI shows it (jobend.preamble); this terminal is rarely seen.
+    # The job prints the note into run.out and run.err, where RELION's GUI shows it (this terminal is rarely seen):
+    # as it starts, or at its end if it started before the note was written (jobend.note_lines).
     problem = jobdir_mod.leave_unwatched_note(prepared.jobdir, sub.job_id, sub.unwatched)
     sub.stderr += sub.unwatched + "\n"
     if problem:
