@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.slurmtools import cancel, job_info, run, sbatch, wait_until
+from tests.slurmtools import cancel, job_info, run, sacct, sbatch, wait_until
 from tests.test_doctor_cluster import PIPELINE, doctor, no_watcher_site, qsub
 from tests.test_reliability_pipeliner_cluster import FAILED, job_id_of, pipeliner
 
@@ -92,6 +92,8 @@ def test_a_request_over_a_group_limit_never_starts_and_a_busy_group_limit_waits(
         assert f"error: Class2D/job001/: Slurm job {never} can never start: PENDING (AssocGrpCpuLimit)" in said
         assert "the job alone asks cpu=32, more than association limited/root allows" in said
         assert "ask for at most 16 CPUs" in said
+        # report reads accounting, which hears of a new job a moment after the controller
+        wait_until("sacct knows the job", lambda: sacct(never).get(never, {}).get("State") == "PENDING", 30)
         report = qsub("report", "--json", str(tmp_path / "never"), cwd=tmp_path)
         (row,) = json.loads(report.stdout)["jobs"]
         assert row["verdict"]["level"] == "error", row
