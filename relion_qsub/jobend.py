@@ -46,19 +46,38 @@ def command(job_dir: Path) -> list[str]:
 WATCHED = "watched"  # the argument that says an end-watcher was submitted beside the job
 
 
+NOTED = "relion_qsub_noted"  # the shell variable set once the job printed relion-qsub's note (no clash either)
+
+
+def note_lines(job_dir: Path) -> tuple[str, str]:
+    """(the line that prints relion-qsub's note for this job, if there is one, into run.out and run.err at the start;
+    the trap's command that prints it at the end when it appeared only after the start). The note (submit.py, when
+    Slurm refused the end-watcher) is written right after the job's own sbatch: a job that starts at once may be
+    running before it exists. Without a note each costs one stat, and no process is started."""
+    import shlex
+
+    note = f'{shlex.quote(str(jobdir.unwatched_note(Path(os.path.abspath(job_dir)), "")))}"${{SLURM_JOB_ID-}}"'
+    say = f"cat {note}; cat {note} >&2"
+    return f"if [ -e {note} ]; then {NOTED}=1; {say}; fi", f'[ -n "${{{NOTED}-}}" ] || [ ! -e {note} ] || {{ {say}; }}'
+
+
 def preamble(job_dir: Path, stamp: runs.Stamp | None, watched: bool) -> list[str]:
     """The POSIX-shell lines that go before the script's first command: export the run's stamp (relion-launch reads
-    it) and trap EXIT. The trap keeps the script's exit status: neither bash nor dash change it after an EXIT trap.
-    When the program reported (the happy path) the shell sees its exit file and starts no Python: a glob reads the
-    directory (READDIR), as main does, so an NFS client's cached "no such file" does not hide it."""
+    it), print relion-qsub's note of a refused end-watcher (note_lines) and trap EXIT. The trap keeps the script's
+    exit status: neither bash nor dash change it after an EXIT trap. When the program reported (the happy path) the
+    shell sees its exit file and starts no Python: a glob reads the directory (READDIR), as main does, so an NFS
+    client's cached "no such file" does not hide it."""
     import shlex
 
     lines = [f"export {runs.ENV}={shlex.quote(stamp.encode())}"] if stamp is not None else []
     argv = [*command(job_dir), *([WATCHED] if watched else [])]
     exits = f"{shlex.quote(os.path.abspath(job_dir))}/{jobdir.EXIT_GLOB}"
+    at_start, at_end = note_lines(job_dir) if watched else ("", "")  # only a watched job's watcher can be refused
+    ended = f'set -- "$1" {exits}; [ -e "$2" ] || {shlex.join(argv)} "$1"'
     return [
         *lines,
-        f'{FUNCTION}() {{ set -- "$1" {exits}; [ -e "$2" ] || {shlex.join(argv)} "$1"; }}',
+        *([at_start] if at_start else []),
+        f"{FUNCTION}() {{ {at_end + '; ' if at_end else ''}{ended}; }}",
         f"trap '{FUNCTION} \"$?\"' EXIT",
     ]
 
@@ -152,6 +171,8 @@ def main(argv: list[str]) -> int:
         return 0
     job_id = os.environ.get("SLURM_JOB_ID", "")
     stamp = runs.Stamp.decode(os.environ.get(runs.ENV))
+    if watched and job_id and os.path.lexists(jobdir.unwatched_note(job_dir, job_id)):
+        watched = False  # Slurm refused the end-watcher: nobody else will say how Slurm ended the job
     from .slurm import client  # here: the normalised script's preamble (submit time) needs none of it
 
     line = why(job_id, status, client.show_job(job_id).view if job_id else None, oom_kills(), watched)

@@ -135,6 +135,7 @@ class Submission:
     attempts: list[dict[str, object]] = field(default_factory=list)
     watcher: str | None = None  # the end-watcher's job id (watch.py)
     released: bool = False
+    unwatched: str | None = None  # Slurm refused the watcher: what will not be reported (record.Record.unwatched)
 
     def entry(self) -> dict[str, object]:
         """Its line in the record (relion-qsub.jsonl), beside the script's."""
@@ -146,6 +147,7 @@ class Submission:
             "attempts": self.attempts,
             "watcher": self.watcher,
             "released": self.released,
+            **({"unwatched": self.unwatched} if self.unwatched else {}),
         }
 
 
@@ -354,9 +356,23 @@ def submit_watcher(site: Site, prepared: Prepared, sub: Submission, runner: Call
             return result.stdout.strip().split(";")[0]
         why = _last_line(result.stderr)
     sub.attempts.append({"watcher_error": why})
-    sub.stderr += f"relion-qsub: warning: the end-watcher for job {sub.job_id} was not submitted ({why}); if Slurm "
-    sub.stderr += "ends the job before it runs, `relion-qsub doctor` finds it\n"
+    sub.unwatched = unwatched_warning(sub.job_id, why)
+    # The job prints the note into run.out and run.err, where RELION's GUI shows it (this terminal is rarely seen):
+    # as it starts, or at its end if it started before the note was written (jobend.note_lines).
+    problem = jobdir_mod.leave_unwatched_note(prepared.jobdir, sub.job_id, sub.unwatched)
+    sub.stderr += sub.unwatched + "\n"
+    if problem:
+        sub.stderr += f"relion-qsub: warning: could not leave that note for the job in {prepared.jobdir}: {problem}\n"
     return None
+
+
+def unwatched_warning(job_id: str, why: str) -> str:
+    """What a job without its end-watcher will not report (its EXIT trap still reports what the script sees end)."""
+    return (
+        f"relion-qsub: warning: Slurm refused the end-watcher of job {job_id} ({why}): if Slurm ends this job before "
+        "RELION's program reports (cancelled while pending, killed with SIGKILL, a node failure), RELION will not be "
+        "told and shows it Running: check with `relion-qsub doctor`"
+    )
 
 
 def mark_failed(jobdir: Path, reason: str, lead: str = "job not submitted") -> bool:

@@ -227,6 +227,52 @@ def test_the_trap_starts_no_python_when_the_program_reported(
     assert ("/nonexistent/python" in result.stderr) is not reported, result.stderr
 
 
+@pytest.mark.parametrize("shell", ["bash", "dash"])
+def test_a_job_whose_watcher_was_refused_prints_the_note_into_both_streams(job: Path, shell: str) -> None:
+    """Slurm truncates run.out and run.err when the job starts: only the job itself can put relion-qsub's warning
+    there. The note is this job's (its id in the name): another job's note is not printed."""
+    said = sub.unwatched_warning("4242", "sbatch: error: AssocMaxSubmitJobLimit")
+    assert jobdir.leave_unwatched_note(job, "4242", said) == ""
+    jobdir.leave_unwatched_note(job, "99", "relion-qsub: another run's note")
+    result = run_job(prepared(job, "echo body"), shell)
+    assert result.stdout.splitlines()[1:] == [said, "body"]  # after the job-id line, before the script's body
+    assert result.stderr.splitlines()[0] == said and "another run" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("shell", ["bash", "dash"])
+def test_a_note_left_after_the_job_started_is_printed_at_its_end_and_only_once(job: Path, shell: str) -> None:
+    """A job that goes in un-held may start before relion-qsub has heard that Slurm refused its watcher."""
+    said = sub.unwatched_warning("4242", "refused")
+    later = job.parent / "later"  # relion-qsub writes it while the job runs: the job's body copies it in
+    later.write_text(said + "\n")
+    reported = f"{job.relative_to(job.parent.parent)}/RELION_JOB_EXIT_SUCCESS"
+    result = run_job(prepared(job, f"echo body; cp {later} {job}/relion-qsub-unwatched.4242; touch {reported}"), shell)
+    assert result.returncode == 0
+    assert result.stdout.splitlines()[1:] == ["body", said] and result.stderr.splitlines() == [said]
+
+
+def test_a_job_without_a_note_prints_nothing_more(job: Path) -> None:
+    # the program reports (src/pipeline_control.cpp, pipeline_control_relion_exit(0)), so the trap is quiet too
+    result = run_job(prepared(job, f"echo body; touch {job.relative_to(job.parent.parent)}/RELION_JOB_EXIT_SUCCESS"))
+    assert result.stdout.splitlines()[1:] == ["body"] and result.stderr == ""
+
+
+def test_without_its_watcher_the_trap_says_how_slurm_is_ending_the_job(
+    job: Path, fp: FakeProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A scancel of a running job: the trap sees COMPLETING and leaves the words to the end-watcher, unless Slurm
+    refused the watcher (the note): then the trap says it, as for a site without watchers."""
+    completing = "JobId=4242 JobState=COMPLETING Reason=None ExitCode=0:15\n"
+    fp.register(["scontrol", "show", "job", "-o", "4242"], stdout=completing, occurrences=2)
+    monkeypatch.setenv("SLURM_JOB_ID", "4242")
+    assert jobend.main([str(job), jobend.WATCHED, "143"]) == 0
+    assert not (job / jobdir.EXIT_FAILURE).exists()  # the end-watcher will say how
+    jobdir.leave_unwatched_note(job, "4242", sub.unwatched_warning("4242", "refused"))
+    assert jobend.main([str(job), jobend.WATCHED, "143"]) == 0
+    assert (job / jobdir.EXIT_FAILURE).exists()
+    assert "Slurm is ending job 4242 from outside" in (job / "run.err").read_text()
+
+
 def test_the_trap_of_an_earlier_run_writes_nothing(job: Path) -> None:
     p = prepared(job, "echo body")
     rewrite(job / "run_submit.script", "RELION's next run\n")
@@ -245,7 +291,7 @@ def test_the_preamble_exports_the_stamp_after_the_directives(job: Path) -> None:
     p = prepared(job, "echo body")
     lines = p.text.splitlines()
     assert p.stamp is not None
-    assert lines[2:6] == [prep.JOB_LINE, *jobend.preamble(job, p.stamp, watched=True)]
+    assert lines[2:7] == [prep.JOB_LINE, *jobend.preamble(job, p.stamp, watched=True)]
     assert lines[3] == f"export {runs.ENV}={p.stamp.encode()}"  # a path without spaces needs no quotes
 
 

@@ -151,8 +151,14 @@ def test_watcher_submission_failure_is_a_warning_and_the_job_still_runs(
     monkeypatch.chdir(tmp_path)
     assert qsub_main(["--site", "testbed", "Class2D/job007/run_submit.script"]) == 0
     err = capsys.readouterr().err
-    assert "the end-watcher for job 82 was not submitted (sbatch: error: QOSMaxSubmitJobPerUserLimit)" in err
-    assert json.loads((job / "relion-qsub.jsonl").read_text())["released"] is True
+    said = "Slurm refused the end-watcher of job 82 (sbatch: error: QOSMaxSubmitJobPerUserLimit)"
+    assert said in err and "before it runs" not in err  # the old wording, which the job's own trap made untrue
+    assert "RELION will not be told and shows it Running: check with `relion-qsub doctor`" in err
+    entry = json.loads((job / "relion-qsub.jsonl").read_text())
+    assert entry["released"] is True and "watcher" not in entry
+    # The record and the job's note (printed by the job into run.out and run.err) carry the same warning.
+    note = (job / "relion-qsub-unwatched.82").read_text()
+    assert note.rstrip("\n") == entry["unwatched"] and said in note and note in err
 
 
 def test_watcher_argv_depends_afternotok_and_is_never_requeued(tmp_path: Path) -> None:

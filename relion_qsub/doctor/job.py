@@ -29,12 +29,14 @@ from ..slurm.states import (
     ENDED,
     ENDINGS,
     FAILED,
+    GROUP_LIMITS,
     HELD,
     NEVER_STARTS,
     NODE_FAIL,
     OOM_FIX,
     OUT_OF_MEMORY,
     PENDING,
+    PER_JOB_TRES,
     PREEMPTED,
     RUNNING,
     TIMEOUT,
@@ -200,8 +202,10 @@ def _details(slurm: JobView) -> str:
 ABORT_PENDING = "was aborted in RELION while Slurm job {} is still pending"
 
 
-def _views(relion: str, slurm: JobView, slurm_text: str, abort: bool = False) -> Verdict:
-    """RELION's view against Slurm's: the one verdict on whether the two agree. ``abort``: RELION_JOB_ABORT_NOW."""
+def _views(relion: str, slurm: JobView, slurm_text: str, abort: bool = False, limit_fix: str | None = "") -> Verdict:
+    """RELION's view against Slurm's: the one verdict on whether the two agree. ``abort``: RELION_JOB_ABORT_NOW;
+    ``limit_fix``: the job's own request exceeds the association or QOS limit it pends on (limit_fix()); None: the
+    limits could not be read."""
     if relion == "running" and abort and slurm.state == PENDING:
         # The GUI's Abort only creates the file; a pending job never checks it and would run when it starts.
         return (
@@ -215,12 +219,22 @@ def _views(relion: str, slurm: JobView, slurm_text: str, abort: bool = False) ->
             f"RELION thinks running, Slurm says ended: {slurm_text}",
             "mark it failed so RELION moves on (--fix creates RELION_JOB_EXIT_FAILURE)",
         )
-    if relion == "running" and slurm.state == PENDING and slurm.reason in NEVER_STARTS:
+    if relion == "running" and slurm.state == PENDING and (slurm.reason in NEVER_STARTS or limit_fix):
         return (
             "error",
             f"Slurm job {slurm.job_id} can never start: PENDING ({slurm.reason})",
-            f"{NEVER_STARTS[slurm.reason]}, and run it again; --fix marks it failed and cancels it",
+            f"{limit_fix or NEVER_STARTS[slurm.reason]}, and run it again; --fix marks it failed and cancels it",
         )
+    if relion == "running" and slurm.state == PENDING and slurm.reason in GROUP_LIMITS and limit_fix is None:
+        return (
+            "warning",
+            f"waiting: {slurm_text}: a group limit whose values could not be read from slurmctld",
+            "if the job alone asks more than the limit it never starts: compare with `sacctmgr show assoc "
+            "user=$USER` and ask for less",
+        )
+    if relion == "running" and slurm.state == PENDING and slurm.reason in GROUP_LIMITS:
+        # A group limit that other jobs hold: it starts when they end. Said as waiting, not as an error.
+        return ("ok", f"waiting: {slurm_text}: other jobs under the same limit use it; it starts when they end", "")
     if relion == "running":
         return ("ok", f"running: {slurm_text}" + (f" on {slurm.nodes}" if slurm.nodes else ""), "")
     if slurm.state == PENDING and slurm.reason in HELD:
@@ -239,11 +253,17 @@ def _views(relion: str, slurm: JobView, slurm_text: str, abort: bool = False) ->
 
 
 def judge(
-    where: str, relion: str, slurm: JobView | None, time_box: str = "--time", abort: bool = False
+    where: str,
+    relion: str,
+    slurm: JobView | None,
+    time_box: str = "--time",
+    abort: bool = False,
+    limit_fix: str | None = "",
 ) -> list[Verdict]:
     """(level, what, fix) for RELION's view against Slurm's, then how Slurm says the job ended; ``time_box``: the
     GUI box --time comes from, named in the fix of a time-limit ending. An abort (RELION's exit file says aborted) is
-    the user's: Slurm's FAILED/CANCELLED for it is no error; ``abort``: RELION_JOB_ABORT_NOW is there."""
+    the user's: Slurm's FAILED/CANCELLED for it is no error; ``abort``: RELION_JOB_ABORT_NOW is there; ``limit_fix``:
+    see _views."""
     if slurm is None:
         return _no_job_id(relion)
     if not slurm.answered:
@@ -258,7 +278,7 @@ def judge(
     slurm_text = f"Slurm job {slurm.job_id} {slurm.state or 'no record'}" + (f" ({detail})" if detail else "")
     if not slurm.known:
         slurm_text = f"Slurm no longer knows job {slurm.job_id} (it forgets ended jobs; sacct unavailable)"
-    out = [_views(relion, slurm, slurm_text, abort)]
+    out = [_views(relion, slurm, slurm_text, abort, limit_fix)]
     ending = SLURM_ENDINGS.get(slurm.state)
     if ending is not None and relion == "aborted" and slurm.state in (FAILED, CANCELLED):
         out.append(("ok", f"aborted from RELION: Slurm job {slurm.job_id} {slurm.state}", ""))
@@ -275,6 +295,33 @@ def judge(
 
 
 # ---- I/O ------------------------------------------------------------------------------------------------------
+
+# What a limit counts, in a user's words (assoc_mgr's TRES names; mem in MB).
+TRES_WORDS = {"cpu": "CPUs (MPI procs x threads)", "node": "nodes", "mem": "MB of memory", "billing": "billing units"}
+
+
+def limit_fix(slurm: JobView, runner: Runner) -> str | None:
+    """The fix when the pending job's own request exceeds the association or QOS limit its reason names (it never
+    starts by itself), naming the limit; "" when it is no such limit or only a busy group limit (it waits); None for
+    a group limit whose values slurmctld did not give. Asks the controller for the limits only for such a reason
+    (client.limits_of: one scontrol call per account level)."""
+    if slurm.state != PENDING or (slurm.reason not in GROUP_LIMITS and slurm.reason not in PER_JOB_TRES):
+        return ""
+    limits = client.limits_of(slurm, runner)
+    if slurm.reason in PER_JOB_TRES:  # never-starting by its reason alone; the limit's value is named when known
+        said = client.per_job_limit(slurm, limits or [])
+        return f"{NEVER_STARTS[slurm.reason]}{f' ({said})' if said else ''}, or ask your admins to raise the limit"
+    if limits is None:
+        return None
+    over = client.over_group_limit(slurm, limits)
+    if over is None:
+        return ""
+    found, key, limit, want = over
+    words = TRES_WORDS.get(key, "GPUs" if key.startswith("gres/gpu") else key)
+    return (
+        f"the job alone asks {key}={want}, more than {found.where} allows all its running jobs together (GrpTRES "
+        f"{key}={limit}): ask for at most {limit} {words}, or ask your admins to raise the limit"
+    )
 
 
 Runner = Callable[..., proc.Result]
@@ -543,7 +590,8 @@ def _views_found(
     abort = jobdir.aborted(job_dir)
     found = []
     time_box = _time_box() if slurm and slurm.state == TIMEOUT else ""
-    for level, what, fix in judge(where, relion, slurm, time_box, abort):
+    limits = limit_fix(slurm, runner) if slurm is not None and relion == "running" else ""
+    for level, what, fix in judge(where, relion, slurm, time_box, abort, limits):
         repair = None
         if slurm is None:
             pass

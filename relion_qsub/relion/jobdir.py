@@ -28,6 +28,10 @@ RUN_OUT = "run.out"
 RUN_ERR = "run.err"
 SUBMIT_SCRIPT = "run_submit.script"  # what RELION writes and passes to the Queue submit command
 RECORD = "relion-qsub.jsonl"  # relion-qsub's own: one JSON line per submission (record.py)
+# relion-qsub's note for a run whose end-watcher Slurm refused: "<UNWATCHED>.<Slurm job id>", so it belongs to that
+# one job (one run of the dir). The job prints it into run.out and run.err as it starts (jobend.preamble): Slurm
+# truncates both when the job starts, so only the job itself can put the warning where RELION's GUI shows it.
+UNWATCHED = "relion-qsub-unwatched"
 JOB_STAR = "job.star"  # RELION's own record of the job's settings (RelionJob::write; jobstar.py)
 # How a RELION program learns its job dir: prepareFinalCommand (src/pipeline_jobs.cpp, 5.0.1) appends
 # `--pipeline_control <jobdir>` to every command holding "relion_", and `--pipeline-control <jobdir>` (a dash) for the
@@ -101,6 +105,23 @@ def note(jobdir: Path, line: str) -> str:
     """Append ``line`` to run.err without touching the exit files (a second word on an ending already told); best
     effort as in :func:`mark_failed`; returns what became of it."""
     return _append_line(jobdir / RUN_ERR, line)
+
+
+def unwatched_note(jobdir: Path, job_id: str) -> Path:
+    """The note of Slurm job ``job_id`` whose end-watcher was refused (see UNWATCHED)."""
+    return jobdir / f"{UNWATCHED}.{job_id}"
+
+
+def leave_unwatched_note(jobdir: Path, job_id: str, line: str) -> str:
+    """Write the note (one line) for Slurm job ``job_id``; "" when written, else why not. Written while the job is
+    still held, so it is whole before the job can start and read it; never through a symlink."""
+    try:
+        fd = os.open(unwatched_note(jobdir, job_id), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o666)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(line.rstrip("\n") + "\n")
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return ""
 
 
 def require_regular(path: Path) -> os.stat_result:

@@ -45,6 +45,9 @@ class Record:
     error: str | None = None  # why it was not submitted (or not started)
     held: bool | None = None  # a request that may still create a job went out held
     run: str | None = None  # which run of the job dir (runs.Stamp.encode): the script as RELION last wrote it
+    # Slurm refused the end-watcher: the warning (also in the job's note, jobdir.UNWATCHED, printed into run.out and
+    # run.err when it starts) saying which endings RELION will not be told of.
+    unwatched: str | None = None
 
     @property
     def when(self) -> datetime | None:
@@ -79,7 +82,7 @@ def from_mapping(entry: Mapping[str, object]) -> Record:
     for name in ("submitted", "released", "held"):
         if isinstance(entry.get(name), bool):
             out[name] = entry[name]
-    for name in ("job_id", "token", "watcher", "error", "run"):
+    for name in ("job_id", "token", "watcher", "error", "run", "unwatched"):
         value = entry.get(name)
         if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value):
             out[name] = str(value)

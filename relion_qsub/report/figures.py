@@ -51,6 +51,7 @@ class Usage:
     node_hours: float = 0.0
     earlier_node_hours: float = 0.0
     failure: str = ""  # "" when it did not fail: OUT_OF_MEMORY, TIMEOUT, rank crash ..., RELION failure
+    never: str = ""  # a pending job that can never start: "PENDING (reason): the fix" (main.never_starting)
 
     @property
     def failed(self) -> bool:

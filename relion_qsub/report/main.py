@@ -70,18 +70,47 @@ def ask_sacct(job_ids: Sequence[str], timeout: float, runner: Runner = proc.run)
 
 
 def build(
-    job_dirs: Sequence[jobs_mod.JobDir], records: Mapping[str, sacct.Job], site: profile.Site, asked: bool
-) -> list[tuple[figures_mod.Usage, verdict.Verdict]]:
+    job_dirs: Sequence[jobs_mod.JobDir],
+    records: Mapping[str, sacct.Job],
+    site: profile.Site,
+    asked: bool,
+    runner: Runner = proc.run,
+) -> tuple[list[tuple[figures_mod.Usage, verdict.Verdict]], int]:
+    """The rows, and how many controller calls the pending jobs took (never_starting)."""
     now = datetime.now()
-    rows = []
+    rows, calls = [], 0
     for job in job_dirs:
         last = job.last
         figures = figures_mod.measure(
             job, records.get(last.job_id or "") if last else None, now, site.scratch.gres, asked
         )
         figures.earlier_node_hours = figures_mod.earlier_hours(job, dict(records))
+        calls += never_starting(figures, runner, site.submit.timeout)
         rows.append((figures, verdict.judge(site, figures)))
-    return rows
+    return rows, calls
+
+
+def never_starting(usage: figures_mod.Usage, runner: Runner, timeout: float) -> int:
+    """Whether a job sacct shows pending can ever start: sacct has no pending reason, so the controller is asked
+    (scontrol, which holds every pending job), and for an association or QOS limit its limits, as doctor does
+    (doctor.job.limit_fix). Sets ``usage.never``; returns the controller calls it made (0 for any other job)."""
+    from ..doctor.job import limit_fix
+    from ..slurm import client
+    from ..slurm.states import NEVER_STARTS, PENDING
+
+    if usage.slurm != PENDING or not usage.job_id:
+        return 0
+    calls = [0]
+
+    def counted(argv: list[str], **kw: object) -> proc.Result:
+        calls[0] += 1
+        return runner(argv, **kw)
+
+    view = client.show_job(usage.job_id, counted, timeout).view
+    if view is not None and view.state == PENDING:
+        fix = limit_fix(view, counted) or NEVER_STARTS.get(view.reason, "")
+        usage.never = f"PENDING ({view.reason}): {fix}" if fix else ""
+    return calls[0]
 
 
 def report(
@@ -96,10 +125,10 @@ def report(
     t0 = time.perf_counter()
     records, problem = ask_sacct(ids, site.submit.timeout, runner)
     sacct_seconds = time.perf_counter() - t0
-    rows = build(job_dirs, records, site, asked=not problem)
+    rows, pending_calls = build(job_dirs, records, site, not problem, runner)
     total = summary.summarise(rows)
     seconds = time.perf_counter() - start
-    calls = 1 if ids else 0
+    calls = (1 if ids else 0) + pending_calls
     meta: dict[str, object] = {
         "calls": calls,
         "job_ids": len(ids),
@@ -118,6 +147,8 @@ def report(
         if ids
         else "no Slurm job id, no sacct call"
     )
+    if pending_calls:
+        asked += f", {pending_calls} controller call(s) for pending jobs"
     footer = f"{PROG}: {asked} ({seconds:.2f} s)"
     if problem:
         footer += f"; Slurm's figures are missing: {problem}"

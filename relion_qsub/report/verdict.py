@@ -235,6 +235,12 @@ def judge(site: Site, usage: Usage) -> Verdict:
         return Verdict(INFO, f"job id {usage.job_id} now names a later job (Slurm's ids restarted): no record left")
     if usage.slurm == "no record":
         return Verdict(INFO, f"sacct has no record of job {usage.job_id} (accounting off then, or purged)")
+    if usage.never:  # nothing changes by waiting: the GUI would show it Running for ever
+        return Verdict(
+            ERROR,
+            f"can never start: {usage.never}; relion-qsub doctor --job {usage.job.name} --fix marks it failed and "
+            "cancels it",
+        )
     if usage.slurm in WAITING:
         return Verdict(INFO, f"{usage.slurm.lower()} for {clock(usage.wait or 0)}")
     if usage.slurm == RUNNING:

@@ -78,6 +78,52 @@ NEVER_STARTS: dict[str, str] = {
     "DependencyNeverSatisfied": "the job it depends on did not end as required: cancel this one and submit again",
 }
 
+# Pending reasons of an association's or QOS's limit on what ONE job may ask (sacctmgr MaxTRESPerJob, MaxWall; the
+# QOS ones are above): the job's own request exceeds it, so it never starts by itself (slurm/slurm.h,
+# job_state_reason; measured on the testbed with AccountingStorageEnforce=limits: sbatch accepts such a job and it
+# pends with this reason for ever). The fix names the limit; where it is set is `sacctmgr show assoc user=$USER`.
+PER_JOB_LIMITS: dict[str, str] = {
+    "AssocMaxCpuPerJobLimit": "ask for fewer CPUs (MPI procs x threads) than your association allows per job",
+    "AssocMaxNodePerJobLimit": "ask for fewer nodes than your association allows per job",
+    "AssocMaxWallDurationPerJobLimit": "ask for less time (--time) than your association allows per job",
+    "AssocMaxMemPerJob": "ask for less memory than your association allows per job",
+    "AssocMaxGRESPerJob": "ask for fewer GPUs/gres than your association allows per job",
+    "AssocMaxCpuMinutesPerJobLimit": "ask for fewer CPUs or less time: CPUs x minutes over your association's "
+    "per-job limit",
+}
+NEVER_STARTS.update(PER_JOB_LIMITS)
+# Where doctor finds the value of a per-job limit (scontrol show assoc_mgr): MaxTRESPJ's TRES ("gres/": any gres),
+# or WALL: MaxWallPJ.
+WALL = "wall"
+PER_JOB_TRES = {
+    "AssocMaxWallDurationPerJobLimit": WALL,
+    "QOSMaxWallDurationPerJobLimit": WALL,
+    "AssocMaxCpuPerJobLimit": "cpu",
+    "QOSMaxCpuPerJobLimit": "cpu",
+    "AssocMaxNodePerJobLimit": "node",
+    "QOSMaxNodePerJobLimit": "node",
+    "AssocMaxMemPerJob": "mem",
+    "QOSMaxMemoryPerJob": "mem",
+    "AssocMaxGRESPerJob": "gres/",
+    "QOSMaxGRESPerJob": "gres/",
+}
+# Pending reasons of a limit on what a group of jobs uses together (GrpTRES of an association or a QOS) -> the TRES
+# it counts ("gres/": any gres). Only waiting while the group's other jobs use it; never starting when the job's
+# own request alone exceeds it (GrpTRES=cpu=16, a job asking 32: AssocGrpCpuLimit for ever, measured on the
+# testbed). Which of the two it is takes the limits themselves (client.limits_of).
+GROUP_LIMITS: dict[str, str] = {
+    "AssocGrpCpuLimit": "cpu",
+    "AssocGrpNodeLimit": "node",
+    "AssocGrpMemLimit": "mem",
+    "AssocGrpGRES": "gres/",
+    "AssocGrpBilling": "billing",
+    "QOSGrpCpuLimit": "cpu",
+    "QOSGrpNodeLimit": "node",
+    "QOSGrpMemLimit": "mem",
+    "QOSGrpGRES": "gres/",
+    "QOSGrpBilling": "billing",
+}
+
 
 def cancelled_by(state: str, owner_uid: int | None = None) -> str:
     """sacct's "CANCELLED by 1234" -> "cancelled by user alice (scancel)"; "" when sacct does not say who."""
