@@ -105,11 +105,11 @@ def ending(job_id: str, runner: Runner = proc.run, sleep: Callable[[float], None
     return states.describe(job_id, state or view.acct_state, view.exit_code, view.reason, owner)
 
 
-def timeout_hint(job_id: str, runner: Runner = proc.run) -> str | None:
+def timeout_hint(job_id: str, job_dir: Path | None = None, runner: Runner = proc.run) -> str | None:
     """When Slurm ended the job at its time limit: the next walltime to ask, in the box RELION fills --time from."""
     from .timelimit import reason
 
-    return reason(job_id, os.environ, runner)
+    return reason(job_id, os.environ, runner, job_dir)
 
 
 def main(argv: list[str]) -> int:
@@ -120,7 +120,7 @@ def main(argv: list[str]) -> int:
         return 64
     job_dir, job_id = Path(argv[0]), argv[1]
     stamp = runs.Stamp.decode(argv[2] if len(argv) > 2 else None)
-    hint = timeout_hint(job_id)
+    hint = timeout_hint(job_id, job_dir)
     if jobdir.exit_file(job_dir) is not None:
         # The program or relion-launch said it already; at a time limit they could not say what to ask next
         # (Slurm SIGKILLs them KillWait seconds after SIGTERM): the next walltime and its box, for the GUI's run.err

@@ -13,6 +13,7 @@ from relion_qsub.launch.invocation import parse_args
 from relion_qsub.relion.gui import EMPTY, Boxes, box_name, from_environment, from_job, relion_box, unset_value
 
 ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "tests" / "data" / "relion"
 TEMPLATE = "".join(
     line + "\n"
     for line in (
@@ -100,3 +101,24 @@ def test_job_star_names_the_template_and_the_boxes_the_job_has(tmp_path: Path) -
     assert relion_box(boxes, "nr_mpi") is None and relion_box(boxes, "gpu_id") == "the 'Which GPUs to use' box"
     assert Boxes(None, {}).has_box("nr_mpi") is None and Boxes(None, {}).uses("queue") is None
     assert relion_box(Boxes(None, {}), "nr_mpi") == "the 'Number of MPI procs' box"  # no job.star: not ruled out
+
+
+def test_the_walltime_box_comes_from_the_template_job_star_names(tmp_path: Path) -> None:
+    """After a time-limit kill, run.err names the box --time came from: the template RELION filled (job.star's
+    qsubscript), not RELION_QSUB_TEMPLATE, which is only the GUI's starting default; without a job.star, that."""
+    from relion_qsub.timelimit import time_box
+
+    project = tmp_path / "project"
+    job = project / "Class2D" / "job001"
+    job.mkdir(parents=True)
+    (job / "job.star").write_bytes((DATA / "class2d-5.0.1.job.star").read_bytes())  # qsubscript == slurm.sh
+    (project / "slurm.sh").write_text("#!/bin/bash\n#SBATCH --time=XXXextra1XXX\nXXXcommandXXX\n")
+    (tmp_path / "default.sh").write_text("#!/bin/bash\n#SBATCH --time=XXXextra2XXX\nXXXcommandXXX\n")
+    env = {
+        "RELION_QSUB_TEMPLATE": str(tmp_path / "default.sh"),
+        "RELION_QSUB_EXTRA1": "Walltime",
+        "RELION_QSUB_EXTRA2": "Queue time",
+    }
+    assert time_box(env, job) == "the 'Walltime' box (RELION_QSUB_EXTRA1)"
+    assert time_box(env, tmp_path) == "the 'Queue time' box (RELION_QSUB_EXTRA2)"  # no job.star: the environment's
+    assert time_box(env) == "the 'Queue time' box (RELION_QSUB_EXTRA2)"

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from ..profile import Site
 from ..relion import gui
-from ..relion.gui import Boxes, from_environment, from_job
+from ..relion.gui import Boxes
 from ..relion.jobdir import JOB_STAR
 from ..script import Kind, Line, Script, directive_line
 from ..slurm.options import BY_NAME, Parsed
@@ -67,11 +67,7 @@ class Context:
         submit command: the template it really filled and every box's value), else from RELION's environment
         (RELION_QSUB_TEMPLATE is only the GUI's starting default)."""
         if self.given_boxes is None:
-            values = self.job_values
-            if values is not None and self.jobdir is not None:
-                self.given_boxes = from_job(values, str(self.jobdir.parent.parent), os.environ)
-            else:
-                self.given_boxes = from_environment(os.environ)
+            self.given_boxes = gui.of_job_dir(self.jobdir, os.environ)
         return self.given_boxes
 
     @property

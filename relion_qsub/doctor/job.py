@@ -327,14 +327,14 @@ def limit_fix(slurm: JobView, runner: Runner) -> str | None:
 Runner = Callable[..., proc.Result]
 
 
-def _time_box() -> str:
-    """The Walltime box by its label: RELION's environment (template and RELION_QSUB_EXTRAn), else the site
-    profile's [[fields]] entry for --time, else the option itself."""
+def _time_box(job_dir: Path) -> str:
+    """The Walltime box by its label: the template job.star names (else RELION_QSUB_TEMPLATE) with RELION_QSUB_EXTRAn's
+    labels, else the site profile's [[fields]] entry for --time, else the option itself."""
     from .. import profile
     from ..errors import RelionQsubError
     from ..timelimit import time_box
 
-    found = time_box(os.environ)
+    found = time_box(os.environ, job_dir)
     if found:
         return found
     try:
@@ -589,7 +589,7 @@ def _views_found(
     watcher = (last.watcher if last is not None else None) or ""
     abort = jobdir.aborted(job_dir)
     found = []
-    time_box = _time_box() if slurm and slurm.state == TIMEOUT else ""
+    time_box = _time_box(job_dir) if slurm and slurm.state == TIMEOUT else ""
     limits = limit_fix(slurm, runner) if slurm is not None and relion == "running" else ""
     for level, what, fix in judge(where, relion, slurm, time_box, abort, limits):
         repair = None

@@ -148,7 +148,7 @@ def _killed_handler(pipeline: Pipeline, rargs: RelionArgs, env: Mapping[str, str
         try:
             from ..timelimit import reason
 
-            timeout = reason(env.get("SLURM_JOB_ID", ""), env)
+            timeout = reason(env.get("SLURM_JOB_ID", ""), env, jobdir=pipeline.jobdir)
         except Exception:  # a hint only: the job is being killed
             timeout = None
         if timeout:

@@ -19,8 +19,11 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, NamedTuple
 
+from .jobdir import JOB_STAR
+
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
+    from pathlib import Path
     from typing import Protocol
 
     class _Change(Protocol):
@@ -260,6 +263,19 @@ def _labels(environ: Mapping[str, str]) -> dict[int, str]:
 def from_environment(environ: Mapping[str, str]) -> Boxes:
     path = environ.get("RELION_QSUB_TEMPLATE")
     return Boxes(_read_template(path) if path else None, _labels(environ), path or None)
+
+
+def of_job_dir(jobdir: Path | None, environ: Mapping[str, str]) -> Boxes:
+    """A job's boxes: from its job.star when RELION wrote one (the template it really filled, every box's value:
+    RELION writes job.star before it runs the Queue submit command), else from RELION's environment
+    (RELION_QSUB_TEMPLATE is only the GUI's starting default). job.star is imported only for a dir that has one."""
+    if jobdir is not None and (jobdir / JOB_STAR).is_file():
+        from . import jobstar
+
+        job = jobstar.of_job_dir(jobdir)
+        if job is not None:
+            return from_job(job.options, str(jobdir.parent.parent), environ)
+    return from_environment(environ)
 
 
 def from_job(values: Mapping[str, str], project: str, environ: Mapping[str, str]) -> Boxes:
