@@ -83,7 +83,7 @@ def test_full_disk_before_submitting_is_74_and_relion_is_told(
 def test_full_disk_after_submitting_keeps_the_job_id(
     small_disk: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], fp: FakeProcess
 ) -> None:
-    fp.register(["sbatch", "--begin=now+365days", fp.any()], stdout="Submitted batch job 77\n")
+    fp.register(["sbatch", "--no-requeue", fp.any()], stdout="Submitted batch job 77\n")  # un-held: guarded
     fp.register(["sbatch", "--parsable", fp.any()], stdout="78\n")
     fp.register(["scontrol", "update", "JobId=77", "StartTime=now"])
     fill(small_disk.parent.parent, keep_pages=1)  # room for the normalised script, none for the record
@@ -122,7 +122,7 @@ def test_a_job_that_cannot_be_released_is_held_for_good_and_marked(
 ) -> None:
     job = tmp_path / "Class2D" / "job007"
     job.mkdir(parents=True)
-    (job / "run_submit.script").write_text(SCRIPT)
+    (job / "run_submit.script").write_text(SCRIPT.replace("/bin/bash", "/bin/csh"))  # no guard in csh: held
     fp.register(["sbatch", "--begin=now+365days", fp.any()], stdout="Submitted batch job 80\n")
     fp.register(["sbatch", "--parsable", fp.any()], stdout="81\n")
     unreachable = "scontrol: error: Unable to contact slurm controller (connect failure)\n"
@@ -145,14 +145,14 @@ def test_watcher_submission_failure_is_a_warning_and_the_job_still_runs(
     job = tmp_path / "Class2D" / "job007"
     job.mkdir(parents=True)
     (job / "run_submit.script").write_text(SCRIPT)
-    fp.register(["sbatch", "--begin=now+365days", fp.any()], stdout="Submitted batch job 82\n")
+    fp.register(["sbatch", "--no-requeue", fp.any()], stdout="Submitted batch job 82\n")
     fp.register(["sbatch", "--parsable", fp.any()], stderr="sbatch: error: QOSMaxSubmitJobPerUserLimit\n", returncode=1)
     fp.register(["scontrol", "update", "JobId=82", "StartTime=now"])
     monkeypatch.chdir(tmp_path)
     assert qsub_main(["--site", "testbed", "Class2D/job007/run_submit.script"]) == 0
     err = capsys.readouterr().err
     assert "the end-watcher for job 82 was not submitted (sbatch: error: QOSMaxSubmitJobPerUserLimit)" in err
-    assert json.loads((job / "relion-qsub.jsonl").read_text())["released"] is True
+    assert json.loads((job / "relion-qsub.jsonl").read_text())["job_id"] == "82"  # un-held: runs unreleased
 
 
 def test_watcher_argv_depends_afternotok_and_is_never_requeued(tmp_path: Path) -> None:

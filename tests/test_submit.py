@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from pytest_subprocess import FakeProcess
 
+from relion_qsub import jobend
 from relion_qsub import prepare as prep
 from relion_qsub import profile
 from relion_qsub import submit as sub
@@ -201,15 +202,18 @@ def test_cli_script_with_errors_is_not_submitted(
 def test_cli_success_logs_job_id(
     fp: FakeProcess, jobdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    fp.register(["sbatch", "--begin=now+365days", fp.any()], stdout="Submitted batch job 99\n")
+    """The happy path of a RELION job: two controller calls, the job's sbatch (un-held: its script runs the guard)
+    and the end-watcher's; no release."""
+    fp.register(["sbatch", "--no-requeue", fp.any()], stdout="Submitted batch job 99\n")
     fp.register(["sbatch", "--parsable", "--dependency=afternotok:99", fp.any()], stdout="100\n")
-    fp.register(["scontrol", "update", "JobId=99", "StartTime=now"])
     monkeypatch.chdir(jobdir.parent.parent)
     assert qsub_main(["--site", "testbed", "Class2D/job007/run_submit.script"]) == 0
     assert capsys.readouterr().out == "Submitted batch job 99\n"
+    assert len(fp.calls) == 2 and not any(call[0] == "scontrol" for call in fp.calls)
     entry = json.loads((jobdir / jobdir_mod.RECORD).read_text())
     assert entry["job_id"] == "99" and entry["normalised"].endswith("run_submit.slurm")
-    assert (entry["watcher"], entry["released"]) == ("100", True)
+    assert (entry["watcher"], entry["released"], entry["held"]) == ("100", False, False)
+    assert jobend.GUARD_VAR in (jobdir / "run_submit.slurm").read_text()
     assert entry["sbatch_argv"][-1].endswith("run_submit.slurm")
     assert not (jobdir / "RELION_JOB_EXIT_FAILURE").exists()
 
@@ -251,6 +255,7 @@ def test_run_returns_typed_outcomes(fp: FakeProcess, jobdir: Path, monkeypatch: 
     """`submit.run` owns the sequence; each branch says what happened in its Outcome (cli only prints it)."""
     monkeypatch.chdir(jobdir.parent.parent)
     script = Path("Class2D/job007/run_submit.script")
+    script.write_text(SCRIPT.replace("/bin/bash", "/bin/csh"))  # no guard in csh: held, then released
     fp.register(["sbatch", "--begin=now+365days", fp.any()], stdout="Submitted batch job 99\n")
     fp.register(["sbatch", "--parsable", "--dependency=afternotok:99", fp.any()], stdout="100\n")
     fp.register(
