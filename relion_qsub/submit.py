@@ -596,7 +596,7 @@ def _sbatch_failed(prepared: Prepared, exc: CommandError, token: str, hooks: Hoo
         # controller still creates from a lost request ends in its guard without running anything. So "failed"
         # stays true.
         reason += f"; a job a lost request still creates ends at once without running anything ({kept.name} "
-        reason += f"names no job); relion-qsub doctor --fix cancels it (token {token})"
+        reason += f"names no job; token {token})"
     elif isinstance(exc, TransientError) and kept is None:
         # Every request went out held (HOLD): one the controller still processes later creates a held job, which
         # never runs (doctor finds it by the token and --fix cancels it). So "failed" stays true.

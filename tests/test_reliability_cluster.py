@@ -246,7 +246,7 @@ def test_controller_outage_beyond_the_retry_budget_leaves_no_ghost(tmp_path: Pat
     entry = json.loads((job / "relion-qsub.jsonl").read_text().splitlines()[-1])
     assert entry["submitted"] is False and entry["held"] is False and entry["token"] in line
     (kept,) = job.glob("relion-qsub.kept.*")
-    assert kept.read_text() == "" and f"({kept.name} names no job)" in line, line
+    assert kept.read_text() == "" and f"({kept.name} names no job; token {entry['token']})" in line, line
     token = str(entry["token"])
     ghosts: list[list[str]] = []
     wait_until("the lost request creates its job", lambda: bool(ghosts.extend(_with_token(token)) or ghosts), 30)

@@ -362,7 +362,7 @@ def test_guarded_giving_up_voids_the_first_request(
     (kept,) = jobdir.glob(jobdir_mod.KEPT_PREFIX + "*")  # run() made the token
     assert kept.read_text() == ""
     line = (jobdir / "run.err").read_text()
-    assert f"ends at once without running anything ({kept.name} names no job)" in line, line
+    assert f"ends at once without running anything ({kept.name} names no job; token" in line, line
     assert (jobdir / jobdir_mod.EXIT_FAILURE).exists()
     assert json.loads((jobdir / jobdir_mod.RECORD).read_text())["held"] is False
 
