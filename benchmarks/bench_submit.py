@@ -7,13 +7,14 @@
 2. Serial overhead: the median of N serial relion-qsub submissions minus the medians of ``python -c pass`` and of a
    bare ``sbatch --hold`` (target <= 20 ms; issue 13).
 3. slurmctld RPCs per submission (the headline: Slurm 23.02+ rate-limits them per user, a bucket of 30 refilled 2
-   per second): ``sdiag``'s "Remote Procedure Call statistics by message type", read before and after RPC_RUNS
-   serial submissions of each kind (a RELION job's first run; the same job dirs again, as Continue does; a csh
+   per second): ``sdiag``'s "Remote Procedure Call statistics by message type", read around each of RPC_RUNS
+   serial submissions of each kind (the median per type) (a RELION job's first run; the same job dirs again, as Continue does; a csh
    template, which has no guard and so goes in held and is released, as every job did before; bare ``sbatch``).
    Made trustworthy three ways: the readings are taken holding the testbed's EXCLUSIVE lock (/tmp/rq-testbed.lock,
    which every cluster test holds shared), so no other test submits meanwhile; only the message types a client
-   command sends are counted (a running job's slurmd traffic and sdiag's own REQUEST_STATS_INFO are not); and an
-   idle window as long as the longest run, read the same way, must count 0 (the noise, printed).
+   command sends are counted (a running job's slurmd traffic and sdiag's own REQUEST_STATS_INFO are not); the median
+   of the runs drops a stray call from outside the lock; and an idle window as long as the longest run, read the same
+   way, must count 0 (the noise, printed).
 
 Run: ``source <(testbed/testbed env) && .venv/bin/python benchmarks/bench_submit.py [N_SERIAL]``.
 """
@@ -159,12 +160,17 @@ def exclusive(timeout: float = 300) -> int | None:
 
 
 def counted(argvs: list[list[str]]) -> tuple[dict[str, float], float]:
-    """The RPCs per command of ``argvs`` run one after another, by type, and the seconds they took."""
-    before, start = rpc_counts(), time.perf_counter()
+    """The RPCs of one command of ``argvs`` (run one after another, sdiag read around each), by type: the median
+    over the runs, so that a stray call from outside the lock in one window does not count; and the seconds taken."""
+    runs: list[dict[str, int]] = []
+    seconds = 0.0
     for argv in argvs:
-        timed(argv)
-    seconds, after = time.perf_counter() - start, rpc_counts()
-    return {k: (after.get(k, 0) - before.get(k, 0)) / len(argvs) for k in after}, seconds
+        before = rpc_counts()
+        seconds += timed(argv)[0]
+        after = rpc_counts()
+        runs.append({k: after.get(k, 0) - before.get(k, 0) for k in after})
+    kinds = {k for run in runs for k in run}
+    return {k: float(statistics.median(run.get(k, 0) for run in runs)) for k in kinds}, seconds
 
 
 def idle(seconds: float) -> dict[str, float]:
@@ -234,7 +240,9 @@ def serial(base: Path, tag: str, n: int) -> tuple[dict[str, float], list[dict[st
 
 def report_rpcs(rpcs: dict[str, dict[str, float]], noise: dict[str, float], locked: bool) -> None:
     how = "holding the testbed's exclusive lock" if locked else "WITHOUT the exclusive lock (it was busy)"
-    print(f"slurmctld RPCs per submission (sdiag by message type, {RPC_RUNS} serial runs of each, {how}):")
+    print(
+        f"slurmctld RPCs per submission (sdiag by message type around each of {RPC_RUNS} serial runs, median; {how}):"
+    )
     for kind, by_type in rpcs.items():
         total = sum(by_type.values())
         print(f"  {kind:48s} {total:5.2f}: " + ", ".join(f"{k} {v:.2f}" for k, v in sorted(by_type.items()) if v))
@@ -244,7 +252,7 @@ def report_rpcs(rpcs: dict[str, dict[str, float]], noise: dict[str, float], lock
     figure("submit", "slurmctld RPCs per submission (RELION job)", first, "", f"<= {RPC_TARGET:g}", first <= RPC_TARGET)
     figure("submit", "slurmctld RPCs per submission (bare sbatch)", sum(rpcs["bare sbatch"].values()), "", "-", None)
     again = sum(rpcs["relion-qsub, the same job dir again (Continue)"].values())
-    figure("submit", "slurmctld RPCs per re-run (cancels old watcher)", again, "", "-", None)
+    figure("submit", "slurmctld RPCs per re-run (Continue)", again, "", "-", None)
     held = sum(rpcs["relion-qsub, a csh template (held, released)"].values())
     figure("submit", "slurmctld RPCs per held submission (csh)", held, "", "-", None)
     figure("submit", "RPC figures read alone (lock held, noise 0)", float(trusted), "", "= 1", trusted)
