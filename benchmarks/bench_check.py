@@ -1,8 +1,8 @@
 """Benchmark (not a test): `relion-qsub check` on a typical RELION script versus `python -c pass`, as a site runs it.
 
 Budget (issue 19): the check costs at most 5x an empty interpreter start of the same venv. A guard against heavy
-imports (jinja2, the doctor, a live Slurm query), not a target to contort the code for: plain typing, dataclasses,
-enum and argparse together cost ~17 ms. Measured where users run it: a prefix laid out by `relion-qsub module
+imports (jinja2, the doctor, a live Slurm query), not a target to contort the code for (docs/design.md says what
+the figure is made of). Measured where users run it: a prefix laid out by `relion-qsub module
 install` (bin/, the package compiled, venv/ with the runtime dependencies; not the editable developer venv), built
 in a temporary directory by that same code. Run: `.venv/bin/python benchmarks/bench_check.py [N]`. The commands run
 N times alternately; the medians are compared.

@@ -1,5 +1,3 @@
-import sys
+from .cli import qsub_program
 
-from .cli import qsub_main
-
-sys.exit(qsub_main())
+qsub_program()

@@ -132,7 +132,14 @@ def prepare(source: Path, cli_args: Sequence[str], site: Site, token: str | None
         from .errors import UsageError
 
         raise UsageError(f"sbatch option on the command line: {bad[0].problem}")
-    result = check_fit(normalise(parse(original, str(source), site.typo_distance, site.site_options), ctx), ctx)
+    text, filled = original, tuple[checks.Change, ...]()
+    if site.placeholders and "XXX" in original:
+        from .checks.patched import fill  # only for a template written for a patched RELION
+
+        text, filled = fill(original, site, source)
+    result = check_fit(normalise(parse(text, str(source), site.typo_distance, site.site_options), ctx), ctx)
+    if filled:
+        result = checks.Result(result.script, filled + result.changes)
     jobdir = jobdir_mod.of_script(source)
     stamp = runs.Stamp.of(source) if jobdir is not None else None
     job = job_preamble(result.script, jobdir, stamp, site.submit.watch, token) if jobdir is not None else None

@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .errors import ScriptError
 from .slurm.options import Parsed, parse_words, site_table
@@ -101,8 +101,7 @@ def render_option(parsed: Parsed) -> str:
     return quote_word(f"{name}={parsed.value}")
 
 
-@dataclass(frozen=True, slots=True, repr=False)
-class Line:
+class Line(NamedTuple):
     """One line of the script; rules build new lines with the ``with_*`` methods."""
 
     kind: Kind
@@ -134,8 +133,7 @@ def directive_line(options: Sequence[Parsed], end: str = "\n") -> Line:
     return Line(Kind.DIRECTIVE, "", end).with_options(options)
 
 
-@dataclass(frozen=True, slots=True, repr=False)
-class Script:
+class Script(NamedTuple):
     """A parsed batch script: its lines in order, each keeping its original text."""
 
     lines: tuple[Line, ...]

@@ -25,8 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from .formats.particles import Particles
@@ -40,8 +39,7 @@ GPU_OBJECTS = 2.5  # checkFixedSizedObjects: 2.5 padded boxes of XFLOAT per shar
 XFLOAT_BYTES = 4  # XFLOAT is float unless RELION was built with ACC_DOUBLE_PRECISION
 
 
-@dataclass(frozen=True, slots=True)
-class Refine:
+class Refine(NamedTuple):
     """What a relion_refine(_mpi) command line says about its data (RELION's IOParser takes whole words)."""
 
     program: str

@@ -55,6 +55,9 @@ SAMPLES = {
     "unknown_partition": ("biowulf", HEAD + "#SBATCH --partition=gpuu\nsrun hostname\n"),
     "max_time": ("testbed", HEAD + "#SBATCH --partition=gpu\n#SBATCH --time=14-00:00:00\nsrun hostname\n"),
     "memory_unit": ("testbed", HEAD + "#SBATCH --partition=norm\n#SBATCH --mem-per-cpu=20\nsrun hostname\n"),
+    "memory_unit_mpi": ("testbed", HEAD + "#SBATCH --partition=norm\n#SBATCH --mem=240\n" + REFINE + "\n"),
+    # An absolute path: the message names the directory sbatch would use, and a relative one depends on the cwd.
+    "missing_chdir": ("testbed", HEAD + "#SBATCH --partition=norm\n#SBATCH --chdir=/CREATE_PWD\nsrun hostname\n"),
     "gpu_default_partition": ("testbed", HEAD + "#SBATCH --gres=gpu:p100:1\nsrun hostname\n"),
     "data_scratch": (
         "testbed",

@@ -67,8 +67,8 @@ def errors(result: core.Result, rule: str) -> list[str]:
         (
             {"directives": "--constraint=x2680"},
             "unknown-feature",
-            "--constraint=x2680 from the 'SBATCH Directives' box names feature 'x2680', which no node has (partition "
-            "'multinode' nodes have x2695): use one of those",
+            "--constraint=x2680 from the 'SBATCH Directives' box names feature 'x2680', which no node has (this site's "
+            "nodes have gpup100, x2695); sbatch refuses it ('Invalid feature specification'): use one of those",
         ),
         (
             {"mem": "200g"},
@@ -107,8 +107,19 @@ def test_each_misfit_is_refused_naming_the_box_and_what_fits(
 
 
 def test_small_memory_in_mb_is_left_alone() -> None:
-    assert check(common(mem="100")).changes == ()  # a small test job's 100 MB is plausible
+    # A small test job's 100 MB is plausible: not for memory_unit, and not for a job that runs no RELION MPI program.
+    serial = common(mem="100").replace("relion_refine_mpi", "relion_refine")
+    assert check(serial).changes == ()
     assert [c.rule for c in check(common(mem="32")).errors] == ["memory-unit"]
+
+
+def test_memory_without_unit_too_small_for_a_relion_rank() -> None:
+    # 100 MB per CPU x 1 thread for a rank of relion_refine_mpi: meant as GB (issue 21: --mem=240 for 5 ranks).
+    (message,) = [c.message for c in check(common(mem="100")).errors]
+    assert "100 MB for each rank of relion_refine_mpi" in message and "did you mean 100G?" in message, message
+    assert check(common(mem="600")).changes == ()  # 600 MB a rank: plausible as MB
+    (message,) = [c.message for c in check(common(mem="240").replace("--mem-per-cpu", "--mem")).errors]
+    assert "--mem=240 " in message and "120 MB for each rank" in message and "did you mean 240G?" in message
 
 
 def test_a_job_that_fits_has_no_finding() -> None:
@@ -194,6 +205,7 @@ FIT_TRIGGERS = {
     "memory_unit": {"mem": "20"},
     "node_scratch": {"gres": "lscratch:5000"},
     "unknown_feature": {"directives": "--constraint=x2680"},
+    "memory_unit_mpi": {"mem": "100"},
 }
 
 
@@ -204,3 +216,26 @@ def test_each_fit_key_switches_off_only_its_own_rule(key: str) -> None:
     assert key.replace("_", "-") in on
     off = check(text, dataclasses.replace(TESTBED, policy={**TESTBED.policy, key: "off"}))
     assert {c.rule for c in off.changes} == on - {key.replace("_", "-")}
+
+
+# --constraint expressions in partition 'gpu' (features gpup100; the cluster also has x2695), and what the real
+# sbatch --test-only says of each on the testbed (test_fit_cluster.py asks it again): None where it takes it.
+CONSTRAINTS = {
+    "gpup100|x2695": None,
+    "[gpup100|x2695]": None,
+    "(gpup100|x2695)&gpup100": None,
+    "gpup100*2": None,
+    "gpup100|nosuch": "Invalid feature specification",
+    "gpup100&x2695": "Requested node configuration is not available",
+    "gpup100,x2695": "Requested node configuration is not available",
+    "x2695": "Requested node configuration is not available",
+}
+
+
+@pytest.mark.parametrize(("expression", "sbatch"), CONSTRAINTS.items())
+def test_constraint_expressions_are_judged_as_slurm_parses_them(expression: str, sbatch: str | None) -> None:
+    text = common(queue="gpu", gres="gpu:p100:1", directives=f"--constraint={expression}")
+    found = errors(check(text), "unknown-feature")
+    assert len(found) == (0 if sbatch is None else 1), found
+    if sbatch is not None:
+        assert f"sbatch refuses it ('{sbatch}')" in found[0], found

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.slurmtools import cancel, job_env, job_info, run, wait_until
-from tests.test_fit import common
+from tests.test_fit import CONSTRAINTS, common
 
 pytestmark = pytest.mark.slurm
 
@@ -170,3 +170,15 @@ def test_relion_fills_a_sized_template_with_other_boxes_and_it_is_refused_before
     assert (job / "RELION_JOB_EXIT_FAILURE").exists()
     (line,) = (job / "run.err").read_text().splitlines()
     assert "this template is for 1 MPI procs x 8 threads but RELION's Running tab says 1 x 4" in line, line
+
+
+@pytest.mark.parametrize(("expression", "sbatch"), CONSTRAINTS.items())
+def test_sbatch_agrees_with_the_constraint_expressions(tmp_path: Path, expression: str, sbatch: str | None) -> None:
+    """The facts unknown_feature relies on (tests/test_fit.py CONSTRAINTS), asked of the real sbatch."""
+    raw = tmp_path / "raw.sh"
+    raw.write_text(common(queue="gpu", gres="gpu:p100:1", directives=f"--constraint={expression}"))
+    proc = run(["sbatch", "--test-only", str(raw)], env=job_env(), check=False, timeout=30)
+    if sbatch is None:
+        assert proc.returncode == 0 and "to start at" in proc.stderr, proc.stderr
+    else:
+        assert proc.returncode != 0 and sbatch in proc.stderr, proc.stderr

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from relion_qsub.script import Kind, lookalikes, parse, quote_word, split_words
-from relion_qsub.slurm.options import BY_NAME, edit_distance, lookup_long, nearest, parse_words
+from relion_qsub.slurm.options import BY_NAME, comma_runs, edit_distance, lookup_long, nearest, parse_words
 
 
 @pytest.mark.parametrize(
@@ -213,3 +213,14 @@ def test_srun_table_on_the_same_parser() -> None:
         "invalid option -- '1'",
     ]
     assert parse_words(["--mpii=pmix"], command=SRUN)[0].guess is SRUN.by_name["mpi"]
+
+
+def test_comma_runs_find_values_a_space_after_a_comma_cut_in_two() -> None:
+    def runs(text: str) -> dict[int, list[str]]:
+        return {k: [w.spelled for w in v] for k, v in comma_runs(parse_words(text.split())).items()}
+
+    assert runs("--gres=lscratch:5, gpu:p100:4 -p gpu") == {0: ["gpu:p100:4"]}
+    assert runs("-p gpu --gres=a:1, b:2, c:3") == {1: ["b:2,", "c:3"]}
+    assert runs("--gres=a:1, --time=1:00:00") == {}  # an option follows: the value just ends in ","
+    assert runs("--gres=a:1,") == {}
+    assert runs("--gres=a:1 b:2") == {}  # no comma: a stray word, the typo rule's own finding

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -424,3 +425,53 @@ def test_environment_prefix_words(word: str, expected: bool) -> None:
     from relion_qsub.checks.placeholders import environment_prefix
 
     assert environment_prefix(word) is expected
+
+
+def test_a_command_before_the_directive_block_is_one_finding_and_moved_below_it() -> None:
+    # sbatch stops reading directives at the first line that is neither blank nor a comment (src/sbatch/opt.c,
+    # _opt_batch_script); blank and comment lines before the #SBATCH lines do not.
+    text = HEAD + "set -e\n\n# resources\n#SBATCH --ntasks=4\n#SBATCH --time=1:00:00\nsrun hostname\n"
+    result = run(text)
+    (change,) = result.changes
+    assert (change.rule, change.action, change.line) == ("ignored-directive", "warning", 2)  # warn: repaired and said
+    assert change.message.startswith(
+        "`set -e` comes before the #SBATCH lines, so sbatch would ignore all 2 of them: moved it below the last "
+        "#SBATCH line (line 6)"
+    )
+    assert (
+        result.script.render()
+        == HEAD + "\n# resources\n#SBATCH --ntasks=4\n#SBATCH --time=1:00:00\nset -e\nsrun hostname\n"
+    )
+    assert result.script.last("ntasks") == "4"
+    error = dataclasses.replace(BIOWULF, policy={"ignored_directive": "error"})
+    refused = run(text, site=error)
+    assert [c.message for c in refused.errors] == [
+        "`set -e` comes before the #SBATCH lines, so sbatch ignores all 2 of them: move it below the last #SBATCH "
+        "line (line 6)"
+    ]
+
+
+def test_a_directive_after_the_job_s_own_commands_is_not_a_misplaced_block() -> None:
+    result = run(HEAD + "#SBATCH -n 1\nsrun relion_refine --o x\n#SBATCH --time=1:00:00\n")
+    assert [c.message.split(" is ")[1][:22] for c in result.changes if c.rule == "ignored-directive"] == [
+        "after the first comman"
+    ]
+
+
+def test_a_space_after_a_comma_is_one_finding_naming_the_box() -> None:
+    boxes = Boxes(["#!/bin/bash", "#SBATCH --gres=XXXextra3XXX -p gpu"], {3: "Gres"})
+    result = run(HEAD + "#SBATCH --gres=lscratch:5, gpu:p100:4 -p gpu\n" + LAUNCH, boxes=boxes)
+    typo = [c for c in result.changes if c.rule in ("typo", "partly-empty", "gpu-without-gres")]
+    assert [(c.rule, c.action) for c in typo] == [("typo", "fixed")]
+    assert typo[0].message.endswith("remove the space after the comma in the 'Gres' box (RELION_QSUB_EXTRA3)")
+    assert result.script.last("gres") is not None and "gpu:p100:4" in result.script.last("gres")
+
+
+def test_missing_chdir_is_refused_and_an_existing_one_is_not(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "exists").mkdir()
+    assert run(HEAD + "#SBATCH -n 1 --chdir=exists\nhostname\n").changes == ()
+    assert run(HEAD + f"#SBATCH -n 1 -D {tmp_path}\nhostname\n").changes == ()
+    (error,) = run(HEAD + "#SBATCH -n 1 --chdir=CREATE_PWD\nhostname\n").errors
+    assert error.rule == "missing-chdir" and error.line == 2
+    assert error.message.startswith(f"--chdir=CREATE_PWD is no directory ({tmp_path}/CREATE_PWD does not exist)")

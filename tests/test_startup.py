@@ -1,7 +1,7 @@
 """The submit path stays light: `relion-qsub check` imports nothing heavy (issue 19: <= 5x `python -c pass`).
 
 Timing is measured by benchmarks/bench_check.py; this test guards the cause instead, which does not flake: the
-modules a check run imports. Plain Python is allowed (typing, dataclasses, enum, argparse: ~17 ms together); what
+modules a check run imports. Plain Python is allowed (typing, dataclasses, enum, argparse; docs/design.md); what
 is not: jinja2/psutil/hostlist (templates, launch, doctor), tomllib once the profile is cached, and the modules of
 work the check does not do: subprocess (it runs no command), json and hashlib (it writes no record).
 """
@@ -65,3 +65,32 @@ def test_check_imports_nothing_heavy(tmp_path: Path) -> None:
     assert not (again & (FORBIDDEN | {"tomllib"})), again & (FORBIDDEN | {"tomllib"})
     assert {"relion_qsub"} <= again  # the probe did run the check
     assert {"dataclasses", "argparse"} <= again  # the probe sees what the check imports (so FORBIDDEN can fail)
+
+
+# What the process entries leave for the interpreter's exit, seen from an atexit hook (which runs before the
+# modules are torn down): the collector's state, and whether the objects alive were frozen (so finalization's
+# collections skip them).
+EXIT_PROBE = """
+import atexit, gc, sys
+sys.path.insert(0, sys.argv.pop(1))
+program, sys.argv[1:] = sys.argv.pop(1), sys.argv[1:]
+atexit.register(lambda: print(f"\\nenabled={gc.isenabled()} frozen={gc.get_freeze_count() > 0}"))
+import relion_qsub.cli as c
+getattr(c, program)()
+"""
+
+
+def program_exit(program: str, *args: str) -> tuple[int, str]:
+    argv = [sys.executable, "-s", "-c", EXIT_PROBE, str(ROOT), program, *args]
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False, env={"PATH": "/usr/bin:/bin"})
+    return proc.returncode, proc.stdout.strip().splitlines()[-1]
+
+
+def test_submit_and_check_run_without_the_collector_and_exit_frozen() -> None:
+    assert program_exit("qsub_program", "--version") == (0, "enabled=False frozen=True")
+
+
+def test_subcommands_and_relion_launch_keep_the_collector() -> None:
+    # doctor and report read whole projects; relion-launch supervises a job for hours
+    assert program_exit("qsub_program", "doctor", "--help") == (0, "enabled=True frozen=True")
+    assert program_exit("launch_program", "--version") == (0, "enabled=True frozen=True")

@@ -13,6 +13,7 @@ import os
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from ..profile import Site
 from ..relion import gui
@@ -31,13 +32,12 @@ class Outcome(enum.StrEnum):
     ERROR = "error"
 
 
-@dataclass(frozen=True, slots=True)
-class Change:
+class Change(NamedTuple):
     rule: str
     action: Outcome
     line: int  # line number in the original script; 0 when it concerns the whole script
     message: str
-    reason: str = field(compare=False)
+    reason: str
 
     def __str__(self) -> str:
         where = f"line {self.line}: " if self.line else ""
@@ -109,8 +109,7 @@ class Report:
         self.changes.append(Change(self.rule, outcome, line, message, self.reason))
 
 
-@dataclass(frozen=True, slots=True)
-class Result:
+class Result(NamedTuple):
     script: Script
     changes: tuple[Change, ...]
 

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from .. import gpus, sizing
 from ..errors import InputError
@@ -27,8 +26,7 @@ if TYPE_CHECKING:
     from ..formats.particles import Particles
 
 
-@dataclass(frozen=True, slots=True)
-class Data:
+class Data(NamedTuple):
     """The relion_refine command that needs sizing and its particles (or why they could not be read)."""
 
     line: int  # the command's line in the script

@@ -23,8 +23,8 @@ from .core import Context, Report, as_int, effective, gres_entries, implements
 SURELY_GB = 32  # memory_unit: a unit-less memory value up to this many "MB" is almost surely meant as GB
 # The size check a fully filled template carries (sitetools/jinja/size.sh.j2), as RELION filled it.
 SIZE_GUARD = re.compile(r'\s*if \[ "(\d+)" != "(\d+)" \] \|\| \[ "(\d+)" != "(\d+)" \]; then')
-# The feature names of a --constraint expression: ``a&b``, ``a|b``, ``[a*2&b]``, ``a,b`` (man sbatch).
-_FEATURE = re.compile(r"[A-Za-z_][\w.-]*")
+# A --constraint expression's operators and node counts (man sbatch): ``a&b``, ``a|b``, ``[a*2&b]``, ``a,b``, ``(a|b)``.
+_FEATURE_SPLIT = re.compile(r"[&|,\[\]()\s]+")
 _FEATURE_COUNT = re.compile(r"\*\d+")
 
 
@@ -194,6 +194,46 @@ def memory_unit(script: Script, ctx: Context, report: Report) -> None:
             return
 
 
+# A RELION MPI program (``relion_refine_mpi``, ``relion_run_motioncorr_mpi``): RELION writes one only for MPI procs > 1
+# (RelionJob::prepareFinalCommand, pipeline_jobs.cpp).
+_RELION_MPI = re.compile(r"\brelion_\w+_mpi\b")
+# The least memory a rank of a RELION MPI program can run in: the MPI runtime itself takes a few hundred MB, and
+# every rank reads the whole particles STAR file (MpiNode / MlOptimiserMpi::initialise): a unit-less value that
+# gives a rank less than this many MB was meant as GB.
+RANK_MIN_MB = 512
+
+
+def _mb_per_rank(script: Script, ctx: Context, name: str, mb: float) -> float:
+    get = _getter(script, ctx)
+    if name == "mem-per-cpu":
+        return mb * (as_int(get("cpus-per-task")) or 1)
+    if name == "mem-per-gpu":
+        return mb
+    tasks = cpus_per_node(get)[1] or as_int(get("ntasks")) or 1  # several ranks may share a node's --mem
+    return mb / tasks
+
+
+@implements("memory_unit_mpi")
+def memory_unit_mpi(script: Script, ctx: Context, report: Report) -> None:
+    program = next((m.group() for line in script.body() for m in [_RELION_MPI.search(line)] if m), None)
+    if program is None:
+        return
+    for name in ("mem-per-cpu", "mem-per-gpu", "mem"):
+        value = effective(script, ctx, name)
+        if not value or not value.strip().isdigit() or int(value) <= SURELY_GB:
+            continue  # a unit, or 0 (all of a node's memory), or memory_unit's 1..32
+        per_rank = _mb_per_rank(script, ctx, name, float(value))
+        if per_rank < RANK_MIN_MB:
+            where = _where(script, ctx, name)
+            report.problem(
+                0,
+                f"--{name}={value} from {where} is {value} MB (a value without a unit is MB), {per_rank:.0f} MB for "
+                f"each rank of {program}, far less than a RELION rank needs: did you mean {value}G? "
+                f"write --{name}={value}G in {where}",
+            )
+            return
+
+
 @implements("node_scratch")
 def node_scratch(script: Script, ctx: Context, report: Report) -> None:
     part = target(script, ctx)
@@ -211,8 +251,43 @@ def node_scratch(script: Script, ctx: Context, report: Report) -> None:
 
 
 def _feature_names(expression: str) -> list[str]:
-    """The feature names of a --constraint expression: ``a&b``, ``a|b``, ``[a*2&b]``, ``a,b`` (man sbatch)."""
-    return _FEATURE.findall(_FEATURE_COUNT.sub("", expression))
+    """The feature names of a --constraint expression as Slurm splits it (man sbatch --constraint): ``&`` and ``,``
+    are AND, ``|`` is OR, ``[...]`` a matching OR, ``(...)`` groups, ``*N`` a node count after a name."""
+    return [name for name in _FEATURE_SPLIT.split(_FEATURE_COUNT.sub("", expression)) if name.strip()]
+
+
+def _constraint_problem(value: str, part: Partition | None, cluster: list[str]) -> str | None:
+    """What sbatch says of the expression ``value``, or None when it may be met.
+
+    slurmctld checks every name alone against all of the cluster's node features ("Invalid feature specification"),
+    then whether the partition's nodes can meet the expression ("Requested node configuration is not available");
+    checked on the testbed: ``gpup100|x2695`` in a partition with only gpup100 is accepted, ``gpup100&x2695`` and
+    ``gpup100,x2695`` are not. The profile knows a partition's features only as a set, so an OR is judged met when any
+    of its names is there, and a bracketed (matching) expression only by its names.
+    """
+    names = _feature_names(value)
+    unknown = [name for name in names if name not in cluster]
+    if unknown:
+        return (
+            f"names feature {unknown[0]!r}, which no node has (this site's nodes have {', '.join(cluster)}); sbatch "
+            "refuses it ('Invalid feature specification'): use one of those"
+        )
+    if part is None or not part.features or "[" in value:
+        return None
+    missing = [name for name in names if name not in part.features]
+    has = ", ".join(part.features)
+    if "|" not in value and missing:
+        return (
+            f"asks for nodes with {' and '.join(missing)}, which partition {part.name!r} nodes do not have (they have "
+            f"{has}); sbatch refuses it ('Requested node configuration is not available'): drop "
+            f"{' and '.join(missing)} or choose the partition that has {'them' if len(missing) > 1 else 'it'}"
+        )
+    if "|" in value and len(missing) == len(names):
+        return (
+            f"asks for {' or '.join(names)}, none of which partition {part.name!r} nodes have (they have {has}); "
+            "sbatch refuses it ('Requested node configuration is not available'): name one of those"
+        )
+    return None
 
 
 @implements("unknown_feature")
@@ -220,22 +295,12 @@ def unknown_feature(script: Script, ctx: Context, report: Report) -> None:
     value = effective(script, ctx, "constraint")
     if not value:
         return
-    part = target(script, ctx)
-    parts = [part] if part is not None and part.features else [p for p in ctx.site.partitions.values() if p.features]
-    known = sorted({f for p in parts for f in p.features})
-    if not known:
+    cluster = sorted({f for p in ctx.site.partitions.values() for f in p.features})
+    if not cluster:
         return
-    unknown = [name for name in _feature_names(value) if name not in known]
-    if unknown:
-        where = _where(script, ctx, "constraint")
-        scope = (
-            f"partition {part.name!r} nodes have" if part is not None and part.features else "this site's nodes have"
-        )
-        report.problem(
-            0,
-            f"--constraint={value} from {where} names feature {unknown[0]!r}, which no node has ({scope} "
-            f"{', '.join(known)}): use one of those",
-        )
+    found = _constraint_problem(value, target(script, ctx), cluster)
+    if found is not None:
+        report.problem(0, f"--constraint={value} from {_where(script, ctx, 'constraint')} {found}")
 
 
 def _gpu_asked(script: Script, ctx: Context) -> str | None:

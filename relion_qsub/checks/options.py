@@ -3,17 +3,101 @@ or in pairs Slurm refuses."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
+
 from ..relion import gui
-from ..script import Kind, Line, Script, foreign_directives, lookalikes
-from ..slurm.options import NONE, Parsed, clip, nearest
-from .core import Context, Gres, Report, implements, new_option, profile_box, rewrite
+from ..script import MAGIC, Kind, Line, Script, foreign_directives, lookalikes, shell_words, split_words
+from ..slurm.options import NONE, Parsed, clip, comma_runs, index_of, nearest, parse_words, site_table
+from .core import Context, Gres, Report, effective, implements, new_option, profile_box, rewrite
 
 MEMORY = ("mem", "mem-per-cpu", "mem-per-gpu")
 
 
+def _is_command(line: Line) -> bool:
+    """A line that ends sbatch's directive block: neither blank nor a ``#`` line (src/sbatch/opt.c,
+    _opt_batch_script: "Stop parsing script if not a comment")."""
+    return line.kind == Kind.BODY and bool(line.text.strip()) and not line.text.lstrip().startswith("#")
+
+
+def _runs_the_job(text: str, launchers: Sequence[str]) -> bool:
+    """A command line that starts a RELION program or a launcher (``srun``, ``${RELION_STD_LAUNCHER}``)."""
+    words = [word.strip("\"'`") for _, _, word in shell_words(text)]
+    names = [word[2:-1] if word.startswith("${") and word.endswith("}") else word.lstrip("$") for word in words]
+    return any(name.startswith("relion_") or name.rsplit("/", 1)[-1] in launchers for name in names)
+
+
+def hidden_block(script: Script, launchers: Sequence[str]) -> tuple[list[int], list[int], int] | None:
+    """A directive block that commands put before: (indices of those commands, of the column-0 ``#SBATCH`` lines
+    after them, index of the block's last line). None when sbatch did read directives before the command, or when
+    the first ``#SBATCH`` after a command comes after the job's own work (a RELION or launcher command): then it is
+    no block that a stray command cut off."""
+    if any(True for _ in script.directives()):
+        return None  # sbatch read a block: a later #SBATCH is one stray line (its own finding), not the block
+    lines = script.lines
+    commands: list[int] = []
+    i = script.body_start
+    while i < len(lines) and not lines[i].text.startswith(MAGIC):
+        if _is_command(lines[i]):
+            if _runs_the_job(lines[i].text, launchers):
+                return None
+            commands.append(i)
+        i += 1
+    hidden: list[int] = []
+    while i < len(lines) and not _is_command(lines[i]):
+        if lines[i].text.startswith(MAGIC):
+            hidden.append(i)
+        i += 1
+    if not commands or not hidden:
+        return None
+    return commands, hidden, hidden[-1]
+
+
+def _as_directive(line: Line, ctx: Context) -> Line:
+    """A moved ``#SBATCH`` line, parsed as the directive it now is (as script.parse does)."""
+    words, comment = split_words(line.text[len(MAGIC) :])
+    extra = site_table(ctx.site.site_options) if ctx.site.site_options else None
+    options = tuple(parse_words(words, ctx.site.typo_distance, extra))
+    return Line(Kind.DIRECTIVE, line.text, line.end, options, comment, line.number)
+
+
+def _move_commands_below(script: Script, ctx: Context, found: tuple[list[int], list[int], int]) -> Script:
+    commands, _, last = found
+    first = commands[0]
+    lines = list(script.lines)
+    block = [
+        _as_directive(line, ctx)
+        if line.text.startswith(MAGIC)
+        else Line(Kind.COMMENT, line.text, line.end, number=line.number)
+        for line in lines[first + 1 : last + 1]
+        if line.text.startswith(MAGIC) or not _is_command(line)
+    ]
+    moved = [line for line in lines[first : last + 1] if _is_command(line)]
+    # Blank and comment lines between the commands stay with the block; the commands keep their order.
+    return script.replace_lines([*lines[:first], *block, *moved, *lines[last + 1 :]])
+
+
 @implements("ignored_directive")
 def ignored_directives(script: Script, ctx: Context, report: Report) -> Script:
+    found = hidden_block(script, (*ctx.site.launchers, "srun", "mpirun"))
+    hidden: list[int] = []
+    if found is not None:
+        commands, hidden, last = found
+        line = script.lines[commands[0]]
+        more = f" (and {len(commands) - 1} more command{'s' if len(commands) > 2 else ''})" if len(commands) > 1 else ""
+        them = f"all {len(hidden)} of them" if len(hidden) > 1 else "it"
+        said = f"`{clip(line.text.strip(), 60)}`{more} comes before the #SBATCH line{'s' if len(hidden) > 1 else ''}"
+        below = f"below the last #SBATCH line (line {script.lines[last].number})"
+        report.fixed(
+            line.number,
+            f"{said}, so sbatch would ignore {them}: moved it {below}; move it there in the template",
+            f"{said}, so sbatch ignores {them}: move it {below}",
+        )
+        script = _move_commands_below(script, ctx, found) if report.repairs else script
+    skip = {script.lines[i].number for i in hidden} if not report.repairs else set()
     for line in lookalikes(script):
+        if line.number in skip:
+            continue
         where = "after the first command" if line.kind == Kind.BODY else "not written exactly '#SBATCH' at column 0"
         report.problem(
             line.number,
@@ -61,9 +145,34 @@ def foreign_directive(script: Script, ctx: Context, report: Report) -> Script:
     return script
 
 
+def _comma_space(ctx: Context, report: Report, line: Line, parsed: Parsed) -> list[Parsed] | None:
+    """A value cut in two by a space after a comma: one finding on the option, its stray words go with it."""
+    runs = comma_runs(line.options)
+    at = index_of(line.options, parsed)
+    if at in runs:
+        words = runs[at]
+        value = (parsed.value or "") + "".join(w.spelled for w in words)
+        written = f"{parsed.spelled}={parsed.value} {' '.join(w.spelled for w in words)}"
+        box = ctx.box_for(line.number, line.text) or profile_box(ctx, parsed.name or "") or "the template"
+        stray = clip(words[0].spelled)
+        said = f"{clip(written)!r} has a space after a comma, so sbatch reads {stray!r} as a word of its own"
+        report.fixed(
+            line.number,
+            f"{said}: read it as --{parsed.name}={clip(value)}; remove the space after the comma in {box}",
+            f"{said} and refuses the script (Invalid directive): remove the space after the comma in {box}",
+        )
+        return [Parsed(parsed.spelled, parsed.option, value)]
+    if any(parsed is w for words in runs.values() for w in words):
+        return []
+    return None
+
+
 @implements("typo")
 def typos(script: Script, ctx: Context, report: Report) -> Script:
     def visit(line: Line, parsed: Parsed) -> list[Parsed] | None:
+        joined = _comma_space(ctx, report, line, parsed)
+        if joined is not None:
+            return joined
         if parsed.problem is None:
             return None
         if parsed.guess is not None and report.repairs:
@@ -209,4 +318,28 @@ def repeated_option(script: Script, ctx: Context, report: Report) -> Script:
             f"--{name} is given {len(given)} times ({shown}); sbatch uses only the last, "
             f"{clip(str(values[-1]), 30)}: keep the one you mean{join}",
         )
+    return script
+
+
+@implements("missing_chdir")
+def missing_chdir(script: Script, ctx: Context, report: Report) -> Script:
+    value = effective(script, ctx, "chdir")
+    if not value:
+        return script
+    # sbatch makes a relative --chdir absolute against its own working directory (src/sbatch/opt.c), which is
+    # relion-qsub's (RELION's project directory); nothing in it is expanded ($HOME, CREATE_PWD stay as written).
+    # slurmd then cannot enter it: the job fails at launch (JobLaunchFailure, exit 0:53) with no output at all,
+    # since its output files would be in that directory too (checked on the testbed; --test-only accepts it).
+    path = os.path.join(os.getcwd(), value)
+    if os.path.isdir(path):
+        return script
+    given = [(index, parsed) for index, _, parsed in script.options() if parsed.name == "chdir"]
+    line = script.lines[given[-1][0]] if given and not ctx.cli_has("chdir") else None
+    where = "the command line" if line is None else (ctx.box_for(line.number, line.text) or "the template")
+    report.problem(
+        line.number if line is not None else 0,
+        f"--chdir={clip(value)} is no directory ({clip(path, 80)} does not exist), so the job would fail at start "
+        f"with no output: remove --chdir from {where} (the job then starts in the submit directory, RELION's project "
+        "directory) or name a directory that exists",
+    )
     return script

@@ -10,10 +10,20 @@ import re
 from collections.abc import Sequence
 
 from ..relion import gui
-from ..relion.gui import ANY_PLACEHOLDER, why_unfilled
+from ..relion.gui import ANY_PLACEHOLDER, RELION_PLACEHOLDER
+from ..relion.gui import why_unfilled as _why_relion
 from ..script import Line, Script, shell_words
-from ..slurm.options import BY_NAME, BY_SHORT, REQUIRED, Parsed, clip
+from ..slurm.options import BY_NAME, BY_SHORT, REQUIRED, Parsed, clip, comma_runs, index_of
 from .core import Context, Report, body_lines, implements, rewrite, set_body_line
+
+
+def why_unfilled(found: str) -> str:
+    """Why the placeholder ``found`` is left, and the fix; for one RELION never fills, the profile's way too."""
+    why = _why_relion(found)
+    if RELION_PLACEHOLDER.fullmatch(found) or (found[3:8] == "extra" and found[8:-3].isdigit()):
+        return why
+    return f"{why}, or declare it in the site profile's [placeholders.{found[3:-3]}] to have relion-qsub fill it"
+
 
 # NAME=value before a command: the shell's environment prefix.
 _ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=\S*")
@@ -85,6 +95,13 @@ def _lost_part(name: str, value: str) -> bool:
 def partly_empty(script: Script, ctx: Context, report: Report) -> Script:
     def visit(line: Line, parsed: Parsed) -> list[Parsed] | None:
         value = parsed.value
+        if (
+            parsed.option is not None
+            and value
+            and value.endswith(",")
+            and index_of(line.options, parsed) in comma_runs(line.options)
+        ):
+            return None  # no empty box: a space after the comma (the typo check says so, once)
         if parsed.option is None or not value or not value.strip() or not _lost_part(parsed.option.name, value):
             return None
         text = f"--{parsed.option.name}={value}"

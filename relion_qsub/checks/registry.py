@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ..errors import ProfileError
 from ..relion import gui
@@ -32,8 +32,7 @@ class Kind(enum.Enum):
     FIT = "fit"  # the job against the partition limits of the profile's [partitions.*] (only report)
 
 
-@dataclass(frozen=True, slots=True)
-class Rule:
+class Rule(NamedTuple):
     key: str  # the site policy key; the rule's name is the key with dashes (scratch_job_id -> scratch-job-id)
     kind: Kind
     default: Action
@@ -55,7 +54,8 @@ RULES: tuple[Rule, ...] = (
         N,
         Action.WARN,
         "sbatch reads #SBATCH only at column 0, before the first command",
-        "`#SBATCH` after the first command, indented, or lower case: sbatch ignores it",
+        "`#SBATCH` after the first command, indented, or lower case: sbatch ignores it; a command above the whole "
+        "block (`set -e` on line 2) is one finding, and is moved below the block",
     ),
     Rule(
         "foreign_scheduler",
@@ -106,7 +106,9 @@ RULES: tuple[Rule, ...] = (
         Action.FIX,
         "sbatch stops at the first unknown option ('unrecognized option')",
         "an unknown long option within 2 edits of exactly one sbatch option is repaired (`--exlusive` → "
-        "`--exclusive`); otherwise an error naming the nearest options. Ambiguous prefixes and stray words are errors",
+        "`--exclusive`); otherwise an error naming the nearest options. Ambiguous prefixes and stray words are errors; "
+        "a space after a comma in a value (`--gres=lscratch:5, gpu:p100:4`) is one finding naming the box, and is "
+        "joined",
     ),
     Rule(
         "launcher_options",
@@ -263,7 +265,11 @@ RULES: tuple[Rule, ...] = (
         "unknown_feature",
         F,
         Action.ERROR,
-        "sbatch refuses a --constraint no node has ('Invalid feature specification')",
+        "sbatch refuses a --constraint that names a feature no node has ('Invalid feature specification') or that "
+        "no node of the partition meets ('Requested node configuration is not available')",
+        "a `--constraint` name no node of the site has ('Invalid feature specification'), or an AND (`&`, `,`) the "
+        "partition's nodes cannot meet ('Requested node configuration is not available'); `|`, `[...]`, `*N` and "
+        "`( )` as Slurm parses them (`gpup100|x2695` is taken)",
     ),
     Rule(
         "gpu_default_partition",
@@ -312,6 +318,23 @@ RULES: tuple[Rule, ...] = (
         "the particles' box exceeds what relion_refine_mpi's auto-refine fits in the GPU memory of the partition's "
         "GPU type (the profile's `[gpu_types]` memory) shared by its ranks: RELION's own warning, before the "
         "queue wait",
+    ),
+    Rule(
+        "missing_chdir",
+        N,
+        Action.ERROR,
+        "sbatch accepts a --chdir that does not exist; the job then fails at launch with no output (JobLaunchFailure)",
+        "`--chdir`/`-D` naming a directory that does not exist (relative: to the submit directory, as sbatch resolves "
+        "it; `CREATE_PWD` of another tool): the job would fail at launch with no output at all",
+    ),
+    Rule(
+        "memory_unit_mpi",
+        F,
+        Action.ERROR,
+        "a memory value without a unit is MB: --mem=240 gives a RELION MPI job 240 MB, not 240 GB, far less than "
+        "its ranks need",
+        "a unit-less memory value over 32 that leaves a rank of a RELION MPI program (`relion_*_mpi`) under 512 MB "
+        "(`--mem=240` for 5 ranks): did you mean 240G?",
     ),
 )
 BY_KEY: dict[str, Rule] = {r.key: r for r in RULES}

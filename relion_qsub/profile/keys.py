@@ -22,7 +22,7 @@ from ..errors import ProfileError
 from .declare import NO_DEFAULT, Kind, declared
 from .reader import unknown_key
 from .recipes import SIZE_NAMES, TOOL_VARIABLES, Launcher, Limits, MemoryPolicy, Queue
-from .site import SITE_OPTION_ARGUMENTS, GpuType, Partition, Scratch, Submit
+from .site import SITE_OPTION_ARGUMENTS, GpuType, Partition, Placeholder, Scratch, Submit
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +131,16 @@ def _site_options() -> Node:
             STRING, NO_DEFAULT, "its argument: " + ", ".join(SITE_OPTION_ARGUMENTS), choices=SITE_OPTION_ARGUMENTS
         ),
         label="<option>",
+    )
+
+
+def _placeholders() -> Node:
+    return Table(
+        "Placeholders of templates written for a patched RELION (EasyBuild's XXXqosXXX, XXXaccountXXX, "
+        "XXXtimelimitXXX, XXXgpuspecXXX, XXXextrasbatchXXX; VBC's XXXjobtypeXXX), which stock RELION leaves in the "
+        "script: [placeholders.qos] declares how relion-qsub fills XXXqosXXX in the normalised script (RELION's own "
+        "script is not changed). An undeclared one stays a warning (policy unfilled_placeholder).",
+        each=section(Placeholder, "One placeholder, by its name between XXX and XXX."),
     )
 
 
@@ -264,6 +274,7 @@ def profile_schema() -> Table:
             "partitions": _partitions(),
             "policy": _policy(),
             "site_options": _site_options(),
+            "placeholders": _placeholders(),
             "submit": section(Submit, "How sbatch is run and retried."),
             "node_types": _node_types(),
             "fields": _fields(),

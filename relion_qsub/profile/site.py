@@ -8,6 +8,7 @@ triggers neither pay for nor fail on them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
 
 # [site_options] values: what sbatch's getopt_long is told about the plugin option's argument.
 SITE_OPTION_ARGUMENTS = ("none", "required", "optional")
+# [placeholders.<name>] source: where the value of a patched RELION's placeholder comes from.
+PLACEHOLDER_SOURCES = ("constant", "env", "jobtype", "box")
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +98,21 @@ class Submit:
 
 
 @dataclass(frozen=True, slots=True)
+class Placeholder:
+    """A placeholder a patched RELION fills (XXXqosXXX) and stock RELION leaves in the script, and how relion-qsub
+    fills it in the normalised script."""
+
+    source: str = key(
+        "constant",
+        "where its value comes from: constant (value as written), env (the environment variable named by value, "
+        "read at submission), jobtype (the job type job.star records, e.g. relion.class2d), box (the GUI box named "
+        "by value, qsub_extraN, as job.star records it)",
+        choices=PLACEHOLDER_SOURCES,
+    )
+    value: str = key("", "the constant (constant), the variable's name (env), the box's qsub_extraN (box)")
+
+
+@dataclass(frozen=True, slots=True)
 class Site:
     """The submit path's part of a site profile; :attr:`profile` is the rest."""
 
@@ -111,6 +129,8 @@ class Site:
     # The site's plugin (SPANK) options sbatch accepts, name -> its argument: "none", "required" or "optional".
     site_options: Mapping[str, str] = field(default_factory=dict)
     gpu_memory_mb: Mapping[str, int] = field(default_factory=dict)  # GPU type -> MB of one GPU (0: unknown)
+    # [placeholders]: a patched RELION's placeholders by name (qos for XXXqosXXX) and how to fill each.
+    placeholders: Mapping[str, Placeholder] = field(default_factory=dict)
     # The site tools' sections once built (by :attr:`profile`, or given: a copy with other values of them).
     built: Profile | None = field(default=None, repr=False, compare=False)
 
@@ -170,7 +190,35 @@ def from_mapping(data: Mapping[str, Any], path: str) -> Site:
         raw=data,
         site_options=_site_options(top),
         gpu_memory_mb={name: _gpu_memory(gpu_types, name, t.memory) for name, t in types.items()},
+        placeholders=_placeholders(top),
     )
+
+
+# The placeholders RELION itself fills (RelionJob::saveJobSubmissionScript): a profile may not redefine them.
+_RELION_FILLS = ("mpinodes", "threads", "cores", "dedicated", "nodes", "name", "errfile", "outfile", "queue", "command")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_PLACEHOLDER_NAME = re.compile(r"[a-z]\w*")
+
+
+def _placeholders(top: Reader) -> dict[str, Placeholder]:
+    """``[placeholders.<name>]``, each checked: a name a patched RELION uses, and a value its source can use."""
+    table = top.table("placeholders")
+    found = {}
+    for name in table.keys():
+        if not _PLACEHOLDER_NAME.fullmatch(name) or name.endswith("XXX") or "XXX" in name:
+            raise table.fail(name, "a placeholder's name between XXX and XXX, in lower case (qos for XXXqosXXX)", name)
+        if name in _RELION_FILLS or (name.startswith("extra") and name[5:].isdigit()):
+            raise table.fail(name, f"a placeholder RELION does not fill itself (it fills XXX{name}XXX)", name)
+        entry = table.table(name).section(Placeholder)
+        one = table.table(name)
+        if entry.source == "env" and not _ENV_NAME.fullmatch(entry.value):
+            raise one.fail("value", 'the name of an environment variable (source = "env")', entry.value)
+        if entry.source == "box" and not (entry.value.startswith("qsub_extra") and entry.value[10:].isdigit()):
+            raise one.fail("value", 'a box as job.star names it, qsub_extraN (source = "box")', entry.value)
+        if "\n" in entry.value:
+            raise one.fail("value", "one line", entry.value)
+        found[name] = entry
+    return found
 
 
 def _gpu_memory(gpu_types: Reader, name: str, text: str) -> int:

@@ -15,8 +15,8 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 EXIT_SUCCESS = "RELION_JOB_EXIT_SUCCESS"
 EXIT_FAILURE = "RELION_JOB_EXIT_FAILURE"
@@ -64,8 +64,7 @@ def exit_file(jobdir: Path) -> str | None:
     return next((name for name in EXIT_FILES if os.path.lexists(jobdir / name)), None)
 
 
-@dataclass(frozen=True, slots=True)
-class Marked:
+class Marked(NamedTuple):
     """What :func:`mark_failed` did. ``created``: we wrote the failure file; ``existing``: the exit file that was
     already there (then nothing was written); ``err_note``: why the run.err line is missing ("" = it was written);
     ``superseded``: why nothing was written for a run that is no longer the dir's current one (runs.mark)."""

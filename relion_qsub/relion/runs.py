@@ -19,9 +19,8 @@ checks run it on a compute node.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from . import jobdir
 
@@ -31,8 +30,7 @@ if TYPE_CHECKING:
 ENV = "RELION_QSUB_RUN"  # the normalised script exports the run's stamp to everything the job runs (relion-launch)
 
 
-@dataclass(frozen=True, slots=True)
-class Stamp:
+class Stamp(NamedTuple):
     """Which version of the submitted script a run came from: inode, mtime in ns, absolute path."""
 
     ino: int

@@ -30,9 +30,10 @@ fi
 : "${py:=python3}"
 entry=${0##*/}
 case $entry in
-    relion-launch*) func=launch_main ;;
-    *) func=qsub_main ;;
+    relion-launch*) func=launch_program ;;
+    *) func=qsub_program ;;
 esac
 # -s: ignore the user's site-packages (a stray ~/.local install must not shadow ours; also faster start-up).
-exec "$py" -s -c 'import sys; sys.path.insert(0, sys.argv.pop(1)); sys.argv[0] = sys.argv.pop(1); import relion_qsub.cli as c; sys.exit(getattr(c, sys.argv.pop(1))())' \
+# gc.disable() before any import: the program entries in cli.py turn the collector back on where a process lives long.
+exec "$py" -s -c 'import gc; gc.disable(); import sys; sys.path.insert(0, sys.argv.pop(1)); sys.argv[0] = sys.argv.pop(1); import relion_qsub.cli as c; getattr(c, sys.argv.pop(1))()' \
     "$root" "$entry" "$func" "$@"

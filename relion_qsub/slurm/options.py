@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 
 class Arg(enum.IntEnum):
@@ -31,8 +31,7 @@ class Arg(enum.IntEnum):
 NONE, REQUIRED, OPTIONAL = Arg.NONE, Arg.REQUIRED, Arg.OPTIONAL
 
 
-@dataclass(frozen=True, slots=True)
-class Option:
+class Option(NamedTuple):
     name: str
     short: str | None
     arg: Arg
@@ -144,8 +143,7 @@ OPTIONS: tuple[Option, ...] = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Table:
+class Table(NamedTuple):
     """One command's options, by long name (aliases included) and by short letter."""
 
     canonical: dict[str, Option]  # without the aliases: what a typo is corrected to
@@ -325,8 +323,7 @@ def unique_correction(name: str, max_distance: int, command: Table = SBATCH) -> 
     return names[close[0]] if len(close) == 1 else None
 
 
-@dataclass(frozen=True, slots=True)
-class Parsed:
+class Parsed(NamedTuple):
     """One option as written in a directive.
 
     ``option`` is None when sbatch would reject the word: an unknown or ambiguous option, or a stray
@@ -336,7 +333,7 @@ class Parsed:
     spelled: str
     option: Option | None
     value: str | None = None
-    problem: str | None = field(default=None)  # why sbatch would reject it (None when it is fine)
+    problem: str | None = None  # why sbatch would reject it (None when it is fine)
     guess: Option | None = None  # for an unknown option: the unique near option, if any
 
     @property
@@ -422,3 +419,34 @@ def parse_words(
         else:
             out.append(Parsed(word, None, None, f"Invalid directive found in batch script: {clip(word)}"))
     return out
+
+
+def _stray(parsed: Parsed) -> bool:
+    return parsed.option is None and parsed.value is None and not parsed.spelled.startswith("-")
+
+
+def comma_runs(options: Sequence[Parsed]) -> dict[int, list[Parsed]]:
+    """Values that a space after a comma cut in two (``--gres=lscratch:5, gpu:p100:4``): position of the option
+    whose value ends in "," -> the words that continue it. sbatch splits a directive at blanks like a shell
+    (_get_argument in src/sbatch/opt.c), so the word after the space is no option and sbatch refuses the script
+    ("Invalid directive found in batch script: gpu:p100:4"; checked against the real sbatch)."""
+    out: dict[int, list[Parsed]] = {}
+    i = 0
+    while i < len(options):
+        value = options[i].value
+        words: list[Parsed] = []
+        if options[i].option is not None and value and value.endswith(","):
+            j = i + 1
+            while j < len(options) and _stray(options[j]) and (not words or words[-1].spelled.endswith(",")):
+                words.append(options[j])
+                j += 1
+        if words:
+            out[i] = words
+            i += len(words)
+        i += 1
+    return out
+
+
+def index_of(options: Sequence[Parsed], parsed: Parsed) -> int:
+    """Where ``parsed`` (this very object) stands among ``options``."""
+    return next(k for k, o in enumerate(options) if o is parsed)
