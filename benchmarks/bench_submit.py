@@ -8,13 +8,13 @@
    bare ``sbatch --hold`` (target <= 20 ms; issue 13).
 3. slurmctld RPCs per submission (the headline: Slurm 23.02+ rate-limits them per user, a bucket of 30 refilled 2
    per second): ``sdiag``'s "Remote Procedure Call statistics by message type", read around each of RPC_RUNS
-   serial submissions of each kind (the median per type) (a RELION job's first run; the same job dirs again, as Continue does; a csh
-   template, which has no guard and so goes in held and is released, as every job did before; bare ``sbatch``).
-   Made trustworthy three ways: the readings are taken holding the testbed's EXCLUSIVE lock (/tmp/rq-testbed.lock,
-   which every cluster test holds shared), so no other test submits meanwhile; only the message types a client
-   command sends are counted (a running job's slurmd traffic and sdiag's own REQUEST_STATS_INFO are not); the median
-   of the runs drops a stray call from outside the lock; and an idle window as long as the longest run, read the same
-   way, must count 0 (the noise, printed).
+   serial submissions of each kind, the median per type. The kinds: a RELION job's first run; the same job dirs
+   again, as Continue does; a csh template, which has no guard and so goes in held and is released, as every job did
+   before; bare ``sbatch``. Made trustworthy four ways: the readings are taken holding the testbed's EXCLUSIVE
+   lock (/tmp/rq-testbed.lock, which every cluster test holds shared), so no other test submits meanwhile; only the
+   message types a client command sends are counted (a running job's slurmd traffic and sdiag's own
+   REQUEST_STATS_INFO are not); the median of the runs drops a stray call from outside the lock; and an idle window
+   as long as the longest run, read the same way, must count 0 (the noise, printed).
 
 Run: ``source <(testbed/testbed env) && .venv/bin/python benchmarks/bench_submit.py [N_SERIAL]``.
 """
