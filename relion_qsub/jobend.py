@@ -47,6 +47,10 @@ WATCHED = "watched"  # the argument that says an end-watcher was submitted besid
 
 
 GUARD_VAR = "relion_qsub_kept"  # the shell variable of the guard's loop (no clash with a template's own)
+GUARD = "relion_qsub_guard"  # the shell function of the guard
+# zsh (a POSIX_SHELLS member) ends the whole script on a glob that matches nothing (its NOMATCH option, on by
+# default; seen with zsh 5.9): the functions below turn on nullglob for themselves only (localoptions).
+_ZSH_NULLGLOB = '[ -z "${ZSH_VERSION-}" ] || setopt localoptions nullglob;'
 
 
 def guard(job_dir: Path, token: str) -> str:
@@ -68,8 +72,8 @@ def guard(job_dir: Path, token: str) -> str:
         f'${{{GUARD_VAR}:-no job}} for this submission, so it ends here without running anything" >&2'
     )
     return (
-        f'for {GUARD_VAR} in {where}{name}; do if [ -e "${GUARD_VAR}" ] && '
-        f'[ "{kept}" != "$SLURM_JOB_ID" ]; then {GUARD_VAR}={kept}; {say}; exit 0; fi; done'
+        f'{GUARD}() {{ {_ZSH_NULLGLOB} for {GUARD_VAR} in {where}{name}; do if [ -e "${GUARD_VAR}" ] && '
+        f'[ "{kept}" != "$SLURM_JOB_ID" ]; then {GUARD_VAR}={kept}; {say}; exit 0; fi; done; }}; {GUARD}'
     )
 
 
@@ -87,7 +91,7 @@ def preamble(job_dir: Path, stamp: runs.Stamp | None, watched: bool, token: str 
     exits = f"{shlex.quote(os.path.abspath(job_dir))}/{jobdir.EXIT_GLOB}"
     return [
         *lines,
-        f'{FUNCTION}() {{ set -- "$1" {exits}; [ -e "$2" ] || {shlex.join(argv)} "$1"; }}',
+        f'{FUNCTION}() {{ {_ZSH_NULLGLOB} set -- "$1" {exits}; [ -e "$2" ] || {shlex.join(argv)} "$1"; }}',
         f"trap '{FUNCTION} \"$?\"' EXIT",
     ]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -377,7 +378,7 @@ def test_guarded_retry_is_not_sent_when_the_kept_file_cannot_be_written(fp: Fake
     assert fp.call_count(["sbatch", fp.any()]) == 1
 
 
-@pytest.mark.parametrize("shell", ["bash", "dash"])
+@pytest.mark.parametrize("shell", [shell for shell in ("bash", "dash", "zsh") if shutil.which(shell)])
 @pytest.mark.parametrize(("kept", "runs"), [(None, True), ("", False), ("5", True), ("7", False)])
 def test_the_guard_runs_only_the_kept_job(tmp_path: Path, shell: str, kept: str | None, runs: bool) -> None:
     """The guard in a real shell: no kept-job file (the happy path) or one naming this job: the script goes on;
