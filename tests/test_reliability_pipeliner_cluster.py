@@ -150,7 +150,7 @@ def test_pipeliner_sees_a_submission_lost_in_a_controller_outage(tmp_path: Path)
     later = pipeline_says_failed(project, pipe)
     assert "ends at once without running anything" in line, line
     assert later == line or "relion-qsub kept no job for this submission" in later, later
-    token = line.rsplit("(token ", 1)[1].rstrip(")")
+    token = line.rsplit("; token ", 1)[1].rstrip(")")
     time.sleep(5)  # the controller has processed the lost request by now: an un-held job, ended by its guard
     rows = [r.split("|") for r in run(["squeue", "-h", "--states=all", "-o", "%i|%T|%r|%k"]).stdout.splitlines()]
     ghosts = [r for r in rows if r[3].rsplit("[", 1)[-1].strip("] ") == token]
