@@ -467,7 +467,7 @@ def mark_failed(jobdir: Path, reason: str, lead: str = "job not submitted") -> b
 class Status(enum.Enum):
     """How a submission ended."""
 
-    SUBMITTED = "submitted"  # sbatch took the job and it was released
+    SUBMITTED = "submitted"  # sbatch took the job (and it was released, if it went in held)
     REFUSED = "refused"  # the script has errors no rule repairs: nothing was submitted
     FAILED = "failed"  # a step failed before a job existed: the profile, the script, writing it, sbatch itself
     NOT_RELEASED = "not released"  # the job exists but stays held for good: it never runs
