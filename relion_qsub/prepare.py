@@ -11,8 +11,8 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from .checks import core as checks
 from .checks.engine import check_fit, normalise, parse_cli_options
@@ -23,8 +23,7 @@ from .relion import jobdir as jobdir_mod
 from .script import Script, parse
 
 
-@dataclass(frozen=True, slots=True)
-class Prepared:
+class Prepared(NamedTuple):
     """A script read and normalised, and where its normalised form goes."""
 
     source: Path
@@ -126,7 +125,9 @@ def prepare(source: Path, cli_args: Sequence[str], site: Site, token: str | None
     """Read, normalise and check ``source``. ``token`` (the submission's, submit.run): a RELION job in a POSIX shell
     gets the guard for it (``Prepared.guard``), so its first sbatch may go in un-held; ``check`` passes none."""
     original = read_script(source)
-    ctx = checks.Context(site, parse_cli_options(cli_args, site.typo_distance, site.site_options))
+    jobdir = jobdir_mod.of_script(source)
+    # The job dir's job.star (RELION's record of the boxes), read only when a check asks where a value came from.
+    ctx = checks.Context(site, parse_cli_options(cli_args, site.typo_distance, site.site_options), jobdir=jobdir)
     bad = [p for p in ctx.cli_options if p.problem]
     if bad:
         from .errors import UsageError
@@ -140,7 +141,6 @@ def prepare(source: Path, cli_args: Sequence[str], site: Site, token: str | None
     result = check_fit(normalise(parse(text, str(source), site.typo_distance, site.site_options), ctx), ctx)
     if filled:
         result = checks.Result(result.script, filled + result.changes)
-    jobdir = jobdir_mod.of_script(source)
     stamp = runs.Stamp.of(source) if jobdir is not None else None
     job = job_preamble(result.script, jobdir, stamp, site.submit.watch, token) if jobdir is not None else None
     text = with_report(result.script, result.changes, job_line=job)

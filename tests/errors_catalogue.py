@@ -53,6 +53,8 @@ SAMPLES = {
         "#SBATCH --gres=gpu:p100:4\n" + REFINE + ' --gpu ""\n',
     ),
     "unknown_partition": ("biowulf", HEAD + "#SBATCH --partition=gpuu\nsrun hostname\n"),
+    "threads_cpus": ("testbed", HEAD + "#SBATCH --partition=norm\n" + REFINE + " --j 4\n"),
+    "mpi_tasks": ("testbed", HEAD.replace("--ntasks=2", "--ntasks=1") + "#SBATCH --partition=norm\n" + REFINE + "\n"),
     "max_time": ("testbed", HEAD + "#SBATCH --partition=gpu\n#SBATCH --time=14-00:00:00\nsrun hostname\n"),
     "memory_unit": ("testbed", HEAD + "#SBATCH --partition=norm\n#SBATCH --mem-per-cpu=20\nsrun hostname\n"),
     "memory_unit_mpi": ("testbed", HEAD + "#SBATCH --partition=norm\n#SBATCH --mem=240\n" + REFINE + "\n"),

@@ -10,7 +10,7 @@ import pytest
 
 from relion_qsub.checks.placeholders import _empty_value
 from relion_qsub.launch.invocation import parse_args
-from relion_qsub.relion.gui import EMPTY, Boxes, box_name, from_environment, unset_value
+from relion_qsub.relion.gui import EMPTY, Boxes, box_name, from_environment, from_job, relion_box, unset_value
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = "".join(
@@ -29,6 +29,7 @@ def test_names() -> None:
     assert box_name("extra2", {2: "Memory"}) == "the 'Memory' box (RELION_QSUB_EXTRA2)"
     assert box_name("extra5", {}) == "RELION_QSUB_EXTRA5 (not set)"
     assert box_name("queue", {}) == "the 'Queue name' box"
+    assert box_name("timelimit", {}) == "the profile's [placeholders.timelimit] (XXXtimelimitXXX)"  # a site value
 
 
 def test_from_the_environment_and_checked_against_the_line(tmp_path: Path) -> None:
@@ -80,3 +81,22 @@ def test_one_answer_for_an_option_a_box_left_empty_or_unfilled(value: str, unset
     assert _empty_value(f"--mem-per-cpu={value}") is (unset is not None)
     inv = parse_args([f"--mem-per-cpu={value}", "relion_refine_mpi"])
     assert (inv.srun_options == []) is (unset is not None), inv
+
+
+def test_job_star_names_the_template_and_the_boxes_the_job_has(tmp_path: Path) -> None:
+    """from_job: the template job.star names (relative to the project), fixed lines by path and number, and the
+    boxes of the job's type (a ModelAngelo job.star has no nr_mpi)."""
+    (tmp_path / "t.sh").write_text(TEMPLATE)
+    boxes = from_job(
+        {"qsubscript": "t.sh", "qsub_extra2": "4", "gpu_id": "0"}, str(tmp_path), {"RELION_QSUB_EXTRA2": "Mem"}
+    )
+    assert boxes.recorded and boxes.path == "t.sh"
+    assert boxes.fixed_line(1, "#!/bin/bash") == "the template (t.sh, line 1)"
+    assert boxes.fixed_line(3, "#SBATCH --mem=4GB") is None  # a box filled it
+    assert boxes.for_line(3, "#SBATCH --mem=4GB") == "the 'Mem' box (RELION_QSUB_EXTRA2)"
+    assert boxes.fixed_line(1, "#!/bin/sh") is None  # not this template's line
+    assert boxes.uses("queue") is True and boxes.uses("threads") is False
+    assert boxes.has_box("nr_mpi") is False and boxes.has_box("gpu_id") is True
+    assert relion_box(boxes, "nr_mpi") is None and relion_box(boxes, "gpu_id") == "the 'Which GPUs to use' box"
+    assert Boxes(None, {}).has_box("nr_mpi") is None and Boxes(None, {}).uses("queue") is None
+    assert relion_box(Boxes(None, {}), "nr_mpi") == "the 'Number of MPI procs' box"  # no job.star: not ruled out

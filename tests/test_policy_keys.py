@@ -60,6 +60,8 @@ TRIGGERS: dict[str, str] = {
     "unknown_partition": H + "#SBATCH -p nosuch,multinode --gres=gpu:p100:4\nhostname\n",
     "gpu_without_gres": H + "#SBATCH -p norm\n${RELION_STD_LAUNCHER} " + REFINE,
     "ignored_directive": H + "hostname\n#SBATCH --ntasks=4\n",
+    "threads_cpus": H + "#SBATCH -p norm -n 8\nsrun `which relion_refine_mpi` --o x --j 4\n",
+    "mpi_tasks": H + "#SBATCH -p norm --ntasks=1 -c 4\nsrun `which relion_refine_mpi` --o x --j 4\n",
     "missing_chdir": H + "#SBATCH -n 1 --chdir=CREATE_PWD\nhostname\n",
 }
 

@@ -67,6 +67,22 @@ def test_check_imports_nothing_heavy(tmp_path: Path) -> None:
     assert {"dataclasses", "argparse"} <= again  # the probe sees what the check imports (so FORBIDDEN can fail)
 
 
+def test_job_star_is_read_only_for_a_job_dir_that_has_one(tmp_path: Path) -> None:
+    """Issue 21: the checks ask RELION's job.star where a value came from, but only a job dir holding one pays for
+    reading it (relion_qsub.relion.jobstar is imported lazily, by checks.core.Context.job_values)."""
+    script = tmp_path / "Class2D" / "job012" / "run_submit.script"
+    script.parent.mkdir(parents=True)
+    script.write_text((ROOT / "tests" / "corpus" / "class2d_gpu_v100.script").read_text())
+    modules_imported_by_check(script, tmp_path / "cache")  # the first run caches the profile
+    code, without = modules_imported_by_check(script, tmp_path / "cache")
+    assert code == 0 and "relion_qsub.relion.jobstar" not in without
+    star = (ROOT / "tests" / "data" / "relion" / "class2d-3.1.3.job.star").read_text()
+    (script.parent / "job.star").write_text(star)
+    code, with_star = modules_imported_by_check(script, tmp_path / "cache")
+    assert "relion_qsub.relion.jobstar" in with_star
+    assert not (top(with_star) & (FORBIDDEN | {"tomllib"})), top(with_star) & (FORBIDDEN | {"tomllib"})
+
+
 # What the process entries leave for the interpreter's exit, seen from an atexit hook (which runs before the
 # modules are torn down): the collector's state, and whether the objects alive were frozen (so finalization's
 # collections skip them).

@@ -13,11 +13,14 @@ import os
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import NamedTuple
 
+from ..errors import InputError
 from ..profile import Site
 from ..relion import gui
-from ..relion.gui import Boxes, from_environment
+from ..relion.gui import Boxes, from_environment, from_job
+from ..relion.jobdir import JOB_STAR, is_job_dir_name
 from ..script import Kind, Line, Script, directive_line
 from ..slurm.options import BY_NAME, Parsed
 from . import registry
@@ -48,18 +51,52 @@ class Change(NamedTuple):
 class Context:
     site: Site
     cli_options: tuple[Parsed, ...] = ()  # sbatch options given on relion-qsub's command line: they win
-    given_boxes: Boxes | None = None  # which GUI box filled which line; from the environment on first use
+    given_boxes: Boxes | None = None  # which GUI box filled which line; from job.star or the environment on first use
+    jobdir: Path | None = None  # the RELION job dir of the script (None: a standalone script)
     # The action of every check: the defaults, overridden by the profile's [policy] (validated here).
     policy: dict[str, Action] = field(init=False)
+    _values: dict[str, str] | bool | None = field(default=False, init=False, repr=False)  # job.star: False unread
 
     def __post_init__(self) -> None:
         self.policy = registry.policy(self.site.policy, self.site.path)
 
     @property
     def boxes(self) -> Boxes:
+        """The GUI's boxes: from the job dir's job.star when it has one (RELION wrote it before it ran the Queue
+        submit command: the template it really filled and every box's value), else from RELION's environment
+        (RELION_QSUB_TEMPLATE is only the GUI's starting default)."""
         if self.given_boxes is None:
-            self.given_boxes = from_environment(os.environ)
+            values = self.job_values
+            if values is not None and self.jobdir is not None:
+                self.given_boxes = from_job(values, str(self.jobdir.parent.parent), os.environ)
+            else:
+                self.given_boxes = from_environment(os.environ)
         return self.given_boxes
+
+    @property
+    def job_values(self) -> dict[str, str] | None:
+        """Every box of the job's Running tab and other tabs with its value, as job.star holds them; None for a
+        standalone script, a job dir without job.star, or a job.star RELION did not write (then the script alone
+        is judged). Read lazily: only a job dir with a job.star costs the import."""
+        if self._values is False:
+            self._values = None
+            # RELION's paths (qsubscript) are relative to the project dir above <Type>/jobNNN/ (data.project_dir)
+            named = self.jobdir is not None and is_job_dir_name(self.jobdir.name)
+            star = self.jobdir / JOB_STAR if self.jobdir is not None and named else None
+            if star is not None and star.is_file():
+                from ..relion import jobstar
+
+                try:
+                    job = jobstar.read(star)
+                except InputError:
+                    job = None
+                self._values = dict(job.options) if job is not None else None
+        return self._values if isinstance(self._values, dict) else None
+
+    def job_value(self, variable: str) -> str | None:
+        """A box's value as job.star holds it (``nr_mpi``); None without a job.star or when the job has no such box."""
+        values = self.job_values if self.given_boxes is None else self.boxes.values
+        return values.get(variable) if values is not None else None
 
     def box_for(self, number: int, text: str | None = None) -> str | None:
         """The GUI box that filled script line ``number``, by the template's own labels, if that can be known."""

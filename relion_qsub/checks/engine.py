@@ -9,12 +9,12 @@ from collections.abc import Mapping, Sequence
 
 from ..script import Script
 from ..slurm.options import Parsed, parse_words, site_table
-from . import data, fit, layout, options, placeholders, scratch
+from . import allocation, data, fit, layout, options, placeholders, scratch
 from .core import FUNCTIONS, Context, Report, Result
 from .registry import RULES, Action, Kind
 
 # The modules whose functions implement the registry's checks (importing them attaches each to its key).
-MODULES = (placeholders, options, scratch, layout, fit, data)
+MODULES = (placeholders, options, scratch, layout, allocation, fit, data)
 
 
 def _run(kind: Kind, script: Script, ctx: Context) -> Result:

@@ -71,8 +71,8 @@ def cpus_per_node(get: Callable[[str], str | None]) -> tuple[int, int | None, in
 
 
 def _set(where: str, option: str) -> str:
-    """How to change a value: in its box, or in the template when no box filled it."""
-    return f"change --{option} in the template to" if where == "the template" else f"set {where} to"
+    """How to change a value: in its box, or in the template (line) when no box filled it."""
+    return gui.set_to(where, option)
 
 
 def _mb(value: float) -> str:
@@ -320,6 +320,15 @@ def gpu_default_partition(script: Script, ctx: Context, report: Report) -> None:
     if part is None or part.gpu_types or asked is None:
         return
     choices = " or ".join(ctx.site.gpu_partitions()) or "a GPU partition"
+    if ctx.boxes.uses("queue") is False:  # the Queue name box goes nowhere: the template has no XXXqueueXXX
+        where = ctx.boxes.where()
+        report.problem(
+            0,
+            f"{asked} asks for GPUs but {where} has no --partition (and no {gui.QUEUE}: the 'Queue name' box "
+            f"goes nowhere), so the job would land in the default partition {part.name!r}, which has none: add "
+            f"'#SBATCH --partition={gui.QUEUE}' to it and set 'Queue name' to {choices}",
+        )
+        return
     report.problem(
         0,
         f"{asked} asks for GPUs but {_box('partition')} is empty, so the job would land in the "

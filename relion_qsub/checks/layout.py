@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import re
-
 from .. import gpus
+from ..relion import gui
 from ..script import Script
 from .core import Context, Gres, Report, as_int, body_lines, effective, gres_entries, implements, profile_box
 from .scratch import REFINE
-
-# A RELION command's --gpu flag (with or without its device list).
-_GPU_FLAG = re.compile(r"(?<!\S)--gpu(?=\s|=|$)")
 
 
 @implements("ntasks_mismatch")
@@ -22,10 +18,37 @@ def layout(script: Script, ctx: Context, report: Report) -> Script:
         report.problem(
             0,
             f"--ntasks={ntasks} but --nodes={nodes} x --ntasks-per-node={per_node} = "
-            f"{nodes * per_node}: set 'Number of MPI procs' to {nodes * per_node} or change --nodes/--ntasks-per-node "
-            f"in {ctx.boxes.for_option('nodes') or profile_box(ctx, '') or 'the template'}",
+            f"{nodes * per_node}: {_set_mpi(ctx, nodes * per_node)} or change --nodes/--ntasks-per-node "
+            f"in {ctx.boxes.for_option('nodes') or profile_box(ctx, '') or ctx.boxes.where()}",
         )
     return script
+
+
+def _set_mpi(ctx: Context, value: int) -> str:
+    """Set RELION's MPI count, in the words of the job's own GUI: a job type without 'Number of MPI procs' (job.star
+    has no nr_mpi: ModelAngelo, DynaMight) must not be told to set it."""
+    if gui.relion_box(ctx.boxes, "nr_mpi"):
+        return f"set 'Number of MPI procs' to {value}"
+    return f"change --ntasks in {ctx.boxes.where()} to {value}"
+
+
+def _set_threads(ctx: Context, value: int) -> str:
+    if gui.relion_box(ctx.boxes, "nr_threads"):
+        return f"set 'Number of threads' to {value}"
+    return f"change --cpus-per-task in {ctx.boxes.where()} to {value}"
+
+
+def _set_queue(script: Script, ctx: Context) -> str:
+    """How to change the job's partition: 'Queue name' when that box filled it; else where it came from (a fixed
+    template line: another site's template may have no XXXqueueXXX, and then the box goes nowhere)."""
+    if ctx.boxes.template is None and ctx.boxes.values is None:
+        return "set 'Queue name' to"  # nothing to ask: RELION's own templates fill --partition from that box
+    where = gui.box(ctx, script, "partition")
+    if where == gui.label(gui.RELION_BOXES["partition"]):
+        return "set 'Queue name' to"
+    if where.startswith(("the template", "line ", "the relion-qsub")):
+        return gui.set_to(where, "partition")
+    return f"change --partition in {where} to"
 
 
 def _gpu(script: Script, ctx: Context) -> Gres | None:
@@ -48,7 +71,12 @@ def gpu_tasks(script: Script, ctx: Context, report: Report) -> Script:
         report.problem(
             0,
             f"{per_node} tasks per node but {gpu.count} GPUs per node: use at most {gpu.count + 1} "
-            f"(--ntasks-per-node={gpu.count + 1} with 'Number of MPI procs' = nodes x {gpu.count + 1})",
+            f"(--ntasks-per-node={gpu.count + 1}"
+            + (
+                f" with 'Number of MPI procs' = nodes x {gpu.count + 1})"
+                if gui.relion_box(ctx.boxes, "nr_mpi")
+                else ")"
+            ),
         )
     return script
 
@@ -71,8 +99,7 @@ def gpu_threads(script: Script, ctx: Context, report: Report) -> Script:
         report.problem(
             0,
             f"{threads} threads per MPI rank put {per_gpu} threads on each {gpu.type} GPU; the safe "
-            f"limit is {limit}: set 'Number of threads' to {limit * max(1, gpu.count // max(1, workers))}"
-            " or fewer",
+            f"limit is {limit}: {_set_threads(ctx, limit * max(1, gpu.count // max(1, workers)))} or fewer",
         )
     return script
 
@@ -116,7 +143,7 @@ def unknown_partition(script: Script, ctx: Context, report: Report) -> Script:
     if unknown:
         report.problem(
             0,
-            f"partition {unknown[0]!r} is not one of this site's: set 'Queue name' to one of "
+            f"partition {unknown[0]!r} is not one of this site's: {_set_queue(script, ctx)} one of "
             f"{', '.join(sorted(site.partitions))}",
         )
     return script
@@ -135,8 +162,8 @@ def gpu_partition(script: Script, ctx: Context, report: Report) -> Script:
         if not part.gpu_types:
             report.problem(
                 0,
-                f"--gres={gpu.text} asks for GPUs but partition {part_name!r} has none: set 'Queue "
-                f"name' to {' or '.join(site.gpu_partitions()) or 'a GPU partition'}",
+                f"--gres={gpu.text} asks for GPUs but partition {part_name!r} has none: {_set_queue(script, ctx)} "
+                f"{' or '.join(site.gpu_partitions()) or 'a GPU partition'}",
             )
         elif gpu.type and gpu.type not in part.gpu_types:
             report.problem(0, f"partition {part_name!r} has no {gpu.type} GPUs: use one of {', '.join(part.gpu_types)}")
@@ -146,27 +173,4 @@ def gpu_partition(script: Script, ctx: Context, report: Report) -> Script:
                 f"--gres={gpu.text} asks for {gpu.count} GPUs per node; partition {part_name!r} nodes "
                 f"have {part.gpus_per_node}",
             )
-    return script
-
-
-def _gres_box(ctx: Context) -> str:
-    """Where the user asks for a gres: the template's box for --gres, else the profile's field, else the template."""
-    box = ctx.boxes.for_option("gres")
-    if box is not None:
-        return box or "the template (it has no box for --gres)"
-    return profile_box(ctx, "gres") or "the template (or a box it has for #SBATCH options)"
-
-
-@implements("gpu_without_gres")
-def gpu_without_gres(script: Script, ctx: Context, report: Report) -> Script:
-    if _gpu(script, ctx) is not None or effective(script, ctx, "gpus") or effective(script, ctx, "gpus-per-node"):
-        return script
-    for _, line in body_lines(script):
-        if "relion_" in line.text and _GPU_FLAG.search(line.text):
-            report.problem(
-                line.number,
-                f"the command uses --gpu but the job allocates no GPU: ask for --gres=gpu:N in {_gres_box(ctx)} "
-                "(and a GPU 'Queue name'), or set 'Use GPU acceleration?' to No",
-            )
-            break
     return script

@@ -236,8 +236,9 @@ RULES: tuple[Rule, ...] = (
         "gpu_without_gres",
         N,
         Action.ERROR,
-        "RELION started with --gpu on a job that allocates no GPU fails ('no CUDA-capable device')",
-        "a RELION command with `--gpu` in a job that allocates no GPU",
+        "a RELION program started on GPUs in a job that allocates none fails ('no CUDA-capable device')",
+        "a RELION command that uses a GPU (`--gpu`; RELION 5: ModelAngelo's `-d <ids>`, DynaMight's `--gpu-id`) in a "
+        "job that allocates no GPU (gres gpu or `--gpus*`)",
     ),
     Rule("max_time", F, Action.ERROR, "a walltime over the partition's MaxTime pends forever (PartitionTimeLimit)"),
     Rule(
@@ -318,6 +319,24 @@ RULES: tuple[Rule, ...] = (
         "the particles' box exceeds what relion_refine_mpi's auto-refine fits in the GPU memory of the partition's "
         "GPU type (the profile's `[gpu_types]` memory) shared by its ranks: RELION's own warning, before the "
         "queue wait",
+    ),
+    Rule(
+        "threads_cpus",
+        N,
+        Action.WARN,
+        "RELION runs 'Number of threads' threads (--j) in every process, but Slurm gives each task only its "
+        "--cpus-per-task CPUs (1 without it): the threads share them",
+        "RELION's threads (job.star `nr_threads`, or `--j N`) exceed the CPUs per task the job allocates (a "
+        f"template without `--cpus-per-task={gui.THREADS}`): the fix names the template line or the box",
+    ),
+    Rule(
+        "mpi_tasks",
+        N,
+        Action.ERROR,
+        "relion_*_mpi runs one process per task the job allocates, not RELION's 'Number of MPI procs': with one "
+        "task it stops ('at least 2 MPI processes are required')",
+        "a `relion_*_mpi` command in a job that allocates one task (`--ntasks=1` fixed in the template while "
+        "'Number of MPI procs' says 4); a count that differs otherwise is a warning",
     ),
     Rule(
         "missing_chdir",

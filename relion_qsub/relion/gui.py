@@ -17,8 +17,7 @@ Imports nothing of the package; ``re`` only.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
@@ -55,6 +54,8 @@ if TYPE_CHECKING:
     class _Context(Protocol):
         @property
         def site(self) -> _Site: ...
+        @property
+        def boxes(self) -> Boxes: ...
         def cli_has(self, name: str) -> bool: ...
         def box_for(self, number: int, text: str | None = None) -> str | None: ...
 
@@ -138,29 +139,64 @@ def box_name(name: str, labels: Mapping[int, str]) -> str:
         n = int(name[5:])
         label_ = labels.get(n)
         return f"the '{label_}' box (RELION_QSUB_EXTRA{n})" if label_ else f"RELION_QSUB_EXTRA{n} (not set)"
-    return f"the {FIXED[name]} box" if name in FIXED else placeholder(name)
+    if name in FIXED:
+        return f"the {FIXED[name]} box"
+    if RELION_PLACEHOLDER.fullmatch(placeholder(name)):
+        return placeholder(name)  # XXXcommandXXX, XXXnameXXX, ...: RELION's, no box
+    # A patched RELION's placeholder (XXXtimelimitXXX): relion-qsub filled it as the site profile declares.
+    return f"the profile's [placeholders.{name}] ({placeholder(name)})"
 
 
-@dataclass(frozen=True, slots=True)
-class Boxes:
-    """The template RELION filled the script from (its lines) and the extra boxes' labels."""
+class Boxes(NamedTuple):
+    """The template RELION filled the script from (its lines and path), the extra boxes' labels, and, when the job
+    dir has a job.star, the boxes the job's Running tab really has with their values (``values``; None without one).
+
+    ``recorded``: the template is the one job.star names (``qsubscript``, what RELION really filled), not
+    RELION_QSUB_TEMPLATE (only the default the GUI started with)."""
 
     template: list[str] | None
     labels: Mapping[int, str]
+    path: str | None = None
+    recorded: bool = False
+    values: Mapping[str, str] | None = None
 
     def for_line(self, number: int, text: str | None = None) -> str | None:
         """The box(es) whose value went into script line ``number`` (checked against ``text`` when given)."""
+        line = self._line(number, text)
+        names = _ANY.findall(line) if line is not None else []
+        return " or ".join(dict.fromkeys(box_name(name, self.labels) for name in names)) if names else None
+
+    def fixed_line(self, number: int, text: str | None = None) -> str | None:
+        """ "the template (<path>, line N)" when script line ``number`` is a template line that no box filled."""
+        line = self._line(number, text)
+        if line is None or _ANY.search(line):
+            return None
+        return self.where(number)
+
+    def where(self, number: int | None = None) -> str:
+        """The template in a message's words: "the template (<path>, line N)"."""
+        at = f", line {number}" if number else ""
+        return f"the template ({self.path}{at})" if self.path else "the template"
+
+    def _line(self, number: int, text: str | None) -> str | None:
         if not self.template or not 0 < number <= len(self.template):
             return None
         line = self.template[number - 1].rstrip("\r")
-        names = _ANY.findall(line)
-        if not names:
-            return None
-        if text is not None:
-            pattern = "".join("(.*?)" if i % 2 else re.escape(part) for i, part in enumerate(_ANY.split(line)))
-            if re.fullmatch(pattern, text, re.DOTALL) is None:
-                return None  # not the template this script was filled from
-        return " or ".join(dict.fromkeys(box_name(name, self.labels) for name in names))
+        if text is not None and _filled(line, text) is None:
+            return None  # not the template this script was filled from
+        return line
+
+    def edited(self, number: int, text: str) -> bool:
+        """Whether script line ``number`` holds a box's value other than job.star's: RELION filled it from this
+        template line, so someone changed it after RELION wrote the script (False when that cannot be known)."""
+        line = self._line(number, text)
+        found = _filled(line, text) if line is not None and self.values is not None else None
+        for name, value in (found or {}).items():
+            variable = _VARIABLE_OF.get(name) or (f"qsub_{name}" if name.startswith("extra") else None)
+            held = self.values.get(variable) if variable and self.values is not None else None
+            if held is not None and held.strip() != value.strip():
+                return True
+        return False
 
     def for_option(self, name: str) -> str | None:
         """The box the template fills ``--name`` from; "" when the template has none; None when it is unknown."""
@@ -174,21 +210,65 @@ class Boxes:
                 whole = self.for_line(number)
         return whole or ""
 
+    def uses(self, name: str) -> bool | None:
+        """Whether the template holds placeholder ``name`` (``queue``); None when the template is unknown."""
+        if self.template is None:
+            return None
+        return any(placeholder(name) in line for line in self.template)
 
-def from_environment(environ: Mapping[str, str]) -> Boxes:
+    def has_box(self, variable: str) -> bool | None:
+        """Whether the job's Running tab has the box ``variable`` (``nr_mpi``, ``nr_threads``, ``use_gpu``): RELION
+        writes into job.star exactly the boxes of the job's type (RelionJob::initialise: ``has_mpi``,
+        ``has_thread``); None without a job.star."""
+        return None if self.values is None else variable in self.values
+
+
+# The job.star variable behind each fixed placeholder whose value a script line shows (RelionJob::initialise).
+_VARIABLE_OF = {"mpinodes": "nr_mpi", "threads": "nr_threads", "queue": "queuename"}
+
+
+def _filled(line: str, text: str) -> dict[str, str] | None:
+    """The value each placeholder of template ``line`` has in script line ``text``; None when ``text`` is not that
+    line filled (the first of a repeated placeholder)."""
+    parts = _ANY.split(line)
+    pattern = "".join("(.*?)" if i % 2 else re.escape(part) for i, part in enumerate(parts))
+    match = re.fullmatch(pattern, text.rstrip("\r"), re.DOTALL)
+    if match is None:
+        return None
+    out: dict[str, str] = {}
+    for name, value in zip(parts[1::2], match.groups(), strict=True):
+        out.setdefault(name, value)
+    return out
+
+
+def _read_template(path: str) -> list[str] | None:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return fh.read(1 << 20).split("\n")
+    except OSError:
+        return None  # a hint, never a failure
+
+
+def _labels(environ: Mapping[str, str]) -> dict[int, str]:
     labels = {}
     for key, value in environ.items():
         if key.startswith("RELION_QSUB_EXTRA") and key[17:].isdigit():
             labels[int(key[17:])] = value
+    return labels
+
+
+def from_environment(environ: Mapping[str, str]) -> Boxes:
     path = environ.get("RELION_QSUB_TEMPLATE")
-    template = None
-    if path:
-        try:
-            with open(path, encoding="utf-8", errors="replace") as fh:
-                template = fh.read(1 << 20).split("\n")
-        except OSError:
-            template = None  # a hint, never a failure
-    return Boxes(template, labels)
+    return Boxes(_read_template(path) if path else None, _labels(environ), path or None)
+
+
+def from_job(values: Mapping[str, str], project: str, environ: Mapping[str, str]) -> Boxes:
+    """The boxes of a job whose job.star holds ``values``: the template is the one it names (``qsubscript``, relative
+    to the project directory RELION ran in), the extra boxes' labels are RELION's environment's (job.star keeps only
+    their values)."""
+    path = values.get("qsubscript") or None
+    full = path if path is None or path.startswith("/") else f"{project.rstrip('/')}/{path}"
+    return Boxes(_read_template(full) if full else None, _labels(environ), path, True, values)
 
 
 # ---- which box a value came from, in a message's words (issue 14) ---------------------------------------------------
@@ -228,16 +308,79 @@ def _guess(site: _Site, options: int, name: str, filled: bool = False) -> str:
 
 
 def box(ctx: _Context, script: _Directives, name: str, filled: bool = False) -> str:
-    """The box the value sbatch uses for ``--name`` came from (the command line wins, then the last directive);
-    ``filled``: the script is a fully filled template (fit.size_guard)."""
+    """Where the value sbatch uses for ``--name`` came from (the command line wins, then the last directive): the box
+    that filled its template line, "the template (<path>, line N)" for a fixed template line, else a guess from the
+    line's shape; ``filled``: the script is a fully filled template (fit.size_guard)."""
     if ctx.cli_has(name):
         return "the relion-qsub command line"
     found = [line for _, line in script.directives() if any(p.name == name for p in line.options)]
     if not found:
-        return "the template"
+        return ctx.boxes.where()
     line = found[-1]
-    exact = ctx.box_for(line.number, line.text) if line.number else None
-    return exact or guess(ctx.site, line, name, filled)
+    if line.number:
+        exact = ctx.box_for(line.number, line.text) or ctx.boxes.fixed_line(line.number, line.text)
+        if exact and ctx.boxes.edited(line.number, line.text):
+            return f"line {line.number} of the script"  # edited after RELION filled the box's value in
+        if exact:
+            return exact
+        if ctx.boxes.recorded and ctx.boxes.template is not None:
+            # RELION filled this script from the template job.star names, and this line is not that template's: the
+            # script was edited after RELION wrote it, so no box of the GUI is behind it.
+            return f"line {line.number} of the script"
+    guessed = guess(ctx.site, line, name, filled)
+    if line.number and not _possible(ctx, guessed, line, name):
+        return ctx.boxes.where(line.number) if ctx.boxes.path else f"line {line.number} of the script"
+    return guessed
+
+
+# The job.star variable of the fixed box RELION's own templates fill each option from (RELION_BOXES).
+_VARIABLES = {"ntasks": "nr_mpi", "cpus-per-task": "nr_threads", "partition": "queuename"}
+
+
+def _possible(ctx: _Context, guessed: str, line: _Line, name: str) -> bool:
+    """Whether the box ``guessed`` can have filled ``--name`` on ``line``, by job.star (None: no job.star, anything
+    is): RELION writes there every box the job's Running tab has (an extra box only where RELION_QSUB_EXTRAn was
+    set) with its value, so a box job.star lacks, or whose value is not the option's, did not fill it."""
+    values = ctx.boxes.values
+    if values is None:
+        return True
+    value = next((p.value for p in line.options if p.name == name), None)
+    for option, box_label in RELION_BOXES.items():
+        if guessed == label(box_label):
+            return (values.get(_VARIABLES[option]) or "").strip() == (value or "").strip()
+    for n, (box_label, option) in enumerate(ctx.site.field_labels(), 1):
+        if box_label and guessed == label(box_label):
+            held = values.get(f"qsub_extra{n}")
+            return held is not None and (not option or held.strip() == (value or "").strip())
+    return True
+
+
+def set_to(where: str, option: str) -> str:
+    """How to change a value, in a message's words: "set <box> to", or "change --option in <the template ...> to"
+    when no box filled it."""
+    if where.startswith(("the template", "line ")):
+        return f"change --{option} in {where} to"
+    return f"set {where} to"
+
+
+def relion_box(boxes: Boxes, variable: str) -> str | None:
+    """The Running tab's box ``variable`` (``nr_mpi``, ``nr_threads``, ``queuename``) as "the 'Label' box"; None when
+    job.star says this job type has no such box (ModelAngelo has neither MPI nor threads: a message must not ask for
+    one)."""
+    if boxes.has_box(variable) is False:
+        return None
+    return label(JOB_BOXES[variable])
+
+
+# The fixed Running-tab boxes by their job.star variable (RelionJob::initialise, pipeline_jobs.cpp) and label.
+JOB_BOXES = {
+    "nr_mpi": "Number of MPI procs",
+    "nr_threads": "Number of threads",
+    "queuename": "Queue name",
+    "use_gpu": "Use GPU acceleration?",
+    "gpu_ids": "Which GPUs to use",
+    "gpu_id": "Which GPUs to use",
+}
 
 
 def stray_word_hint(site: _Site, line: _Line, parsed: _Option, box_name: str | None) -> str:
