@@ -61,15 +61,48 @@ def note_lines(job_dir: Path) -> tuple[str, str]:
     return f"if [ -e {note} ]; then {NOTED}=1; {say}; fi", f'[ -n "${{{NOTED}-}}" ] || [ ! -e {note} ] || {{ {say}; }}'
 
 
-def preamble(job_dir: Path, stamp: runs.Stamp | None, watched: bool) -> list[str]:
-    """The POSIX-shell lines that go before the script's first command: export the run's stamp (relion-launch reads
-    it), print relion-qsub's note of a refused end-watcher (note_lines) and trap EXIT. The trap keeps the script's
-    exit status: neither bash nor dash change it after an EXIT trap. When the program reported (the happy path) the
-    shell sees its exit file and starts no Python: a glob reads the directory (READDIR), as main does, so an NFS
-    client's cached "no such file" does not hide it."""
+GUARD_VAR = "relion_qsub_kept"  # the shell variable of the guard's loop (no clash with a template's own)
+GUARD = "relion_qsub_guard"  # the shell function of the guard
+# zsh (a POSIX_SHELLS member) ends the whole script on a glob that matches nothing (its NOMATCH option, on by
+# default; seen with zsh 5.9): the functions below turn on nullglob for themselves only (localoptions).
+_ZSH_NULLGLOB = '[ -z "${ZSH_VERSION-}" ] || setopt localoptions nullglob;'
+
+
+def guard(job_dir: Path, token: str) -> str:
+    """The POSIX-shell line that ends a job relion-qsub did not keep, before anything else runs (no trap yet, so no
+    exit file either).
+
+    The first sbatch of a RELION job goes in un-held (submit.py): one controller call less. When its answer is lost
+    and relion-qsub retries or gives up, the lost request may still create a job later; relion-qsub first writes the
+    submission's kept-job file (jobdir.kept_name: the id it keeps, or nothing), and such a job, finding another id
+    there, says so in run.err and exits 0. On the happy path no such file exists: one READDIR (a glob, so an NFS
+    client's cached "no such file" cannot hide the file), no process started."""
     import shlex
 
-    lines = [f"export {runs.ENV}={shlex.quote(stamp.encode())}"] if stamp is not None else []
+    where = f"{shlex.quote(os.path.abspath(job_dir))}/{jobdir.KEPT_PREFIX.replace('.', '[.]', 1)}"
+    name = shlex.quote(jobdir.kept_name(token).removeprefix(jobdir.KEPT_PREFIX))
+    kept = f'$(cat "${GUARD_VAR}")'
+    say = (
+        'echo "relion-qsub: Slurm job $SLURM_JOB_ID comes from a request whose answer was lost; relion-qsub kept '
+        f'${{{GUARD_VAR}:-no job}} for this submission, so it ends here without running anything" >&2'
+    )
+    return (
+        f'{GUARD}() {{ {_ZSH_NULLGLOB} for {GUARD_VAR} in {where}{name}; do if [ -e "${GUARD_VAR}" ] && '
+        f'[ "{kept}" != "$SLURM_JOB_ID" ]; then {GUARD_VAR}={kept}; {say}; exit 0; fi; done; }}; {GUARD}'
+    )
+
+
+def preamble(job_dir: Path, stamp: runs.Stamp | None, watched: bool, token: str | None = None) -> list[str]:
+    """The POSIX-shell lines that go before the script's first command: the guard (``token``: the submission's,
+    when its first sbatch goes in un-held), export the run's stamp (relion-launch reads it), print relion-qsub's
+    note of a refused end-watcher (note_lines) and trap EXIT. The trap keeps the script's exit status: neither bash
+    nor dash change it after an EXIT trap. When the program reported (the happy path) the shell sees its exit file
+    and starts no Python: a glob reads the directory (READDIR), as main does, so an NFS client's cached "no such
+    file" does not hide it."""
+    import shlex
+
+    lines = [guard(job_dir, token)] if token is not None else []
+    lines += [f"export {runs.ENV}={shlex.quote(stamp.encode())}"] if stamp is not None else []
     argv = [*command(job_dir), *([WATCHED] if watched else [])]
     exits = f"{shlex.quote(os.path.abspath(job_dir))}/{jobdir.EXIT_GLOB}"
     at_start, at_end = note_lines(job_dir) if watched else ("", "")  # only a watched job's watcher can be refused
@@ -77,7 +110,7 @@ def preamble(job_dir: Path, stamp: runs.Stamp | None, watched: bool) -> list[str
     return [
         *lines,
         *([at_start] if at_start else []),
-        f"{FUNCTION}() {{ {at_end + '; ' if at_end else ''}{ended}; }}",
+        f"{FUNCTION}() {{ {_ZSH_NULLGLOB} {at_end + '; ' if at_end else ''}{ended}; }}",
         f"trap '{FUNCTION} \"$?\"' EXIT",
     ]
 

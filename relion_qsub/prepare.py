@@ -35,6 +35,7 @@ class Prepared(NamedTuple):
     context: checks.Context  # the site and the command line's sbatch options, parsed once (in `prepare`)
     text: str  # what is written and submitted: the normalised script, with the report echoed into run.out
     stamp: runs.Stamp | None = None  # which run of the job dir this is (relion/runs.py): the script RELION wrote
+    guard: str | None = None  # the token whose kept-job file the job reads first (jobend.guard); None: no guard
 
     def option(self, name: str) -> str | None:
         """The value sbatch uses for ``name``: the command line's, else the script's last."""
@@ -62,14 +63,21 @@ def shell_of(script: Script) -> str:
     return os.path.basename(words[1]) if name == "env" and len(words) > 1 else name
 
 
-def job_preamble(script: Script, job_dir: Path, stamp: runs.Stamp | None, watched: bool) -> list[str]:
-    """What a RELION job runs first: the job id line, then (POSIX shells) the run's stamp and the EXIT trap that
-    reports a program that ended without an exit file (jobend.py)."""
-    if shell_of(script) not in POSIX_SHELLS:
+def job_preamble(
+    script: Script, job_dir: Path, stamp: runs.Stamp | None, watched: bool, token: str | None = None
+) -> list[str]:
+    """What a RELION job runs first: the job id line, then (POSIX shells) the guard of submission ``token``, the
+    run's stamp and the EXIT trap that reports a program that ended without an exit file (jobend.py)."""
+    if not guarded(script):
         return [JOB_LINE]
     from . import jobend
 
-    return [JOB_LINE, *jobend.preamble(job_dir, stamp, watched)]
+    return [JOB_LINE, *jobend.preamble(job_dir, stamp, watched, token)]
+
+
+def guarded(script: Script) -> bool:
+    """Whether the job's own first lines can run the preamble (a POSIX shell; csh gets the job id line only)."""
+    return shell_of(script) in POSIX_SHELLS
 
 
 def with_report(script: Script, changes: Sequence[checks.Change], job_line: list[str] | None = None) -> str:
@@ -113,7 +121,9 @@ def read_script(path: Path) -> str:
         raise ScriptError(f"{path}: is not UTF-8 text (byte {exc.start}); save it as UTF-8") from exc
 
 
-def prepare(source: Path, cli_args: Sequence[str], site: Site) -> Prepared:
+def prepare(source: Path, cli_args: Sequence[str], site: Site, token: str | None = None) -> Prepared:
+    """Read, normalise and check ``source``. ``token`` (the submission's, submit.run): a RELION job in a POSIX shell
+    gets the guard for it (``Prepared.guard``), so its first sbatch may go in un-held; ``check`` passes none."""
     original = read_script(source)
     jobdir = jobdir_mod.of_script(source)
     # The job dir's job.star (RELION's record of the boxes), read only when a check asks where a value came from.
@@ -132,9 +142,10 @@ def prepare(source: Path, cli_args: Sequence[str], site: Site) -> Prepared:
     if filled:
         result = checks.Result(result.script, filled + result.changes)
     stamp = runs.Stamp.of(source) if jobdir is not None else None
-    job = job_preamble(result.script, jobdir, stamp, site.submit.watch) if jobdir is not None else None
+    job = job_preamble(result.script, jobdir, stamp, site.submit.watch, token) if jobdir is not None else None
     text = with_report(result.script, result.changes, job_line=job)
-    return Prepared(source, original, result, output_path(source), jobdir, tuple(cli_args), ctx, text, stamp)
+    guard = token if jobdir is not None and guarded(result.script) else None
+    return Prepared(source, original, result, output_path(source), jobdir, tuple(cli_args), ctx, text, stamp, guard)
 
 
 def write_output(prepared: Prepared) -> None:

@@ -11,6 +11,10 @@ Exactly once: sbatch does not retry "Socket timed out on send/recv operation", a
 exist nevertheless (the controller got the request, the answer was lost). Each submission therefore carries a unique
 token in ``--comment``; before any retry we ask squeue whether a job with that token exists, and only resubmit when
 squeue answers that it does not.
+
+Controller calls: Slurm 23.02+ rate-limits RPCs per user (a bucket of 30, 2 per second), and each sbatch, scontrol and
+squeue is one. A RELION job whose script runs the guard (jobend.guard) costs two on the happy path: its first sbatch
+goes in un-held, then the end-watcher's. Only once an answer was lost does anything go in held (``void``).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import proc
 from .errors import EX_DATAERR, CommandError, CommandTimeout, RelionQsubError, TransientError
@@ -29,6 +34,9 @@ from .prepare import Prepared, prepare, write_output
 from .profile import Site
 from .relion import jobdir as jobdir_mod
 from .relion import runs
+
+if TYPE_CHECKING:
+    from .slurm.client import QueuedJob
 
 
 def new_token() -> str:
@@ -46,8 +54,8 @@ def comment_with_token(user_comment: str | None, token: str) -> str:
 HOLD = "--begin=now+365days"
 
 
-def sbatch_argv(site: Site, prepared: Prepared, token: str) -> list[str]:
-    """sbatch --begin=now+365days [--no-requeue] [user's extra options] --comment=TOKEN SCRIPT.
+def sbatch_argv(site: Site, prepared: Prepared, token: str, held: bool = True) -> list[str]:
+    """sbatch [--begin=now+365days] [--no-requeue] [user's extra options] --comment=TOKEN SCRIPT.
 
     The far begin time: a request whose answer is lost (controller outage) can only create a job that does not start
     until relion-qsub releases it; so a job relion-qsub gave up on (and told RELION it failed) never runs later.
@@ -56,9 +64,11 @@ def sbatch_argv(site: Site, prepared: Prepared, token: str) -> list[str]:
     The command line wins over the script's directives and, for a repeated option, the last one wins: the tagged
     ``--comment`` goes last and carries the user's own comment (from the command line or the script) along. A
     script's ``--begin`` is applied on release; one on relion-qsub's command line replaces the hold.
+    ``held`` False (the first request of a guarded RELION job, see ``submit``): no hold, so no release either.
     """
     tag = f"--comment={comment_with_token(prepared.option('comment'), token)}"
-    policy = [HOLD] if site.submit.requeue else [HOLD, "--no-requeue"]
+    policy = [HOLD] if held else []
+    policy += [] if site.submit.requeue else ["--no-requeue"]
     return [site.submit.sbatch, *policy, *prepared.cli_args, tag, str(prepared.output)]
 
 
@@ -94,18 +104,34 @@ def parse_job_id(stdout: str) -> str | None:
     return client.submitted_job_id(stdout)
 
 
-def find_by_token(site: Site, token: str, runner: Callable[..., proc.Result] = proc.run) -> str | None:
-    """The id of the (first) job carrying ``token``, or None if squeue says there is none. Raises if squeue fails."""
-    found = jobs_with_token(site, token, runner)
+def find_by_token(
+    site: Site, token: str, runner: Callable[..., proc.Result] = proc.run, held_only: bool = False
+) -> str | None:
+    """The id of the (first) job carrying ``token``, or None if squeue says there is none. Raises if squeue fails.
+    ``held_only``: only a job that cannot start yet counts (after ``void``, any other is the void first request's)."""
+    found = jobs_with_token(site, token, runner, held_only)
     return found[0] if found else None
 
 
-def jobs_with_token(site: Site, token: str, runner: Callable[..., proc.Result] = proc.run) -> list[str]:
+def jobs_with_token(
+    site: Site, token: str, runner: Callable[..., proc.Result] = proc.run, held_only: bool = False
+) -> list[str]:
     """The ids of every job carrying ``token``, oldest first. Raises TransientError if squeue fails."""
+    return [job.job_id for job in _queued(site, token, runner) if not held_only or _held(job)]
+
+
+def _queued(site: Site, token: str, runner: Callable[..., proc.Result]) -> list[QueuedJob]:
     from .slurm import client
 
-    found = client.jobs_with_token(token, runner, site.submit.squeue, site.submit.timeout)
-    return [job.job_id for job in found]
+    return client.jobs_with_token(token, runner, site.submit.squeue, site.submit.timeout)
+
+
+def _held(job: QueuedJob) -> bool:
+    """Whether the job cannot start before relion-qsub (or the user) releases it: PENDING for its begin time (the
+    hold) or held by the user (``--hold``)."""
+    from .slurm import states
+
+    return job.state == states.PENDING and job.reason in states.HELD
 
 
 def _answer(job_id: str) -> str:
@@ -136,6 +162,8 @@ class Submission:
     watcher: str | None = None  # the end-watcher's job id (watch.py)
     released: bool = False
     unwatched: str | None = None  # Slurm refused the watcher: what will not be reported (record.Record.unwatched)
+    held: bool = True  # the job went in held (the release starts it); False: the un-held first request's job
+    voided: bool = False  # the first request was un-held and its answer lost: the kept-job file says which job runs
 
     def entry(self) -> dict[str, object]:
         """Its line in the record (relion-qsub.jsonl), beside the script's."""
@@ -148,6 +176,7 @@ class Submission:
             "watcher": self.watcher,
             "released": self.released,
             **({"unwatched": self.unwatched} if self.unwatched else {}),
+            "held": self.held,
         }
 
 
@@ -157,7 +186,7 @@ def _backoff(site: Site, attempt: int) -> float:
 
 
 def lookup_patiently(
-    site: Site, token: str, runner: Callable[..., proc.Result], sleep: Callable[[float], None], why: str
+    site: Site, sub: Submission, runner: Callable[..., proc.Result], sleep: Callable[[float], None], why: str
 ) -> str | None:
     """Whether a job carries ``token``: squeue's answer, asked again (with backoff) while squeue itself fails.
 
@@ -168,7 +197,7 @@ def lookup_patiently(
     error: CommandError | None = None
     for attempt in range(1, site.submit.attempts + 1):
         try:
-            return find_by_token(site, token, runner)
+            return find_by_token(site, sub.token, runner, held_only=sub.voided)
         except CommandError as exc:
             error = exc
             if attempt < site.submit.attempts:
@@ -177,7 +206,7 @@ def lookup_patiently(
 
     raise TransientError(
         f"sbatch failed ({why}) and squeue could not say whether the job exists ({error}); look for comment "
-        f"{token} in `{client.COMMENTS_BY_HAND}` before submitting again"
+        f"{sub.token} in `{client.COMMENTS_BY_HAND}` before submitting again"
     ) from error
 
 
@@ -189,12 +218,29 @@ def submit(
     sleep: Callable[[float], None] = time.sleep,
     token: str | None = None,
 ) -> Submission:
-    """Run sbatch, retrying only listed transient failures, never creating a second job."""
+    """Run sbatch, retrying only listed transient failures, never letting a second job run.
+
+    The first request of a RELION job whose script runs the guard for ``token`` (``prepared.guard``) goes in
+    un-held. Once its answer is lost and squeue shows no job of it, it is voided (``void``) before anything else is
+    sent or relion-qsub gives up: retries go in held, and only a held job is kept after that."""
     token = token or new_token()
-    sub = Submission(sbatch_argv(site, prepared, token), token)
-    transient = site.submit.transient
+    unheld = prepared.guard is not None and prepared.guard == token
+    sub = Submission(sbatch_argv(site, prepared, token, held=not unheld), token, held=not unheld)
+    try:
+        return _attempts(site, prepared, sub, runner, sleep)
+    except TransientError:
+        if not sub.held:  # giving up on an un-held request whose answer was lost: a job it creates must not run
+            void(site, prepared, sub)
+        raise
+
+
+def _attempts(
+    site: Site, prepared: Prepared, sub: Submission, runner: Callable[..., proc.Result], sleep: Callable[[float], None]
+) -> Submission:
     why = ""
     for attempt in range(1, site.submit.attempts + 1):
+        if attempt > 1 and not sub.held:
+            void(site, prepared, sub)  # before the retry: the un-held request's job, if it still comes, never runs
         try:
             result = runner(sub.argv, timeout=site.submit.timeout)
         except CommandTimeout as exc:
@@ -205,27 +251,27 @@ def submit(
             if result.returncode == 0:
                 sub.job_id = parse_job_id(result.stdout)
                 sub.attempts.append({"attempt": attempt, "returncode": 0, "job_id": sub.job_id})
-                return sub if attempt == 1 else _keep_one(site, sub, runner, sleep)
+                return sub if attempt == 1 else _keep_one(site, prepared, sub, runner, sleep)
             why = _last_line(result.stderr)
             sub.attempts.append({"attempt": attempt, "returncode": result.returncode, "error": why})
-            if not any(pattern in result.stderr for pattern in transient):
+            if not any(pattern in result.stderr for pattern in site.submit.transient):
                 raise CommandError(f"sbatch refused the job: {why}", returncode=result.returncode, stderr=result.stderr)
         # A listed transient failure: the job may exist although sbatch did not say so (sbatch does not retry
         # "Socket timed out on send/recv operation" itself). Ask squeue before anything else, also after the last try.
         sleep(_backoff(site, attempt))
-        found = lookup_patiently(site, token, runner, sleep, why)
+        found = lookup_patiently(site, sub, runner, sleep, why)
         if found is None:
             # A controller that was stalled answers squeue while it may still be creating the job from sbatch's
             # lost request (seen on the testbed: squeue said "none" and the job appeared a moment later). Only two
             # answers "none", `settle` seconds apart, make a retry safe enough; `_keep_one` mops up the rest.
             sleep(site.submit.settle)
-            found = lookup_patiently(site, token, runner, sleep, why)
+            found = lookup_patiently(site, sub, runner, sleep, why)
         if found is not None:
             sub.job_id, sub.returncode = found, 0
             sub.stdout = _answer(found)
             sub.stderr += f"relion-qsub: sbatch's answer was lost ({why}); the job was found by its token: {found}\n"
             sub.attempts.append({"attempt": attempt, "found_by_token": found})
-            return _keep_one(site, sub, runner, sleep)
+            return _keep_one(site, prepared, sub, runner, sleep)
     raise TransientError(
         f"sbatch failed {site.submit.attempts} times, last: {why}; squeue confirms no job was created, so submitting "
         "again later is safe",
@@ -234,28 +280,67 @@ def submit(
     )
 
 
+def kept_path(prepared: Prepared, token: str) -> Path | None:
+    """The submission's kept-job file (jobdir.kept_name), for a guarded RELION job; None otherwise."""
+    if prepared.jobdir is None or prepared.guard != token:
+        return None
+    return prepared.jobdir / jobdir_mod.kept_name(token)
+
+
+def void(site: Site, prepared: Prepared, sub: Submission, job_id: str = "") -> None:
+    """Write the kept-job file: ``job_id`` does the submission's work, or (empty) no job does. From then on the
+    un-held first request's job, whenever the controller creates it, ends in its guard without running anything;
+    so later requests go in held and a job is started only after the file names it. Raises TransientError when the
+    file cannot be written: a retry could then make two jobs that run (doctor finds them by the token)."""
+    from .fsio import atomic_write
+
+    path = kept_path(prepared, sub.token)
+    if path is None:
+        return
+    try:
+        atomic_write(path, job_id)
+    except OSError as exc:
+        raise TransientError(
+            f"sbatch's answer was lost and relion-qsub cannot write {path} ({exc.strerror}), which keeps a job the "
+            f"lost request may still create from running; scancel any job with comment {sub.token}"
+        ) from exc
+    sub.voided, sub.held = True, True
+    sub.argv = sbatch_argv(site, prepared, sub.token, held=True)
+    sub.attempts.append({"kept_file": path.name, "kept": job_id or None})
+
+
 def _keep_one(
-    site: Site, sub: Submission, runner: Callable[..., proc.Result], sleep: Callable[[float], None]
+    site: Site,
+    prepared: Prepared,
+    sub: Submission,
+    runner: Callable[..., proc.Result],
+    sleep: Callable[[float], None],
 ) -> Submission:
     """After a retry, make sure one job carries the token: cancel any later twin (keeping the oldest).
 
     The last line of defence of exactly-once: if the first, timed-out request still created a job after squeue
-    said it had not, both exist now; the twin is cancelled before it can run for long, and the log says so.
-    """
+    said it had not, both exist now; the twin is cancelled before it can run for long, and the log says so. After
+    ``void`` only a held job is kept (any other is the void request's, which ends in its guard), and the kept-job
+    file names it before its release."""
     sleep(site.submit.settle)
     try:
-        ids = jobs_with_token(site, sub.token, runner)
+        found = _queued(site, sub.token, runner)
     except CommandError as exc:
         sub.attempts.append({"twin_check": f"squeue failed: {exc}"})
-        return sub
-    if len(ids) > 1:
-        keep, extra = ids[0], ids[1:]
+        found = []
+    ids = [job.job_id for job in found]
+    keepable = [job.job_id for job in found if _held(job)] if sub.voided else ids
+    kept = (keepable or [sub.job_id or ""])[0]
+    if sub.voided:
+        void(site, prepared, sub, kept)
+    extra = [job for job in ids if job != kept]
+    if extra:
         runner([site.submit.scancel, *extra], timeout=site.submit.timeout)
-        sub.attempts.append({"cancelled_twins": extra, "kept": keep})
-        sub.job_id = keep
-        sub.stdout = _answer(keep)
-        sub.stderr += f"relion-qsub: warning: the controller created {len(ids)} jobs for one submission; kept {keep}, "
+        sub.attempts.append({"cancelled_twins": extra, "kept": kept})
+        sub.stderr += f"relion-qsub: warning: the controller created {len(ids)} jobs for one submission; kept {kept}, "
         sub.stderr += f"cancelled {', '.join(extra)}\n"
+    if kept != sub.job_id:
+        sub.job_id, sub.stdout = kept, _answer(kept)
     return sub
 
 
@@ -299,18 +384,24 @@ def start(
     runner: Callable[..., proc.Result] = proc.run,
     sleep: Callable[[float], None] = time.sleep,
 ) -> None:
-    """After sbatch: submit the end-watcher beside a RELION job, then release the held job (a user's own --hold
-    stays: it is a separate hold). The watcher goes first, so it exists before the job can end. Raises
-    TransientError when the job could not be released: it stays held and never runs."""
+    """After sbatch: submit the end-watcher beside a RELION job, then release a held job (a user's own --hold
+    stays: it is a separate hold). The watcher goes first, so it exists before a held job can end. Raises
+    TransientError when the job could not be released: it stays held and never runs.
+
+    An un-held job (the happy path of a guarded RELION job) may start, even end, before its watcher exists: that
+    costs nothing. afternotok on a job that already failed is satisfied at once (the watcher runs), on one that
+    completed it can never be (``--kill-on-invalid-dep`` cancels the watcher), both measured on the testbed; only a
+    job the controller has forgotten (MinJobAge after its end) makes sbatch refuse the watcher, which is a warning."""
     if sub.job_id is None:
         return
     if prepared.jobdir is not None:
         cancel_previous_watcher(site, prepared.jobdir, sub, runner)
     if prepared.jobdir is not None and site.submit.watch:
         sub.watcher = submit_watcher(site, prepared, sub, runner)
-    tries = release(site, sub.job_id, prepared.option("begin"), runner, sleep)  # a --hold stays held
-    sub.attempts.append({"released": sub.job_id, "release_attempts": tries})
-    sub.released = True
+    if sub.held:
+        tries = release(site, sub.job_id, prepared.option("begin"), runner, sleep)  # a --hold stays held
+        sub.attempts.append({"released": sub.job_id, "release_attempts": tries})
+        sub.released = True
 
 
 def cancel_previous_watcher(
@@ -392,7 +483,7 @@ def mark_failed(jobdir: Path, reason: str, lead: str = "job not submitted") -> b
 class Status(enum.Enum):
     """How a submission ended."""
 
-    SUBMITTED = "submitted"  # sbatch took the job and it was released
+    SUBMITTED = "submitted"  # sbatch took the job (and it was released, if it went in held)
     REFUSED = "refused"  # the script has errors no rule repairs: nothing was submitted
     FAILED = "failed"  # a step failed before a job existed: the profile, the script, writing it, sbatch itself
     NOT_RELEASED = "not released"  # the job exists but stays held for good: it never runs
@@ -438,9 +529,10 @@ def run(
     """
     from .profile import load
 
+    token = new_token()
     try:
         site = load(site_name)  # a bad profile: no record, no job dir touched (there is no site to judge by)
-        prepared = _prepare_or_mark(source, cli_args, site)
+        prepared = _prepare_or_mark(source, cli_args, site, token)
     except RelionQsubError as exc:
         return _failure(exc)
     hooks.report(prepared)
@@ -451,7 +543,6 @@ def run(
     except RelionQsubError as exc:
         failed(prepared, str(exc))
         return _failure(exc)
-    token = new_token()
     try:
         submission = submit(site, prepared, runner=runner, sleep=sleep, token=token)
     except CommandError as exc:
@@ -471,10 +562,10 @@ def _failure(exc: RelionQsubError, exit_code: int | None = None) -> Outcome:
     return Outcome(Status.FAILED, exit_code or exc.exit_code, f"error: {exc}", exc)
 
 
-def _prepare_or_mark(source: Path, cli_args: Sequence[str], site: Site) -> Prepared:
+def _prepare_or_mark(source: Path, cli_args: Sequence[str], site: Site, token: str) -> Prepared:
     """``prepare``; when the script cannot be read or the command line is wrong, the job dir is told and it raises."""
     try:
-        return prepare(source, cli_args, site)
+        return prepare(source, cli_args, site, token)
     except RelionQsubError as exc:
         jobdir = jobdir_mod.of_script(source)
         if jobdir is not None and jobdir.is_dir():
@@ -515,12 +606,19 @@ def _sbatch_failed(prepared: Prepared, exc: CommandError, token: str, hooks: Hoo
     if exc.stderr:
         hooks.said(exc.stderr if exc.stderr.endswith("\n") else exc.stderr + "\n")
     reason = str(exc) + _warned(prepared)
-    if isinstance(exc, TransientError):
+    kept = kept_path(prepared, token)
+    if isinstance(exc, TransientError) and kept is not None and kept.exists():
+        # The first request went out un-held, then `void` wrote the kept-job file naming no job: a job the
+        # controller still creates from a lost request ends in its guard without running anything. So "failed"
+        # stays true.
+        reason += f"; a job a lost request still creates ends at once without running anything ({kept.name} "
+        reason += f"names no job; token {token})"
+    elif isinstance(exc, TransientError) and kept is None:
         # Every request went out held (HOLD): one the controller still processes later creates a held job, which
         # never runs (doctor finds it by the token and --fix cancels it). So "failed" stays true.
         reason += "; a job a lost request still creates stays held and never runs: relion-qsub doctor --fix "
         reason += f"cancels it (token {token})"
-    failed(prepared, reason, token=token, held=True)
+    failed(prepared, reason, token=token, held=kept is None)
     return _failure(exc, exc.returncode)
 
 

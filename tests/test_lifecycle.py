@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -214,15 +215,21 @@ def test_the_trap_leaves_the_programs_own_report_alone(job: Path) -> None:
     assert sorted(x.name for x in job.iterdir()) == ["RELION_JOB_EXIT_SUCCESS", "run_submit.script"]
 
 
+# zsh where installed (Debian: apt-get install zsh): with its default NOMATCH a glob that matches nothing ended the
+# whole script, so the trap never ran (jobend._ZSH_NULLGLOB).
+SHELLS = [shell for shell in ("bash", "dash", "zsh") if shutil.which(shell)]
+
+
+@pytest.mark.parametrize("shell", SHELLS)
 @pytest.mark.parametrize("reported", [True, False])
 def test_the_trap_starts_no_python_when_the_program_reported(
-    job: Path, monkeypatch: pytest.MonkeyPatch, reported: bool
+    job: Path, monkeypatch: pytest.MonkeyPatch, reported: bool, shell: str
 ) -> None:
     monkeypatch.setattr(jobend, "command", lambda job_dir: ["/nonexistent/python"])
     if reported:
         (job / jobdir.EXIT_SUCCESS).touch()
-    lines = jobend.preamble(job, None, watched=True)
-    result = subprocess.run(["bash", "-c", "\n".join([*lines, "exit 4"])], capture_output=True, text=True)
+    lines = jobend.preamble(job, None, watched=True, token="relion-qsub:abc")
+    result = subprocess.run([shell, "-c", "\n".join([*lines, "exit 4"])], capture_output=True, text=True)
     assert result.returncode == 4
     assert ("/nonexistent/python" in result.stderr) is not reported, result.stderr
 

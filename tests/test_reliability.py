@@ -83,7 +83,7 @@ def test_full_disk_before_submitting_is_74_and_relion_is_told(
 def test_full_disk_after_submitting_keeps_the_job_id(
     small_disk: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], fp: FakeProcess
 ) -> None:
-    fp.register(["sbatch", "--begin=now+365days", fp.any()], stdout="Submitted batch job 77\n")
+    fp.register(["sbatch", "--no-requeue", fp.any()], stdout="Submitted batch job 77\n")  # un-held: guarded
     fp.register(["sbatch", "--parsable", fp.any()], stdout="78\n")
     fp.register(["scontrol", "update", "JobId=77", "StartTime=now"])
     fill(small_disk.parent.parent, keep_pages=1)  # room for the normalised script, none for the record
@@ -122,7 +122,7 @@ def test_a_job_that_cannot_be_released_is_held_for_good_and_marked(
 ) -> None:
     job = tmp_path / "Class2D" / "job007"
     job.mkdir(parents=True)
-    (job / "run_submit.script").write_text(SCRIPT)
+    (job / "run_submit.script").write_text(SCRIPT.replace("/bin/bash", "/bin/csh"))  # no guard in csh: held
     fp.register(["sbatch", "--begin=now+365days", fp.any()], stdout="Submitted batch job 80\n")
     fp.register(["sbatch", "--parsable", fp.any()], stdout="81\n")
     unreachable = "scontrol: error: Unable to contact slurm controller (connect failure)\n"
@@ -145,7 +145,7 @@ def test_watcher_submission_failure_is_a_warning_and_the_job_still_runs(
     job = tmp_path / "Class2D" / "job007"
     job.mkdir(parents=True)
     (job / "run_submit.script").write_text(SCRIPT)
-    fp.register(["sbatch", "--begin=now+365days", fp.any()], stdout="Submitted batch job 82\n")
+    fp.register(["sbatch", "--no-requeue", fp.any()], stdout="Submitted batch job 82\n")
     fp.register(["sbatch", "--parsable", fp.any()], stderr="sbatch: error: QOSMaxSubmitJobPerUserLimit\n", returncode=1)
     fp.register(["scontrol", "update", "JobId=82", "StartTime=now"])
     monkeypatch.chdir(tmp_path)
@@ -155,7 +155,7 @@ def test_watcher_submission_failure_is_a_warning_and_the_job_still_runs(
     assert said in err and "before it runs" not in err  # the old wording, which the job's own trap made untrue
     assert "RELION will not be told and shows it Running: check with `relion-qsub doctor`" in err
     entry = json.loads((job / "relion-qsub.jsonl").read_text())
-    assert entry["released"] is True and "watcher" not in entry
+    assert entry["job_id"] == "82" and entry["held"] is False and "watcher" not in entry  # un-held: runs unreleased
     # The record and the job's note (printed by the job into run.out and run.err) carry the same warning.
     note = (job / "relion-qsub-unwatched.82").read_text()
     assert note.rstrip("\n") == entry["unwatched"] and said in note and note in err

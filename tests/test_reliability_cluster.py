@@ -110,11 +110,12 @@ def test_success_leaves_no_watcher_and_no_failure(tmp_path: Path) -> None:
     assert (job / SUCCESS).exists() and not (job / FAILURE).exists()
     assert f"relion-qsub: this is Slurm job {entry['job_id']}\n" in (job / "run.out").read_text()
     argv = entry["sbatch_argv"]
+    # un-held (the script runs the guard), so no release: two controller calls, the job's and the watcher's
     assert (
         isinstance(argv, list)
-        and "--begin=now+365days" in argv
+        and "--begin=now+365days" not in argv
         and "--no-requeue" in argv
-        and entry["released"] is True
+        and (entry["held"], entry["released"]) == (False, False)
     )
 
 
@@ -225,8 +226,9 @@ def controller_pid() -> int:
 
 
 def test_controller_outage_beyond_the_retry_budget_leaves_no_ghost(tmp_path: Path) -> None:
-    """sbatch's request is lost in a stalled controller; relion-qsub gives up and says FAILURE; when the controller
-    resumes it creates the job from the lost request: held, so it never runs; doctor finds it by its token."""
+    """sbatch's un-held request is lost in a stalled controller; relion-qsub gives up, voids it (the kept-job file
+    names no job) and says FAILURE; when the controller resumes it creates the job from the lost request, which
+    starts and ends in its guard: the program (here: writing SUCCESS) never runs, run.err says why."""
     job = job_dir(tmp_path, f": > {tmp_path}/Class2D/job001/{SUCCESS}")
     profile = tmp_path / "fast.toml"
     testbed = (ROOT / "relion_qsub" / "profiles" / "testbed.toml").read_text()
@@ -237,29 +239,24 @@ def test_controller_outage_beyond_the_retry_budget_leaves_no_ghost(tmp_path: Pat
     os.kill(pid, signal.SIGSTOP)
     try:
         proc = qsub(tmp_path, site_env=env(RELION_QSUB_SITE=str(profile)))
+        line = failure_line_now(job)  # before the controller resumes: the ghost's start truncates run.err
     finally:
         os.kill(pid, signal.SIGCONT)
     assert proc.returncode != 0 and proc.stdout == "", proc
-    line = failure_line_now(job)
     entry = json.loads((job / "relion-qsub.jsonl").read_text().splitlines()[-1])
-    assert entry["submitted"] is False and entry["held"] is True and entry["token"] in line
+    assert entry["submitted"] is False and entry["held"] is False and entry["token"] in line
+    (kept,) = job.glob("relion-qsub.kept.*")
+    assert kept.read_text() == "" and f"({kept.name} names no job; token {entry['token']})" in line, line
     token = str(entry["token"])
     ghosts: list[list[str]] = []
     wait_until("the lost request creates its job", lambda: bool(ghosts.extend(_with_token(token)) or ghosts), 30)
-    (ghost,) = {tuple(row) for row in ghosts}
-    assert ghost[1] == "PENDING" and ghost[2] == "BeginTime", ghost
-    time.sleep(2)
-    assert _with_token(token) == [list(ghost)]  # still held: it never runs
-    doctor = subprocess.run(
-        [QSUB, "doctor", str(tmp_path), "--job", "Class2D/job001", "--no-images", "--fix"],
-        env=env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert f"held job {ghost[0]} carries the token" in doctor.stdout, doctor.stdout
-    wait_until("the ghost is cancelled", lambda: state(ghost[0]).startswith("CANCELLED"), timeout=30)
-    assert not (job / SUCCESS).exists()
+    ghost = ghosts[0][0]
+    assert {row[0] for row in ghosts} == {ghost}, ghosts  # one request, one job
+    assert wait_for_job(ghost, timeout=60)["JobState"] == "COMPLETED"  # un-held: it started, and its guard ended it
+    said = (job / "run.err").read_text()
+    assert f"relion-qsub: Slurm job {ghost} comes from a request whose answer was lost; relion-qsub kept no job" in said
+    assert not (job / SUCCESS).exists()  # the program never ran
+    assert (job / FAILURE).exists()
 
 
 def failure_line_now(job: Path) -> str:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 from pytest_subprocess import FakeProcess
 
+from relion_qsub import jobend, profile
 from relion_qsub import prepare as prep
-from relion_qsub import profile
 from relion_qsub import submit as sub
 from relion_qsub.checks.registry import ALL_POLICY
 from relion_qsub.cli import qsub_main
@@ -201,15 +202,18 @@ def test_cli_script_with_errors_is_not_submitted(
 def test_cli_success_logs_job_id(
     fp: FakeProcess, jobdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    fp.register(["sbatch", "--begin=now+365days", fp.any()], stdout="Submitted batch job 99\n")
+    """The happy path of a RELION job: two controller calls, the job's sbatch (un-held: its script runs the guard)
+    and the end-watcher's; no release."""
+    fp.register(["sbatch", "--no-requeue", fp.any()], stdout="Submitted batch job 99\n")
     fp.register(["sbatch", "--parsable", "--dependency=afternotok:99", fp.any()], stdout="100\n")
-    fp.register(["scontrol", "update", "JobId=99", "StartTime=now"])
     monkeypatch.chdir(jobdir.parent.parent)
     assert qsub_main(["--site", "testbed", "Class2D/job007/run_submit.script"]) == 0
     assert capsys.readouterr().out == "Submitted batch job 99\n"
+    assert len(fp.calls) == 2 and not any(call[0] == "scontrol" for call in fp.calls)
     entry = json.loads((jobdir / jobdir_mod.RECORD).read_text())
     assert entry["job_id"] == "99" and entry["normalised"].endswith("run_submit.slurm")
-    assert (entry["watcher"], entry["released"]) == ("100", True)
+    assert (entry["watcher"], entry["released"], entry["held"]) == ("100", False, False)
+    assert jobend.GUARD_VAR in (jobdir / "run_submit.slurm").read_text()
     assert entry["sbatch_argv"][-1].endswith("run_submit.slurm")
     assert not (jobdir / "RELION_JOB_EXIT_FAILURE").exists()
 
@@ -251,6 +255,7 @@ def test_run_returns_typed_outcomes(fp: FakeProcess, jobdir: Path, monkeypatch: 
     """`submit.run` owns the sequence; each branch says what happened in its Outcome (cli only prints it)."""
     monkeypatch.chdir(jobdir.parent.parent)
     script = Path("Class2D/job007/run_submit.script")
+    script.write_text(SCRIPT.replace("/bin/bash", "/bin/csh"))  # no guard in csh: held, then released
     fp.register(["sbatch", "--begin=now+365days", fp.any()], stdout="Submitted batch job 99\n")
     fp.register(["sbatch", "--parsable", "--dependency=afternotok:99", fp.any()], stdout="100\n")
     fp.register(
@@ -272,3 +277,122 @@ def test_run_returns_typed_outcomes(fp: FakeProcess, jobdir: Path, monkeypatch: 
     assert refused.message == "not submitted; fix the errors above and run the job again"
     missing = sub.run(Path("Class2D/job007/nothing.script"), [], "testbed")
     assert (missing.status, missing.exit_code) == (sub.Status.FAILED, 66) and "no such file" in missing.message
+
+
+# ---- a guarded RELION job: the first request un-held, voided once its answer is lost (jobend.guard) --------------
+
+LOST = "sbatch: error: Socket timed out on send/recv operation\n"
+
+
+def guarded(jobdir: Path) -> prep.Prepared:
+    p = prep.prepare(jobdir / "run_submit.script", [], SITE, token=TOKEN)
+    prep.write_output(p)
+    assert p.guard == TOKEN
+    return p
+
+
+def unheld_cmd(p: prep.Prepared) -> list[str]:
+    return ["sbatch", "--no-requeue", f"--comment={TOKEN}", str(p.output)]
+
+
+def kept_file(jobdir: Path) -> Path:
+    return jobdir / jobdir_mod.kept_name(TOKEN)
+
+
+def test_guarded_first_request_goes_in_unheld_and_needs_no_release(fp: FakeProcess, jobdir: Path) -> None:
+    p = guarded(jobdir)
+    fp.register(unheld_cmd(p), stdout="Submitted batch job 42\n")
+    s = sub.submit(SITE, p, token=TOKEN, sleep=lambda _: None)
+    assert (s.job_id, s.held, s.voided) == ("42", False, False) and len(fp.calls) == 1
+    assert not kept_file(jobdir).exists()  # the happy path writes nothing beside the job
+
+
+def test_guarded_lost_answer_found_by_token_is_kept_unheld(fp: FakeProcess, jobdir: Path) -> None:
+    p = guarded(jobdir)
+    fp.register(unheld_cmd(p), stderr=LOST, returncode=1)
+    fp.register(SQUEUE, stdout=f"44|RUNNING|None|{TOKEN}\n", occurrences=2)
+    s = sub.submit(SITE, p, token=TOKEN, sleep=lambda _: None)
+    assert (s.job_id, s.held, s.voided) == ("44", False, False) and not kept_file(jobdir).exists()
+    assert fp.call_count(["sbatch", fp.any()]) == 1
+
+
+def test_guarded_retry_is_held_after_the_first_request_is_voided(fp: FakeProcess, jobdir: Path) -> None:
+    """No job after the lost answer: the kept-job file (naming no job) is written BEFORE the held retry; the
+    first request's late job (RUNNING: its guard ends it) is never kept, the held retry is, and the file names it."""
+    p = guarded(jobdir)
+    seen: list[str] = []
+    fp.register(unheld_cmd(p), stderr=LOST, returncode=1)
+    fp.register(SQUEUE, stdout="", occurrences=2)
+    fp.register(
+        sbatch_cmd(p), stdout="Submitted batch job 48\n", callback=lambda _: seen.append(kept_file(jobdir).read_text())
+    )
+    fp.register(SQUEUE, stdout=f"47|RUNNING|None|{TOKEN}\n48|PENDING|BeginTime|{TOKEN}\n")
+    fp.register(["scancel", "47"])
+    s = sub.submit(SITE, p, token=TOKEN, sleep=lambda _: None)
+    assert seen == [""]  # void before the retry went out
+    assert (s.job_id, s.held, s.voided, s.stdout) == ("48", True, True, "Submitted batch job 48\n")
+    assert kept_file(jobdir).read_text() == "48" and fp.call_count(["scancel", "47"]) == 1
+
+
+def test_guarded_voided_request_found_alone_is_not_kept(fp: FakeProcess, jobdir: Path) -> None:
+    """After voiding, a job squeue finds that could start (the un-held first request's) is not the submission's:
+    the held retry's answer is lost too, squeue finds only the un-held one, so relion-qsub tries again."""
+    p = guarded(jobdir)
+    fp.register(unheld_cmd(p), stderr=LOST, returncode=1)
+    fp.register(SQUEUE, stdout="", occurrences=2)
+    fp.register(sbatch_cmd(p), stderr=LOST, returncode=1)
+    fp.register(SQUEUE, stdout=f"47|PENDING|Priority|{TOKEN}\n", occurrences=2)
+    fp.register(sbatch_cmd(p), stdout="Submitted batch job 49\n")
+    fp.register(SQUEUE, stdout=f"47|PENDING|Priority|{TOKEN}\n49|PENDING|BeginTime|{TOKEN}\n")
+    fp.register(["scancel", "47"])
+    s = sub.submit(SITE, p, token=TOKEN, sleep=lambda _: None)
+    assert (s.job_id, kept_file(jobdir).read_text()) == ("49", "49")
+    assert fp.call_count(sbatch_cmd(p)) == 2 and fp.call_count(["scancel", "47"]) == 1
+
+
+def test_guarded_giving_up_voids_the_first_request(
+    fp: FakeProcess, jobdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """squeue cannot say whether the lost request made a job: relion-qsub gives up, and the kept-job file (no job)
+    makes that job, if the controller still creates it, end in its guard; RELION is told it failed, truthfully."""
+    monkeypatch.chdir(jobdir.parent.parent)
+    fp.register(["sbatch", "--no-requeue", fp.any()], stderr=LOST, returncode=1)
+    fp.register(SQUEUE, stderr="squeue: error: Unable to contact slurm controller\n", returncode=1, occurrences=9)
+    out = sub.run(Path("Class2D/job007/run_submit.script"), [], "testbed", sleep=lambda _: None)
+    assert out.status == sub.Status.FAILED and fp.call_count(["sbatch", fp.any()]) == 1
+    (kept,) = jobdir.glob(jobdir_mod.KEPT_PREFIX + "*")  # run() made the token
+    assert kept.read_text() == ""
+    line = (jobdir / "run.err").read_text()
+    assert f"ends at once without running anything ({kept.name} names no job; token" in line, line
+    assert (jobdir / jobdir_mod.EXIT_FAILURE).exists()
+    assert json.loads((jobdir / jobdir_mod.RECORD).read_text())["held"] is False
+
+
+def test_guarded_retry_is_not_sent_when_the_kept_file_cannot_be_written(fp: FakeProcess, jobdir: Path) -> None:
+    p = guarded(jobdir)
+    fp.register(unheld_cmd(p), stderr=LOST, returncode=1)
+    fp.register(SQUEUE, stdout="", occurrences=2)
+    kept_file(jobdir).mkdir()  # rename(2) of the temporary over a directory fails
+    with pytest.raises(TransientError, match=f"cannot write .*{kept_file(jobdir).name}.*scancel any job"):
+        sub.submit(SITE, p, token=TOKEN, sleep=lambda _: None)
+    assert fp.call_count(["sbatch", fp.any()]) == 1
+
+
+@pytest.mark.parametrize("shell", [shell for shell in ("bash", "dash", "zsh") if shutil.which(shell)])
+@pytest.mark.parametrize(("kept", "runs"), [(None, True), ("", False), ("5", True), ("7", False)])
+def test_the_guard_runs_only_the_kept_job(tmp_path: Path, shell: str, kept: str | None, runs: bool) -> None:
+    """The guard in a real shell: no kept-job file (the happy path) or one naming this job: the script goes on;
+    one naming no job or another job: one run.err line, exit 0, nothing else runs (no EXIT trap is set yet)."""
+    job = tmp_path / "Class 2D" / "job007"
+    job.mkdir(parents=True)
+    if kept is not None:
+        (job / jobdir_mod.kept_name(TOKEN)).write_text(kept)
+    script = "\n".join([jobend.guard(job, TOKEN), "echo RAN"]) + "\n"
+    env = {"PATH": "/usr/bin:/bin", "SLURM_JOB_ID": "5"}
+    done = subprocess.run([shell, "-c", script], capture_output=True, text=True, env=env, check=False)
+    assert done.returncode == 0 and (done.stdout == "RAN\n") == runs, done
+    if not runs:
+        assert done.stderr == (
+            "relion-qsub: Slurm job 5 comes from a request whose answer was lost; relion-qsub kept "
+            f"{kept or 'no job'} for this submission, so it ends here without running anything\n"
+        )

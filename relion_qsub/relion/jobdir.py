@@ -33,6 +33,17 @@ RECORD = "relion-qsub.jsonl"  # relion-qsub's own: one JSON line per submission 
 # truncates both when the job starts, so only the job itself can put the warning where RELION's GUI shows it.
 UNWATCHED = "relion-qsub-unwatched"
 JOB_STAR = "job.star"  # RELION's own record of the job's settings (RelionJob::write; jobstar.py)
+# relion-qsub's own, only after sbatch's answer was lost (submit.py): which job of the submission with token
+# relion-qsub:HEX does the work, as ``KEPT_PREFIX + HEX`` holding that job's id, or nothing when none does. The job's
+# first lines (jobend.guard) read it: a job relion-qsub did not keep ends there without running anything.
+KEPT_PREFIX = "relion-qsub.kept."
+
+
+def kept_name(token: str) -> str:
+    """The kept-job file of the submission with ``token`` (``relion-qsub:HEX``)."""
+    return KEPT_PREFIX + token.rpartition(":")[2]
+
+
 # How a RELION program learns its job dir: prepareFinalCommand (src/pipeline_jobs.cpp, 5.0.1) appends
 # `--pipeline_control <jobdir>` to every command holding "relion_", and `--pipeline-control <jobdir>` (a dash) for the
 # Python programs it runs with do_dash_for_python (ModelAngelo, DynaMight: relion_python_modelangelo/dynamight).

@@ -43,7 +43,7 @@ class Record:
     watcher: str | None = None  # the end-watcher's job id
     released: bool | None = None
     error: str | None = None  # why it was not submitted (or not started)
-    held: bool | None = None  # a request that may still create a job went out held
+    held: bool | None = None  # the job went in held (then released); failed: every request that went out was held
     run: str | None = None  # which run of the job dir (runs.Stamp.encode): the script as RELION last wrote it
     # Slurm refused the end-watcher: the warning (also in the job's note, jobdir.UNWATCHED, printed into run.out and
     # run.err when it starts) saying which endings RELION will not be told of.
