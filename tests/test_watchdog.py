@@ -129,6 +129,17 @@ def _watch(child: subprocess.Popen[bytes], seconds: float, run_out: Path) -> tup
     return spoken, dog
 
 
+def test_a_meter_of_a_process_that_ended_says_unknown() -> None:
+    """The watched program may end between two samples: psutil's children() then raises NoSuchProcess (it looks the
+    process up again); the meter says "not seen" (None, never a stall) instead of killing the watchdog's thread."""
+    child = subprocess.Popen(["sleep", "30"])
+    meter = watchdog.cpu_meter(child.pid, in_step=False)
+    assert meter is not None and meter() is not None
+    child.kill()
+    child.wait()
+    assert meter() is None
+
+
 def test_a_blocked_process_tree_is_named_within_the_stall_time(tmp_path: Path) -> None:
     run_out = tmp_path / "run.out"
     run_out.write_text("started\n")

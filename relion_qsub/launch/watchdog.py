@@ -116,9 +116,13 @@ def cpu_meter(child_pid: int, in_step: bool) -> Callable[[], float | None] | Non
     except psutil.Error:
         return None
 
-    def tree(proc: psutil.Process, with_children: bool) -> float:
+    def tree(proc: psutil.Process, with_children: bool) -> float | None:
+        try:
+            family = [proc, *(proc.children(recursive=True) if with_children else [])]
+        except psutil.Error:  # it ended between two samples (children() looks the process up again): not seen
+            return None
         total = 0.0
-        for p in [proc, *(proc.children(recursive=True) if with_children else [])]:
+        for p in family:
             try:
                 t = p.cpu_times()
                 total += t.user + t.system
@@ -137,8 +141,8 @@ def cpu_meter(child_pid: int, in_step: bool) -> Callable[[], float | None] | Non
     me = psutil.Process()
 
     def job_work() -> float | None:
-        total = read_usage(usage)
-        return None if total is None else total - tree(me, False) - tree(child, True)
+        total, ours, child_tree = read_usage(usage), tree(me, False), tree(child, True)
+        return None if total is None or ours is None or child_tree is None else total - ours - child_tree
 
     return job_work
 
