@@ -75,8 +75,8 @@ format: install
 demo: deps install testbed-up
 	source <($(TESTBED) env) && PATH="$(CURDIR)/bin:$$PATH" demo/run
 
-bench: install
-	$(BIN)/python benchmarks/run.py
+bench: install testbed-up
+	source <($(TESTBED) env) && $(BIN)/python benchmarks/run.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -10,7 +10,6 @@ N times alternately; the medians are compared.
 
 from __future__ import annotations
 
-import os
 import statistics
 import subprocess
 import sys
@@ -18,6 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from installed import site_install
 from summary import figure
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,17 +30,6 @@ def timed(argv: list[str], env: dict[str, str]) -> float:
     start = time.perf_counter()
     subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, check=False)
     return time.perf_counter() - start
-
-
-def site_install(tmp: Path) -> Path:
-    """PREFIX/relion-qsub/<version>/ as `make site-install` makes it (the module install subcommand)."""
-    argv = [str(ROOT / "bin" / "relion-qsub"), "module", "install", "--site", SITE]
-    argv += ["--prefix", str(tmp / "prefix"), "--moduledir", str(tmp / "modules")]
-    env = {k: v for k, v in os.environ.items() if k != "RELION_QSUB_PYTHON"}
-    subprocess.run(argv, check=True, env=env, stdout=subprocess.DEVNULL)
-    # PREFIX/relion-qsub/ holds the version's tree and templates/ (shared by every version: RELION's Continue)
-    (dest,) = (p for p in (tmp / "prefix" / "relion-qsub").iterdir() if (p / "bin").is_dir())
-    return dest
 
 
 def measure(python: str, qsub: str, script: Path, env: dict[str, str], n: int) -> tuple[float, float]:
@@ -62,7 +51,7 @@ def main() -> int:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 60
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
-        dest = site_install(tmp)
+        dest = site_install(tmp, SITE)
         # What the modulefile sets (RELION_QSUB_SITE), a cache of the user's own (the parsed profile), nothing else.
         env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp), "XDG_CACHE_HOME": str(tmp / "cache")}
         env["RELION_QSUB_SITE"] = str(dest / "etc" / f"{SITE}.toml")

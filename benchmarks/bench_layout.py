@@ -8,7 +8,8 @@ Compared with the seed's add_extra_MPI_task.sh (sourced by bash, which runs `sco
 one line per rank to a mktemp file). scontrol needs a slurm.conf but not a running controller for `show
 hostnames`: the testbed's SLURM_CONF is used when set, else a throwaway minimal one.
 
-Targets (issue 5): faster than bash at 1,000 nodes; < 100 ms at 10,000 nodes.
+Targets (issue 5): faster than bash at 1,000 nodes; < 100 ms at 10,000 nodes. The process rows run the package as a
+site installs it (benchmarks/installed.py), not through the editable developer venv's import hook.
 Run: `.venv/bin/python benchmarks/bench_layout.py [N]` (N repetitions per row, default 15; medians shown).
 """
 
@@ -27,6 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from installed import site_install  # noqa: E402
 from summary import figure  # noqa: E402
 
 from relion_qsub.launch.layout import LayoutOptions, hostfile_text, plan_layout  # noqa: E402
@@ -109,10 +111,12 @@ def slurm_conf(tmp: Path) -> tuple[str, str]:
 
 def main() -> int:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 15
-    python = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv").exists() else sys.executable
     rows: list[tuple[str, str, float | None, str]] = []
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
+        # The process rows run relion-launch's package as a site runs it (benchmarks/installed.py).
+        installed = site_install(tmp, "testbed")
+        python = str(installed / "venv" / "bin" / "python")
         conf, conf_note = slurm_conf(tmp)
         have_scontrol = shutil.which("scontrol") is not None
         for nodes in (1_000, 10_000):
@@ -131,7 +135,7 @@ def main() -> int:
             hostfile = str(tmp / "hostfile")
 
             def python_process(proc_env: dict[str, str] = proc_env, hostfile: str = hostfile) -> None:
-                argv = [python, "-s", "-c", PYTHON_STEP, str(ROOT), hostfile]
+                argv = [python, "-s", "-c", PYTHON_STEP, str(installed), hostfile]
                 subprocess.run(argv, env=proc_env, check=True)
 
             rows.append((shape, "python process (start + layout + write)", median_ms(python_process, n), ""))

@@ -31,7 +31,7 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import hostlist
 
@@ -57,8 +57,7 @@ HOSTFILE_PLACEHOLDER = "<job-private dir>/hostfile"
 GPU_SOURCES = ("CUDA_VISIBLE_DEVICES", "SLURM_STEP_GPUS", "SLURM_JOB_GPUS")
 
 
-@dataclass(frozen=True)
-class LayoutOptions:
+class LayoutOptions(NamedTuple):
     mode: str = "auto"  # one of MODE_CHOICES
     ntasks: int | None = None  # -n given to relion-launch
     srun: str = "srun"
@@ -68,8 +67,7 @@ class LayoutOptions:
     mpirun: tuple[str, ...] = ("mpirun",)  # local mode only
 
 
-@dataclass(frozen=True)
-class Plan:
+class Plan(NamedTuple):
     mode: Mode
     ranks: int
     nodes: tuple[str, ...]
@@ -82,7 +80,7 @@ class Plan:
     env_unset: tuple[str, ...]
     argv: tuple[str, ...]
     reason: str
-    warnings: tuple[str, ...] = field(default=())
+    warnings: tuple[str, ...] = ()
     gpu_source: str = ""  # the variable the GPU ids came from (GPU_SOURCES, or SLURM_GPUS_ON_NODE as a count)
 
     def rank_nodes(self) -> tuple[str, ...] | None:
@@ -214,8 +212,7 @@ def _ntasks(env: Mapping[str, str]) -> int | None:
     return _int_var(env, _ntasks_name(env), "it is the job's --ntasks", limit=MAX_RANKS)
 
 
-@dataclass(frozen=True)
-class JobShape:
+class JobShape(NamedTuple):
     """What the batch step's environment says about the allocation."""
 
     nodes: tuple[str, ...]

@@ -19,8 +19,6 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, NamedTuple
 
-from .jobdir import JOB_STAR
-
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
     from pathlib import Path
@@ -269,6 +267,8 @@ def of_job_dir(jobdir: Path | None, environ: Mapping[str, str]) -> Boxes:
     """A job's boxes: from its job.star when RELION wrote one (the template it really filled, every box's value:
     RELION writes job.star before it runs the Queue submit command), else from RELION's environment
     (RELION_QSUB_TEMPLATE is only the GUI's starting default). job.star is imported only for a dir that has one."""
+    from .jobdir import JOB_STAR  # here: relion-launch's layout imports this module for MPINODES alone
+
     if jobdir is not None and (jobdir / JOB_STAR).is_file():
         from . import jobstar
 
