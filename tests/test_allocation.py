@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from relion_qsub import profile
-from relion_qsub.checks.allocation import commands, gpu_use, tasks
+from relion_qsub.checks.allocation import _launcher_over, commands, gpu_use, tasks
 from relion_qsub.checks.core import Change, Context
 from relion_qsub.checks.engine import parse_cli_options
 from relion_qsub.prepare import prepare
@@ -125,6 +125,8 @@ def test_threads_the_template_does_not_allocate(tmp_path: Path, monkeypatch: pyt
     )
     job.template = template.replace("#SBATCH -p", "#SBATCH --cpus-per-task=XXXthreadsXXX\n#SBATCH -p")
     assert job.findings(monkeypatch, "threads-cpus") == []  # the fix works
+    job.template = template.replace("#SBATCH -p", "#SBATCH --exclusive\n#SBATCH -p")
+    assert job.findings(monkeypatch, "threads-cpus") == []  # a whole node's CPUs: not judged (a valueless option)
 
 
 def test_threads_from_a_fixed_template_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -390,7 +392,10 @@ def test_a_fixed_partition_is_changed_in_the_template(tmp_path: Path, monkeypatc
         ("mpirun -np 4", True),
         ("mpirun -c 4", True),
         ("${RELION_STD_LAUNCHER} --mem-per-cpu=4g", False),
-        ("/usr/bin/mpiexec --np=4", True),
+        ("/usr/bin/mpiexec --n 4", True),
+        ("/usr/bin/mpiexec --np=4", False),  # mpirun 4.1.4: unknown option "--np=2"
+        ("srun --ntasks=4", True),
+        ("srun --mpi=pmix -n4", True),
     ],
 )
 def test_a_launcher_with_its_own_rank_count(launcher: str, counted: bool) -> None:
@@ -413,3 +418,75 @@ def test_a_value_typed_into_a_directives_box(tmp_path: Path, monkeypatch: pytest
     (found,) = job.findings(monkeypatch, "mpi-tasks")
     assert "(from the 'More options' box (RELION_QSUB_EXTRA2))" in found.message, found.message
     assert found.message.endswith("change --ntasks in the 'More options' box (RELION_QSUB_EXTRA2) to 4")
+
+
+# ---------------------------------------------------------------------------------------------- launcher rank counts
+
+LAUNCHED = HEAD + "#SBATCH --ntasks=1\n#SBATCH --cpus-per-task=XXXthreadsXXX\n" + OUT
+
+
+def test_srun_n_beyond_the_allocation_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """srun makes no step beyond the job's CPUs: test_launcher_over_count_fails_as_said runs it on the testbed."""
+    template = LAUNCHED + "srun -n XXXmpinodesXXX XXXcommandXXX\n"
+    star = job_star("class2d-3.1.3.job.star", qsubscript="site.sh", use_gpu="No", nr_threads="1")
+    job = Job(tmp_path, "Class2D/job001/", template, star, [refine("Class2D/job001/", 4)], 4, 1)
+    (found,) = job.findings(monkeypatch, "mpi-tasks")
+    assert found.action == "error", found
+    assert found.message == (
+        "RELION's 'Number of MPI procs' is 4, and srun -n 4 starts 4 processes of relion_refine_mpi but the job "
+        "allocates 1 task (from the template (site.sh, line 2)) x 1 CPU per task, so srun refuses the step ('More "
+        "processors requested than permitted'): change --ntasks in the template (site.sh, line 2) to XXXmpinodesXXX "
+        "(RELION then fills in 'Number of MPI procs')"
+    )
+    job.template = template.replace("--ntasks=1", "--ntasks=XXXmpinodesXXX")
+    assert job.findings(monkeypatch, "mpi-tasks") == []
+
+
+def test_mpirun_np_beyond_the_slots_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """OpenMPI's mpirun has one slot per task Slurm gives, whatever the CPUs per task (4 threads here)."""
+    template = LAUNCHED + "mpirun -np XXXmpinodesXXX XXXcommandXXX\n"
+    star = job_star("class2d-3.1.3.job.star", qsubscript="site.sh", use_gpu="No", nr_threads="4")
+    job = Job(tmp_path, "Class2D/job001/", template, star, [refine("Class2D/job001/", 4, " --j 4")], 4, 4)
+    (found,) = job.findings(monkeypatch, "mpi-tasks")
+    assert found.message == (
+        "RELION's 'Number of MPI procs' is 4, and mpirun -np 4 starts 4 processes of relion_refine_mpi but the job "
+        "allocates 1 task (from the template (site.sh, line 2)) = 1 slot for mpirun, so mpirun refuses to start them "
+        "('There are not enough slots available'): change --ntasks in the template (site.sh, line 2) to "
+        "XXXmpinodesXXX (RELION then fills in 'Number of MPI procs')"
+    )
+    job.template = template.replace("--ntasks=1", "--ntasks=XXXmpinodesXXX")
+    assert job.findings(monkeypatch, "mpi-tasks") == []
+
+
+def test_a_fixed_launcher_count_is_the_templates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The allocation is the box's and the launcher's count a fixed number: the fix is the launcher's."""
+    template = HEAD + "#SBATCH --ntasks=XXXmpinodesXXX\n" + OUT + "mpirun -np 8 XXXcommandXXX\n"
+    star = job_star("class2d-3.1.3.job.star", qsubscript="site.sh", use_gpu="No", nr_threads="1")
+    job = Job(tmp_path, "Class2D/job001/", template, star, [refine("Class2D/job001/", 4)], 4, 1)
+    (found,) = job.findings(monkeypatch, "mpi-tasks")
+    assert found.message == (
+        "mpirun -np 8 starts 8 processes of relion_refine_mpi but the job allocates 4 tasks (from the 'Number of MPI "
+        "procs' box) = 4 slots for mpirun, so mpirun refuses to start them ('There are not enough slots available'): "
+        "start 4 ranks in the template (site.sh) ('mpirun ... XXXmpinodesXXX' fills it in)"
+    )
+    job.template = template.replace("-np 8", "-np XXXmpinodesXXX")
+    assert job.findings(monkeypatch, "mpi-tasks") == []
+
+
+@pytest.mark.parametrize(
+    ("directives", "launcher"),
+    [
+        ("--ntasks=1 --cpus-per-task=4", "srun -n 4"),  # 4 CPUs hold 4 one-CPU tasks (ran on the testbed)
+        ("--ntasks=1", "srun -O -n 4"),  # --overcommit
+        ("--ntasks=1", "mpirun --oversubscribe -np 4"),
+        ("--ntasks=1", "mpirun --map-by core:OVERSUBSCRIBE -np 4"),
+        ("--ntasks=1 --exclusive", "srun -n 4"),  # a whole node's CPUs
+        ("--nodes=1-2 --ntasks-per-node=1", "mpirun -np 2"),  # a range: Slurm may give more
+        ("--ntasks=4", "srun -n 4"),
+        ("--ntasks=1", "srun -n $SLURM_NTASKS"),
+    ],
+)
+def test_a_launcher_count_the_job_can_hold(directives: str, launcher: str) -> None:
+    script = parse(f"#!/bin/bash\n#SBATCH {directives}\n{launcher} `which relion_refine_mpi` --o x\n")
+    (command,) = commands(script)
+    assert _launcher_over(script, Context(TESTBED, (), Boxes(None, {})), command) is None

@@ -16,14 +16,40 @@ from typing import NamedTuple
 from .. import gpus
 from ..relion import gui
 from ..script import Line, Script
+from ..slurm.options import SRUN_STEP, parse_words
 from .core import Context, Report, as_int, body_lines, effective, gres_entries, implements, profile_box
 
 # A RELION program word on a command line (`which relion_refine_mpi` in backquotes, a path, or bare).
 _PROGRAM = re.compile(r"^[`'\"]*(?:\S*/)?(relion_\w+?)(_mpi)?[`'\"]*$")
-# A launcher's own rank count (mpirun -n/-np/--np/-c, srun -n): then the template, not the allocation, says how many
-# ranks run (srun -c is CPUs per task, not a count).
-_LAUNCHERS_WITH_COUNT = ("-n", "-np", "--np", "--ntasks")
 _MPIRUN = ("mpirun", "mpiexec", "orterun")
+# OpenMPI 4.1 mpirun's rank counts (mpirun(1): "-c, -n, --n, -np <#>: Run this many copies of the program"; --np too).
+# It takes no "--np=N": the testbed's mpirun 4.1.4 answers 'unknown option "--np=2"'. (srun's are -n/--ntasks, parsed
+# with srun's own table: srun -c is CPUs per task, not a count.)
+_MPIRUN_COUNT = ("-c", "-n", "--n", "-np", "--np")
+# mpirun options that lift its slot limit or bring slots of their own (a host list, a hostfile): then the
+# allocation's tasks do not bound the count.
+_MPIRUN_FREE = (
+    "--oversubscribe",
+    "-oversubscribe",
+    "-H",
+    "--host",
+    "-host",
+    "--hostfile",
+    "-hostfile",
+    "--machinefile",
+    "-machinefile",
+    "--default-hostfile",
+)
+
+
+class Launcher(NamedTuple):
+    """The srun or mpirun that starts a RELION program with a rank count of its own (``srun -n 4``)."""
+
+    name: str  # srun, mpirun
+    words: tuple[str, ...]  # as written, from the launcher up to the program
+    ranks: str  # the rank count as written: 4, $SLURM_NTASKS
+    cpus: int  # the CPUs each task of the step asks for (srun -c; 1 otherwise)
+    free: bool  # srun --overcommit, mpirun --oversubscribe or hosts of its own: the allocation does not bound it
 
 
 class Command(NamedTuple):
@@ -33,7 +59,11 @@ class Command(NamedTuple):
     program: str  # relion_refine, relion_python_modelangelo
     mpi: bool  # the _mpi build (runs one process per task)
     words: tuple[str, ...]  # the line's words after the program
-    counted: bool  # started by `mpirun -n N`: the rank count is the template's, not the allocation's
+    launcher: Launcher | None  # started by `srun -n N`: the rank count is the template's, not the allocation's
+
+    @property
+    def counted(self) -> bool:
+        return self.launcher is not None
 
     def value(self, flag: str) -> str | None:
         """The word after ``flag`` (``--j 4``), or the value of ``flag=value``; None without it."""
@@ -58,15 +88,35 @@ def commands(script: Script) -> list[Command]:
         for i, word in enumerate(words):
             match = _PROGRAM.match(word)
             if match is not None:
-                launcher = words[:i]
-                mpirun = any(w.rsplit("/", 1)[-1] in _MPIRUN for w in launcher)
-                counted = any(
-                    w in _LAUNCHERS_WITH_COUNT or w.startswith(("--np=", "--ntasks=")) or (mpirun and w == "-c")
-                    for w in launcher
-                )
-                found.append(Command(line, match.group(1), match.group(2) is not None, tuple(words[i + 1 :]), counted))
+                launcher = _launcher(words[:i])
+                found.append(Command(line, match.group(1), match.group(2) is not None, tuple(words[i + 1 :]), launcher))
                 break
     return found
+
+
+def _launcher(words: list[str]) -> Launcher | None:
+    """The srun or mpirun among the words before a RELION program, when it gives a rank count of its own."""
+    while words and words[-1].startswith("`"):
+        words = words[:-1]  # the `which of `which relion_refine_mpi` (RELION 3.1's commands): the program's
+    for i, word in enumerate(words):
+        name = word.rsplit("/", 1)[-1]
+        if name == "srun":
+            parsed = parse_words(words[i + 1 :], command=SRUN_STEP)  # getopt_long as srun reads them
+            count = next((p.value for p in reversed(parsed) if p.name == "ntasks" and p.value), None)
+            cpus = next((as_int(p.value) for p in reversed(parsed) if p.name == "cpus-per-task"), None) or 1
+            free = any(p.name == "overcommit" for p in parsed)
+            return Launcher("srun", tuple(words[i:]), count, cpus, free) if count else None
+        if name in _MPIRUN:
+            rest = words[i + 1 :]
+            pairs = list(zip(rest, [*rest[1:], ""], strict=True))
+            count = next((value for flag, value in reversed(pairs) if flag in _MPIRUN_COUNT and value), None)
+            # --map-by <policy>:OVERSUBSCRIBE lifts the limit as --oversubscribe does (mpirun(1), --map-by modifiers).
+            mapped = [value for flag, value in pairs if flag in ("--map-by", "-map-by")]
+            free = any(w in _MPIRUN_FREE for w in rest) or any(
+                "OVERSUBSCRIBE" in re.split(r"[:,]", value.upper()) for value in mapped
+            )
+            return Launcher("mpirun", tuple(words[i:]), count, 1, free) if count else None
+    return None
 
 
 def tasks(script: Script, ctx: Context) -> int:
@@ -87,6 +137,15 @@ def _slurm(script: Script) -> bool:
     """Whether the script asks Slurm for anything: a template for another batch system (no #SBATCH line) is
     foreign_scheduler's to refuse, and its allocation is not sbatch's to count."""
     return next(script.directives(), None) is not None
+
+
+# Options that give the job CPUs other than tasks x --cpus-per-task: a whole node, a minimum per node, per GPU.
+_OTHER_CPUS = ("exclusive", "mincpus", "cpus-per-gpu")
+
+
+def _given(script: Script, ctx: Context, name: str) -> bool:
+    """Whether the job asks for --name at all (a valueless --exclusive too, which has no value to read)."""
+    return ctx.cli_has(name) or script.has(name)
 
 
 def _relion_number(ctx: Context, variable: str) -> int | None:
@@ -119,7 +178,7 @@ def _threads_flag(command: Command) -> str | None:
 @implements("threads_cpus")
 def threads_cpus(script: Script, ctx: Context, report: Report) -> Script:
     found = [c for c in commands(script) if _threads_flag(c)] if _slurm(script) else []
-    if not found or any(effective(script, ctx, o) for o in ("exclusive", "cpus-per-gpu", "mincpus")):
+    if not found or any(_given(script, ctx, o) for o in _OTHER_CPUS):
         return script  # CPUs given some other way (a whole node, per GPU): not judged here
     command = found[0]
     flag = _threads_flag(command) or "--j"
@@ -153,7 +212,11 @@ def threads_cpus(script: Script, ctx: Context, report: Report) -> Script:
 
 @implements("mpi_tasks")
 def mpi_tasks(script: Script, ctx: Context, report: Report) -> Script:
-    command = next((c for c in commands(script) if c.mpi and not c.counted), None) if _slurm(script) else None
+    found = commands(script) if _slurm(script) else []
+    over = next((m for m in (_launcher_over(script, ctx, c) for c in found if c.launcher) if m), None)
+    if over is not None:
+        report.problem(*over)
+    command = next((c for c in found if c.mpi and not c.counted), None)
     if command is None:
         return script
     allocated = tasks(script, ctx)
@@ -174,6 +237,45 @@ def mpi_tasks(script: Script, ctx: Context, report: Report) -> Script:
             f"{allocated} processes: {_tasks_fix(where, relion)}",
         )
     return script
+
+
+def _launcher_over(script: Script, ctx: Context, command: Command) -> tuple[int, str] | None:
+    """A launcher's own rank count the allocation cannot hold, as Slurm and OpenMPI judge it (checked on the testbed,
+    Slurm 22.05, OpenMPI 4.1.4, in a --ntasks=1 job): srun creates a step only within the job's CPUs (tasks x
+    --cpus-per-task; `srun -n 2` "Unable to create step for job N: More processors requested than permitted", and
+    with --cpus-per-task=2 it runs); OpenMPI's mpirun has one slot per task Slurm gives (SLURM_TASKS_PER_NODE, not the
+    CPUs) and does not oversubscribe them ("There are not enough slots available")."""
+    launcher, nodes = command.launcher, effective(script, ctx, "nodes") or ""
+    count = as_int(launcher.ranks) if launcher is not None and not launcher.free else None
+    if launcher is None or count is None or "-" in nodes:
+        return None  # a count the shell fills in, or a node range (Slurm may give more than its minimum)
+    allocated, per_task = tasks(script, ctx), as_int(effective(script, ctx, "cpus-per-task")) or 1
+    if launcher.name == "srun":
+        if count * launcher.cpus <= allocated * per_task or any(_given(script, ctx, o) for o in _OTHER_CPUS):
+            return None  # fits, or the job's CPUs are given some other way (a whole node, per GPU)
+        has = f"x {per_task} CPU{'s' if per_task > 1 else ''} per task"
+        refusal = "srun refuses the step ('More processors requested than permitted')"
+    else:
+        if count <= allocated:
+            return None
+        has = f"= {allocated} slot{'s' if allocated > 1 else ''} for mpirun"
+        refusal = "mpirun refuses to start them ('There are not enough slots available')"
+    relion, box = _relion_number(ctx, "nr_mpi"), gui.relion_box(ctx.boxes, "nr_mpi")
+    spelled = " ".join(launcher.words)
+    named = (
+        f"RELION's {box.removeprefix('the ').removesuffix(' box')} is {count}, and " if box and relion == count else ""
+    )
+    option = "ntasks" if effective(script, ctx, "ntasks") else "nodes"
+    if relion is not None and relion == allocated:  # the allocation is the box's: the launcher's count is fixed
+        where = gui.box(ctx, script, option) if effective(script, ctx, option) else ctx.boxes.where()
+        fix = f"start {relion} ranks in {ctx.boxes.where()} ('{launcher.name} ... {gui.MPINODES}' fills it in)"
+    else:
+        where = _where(script, ctx, option, "nr_mpi")
+        fix = _tasks_fix(where, relion or count)
+    return command.line.number, (
+        f"{named}{spelled} starts {count} processes of {command.program}{'_mpi' if command.mpi else ''} but the job "
+        f"allocates {allocated} task{'s' if allocated > 1 else ''} (from {where}) {has}, so {refusal}: {fix}"
+    )
 
 
 def _tasks_fix(where: str, relion: int | None) -> str:

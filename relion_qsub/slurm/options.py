@@ -248,6 +248,9 @@ SRUN_OPTIONS: tuple[Option, ...] = (
     ),
 )
 SRUN = Table.of(SRUN_OPTIONS)
+# srun's own step size as a template's command line gives it (``srun -n 4``, ``--ntasks=4``): the table above plus
+# ``-n/--ntasks`` (relion-launch reads those itself, so SRUN lacks them).
+SRUN_STEP = Table.of((*SRUN_OPTIONS, Option("ntasks", "n", REQUIRED)))
 
 
 EXACT, PREFIX, AMBIGUOUS, UNKNOWN = "exact", "prefix", "ambiguous", "unknown"
