@@ -490,3 +490,20 @@ def test_a_launcher_count_the_job_can_hold(directives: str, launcher: str) -> No
     script = parse(f"#!/bin/bash\n#SBATCH {directives}\n{launcher} `which relion_refine_mpi` --o x\n")
     (command,) = commands(script)
     assert _launcher_over(script, Context(TESTBED, (), Boxes(None, {})), command) is None
+
+
+@pytest.mark.slurm
+@pytest.mark.parametrize("launcher", ["srun -n 2", "mpirun -np 2"])
+def test_launcher_over_count_fails_as_said(launcher: str, tmp_path: Path) -> None:
+    """The refusal mpi_tasks quotes is what the real srun / OpenMPI mpirun say in a one-task job (a 2-rank step)."""
+    head = "#!/bin/bash\n#SBATCH --ntasks=1\n#SBATCH -p norm\n#SBATCH --time=0:02:00\n"
+    script = parse(head + f"{launcher} `which relion_refine_mpi` --o x\n")
+    (command,) = commands(script)
+    found = _launcher_over(script, Context(TESTBED, (), Boxes(None, {})), command)
+    assert found is not None
+    said = re.findall(r"\('([^']+)'\)", found[1])[-1]  # the refusal the message quotes
+    # OpenMPI's mpirun refuses root unless told (the testbed's jobs run as the submitting user), and uses TCP there.
+    env = job_env(OMPI_MCA_btl="self,tcp", OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    done = submit_and_wait(head + f"{launcher} hostname\necho rc=$?\n", tmp_path, env=env, timeout=120)
+    assert said in done.output, (said, done.output)
+    assert "rc=0" not in done.output, done.output

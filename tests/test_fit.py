@@ -178,13 +178,47 @@ def test_fully_filled_template_whose_size_differs_from_relions_boxes_is_refused(
     (message,) = errors(check(guard.format(mpi=8, threads=2)), "template-size")
     assert message == (
         "this template is for 4 MPI procs x 2 threads but RELION's Running tab says 8 x 2: set the 'Number of MPI "
-        "procs' box to 4 and the 'Number of threads' box to 2, or choose the template for 8 x 2"
+        "procs' box to 4, or choose the template for 8 x 2"
     )
     assert check(guard.format(mpi=4, threads=2)).ok
     # And through the submit path: refused before sbatch (prepare is what `relion-qsub` and `check` run).
     script = tmp_path / "run_submit.script"
     script.write_text(guard.format(mpi=4, threads=1))
     assert [c.rule for c in prepare(script, [], TESTBED).result.errors] == ["template-size"]
+
+
+@pytest.mark.parametrize(
+    ("fixture", "jobdir", "expected"),
+    [
+        # RELION 5.0.1 ModelAngelo: no MPI and no threads box (RelionJob::initialise), RELION fills 1 and 1.
+        ("modelangelo-5.0.1.job.star", "ModelAngelo/job021/", "choose the template for 1 x 1"),
+        # Class2D has both boxes: only the one whose value is not the template's is named.
+        (
+            "class2d-3.1.3.job.star",
+            "Class2D/job001/",
+            "set the 'Number of MPI procs' box to 4 and the 'Number of threads' box to 2, or choose the template for "
+            "1 x 1",
+        ),
+    ],
+)
+def test_template_size_names_only_the_boxes_the_job_has(
+    fixture: str, jobdir: str, expected: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A job.star says which Running-tab boxes the job has: a message never asks for a box the GUI does not show."""
+    guard = (
+        "#!/bin/bash\n#SBATCH --ntasks=4\n#SBATCH --partition=gpu\n#SBATCH --cpus-per-task=2\n"
+        'if [ "1" != "4" ] || [ "1" != "2" ]; then\n    exit 1\nfi\nsrun hostname\n'
+    )
+    job = tmp_path / jobdir
+    job.mkdir(parents=True)
+    (job / "job.star").write_text((Path(__file__).resolve().parent / "data" / "relion" / fixture).read_text())
+    (job / "run_submit.script").write_text(guard)
+    monkeypatch.chdir(tmp_path)
+    found = [c.message for c in prepare(Path(jobdir) / "run_submit.script", [], TESTBED).result.errors]
+    assert (
+        found.count(f"this template is for 4 MPI procs x 2 threads but RELION's Running tab says 1 x 1: {expected}")
+        == 1
+    ), found
 
 
 def test_walltime_with_a_space_blames_the_walltime_box() -> None:

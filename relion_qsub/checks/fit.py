@@ -342,11 +342,19 @@ def template_size(script: Script, ctx: Context, report: Report) -> None:
     if guard is None:
         return
     relion_mpi, mpi, relion_threads, threads = guard
-    if (relion_mpi, relion_threads) != (mpi, threads):
-        report.problem(
-            0,
-            f"this template is for {mpi} MPI procs x {threads} threads but RELION's Running tab says "
-            f"{relion_mpi} x {relion_threads}: set {_box('ntasks')} to {mpi} and "
-            f"{_box('cpus-per-task')} to {threads}, or choose the template for "
-            f"{relion_mpi} x {relion_threads}",
-        )
+    if (relion_mpi, relion_threads) == (mpi, threads):
+        return
+    # Only a box the job's Running tab has (job.star: ModelAngelo and DynaMight have no 'Number of MPI procs', and
+    # RELION then fills XXXmpinodesXXX with 1), and only one whose value is not the template's.
+    boxes = [
+        f"{box} to {want}"
+        for variable, have, want in (("nr_mpi", relion_mpi, mpi), ("nr_threads", relion_threads, threads))
+        if have != want and (box := gui.relion_box(ctx.boxes, variable))
+    ]
+    choose = f"choose the template for {relion_mpi} x {relion_threads}"
+    fix = f"set {' and '.join(boxes)}, or {choose}" if boxes else choose
+    report.problem(
+        0,
+        f"this template is for {mpi} MPI procs x {threads} threads but RELION's Running tab says "
+        f"{relion_mpi} x {relion_threads}: {fix}",
+    )
