@@ -387,6 +387,8 @@ def test_a_fixed_partition_is_changed_in_the_template(tmp_path: Path, monkeypatc
     ("launcher", "counted"),
     [
         ("srun", False),
+        ("mpirun", False),
+        ("mpirun -np", False),
         ("srun -c 4", False),
         ("srun -n 4", True),
         ("mpirun -np 4", True),

@@ -108,7 +108,7 @@ def _launcher(words: list[str]) -> Launcher | None:
             return Launcher("srun", tuple(words[i:]), count, cpus, free) if count else None
         if name in _MPIRUN:
             rest = words[i + 1 :]
-            pairs = list(zip(rest, [*rest[1:], ""], strict=True))
+            pairs = [(word, rest[k + 1] if k + 1 < len(rest) else "") for k, word in enumerate(rest)]
             count = next((value for flag, value in reversed(pairs) if flag in _MPIRUN_COUNT and value), None)
             # --map-by <policy>:OVERSUBSCRIBE lifts the limit as --oversubscribe does (mpirun(1), --map-by modifiers).
             mapped = [value for flag, value in pairs if flag in ("--map-by", "-map-by")]

@@ -336,7 +336,9 @@ RULES: tuple[Rule, ...] = (
         "relion_*_mpi runs one process per task the job allocates, not RELION's 'Number of MPI procs': with one "
         "task it stops ('at least 2 MPI processes are required')",
         "a `relion_*_mpi` command in a job that allocates one task (`--ntasks=1` fixed in the template while "
-        "'Number of MPI procs' says 4); a count that differs otherwise is a warning",
+        "'Number of MPI procs' says 4); a count that differs otherwise is a warning; a launcher's own count beyond "
+        "the allocation (`srun -n 4` in more than the job's tasks x CPUs per task: 'More processors requested than "
+        "permitted'; `mpirun -np 4` in more than one slot per task: 'There are not enough slots available')",
     ),
     Rule(
         "missing_chdir",
