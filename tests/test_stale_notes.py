@@ -25,7 +25,7 @@ HEX = "1f2e3d4c5b6a7988"
 
 
 def submitted(job: Path, job_id: str | None, when: datetime, **more: object) -> None:
-    line = record.Record(time=when.isoformat(), submitted=job_id is not None, job_id=job_id, **more)  # type: ignore[arg-type]
+    line = record.Record(time=when.strftime("%Y-%m-%dT%H:%M:%S%z"), submitted=job_id is not None, job_id=job_id, **more)  # type: ignore[arg-type]
     assert record.append(job / jobdir.RECORD, line) == ""
 
 
@@ -39,6 +39,7 @@ def test_only_old_superseded_notes_are_stale(hostile_path: Path) -> None:
     (superseded but recent: its job may still run), 14 (the dir's last job), 15 (the current submission's own),
     99 (the record does not know it), the kept-job file, and every file that is not a note."""
     job = hostile_path
+    submitted(job, "15", OLD - timedelta(days=400))  # Slurm recycled the id: the current job's note stays anyway
     submitted(job, "11", OLD - timedelta(hours=1), token=f"relion-qsub:{HEX}")
     submitted(job, "12", OLD)
     submitted(job, None, OLD, error="refused")
@@ -92,8 +93,9 @@ def test_a_rerun_removes_the_stale_note_with_two_controller_calls(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fp: FakeProcess
 ) -> None:
     """A re-run (a RELION Continue) into a dir whose earlier runs left notes and a kept-job file: the submission
-    makes the same two controller calls as any (its job's sbatch and its watcher's), and afterwards only the
-    recent run's note, the kept-job file and the record's lines are left of the earlier runs."""
+    makes the same two controller calls as any (its job's sbatch and its watcher's, refused again), and afterwards
+    only the recent run's note, the kept-job file and the record's lines are left of the earlier runs, beside this
+    run's own note."""
     job = tmp_path / "Class2D" / "job007"
     job.mkdir(parents=True)
     (job / "run_submit.script").write_text(SCRIPT)
@@ -103,10 +105,12 @@ def test_a_rerun_removes_the_stale_note_with_two_controller_calls(
     old, recent, kept = note(job, "80"), note(job, "81"), job / jobdir.kept_name(f"relion-qsub:{HEX}")
     kept.write_text("80")
     fp.register(["sbatch", "--no-requeue", fp.any()], stdout="Submitted batch job 82\n")
-    fp.register(["sbatch", "--parsable", fp.any()], stdout="83\n")
+    refused = "sbatch: error: QOSMaxSubmitJobPerUserLimit\n"
+    fp.register(["sbatch", "--parsable", fp.any()], stderr=refused, returncode=1)
     monkeypatch.chdir(tmp_path)
     assert qsub_main(["--site", "testbed", "Class2D/job007/run_submit.script"]) == 0
     assert len(fp.calls) == 2
     assert not old.exists() and recent.exists() and kept.read_text() == "80"
+    assert "QOSMaxSubmitJobPerUserLimit" in jobdir.unwatched_note(job, "82").read_text()  # this run's own note
     lines = [json.loads(line)["job_id"] for line in (job / jobdir.RECORD).read_text().splitlines()]
     assert lines == ["80", "81", "82"]
