@@ -555,7 +555,20 @@ def run(
     finally:
         hooks.said(submission.stderr)
     record(prepared, submission.entry())
+    if prepared.jobdir is not None:
+        tidy(prepared.jobdir, submission)
     return Outcome(Status.SUBMITTED, submission.returncode, submission=submission)
+
+
+def tidy(job_dir: Path, sub: Submission) -> None:
+    """Remove the notes of earlier runs of the job dir that no job can still need (runs.stale_notes), once this
+    submission is recorded (so the record shows them superseded). Best effort, no controller call: a note that
+    cannot be removed only takes a directory entry, and the next submission tries again."""
+    for path in runs.stale_notes(job_dir, sub.job_id or ""):
+        try:
+            path.unlink()
+        except OSError:
+            pass
 
 
 def _failure(exc: RelionQsubError, exit_code: int | None = None) -> Outcome:

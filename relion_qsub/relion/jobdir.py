@@ -123,6 +123,13 @@ def unwatched_note(jobdir: Path, job_id: str) -> Path:
     return jobdir / f"{UNWATCHED}.{job_id}"
 
 
+def unwatched_job_id(name: str) -> str | None:
+    """The Slurm job id whose note (see UNWATCHED) the file ``name`` is; None for any other name. Kept-job files
+    (KEPT_PREFIX) are never such a note: they outlive their run (runs.stale_notes says why)."""
+    head, dot, job_id = name.partition(".")
+    return job_id if head == UNWATCHED and dot and job_id.isdigit() and job_id.isascii() else None
+
+
 def leave_unwatched_note(jobdir: Path, job_id: str, line: str) -> str:
     """Write the note (one line) for Slurm job ``job_id``; "" when written, else why not. Written while the job is
     still held, so it is whole before the job can start and read it; never through a symlink."""

@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, NamedTuple
 from . import jobdir
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from . import record
 
 ENV = "RELION_QSUB_RUN"  # the normalised script exports the run's stamp to everything the job runs (relion-launch)
@@ -109,6 +111,45 @@ def previous_watcher(job_dir: Path) -> str | None:
     """The newest end-watcher recorded in ``job_dir`` (read before the new submission is recorded). Only it can still
     be pending: every submission cancels the one before it (a refused submission submits none and cancels none)."""
     return next((entry.watcher for entry in reversed(entries(job_dir)) if entry.watcher), None)
+
+
+# How long after its submission a superseded run's note (jobdir.UNWATCHED) stays: see stale_notes.
+NOTE_KEPT_S = 24 * 3600
+
+
+def stale_notes(job_dir: Path, current: str, now: datetime | None = None) -> list[Path]:
+    """The notes of refused end-watchers (jobdir.UNWATCHED) in ``job_dir`` that no job can still need, for the
+    submission of Slurm job ``current`` (whose own note is never one) to remove: one directory listing, and the
+    record is read only when there is an earlier note.
+
+    A note is read only by its own job (jobend.note_lines, jobend.main). One is stale when the record shows its job's
+    submission superseded (a later line has a job: then the job's trap writes no exit file with or without its note,
+    runs.mark) and the line is NOTE_KEPT_S old: by then the job has most likely ended, and if it has not, all it
+    loses is printing the note into the newer run's run.out and run.err. A note the record does not know (its line
+    could not be written) stays. Kept-job files (jobdir.KEPT_PREFIX) always stay: the job a lost request creates may
+    appear and pend for as long as the cluster is full, and when it starts without its file its guard lets it run
+    the superseded run's program in the job dir, whose own RELION_JOB_EXIT_* would end the newer run in RELION; only
+    Slurm could say that no such job is left, which costs a controller call."""
+    try:
+        names = os.listdir(job_dir)
+    except OSError:
+        return []
+    notes = {job_id: name for name in names if (job_id := jobdir.unwatched_job_id(name)) and job_id != current}
+    if not notes:
+        return []
+    from datetime import UTC, datetime
+
+    now = now or datetime.now(UTC)
+    found = entries(job_dir)
+    stale = []
+    for job_id, name in sorted(notes.items(), key=lambda item: int(item[0])):
+        mine = [i for i, entry in enumerate(found) if entry.job_id == job_id]
+        if not mine or not any(entry.job_id for entry in found[mine[-1] + 1 :]):
+            continue  # unknown, or still the dir's last job
+        when = found[mine[-1]].when
+        if when is not None and when.tzinfo is not None and (now - when).total_seconds() >= NOTE_KEPT_S:
+            stale.append(job_dir / name)
+    return stale
 
 
 def mark(job_dir: Path, name: str, line: str, job_id: str | None, stamp: Stamp | None) -> jobdir.Marked:
