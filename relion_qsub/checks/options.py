@@ -338,7 +338,7 @@ def missing_chdir(script: Script, ctx: Context, report: Report) -> Script:
     where = "the command line" if line is None else (ctx.box_for(line.number, line.text) or "the template")
     report.problem(
         line.number if line is not None else 0,
-        f"--chdir={clip(value)} is no directory ({clip(path, 80)} does not exist), so the job would fail at start "
+        f"--chdir={clip(value)} is no directory ({path} does not exist), so the job would fail at start "
         f"with no output: remove --chdir from {where} (the job then starts in the submit directory, RELION's project "
         "directory) or name a directory that exists",
     )
