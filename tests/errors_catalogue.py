@@ -17,7 +17,7 @@ from pathlib import Path
 from relion_qsub import profile
 from relion_qsub.checks.core import Change
 from relion_qsub.checks.registry import RULES, Action, Kind, Rule
-from relion_qsub.submit import prepare
+from relion_qsub.prepare import prepare
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "tests" / "corpus"

@@ -7,8 +7,6 @@ and review ``git diff tests/golden`` before committing.
 
 from __future__ import annotations
 
-import difflib
-import os
 from pathlib import Path
 
 import pytest
@@ -18,6 +16,7 @@ from relion_qsub.checks.core import Context
 from relion_qsub.checks.engine import normalise
 from relion_qsub.relion.gui import Boxes
 from relion_qsub.script import parse
+from tests import goldens
 
 HERE = Path(__file__).resolve().parent
 CORPUS = sorted((HERE / "corpus").glob("*.script"))
@@ -40,25 +39,7 @@ def test_corpus_is_not_empty() -> None:
 def test_golden(script: Path) -> None:
     golden = GOLDEN / f"{script.stem}.slurm"
     actual = expected_text(script)
-    if os.environ.get("RELION_QSUB_RERECORD") == "1":
-        GOLDEN.mkdir(exist_ok=True)
-        golden.write_text(actual)
-        return
-    if not golden.exists():
-        pytest.fail(
-            f"no golden file {golden.relative_to(HERE.parent)}; record it: RELION_QSUB_RERECORD=1 "
-            f".venv/bin/pytest tests/test_golden.py -k {script.stem}"
-        )
-    expected = golden.read_text()
-    if actual != expected:
-        diff = "".join(
-            difflib.unified_diff(expected.splitlines(True), actual.splitlines(True), f"golden/{golden.name}", "now")
-        )
-        pytest.fail(
-            f"normalised {script.name} differs from its golden file:\n{diff}\nIf intended, re-record: "
-            f"RELION_QSUB_RERECORD=1 .venv/bin/pytest tests/test_golden.py -k {script.stem}",
-            pytrace=False,
-        )
+    goldens.check(golden, actual, f"normalised {script.name}", f"tests/test_golden.py -k {script.stem}")
 
 
 @pytest.mark.parametrize("script", CORPUS, ids=[p.stem for p in CORPUS])

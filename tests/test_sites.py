@@ -10,8 +10,6 @@ and review ``git diff tests/golden/sites`` before committing. Every case relion-
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import os
 import subprocess
 from pathlib import Path
 
@@ -21,6 +19,7 @@ from relion_qsub import profile
 from relion_qsub.checks.core import Context, Result
 from relion_qsub.checks.engine import normalise, parse_cli_options
 from relion_qsub.script import parse
+from tests import goldens
 from tests.sitecases import CASES, SITES, TEMPLATES, Case
 
 HERE = Path(__file__).resolve().parent
@@ -55,20 +54,7 @@ def test_every_template_is_used_and_in_the_manifest() -> None:
 def test_golden(case: Case) -> None:
     golden = GOLDEN / f"{case.name}.slurm"
     actual = expected_text(case)
-    if os.environ.get("RELION_QSUB_RERECORD") == "1":
-        GOLDEN.mkdir(parents=True, exist_ok=True)
-        golden.write_text(actual)
-        return
-    if not golden.exists():
-        pytest.fail(f"no golden file {golden}; record it: RELION_QSUB_RERECORD=1 .venv/bin/pytest {__file__}")
-    expected = golden.read_text()
-    if actual != expected:
-        diff = "".join(difflib.unified_diff(expected.splitlines(True), actual.splitlines(True), golden.name, "now"))
-        pytest.fail(
-            f"{case.name} differs from its golden file:\n{diff}\nIf intended, re-record: "
-            f"RELION_QSUB_RERECORD=1 .venv/bin/pytest tests/test_sites.py -k {case.name}",
-            pytrace=False,
-        )
+    goldens.check(golden, actual, case.name, f"tests/test_sites.py -k {case.name}")
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)

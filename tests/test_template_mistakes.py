@@ -15,7 +15,6 @@ Re-record the golden files (then review ``git diff tests/golden/mistakes``):
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import os
 import subprocess
 from collections.abc import Callable
@@ -25,7 +24,8 @@ import pytest
 
 from relion_qsub import profile
 from relion_qsub.errors import ProfileError
-from relion_qsub.submit import prepare
+from relion_qsub.prepare import prepare
+from tests import goldens
 from tests.test_relionfill import Case as RelionCase
 from tests.test_relionfill import pipeliner, run_relion
 
@@ -55,7 +55,6 @@ source = "jobtype"
 source = "env"
 value = "SITE_EXTRA_SBATCH"
 """
-RERECORD = os.environ.get("RELION_QSUB_RERECORD") == "1"  # read now: judge() clears RELION_QSUB_* for each case
 ENV = {"SITE_QOS": "normal", "SITE_EXTRA_SBATCH": "--mail-type=NONE"}
 
 
@@ -270,15 +269,8 @@ def test_verdict_message_and_golden(
         found = [c for c in result.changes if c.rule == mistake.rule and mistake.message in c.message]
         assert found, [str(c) for c in result.changes]
     actual = golden_text(mistake, result, project)
-    golden = GOLDEN / f"{mistake.name}.slurm"
-    if RERECORD:
-        GOLDEN.mkdir(parents=True, exist_ok=True)
-        golden.write_text(actual)
-        return
-    expected = golden.read_text() if golden.exists() else ""
-    if actual != expected:
-        diff = "".join(difflib.unified_diff(expected.splitlines(True), actual.splitlines(True), golden.name, "now"))
-        pytest.fail(f"{mistake.name} differs from its golden file (re-record: see the module docstring):\n{diff}")
+    rerecord = f"tests/test_template_mistakes.py -m 'not slurm' -k {mistake.name}"
+    goldens.check(GOLDEN / f"{mistake.name}.slurm", actual, mistake.name, rerecord)
 
 
 FIXABLE = [m for m in MISTAKES if m.rule and m.rule != "placeholders"]
