@@ -198,3 +198,11 @@ def synthetic_particles(where: Path, *tools: str) -> Path:
     )  # fmt: skip
     assert proj.returncode == 0 and (where / "parts.star").exists(), proj.stdout + proj.stderr
     return where / "parts.star"
+
+
+def run_jobs(project: Path, job: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    """``relion_pipeliner --RunJobs JOB`` in the background, as the GUI's Run and Continue (RELION's runJob on that
+    job): it writes job.star and run_submit.script, runs the Queue submit command, and returns once a
+    RELION_JOB_EXIT_* file appears in the job dir (its output: stdout, with stderr)."""
+    argv = ["relion_pipeliner", "--RunJobs", job, "--sec_wait_after", "0"]
+    return subprocess.Popen(argv, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -20,7 +20,7 @@ import pytest
 
 from relion_qsub import watch
 from relion_qsub.relion import record, runs
-from tests.slurmtools import cancel, job_info, run, wait_until
+from tests.slurmtools import cancel, job_info, run, run_jobs, wait_until
 from tests.test_reliability_cluster import env
 from tests.test_reliability_pipeliner_cluster import FAILED, pipeliner
 
@@ -77,14 +77,7 @@ def continue_job(project: Path, body: str, directives: str = "--comment=continue
     head = text[: text.index('echo "job $SLURM_JOB_ID started"\n')]
     template.write_text(head + 'echo "job $SLURM_JOB_ID started"\n' + body + "\n")
     job_env = env(RELION_QSUB_SITE="testbed", RELION_QSUB_EXTRA_COUNT="1", RELION_QSUB_EXTRA1="SBATCH directives")
-    return subprocess.Popen(
-        ["relion_pipeliner", "--RunJobs", JOB, "--sec_wait_after", "0"],
-        cwd=project,
-        env=job_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    return run_jobs(project, JOB, job_env)
 
 
 def state(job_id: str) -> str:

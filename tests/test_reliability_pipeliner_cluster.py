@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.slurmtools import cancel, job_info, run, wait_for_job, wait_until
+from tests.slurmtools import cancel, job_info, run, run_jobs, wait_for_job, wait_until
 from tests.test_reliability_cluster import _second_node, controller_pid, env
 
 pytestmark = [pytest.mark.slurm, pytest.mark.relion]
@@ -62,14 +62,7 @@ def pipeliner(
     )
     kw = dict(cwd=project, env=job_env, capture_output=True, text=True, timeout=60, check=True)
     subprocess.run(["relion_pipeliner", "--addJob", "Class2D", "--addJobOptions", options], **kw)  # type: ignore[call-overload]
-    return subprocess.Popen(
-        ["relion_pipeliner", "--RunJobs", "Class2D/job001/", "--sec_wait_after", "0"],
-        cwd=project,
-        env=job_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    return run_jobs(project, "Class2D/job001/", job_env)
 
 
 def job_id_of(project: Path) -> str:
