@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, NamedTuple
 from ..profile import Site
 from ..relion import gui
 from ..relion.gui import Boxes
-from ..relion.jobdir import JOB_STAR
 from ..script import Kind, Line, Script, directive_line
 from ..slurm.options import BY_NAME, Parsed
 from . import registry
@@ -80,12 +79,8 @@ class Context:
 
     @property
     def job_star(self) -> JobStar | None:
-        """The job dir's job.star (relion.jobstar.of_job_dir). Read lazily: only a job dir with one pays the import."""
-        if self.jobdir is None or not (self.jobdir / JOB_STAR).is_file():
-            return None
-        from ..relion import jobstar
-
-        return jobstar.of_job_dir(self.jobdir)
+        """The job dir's job.star (relion.gui.job_star: only a job dir with one pays the import)."""
+        return gui.job_star(self.jobdir)
 
     def job_value(self, variable: str) -> str | None:
         """A box's value as job.star holds it (``nr_mpi``); None without a job.star or when the job has no such box."""

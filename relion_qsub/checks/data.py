@@ -51,12 +51,7 @@ def project_dir(script: Script) -> Path:
 def continued_input(script: Script) -> str | None:
     """A continued run's particles: relion_refine has --continue instead of --i; RELION's job.star (written before
     every run, src/pipeliner.cpp runJob) still names the input the user chose, joboption ``fn_img``."""
-    found = jobdir.of_script(Path(script.path)) if script.path else None
-    if found is None:
-        return None
-    from ..relion import jobstar  # only a continued run asks RELION's record
-
-    saved = jobstar.of_job_dir(found)
+    saved = gui.job_star(jobdir.of_script(Path(script.path))) if script.path else None
     return saved.text("fn_img") if saved is not None else None
 
 

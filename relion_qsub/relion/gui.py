@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import Protocol
 
+    from .jobstar import JobStar
+
     class _Change(Protocol):
         @property
         def action(self) -> str: ...
@@ -263,18 +265,25 @@ def from_environment(environ: Mapping[str, str]) -> Boxes:
     return Boxes(_read_template(path) if path else None, _labels(environ), path or None)
 
 
+def job_star(jobdir: Path | None) -> JobStar | None:
+    """The job.star RELION wrote in ``jobdir`` (relion.jobstar.of_job_dir), the reader imported only for a dir that
+    has one: the submit path of a standalone script, or of a job dir without one, pays nothing for it."""
+    from .jobdir import JOB_STAR  # here: relion-launch's layout imports this module for MPINODES alone
+
+    if jobdir is None or not (jobdir / JOB_STAR).is_file():
+        return None
+    from . import jobstar
+
+    return jobstar.of_job_dir(jobdir)
+
+
 def of_job_dir(jobdir: Path | None, environ: Mapping[str, str]) -> Boxes:
     """A job's boxes: from its job.star when RELION wrote one (the template it really filled, every box's value:
     RELION writes job.star before it runs the Queue submit command), else from RELION's environment
-    (RELION_QSUB_TEMPLATE is only the GUI's starting default). job.star is imported only for a dir that has one."""
-    from .jobdir import JOB_STAR  # here: relion-launch's layout imports this module for MPINODES alone
-
-    if jobdir is not None and (jobdir / JOB_STAR).is_file():
-        from . import jobstar
-
-        job = jobstar.of_job_dir(jobdir)
-        if job is not None:
-            return from_job(job.options, str(jobdir.parent.parent), environ)
+    (RELION_QSUB_TEMPLATE is only the GUI's starting default)."""
+    job = job_star(jobdir)
+    if job is not None and jobdir is not None:
+        return from_job(job.options, str(jobdir.parent.parent), environ)
     return from_environment(environ)
 
 
