@@ -212,13 +212,13 @@ def test_build_cli_writes_the_tree(tmp_path: Path) -> None:
 
 
 def _monitors(tree: Path) -> list[psutil.Process]:
-    """lscratch_mon.sh processes started from ``tree`` (and only those: other tests' trees are not ours)."""
+    """lscratch_mon.sh processes started from ``tree`` (and only those: other tests' trees are not ours). A
+    monitor's own subshells (a command substitution forks bash, with the monitor's command line, for a moment) are
+    the monitor at work, not a second one: seen once in a CI rehearsal as a 'terminated' twin."""
     script = str(tree / "lscratch_mon.sh")
-    found = []
-    for p in psutil.process_iter(["cmdline"]):
-        if script in (p.info["cmdline"] or []):
-            found.append(p)
-    return found
+    found = [p for p in psutil.process_iter(["cmdline", "ppid"]) if script in (p.info["cmdline"] or [])]
+    pids = {p.pid for p in found}
+    return [p for p in found if p.info["ppid"] not in pids]
 
 
 def _gone_within(tree: Path, seconds: float) -> list[psutil.Process]:
